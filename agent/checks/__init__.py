@@ -1,0 +1,59 @@
+"""Checks: small classes that only collect facts; the base owns timeout, thread hop and failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from agent.commands import CommandNotFound, Runner, run_command
+from shared.base import Signal
+from shared.wire import Unknown
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check may use: its config section, a command runner and the filesystem root to read."""
+
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    run: Runner = run_command
+    root: Path = Path("/")
+
+
+class Check:
+    """Base of every check: subclasses set `kind` and implement `collect`, which may block."""
+
+    kind: ClassVar[str]
+    timeout: ClassVar[float] = 120.0
+    default_interval: ClassVar[float] = 300.0
+
+    def __init__(self, context: CheckContext | None = None) -> None:
+        self.context = context or CheckContext()
+
+    def collect(self) -> list[Signal]:
+        """Gather the facts; runs in a worker thread, so blocking calls are fine here."""
+        raise NotImplementedError
+
+    async def run(self) -> list[Signal]:
+        """Collect off the event loop within the timeout; any failure becomes an `unknown` signal."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.collect), self.timeout)
+        except TimeoutError:
+            error = f"timed out after {self.timeout:.0f} s"
+        except CommandNotFound as exc:
+            error = str(exc)
+        except Exception as exc:
+            log.exception("check %s failed", self.kind)
+            error = f"{type(exc).__name__}: {exc}"
+        return [Unknown(collected_at=datetime.now(UTC), check=self.kind, error=error)]
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware in UTC (what every wire timestamp is)."""
+    return datetime.now(UTC)

@@ -1,0 +1,59 @@
+"""Rules: pure functions from a signal and what was known before to evaluations. No I/O in here."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from shared.wire import Signal
+
+Status = Literal["ok", "warning", "critical", "unknown"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A rule's verdict on one subject of one device; `ok` resolves an open alert with the same subject."""
+
+    rule: str
+    subject: str
+    status: Status
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class History:
+    """What a rule may know besides the new signal: earlier signals (newest first), time, settings."""
+
+    now: datetime
+    hostname: str
+    previous: tuple[Signal, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+Rule = Callable[[Any, History], list[Evaluation]]
+
+
+def fingerprint(rule: str, agent_id: str, subject: str) -> str:
+    """The identity of an alert: the same rule, device and subject always give the same fingerprint."""
+    return hashlib.sha256(f"{rule}\x00{agent_id}\x00{subject}".encode()).hexdigest()[:32]
+
+
+def rules_by_kind() -> dict[str, Rule]:
+    """The rule that evaluates each signal kind."""
+    from collector.rules import heartbeat, unknown
+
+    return {"heartbeat": heartbeat.evaluate, "unknown": unknown.evaluate}
+
+
+def evaluate(signal: Signal, history: History) -> list[Evaluation]:
+    """Run the signal's rule; a signal of a kind that was `unknown` before also clears that alert."""
+    from collector.rules import unknown
+
+    evaluations = rules_by_kind()[signal.kind](signal, history)
+    if signal.kind != "unknown":
+        evaluations.append(Evaluation(unknown.RULE, signal.kind, "ok", f"{signal.kind} is collecting again"))
+    return evaluations

@@ -1,0 +1,41 @@
+"""The heartbeat rule: a device is offline when its heartbeats stop, and online again when one arrives."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from collector.rules import Evaluation, History
+from shared.wire import Heartbeat
+
+RULE = "device_offline"
+SUBJECT = "device"
+
+
+def evaluate(signal: Heartbeat, history: History) -> list[Evaluation]:
+    """A heartbeat means the device is online: resolve its offline alert, if one is open."""
+    return [Evaluation(RULE, SUBJECT, "ok", f"{signal.hostname} is reporting again")]
+
+
+def evaluate_silence(
+    hostname: str,
+    last_seen: datetime,
+    now: datetime,
+    offline_after: timedelta,
+    collector_up_since: datetime,
+    grace: timedelta,
+) -> Evaluation | None:
+    """Offline when nothing arrived for `offline_after`; None while the collector itself is in its grace period.
+
+    After the collector was down, agents' outboxes need time to drain, so nobody is declared offline
+    until `grace` has passed since the collector came up.
+    """
+    if now - collector_up_since < grace:
+        return None
+    silent_for = now - last_seen
+    if silent_for < offline_after:
+        return Evaluation(RULE, SUBJECT, "ok", f"{hostname} is reporting")
+    minutes = int(silent_for.total_seconds() // 60)
+    return Evaluation(
+        RULE, SUBJECT, "critical", f"{hostname} is offline: no heartbeat for {minutes} min",
+        {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())},
+    )

@@ -1,0 +1,96 @@
+"""The wire schema: one versioned envelope carrying typed signals from an agent to the collector."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, Field, TypeAdapter
+
+from shared.base import Signal, WireModel, fact
+
+SCHEMA_VERSION = 1
+MAX_SIGNALS_PER_ENVELOPE = 200
+
+
+class Interface(WireModel):
+    """One network interface of the device."""
+
+    name: str = fact("Interface name as the OS shows it")
+    mac: str | None = fact("Hardware address, lower-case colon-separated", "MAC-48", default=None)
+    addresses: list[str] = fact("IPv4/IPv6 addresses with prefix length", "CIDR", default_factory=list)
+
+
+class FilesystemUse(WireModel):
+    """Space used on one mounted filesystem, as summarised in the heartbeat."""
+
+    mount: str = fact("Mount point or drive letter")
+    total_bytes: int = fact("Size of the filesystem", "bytes", ge=0)
+    used_bytes: int = fact("Space in use", "bytes", ge=0)
+
+
+class UserSession(WireModel):
+    """One logged-on user session."""
+
+    name: str = fact("User name")
+    terminal: str | None = fact("Terminal or session name (console, rdp-tcp#0, pts/1)", default=None)
+    host: str | None = fact("Remote host the session comes from, if any", default=None)
+    started_at: AwareDatetime | None = fact("When the session started", "ISO 8601 timestamp", default=None)
+
+
+class Heartbeat(Signal):
+    """The device is alive: who and what it is, and a summary of its load."""
+
+    kind: Literal["heartbeat"] = "heartbeat"
+    hostname: str = fact("Host name of the device")
+    os_name: str = fact("Operating system family (Windows, Linux, Darwin)")
+    os_version: str = fact("Operating system release and version")
+    agent_version: str = fact("fieldpost agent version")
+    boot_time: AwareDatetime = fact("When the device last booted", "ISO 8601 timestamp")
+    uptime_seconds: float = fact("Time since boot", "seconds", ge=0)
+    interfaces: list[Interface] = fact("Network interfaces with addresses", default_factory=list)
+    default_gateway: str | None = fact("Default IPv4 gateway address", "IPv4 address", default=None)
+    cpu_count: int = fact("Logical CPUs", "count", ge=1)
+    cpu_percent: float = fact("CPU use over the last sampling interval", "percent", ge=0, le=100)
+    memory_total_bytes: int = fact("Physical memory", "bytes", ge=0)
+    memory_used_percent: float = fact("Physical memory in use", "percent", ge=0, le=100)
+    filesystems: list[FilesystemUse] = fact("Space used per mounted filesystem", default_factory=list)
+    users: list[UserSession] = fact("Logged-on user sessions", default_factory=list)
+
+
+class Unknown(Signal):
+    """A check could not look: the facts are unknown, never assumed healthy."""
+
+    kind: Literal["unknown"] = "unknown"
+    check: str = fact("Name of the check that could not collect (e.g. disk_health)")
+    error: str = fact("Why the check could not collect, including what to do about it when known")
+
+
+AnySignal = Annotated[Heartbeat | Unknown, Field(discriminator="kind")]
+
+
+class Envelope(WireModel):
+    """One upload from one agent: a sequence-numbered batch of signals."""
+
+    schema_version: Literal[1] = fact("Wire schema version; the collector rejects versions it does not know")
+    agent_id: str = fact("Agent id issued at enrolment", min_length=1, max_length=64)
+    seq: int = fact("Per-agent sequence number, increasing by one per envelope, kept across restarts",
+                    "count", ge=1)
+    boot_id: str = fact("Identifier of the device's current boot; changes at every reboot",
+                        min_length=1, max_length=64)
+    sent_at: AwareDatetime = fact("When the agent first queued this envelope", "ISO 8601 timestamp")
+    signals: list[AnySignal] = fact("The signals carried", min_length=1,
+                                    max_length=MAX_SIGNALS_PER_ENVELOPE)
+
+
+class ReportBatch(WireModel):
+    """The body of `POST /api/v1/reports`: one or more envelopes from the same agent, oldest first."""
+
+    envelopes: list[Envelope] = fact("Envelopes in sequence order", min_length=1, max_length=100)
+
+
+SIGNAL_ADAPTER: TypeAdapter[Heartbeat | Unknown] = TypeAdapter(AnySignal)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a report batch, as the collector accepts it."""
+    return ReportBatch.model_json_schema()
