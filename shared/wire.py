@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, Field, TypeAdapter
 
 from shared.base import Signal, WireModel, fact
+from shared.disk_health import DiskHealth
 
 SCHEMA_VERSION = 1
 MAX_SIGNALS_PER_ENVELOPE = 200
@@ -65,13 +66,13 @@ class Unknown(Signal):
     error: str = fact("Why the check could not collect, including what to do about it when known")
 
 
-AnySignal = Annotated[Heartbeat | Unknown, Field(discriminator="kind")]
+AnySignal = Annotated[Heartbeat | Unknown | DiskHealth, Field(discriminator="kind")]
 
 
 class Envelope(WireModel):
     """One upload from one agent: a sequence-numbered batch of signals."""
 
-    schema_version: Literal[1] = fact("Wire schema version; the collector rejects versions it does not know")
+    schema_version: Literal[1] = fact("Wire schema version; the collector rejects versions it does not know", "version")
     agent_id: str = fact("Agent id issued at enrolment", min_length=1, max_length=64)
     seq: int = fact("Per-agent sequence number, increasing by one per envelope, kept across restarts",
                     "count", ge=1)
@@ -88,7 +89,7 @@ class ReportBatch(WireModel):
     envelopes: list[Envelope] = fact("Envelopes in sequence order", min_length=1, max_length=100)
 
 
-SIGNAL_ADAPTER: TypeAdapter[Heartbeat | Unknown] = TypeAdapter(AnySignal)
+SIGNAL_ADAPTER: TypeAdapter[Heartbeat | Unknown | DiskHealth] = TypeAdapter(AnySignal)
 
 
 def json_schema() -> dict[str, Any]:

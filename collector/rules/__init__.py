@@ -37,23 +37,36 @@ class History:
 Rule = Callable[[Any, History], list[Evaluation]]
 
 
+@dataclass(frozen=True)
+class RuleSpec:
+    """A signal kind's rule and how many earlier signals of that kind it needs to see."""
+
+    evaluate: Rule
+    history: int = 0
+
+
 def fingerprint(rule: str, agent_id: str, subject: str) -> str:
     """The identity of an alert: the same rule, device and subject always give the same fingerprint."""
     return hashlib.sha256(f"{rule}\x00{agent_id}\x00{subject}".encode()).hexdigest()[:32]
 
 
-def rules_by_kind() -> dict[str, Rule]:
+def rules_by_kind() -> dict[str, RuleSpec]:
     """The rule that evaluates each signal kind."""
-    from collector.rules import heartbeat, unknown
+    from collector.rules import disk_health, heartbeat, unknown
 
-    return {"heartbeat": heartbeat.evaluate, "unknown": unknown.evaluate}
+    return {
+        "heartbeat": RuleSpec(heartbeat.evaluate),
+        "unknown": RuleSpec(unknown.evaluate),
+        # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
+        "disk_health": RuleSpec(disk_health.evaluate, history=24 * 8),
+    }
 
 
-def evaluate(signal: Signal, history: History) -> list[Evaluation]:
+def evaluate(spec: RuleSpec, signal: Signal, history: History) -> list[Evaluation]:
     """Run the signal's rule; a signal of a kind that was `unknown` before also clears that alert."""
     from collector.rules import unknown
 
-    evaluations = rules_by_kind()[signal.kind](signal, history)
+    evaluations = spec.evaluate(signal, history)
     if signal.kind != "unknown":
         evaluations.append(Evaluation(unknown.RULE, signal.kind, "ok", f"{signal.kind} is collecting again"))
     return evaluations

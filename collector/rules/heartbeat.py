@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from collector.rules import Evaluation, History
 from shared.wire import Heartbeat
@@ -34,8 +34,9 @@ def evaluate_silence(
     silent_for = now - last_seen
     if silent_for < offline_after:
         return Evaluation(RULE, SUBJECT, "ok", f"{hostname} is reporting")
-    minutes = int(silent_for.total_seconds() // 60)
+    # The summary names the last heartbeat, not the silence so far, so repeated sweeps do not count as changes.
     return Evaluation(
-        RULE, SUBJECT, "critical", f"{hostname} is offline: no heartbeat for {minutes} min",
+        RULE, SUBJECT, "critical",
+        f"{hostname} is offline: last heartbeat {last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
         {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())},
     )

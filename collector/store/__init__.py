@@ -110,6 +110,9 @@ class Tx(Protocol):
     async def consume_enrolment_token(self, token_hash: str, now: datetime) -> SiteRef:
         """Use one enrolment of the token, or raise EnrolmentRefused saying why."""
 
+    async def revoke_enrolment_token(self, token_hash: str, at: datetime) -> bool:
+        """Stop a token from enrolling anything more; False when it is unknown or was revoked before."""
+
     async def add_agent(self, agent: AgentRow) -> None:
         """Record a newly enrolled agent."""
 
@@ -166,6 +169,9 @@ class Tx(Protocol):
 
     async def feed_since(self, after_id: int, limit: int) -> list[FeedEvent]:
         """Feed events with id greater than `after_id`, oldest first."""
+
+    async def feed_last_id(self) -> int:
+        """The id of the newest feed event, 0 when there is none."""
 
     async def get_meta(self, key: str) -> str | None:
         """A collector-wide value."""

@@ -1,0 +1,214 @@
+"""Ingest benchmark: N simulated agents send signed batches to a real collector on SQLite over loopback.
+
+Prints batches/s and report-to-feed latency (p50/p99), and in the same run the throughput of a bare
+aiohttp endpoint that only parses the same JSON: the ceiling for this stack. Every figure is the
+median of --rounds rounds.
+
+    python -m bench.ingest [--agents 50] [--batches 20] [--concurrency 16] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from shared.wire import Unknown
+from tests.support import REPORTS, SimAgent, heartbeat
+
+TECH_TOKEN = "bench-technician"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_ready(url: str) -> None:
+    """Wait until a server answers /healthz."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A server process whose output is discarded."""
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def enrol_tokens(db: str, count: int) -> str:
+    """Create one multi-use enrolment token with the collector's own CLI."""
+    out = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "--db", db, "token", "create", "--client", "Bench",
+         "--site", "Loopback", "--uses", str(count)],
+        capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip()
+
+
+def bodies(agents: list[SimAgent], batches: int) -> list[tuple[SimAgent, str, bytes]]:
+    """Every upload of the run, as (agent, marker, body); every second batch opens an alert (a feed event)."""
+    work = []
+    for n in range(batches):
+        for agent in agents:
+            marker = f"{agent.hostname}#{n}"
+            signal = (Unknown(collected_at=datetime.now(UTC), check="heartbeat", error=marker)
+                      if n % 2 == 0 else heartbeat(agent.hostname))
+            work.append((agent, marker, agent.body(agent.envelope([signal]))))
+    return work
+
+
+async def send_all(url: str, work: list[tuple[SimAgent, str, bytes]], concurrency: int,
+                   sent_at: dict[str, float]) -> float:
+    """Send every body with `concurrency` parallel uploaders; returns seconds taken."""
+    queue: asyncio.Queue[tuple[SimAgent, str, bytes]] = asyncio.Queue()
+    for item in work:
+        queue.put_nowait(item)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def uploader(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            agent, marker, body = queue.get_nowait()
+            sent_at[marker] = time.perf_counter()
+            async with session.post(url + REPORTS, data=body, headers=agent.headers(body)) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"upload failed: {response.status} {await response.text()}")
+                await response.read()
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        began = time.perf_counter()
+        await asyncio.gather(*(uploader(session) for _ in range(concurrency)))
+        return time.perf_counter() - began
+
+
+async def watch_feed(
+    url: str, expected: set[str], received: dict[str, float], ready: asyncio.Event, done: asyncio.Event
+) -> None:
+    """Record when each opened alert's marker arrives on the live feed; `done` once all expected arrived."""
+    headers = {"Authorization": f"Bearer {TECH_TOKEN}"}
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+        url + "/api/v1/feed", headers=headers
+    ) as response:
+        ready.set()
+        async for raw in response.content:
+            line = raw.decode()
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+                error = data.get("details", {}).get("error")
+                if error:
+                    received.setdefault(error, time.perf_counter())
+                    if expected <= received.keys():
+                        done.set()
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values lie."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def collector_round(args: argparse.Namespace, workdir: Path, round_no: int) -> tuple[float, float, float]:
+    """One round against a fresh collector: (batches/s, p50 ms, p99 ms)."""
+    db = str(workdir / f"bench-{round_no}.db")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = enrol_tokens(db, args.agents)
+    env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN}
+    server = start([sys.executable, "-m", "collector.cli", "--db", db, "serve", "--listen", f"127.0.0.1:{port}"], env)
+    try:
+        await wait_ready(url)
+        agents = [SimAgent(f"BENCH-{i:03d}") for i in range(args.agents)]
+        async with aiohttp.ClientSession() as session:
+            for agent in agents:
+                async with session.post(url + "/api/v1/enrol", json=agent.enrol_body(token)) as response:
+                    agent.agent_id = (await response.json())["agent_id"]
+        work = bodies(agents, args.batches)
+        expected = {f"{agent.hostname}#{n}" for agent in agents for n in range(0, args.batches, 2)}
+        sent: dict[str, float] = {}
+        received: dict[str, float] = {}
+        ready, done = asyncio.Event(), asyncio.Event()
+        watcher = asyncio.create_task(watch_feed(url, expected, received, ready, done))
+        await ready.wait()
+        seconds = await send_all(url, work, args.concurrency, sent)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 10)
+        watcher.cancel()
+        latencies = [(received[m] - sent[m]) * 1000 for m in expected if m in received]
+        if len(latencies) != len(expected):
+            raise RuntimeError(f"only {len(latencies)} of {len(expected)} alerts reached the feed")
+        return len(work) / seconds, percentile(latencies, 0.5), percentile(latencies, 0.99)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+async def bare_round(args: argparse.Namespace) -> float:
+    """One round against the parse-only endpoint: batches/s."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start([sys.executable, "-m", "bench.bare_server", str(port)])
+    try:
+        await wait_ready(url)
+        agents = [SimAgent(f"BENCH-{i:03d}", agent_id=f"ag_{i}") for i in range(args.agents)]
+        seconds = await send_all(url, bodies(agents, args.batches), args.concurrency, {})
+        return args.agents * args.batches / seconds
+    finally:
+        server.terminate()
+        server.wait()
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run the rounds and print the medians."""
+    collector, p50s, p99s, bare = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(args.rounds):
+            rate, p50, p99 = await collector_round(args, Path(tmp), n)
+            collector.append(rate)
+            p50s.append(p50)
+            p99s.append(p99)
+            bare.append(await bare_round(args))
+            print(f"round {n + 1}/{args.rounds}: collector {rate:.0f} batches/s (p50 {p50:.1f} ms, "
+                  f"p99 {p99:.1f} ms), bare aiohttp {bare[-1]:.0f} batches/s", file=sys.stderr)
+    total = args.agents * args.batches
+    print(f"ingest benchmark: {args.agents} agents x {args.batches} signed batches = {total} uploads, "
+          f"concurrency {args.concurrency}, median of {args.rounds} rounds")
+    print(f"  collector (SQLite):       {statistics.median(collector):8.0f} batches/s")
+    print(f"  report -> feed latency:   p50 {statistics.median(p50s):.1f} ms, p99 {statistics.median(p99s):.1f} ms")
+    print(f"  bare aiohttp parse-only:  {statistics.median(bare):8.0f} batches/s (ceiling)")
+    print(f"  collector / ceiling:      {statistics.median(collector) / statistics.median(bare):8.0%}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=50, help="simulated enrolled agents (default 50)")
+    parser.add_argument("--batches", type=int, default=20, help="batches per agent (default 20)")
+    parser.add_argument("--concurrency", type=int, default=16, help="parallel uploads (default 16)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

@@ -1,0 +1,110 @@
+"""Endpoints agents call: enrolment with a token, and signed report uploads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import time
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collector import keys
+from collector.api import error
+from collector.auth import AuthError, token_hash
+from collector.store import AgentRow, EnrolmentRefused
+from shared.wire import SCHEMA_VERSION, ReportBatch
+
+REPORTS_PATH = "/api/v1/reports"
+
+
+class EnrolRequest(BaseModel):
+    """The body of `POST /api/v1/enrol`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200)
+    public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key")
+    hostname: str = Field(min_length=1, max_length=255)
+
+
+def problems(exc: ValidationError) -> list[dict[str, str]]:
+    """Each bad field of a validation error, named by its dotted path."""
+    found = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        message = err["msg"]
+        if err["loc"] and err["loc"][-1] == "schema_version" and err["type"] == "literal_error":
+            message = f"unsupported schema version {err['input']!r}: this collector accepts {SCHEMA_VERSION}"
+        found.append({"field": field, "message": message})
+    return found
+
+
+def invalid(exc: ValidationError, what: str) -> web.Response:
+    """422 naming each bad field; malformed JSON is said to be so."""
+    errors = exc.errors()
+    if errors and errors[0]["type"] == "json_invalid":
+        return error(422, f"malformed JSON: {errors[0]['ctx'].get('error', errors[0]['msg'])}")
+    return error(422, f"{what} does not match the schema", problems=problems(exc))
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, or 413 when it is larger than the collector accepts."""
+    limit = request.app[keys.SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()
+
+
+async def enrol(request: web.Request) -> web.Response:
+    """Exchange an enrolment token and a public key for an agent id, in the token's client and site."""
+    try:
+        body = EnrolRequest.model_validate_json(await read_body(request))
+        public_key = base64.b64decode(body.public_key, validate=True)
+    except ValidationError as exc:
+        return invalid(exc, "enrolment request")
+    except binascii.Error:
+        return error(422, "public_key is not valid base64")
+    if len(public_key) != 32:
+        return error(422, "public_key must be a raw 32-byte Ed25519 key")
+    now = datetime.now(UTC)
+    agent_id = "ag_" + secrets.token_hex(8)
+    store = request.app[keys.STORE]
+    try:
+        async with store.transaction() as tx:
+            site = await tx.consume_enrolment_token(token_hash(body.token), now)
+            agent = AgentRow(agent_id, public_key, body.hostname, site, now)
+            await tx.add_agent(agent)
+            await tx.append_feed(now, "device.enrolled", {
+                "agent_id": agent_id, "hostname": body.hostname,
+                "client": site.client_name, "site": site.site_name,
+            })
+    except EnrolmentRefused as exc:
+        return error(401, str(exc))
+    request.app[keys.FEED].notify()
+    return web.json_response(
+        {"agent_id": agent_id, "client": site.client_name, "site": site.site_name}, status=201
+    )
+
+
+async def reports(request: web.Request) -> web.Response:
+    """Accept a signed batch of envelopes: authenticate, validate, then ingest (store, evaluate, publish)."""
+    body = await read_body(request)
+    try:
+        agent = await request.app[keys.AUTH].authenticate(
+            request.headers, request.method, REPORTS_PATH, body, time.time()
+        )
+    except AuthError as exc:
+        return error(401, str(exc))
+    try:
+        batch = ReportBatch.model_validate_json(body)
+    except ValidationError as exc:
+        return invalid(exc, "report")
+    strangers = sorted({e.agent_id for e in batch.envelopes} - {agent.agent_id})
+    if strangers:
+        return error(422, f"envelopes name agent {strangers[0]!r} but were signed by {agent.agent_id!r}")
+    result = await request.app[keys.INGEST].ingest(agent, batch, datetime.now(UTC))
+    return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates})
+

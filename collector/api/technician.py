@@ -1,0 +1,121 @@
+"""Endpoints the technician's CLI and browser call: alerts, devices, clients and the live feed (SSE)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from collector import keys
+from collector.alerts.dedupe import alert_view
+from collector.api import error
+from collector.auth import technician_allowed
+from collector.store import AgentRow, FeedEvent
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def technician(handler: Handler) -> Handler:
+    """Refuse the request (401) unless it carries the technician token."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        presented = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+        # EventSource in a browser cannot send headers, so the feed also takes ?token=.
+        presented = presented or request.query.get("token")
+        if not technician_allowed(presented, request.app[keys.TECHNICIAN_TOKEN_HASH]):
+            return error(401, "technician token missing or wrong (Authorization: Bearer TOKEN)")
+        return await handler(request)
+
+    return guarded
+
+
+def device_view(agent: AgentRow, now: datetime, offline_after: timedelta, open_alerts: int) -> dict[str, Any]:
+    """A device as the API shows it."""
+    online = agent.last_seen_at is not None and now - agent.last_seen_at < offline_after
+    return {
+        "agent_id": agent.agent_id,
+        "hostname": agent.hostname,
+        "client": agent.site.client_name,
+        "site": agent.site.site_name,
+        "enrolled_at": agent.enrolled_at.isoformat(),
+        "last_seen_at": agent.last_seen_at.isoformat() if agent.last_seen_at else None,
+        "online": online,
+        "open_alerts": open_alerts,
+        "revoked": agent.revoked,
+    }
+
+
+@technician
+async def list_alerts(request: web.Request) -> web.Response:
+    """`GET /api/v1/alerts?state=open|resolved|all` (default open), newest first."""
+    state = request.query.get("state", "open")
+    if state not in ("open", "resolved", "all"):
+        return error(422, "state must be open, resolved or all")
+    async with request.app[keys.STORE].transaction() as tx:
+        alerts = await tx.alerts(None if state == "all" else state)  # type: ignore[arg-type]
+        agents = {a.agent_id: a for a in await tx.agents()}
+    return web.json_response({"alerts": [alert_view(a, agents[a.agent_id]) for a in alerts]})
+
+
+@technician
+async def list_devices(request: web.Request) -> web.Response:
+    """`GET /api/v1/devices`: every enrolled device, whether it is online and how many alerts it has open."""
+    settings = request.app[keys.SETTINGS]
+    offline_after = timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
+    async with request.app[keys.STORE].transaction() as tx:
+        agents = await tx.agents()
+        open_alerts = await tx.alerts("open")
+    counts: dict[str, int] = {}
+    for alert in open_alerts:
+        counts[alert.agent_id] = counts.get(alert.agent_id, 0) + 1
+    now = datetime.now(UTC)
+    return web.json_response(
+        {"devices": [device_view(a, now, offline_after, counts.get(a.agent_id, 0)) for a in agents]}
+    )
+
+
+@technician
+async def list_clients(request: web.Request) -> web.Response:
+    """`GET /api/v1/clients`: clients with their sites and device counts."""
+    async with request.app[keys.STORE].transaction() as tx:
+        clients = await tx.clients()
+    return web.json_response({"clients": [
+        {"name": c.name, "sites": [{"name": name, "devices": n} for name, n in c.sites]} for c in clients
+    ]})
+
+
+def sse(event: FeedEvent) -> bytes:
+    """One Server-Sent Event."""
+    data = json.dumps({"at": event.at.isoformat(), **event.data}, separators=(",", ":"))
+    return f"id: {event.event_id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+@technician
+async def feed(request: web.Request) -> web.StreamResponse:
+    """`GET /api/v1/feed`: the live feed as Server-Sent Events; `Last-Event-ID` resumes without gaps."""
+    feed = request.app[keys.FEED]
+    resume = request.headers.get("Last-Event-ID") or request.query.get("after")
+    if resume is not None:
+        try:
+            after = int(resume)
+        except ValueError:
+            return error(422, "Last-Event-ID must be an event id (a number)")
+    else:
+        after = await feed.latest_id()
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    await response.write(f"retry: 3000\n: resuming after event {after}\n\n".encode())
+    try:
+        async for event in feed.follow(after):
+            await response.write(sse(event) if event is not None else b": keep-alive\n\n")
+    except ConnectionResetError:
+        pass
+    return response

@@ -1,0 +1,128 @@
+"""The collector's aiohttp application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from collector import keys
+from collector.api import agents, error, technician
+from collector.auth import AgentAuthenticator, token_hash
+from collector.feed import Feed
+from collector.ingest import Ingest
+from collector.offline import run_sweeper
+from collector.settings import Settings
+from collector.store import Store, open_store
+from shared import __version__
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_META = "technician_token_hash"
+
+
+def admin_token_file(settings: Settings) -> Path | None:
+    """Where a generated technician token is written: next to the database file."""
+    if settings.db == ":memory:":
+        return None
+    return Path(settings.db).resolve().with_name("admin-token")
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write a secret readable by its owner only (never world-readable, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    os.chmod(path, 0o600)
+
+
+async def issue_technician_token(store: Store, settings: Settings) -> str:
+    """Create a new technician token, keep its hash and write it next to the database; returns it."""
+    token = "fp_tech_" + secrets.token_urlsafe(24)
+    async with store.transaction() as tx:
+        await tx.set_meta(ADMIN_TOKEN_META, token_hash(token))
+    path = admin_token_file(settings)
+    if path is not None:
+        write_secret(path, token)
+    return token
+
+
+async def technician_token_hash(store: Store, settings: Settings) -> str:
+    """The hash of the technician token: from settings, else the stored one, else a newly issued one."""
+    if settings.admin_token:
+        return token_hash(settings.admin_token)
+    async with store.transaction() as tx:
+        stored = await tx.get_meta(ADMIN_TOKEN_META)
+    if stored:
+        return stored
+    token = await issue_technician_token(store, settings)
+    where = admin_token_file(settings)
+    log.warning("technician token created%s", f" and written to {where}" if where else f": {token}")
+    return token_hash(token)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """`GET /healthz`: 200 when the database answers."""
+    try:
+        async with request.app[keys.STORE].transaction() as tx:
+            await tx.get_meta(ADMIN_TOKEN_META)
+    except Exception as exc:
+        return error(503, f"database unavailable: {exc}")
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: technician.Handler) -> web.StreamResponse:
+    """HTTP errors raised anywhere become JSON `{"error": ...}` with the same status."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[keys.SETTINGS].max_body_bytes
+        return error(413, f"request body is larger than the collector accepts ({limit} bytes)",
+                     status_text=exc.reason)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, exc.reason)
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, prepare the shared objects and run the offline sweeper; undo it all at shutdown."""
+    settings = app[keys.SETTINGS]
+    store = app[keys.STORE]
+    await store.open()
+    feed = Feed(store)
+    app[keys.FEED] = feed
+    app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
+    app[keys.INGEST] = Ingest(store, feed)
+    app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
+    app[keys.UP_SINCE] = datetime.now(UTC)
+    sweeper = asyncio.create_task(run_sweeper(store, feed, settings, app[keys.UP_SINCE]))
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    await store.close()
+
+
+def create_app(settings: Settings, store: Store | None = None) -> web.Application:
+    """The collector as an aiohttp application (the store is opened when the app starts)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app[keys.SETTINGS] = settings
+    app[keys.STORE] = store or open_store(settings.db)
+    app.cleanup_ctx.append(_services)
+    app.router.add_post("/api/v1/enrol", agents.enrol)
+    app.router.add_post(agents.REPORTS_PATH, agents.reports)
+    app.router.add_get("/api/v1/alerts", technician.list_alerts)
+    app.router.add_get("/api/v1/devices", technician.list_devices)
+    app.router.add_get("/api/v1/clients", technician.list_clients)
+    app.router.add_get("/api/v1/feed", technician.feed)
+    app.router.add_get("/healthz", healthz)
+    return app

@@ -1,0 +1,144 @@
+"""`fieldpost-collector`: run the collector and administer it (enrolment tokens, clients, technician token)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from collector.app import create_app, issue_technician_token
+from collector.auth import token_hash
+from collector.settings import Settings, SettingsError, load_settings
+from collector.store import Store, open_store
+from shared import __version__
+from shared.wire import json_schema
+
+DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `24h`, `7d`, `2w` as a timedelta."""
+    match = DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="fieldpost-collector",
+        description="The fieldpost collector: receives agents' reports, raises alerts and serves the live feed.",
+        epilog="Settings come from --config FILE ([collector] table), then FIELDPOST_COLLECTOR_* "
+        "environment variables, then these options. Without a command, `serve` runs.",
+    )
+    parser.add_argument("--version", action="version", version=f"fieldpost-collector {__version__}")
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument("--db", help="SQLite database file (default: collector.db)")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the collector (the default)")
+    serve.add_argument("--listen", help="HOST:PORT to serve on (default 127.0.0.1:8470)")
+
+    commands.add_parser("schema", help="print the JSON Schema of the reports agents send")
+
+    token = commands.add_parser("token", help="enrolment tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="create an enrolment token for a client's site")
+    create.add_argument("--client", required=True, help='client name, e.g. "Acme Tooling" (created on first use)')
+    create.add_argument("--site", required=True, help='site name, e.g. "Main office" (created on first use)')
+    create.add_argument("--expires", type=parse_duration, help="lifetime such as 24h or 7d (default: never)")
+    create.add_argument("--uses", type=positive_int, help="how many PCs may enrol with it (default: unlimited)")
+    create.add_argument("--collector-url", default="http://COLLECTOR:8470",
+                        help="URL agents reach the collector at, shown in the printed enrol command")
+
+    commands.add_parser("clients", help="list clients, their sites and device counts")
+    commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
+    return parser
+
+
+async def with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]) -> Any:
+    """Open the database (applying migrations), do the work, close it."""
+    store = open_store(settings.db)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def create_token(store: Store, args: argparse.Namespace) -> str:
+    """Create an enrolment token and return it (only its hash is stored)."""
+    token = "fp_enrol_" + secrets.token_urlsafe(24)
+    now = datetime.now(UTC)
+    expires_at = now + args.expires if args.expires else None
+    async with store.transaction() as tx:
+        site = await tx.site(args.client, args.site)
+        await tx.add_enrolment_token(token_hash(token), site, now, expires_at, args.uses)
+    return token
+
+
+async def print_clients(store: Store) -> None:
+    """Print clients with their sites and device counts."""
+    async with store.transaction() as tx:
+        clients = await tx.clients()
+    if not clients:
+        print("no clients yet: create one with `fieldpost-collector token create --client NAME --site NAME`")
+    for client in clients:
+        print(client.name)
+        for site, devices in client.sites:
+            print(f"  {site}: {devices} device{'s' if devices != 1 else ''}")
+
+
+def serve(settings: Settings) -> None:
+    """Run the collector until interrupted."""
+    host, port = settings.host_port
+    print(f"fieldpost-collector {__version__} on http://{host}:{port} (database {settings.db})", flush=True)
+    web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `fieldpost-collector`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config, db=args.db, listen=getattr(args, "listen", None))
+    except SettingsError as exc:
+        print(f"fieldpost-collector: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "schema":
+        print(json.dumps(json_schema(), indent=2))
+    elif args.command == "token":
+        token = asyncio.run(with_store(settings, lambda store: create_token(store, args)))
+        print(token)
+        print(f"\nOn the client's PC:\n  fieldpost-agent enroll --collector {args.collector_url} --token {token}",
+              file=sys.stderr)
+    elif args.command == "clients":
+        asyncio.run(with_store(settings, print_clients))
+    elif args.command == "admin-token":
+        print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
+    else:
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

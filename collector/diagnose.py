@@ -1,0 +1,48 @@
+"""Technician diagnostics: the collector's verdict on a pasted smartctl output, by the production code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.checks.disk_health.smartctl import parse_xall_text
+from collector.rules import History
+from collector.rules.disk_health import disk_subject, evaluate
+from shared.disk_health import DiskHealth
+
+
+def diagnose_smartctl_file(
+    path: str | Path, settings: Mapping[str, Any] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """`{"file", "device", "model", "serial", "status", "reasons"}` for one `smartctl --json` output file.
+
+    The file goes through the agent's parser and the collector's disk rule, exactly as a report
+    would; a file that is not smartctl JSON (or names no disk) gets `unknown` with the reason.
+    """
+    path = Path(path)
+    now = now or datetime.now(UTC)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return {
+            "file": str(path),
+            "device": None,
+            "model": None,
+            "serial": None,
+            "status": "unknown",
+            "reasons": [f"cannot read file: {exc.strerror}"],
+        }
+    disk = parse_xall_text(text)
+    history = History(now=now, hostname="diagnose", settings=settings or {})
+    evaluations = evaluate(DiskHealth(collected_at=now, disks=[disk]), history)
+    verdict = next(e for e in evaluations if e.subject == disk_subject(disk))
+    return {
+        "file": str(path),
+        "device": disk.device,
+        "model": disk.model,
+        "serial": disk.serial,
+        "status": verdict.status,
+        "reasons": verdict.details["reasons"],
+    }

@@ -1,0 +1,21 @@
+"""Typed keys of the collector's application state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from collector.auth import AgentAuthenticator
+from collector.feed import Feed
+from collector.ingest import Ingest
+from collector.settings import Settings
+from collector.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+FEED = web.AppKey("feed", Feed)
+AUTH = web.AppKey("auth", AgentAuthenticator)
+INGEST = web.AppKey("ingest", Ingest)
+TECHNICIAN_TOKEN_HASH = web.AppKey("technician_token_hash", str)
+UP_SINCE = web.AppKey("up_since", datetime)

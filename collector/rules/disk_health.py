@@ -1,0 +1,376 @@
+"""The disk_health rule: verdicts on each disk and filesystem, with reasons a technician can act on.
+
+Thresholds are per client: `history.settings["disk_health"]` may hold any of these keys (defaults):
+
+* `attribute_warn_above` (0): reallocated (5), reallocation events (196), pending (197),
+  offline-uncorrectable (198) and reported-uncorrect (187) counts above this warn. Growth always warns.
+* `growth_window_days` (7): growth is measured against the oldest report within this many days
+  (or, when there is none, the newest older one), so "8 -> 40 in a week" stays visible all week.
+* `wear_warning_percent` (90), `wear_critical_percent` (100): endurance used (NVMe percentage used,
+  Windows Wear).
+* `nvme_media_errors_status` ("critical"): NVMe media errors are unrecovered data integrity errors;
+  set "warning" to treat them as a warning only.
+* `fs_warning_free_percent` (10), `fs_critical_free_percent` (5): free space below this share of the
+  volume. For large volumes the share is capped by a minimum in bytes:
+  `fs_warning_free_bytes` (50 GiB), `fs_critical_free_bytes` (20 GiB); a 4 TB volume warns at 50 GiB
+  free, not at 400 GB. The same percentages apply to free inodes.
+* `fs_fill_forecast_days` (14): warn when the volume fills within this many days at the rate of the
+  last `fs_forecast_window_days` (7) of reports (least-squares line through free space over time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from collector.rules import Evaluation, History, Status
+from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, exit_bits
+
+RULE = "disk_health"
+GIB = 1024**3
+SEVERITY: dict[Status, int] = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
+
+# Counts that warn above `attribute_warn_above` or when growing.
+COUNTED_ATTRIBUTES = {
+    5: "reallocated sectors",
+    196: "reallocation events",
+    197: "pending sectors",
+    198: "offline-uncorrectable sectors",
+    187: "reported uncorrectable errors",
+}
+# Counts that are normal above zero but news when they grow.
+GROWTH_ATTRIBUTES = {199: "interface CRC errors (check the cable)"}
+NVME_CRITICAL_WARNINGS: dict[int, tuple[Status, str]] = {
+    0: ("critical", "available spare below threshold"),
+    1: ("warning", "temperature beyond a threshold"),
+    2: ("critical", "reliability degraded by media or internal errors"),
+    3: ("critical", "media placed in read-only mode"),
+    4: ("critical", "volatile memory backup failed"),
+    5: ("critical", "persistent memory region read-only"),
+}
+WINDOWS_OPERATIONAL: dict[str, Status] = {
+    "Predictive Failure": "critical",
+    "Error": "critical",
+    "Non-Recoverable Error": "critical",
+    "Degraded": "warning",
+    "Stressed": "warning",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The configurable limits of this rule (see the module docstring)."""
+
+    attribute_warn_above: int = 0
+    growth_window_days: float = 7.0
+    wear_warning_percent: int = 90
+    wear_critical_percent: int = 100
+    nvme_media_errors_status: Status = "critical"
+    fs_warning_free_percent: float = 10.0
+    fs_critical_free_percent: float = 5.0
+    fs_warning_free_bytes: int = 50 * GIB
+    fs_critical_free_bytes: int = 20 * GIB
+    fs_fill_forecast_days: float = 14.0
+    fs_forecast_window_days: float = 7.0
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Thresholds:
+        """The thresholds in `settings["disk_health"]`, defaults for the keys it does not set."""
+        section = settings.get(RULE) or {}
+        known = {f.name: f for f in fields(cls)}
+        return cls(**{key: value for key, value in section.items() if key in known})
+
+
+Finding = tuple[Status, str]
+
+
+def _worst(statuses: Iterable[Status]) -> Status:
+    return max(statuses, key=SEVERITY.__getitem__, default="ok")
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%b}"
+
+
+def _previous_signals(history: History) -> list[DiskHealth]:
+    return [s for s in history.previous if isinstance(s, DiskHealth)]
+
+
+def _baseline(signals: list[DiskHealth], now: datetime, window_days: float) -> list[DiskHealth]:
+    """Earlier reports (newest first) in comparison order: the window's oldest first, then older ones."""
+    window = window_days * 86400
+    inside = [s for s in signals if (now - s.collected_at).total_seconds() <= window]
+    before = [s for s in signals if (now - s.collected_at).total_seconds() > window]
+    return inside[::-1] + before
+
+
+def _earlier_value(
+    disk: DiskFacts, key: int | str, candidates: list[DiskHealth]
+) -> tuple[int, datetime] | None:
+    """The same disk's count in the preferred earlier report that has it."""
+    for signal in candidates:
+        for old in signal.disks:
+            if old.serial == disk.serial and old.status_read != "unknown":
+                value = _count(old, key)
+                if value is not None:
+                    return value, signal.collected_at
+    return None
+
+
+def _count(disk: DiskFacts, key: int | str) -> int | None:
+    if key == "scsi_grown_defects":
+        return disk.scsi_grown_defects
+    return next((a.decoded for a in disk.attributes if a.id == key), None)
+
+
+def _count_findings(disk: DiskFacts, candidates: list[DiskHealth], th: Thresholds) -> list[Finding]:
+    labels: dict[int | str, str] = {
+        **COUNTED_ATTRIBUTES,
+        **GROWTH_ATTRIBUTES,
+        "scsi_grown_defects": "grown defects (reallocated blocks)",
+    }
+    findings: list[Finding] = []
+    for key, label in labels.items():
+        value = _count(disk, key)
+        if value is None:
+            continue
+        earlier = _earlier_value(disk, key, candidates) if disk.serial else None
+        if earlier and value > earlier[0]:
+            findings.append(("warning", f"{value} {label}, up from {earlier[0]} on {_day(earlier[1])}"))
+        elif key in COUNTED_ATTRIBUTES and value > th.attribute_warn_above:
+            findings.append(("warning", f"{value} {label}"))
+    return findings
+
+
+def _smart_findings(disk: DiskFacts) -> list[Finding]:
+    bits = exit_bits(disk.smartctl_exit_status)
+    findings: list[Finding] = []
+    if disk.smart_passed is False or 3 in bits:
+        findings.append(("critical", "SMART overall-health self-assessment: FAILED"))
+    now_failing = [a for a in disk.attributes if a.when_failed == "now"]
+    findings += [
+        ("critical", f"attribute {a.id} {a.name} failing now (value {a.value}, threshold {a.threshold})")
+        for a in now_failing
+    ]
+    if 4 in bits and not now_failing:
+        findings.append(("critical", "smartctl: a prefail attribute is at or below its threshold now"))
+    past = [a for a in disk.attributes if a.when_failed == "past"]
+    findings += [
+        (
+            "warning",
+            f"attribute {a.id} {a.name} failed in the past (worst {a.worst}, threshold {a.threshold})",
+        )
+        for a in past
+    ]
+    if 5 in bits and not past:
+        findings.append(("warning", "smartctl: an attribute was at or below its threshold in the past"))
+    if disk.self_test_failures:
+        findings.append(
+            (
+                "warning",
+                f"{disk.self_test_failures} failed self-test(s), most recent: "
+                f"{disk.last_failed_self_test or 'not in the log'}",
+            )
+        )
+    elif 7 in bits:
+        findings.append(("warning", "smartctl: the self-test log records errors"))
+    return findings
+
+
+def _nvme_findings(disk: DiskFacts, th: Thresholds) -> list[Finding]:
+    nvme = disk.nvme
+    if nvme is None:
+        return []
+    findings: list[Finding] = [
+        (status, f"NVMe critical warning: {text}")
+        for bit, (status, text) in NVME_CRITICAL_WARNINGS.items()
+        if nvme.critical_warning & (1 << bit)
+    ]
+    spare, spare_min = nvme.available_spare, nvme.available_spare_threshold
+    if spare is not None and spare_min is not None and spare < spare_min:
+        findings.append(
+            ("critical", f"available spare {spare} % below the drive's threshold of {spare_min} %")
+        )
+    if nvme.media_errors:
+        findings.append(
+            (
+                th.nvme_media_errors_status,
+                f"{nvme.media_errors} media errors (unrecovered data integrity errors)",
+            )
+        )
+    return findings
+
+
+def _device_findings(disk: DiskFacts, th: Thresholds) -> list[Finding]:
+    findings: list[Finding] = []
+    if disk.wear_percent is not None and disk.wear_percent >= th.wear_critical_percent:
+        findings.append(("critical", f"{disk.wear_percent} % of rated endurance used"))
+    elif disk.wear_percent is not None and disk.wear_percent >= th.wear_warning_percent:
+        findings.append(("warning", f"{disk.wear_percent} % of rated endurance used"))
+    if disk.uncorrected_errors:
+        findings.append(("critical", f"{disk.uncorrected_errors} uncorrected read/write errors"))
+    limit = disk.temperature_limit_c
+    if disk.temperature_c is not None and limit is not None and disk.temperature_c > limit:
+        findings.append(
+            ("warning", f"temperature {disk.temperature_c} °C above the drive's limit of {limit} °C")
+        )
+    if disk.windows_health in ("Warning", "Unhealthy"):
+        status: Status = "critical" if disk.windows_health == "Unhealthy" else "warning"
+        findings.append((status, f"Windows reports the disk {disk.windows_health}"))
+    findings += [
+        (WINDOWS_OPERATIONAL[s], f"Windows operational status: {s}")
+        for s in disk.windows_operational
+        if s in WINDOWS_OPERATIONAL
+    ]
+    return findings
+
+
+def disk_subject(disk: DiskFacts) -> str:
+    """The alert subject of a disk: its serial, or its slot when the serial could not be read."""
+    return f"disk:{disk.serial or disk.device}"
+
+
+def evaluate_disk(disk: DiskFacts, history: History, th: Thresholds) -> Evaluation:
+    """One disk's verdict: the worst finding, or unknown when the read was incomplete and found nothing."""
+    candidates = _baseline(_previous_signals(history), history.now, th.growth_window_days)
+    findings = (
+        _smart_findings(disk)
+        + _count_findings(disk, candidates, th)
+        + _nvme_findings(disk, th)
+        + _device_findings(disk, th)
+    )
+    findings.sort(key=lambda finding: -SEVERITY[finding[0]])
+    reasons = [text for _, text in findings]
+    status = _worst(s for s, _ in findings)
+    if disk.status_read != "complete":
+        reasons += disk.read_problems
+        status = _worst([status, "unknown"])
+    name = f"{disk.model or 'disk'} (serial {disk.serial or 'unknown'}) in {disk.device}"
+    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
+    details = {
+        "device": disk.device,
+        "model": disk.model,
+        "serial": disk.serial,
+        "reasons": reasons,
+        "status_read": disk.status_read,
+    }
+    return Evaluation(RULE, disk_subject(disk), status, summary, details)
+
+
+def replaced_disks(signal: DiskHealth, history: History) -> list[Evaluation]:
+    """A different serial in a slot than in the previous report: the old disk's alerts resolve."""
+    previous = _previous_signals(history)
+    if not previous:
+        return []
+    old_by_slot = {d.device: d.serial for d in previous[0].disks if d.serial}
+    present = {d.serial for d in signal.disks if d.serial}
+    return [
+        Evaluation(
+            RULE,
+            f"disk:{old}",
+            "ok",
+            f"disk {old} in {disk.device} was replaced by {disk.serial}",
+            {"event": "disk_replaced", "old_serial": old, "new_serial": disk.serial, "device": disk.device},
+        )
+        for disk in signal.disks
+        if disk.serial and (old := old_by_slot.get(disk.device)) and old != disk.serial and old not in present
+    ]
+
+
+def _free_fraction_findings(
+    what: str, free: int, total: int, warn_at: float, crit_at: float
+) -> list[Finding]:
+    """Free space (or inodes) below the critical or warning level, in words."""
+    share = 100.0 * free / total
+    if free < crit_at:
+        return [("critical", f"{share:.1f} % {what} free")]
+    if free < warn_at:
+        return [("warning", f"{share:.1f} % {what} free")]
+    return []
+
+
+def fill_forecast_days(
+    fs: FilesystemFacts, now: datetime, earlier: list[tuple[datetime, int]]
+) -> float | None:
+    """Days until the volume is full at the rate through the earlier (time, free bytes) points, if filling."""
+    points = [*earlier, (now, fs.free_bytes)]
+    if len(points) < 2:
+        return None
+    xs = [(t - now).total_seconds() for t, _ in points]
+    ys = [float(free) for _, free in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    if slope >= 0:
+        return None
+    return fs.free_bytes / -slope / 86400
+
+
+def evaluate_filesystem(fs: FilesystemFacts, history: History, th: Thresholds) -> Evaluation:
+    """One filesystem's verdict: low free space, low free inodes, or filling up soon."""
+    findings: list[Finding] = []
+    if fs.total_bytes:
+        findings += _free_fraction_findings(
+            "space",
+            fs.free_bytes,
+            fs.total_bytes,
+            min(fs.total_bytes * th.fs_warning_free_percent / 100, th.fs_warning_free_bytes),
+            min(fs.total_bytes * th.fs_critical_free_percent / 100, th.fs_critical_free_bytes),
+        )
+    if fs.inodes_total and fs.inodes_free is not None:
+        findings += _free_fraction_findings(
+            "inodes",
+            fs.inodes_free,
+            fs.inodes_total,
+            fs.inodes_total * th.fs_warning_free_percent / 100,
+            fs.inodes_total * th.fs_critical_free_percent / 100,
+        )
+    window = th.fs_forecast_window_days * 86400
+    earlier = [
+        (signal.collected_at, old.free_bytes)
+        for signal in _previous_signals(history)
+        if (history.now - signal.collected_at).total_seconds() <= window
+        for old in signal.filesystems
+        if old.mount == fs.mount
+    ]
+    days = fill_forecast_days(fs, history.now, earlier)
+    if days is not None and days < th.fs_fill_forecast_days:
+        findings.append(("warning", f"full in about {days:.0f} days at the current rate"))
+    reasons = [text for _, text in findings]
+    free_gib = fs.free_bytes / GIB
+    text = "; ".join(reasons) if reasons else "enough free space"
+    total_gib = fs.total_bytes / GIB
+    summary = f"{fs.mount} on {history.hostname}: {text} ({free_gib:.1f} GiB of {total_gib:.1f} GiB free)"
+    details = {
+        "mount": fs.mount,
+        "free_bytes": fs.free_bytes,
+        "total_bytes": fs.total_bytes,
+        "reasons": reasons,
+        "days_to_full": None if days is None else round(days, 1),
+    }
+    return Evaluation(RULE, f"fs:{fs.mount}", _worst(s for s, _ in findings), summary, details)
+
+
+def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
+    """Verdicts on the disk reading as a whole, each disk, each replaced disk and each filesystem."""
+    th = Thresholds.from_settings(history.settings)
+    if signal.error:
+        overall = Evaluation(
+            RULE,
+            "disks",
+            "unknown",
+            f"disk health unknown on {history.hostname}: {signal.error}",
+            {"error": signal.error},
+        )
+    else:
+        overall = Evaluation(RULE, "disks", "ok", f"{len(signal.disks)} disk(s) read on {history.hostname}")
+    return [
+        overall,
+        *replaced_disks(signal, history),
+        *(evaluate_disk(disk, history, th) for disk in signal.disks),
+        *(evaluate_filesystem(fs, history, th) for fs in signal.filesystems),
+    ]

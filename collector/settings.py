@@ -1,0 +1,67 @@
+"""Collector settings: defaults, overridden by a TOML file, then by FIELDPOST_COLLECTOR_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SettingsError(Exception):
+    """A settings file or variable is invalid; the message names the key and the problem."""
+
+
+class Settings(BaseModel):
+    """Everything the collector can be configured with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = Field("127.0.0.1:8470", description="Address and port to serve on (HOST:PORT)")
+    db: str = Field("collector.db", description="SQLite database file (created on first start)")
+    admin_token: str | None = Field(
+        None, description="Technician API token; when unset, one is generated and written next to the database"
+    )
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body (bytes)")
+    clock_skew_seconds: int = Field(300, gt=0, description="Largest accepted difference of agent and collector clocks")
+    heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
+    offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")
+    offline_check_seconds: int = Field(15, gt=0, description="How often the collector looks for silent devices")
+    startup_grace_seconds: int = Field(
+        120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"
+    )
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """`listen` split into host and port."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+ENV_PREFIX = "FIELDPOST_COLLECTOR_"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the file (if given), the environment, then explicit overrides (command-line options)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values.update(tomllib.loads(path.read_text()).get("collector", {}))
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
+    for name in Settings.model_fields:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        where = f"{path}: " if path else ""
+        raise SettingsError(f"{where}collector.{key}: {first['msg']}") from exc

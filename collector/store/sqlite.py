@@ -1,0 +1,476 @@
+"""The SQLite backend: one aiosqlite connection per store, WAL, one writer at a time.
+
+Every transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: within a
+process an asyncio.Lock queues transactions on the one connection, and between processes (two
+collectors on one file) `busy_timeout` makes the second wait for the first instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from collector.store import (
+    AgentRow,
+    AlertRow,
+    AlertState,
+    ClientRow,
+    EnrolmentRefused,
+    FeedEvent,
+    ObservationRow,
+    Severity,
+    SiteRef,
+    Tx,
+)
+from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
+
+BUSY_TIMEOUT_MS = 5000
+
+_AGENTS = """
+    SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name
+    FROM agents a JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id
+"""
+
+
+class SqliteStore:
+    """A Store kept in one SQLite file (or `:memory:`)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect, configure the connection and apply pending migrations."""
+        # isolation_level=None: the sqlite3 module must not begin transactions behind our back.
+        db = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            # Set first: switching to WAL needs a lock that another collector may be holding.
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = await _enable_wal(db)
+            if mode != "wal" and self._path != ":memory:":
+                raise RuntimeError(f"{self._path}: SQLite refused WAL mode (journal mode is {mode!r})")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        try:
+            await migrate(self.migration_tx, load_migrations("sqlite"))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection (a store that is not open is left as it is)."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A transaction: committed when the block ends normally, rolled back on an exception."""
+        async with self._exclusive() as db:
+            yield _SqliteTx(db)
+
+    @asynccontextmanager
+    async def migration_tx(self) -> AsyncIterator[MigrationTx]:
+        """A transaction for the migration runner."""
+        async with self._exclusive() as db:
+            yield _SqliteMigrationTx(db)
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the write lock for the block: COMMIT when it ends, ROLLBACK when it raises."""
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        db = self._db
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                # Some errors (a full disk, an interrupt) end the transaction inside SQLite already.
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise
+
+
+class _SqliteMigrationTx:
+    """The migration runner's view of a SQLite transaction."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def run_script(self, sql: str) -> None:
+        """Run each statement of the script (sqlite3's executescript would COMMIT our transaction first)."""
+        for statement in _statements(sql):
+            await self._db.execute(statement)
+
+    async def applied(self) -> dict[int, str]:
+        """The recorded versions and their names."""
+        rows = await self._db.execute_fetchall("SELECT version, name FROM schema_migrations")
+        return {row["version"]: row["name"] for row in rows}
+
+    async def record(self, migration: Migration, applied_at: datetime) -> None:
+        """Record a migration as applied."""
+        await self._db.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, _ts(applied_at)),
+        )
+
+
+class _SqliteTx:
+    """The Store operations inside one SQLite transaction."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def _one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        """The first row of a query, or None."""
+        rows = await self._db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def site(self, client: str, site: str) -> SiteRef:
+        """The site, creating the client and site on first use."""
+        await self._db.execute(
+            "INSERT INTO clients (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (client,)
+        )
+        await self._db.execute(
+            "INSERT INTO sites (client_id, name) SELECT id, ? FROM clients WHERE name = ? "
+            "ON CONFLICT (client_id, name) DO NOTHING",
+            (site, client),
+        )
+        row = await self._one(
+            "SELECT c.id AS client_id, s.id AS site_id FROM clients c JOIN sites s ON s.client_id = c.id "
+            "WHERE c.name = ? AND s.name = ?",
+            (client, site),
+        )
+        assert row is not None  # both rows were inserted or found above, in this transaction
+        return SiteRef(row["client_id"], client, row["site_id"], site)
+
+    async def clients(self) -> list[ClientRow]:
+        """All clients, their sites and device counts, by name."""
+        rows = await self._db.execute_fetchall(
+            "SELECT c.id, c.name, s.name AS site_name, count(a.agent_id) AS devices FROM clients c "
+            "LEFT JOIN sites s ON s.client_id = c.id "
+            "LEFT JOIN agents a ON a.site_id = s.id AND a.revoked_at IS NULL "
+            "GROUP BY c.id, s.id ORDER BY c.name, s.name"
+        )
+        clients: dict[int, ClientRow] = {}
+        for row in rows:
+            client = clients.setdefault(row["id"], ClientRow(row["id"], row["name"]))
+            if row["site_name"] is not None:
+                client.sites.append((row["site_name"], row["devices"]))
+        return list(clients.values())
+
+    async def add_enrolment_token(
+        self, token_hash: str, site: SiteRef, created_at: datetime, expires_at: datetime | None,
+        uses: int | None,
+    ) -> None:
+        """Record a new enrolment token (only its hash is stored)."""
+        await self._db.execute(
+            "INSERT INTO enrolment_tokens (token_hash, site_id, created_at, expires_at, uses_left) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (token_hash, site.site_id, _ts(created_at), _ts_or_none(expires_at), uses),
+        )
+
+    async def consume_enrolment_token(self, token_hash: str, now: datetime) -> SiteRef:
+        """Use one enrolment of the token, or raise EnrolmentRefused saying why."""
+        # One conditional UPDATE decides, so two enrolments racing for the last use cannot both win.
+        used = await self._one(
+            "UPDATE enrolment_tokens SET uses_left = uses_left - 1 "
+            "WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) "
+            "AND (uses_left IS NULL OR uses_left > 0) RETURNING site_id",
+            (token_hash, _ts(now)),
+        )
+        if used is not None:
+            return await self._site_ref(used["site_id"])
+        token = await self._one("SELECT * FROM enrolment_tokens WHERE token_hash = ?", (token_hash,))
+        if token is None:
+            raise EnrolmentRefused("unknown enrolment token")
+        if token["revoked_at"] is not None:
+            raise EnrolmentRefused("enrolment token revoked")
+        if token["uses_left"] == 0:
+            raise EnrolmentRefused("enrolment token used up")
+        raise EnrolmentRefused(f"enrolment token expired at {_dt(token['expires_at']).isoformat()}")
+
+    async def revoke_enrolment_token(self, token_hash: str, at: datetime) -> bool:
+        """Stop a token from enrolling anything more; False when it is unknown or was revoked before."""
+        cursor = await self._db.execute(
+            "UPDATE enrolment_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+            (_ts(at), token_hash),
+        )
+        return cursor.rowcount == 1
+
+    async def _site_ref(self, site_id: int) -> SiteRef:
+        """The site with this id (it exists: foreign keys point at it)."""
+        row = await self._one(
+            "SELECT c.id AS client_id, c.name AS client_name, s.name AS site_name "
+            "FROM sites s JOIN clients c ON c.id = s.client_id WHERE s.id = ?",
+            (site_id,),
+        )
+        assert row is not None
+        return SiteRef(row["client_id"], row["client_name"], site_id, row["site_name"])
+
+    async def add_agent(self, agent: AgentRow) -> None:
+        """Record a newly enrolled agent."""
+        await self._db.execute(
+            "INSERT INTO agents (agent_id, public_key, hostname, site_id, enrolled_at, last_seen_at, "
+            "last_seq, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                agent.agent_id, agent.public_key, agent.hostname, agent.site.site_id, _ts(agent.enrolled_at),
+                _ts_or_none(agent.last_seen_at), agent.last_seq,
+                # AgentRow carries no revocation time; an agent recorded as revoked was revoked at enrolment.
+                _ts(agent.enrolled_at) if agent.revoked else None,
+            ),
+        )
+
+    async def agent(self, agent_id: str) -> AgentRow | None:
+        """One agent, or None."""
+        row = await self._one(_AGENTS + " WHERE a.agent_id = ?", (agent_id,))
+        return _agent(row) if row is not None else None
+
+    async def agents(self) -> list[AgentRow]:
+        """All agents, by client, site and hostname."""
+        rows = await self._db.execute_fetchall(_AGENTS + " ORDER BY c.name, s.name, a.hostname, a.agent_id")
+        return [_agent(row) for row in rows]
+
+    async def add_report(
+        self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime
+    ) -> bool:
+        """Record an envelope; False (and nothing written) when (agent_id, seq) was stored before."""
+        cursor = await self._db.execute(
+            "INSERT INTO reports (agent_id, seq, boot_id, sent_at, received_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (agent_id, seq) DO NOTHING",
+            (agent_id, seq, boot_id, _ts(sent_at), _ts(received_at)),
+        )
+        return cursor.rowcount == 1
+
+    async def add_observations(self, agent_id: str, seq: int, rows: list[tuple[str, datetime, str]]) -> None:
+        """Store the envelope's signals as (kind, collected_at, payload JSON) rows."""
+        await self._db.executemany(
+            "INSERT INTO observations (agent_id, seq, kind, collected_at, payload) VALUES (?, ?, ?, ?, ?)",
+            [(agent_id, seq, kind, _ts(collected_at), payload) for kind, collected_at, payload in rows],
+        )
+
+    async def touch_agent(self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None) -> None:
+        """Update when the agent was last heard from (never moving backwards) and its last sequence."""
+        # The hostname follows the newest contact only, so a late, older report cannot rename the device back.
+        await self._db.execute(
+            "UPDATE agents SET "
+            "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
+            "THEN :hostname ELSE hostname END, "
+            "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
+            "last_seq = max(last_seq, :seq) "
+            "WHERE agent_id = :agent_id",
+            {"hostname": hostname, "seen": _ts(seen_at), "seq": seq, "agent_id": agent_id},
+        )
+
+    async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
+        """The agent's latest observations of a kind, newest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM observations WHERE agent_id = ? AND kind = ? ORDER BY id DESC LIMIT ?",
+            (agent_id, kind, limit),
+        )
+        return [
+            ObservationRow(
+                row["agent_id"], row["seq"], row["kind"], _dt(row["collected_at"]), json.loads(row["payload"])
+            )
+            for row in rows
+        ]
+
+    async def open_alert(self, fingerprint: str) -> AlertRow | None:
+        """The open alert with this fingerprint, if any."""
+        row = await self._one("SELECT * FROM alerts WHERE fingerprint = ? AND state = 'open'", (fingerprint,))
+        return _alert(row) if row is not None else None
+
+    async def insert_alert(
+        self, fingerprint: str, rule: str, agent_id: str, subject: str, severity: Severity, summary: str,
+        details: dict[str, Any], at: datetime,
+    ) -> AlertRow | None:
+        """Open an alert; None when another writer opened one for this fingerprint first."""
+        # The conflict target is the partial unique index: losing the race yields no row, not an error.
+        row = await self._one(
+            "INSERT INTO alerts (fingerprint, rule, agent_id, subject, severity, state, summary, details, "
+            "opened_at, last_seen_at, occurrences) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, 1) "
+            "ON CONFLICT (fingerprint) WHERE state = 'open' DO NOTHING RETURNING *",
+            (fingerprint, rule, agent_id, subject, severity, summary, json.dumps(details), _ts(at), _ts(at)),
+        )
+        return _alert(row) if row is not None else None
+
+    async def update_alert(
+        self, alert_id: int, severity: Severity, summary: str, details: dict[str, Any], at: datetime
+    ) -> AlertRow:
+        """Record a repeat evaluation: severity, summary, details, last seen, one more occurrence."""
+        row = await self._one(
+            "UPDATE alerts SET severity = ?, summary = ?, details = ?, last_seen_at = max(last_seen_at, ?), "
+            "occurrences = occurrences + 1 WHERE id = ? RETURNING *",
+            (severity, summary, json.dumps(details), _ts(at), alert_id),
+        )
+        if row is None:
+            raise LookupError(f"no alert with id {alert_id}")
+        return _alert(row)
+
+    async def resolve_alert(self, alert_id: int, at: datetime) -> AlertRow | None:
+        """Resolve an open alert; None when it was not open any more."""
+        row = await self._one(
+            "UPDATE alerts SET state = 'resolved', resolved_at = ? "
+            "WHERE id = ? AND state = 'open' RETURNING *",
+            (_ts(at), alert_id),
+        )
+        return _alert(row) if row is not None else None
+
+    async def alerts(self, state: AlertState | None) -> list[AlertRow]:
+        """Alerts in a state (all when None), newest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM alerts WHERE :state IS NULL OR state = :state ORDER BY opened_at DESC, id DESC",
+            {"state": state},
+        )
+        return [_alert(row) for row in rows]
+
+    async def add_alert_event(
+        self, alert_id: int, at: datetime, type: str, actor: str, detail: dict[str, Any]
+    ) -> None:
+        """Append to an alert's history."""
+        await self._db.execute(
+            "INSERT INTO alert_events (alert_id, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)",
+            (alert_id, _ts(at), type, actor, json.dumps(detail)),
+        )
+
+    async def alert_events(self, alert_id: int) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+        """An alert's history, oldest first, as (at, type, actor, detail)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT at, type, actor, detail FROM alert_events WHERE alert_id = ? ORDER BY at, id", (alert_id,)
+        )
+        return [(_dt(row["at"]), row["type"], row["actor"], json.loads(row["detail"])) for row in rows]
+
+    async def append_feed(self, at: datetime, type: str, data: dict[str, Any]) -> FeedEvent:
+        """Add an event to the live feed."""
+        stored_at = _ts(at)
+        row = await self._one(
+            "INSERT INTO feed_events (at, type, data) VALUES (?, ?, ?) RETURNING id",
+            (stored_at, type, json.dumps(data)),
+        )
+        assert row is not None  # an INSERT without a conflict clause returns its row
+        return FeedEvent(row["id"], _dt(stored_at), type, data)
+
+    async def feed_since(self, after_id: int, limit: int) -> list[FeedEvent]:
+        """Feed events with id greater than `after_id`, oldest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM feed_events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
+        return [FeedEvent(row["id"], _dt(row["at"]), row["type"], json.loads(row["data"])) for row in rows]
+
+    async def feed_last_id(self) -> int:
+        """The id of the newest feed event, 0 when there is none."""
+        row = await self._one("SELECT coalesce(max(id), 0) AS id FROM feed_events")
+        return row["id"] if row is not None else 0
+
+    async def get_meta(self, key: str) -> str | None:
+        """A collector-wide value."""
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row is not None else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a collector-wide value."""
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+async def _enable_wal(db: aiosqlite.Connection) -> str:
+    """Switch the database to WAL and return the journal mode it is in now.
+
+    SQLite does not apply busy_timeout to this switch, so when two collectors open a new file at once,
+    the one that finds it locked retries until the timeout.
+    """
+    deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            return str(next(iter(rows))[0])
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.01)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A script's statements, cut at each `;` that SQLite says ends one (not one in a string or trigger)."""
+    pending = ""
+    *pieces, rest = script.split(";")
+    for piece in pieces:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if (pending + rest).strip():
+        yield pending + rest
+
+
+def _ts(value: datetime) -> str:
+    """A datetime as sortable ISO 8601 UTC text (always with microseconds, so equal lengths compare right)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the store keeps timezone-aware UTC times only")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ts_or_none(value: datetime | None) -> str | None:
+    """`_ts`, passing None through."""
+    return None if value is None else _ts(value)
+
+
+def _dt(value: str) -> datetime:
+    """Stored text back to a timezone-aware UTC datetime."""
+    return datetime.fromisoformat(value)
+
+
+def _dt_or_none(value: str | None) -> datetime | None:
+    """`_dt`, passing None through."""
+    return None if value is None else _dt(value)
+
+
+def _agent(row: sqlite3.Row) -> AgentRow:
+    """An agents row (joined with its site and client) as an AgentRow."""
+    return AgentRow(
+        agent_id=row["agent_id"],
+        public_key=row["public_key"],
+        hostname=row["hostname"],
+        site=SiteRef(row["client_id"], row["client_name"], row["site_id"], row["site_name"]),
+        enrolled_at=_dt(row["enrolled_at"]),
+        last_seen_at=_dt_or_none(row["last_seen_at"]),
+        last_seq=row["last_seq"],
+        revoked=row["revoked_at"] is not None,
+    )
+
+
+def _alert(row: sqlite3.Row) -> AlertRow:
+    """An alerts row as an AlertRow."""
+    return AlertRow(
+        alert_id=row["id"],
+        fingerprint=row["fingerprint"],
+        rule=row["rule"],
+        agent_id=row["agent_id"],
+        subject=row["subject"],
+        severity=row["severity"],
+        state=row["state"],
+        summary=row["summary"],
+        details=json.loads(row["details"]),
+        opened_at=_dt(row["opened_at"]),
+        last_seen_at=_dt(row["last_seen_at"]),
+        resolved_at=_dt_or_none(row["resolved_at"]),
+        occurrences=row["occurrences"],
+    )

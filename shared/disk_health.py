@@ -1,0 +1,160 @@
+"""The `disk_health` signal: facts about each disk (SMART or Windows storage counters) and each filesystem."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from shared.base import Signal, WireModel, fact
+
+# smartctl's exit status is a bitmask (smartctl(8), "RETURN VALUES"); bits 0-2 mean it could not read.
+SMARTCTL_EXIT_BITS: dict[int, str] = {
+    0: "command line did not parse",
+    1: "device open failed, or the device did not answer IDENTIFY, or is in a low-power mode",
+    2: "a SMART or other command to the disk failed, or a SMART data structure had a checksum error",
+    3: "SMART status check returned 'DISK FAILING'",
+    4: "prefail attributes are at or below their threshold now",
+    5: "some attributes were at or below their threshold in the past",
+    6: "the device error log contains records of errors",
+    7: "the device self-test log contains records of errors",
+}
+
+ReadStatus = Literal["complete", "partial", "unknown"]
+
+
+def exit_bits(exit_status: int | None) -> list[int]:
+    """The bits set in a smartctl exit status, lowest first."""
+    if not exit_status:
+        return []
+    return [bit for bit in SMARTCTL_EXIT_BITS if exit_status & (1 << bit)]
+
+
+class SmartAttribute(WireModel):
+    """One ATA SMART attribute as the drive reports it, with its raw value decoded."""
+
+    id: int = fact(
+        "ATA attribute number (5 = reallocated sectors, 197 = pending sectors, ...)", "attribute id", ge=1, le=255
+    )
+    name: str = fact("Attribute name as smartctl knows it for this drive")
+    value: int | None = fact("Normalised current value (higher is better)", "normalised 1-253", default=None)
+    worst: int | None = fact("Lowest normalised value ever recorded", "normalised 1-253", default=None)
+    threshold: int | None = fact(
+        "Normalised value at or below which the drive counts the attribute failed", "normalised 1-253",
+        default=None
+    )
+    prefailure: bool = fact(
+        "Prefail attribute: at or below threshold predicts imminent failure", default=False
+    )
+    when_failed: Literal["now", "past"] | None = fact(
+        "Whether the normalised value is at/below threshold now, was in the past, or never (null)",
+        default=None,
+    )
+    raw_value: int = fact("Raw 48-bit value as reported, possibly several counters packed together", "raw", ge=0)
+    raw_string: str | None = fact("smartctl's rendering of the raw value", default=None)
+    decoded: int = fact(
+        "The counter that matters, decoded from the raw value (see agent smartctl parser)", "count", ge=0
+    )
+
+
+class NvmeHealth(WireModel):
+    """The NVMe SMART / Health Information log (log page 02h)."""
+
+    critical_warning: int = fact(
+        "Critical warning bitmask (bit 0 spare, 1 temperature, 2 reliability, "
+        "3 read-only, 4 volatile backup, 5 PMR read-only)",
+        "bitmask",
+        ge=0,
+    )
+    available_spare: int | None = fact("Remaining spare capacity", "percent", default=None)
+    available_spare_threshold: int | None = fact(
+        "Spare capacity below which the drive warns", "percent", default=None
+    )
+    media_errors: int | None = fact("Unrecovered data integrity errors", "count", default=None)
+    unsafe_shutdowns: int | None = fact("Power losses without a clean shutdown", "count", default=None)
+    warning_temp_minutes: int | None = fact(
+        "Time above the warning composite temperature", "minutes", default=None
+    )
+
+
+class DiskFacts(WireModel):
+    """What was read from one disk in one slot, and how completely it could be read."""
+
+    device: str = fact("Slot the disk was read in: device path plus smartctl -d type, or Windows DeviceId")
+    source: Literal["smartctl", "windows"] = fact(
+        "Where the facts come from: smartctl, or Windows storage WMI"
+    )
+    protocol: str | None = fact("ATA, NVMe or SCSI (smartctl), or the Windows bus type", default=None)
+    status_read: ReadStatus = fact(
+        "complete; partial (some data missing); unknown (the disk could not be read)"
+    )
+    read_problems: list[str] = fact("Why the read was partial or failed, in words", default_factory=list)
+    smartctl_exit_status: int | None = fact("smartctl exit status bitmask (see smartctl(8))", "bitmask", default=None)
+    model: str | None = fact("Model name", default=None)
+    serial: str | None = fact("Serial number", default=None)
+    firmware: str | None = fact("Firmware version", default=None)
+    capacity_bytes: int | None = fact("User capacity", "bytes", default=None, ge=0)
+    rotation_rpm: int | None = fact("Rotation rate; 0 for solid state", "rpm", default=None, ge=0)
+    power_on_hours: int | None = fact("Power-on time", "hours", default=None, ge=0)
+    temperature_c: int | None = fact("Current temperature", "°C", default=None)
+    temperature_limit_c: int | None = fact(
+        "The drive's own temperature limit (operating max or trip point)", "°C", default=None
+    )
+    smart_passed: bool | None = fact(
+        "SMART overall-health self-assessment passed; null when not reported", default=None
+    )
+    attributes: list[SmartAttribute] = fact("Failure-predicting ATA attributes", default_factory=list)
+    nvme: NvmeHealth | None = fact("NVMe health log", default=None)
+    wear_percent: int | None = fact(
+        "Endurance used (NVMe percentage used, Windows Wear)", "percent", default=None, ge=0
+    )
+    scsi_grown_defects: int | None = fact(
+        "SCSI grown defect list length (reallocated blocks)", "count", default=None, ge=0
+    )
+    uncorrected_errors: int | None = fact(
+        "Uncorrected read plus write errors (SCSI error counter log, Windows reliability counters)",
+        "count",
+        default=None,
+        ge=0,
+    )
+    error_log_entries: int | None = fact(
+        "Entries in the device error log (ATA) / error information log (NVMe)", "count", default=None, ge=0
+    )
+    self_test_failures: int | None = fact(
+        "Failed self-tests not outdated by a newer passing extended test", "count", default=None, ge=0
+    )
+    last_self_test: str | None = fact("Most recent self-test: type, result and power-on hour", default=None)
+    last_failed_self_test: str | None = fact(
+        "Most recent failed self-test: type, result and power-on hour", default=None
+    )
+    windows_health: Literal["Healthy", "Warning", "Unhealthy", "Unknown"] | None = fact(
+        "MSFT_PhysicalDisk HealthStatus", default=None
+    )
+    windows_operational: list[str] = fact(
+        "MSFT_PhysicalDisk OperationalStatus values, in words", default_factory=list
+    )
+
+
+class FilesystemFacts(WireModel):
+    """Space and inodes on one mounted filesystem."""
+
+    mount: str = fact("Mount point or drive letter")
+    device: str = fact("Block device or volume the filesystem lives on")
+    fstype: str = fact("Filesystem type (ext4, ntfs, apfs, ...)")
+    total_bytes: int = fact("Size of the filesystem", "bytes", ge=0)
+    used_bytes: int = fact("Space in use", "bytes", ge=0)
+    free_bytes: int = fact("Space available to ordinary users", "bytes", ge=0)
+    inodes_total: int | None = fact(
+        "Inodes in the filesystem; null where the OS has none", "count", default=None, ge=0
+    )
+    inodes_free: int | None = fact("Inodes available to ordinary users", "count", default=None, ge=0)
+
+
+class DiskHealth(Signal):
+    """Disk health and filesystem space of one device, as facts; the collector's rule gives the verdict."""
+
+    kind: Literal["disk_health"] = "disk_health"
+    disks: list[DiskFacts] = fact("Every disk found, read or not", default_factory=list)
+    filesystems: list[FilesystemFacts] = fact("Every real mounted filesystem", default_factory=list)
+    error: str | None = fact(
+        "Why disks could not be looked at at all (e.g. smartctl not installed), with what to do about it",
+        default=None,
+    )

@@ -1,0 +1,374 @@
+"""The disk_health check: smartctl parsing, raw-value decoding, exit bits, Windows parsing, filesystems."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agent.checks import CheckContext
+from agent.checks.disk_health import DiskHealthCheck, smartctl_missing
+from agent.checks.disk_health.filesystems import read_filesystems, real_partitions
+from agent.checks.disk_health.smartctl import decode_raw, parse_xall, parse_xall_text
+from agent.checks.disk_health.windows import (
+    PHYSICAL_DISKS_SCRIPT,
+    RELIABILITY_SCRIPT,
+    parse_windows_disks,
+    powershell_argv,
+)
+from agent.commands import CommandNotFound, CommandResult
+from shared.disk_health import DiskHealth
+from shared.wire import Unknown
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+SMARTCTL = FIXTURES / "smartctl"
+WINDOWS = FIXTURES / "windows"
+# psutil's own partition record type (its module path is private and moves between versions).
+sdiskpart = type(psutil.disk_partitions(all=True)[0])
+
+
+def fixture(name: str) -> dict:
+    return json.loads((SMARTCTL / name).read_text())
+
+
+class RecordedRunner:
+    """A Runner answering from recorded outputs: argv -> (fixture path, exit status); logs every call."""
+
+    def __init__(
+        self, answers: dict[tuple[str, ...], tuple[Path, int]], missing: set[str] = frozenset()
+    ) -> None:
+        self.answers = answers
+        self.missing = missing
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, argv: Sequence[str], timeout: float = 60.0) -> CommandResult:
+        argv = tuple(argv)
+        self.calls.append(argv)
+        if argv[0] in self.missing:
+            raise CommandNotFound(f"{argv[0]} is not installed or not on PATH")
+        if argv not in self.answers:
+            raise subprocess.TimeoutExpired(list(argv), timeout)
+        path, code = self.answers[argv]
+        return CommandResult(argv, code, path.read_text(), "")
+
+
+SCAN = ("smartctl", "--scan-open", "--json")
+
+
+def check_with(runner: RecordedRunner, platform: str = "linux") -> DiskHealth:
+    signals = DiskHealthCheck(CheckContext(run=runner), platform=platform).collect()
+    assert len(signals) == 1
+    assert isinstance(signals[0], DiskHealth)
+    return signals[0]
+
+
+# --- the check, through the Runner seam -----------------------------------------------------------------
+
+
+def test_it_scans_then_reads_each_disk_with_its_type():
+    runner = RecordedRunner(
+        {
+            SCAN: (SMARTCTL / "smartctl_scan_megaraid.json", 0),
+            ("smartctl", "--xall", "--json", "-d", "megaraid,0", "/dev/bus/0"): (
+                SMARTCTL / "smart-megaraid0.json",
+                4,
+            ),
+            ("smartctl", "--xall", "--json", "-d", "megaraid,1", "/dev/bus/0"): (
+                SMARTCTL / "smart-megaraid1.json",
+                4,
+            ),
+        }
+    )
+    signal = check_with(runner)
+    assert runner.calls == [
+        SCAN,
+        ("smartctl", "--xall", "--json", "-d", "megaraid,0", "/dev/bus/0"),
+        ("smartctl", "--xall", "--json", "-d", "megaraid,1", "/dev/bus/0"),
+    ]
+    assert [d.device for d in signal.disks] == ["/dev/bus/0 [megaraid,0]", "/dev/bus/0 [megaraid,1]"]
+    assert [d.status_read for d in signal.disks] == ["partial", "partial"]
+    assert next(a.decoded for a in signal.disks[1].attributes if a.id == 5) == 387
+    assert signal.error is None
+
+
+def test_it_reports_a_failing_nvme_disk_with_its_health_log():
+    runner = RecordedRunner(
+        {
+            SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0),
+            ("smartctl", "--xall", "--json", "-d", "nvme", "/dev/nvme0"): (
+                SMARTCTL / "smart-nvme-failed.json",
+                0,
+            ),
+        }
+    )
+    (disk,) = check_with(runner).disks
+    assert (disk.status_read, disk.serial, disk.model) == (
+        "complete",
+        "S466NX0M776250H",
+        "Samsung SSD 970 EVO 500GB",
+    )
+    assert disk.nvme is not None
+    assert (disk.nvme.media_errors, disk.nvme.available_spare, disk.wear_percent) == (7, 99, 3)
+    assert disk.error_log_entries == 62
+
+
+def test_it_marks_a_disk_it_could_not_open_unknown_never_healthy():
+    runner = RecordedRunner(
+        {
+            SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0),
+            ("smartctl", "--xall", "--json", "-d", "nvme", "/dev/nvme0"): (SMARTCTL / "smart-fail.json", 2),
+        }
+    )
+    (disk,) = check_with(runner).disks
+    assert disk.status_read == "unknown"
+    assert disk.smart_passed is None
+    assert any("Open failed, Error=5" in p for p in disk.read_problems)
+    assert any("exit bit 1" in p for p in disk.read_problems)
+
+
+def test_it_marks_a_disk_whose_smartctl_hangs_unknown():
+    runner = RecordedRunner({SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0)})
+    (disk,) = check_with(runner).disks
+    assert disk.status_read == "unknown"
+    assert "did not answer" in disk.read_problems[0]
+
+
+def test_it_says_install_smartmontools_when_smartctl_is_missing_on_linux():
+    signal = check_with(RecordedRunner({}, missing={"smartctl"}))
+    assert signal.error == "smartctl not found: install smartmontools (apt install smartmontools)"
+    assert signal.error == smartctl_missing("linux")
+    assert signal.disks == []
+    assert signal.filesystems, "filesystem space is still reported without smartctl"
+
+
+def test_it_falls_back_to_windows_storage_counters_without_smartctl():
+    runner = RecordedRunner(
+        {
+            tuple(powershell_argv(PHYSICAL_DISKS_SCRIPT)): (WINDOWS / "physical_disks_three.json", 0),
+            tuple(powershell_argv(RELIABILITY_SCRIPT)): (WINDOWS / "reliability_counters_two.json", 0),
+        },
+        missing={"smartctl"},
+    )
+    signal = check_with(runner, platform="win32")
+    assert signal.error is None
+    assert [d.source for d in signal.disks] == ["windows"] * 3
+    assert signal.disks[1].windows_operational == ["Predictive Failure", "OK"]
+
+
+def test_it_reports_a_scan_that_is_not_json_as_the_signal_error():
+    runner = RecordedRunner({SCAN: (WINDOWS / "README.md", 1)})
+    signal = check_with(runner)
+    assert signal.error is not None
+    assert signal.error.startswith("smartctl --scan-open gave no device list: not smartctl JSON")
+
+
+async def test_it_runs_through_the_base_class_without_turning_into_unknown():
+    runner = RecordedRunner(
+        {
+            SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0),
+            ("smartctl", "--xall", "--json", "-d", "nvme", "/dev/nvme0"): (SMARTCTL / "smart-nvme.json", 0),
+        }
+    )
+    signals = await DiskHealthCheck(CheckContext(run=runner), platform="linux").run()
+    assert not isinstance(signals[0], Unknown)
+    assert DiskHealthCheck.kind == "disk_health"
+    assert DiskHealthCheck.default_interval == 3600
+
+
+# --- smartctl parsing --------------------------------------------------------------------------------------
+
+
+def test_it_reads_the_facts_of_a_failing_ata_disk():
+    disk = parse_xall(fixture("smart-fail2.json"))
+    assert (disk.device, disk.protocol, disk.smartctl_exit_status) == ("/dev/sdc", "ATA", 216)
+    assert (disk.smart_passed, disk.power_on_hours, disk.temperature_c) == (False, 65592, 25)
+    realloc = next(a for a in disk.attributes if a.id == 5)
+    assert (realloc.when_failed, realloc.decoded, realloc.value, realloc.threshold) == ("now", 1975, 1, 5)
+    assert disk.self_test_failures == 3
+    assert disk.last_failed_self_test == "Extended offline: Completed: read failure at 4 h"
+    assert disk.error_log_entries == 56
+    assert {a.id for a in disk.attributes} <= {
+        1,
+        5,
+        7,
+        9,
+        10,
+        184,
+        187,
+        188,
+        190,
+        194,
+        195,
+        196,
+        197,
+        198,
+        199,
+        201,
+    }
+
+
+def test_it_reads_scsi_defects_errors_and_the_trip_temperature():
+    disk = parse_xall(fixture("smart-scsi.json"))
+    assert (disk.scsi_grown_defects, disk.uncorrected_errors) == (56, 0)
+    assert (disk.temperature_c, disk.temperature_limit_c, disk.rotation_rpm) == (34, 68, 7200)
+    assert disk.status_read == "complete"
+
+
+def test_it_takes_the_sct_operating_limit_as_the_drive_temperature_limit():
+    disk = parse_xall(fixture("smart-ata-full.json"))
+    assert (disk.temperature_c, disk.temperature_limit_c) == (36, 70)
+
+
+def test_it_ignores_a_zero_temperature_of_a_raid_volume():
+    disk = parse_xall(fixture("smart-raid.json"))
+    assert (disk.temperature_c, disk.temperature_limit_c) == (None, None)
+
+
+def test_it_takes_the_device_from_the_command_line_when_smartctl_could_not_open_it():
+    assert parse_xall(fixture("smart-fail.json")).device == "/dev/sda"
+
+
+def test_it_turns_output_that_is_not_json_into_an_unknown_disk():
+    disk = parse_xall_text("Smartctl: permission denied\n", "/dev/sda", 2)
+    assert (disk.device, disk.status_read, disk.smartctl_exit_status) == ("/dev/sda", "unknown", 2)
+
+
+@pytest.mark.parametrize(
+    ("exit_status", "expected"),
+    [
+        (0, "complete"),
+        (1, "unknown"),  # bit 0: command line did not parse
+        (2, "unknown"),  # bit 1: device open failed
+        (4, "partial"),  # bit 2: a SMART command failed
+        (8, "complete"),  # bit 3: disk failing - read fine, verdict is the rule's
+        (16 | 64, "complete"),
+        (2 | 8, "unknown"),
+    ],
+)
+def test_it_derives_the_read_status_from_the_exit_bits(exit_status, expected):
+    disk = parse_xall(fixture("smart-ata.json"), exit_status=exit_status)
+    assert disk.status_read == expected
+    assert disk.smartctl_exit_status == exit_status
+
+
+@pytest.mark.parametrize("name", ["smart-pass.json", "smartctl_info_nvme.json", "smart-sat.json"])
+def test_it_calls_an_output_without_smart_data_partial(name):
+    assert parse_xall(fixture(name)).status_read == "partial"
+
+
+# --- raw values ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attr_id", "raw", "seagate", "expected"),
+    [
+        # Seagate 188 raw16: 0x0001_0001_0015 is 21 timeouts (>5 s and >7.5 s counters above).
+        (188, 4295032853, True, 21),
+        (188, 4295032853, False, 21),
+        # Seagate error rates: errors above bit 32, operations below.
+        (1, (3 << 32) | 199781349, True, 3),
+        (7, 3275107577, True, 0),
+        (195, 199781349, True, 0),
+        (1, 83905456, False, 83905456),
+        # raw16(raw16): smartctl prints "2111 (12437 0)".
+        (196, 53416508262463, False, 2111),
+        # temperatures: "32 (Min/Max 24/38)".
+        (194, 163210330144, False, 32),
+        (190, 487784477, False, 29),
+        # power-on hours raw24(raw8): "2725 (151 234 0)".
+        (9, 167031278144165, False, 2725),
+        (5, 387, False, 387),
+    ],
+)
+def test_it_decodes_the_counter_that_matters_from_packed_raw_values(attr_id, raw, seagate, expected):
+    assert decode_raw(attr_id, raw, seagate) == expected
+
+
+def test_it_decodes_seagate_packed_values_in_a_real_output():
+    data = fixture("smart-sat.json")
+    data["model_name"] = "ST2000LM003 HN-M201RAD"
+    for row in data["ata_smart_attributes"]["table"]:
+        if row["id"] == 188:
+            row["raw"] = {"value": 4295032853, "string": "1 1 21"}
+    attrs = {a.id: a for a in parse_xall(data).attributes}
+    assert attrs[188].decoded == 21
+    assert attrs[188].raw_value == 4295032853
+    assert attrs[1].decoded == 0  # 83905456 read operations, no errors
+    assert attrs[196].decoded == 2111
+    assert attrs[194].decoded == 29
+
+
+# --- Windows ---------------------------------------------------------------------------------------------
+
+
+def test_it_parses_a_single_windows_disk_printed_as_one_object():
+    (disk,) = parse_windows_disks(
+        (WINDOWS / "physical_disks_one.json").read_text(),
+        (WINDOWS / "reliability_counters_one.json").read_text(),
+    )
+    assert disk.device == "\\\\.\\PHYSICALDRIVE0"
+    assert (disk.protocol, disk.rotation_rpm, disk.windows_health, disk.windows_operational) == (
+        "NVMe",
+        0,
+        "Healthy",
+        ["OK"],
+    )
+    assert (disk.temperature_c, disk.temperature_limit_c, disk.wear_percent, disk.power_on_hours) == (
+        41,
+        85,
+        3,
+        5312,
+    )
+    assert (disk.uncorrected_errors, disk.capacity_bytes, disk.status_read) == (0, 1000204886016, "complete")
+
+
+def test_it_parses_several_windows_disks_printed_as_an_array():
+    disks = parse_windows_disks(
+        (WINDOWS / "physical_disks_three.json").read_text(),
+        (WINDOWS / "reliability_counters_two.json").read_text(),
+    )
+    assert [d.serial for d in disks] == ["50026B7784A1C3F2", "ZFL1R3KQ", "575844314131393544313837"]
+    assert [d.windows_health for d in disks] == ["Healthy", "Warning", "Unknown"]
+    assert [d.protocol for d in disks] == ["SATA", "SATA", "USB"]
+    assert [d.rotation_rpm for d in disks] == [0, 7200, None]
+    assert disks[1].uncorrected_errors == 14
+    assert disks[2].status_read == "partial"
+    assert len(disks[2].read_problems) == 2
+
+
+def test_it_parses_windows_output_with_a_byte_order_mark_or_nothing_at_all():
+    text = "\ufeff" + (WINDOWS / "physical_disks_one.json").read_text()
+    assert len(parse_windows_disks(text, "")) == 1
+    assert parse_windows_disks("", "") == []
+
+
+# --- filesystems -----------------------------------------------------------------------------------------
+
+
+def test_it_keeps_real_filesystems_and_skips_pseudo_network_and_image_mounts():
+    partitions = [
+        sdiskpart("/dev/sda2", "/", "ext4", "rw,relatime"),
+        sdiskpart("/dev/loop3", "/snap/core/1", "squashfs", "ro,nodev"),
+        sdiskpart("/dev/sr0", "/media/cd", "iso9660", "ro"),
+        sdiskpart("nas:/share", "/mnt/nas", "nfs4", "rw"),
+        sdiskpart("tmpfs", "/run", "tmpfs", "rw"),
+        sdiskpart("D:\\", "D:\\", "", "cdrom"),
+        sdiskpart("\\\\nas\\share", "Z:\\", "NTFS", "rw,remote"),
+        sdiskpart("C:\\", "C:\\", "NTFS", "rw,fixed"),
+        sdiskpart("/dev/sda2", "/", "ext4", "rw,relatime"),
+    ]
+    assert [p.mountpoint for p in real_partitions(partitions)] == ["/", "C:\\"]
+
+
+def test_it_reads_space_and_inodes_of_the_real_mounts_here():
+    mounts = {fs.mount: fs for fs in read_filesystems()}
+    expected = {p.mountpoint for p in real_partitions(psutil.disk_partitions(all=False))}
+    assert set(mounts) == expected
+    for fs in mounts.values():
+        assert fs.total_bytes > 0
+        assert fs.free_bytes <= fs.total_bytes
+        assert fs.inodes_total is None or fs.inodes_free <= fs.inodes_total

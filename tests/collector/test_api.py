@@ -1,0 +1,198 @@
+"""The collector's edge: enrolment, authentication, validation and idempotent ingest, against a real app."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from collector.app import create_app
+from collector.auth import token_hash
+from collector.settings import Settings
+from collector.store import Store
+from tests.support import REPORTS, SimAgent
+
+TECH = {"Authorization": "Bearer tech-secret"}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret", max_body_bytes=64 * 1024)
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client
+
+
+def store_of(client: TestClient) -> Store:
+    from collector import keys
+
+    return client.app[keys.STORE]
+
+
+async def new_token(client: TestClient, token: str = "tok", **kwargs: object) -> str:
+    async with store_of(client).transaction() as tx:
+        site = await tx.site("Acme Tooling", "Main office")
+        await tx.add_enrolment_token(token_hash(token), site, datetime.now(UTC), kwargs.get("expires_at"),
+                                     kwargs.get("uses"))
+    return token
+
+
+async def enrolled(client: TestClient, hostname: str = "RECEPTION-01") -> SimAgent:
+    agent = SimAgent(hostname)
+    response = await client.post("/api/v1/enrol", json=agent.enrol_body(await new_token(client, hostname)))
+    assert response.status == 201, await response.text()
+    body = await response.json()
+    assert (body["client"], body["site"]) == ("Acme Tooling", "Main office")
+    agent.agent_id = body["agent_id"]
+    return agent
+
+
+async def stored_reports(client: TestClient, agent: SimAgent) -> int:
+    async with store_of(client).transaction() as tx:
+        return len(await tx.observations(agent.agent_id, "heartbeat", 1000))
+
+
+async def test_it_enrols_and_accepts_a_signed_report(client: TestClient) -> None:
+    agent = await enrolled(client)
+    body = agent.body(agent.envelope())
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 200
+    assert await response.json() == {"accepted": [1], "duplicates": []}
+    devices = await (await client.get("/api/v1/devices", headers=TECH)).json()
+    assert [(d["hostname"], d["client"], d["online"]) for d in devices["devices"]] == [
+        ("RECEPTION-01", "Acme Tooling", True)
+    ]
+
+
+async def test_a_resent_envelope_is_acknowledged_and_stored_once(client: TestClient) -> None:
+    agent = await enrolled(client)
+    first = agent.envelope()
+    body = agent.body(first)
+    assert (await (await client.post(REPORTS, data=body, headers=agent.headers(body))).json())["accepted"] == [1]
+    again = agent.body(first, agent.envelope())
+    response = await client.post(REPORTS, data=again, headers=agent.headers(again))
+    assert await response.json() == {"accepted": [2], "duplicates": [1]}
+    assert await stored_reports(client, agent) == 2
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [("unknown", "unknown enrolment token"), ("expired", "expired"), ("used", "used up")],
+)
+async def test_it_refuses_bad_enrolment_tokens(client: TestClient, reason: str, expected: str) -> None:
+    agent = SimAgent("PC-02")
+    if reason == "expired":
+        await new_token(client, "old", expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        token = "old"
+    elif reason == "used":
+        token = await new_token(client, "once", uses=1)
+        first = await client.post("/api/v1/enrol", json=SimAgent("PC-01").enrol_body(token))
+        assert first.status == 201
+    else:
+        token = "never-issued"
+    response = await client.post("/api/v1/enrol", json=agent.enrol_body(token))
+    assert response.status == 401
+    assert expected in (await response.json())["error"]
+
+
+async def test_malformed_json_gets_422_and_stores_nothing(client: TestClient) -> None:
+    agent = await enrolled(client)
+    body = b'{"envelopes": [{"schema_version": 1,'
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 422
+    assert (await response.json())["error"].startswith("malformed JSON")
+    assert await stored_reports(client, agent) == 0
+
+
+async def test_a_wrong_schema_version_gets_422_naming_the_field(client: TestClient) -> None:
+    agent = await enrolled(client)
+    good = agent.envelope()
+    bad = {**agent.envelope(), "schema_version": 7, "colour": "blue"}
+    body = agent.body(good, bad)
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 422
+    problems = {p["field"]: p["message"] for p in (await response.json())["problems"]}
+    assert "unsupported schema version 7" in problems["envelopes.1.schema_version"]
+    assert "envelopes.1.colour" in problems
+    assert await stored_reports(client, agent) == 0, "nothing of a bad batch is stored, not even its good part"
+
+
+async def test_an_unknown_agent_gets_401(client: TestClient) -> None:
+    stranger = SimAgent("INTRUDER", agent_id="ag_nobody")
+    body = stranger.body(stranger.envelope())
+    response = await client.post(REPORTS, data=body, headers=stranger.headers(body))
+    assert response.status == 401
+    assert "unknown agent" in (await response.json())["error"]
+
+
+async def test_a_forged_or_altered_request_gets_401(client: TestClient) -> None:
+    agent = await enrolled(client)
+    forger = SimAgent("RECEPTION-01", agent_id=agent.agent_id)  # same id, another key
+    body = forger.body(forger.envelope())
+    forged = await client.post(REPORTS, data=body, headers=forger.headers(body))
+    assert forged.status == 401
+    signed = agent.body(agent.envelope())
+    altered = signed.replace(b"RECEPTION-01", b"RECEPTION-99")
+    tampered = await client.post(REPORTS, data=altered, headers=agent.headers(signed))
+    assert tampered.status == 401
+    assert "signature does not match" in (await tampered.json())["error"]
+    assert await stored_reports(client, agent) == 0
+
+
+async def test_a_replay_outside_the_clock_window_gets_401_and_inside_it_stores_nothing_twice(
+    client: TestClient,
+) -> None:
+    agent = await enrolled(client)
+    body = agent.body(agent.envelope())
+    headers = agent.headers(body)
+    assert (await client.post(REPORTS, data=body, headers=headers)).status == 200
+    replay = await client.post(REPORTS, data=body, headers=headers)
+    assert await replay.json() == {"accepted": [], "duplicates": [1]}
+    old = agent.headers(body, timestamp=int(time.time()) - 3600)
+    stale = await client.post(REPORTS, data=body, headers=old)
+    assert stale.status == 401
+    assert "clock" in (await stale.json())["error"]
+    assert await stored_reports(client, agent) == 1
+
+
+async def test_an_oversized_body_gets_413_and_stores_nothing(client: TestClient) -> None:
+    agent = await enrolled(client)
+    body = b'{"envelopes": [' + b" " * (70 * 1024) + b"]}"
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 413
+    assert "larger than the collector accepts" in (await response.json())["error"]
+    assert await stored_reports(client, agent) == 0
+
+
+async def test_envelopes_naming_another_agent_are_refused(client: TestClient) -> None:
+    agent = await enrolled(client)
+    other = await enrolled(client, "PC-02")
+    body = agent.body({**agent.envelope(), "agent_id": other.agent_id})
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 422
+    assert await stored_reports(client, other) == 0
+
+
+async def test_technician_endpoints_refuse_requests_without_the_token(client: TestClient) -> None:
+    for path in ("/api/v1/alerts", "/api/v1/devices", "/api/v1/clients", "/api/v1/feed"):
+        response = await client.get(path, headers={"Authorization": "Bearer wrong"})
+        assert response.status == 401, path
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_the_feed_resumes_after_last_event_id(client: TestClient) -> None:
+    await enrolled(client, "PC-01")
+    await enrolled(client, "PC-02")
+    response = await client.get("/api/v1/feed", headers={**TECH, "Last-Event-ID": "1"})
+    assert response.status == 200
+    seen = []
+    while len(seen) < 1:
+        line = (await response.content.readline()).decode()
+        if line.startswith("data: "):
+            seen.append(json.loads(line[6:]))
+    response.close()
+    assert seen[0]["hostname"] == "PC-02"

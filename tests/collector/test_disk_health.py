@@ -1,0 +1,456 @@
+"""The disk_health rule: fixture verdicts, rule branches, growth, replacement, fill forecast, diagnose."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.checks.disk_health.smartctl import parse_xall
+from agent.checks.disk_health.windows import parse_windows_disks
+from collector.diagnose import diagnose_smartctl_file
+from collector.rules import Evaluation, History
+from collector.rules.disk_health import GIB, evaluate, fill_forecast_days
+from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, NvmeHealth
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+SMARTCTL = FIXTURES / "smartctl"
+WINDOWS = FIXTURES / "windows"
+NOW = datetime(2025, 11, 10, 9, 0, tzinfo=UTC)
+
+# Every fixture file and the verdict the collector gives it.
+FIXTURE_VERDICTS = {
+    "smart-ata.json": "ok",
+    "smart-ata-date.json": "ok",
+    "smart-ata-full.json": "ok",
+    "smart-ata2.json": "ok",
+    # Passes every SMART check; Scrutiny fails it only by its own statistics on 108 lifetime
+    # interface CRC errors (a cable symptom, attribute 199): ok here unless the count grows.
+    "smart-ata-failed-scrutiny.json": "ok",
+    "smart-ata-date2.json": "warning",  # 10 reallocated / pending / offline-uncorrectable
+    "smart-megaraid1.json": "warning",  # 387 reallocated sectors behind a MegaRAID
+    "smart-sat.json": "warning",  # 2111 reallocation events (raw16(raw16) packed)
+    "smart-fail2.json": "critical",  # SMART FAILED, attribute 5 failing now
+    "smart-nvme-failed.json": "critical",  # 7 NVMe media errors
+    "smart-nvme.json": "ok",
+    "smart-nvme2.json": "ok",  # 8382 error-log entries are not media errors
+    "smart-scsi.json": "ok",
+    "smart-scsi2.json": "ok",
+    "smart-fail.json": "unknown",  # open failed (exit bit 1)
+    "smart-megaraid0.json": "unknown",  # exit bit 2, nothing wrong in what was read
+    "smart-raid.json": "unknown",  # RAID volume, no SMART
+    "smart-pass.json": "unknown",  # -H only: no attributes
+    "smartctl_info_nvme.json": "unknown",
+    "smartctl_info_sata_smart_support_bool.json": "unknown",
+    "smartctl_info_sata_smart_support_object.json": "unknown",
+    "smartctl_scan_megaraid.json": "unknown",
+    "smartctl_scan_nvme.json": "unknown",
+    "smartctl_scan_simple.json": "unknown",
+}
+
+
+def test_the_table_covers_every_fixture_file():
+    assert set(FIXTURE_VERDICTS) == {p.name for p in SMARTCTL.glob("*.json")}
+
+
+@pytest.mark.parametrize(("name", "status"), sorted(FIXTURE_VERDICTS.items()))
+def test_it_gives_every_fixture_its_verdict(name, status):
+    result = diagnose_smartctl_file(SMARTCTL / name, now=NOW)
+    assert set(result) == {"file", "device", "model", "serial", "status", "reasons"}
+    assert result["status"] == status
+    assert json.loads(json.dumps(result)) == result
+    if status != "ok":
+        assert result["reasons"], "a verdict other than ok names its reasons"
+
+
+def test_it_names_the_reasons_of_the_failing_disk():
+    result = diagnose_smartctl_file(SMARTCTL / "smart-fail2.json", now=NOW)
+    assert (result["device"], result["model"], result["serial"]) == (
+        "/dev/sdc",
+        "Hitachi HDS721050DLE630",
+        "MSK423Y20S3HBC",
+    )
+    assert result["reasons"][:2] == [
+        "SMART overall-health self-assessment: FAILED",
+        "attribute 5 Reallocated_Sector_Ct failing now (value 1, threshold 5)",
+    ]
+    assert (
+        "3 failed self-test(s), most recent: Extended offline: Completed: read failure at 4 h"
+        in result["reasons"]
+    )
+
+
+def test_it_says_unknown_for_a_file_it_cannot_read(tmp_path):
+    result = diagnose_smartctl_file(tmp_path / "missing.json", now=NOW)
+    assert result["status"] == "unknown"
+    (tmp_path / "text.txt").write_text("=== START OF INFORMATION SECTION ===\n")
+    assert diagnose_smartctl_file(tmp_path / "text.txt", now=NOW)["status"] == "unknown"
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def healthy(name: str = "smart-ata.json") -> DiskFacts:
+    return parse_xall(json.loads((SMARTCTL / name).read_text()))
+
+
+def with_counts(disk: DiskFacts, **counts: int) -> DiskFacts:
+    """The disk with attribute raw counts replaced, e.g. with_counts(disk, a5=40)."""
+    wanted = {int(key[1:]): value for key, value in counts.items()}
+    attributes = [
+        a.model_copy(update={"raw_value": wanted[a.id], "decoded": wanted[a.id]}) if a.id in wanted else a
+        for a in disk.attributes
+    ]
+    return disk.model_copy(update={"attributes": attributes})
+
+
+def signal(
+    *disks: DiskFacts,
+    at: datetime = NOW,
+    filesystems: tuple[FilesystemFacts, ...] = (),
+    error: str | None = None,
+) -> DiskHealth:
+    return DiskHealth(collected_at=at, disks=list(disks), filesystems=list(filesystems), error=error)
+
+
+def history(*previous: DiskHealth, **settings) -> History:
+    return History(
+        now=NOW,
+        hostname="books-pc",
+        previous=previous,
+        settings={"disk_health": settings} if settings else {},
+    )
+
+
+def verdict(disk: DiskFacts, hist: History | None = None) -> Evaluation:
+    evaluations = evaluate(signal(disk), hist or history())
+    return next(e for e in evaluations if e.subject == f"disk:{disk.serial or disk.device}")
+
+
+# --- each rule branch ------------------------------------------------------------------------------------
+
+BASE = healthy()
+NVME = healthy("smart-nvme.json")
+NVME_LOG = NVME.nvme or NvmeHealth(critical_warning=0)
+
+
+def failing_attr(when: str) -> DiskFacts:
+    attributes = [a.model_copy(update={"when_failed": when}) if a.id == 1 else a for a in BASE.attributes]
+    return BASE.model_copy(update={"attributes": attributes})
+
+
+BRANCHES = [
+    ("healthy", BASE, "ok", "is healthy"),
+    ("smart failed", BASE.model_copy(update={"smart_passed": False}), "critical", "self-assessment: FAILED"),
+    ("exit bit 3", BASE.model_copy(update={"smartctl_exit_status": 8}), "critical", "FAILED"),
+    ("attribute failing now", failing_attr("now"), "critical", "attribute 1 Raw_Read_Error_Rate failing now"),
+    (
+        "exit bit 4",
+        BASE.model_copy(update={"smartctl_exit_status": 16}),
+        "critical",
+        "at or below its threshold now",
+    ),
+    ("attribute failed in the past", failing_attr("past"), "warning", "failed in the past"),
+    ("exit bit 5", BASE.model_copy(update={"smartctl_exit_status": 32}), "warning", "in the past"),
+    ("exit bit 6 alone", BASE.model_copy(update={"smartctl_exit_status": 64}), "ok", "is healthy"),
+    (
+        "self-test failures",
+        BASE.model_copy(update={"self_test_failures": 1}),
+        "warning",
+        "1 failed self-test",
+    ),
+    (
+        "exit bit 7",
+        BASE.model_copy(update={"smartctl_exit_status": 128}),
+        "warning",
+        "self-test log records errors",
+    ),
+    ("reallocated", with_counts(BASE, a5=3), "warning", "3 reallocated sectors"),
+    ("pending", with_counts(BASE, a197=1), "warning", "1 pending sectors"),
+    ("offline uncorrectable", with_counts(BASE, a198=2), "warning", "2 offline-uncorrectable sectors"),
+    ("reallocation events", with_counts(BASE, a196=4), "warning", "4 reallocation events"),
+    (
+        "reported uncorrect",
+        with_counts(healthy("smart-sat.json"), a187=5, a196=0),
+        "warning",
+        "5 reported uncorrectable errors",
+    ),
+    ("crc errors alone", with_counts(BASE, a199=108), "ok", "is healthy"),
+    (
+        "temperature above limit",
+        BASE.model_copy(update={"temperature_c": 71, "temperature_limit_c": 70}),
+        "warning",
+        "71 °C above the drive's limit of 70 °C",
+    ),
+    (
+        "temperature at limit",
+        BASE.model_copy(update={"temperature_c": 70, "temperature_limit_c": 70}),
+        "ok",
+        "",
+    ),
+    (
+        "uncorrected errors",
+        healthy("smart-scsi.json").model_copy(update={"uncorrected_errors": 2}),
+        "critical",
+        "2 uncorrected read/write errors",
+    ),
+    (
+        "read unknown",
+        BASE.model_copy(update={"status_read": "unknown", "read_problems": ["open failed"]}),
+        "unknown",
+        "open failed",
+    ),
+    (
+        "partial read, nothing found",
+        BASE.model_copy(update={"status_read": "partial", "read_problems": ["x"]}),
+        "unknown",
+        "x",
+    ),
+    (
+        "partial read with a problem",
+        with_counts(BASE, a5=3).model_copy(update={"status_read": "partial"}),
+        "warning",
+        "3 reallocated sectors",
+    ),
+    # NVMe
+    (
+        "nvme spare below threshold",
+        NVME.model_copy(update={"nvme": NVME_LOG.model_copy(update={"available_spare": 9})}),
+        "critical",
+        "available spare 9 % below the drive's threshold of 10 %",
+    ),
+    ("nvme wear 90", NVME.model_copy(update={"wear_percent": 90}), "warning", "90 % of rated endurance used"),
+    ("nvme wear 89", NVME.model_copy(update={"wear_percent": 89}), "ok", ""),
+    ("nvme wear 100", NVME.model_copy(update={"wear_percent": 100}), "critical", "100 % of rated endurance"),
+    (
+        "nvme media errors",
+        NVME.model_copy(update={"nvme": NVME_LOG.model_copy(update={"media_errors": 1})}),
+        "critical",
+        "1 media errors",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "disk", "status", "reason"), BRANCHES, ids=[b[0] for b in BRANCHES])
+def test_it_applies_each_disk_rule_branch(case, disk, status, reason):
+    result = verdict(disk)
+    assert result.status == status, result.summary
+    assert reason in result.summary
+    assert result.rule == "disk_health"
+
+
+@pytest.mark.parametrize(
+    ("bit", "status", "text"),
+    [
+        (0, "critical", "available spare below threshold"),
+        (1, "warning", "temperature beyond a threshold"),
+        (2, "critical", "reliability degraded"),
+        (3, "critical", "read-only mode"),
+        (4, "critical", "volatile memory backup failed"),
+        (5, "critical", "persistent memory region read-only"),
+    ],
+)
+def test_it_raises_each_nvme_critical_warning_bit(bit, status, text):
+    disk = NVME.model_copy(update={"nvme": NVME_LOG.model_copy(update={"critical_warning": 1 << bit})})
+    result = verdict(disk)
+    assert (result.status, text in result.summary) == (status, True)
+
+
+def test_it_lets_a_client_treat_nvme_media_errors_as_a_warning():
+    disk = NVME.model_copy(update={"nvme": NVME_LOG.model_copy(update={"media_errors": 7})})
+    assert verdict(disk, history(nvme_media_errors_status="warning")).status == "warning"
+
+
+def test_it_accepts_a_configured_count_but_not_its_growth():
+    accepted = with_counts(BASE, a5=8)
+    assert verdict(accepted, history(attribute_warn_above=10)).status == "ok"
+    earlier = signal(accepted, at=datetime(2025, 11, 3, 9, 0, tzinfo=UTC))
+    grown = verdict(with_counts(BASE, a5=40), history(earlier, attribute_warn_above=10))
+    assert grown.status == "warning"
+    assert "40 reallocated sectors, up from 8 on 3 Nov" in grown.summary
+
+
+def test_it_measures_growth_from_the_oldest_report_within_the_window():
+    reports = [
+        signal(with_counts(BASE, a5=value), at=NOW - timedelta(days=days))
+        for value, days in [(30, 1), (8, 6), (0, 20)]
+    ]  # newest first
+    result = verdict(with_counts(BASE, a5=40), history(*reports, attribute_warn_above=50))
+    assert "40 reallocated sectors, up from 8 on 4 Nov" in result.summary
+    # When every earlier report is older than the window, the newest one is the baseline.
+    result = verdict(with_counts(BASE, a5=40), history(reports[2], attribute_warn_above=50))
+    assert "up from 0 on 21 Oct" in result.summary
+
+
+def test_it_warns_when_crc_errors_or_scsi_defects_grow():
+    crc = verdict(
+        with_counts(BASE, a199=120), history(signal(with_counts(BASE, a199=108), at=NOW - timedelta(days=1)))
+    )
+    assert crc.status == "warning"
+    assert "120 interface CRC errors (check the cable), up from 108" in crc.summary
+    scsi = healthy("smart-scsi.json")
+    grown = verdict(
+        scsi.model_copy(update={"scsi_grown_defects": 60}), history(signal(scsi, at=NOW - timedelta(days=1)))
+    )
+    assert grown.status == "warning"
+    assert "60 grown defects (reallocated blocks), up from 56" in grown.summary
+    assert verdict(scsi, history(signal(scsi, at=NOW - timedelta(days=1)))).status == "ok"
+
+
+def test_it_does_not_compare_with_a_different_disk_or_an_unread_one():
+    other = with_counts(BASE, a5=0).model_copy(update={"serial": "OTHER"})
+    unread = with_counts(BASE, a5=0).model_copy(update={"status_read": "unknown"})
+    result = verdict(with_counts(BASE, a5=3), history(signal(other), signal(unread)))
+    assert result.summary.endswith("3 reallocated sectors")
+
+
+# --- replaced disks --------------------------------------------------------------------------------------
+
+
+def test_it_records_a_replaced_disk_and_resolves_the_old_one():
+    old = healthy("smart-fail2.json")
+    new = healthy("smart-ata.json").model_copy(update={"device": old.device})
+    evaluations = evaluate(signal(new), history(signal(old, at=NOW - timedelta(hours=1))))
+    replaced = [e for e in evaluations if e.details.get("event") == "disk_replaced"]
+    assert replaced == [
+        Evaluation(
+            "disk_health",
+            "disk:MSK423Y20S3HBC",
+            "ok",
+            "disk MSK423Y20S3HBC in /dev/sdc was replaced by 9RK1XXXX",
+            {
+                "event": "disk_replaced",
+                "old_serial": "MSK423Y20S3HBC",
+                "new_serial": "9RK1XXXX",
+                "device": "/dev/sdc",
+            },
+        )
+    ]
+
+
+def test_it_does_not_call_a_disk_that_moved_slots_replaced():
+    first = healthy("smart-ata.json").model_copy(update={"device": "/dev/sda"})
+    second = healthy("smart-ata2.json").model_copy(update={"device": "/dev/sdb"})
+    swapped = [
+        first.model_copy(update={"device": "/dev/sdb"}),
+        second.model_copy(update={"device": "/dev/sda"}),
+    ]
+    evaluations = evaluate(signal(*swapped), history(signal(first, second, at=NOW - timedelta(hours=1))))
+    assert not [e for e in evaluations if e.details.get("event") == "disk_replaced"]
+
+
+# --- Windows ---------------------------------------------------------------------------------------------
+
+
+def test_it_judges_windows_disks_by_health_status_and_counters():
+    disks = parse_windows_disks(
+        (WINDOWS / "physical_disks_three.json").read_text(),
+        (WINDOWS / "reliability_counters_two.json").read_text(),
+    )
+    results = [verdict(disk) for disk in disks]
+    assert [r.status for r in results] == ["ok", "critical", "unknown"]
+    assert "Windows operational status: Predictive Failure" in results[1].summary
+    assert "14 uncorrected read/write errors" in results[1].summary
+    assert "Windows reports the disk Warning" in results[1].summary
+    unhealthy = disks[0].model_copy(update={"windows_health": "Unhealthy"})
+    assert verdict(unhealthy).status == "critical"
+
+
+# --- the reading as a whole ------------------------------------------------------------------------------
+
+
+def test_it_reports_missing_smartctl_as_unknown_and_clears_it_later():
+    missing = "smartctl not found: install smartmontools (apt install smartmontools)"
+    (overall,) = [e for e in evaluate(signal(error=missing), history()) if e.subject == "disks"]
+    assert overall.status == "unknown"
+    assert missing in overall.summary
+    (overall,) = [e for e in evaluate(signal(BASE), history()) if e.subject == "disks"]
+    assert overall.status == "ok"
+
+
+# --- filesystems -----------------------------------------------------------------------------------------
+
+
+def fs(free_gib: float, total_gib: float = 100, mount: str = "C:\\", inodes: tuple[int, int] | None = None):
+    total, free = int(total_gib * GIB), int(free_gib * GIB)
+    return FilesystemFacts(
+        mount=mount,
+        device="\\\\?\\Volume{1}",
+        fstype="NTFS",
+        total_bytes=total,
+        used_bytes=total - free,
+        free_bytes=free,
+        inodes_total=inodes[0] if inodes else None,
+        inodes_free=inodes[1] if inodes else None,
+    )
+
+
+def fs_verdict(current: FilesystemFacts, hist: History | None = None) -> Evaluation:
+    evaluations = evaluate(signal(filesystems=(current,)), hist or history())
+    return next(e for e in evaluations if e.subject == f"fs:{current.mount}")
+
+
+@pytest.mark.parametrize(
+    ("free", "total", "status"),
+    [
+        (50, 100, "ok"),
+        (10, 100, "ok"),
+        (9.9, 100, "warning"),
+        (5, 100, "warning"),
+        (4.9, 100, "critical"),
+        # 4 TB volume: 10 % would be 400 GiB; the byte minimums (50 / 20 GiB) apply instead.
+        (300, 4000, "ok"),
+        (49, 4000, "warning"),
+        (19, 4000, "critical"),
+    ],
+)
+def test_it_grades_free_space_by_share_capped_by_bytes(free, total, status):
+    assert fs_verdict(fs(free, total)).status == status
+
+
+def test_it_takes_free_space_thresholds_from_client_settings():
+    assert fs_verdict(fs(15), history(fs_warning_free_percent=20)).status == "warning"
+    assert fs_verdict(
+        fs(15), history(fs_critical_free_percent=20, fs_critical_free_bytes=100 * GIB)
+    ).status == ("critical")
+
+
+def test_it_grades_free_inodes():
+    result = fs_verdict(fs(50, mount="/", inodes=(1_000_000, 30_000)))
+    assert (result.status, "3.0 % inodes free" in result.summary) == ("critical", True)
+
+
+def test_it_forecasts_a_volume_filling_within_two_weeks():
+    # 60 GiB free, losing 5 GiB a day: full in 12 days.
+    earlier = [signal(filesystems=(fs(60 + 5 * d),), at=NOW - timedelta(days=d)) for d in (1, 2, 3)]
+    result = fs_verdict(fs(60), history(*earlier))
+    assert result.status == "warning"
+    assert "full in about 12 days at the current rate" in result.summary
+    assert result.details["days_to_full"] == 12.0
+
+
+def test_it_does_not_forecast_a_slow_or_shrinking_use():
+    slow = [signal(filesystems=(fs(60 + 1 * d),), at=NOW - timedelta(days=d)) for d in (1, 2, 3)]
+    assert fs_verdict(fs(60), history(*slow)).status == "ok"
+    freeing = [signal(filesystems=(fs(60 - d),), at=NOW - timedelta(days=d)) for d in (1, 2)]
+    assert fs_verdict(fs(60), history(*freeing)).details["days_to_full"] is None
+
+
+def test_it_forecasts_only_from_reports_within_the_window():
+    old = [signal(filesystems=(fs(95),), at=NOW - timedelta(days=30))]
+    assert fs_verdict(fs(60), history(*old)).details["days_to_full"] is None
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        ([], None),
+        ([(NOW - timedelta(days=1), 70 * GIB)], 6.0),
+        ([(NOW, 70 * GIB)], None),
+    ],
+)
+def test_it_fits_the_fill_rate(points, expected):
+    days = fill_forecast_days(fs(60), NOW, points)
+    assert days == (None if expected is None else pytest.approx(expected))

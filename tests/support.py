@@ -1,0 +1,65 @@
+"""Helpers for tests and the benchmark: a simulated agent that enrols and signs like the real one."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shared.signing import sign_headers
+from shared.wire import SCHEMA_VERSION, Heartbeat
+
+REPORTS = "/api/v1/reports"
+
+
+def heartbeat(hostname: str, at: datetime | None = None) -> Heartbeat:
+    """A plausible heartbeat from `hostname`."""
+    at = at or datetime.now(UTC)
+    return Heartbeat(
+        collected_at=at, hostname=hostname, os_name="Windows", os_version="10.0.22631", agent_version="0.1.0",
+        boot_time=at, uptime_seconds=3600, cpu_count=4, cpu_percent=7.5, memory_total_bytes=16 << 30,
+        memory_used_percent=48.0,
+    )
+
+
+@dataclass
+class SimAgent:
+    """An agent's key and identity, and the envelopes it has numbered so far."""
+
+    hostname: str
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    agent_id: str = ""
+    seq: int = 0
+
+    def enrol_body(self, token: str) -> dict[str, str]:
+        """The JSON body of an enrolment request."""
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return {"token": token, "public_key": base64.b64encode(raw).decode(), "hostname": self.hostname}
+
+    def envelope(self, signals: list[Any] | None = None, seq: int | None = None) -> dict[str, Any]:
+        """The next envelope (or one with a chosen `seq`) as JSON-ready data."""
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        signals = signals or [heartbeat(self.hostname)]
+        return {
+            "schema_version": SCHEMA_VERSION, "agent_id": self.agent_id, "seq": seq, "boot_id": "boot-1",
+            "sent_at": datetime.now(UTC).isoformat(),
+            "signals": [s.model_dump(mode="json") for s in signals],
+        }
+
+    def body(self, *envelopes: dict[str, Any]) -> bytes:
+        """A report batch body."""
+        return json.dumps({"envelopes": list(envelopes)}).encode()
+
+    def headers(self, body: bytes, timestamp: int | None = None, path: str = REPORTS) -> dict[str, str]:
+        """Signed headers for a report upload."""
+        stamp = int(time.time()) if timestamp is None else timestamp
+        return {**sign_headers(self.key, self.agent_id, "POST", path, body, stamp),
+                "Content-Type": "application/json"}
