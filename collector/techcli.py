@@ -191,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true", help="machine-readable output")
     devices = commands.add_parser("devices", help="list enrolled devices and whether they are online")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
+    diagnose = commands.add_parser("diagnose", help="the collector's verdict on output pasted from a client's PC")
+    tools = diagnose.add_subparsers(dest="tool", required=True)
+    smartctl = tools.add_parser(
+        "smartctl", help="judge `smartctl --xall --json` output files; prints one JSON line per file",
+        description="Runs the same parser and disk rule as the collector, offline; needs no collector or token.",
+    )
+    smartctl.add_argument("files", nargs="+", type=Path, metavar="FILE")
     return parser
 
 
@@ -210,6 +217,13 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `fieldpost`."""
     args = build_parser().parse_args(argv)
+    if args.command == "diagnose":
+        from collector.diagnose import diagnose_smartctl_file
+
+        verdicts = [diagnose_smartctl_file(path) for path in args.files]
+        for verdict in verdicts:
+            print(json.dumps(verdict))
+        return 0 if all(v["status"] == "ok" for v in verdicts) else 1
     try:
         asyncio.run(run(args))
     except CliError as exc:

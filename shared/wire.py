@@ -8,6 +8,8 @@ from pydantic import AwareDatetime, Field, TypeAdapter
 
 from shared.base import Signal, WireModel, fact
 from shared.disk_health import DiskHealth
+from shared.pending_reboot import PendingReboot
+from shared.updates import Updates
 
 SCHEMA_VERSION = 1
 MAX_SIGNALS_PER_ENVELOPE = 200
@@ -66,7 +68,8 @@ class Unknown(Signal):
     error: str = fact("Why the check could not collect, including what to do about it when known")
 
 
-AnySignal = Annotated[Heartbeat | Unknown | DiskHealth, Field(discriminator="kind")]
+KnownSignal = Heartbeat | Unknown | DiskHealth | PendingReboot | Updates
+AnySignal = Annotated[KnownSignal, Field(discriminator="kind")]
 
 
 class Envelope(WireModel):
@@ -89,7 +92,7 @@ class ReportBatch(WireModel):
     envelopes: list[Envelope] = fact("Envelopes in sequence order", min_length=1, max_length=100)
 
 
-SIGNAL_ADAPTER: TypeAdapter[Heartbeat | Unknown | DiskHealth] = TypeAdapter(AnySignal)
+SIGNAL_ADAPTER: TypeAdapter[KnownSignal] = TypeAdapter(AnySignal)
 
 
 def json_schema() -> dict[str, Any]:

@@ -52,13 +52,15 @@ def fingerprint(rule: str, agent_id: str, subject: str) -> str:
 
 def rules_by_kind() -> dict[str, RuleSpec]:
     """The rule that evaluates each signal kind."""
-    from collector.rules import disk_health, heartbeat, unknown
+    from collector.rules import disk_health, heartbeat, pending_reboot, unknown, updates
 
     return {
         "heartbeat": RuleSpec(heartbeat.evaluate),
         "unknown": RuleSpec(unknown.evaluate),
         # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
         "disk_health": RuleSpec(disk_health.evaluate, history=24 * 8),
+        "pending_reboot": RuleSpec(pending_reboot.evaluate, history=pending_reboot.HISTORY),
+        "updates": RuleSpec(updates.evaluate, history=updates.HISTORY),
     }
 
 

@@ -1,0 +1,105 @@
+"""The pending_reboot check: asks the platform's provider why a reboot waits, since when, and who is on."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from agent.checks import Check, CheckContext, now_utc
+from agent.checks.rootfs import below
+from shared.base import Signal
+from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootReason
+
+
+@dataclass(frozen=True)
+class RebootFacts:
+    """What a provider found; the check turns it into the wire signal."""
+
+    reasons: list[RebootReason] = field(default_factory=list)
+    pending_since: datetime | None = None
+    boot_time: datetime | None = None
+    boot_id: str | None = None
+    sessions: list[InteractiveSession] = field(default_factory=list)
+
+
+class Provider(Protocol):
+    """One platform's way of finding pending-reboot facts."""
+
+    def facts(self, now: datetime) -> RebootFacts: ...
+
+
+def sessions_from(
+    users: Iterable[Any],
+    now: datetime,
+    idle_of: Callable[[str | None], datetime | None],
+) -> list[InteractiveSession]:
+    """Interactive sessions from psutil.users() entries; `idle_of` gives a terminal's last input time."""
+    sessions = []
+    for user in users:
+        last_input = idle_of(user.terminal)
+        idle = max(0.0, (now - last_input).total_seconds()) if last_input else None
+        started = datetime.fromtimestamp(user.started, UTC) if user.started else None
+        sessions.append(
+            InteractiveSession(user=user.name, terminal=user.terminal, started=started, idle_seconds=idle)
+        )
+    return sessions
+
+
+def tty_last_input(root: Path, terminal: str | None) -> datetime | None:
+    """When the user last typed on a tty/pts: its device's access time (what `w` shows as idle)."""
+    if not terminal:
+        return None
+    try:
+        return datetime.fromtimestamp(below(root, f"/dev/{terminal}").stat().st_atime, UTC)
+    except OSError:
+        return None
+
+
+def provider_for(platform: str, context: CheckContext) -> Provider:
+    """The provider for `platform` (a sys.platform value)."""
+    if platform == "win32":
+        from agent.checks.pending_reboot.windows import WindowsProvider
+
+        return WindowsProvider(context)
+    if platform == "darwin":
+        from agent.checks.pending_reboot.darwin import DarwinProvider
+
+        return DarwinProvider(context)
+    from agent.checks.pending_reboot.linux import LinuxProvider
+
+    return LinuxProvider(context)
+
+
+class PendingRebootCheck(Check):
+    """Reports whether a reboot is pending, with reasons, age, boot identity and logged-on sessions."""
+
+    kind: ClassVar[str] = "pending_reboot"
+    timeout: ClassVar[float] = 120.0
+    default_interval: ClassVar[float] = 3600.0
+
+    def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
+        super().__init__(context)
+        self.provider = provider_for(platform, self.context)
+        # Set by the nightly maintenance job; reported with every signal so the technician sees why not.
+        self.last_action: RebootAction | None = None
+
+    def collect(self) -> list[Signal]:
+        """One pending_reboot signal."""
+        now = now_utc()
+        facts = self.provider.facts(now)
+        return [
+            PendingReboot(
+                collected_at=now,
+                pending=any(reason.confidence == "high" for reason in facts.reasons),
+                reasons=facts.reasons,
+                pending_since=facts.pending_since,
+                boot_time=facts.boot_time,
+                boot_id=facts.boot_id,
+                sessions=facts.sessions,
+                last_action=self.last_action,
+            )
+        ]

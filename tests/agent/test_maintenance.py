@@ -1,0 +1,150 @@
+"""The nightly window and the reboot policy's decisions (the reboot itself is never run by tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agent.maintenance import Decision, in_window, jitter, reboot_decision
+from shared.pending_reboot import InteractiveSession, PendingReboot, RebootReason
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NIGHT = datetime(2024, 11, 20, 2, 30, tzinfo=BERLIN)
+KERNEL = RebootReason(source="reboot-required-file", confidence="high", detail="linux-image-6.1.0-13-amd64")
+RENAMES = RebootReason(source="PendingFileRenameOperations", confidence="low", detail="1 path(s)")
+BOOTED = datetime(2024, 11, 14, 7, 55, tzinfo=UTC)
+
+
+def pending(*reasons: RebootReason, boot_time: datetime = BOOTED) -> PendingReboot:
+    return PendingReboot(
+        collected_at=NIGHT,
+        pending=any(r.confidence == "high" for r in reasons),
+        reasons=list(reasons),
+        boot_time=boot_time,
+        boot_id="b1",
+    )
+
+
+def session(user: str, idle_minutes: float | None, started: datetime) -> InteractiveSession:
+    idle = None if idle_minutes is None else idle_minutes * 60
+    return InteractiveSession(user=user, terminal="console", started=started, idle_seconds=idle)
+
+
+ALICE_ACTIVE = session("alice", 3, datetime(2024, 11, 19, 16, 42, tzinfo=UTC))  # 17:42 in Berlin
+ALICE_IDLE = session("alice", 8 * 60, datetime(2024, 11, 19, 16, 42, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("clock", "start", "end", "inside"),
+    [
+        (time(2, 30), time(2), time(4), True),
+        (time(4, 0), time(2), time(4), False),
+        (time(1, 59), time(2), time(4), False),
+        (time(23, 30), time(22), time(2), True),  # crosses midnight
+        (time(1, 30), time(22), time(2), True),
+        (time(12, 0), time(22), time(2), False),
+    ],
+)
+def test_the_window_is_half_open_and_may_cross_midnight(
+    clock: time, start: time, end: time, inside: bool
+) -> None:
+    assert in_window(clock, start, end) is inside
+
+
+def test_the_window_uses_the_devices_local_clock() -> None:
+    assert in_window(NIGHT, time(2), time(4))
+    assert not in_window(NIGHT.astimezone(UTC), time(2), time(4))  # 01:30 UTC
+
+
+def test_jitter_is_stable_per_device_and_spreads_devices() -> None:
+    spread = timedelta(minutes=30)
+    offsets = {jitter(f"agent-{n}", spread) for n in range(50)}
+    assert jitter("agent-7", spread) == jitter("agent-7", spread)
+    assert all(timedelta(0) <= offset < spread for offset in offsets)
+    assert len(offsets) > 40
+
+
+@pytest.mark.parametrize(
+    ("policy", "state", "sessions", "now", "expected"),
+    [
+        ("never", pending(KERNEL), [], NIGHT, Decision("skip", "policy is never: reporting only")),
+        ("when-required-and-idle", pending(), [], NIGHT, Decision("skip", "no reboot pending")),
+        (
+            "when-required-and-idle",
+            pending(RENAMES),
+            [],
+            NIGHT,
+            Decision("skip", "no high-confidence reason (low only: PendingFileRenameOperations)"),
+        ),
+        (
+            "when-required-and-idle",
+            pending(KERNEL),
+            [],
+            NIGHT.replace(hour=14),
+            Decision("skip", "outside the maintenance window 02:00-04:00"),
+        ),
+        (
+            "when-required-and-idle",
+            pending(KERNEL),
+            [ALICE_ACTIVE],
+            NIGHT,
+            Decision("skip", "skipped: user session active since 17:42 (alice)"),
+        ),
+        (
+            "when-required-and-idle",
+            pending(KERNEL),
+            [ALICE_IDLE],
+            NIGHT,
+            Decision("reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session"),
+        ),
+        (
+            "when-required-and-idle",
+            pending(KERNEL),
+            [session("bob", None, NIGHT - timedelta(hours=2))],
+            NIGHT,
+            Decision("skip", "skipped: user session active since 00:30 (bob)"),
+        ),
+        (
+            "when-required-and-idle",
+            pending(KERNEL),
+            [],
+            NIGHT,
+            Decision("reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session"),
+        ),
+        (
+            "when-required",
+            pending(KERNEL),
+            [ALICE_ACTIVE],
+            NIGHT,
+            Decision("warn_then_reboot", "warning alice, then rebooting: linux-image-6.1.0-13-amd64"),
+        ),
+        (
+            "when-required",
+            pending(KERNEL),
+            [],
+            NIGHT,
+            Decision("reboot", "rebooting: linux-image-6.1.0-13-amd64; nobody logged on"),
+        ),
+        (
+            "when-required",
+            pending(KERNEL, boot_time=NIGHT - timedelta(minutes=20)),
+            [],
+            NIGHT,
+            Decision(
+                "skip",
+                "skipped: booted at 02:10 and a reboot is still pending (linux-image-6.1.0-13-amd64); "
+                "not rebooting again",
+            ),
+        ),
+    ],
+)
+def test_the_reboot_policy_decides(policy, state, sessions, now, expected) -> None:
+    assert reboot_decision(policy, state, sessions, now) == expected
+
+
+def test_a_decision_is_reported_as_the_last_action() -> None:
+    decision = reboot_decision("when-required-and-idle", pending(KERNEL), [ALICE_ACTIVE], NIGHT)
+    action = decision.as_action("when-required-and-idle", NIGHT)
+    assert (action.action, action.reason, action.decided_at) == ("skip", decision.reason, NIGHT)

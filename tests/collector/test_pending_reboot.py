@@ -1,0 +1,99 @@
+"""The pending_reboot rule: age thresholds on high-confidence reasons, who is on, resolution on reboot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collector.rules import History
+from collector.rules.pending_reboot import CRITICAL_DAYS, WARNING_DAYS, evaluate
+from shared.pending_reboot import InteractiveSession, PendingReboot, RebootReason
+
+NOW = datetime(2024, 11, 20, 9, 0, tzinfo=UTC)
+BOOT = datetime(2024, 11, 1, 8, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+KERNEL = RebootReason(source="reboot-required-file", confidence="high", detail="linux-image-6.1.0-13-amd64")
+RENAMES = RebootReason(source="PendingFileRenameOperations", confidence="low", detail="3 path(s)")
+ALICE = InteractiveSession(user="alice", terminal="tty2", started=BOOT, idle_seconds=190)
+
+
+def signal(
+    *reasons: RebootReason,
+    at: datetime = NOW,
+    since: datetime | None = None,
+    boot_id: str = "b1",
+    sessions: tuple[InteractiveSession, ...] = (),
+) -> PendingReboot:
+    return PendingReboot(
+        collected_at=at,
+        pending=any(r.confidence == "high" for r in reasons),
+        reasons=list(reasons),
+        pending_since=since,
+        boot_time=BOOT,
+        boot_id=boot_id,
+        sessions=list(sessions),
+    )
+
+
+def history(*previous: PendingReboot, **settings: int) -> History:
+    return History(now=NOW, hostname="RECEPTION-01", previous=previous, settings=settings)
+
+
+@pytest.mark.parametrize(
+    ("age", "status"),
+    [
+        (2 * DAY, "ok"),
+        (3 * DAY, "warning"),
+        (13 * DAY, "warning"),
+        (14 * DAY, "critical"),
+    ],
+)
+def test_it_warns_after_three_days_and_goes_critical_after_fourteen(age: timedelta, status: str) -> None:
+    [verdict] = evaluate(signal(KERNEL, since=NOW - age), history())
+    assert (verdict.rule, verdict.subject, verdict.status) == ("pending_reboot", "reboot", status)
+
+
+def test_it_takes_thresholds_from_settings() -> None:
+    [verdict] = evaluate(signal(KERNEL, since=NOW - 2 * DAY), history(**{WARNING_DAYS: 1, CRITICAL_DAYS: 2}))
+    assert verdict.status == "critical"
+
+
+def test_its_summary_says_why_and_who_is_logged_on() -> None:
+    [verdict] = evaluate(
+        signal(KERNEL, RENAMES, since=NOW - 4 * DAY - timedelta(hours=5), sessions=(ALICE,)), history()
+    )
+    assert verdict.summary == (
+        "reboot pending for 4 days (linux-image-6.1.0-13-amd64); alice logged on, active 3 min ago"
+    )
+    assert [reason["source"] for reason in verdict.details["reasons"]] == [
+        "reboot-required-file",
+        "PendingFileRenameOperations",
+    ]
+
+
+def test_low_confidence_reasons_alone_never_alert() -> None:
+    [verdict] = evaluate(signal(RENAMES, since=NOW - 60 * DAY), history())
+    assert verdict.status == "ok"
+
+
+def test_it_resolves_when_the_reason_clears() -> None:
+    [verdict] = evaluate(signal(), history(signal(KERNEL, at=NOW - DAY, since=NOW - 20 * DAY)))
+    assert verdict.status == "ok"
+
+
+def test_without_an_os_date_it_counts_from_the_first_pending_signal_of_this_boot() -> None:
+    previous = [signal(KERNEL, at=NOW - n * DAY) for n in range(1, 6)]
+    [verdict] = evaluate(signal(KERNEL), history(*previous))
+    assert (verdict.status, verdict.details["pending_seconds"]) == ("warning", int((5 * DAY).total_seconds()))
+
+
+def test_a_new_boot_id_restarts_the_count_and_so_resolves_the_alert() -> None:
+    old_boot = [signal(KERNEL, at=NOW - n * DAY, boot_id="b0") for n in range(1, 6)]
+    [verdict] = evaluate(signal(KERNEL, at=NOW, boot_id="b1"), history(*old_boot))
+    assert verdict.status == "ok"
+
+
+def test_a_date_from_before_this_boot_counts_from_the_boot() -> None:
+    [verdict] = evaluate(signal(KERNEL, since=BOOT - 30 * DAY), history())
+    assert verdict.details["pending_since"] == BOOT.isoformat()
