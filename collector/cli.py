@@ -112,7 +112,8 @@ def serve(settings: Settings) -> None:
     """Run the collector until interrupted."""
     host, port = settings.host_port
     print(f"fieldpost-collector {__version__} on http://{host}:{port} (database {settings.db})", flush=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=5)
+    access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
+    web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=5, access_log=access_log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,27 @@
-"""Ingest: store an agent's envelopes, evaluate their signals and publish the changes, all or nothing."""
+"""Ingest: store an agent's envelopes, evaluate their signals and publish the changes, all or nothing.
+
+Requests that arrive together are committed together (group commit): one writer task takes every
+queued request into one transaction, so the cost of a transaction is shared. If a group fails,
+its requests are retried one by one, so one bad report cannot fail the others.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.alerts import dedupe
 from collector.feed import Feed
-from collector.rules import History, RuleSpec, evaluate, rules_by_kind
+from collector.rules import Evaluation, History, RuleSpec, evaluate, rules_by_kind
 from collector.store import AgentRow, Store, Tx
-from shared.wire import SIGNAL_ADAPTER, Envelope, Heartbeat, ReportBatch
+from shared.base import Signal
+from shared.wire import SIGNAL_ADAPTER, Heartbeat, ReportBatch
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP = 64
 
 
 @dataclass
@@ -20,75 +32,121 @@ class IngestResult:
     duplicates: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Request:
+    """One authenticated, validated batch waiting for the writer."""
+
+    agent: AgentRow
+    batch: ReportBatch
+    received_at: datetime
+    done: asyncio.Future[IngestResult]
+
+
 class Ingest:
-    """The ingest step of the hot path (after authentication and validation)."""
+    """The store-evaluate-publish part of the hot path (after authentication and validation)."""
 
     def __init__(self, store: Store, feed: Feed, rules: dict[str, RuleSpec] | None = None) -> None:
         self._store = store
         self._feed = feed
         self._rules = rules if rules is not None else rules_by_kind()
+        self._queue: list[_Request] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def ingest(self, agent: AgentRow, batch: ReportBatch, received_at: datetime) -> IngestResult:
-        """Store and evaluate a batch in one transaction; a resent envelope is acknowledged, not stored twice.
+        """Store and evaluate a batch; a resent envelope is acknowledged, not stored twice."""
+        request = _Request(agent, batch, received_at, asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await request.done
 
-        1. Record each envelope by (agent, seq); skip the ones stored before.
-        2. For each signal: read the history its rule needs, store it, evaluate it, apply the verdicts.
-        3. Update when the device was last seen; first contact goes into the feed.
-        4. Commit, then wake the feed's subscribers.
+    async def _write(self) -> None:
+        """Commit queued requests until none are left.
+
+        1. Take up to MAX_GROUP queued requests and commit them in one transaction.
+        2. If that fails, commit each alone, so only a failing request gets the error.
+        3. Answer each request, then wake the feed's subscribers once.
         """
-        result = IngestResult()
-        published = 0
-        async with self._store.transaction() as tx:
-            current = await tx.agent(agent.agent_id) or agent
-            for envelope in batch.envelopes:
-                if not await tx.add_report(
-                    agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at, received_at
-                ):
-                    result.duplicates.append(envelope.seq)
-                    continue
-                result.accepted.append(envelope.seq)
-                published += await self._store_envelope(tx, current, envelope, received_at)
-            if result.accepted:
-                newest = batch.envelopes[-1]
-                hostname = next(
-                    (s.hostname for e in reversed(batch.envelopes) for s in e.signals if isinstance(s, Heartbeat)),
-                    None,
-                )
-                await tx.touch_agent(agent.agent_id, received_at, newest.seq, hostname)
-                if current.last_seen_at is None:
-                    await tx.append_feed(received_at, "device.online", _device_view(current, hostname))
-                    published += 1
-        if published:
-            self._feed.notify()
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            answers: list[IngestResult | BaseException]
+            try:
+                answers = list(await self._commit(group))
+            except Exception as exc:
+                if len(group) > 1:
+                    answers = [await self._commit_alone(request) for request in group]
+                else:
+                    log.exception("ingest failed for agent %s", group[0].agent.agent_id)
+                    answers = [exc]
+            for request, answer in zip(group, answers, strict=True):
+                if request.done.done():
+                    continue  # the uploader hung up; what was committed stays committed
+                if isinstance(answer, BaseException):
+                    request.done.set_exception(answer)
+                else:
+                    request.done.set_result(answer)
+
+    async def _commit_alone(self, request: _Request) -> IngestResult | BaseException:
+        """Commit one request in its own transaction, returning the error instead of raising it."""
+        try:
+            [result] = await self._commit([request])
+        except Exception as exc:
+            log.exception("ingest failed for agent %s", request.agent.agent_id)
+            return exc
         return result
 
-    async def _store_envelope(self, tx: Tx, agent: AgentRow, envelope: Envelope, now: datetime) -> int:
-        """Store one envelope's signals and apply their evaluations; returns feed events added."""
+    async def _commit(self, group: list[_Request]) -> list[IngestResult]:
+        """Ingest a group of requests in one transaction; wakes the feed when anything was published."""
         published = 0
-        histories = {}
-        for signal in envelope.signals:
-            spec = self._rules.get(signal.kind)
-            if spec is not None and spec.history and signal.kind not in histories:
-                rows = await tx.observations(agent.agent_id, signal.kind, spec.history)
-                histories[signal.kind] = tuple(SIGNAL_ADAPTER.validate_python(r.payload) for r in rows)
-        await tx.add_observations(
-            agent.agent_id, envelope.seq,
-            [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals],
-        )
-        for signal in envelope.signals:
-            spec = self._rules.get(signal.kind)
-            if spec is None:
+        results = []
+        async with self._store.transaction() as tx:
+            for request in group:
+                result, added = await self._ingest(tx, request)
+                results.append(result)
+                published += added
+        if published:
+            self._feed.notify()
+        return results
+
+    async def _ingest(self, tx: Tx, request: _Request) -> tuple[IngestResult, int]:
+        """Store one batch, evaluate its new signals and apply the verdicts; returns feed events added."""
+        agent, now = request.agent, request.received_at
+        result = IngestResult()
+        evaluations: list[Evaluation] = []
+        for envelope in request.batch.envelopes:
+            histories = await self._histories(tx, agent.agent_id, envelope.signals)
+            rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
+            if not await tx.record_envelope(agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at,
+                                            now, rows):
+                result.duplicates.append(envelope.seq)
                 continue
-            history = History(now=now, hostname=agent.hostname, previous=histories.get(signal.kind, ()))
-            published += await dedupe.apply(tx, agent, evaluate(spec, signal, history), now, f"rule:{signal.kind}")
-        return published
+            result.accepted.append(envelope.seq)
+            for signal in envelope.signals:
+                spec = self._rules.get(signal.kind)
+                if spec is not None:
+                    history = History(now=now, hostname=agent.hostname, previous=histories.get(signal.kind, ()))
+                    evaluations.extend(evaluate(spec, signal, history))
+        if not result.accepted:
+            return result, 0
+        signals = [s for e in request.batch.envelopes for s in e.signals]
+        hostname = next((s.hostname for s in reversed(signals) if isinstance(s, Heartbeat)), None)
+        published = 0
+        # First contact goes into the feed before the device's first alerts.
+        if await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None:
+            await tx.append_feed(now, "device.online", {
+                "agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
+                "client": agent.site.client_name, "site": agent.site.site_name,
+            })
+            published += 1
+        published += await dedupe.apply(tx, agent, evaluations, now, "rule")
+        return result, published
 
-
-def _device_view(agent: AgentRow, hostname: str | None) -> dict[str, str]:
-    """A device as the feed names it."""
-    return {
-        "agent_id": agent.agent_id,
-        "hostname": hostname or agent.hostname,
-        "client": agent.site.client_name,
-        "site": agent.site.site_name,
-    }
+    async def _histories(self, tx: Tx, agent_id: str, signals: list[Signal]) -> dict[str, tuple[Signal, ...]]:
+        """Earlier signals of each kind whose rule looks back, newest first (read before this one is stored)."""
+        histories = {}
+        for kind in {s.kind for s in signals}:
+            spec = self._rules.get(kind)
+            if spec is not None and spec.history:
+                rows = await tx.observations(agent_id, kind, spec.history)
+                histories[kind] = tuple(SIGNAL_ADAPTER.validate_python(r.payload) for r in rows)
+        return histories

@@ -29,6 +29,7 @@ class Settings(BaseModel):
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
     offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")
     offline_check_seconds: int = Field(15, gt=0, description="How often the collector looks for silent devices")
+    access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
         120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"
     )

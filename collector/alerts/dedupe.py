@@ -38,6 +38,8 @@ async def apply(tx: Tx, agent: AgentRow, evaluations: list[Evaluation], now: dat
     3. not `ok`, already open: count the occurrence; a change of severity or summary is recorded.
     """
     published = 0
+    # One read of the device's open alerts serves every evaluation of the report.
+    open_now = {alert.fingerprint: alert for alert in await tx.open_alerts_of(agent.agent_id)}
     for evaluation in evaluations:
         if "event" in evaluation.details:
             # Facts worth a line in the device's history even with no alert open (e.g. a replaced disk).
@@ -46,16 +48,16 @@ async def apply(tx: Tx, agent: AgentRow, evaluations: list[Evaluation], now: dat
             await tx.append_feed(now, f"device.{evaluation.details['event']}", data)
             published += 1
         fp = fingerprint(evaluation.rule, agent.agent_id, evaluation.subject)
-        current = await tx.open_alert(fp)
+        current = open_now.get(fp)
         if evaluation.status == "ok":
             if current is None:
                 continue
+            del open_now[fp]
             resolved = await tx.resolve_alert(current.alert_id, now)
-            if resolved is None:
-                continue
-            await _record(tx, resolved, agent, now, "resolved", actor, {"reason": evaluation.summary,
-                                                                      **evaluation.details})
-            published += 1
+            if resolved is not None:
+                detail = {"reason": evaluation.summary, **evaluation.details}
+                await _record(tx, resolved, agent, now, "resolved", actor, detail)
+                published += 1
             continue
         if current is None:
             opened = await tx.insert_alert(
@@ -63,6 +65,7 @@ async def apply(tx: Tx, agent: AgentRow, evaluations: list[Evaluation], now: dat
                 evaluation.summary, evaluation.details, now,
             )
             if opened is not None:
+                open_now[fp] = opened
                 await _record(tx, opened, agent, now, "opened", actor, {"reason": evaluation.summary})
                 published += 1
                 continue
@@ -72,6 +75,7 @@ async def apply(tx: Tx, agent: AgentRow, evaluations: list[Evaluation], now: dat
         updated = await tx.update_alert(
             current.alert_id, evaluation.status, evaluation.summary, evaluation.details, now
         )
+        open_now[fp] = updated
         if updated.severity != current.severity or updated.summary != current.summary:
             change = {"from": current.severity, "to": updated.severity, "reason": evaluation.summary}
             await _record(tx, updated, agent, now, "changed", actor, change)

@@ -7,6 +7,6 @@ from typing import Any
 from aiohttp import web
 
 
-def error(status: int, message: str, **extra: Any) -> web.Response:
+def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
     """A JSON error response: `{"error": message, ...}`."""
-    return web.json_response({"error": message, **extra}, status=status)
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)

@@ -105,6 +105,11 @@ async def reports(request: web.Request) -> web.Response:
     strangers = sorted({e.agent_id for e in batch.envelopes} - {agent.agent_id})
     if strangers:
         return error(422, f"envelopes name agent {strangers[0]!r} but were signed by {agent.agent_id!r}")
-    result = await request.app[keys.INGEST].ingest(agent, batch, datetime.now(UTC))
+    try:
+        result = await request.app[keys.INGEST].ingest(agent, batch, datetime.now(UTC))
+    except Exception as exc:
+        # Nothing of the batch was committed; the agent keeps it and sends it again.
+        return error(503, f"could not store the report ({type(exc).__name__}); send it again later",
+                     headers={"Retry-After": "30"})
     return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates})
 

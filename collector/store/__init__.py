@@ -122,22 +122,28 @@ class Tx(Protocol):
     async def agents(self) -> list[AgentRow]:
         """All agents, by client, site and hostname."""
 
-    async def add_report(
-        self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime
+    async def record_envelope(
+        self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
+        rows: list[tuple[str, datetime, str]],
     ) -> bool:
-        """Record an envelope; False (and nothing written) when (agent_id, seq) was stored before."""
+        """Store an envelope and its signals as (kind, collected_at, payload JSON) rows.
 
-    async def add_observations(self, agent_id: str, seq: int, rows: list[tuple[str, datetime, str]]) -> None:
-        """Store the envelope's signals as (kind, collected_at, payload JSON) rows."""
+        False, and nothing written, when (agent_id, seq) was stored before.
+        """
 
-    async def touch_agent(self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None) -> None:
-        """Update when the agent was last heard from (never moving backwards) and its last sequence."""
+    async def touch_agent(
+        self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
+    ) -> datetime | None:
+        """Update when the agent was last heard from (never moving backwards); returns the previous time."""
 
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         """The agent's latest observations of a kind, newest first."""
 
     async def open_alert(self, fingerprint: str) -> AlertRow | None:
         """The open alert with this fingerprint, if any."""
+
+    async def open_alerts_of(self, agent_id: str) -> list[AlertRow]:
+        """The agent's open alerts."""
 
     async def insert_alert(
         self, fingerprint: str, rule: str, agent_id: str, subject: str, severity: Severity, summary: str,

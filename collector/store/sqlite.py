@@ -1,4 +1,4 @@
-"""The SQLite backend: one aiosqlite connection per store, WAL, one writer at a time.
+"""The SQLite backend: one connection per store on its own worker thread, WAL, one writer at a time.
 
 Every transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: within a
 process an asyncio.Lock queues transactions on the one connection, and between processes (two
@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from collector.store import (
     AgentRow,
@@ -39,20 +38,71 @@ _AGENTS = """
 """
 
 
+T = TypeVar("T")
+
+
+class _Connection:
+    """A sqlite3 connection used from one worker thread, so the event loop never waits on the disk.
+
+    `run` executes several statements in one trip to that thread: on the ingest path the trips,
+    not SQLite, were the cost.
+    """
+
+    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._db = db
+        self._executor = executor
+
+    @classmethod
+    async def connect(cls, path: str) -> _Connection:
+        """Open the database in autocommit mode: transactions are begun explicitly, never behind our back."""
+        executor = ThreadPoolExecutor(1, thread_name_prefix="fieldpost-sqlite")
+
+        def connect() -> sqlite3.Connection:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            return db
+
+        return cls(await asyncio.get_running_loop().run_in_executor(executor, connect), executor)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._db)
+
+    async def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """Execute one statement."""
+        return await self.run(lambda db: db.execute(sql, params))
+
+    async def execute_fetchall(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """Execute one statement and fetch all its rows."""
+        return await self.run(lambda db: db.execute(sql, params).fetchall())
+
+    async def executemany(self, sql: str, rows: Sequence[Any]) -> None:
+        """Execute one statement for each row of parameters."""
+        await self.run(lambda db: db.executemany(sql, rows))
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open."""
+        return self._db.in_transaction
+
+    async def close(self) -> None:
+        """Close the connection and stop its thread."""
+        await self.run(lambda db: db.close())
+        self._executor.shutdown()
+
+
 class SqliteStore:
     """A Store kept in one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._db: aiosqlite.Connection | None = None
+        self._db: _Connection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Connect, configure the connection and apply pending migrations."""
-        # isolation_level=None: the sqlite3 module must not begin transactions behind our back.
-        db = await aiosqlite.connect(self._path, isolation_level=None)
+        db = await _Connection.connect(self._path)
         try:
-            db.row_factory = sqlite3.Row
             # Set first: switching to WAL needs a lock that another collector may be holding.
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = await _enable_wal(db)
@@ -89,7 +139,7 @@ class SqliteStore:
             yield _SqliteMigrationTx(db)
 
     @asynccontextmanager
-    async def _exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _exclusive(self) -> AsyncIterator[_Connection]:
         """Hold the write lock for the block: COMMIT when it ends, ROLLBACK when it raises."""
         if self._db is None:
             raise RuntimeError("the store is not open")
@@ -109,7 +159,7 @@ class SqliteStore:
 class _SqliteMigrationTx:
     """The migration runner's view of a SQLite transaction."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: _Connection) -> None:
         self._db = db
 
     async def run_script(self, sql: str) -> None:
@@ -133,7 +183,7 @@ class _SqliteMigrationTx:
 class _SqliteTx:
     """The Store operations inside one SQLite transaction."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: _Connection) -> None:
         self._db = db
 
     async def _one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
@@ -246,36 +296,51 @@ class _SqliteTx:
         rows = await self._db.execute_fetchall(_AGENTS + " ORDER BY c.name, s.name, a.hostname, a.agent_id")
         return [_agent(row) for row in rows]
 
-    async def add_report(
-        self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime
+    async def record_envelope(
+        self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
+        rows: list[tuple[str, datetime, str]],
     ) -> bool:
-        """Record an envelope; False (and nothing written) when (agent_id, seq) was stored before."""
-        cursor = await self._db.execute(
-            "INSERT INTO reports (agent_id, seq, boot_id, sent_at, received_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (agent_id, seq) DO NOTHING",
-            (agent_id, seq, boot_id, _ts(sent_at), _ts(received_at)),
-        )
-        return cursor.rowcount == 1
+        """Store an envelope and its signals; False (and nothing written) when it was stored before."""
+        report = (agent_id, seq, boot_id, _ts(sent_at), _ts(received_at))
+        observations = [(agent_id, seq, kind, _ts(at), payload) for kind, at, payload in rows]
 
-    async def add_observations(self, agent_id: str, seq: int, rows: list[tuple[str, datetime, str]]) -> None:
-        """Store the envelope's signals as (kind, collected_at, payload JSON) rows."""
-        await self._db.executemany(
-            "INSERT INTO observations (agent_id, seq, kind, collected_at, payload) VALUES (?, ?, ?, ?, ?)",
-            [(agent_id, seq, kind, _ts(collected_at), payload) for kind, collected_at, payload in rows],
-        )
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT INTO reports (agent_id, seq, boot_id, sent_at, received_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (agent_id, seq) DO NOTHING",
+                report,
+            )
+            if cursor.rowcount != 1:
+                return False
+            db.executemany(
+                "INSERT INTO observations (agent_id, seq, kind, collected_at, payload) VALUES (?, ?, ?, ?, ?)",
+                observations,
+            )
+            return True
 
-    async def touch_agent(self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None) -> None:
-        """Update when the agent was last heard from (never moving backwards) and its last sequence."""
-        # The hostname follows the newest contact only, so a late, older report cannot rename the device back.
-        await self._db.execute(
-            "UPDATE agents SET "
-            "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
-            "THEN :hostname ELSE hostname END, "
-            "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
-            "last_seq = max(last_seq, :seq) "
-            "WHERE agent_id = :agent_id",
-            {"hostname": hostname, "seen": _ts(seen_at), "seq": seq, "agent_id": agent_id},
-        )
+        return await self._db.run(work)
+
+    async def touch_agent(
+        self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
+    ) -> datetime | None:
+        """Update when the agent was last heard from (never moving backwards); returns the previous time."""
+        params = {"hostname": hostname, "seen": _ts(seen_at), "seq": seq, "agent_id": agent_id}
+
+        def work(db: sqlite3.Connection) -> datetime | None:
+            before = db.execute("SELECT last_seen_at FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+            # The hostname follows the newest contact only, so a late, older report cannot rename the device back.
+            db.execute(
+                "UPDATE agents SET "
+                "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
+                "THEN :hostname ELSE hostname END, "
+                "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
+                "last_seq = max(last_seq, :seq) "
+                "WHERE agent_id = :agent_id",
+                params,
+            )
+            return _dt_or_none(before["last_seen_at"]) if before is not None else None
+
+        return await self._db.run(work)
 
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         """The agent's latest observations of a kind, newest first."""
@@ -294,6 +359,13 @@ class _SqliteTx:
         """The open alert with this fingerprint, if any."""
         row = await self._one("SELECT * FROM alerts WHERE fingerprint = ? AND state = 'open'", (fingerprint,))
         return _alert(row) if row is not None else None
+
+    async def open_alerts_of(self, agent_id: str) -> list[AlertRow]:
+        """The agent's open alerts."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM alerts WHERE agent_id = ? AND state = 'open'", (agent_id,)
+        )
+        return [_alert(row) for row in rows]
 
     async def insert_alert(
         self, fingerprint: str, rule: str, agent_id: str, subject: str, severity: Severity, summary: str,
@@ -391,7 +463,7 @@ class _SqliteTx:
         )
 
 
-async def _enable_wal(db: aiosqlite.Connection) -> str:
+async def _enable_wal(db: _Connection) -> str:
     """Switch the database to WAL and return the journal mode it is in now.
 
     SQLite does not apply busy_timeout to this switch, so when two collectors open a new file at once,

@@ -170,15 +170,19 @@ async def test_it_enrols_any_number_of_devices_with_an_unlimited_token(store: St
 
 async def test_it_stores_a_resent_report_once(store: Store, new_store: Callable[[], Store]) -> None:
     await enrol(store)
+    first = [("heartbeat", T0, json.dumps({"uptime": 1}))]
+    resent = [("heartbeat", T0, json.dumps({"uptime": 2}))]
     async with store.transaction() as tx:
-        assert await tx.add_report("agent-1", 7, "boot-a", T0, T0) is True
-        assert await tx.add_report("agent-1", 7, "boot-a", T0, at(1)) is False
+        assert await tx.record_envelope("agent-1", 7, "boot-a", T0, T0, first) is True
+        assert await tx.record_envelope("agent-1", 7, "boot-a", T0, at(1), resent) is False
         # The refused insert leaves the transaction usable.
-        assert await tx.add_report("agent-1", 8, "boot-a", T0, at(1)) is True
+        assert await tx.record_envelope("agent-1", 8, "boot-a", T0, at(1), []) is True
     other = new_store()
     await other.open()
     async with other.transaction() as tx:
-        assert await tx.add_report("agent-1", 7, "boot-b", at(2), at(2)) is False
+        assert await tx.record_envelope("agent-1", 7, "boot-b", at(2), at(2), resent) is False
+        stored = await tx.observations("agent-1", "heartbeat", 10)
+    assert [row.payload for row in stored] == [{"uptime": 1}]
 
 
 async def test_it_rolls_back_everything_when_the_block_raises(store: Store) -> None:
@@ -186,8 +190,7 @@ async def test_it_rolls_back_everything_when_the_block_raises(store: Store) -> N
     with pytest.raises(RuntimeError, match="boom"):
         async with store.transaction() as tx:
             await tx.site("Bakery Brandt", "Shop")
-            await tx.add_report("agent-1", 1, "boot", T0, T0)
-            await tx.add_observations("agent-1", 1, [("heartbeat", T0, "{}")])
+            await tx.record_envelope("agent-1", 1, "boot", T0, T0, [("heartbeat", T0, "{}")])
             await tx.touch_agent("agent-1", T0, 1, "renamed")
             await tx.append_feed(T0, "device.online", {})
             await tx.set_meta("admin_token", "x")
@@ -198,7 +201,7 @@ async def test_it_rolls_back_everything_when_the_block_raises(store: Store) -> N
         assert await tx.agent("agent-1") == agent
         assert await tx.feed_last_id() == 0
         assert await tx.get_meta("admin_token") is None
-        assert await tx.add_report("agent-1", 1, "boot", T0, T0) is True
+        assert await tx.record_envelope("agent-1", 1, "boot", T0, T0, []) is True
 
 
 async def test_it_returns_an_agents_latest_observations_of_a_kind_newest_first(store: Store) -> None:
@@ -206,13 +209,11 @@ async def test_it_returns_an_agents_latest_observations_of_a_kind_newest_first(s
     await enrol(store, "agent-2", "pc-02")
     async with store.transaction() as tx:
         for seq in range(1, 5):
-            await tx.add_report("agent-1", seq, "boot", at(seq), at(seq))
-            await tx.add_observations("agent-1", seq, [
+            await tx.record_envelope("agent-1", seq, "boot", at(seq), at(seq), [
                 ("heartbeat", at(seq), json.dumps({"uptime": seq})),
                 ("updates", at(seq), json.dumps({"pending": 0})),
             ])
-        await tx.add_report("agent-2", 9, "boot", at(9), at(9))
-        await tx.add_observations("agent-2", 9, [("heartbeat", at(9), json.dumps({"uptime": 9}))])
+        await tx.record_envelope("agent-2", 9, "boot", at(9), at(9), [("heartbeat", at(9), json.dumps({"uptime": 9}))])
     async with store.transaction() as tx:
         rows = await tx.observations("agent-1", "heartbeat", 2)
     assert rows == [
@@ -224,10 +225,10 @@ async def test_it_returns_an_agents_latest_observations_of_a_kind_newest_first(s
 async def test_it_never_moves_last_seen_or_last_seq_backwards(store: Store) -> None:
     await enrol(store)
     async with store.transaction() as tx:
-        await tx.touch_agent("agent-1", at(10), 5, "pc-01-new")
-        await tx.touch_agent("agent-1", at(5), 3, "pc-01-old")
+        assert await tx.touch_agent("agent-1", at(10), 5, "pc-01-new") is None
+        assert await tx.touch_agent("agent-1", at(5), 3, "pc-01-old") == at(10)
         late = await tx.agent("agent-1")
-        await tx.touch_agent("agent-1", at(11), 6, None)
+        assert await tx.touch_agent("agent-1", at(11), 6, None) == at(10)
         later = await tx.agent("agent-1")
     assert late is not None and later is not None
     assert (late.last_seen_at, late.last_seq, late.hostname) == (at(10), 5, "pc-01-new")
@@ -333,3 +334,16 @@ async def test_it_keeps_the_newest_value_of_a_meta_key(store: Store) -> None:
         await tx.set_meta("admin_token", "new")
     async with store.transaction() as tx:
         assert await tx.get_meta("admin_token") == "new"
+
+
+async def test_it_lists_a_devices_open_alerts_only(store: Store) -> None:
+    await enrol(store)
+    await enrol(store, "agent-2", "pc-02")
+    first = await open_alert(store, "fp-1")
+    second = await open_alert(store, "fp-2")
+    assert first is not None and second is not None
+    async with store.transaction() as tx:
+        await tx.insert_alert("fp-3", "device_offline", "agent-2", "device", "critical", "pc-02 is offline", {}, T0)
+        await tx.resolve_alert(first.alert_id, at(5))
+        open_now = await tx.open_alerts_of("agent-1")
+    assert open_now == [second]

@@ -76,6 +76,7 @@ CREATE TABLE alerts (
 -- The database, not a lock in memory, decides which of two collectors opens the alert.
 CREATE UNIQUE INDEX alerts_one_open_per_fingerprint ON alerts (fingerprint) WHERE state = 'open';
 CREATE INDEX alerts_by_state ON alerts (state, opened_at);
+CREATE INDEX alerts_open_by_agent ON alerts (agent_id) WHERE state = 'open';
 
 CREATE TABLE alert_events (
     id INTEGER PRIMARY KEY,

@@ -1,0 +1,193 @@
+"""`fieldpost-agent`: run the agent service, enrol it, run checks by hand, or show its status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+import shared
+from agent.config import CONFIG_ENV, AgentConfig, CollectorUrl, ConfigError, default_config_path, load_config
+from agent.identity import EnrolmentError, NotEnrolled, enrol, load_identity
+from agent.outbox import OUTBOX_FILE, read_stats
+from agent.service import UnknownCheck, check_once, run_until_signalled
+from shared.base import Signal
+from shared.wire import Unknown
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser; `--config` is accepted before and after the subcommand."""
+    config_help = (f"agent configuration file (default: ${CONFIG_ENV}, else {default_config_path()}; "
+                   "a missing default file means built-in defaults)")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: when not given after the subcommand, the value given before it (or None) is kept.
+    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help)
+    parser = argparse.ArgumentParser(
+        prog="fieldpost-agent",
+        description="The fieldpost agent: runs checks on this PC on a schedule and reports them "
+                    "to the collector.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", default=None, help=config_help)
+    parser.add_argument("--version", action="version", version=f"fieldpost-agent {shared.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", parents=[common], help="run the agent service until SIGINT/SIGTERM",
+                        description="Run the checks on their schedule and upload the results; "
+                                    "stops cleanly on Ctrl-C or SIGTERM. Needs an enrolled agent.")
+
+    enroll = commands.add_parser(
+        "enroll", parents=[common], help="register this PC with a collector",
+        description="Create this agent's key pair, register it with the collector using an enrolment token "
+                    "(from `fieldpost-collector token create`), and keep the issued agent id in the state "
+                    "directory.")
+    enroll.add_argument("--collector", required=True, metavar="URL",
+                        help="collector base URL, e.g. https://fp.example.net")
+    enroll.add_argument("--token", required=True, help="enrolment token")
+    enroll.add_argument("--force", action="store_true",
+                        help="enrol again even if already enrolled (new key and agent id)")
+
+    check = commands.add_parser(
+        "check", parents=[common], help="run checks once and print what they found (sends nothing)",
+        description="Run checks once and print their signals; nothing is queued or sent. Works before "
+                    "enrolment and without a configuration file. Exits 1 when a check could not look.")
+    check.add_argument("kinds", nargs="*", metavar="KIND",
+                       help="checks to run, even disabled ones (default: every enabled check)")
+    check.add_argument("--json", action="store_true", help="print a JSON array of signals instead of text")
+    check.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
+                       help="read files under DIR instead of / (e.g. a prepared tree or a mounted disk)")
+
+    commands.add_parser("status", parents=[common], help="show identity, outbox and last upload",
+                        description="Show who this agent is, how much is waiting in its outbox, "
+                                    "and how the last upload went.")
+    return parser
+
+
+def _render(value: Any, indent: str) -> list[str]:
+    """Readable lines for a JSON-like value: mappings as `key: value`, lists as `- item`."""
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines += [f"{indent}{key}:", *_render(item, indent + "  ")]
+            else:
+                lines.append(f"{indent}{key}: {'-' if item in (None, [], {}) else item}")
+        return lines
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            if isinstance(item, dict):
+                first, *rest = _render(item, indent + "  ")
+                lines += [f"{indent}- {first.lstrip()}", *rest]
+            else:
+                lines.append(f"{indent}- {item}")
+        return lines
+    return [f"{indent}{value}"]
+
+
+def format_signal(signal: Signal) -> str:
+    """A signal as readable text for a technician at the PC."""
+    when = f"{signal.collected_at:%Y-%m-%d %H:%M:%S %Z}"
+    if isinstance(signal, Unknown):
+        return f"{signal.check}: COULD NOT LOOK ({when})\n  {signal.error}"
+    facts = signal.model_dump(mode="json", exclude={"kind", "collected_at"})
+    return "\n".join([f"{signal.kind} ({when})", *_render(facts, "  ")])
+
+
+def _check(config: AgentConfig, kinds: Sequence[str], as_json: bool, root: Path) -> int:
+    """`check`: run checks once and print the signals."""
+    try:
+        signals = asyncio.run(check_once(config, kinds, root))
+    except UnknownCheck as exc:
+        print(f"fieldpost-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if as_json:
+        print(json.dumps([s.model_dump(mode="json") for s in signals], indent=2))
+    else:
+        print("\n\n".join(format_signal(s) for s in signals))
+    return EXIT_FAILED if any(isinstance(s, Unknown) for s in signals) else 0
+
+
+def _enroll(config: AgentConfig, collector: str, token: str, force: bool) -> int:
+    """`enroll`: register with the collector and keep the identity."""
+    try:
+        url = _validate_url(collector)
+        identity = asyncio.run(enrol(config.agent.state_dir, url, token, force=force))
+    except EnrolmentError as exc:
+        print(f"fieldpost-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"enrolled as {identity.agent_id} for client {identity.client!r}, site {identity.site!r}; "
+          f"identity kept in {config.agent.state_dir}")
+    return 0
+
+
+def _validate_url(url: str) -> str:
+    """The collector URL, normalised, or `EnrolmentError` saying what is wrong with it."""
+    try:
+        return TypeAdapter(CollectorUrl).validate_python(url)
+    except ValidationError as exc:
+        raise EnrolmentError(f"--collector {url!r}: {exc.errors()[0]['msg']}") from exc
+
+
+def _status(config: AgentConfig) -> int:
+    """`status`: identity, outbox depth and the last upload."""
+    state_dir = config.agent.state_dir
+    try:
+        identity = load_identity(state_dir)
+    except NotEnrolled as exc:
+        print(exc)
+        return EXIT_FAILED
+    print(f"agent:      {identity.agent_id} (client {identity.client!r}, site {identity.site!r})")
+    print(f"collector:  {config.agent.collector_url or identity.collector_url}")
+    print(f"enrolled:   {identity.enrolled_at:%Y-%m-%d %H:%M:%S %Z}")
+    stats = read_stats(state_dir / OUTBOX_FILE)
+    if stats is None:
+        print("outbox:     none yet (the service has not run)")
+        return 0
+    oldest = ""
+    if stats.oldest_pending_at:
+        oldest = f", oldest queued {stats.oldest_pending_at:%Y-%m-%d %H:%M:%S %Z}"
+    print(f"outbox:     {stats.pending} envelopes waiting ({stats.pending_bytes} bytes{oldest}), "
+          f"{stats.rejected} rejected kept for inspection, next seq {stats.next_seq}")
+    if stats.last_upload_at is None:
+        print("last upload: none yet")
+    else:
+        print(f"last upload: {stats.last_upload_at:%Y-%m-%d %H:%M:%S %Z}: {stats.last_upload_result}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `fieldpost-agent`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fieldpost-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(stream=sys.stderr, level=config.agent.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.agent.log_level != "DEBUG":
+        # APScheduler logs two INFO lines per job run: noise in a service log.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.command == "check":
+        return _check(config, args.kinds, args.json, args.root)
+    if args.command == "enroll":
+        return _enroll(config, args.collector, args.token, args.force)
+    if args.command == "status":
+        return _status(config)
+    try:
+        identity = load_identity(config.agent.state_dir)
+    except NotEnrolled as exc:
+        print(f"fieldpost-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    asyncio.run(run_until_signalled(config, identity))
+    return 0

@@ -1,0 +1,150 @@
+"""The agent's identity: its Ed25519 key pair and the agent id the collector issued at enrolment."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+KEY_FILE = "agent.key"
+IDENTITY_FILE = "identity.json"
+ENROL_PATH = "/api/v1/enrol"
+ENROL_TIMEOUT = 30.0
+
+
+class NotEnrolled(Exception):
+    """This agent has no identity yet."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(f"not enrolled (no {state_dir / IDENTITY_FILE}): "
+                         "run fieldpost-agent enroll --collector URL --token TOKEN")
+
+
+class EnrolmentError(Exception):
+    """Enrolment failed; the message says why (the collector's reason when it gave one)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who this agent is to the collector, and the key that proves it."""
+
+    agent_id: str
+    collector_url: str
+    client: str
+    site: str
+    enrolled_at: datetime
+    key: Ed25519PrivateKey
+
+
+def is_enrolled(state_dir: Path) -> bool:
+    """True when the state directory holds an identity."""
+    return (state_dir / IDENTITY_FILE).exists()
+
+
+def load_identity(state_dir: Path) -> Identity:
+    """The identity written at enrolment; `NotEnrolled` when there is none."""
+    try:
+        facts = json.loads((state_dir / IDENTITY_FILE).read_text())
+    except FileNotFoundError as exc:
+        raise NotEnrolled(state_dir) from exc
+    key = serialization.load_pem_private_key((state_dir / KEY_FILE).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{state_dir / KEY_FILE} is not an Ed25519 private key")
+    return Identity(
+        agent_id=facts["agent_id"], collector_url=facts["collector_url"], client=facts["client"],
+        site=facts["site"], enrolled_at=datetime.fromisoformat(facts["enrolled_at"]), key=key,
+    )
+
+
+def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` atomically with `data`; the file is created with `mode`, never wider even briefly."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # O_EXCL: a file planted at the temporary name (with wider rights) is never written into.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def collector_reason(body: str) -> str:
+    """The collector's error message (and named problems), or the start of whatever else it answered."""
+    try:
+        answer = json.loads(body)
+        message = answer["error"]
+    except (ValueError, KeyError, TypeError):
+        return body.strip()[:200] or "(empty answer)"
+    problems = "; ".join(f"{p['field']}: {p['message']}" for p in answer.get("problems", []))
+    return f"{message} ({problems})" if problems else message
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory (owner-only) and make sure this account can write to it."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise EnrolmentError(f"cannot create the state directory {state_dir}: {exc.strerror}") from exc
+    if not os.access(state_dir, os.W_OK):
+        raise EnrolmentError(f"cannot write to the state directory {state_dir}: run as the account the "
+                             "service runs as (or an administrator), or set agent.state_dir")
+
+
+def save_identity(state_dir: Path, identity: Identity) -> None:
+    """Write the private key (owner-only) and then the identity file into the state directory."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = identity.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    write_private_file(state_dir / KEY_FILE, pem)
+    # The identity file goes last: its presence is what "enrolled" means, so a crash leaves none.
+    facts = {"agent_id": identity.agent_id, "collector_url": identity.collector_url,
+             "client": identity.client, "site": identity.site,
+             "enrolled_at": identity.enrolled_at.isoformat()}
+    write_private_file(state_dir / IDENTITY_FILE, (json.dumps(facts, indent=2) + "\n").encode(), 0o644)
+
+
+async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool = False,
+                hostname: str | None = None) -> Identity:
+    """Create a key pair, register its public half with the collector, and keep the issued identity.
+
+    Nothing is written unless the collector accepts; an existing identity is kept unless `force`.
+    The state directory is checked first, so that the collector never registers an agent that
+    could not keep its identity.
+    """
+    if is_enrolled(state_dir) and not force:
+        raise EnrolmentError(f"already enrolled ({state_dir / IDENTITY_FILE}); use --force to enrol again")
+    prepare_state_dir(state_dir)
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    request = {"token": token, "public_key": base64.b64encode(public).decode(),
+               "hostname": hostname or socket.gethostname()}
+    url = collector_url.rstrip("/") + ENROL_PATH
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ENROL_TIMEOUT)) as session, \
+                session.post(url, json=request) as response:
+            body = await response.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise EnrolmentError(f"cannot reach the collector at {url}: {exc or type(exc).__name__}") from exc
+    if response.status != 201:
+        raise EnrolmentError(
+            f"the collector refused enrolment (HTTP {response.status}): {collector_reason(body)}")
+    issued = json.loads(body)
+    identity = Identity(
+        agent_id=issued["agent_id"], collector_url=collector_url.rstrip("/"), client=issued["client"],
+        site=issued["site"], enrolled_at=datetime.now(UTC), key=key,
+    )
+    save_identity(state_dir, identity)
+    return identity

@@ -1,0 +1,280 @@
+"""The durable outbox: every envelope is written to SQLite before it is sent, and deleted only when acked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from shared.base import Signal
+from shared.wire import SCHEMA_VERSION, Envelope, Unknown
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+# Signals that repeat by nature: a new one carries no news, so they are the first to go when space is short.
+ROUTINE_KINDS = frozenset({"heartbeat"})
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS envelopes (
+    seq INTEGER PRIMARY KEY,
+    queued_at REAL NOT NULL,
+    state_change INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    rejected TEXT
+);
+CREATE TABLE IF NOT EXISTS last_content (kind TEXT PRIMARY KEY, digest TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """What `fieldpost-agent status` shows about the outbox."""
+
+    pending: int
+    pending_bytes: int
+    oldest_pending_at: datetime | None
+    rejected: int
+    next_seq: int
+    last_upload_at: datetime | None
+    last_upload_result: str | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An envelope the collector refused; kept (and not resent) so a technician can look at it."""
+
+    seq: int
+    reason: str
+    body: str
+
+
+def _set_kind(signals: Sequence[Signal]) -> str:
+    """The check a signal set came from (an `unknown` signal names its check)."""
+    return ",".join(sorted({s.check if isinstance(s, Unknown) else s.kind for s in signals}))
+
+
+def _without_times(value: Any) -> Any:
+    """`value` with every timestamp removed, so that only a change of content counts as a change."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if not isinstance(v, datetime)}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def content_digest(signals: Sequence[Signal]) -> str:
+    """A stable text of what the signals say, ignoring when they were collected."""
+    return json.dumps([_without_times(s.model_dump()) for s in signals], sort_keys=True, default=str)
+
+
+def _from_ts(value: float | str | None) -> datetime | None:
+    """A UTC datetime from stored unix seconds."""
+    return None if value is None else datetime.fromtimestamp(float(value), UTC)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, fsync at every commit."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = 5000")
+    db.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk before put() returns, so power loss cannot undo a queued envelope.
+    db.execute("PRAGMA synchronous = FULL")
+    return db
+
+
+def _stats(db: sqlite3.Connection) -> OutboxStats:
+    """Counts and markers of the outbox behind `db`."""
+    pending, pending_bytes, oldest = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(queued_at) FROM envelopes WHERE rejected IS NULL"
+    ).fetchone()
+    (rejected,) = db.execute("SELECT COUNT(*) FROM envelopes WHERE rejected IS NOT NULL").fetchone()
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    return OutboxStats(
+        pending=pending, pending_bytes=pending_bytes, oldest_pending_at=_from_ts(oldest), rejected=rejected,
+        next_seq=int(meta.get("next_seq", 1)), last_upload_at=_from_ts(meta.get("last_upload_at")),
+        last_upload_result=meta.get("last_upload_result"),
+    )
+
+
+def read_stats(path: Path) -> OutboxStats | None:
+    """The outbox's stats without taking it over; None when there is no outbox yet."""
+    if not path.exists():
+        return None
+    db = _connect(path)
+    try:
+        db.executescript(SCHEMA)
+        return _stats(db)
+    finally:
+        db.close()
+
+
+class Outbox:
+    """Envelopes waiting to be sent, in one SQLite file; sequence numbers are never reused."""
+
+    def __init__(self, path: Path, agent_id: str, boot_id: str, *, max_bytes: int = 50 * 1024 * 1024,
+                 max_age: timedelta = timedelta(days=14)) -> None:
+        self.agent_id = agent_id
+        self.boot_id = boot_id
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._db = _connect(path)
+        self._db.executescript(SCHEMA)
+        self._adopt(agent_id)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is on disk, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        """One stored marker."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, db: sqlite3.Connection, key: str, value: object) -> None:
+        """Store one marker inside the caller's transaction."""
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, str(value)))
+
+    def _adopt(self, agent_id: str) -> None:
+        """Bind the outbox to this agent; envelopes queued under an earlier enrolment cannot be sent."""
+        previous = self._meta("agent_id")
+        if previous == agent_id:
+            return
+        with self._transaction() as db:
+            if previous is not None:
+                stale = db.execute(
+                    "UPDATE envelopes SET rejected = ? WHERE rejected IS NULL",
+                    (f"queued for agent {previous}; this device was enrolled again as {agent_id}",),
+                ).rowcount
+                db.execute("DELETE FROM last_content")
+                log.warning("outbox: %d envelopes of former agent %s kept unsent", stale, previous)
+            self._set_meta(db, "agent_id", agent_id)
+
+    def put(self, signals: Sequence[Signal], *, state_change: bool | None = None,
+            now: datetime | None = None) -> int:
+        """Queue one envelope durably and return its sequence number.
+
+        `state_change` None means: decided here, true when the content differs from the last set of the
+        same kind (routine kinds never are). Then the outbox is brought back within its bounds.
+        """
+        now = now or datetime.now(UTC)
+        kind = _set_kind(signals)
+        digest = content_digest(signals)
+        with self._transaction() as db:
+            seq = int(self._meta("next_seq") or 1)
+            if state_change is None:
+                row = db.execute("SELECT digest FROM last_content WHERE kind = ?", (kind,)).fetchone()
+                state_change = kind not in ROUTINE_KINDS and (row is None or row[0] != digest)
+            envelope = Envelope(schema_version=SCHEMA_VERSION, agent_id=self.agent_id, seq=seq,
+                                boot_id=self.boot_id, sent_at=now, signals=list(signals))
+            body = envelope.model_dump_json()
+            db.execute("INSERT INTO envelopes (seq, queued_at, state_change, size, body) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (seq, now.timestamp(), int(state_change), len(body.encode()), body))
+            self._set_meta(db, "next_seq", seq + 1)
+            db.execute("INSERT INTO last_content (kind, digest) VALUES (?, ?) "
+                       "ON CONFLICT (kind) DO UPDATE SET digest = excluded.digest", (kind, digest))
+            self._enforce_bounds(db, now)
+        return seq
+
+    def _enforce_bounds(self, db: sqlite3.Connection, now: datetime) -> None:
+        """Drop what is too old, then the oldest droppable envelopes until under `max_bytes`.
+
+        Droppable are rejected envelopes (first: they will never be sent) and routine ones;
+        state changes are never dropped, since the collector would miss the change itself.
+        """
+        droppable = "(state_change = 0 OR rejected IS NOT NULL)"
+        cutoff = (now - self.max_age).timestamp()
+        doomed = db.execute(f"SELECT seq, size FROM envelopes WHERE queued_at < ? AND {droppable}",
+                            (cutoff,)).fetchall()
+        (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM envelopes").fetchone()
+        total -= sum(size for _, size in doomed)
+        if total > self.max_bytes:
+            rest = db.execute(f"SELECT seq, size FROM envelopes WHERE queued_at >= ? AND {droppable} "
+                              "ORDER BY rejected IS NULL, seq", (cutoff,))
+            for seq, size in rest:
+                if total <= self.max_bytes:
+                    break
+                doomed.append((seq, size))
+                total -= size
+        if doomed:
+            seqs = sorted(seq for seq, _ in doomed)
+            db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs])
+            log.warning("outbox over its bounds (%d bytes, %s): dropped %d envelopes (seq %s, %d bytes); "
+                        "state changes are kept", self.max_bytes, self.max_age, len(seqs), _ranges(seqs),
+                        sum(size for _, size in doomed))
+        if total > self.max_bytes:
+            log.warning("outbox holds %d bytes of state changes, over its bound of %d", total, self.max_bytes)
+
+    def pending(self, max_bytes: int, limit: int = 100) -> list[tuple[int, str]]:
+        """Envelopes to send, oldest first: up to `max_bytes` in all (at least one) and `limit` many."""
+        batch: list[tuple[int, str]] = []
+        used = 0
+        for seq, body, size in self._db.execute(
+            "SELECT seq, body, size FROM envelopes WHERE rejected IS NULL ORDER BY seq LIMIT ?", (limit,)
+        ):
+            if batch and used + size > max_bytes:
+                break
+            batch.append((seq, body))
+            used += size
+        return batch
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        """Delete envelopes the collector has stored; returns how many were deleted."""
+        with self._transaction() as db:
+            return db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+
+    def mark_rejected(self, seq: int, reason: str) -> None:
+        """Keep an envelope the collector refused for inspection; it is not sent again."""
+        with self._transaction() as db:
+            db.execute("UPDATE envelopes SET rejected = ? WHERE seq = ?", (reason, seq))
+
+    def rejected(self) -> list[Rejected]:
+        """The refused envelopes, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, rejected, body FROM envelopes WHERE rejected IS NOT NULL ORDER BY seq")
+        return [Rejected(seq, reason, body) for seq, reason, body in rows]
+
+    def record_upload(self, result: str, now: datetime | None = None) -> None:
+        """Remember the outcome of the last upload round, for `status`."""
+        with self._transaction() as db:
+            self._set_meta(db, "last_upload_at", (now or datetime.now(UTC)).timestamp())
+            self._set_meta(db, "last_upload_result", result)
+
+    def stats(self) -> OutboxStats:
+        """Counts and markers, as `status` shows them."""
+        return _stats(self._db)
+
+
+def _ranges(seqs: Sequence[int]) -> str:
+    """Sequence numbers as compact ranges: 1-4,7."""
+    parts: list[str] = []
+    start = prev = seqs[0]
+    for seq in [*seqs[1:], None]:
+        if seq is not None and seq == prev + 1:
+            prev = seq
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if seq is not None:
+            start = prev = seq
+    return ",".join(parts)

@@ -1,0 +1,70 @@
+"""The schedule: one APScheduler job per enabled check, spread by splay and jitter, plus the upload job."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.checks import Check
+from agent.config import AgentConfig
+from agent.outbox import Outbox
+from agent.uploader import Uploader
+
+log = logging.getLogger(__name__)
+
+UPLOAD_JOB = "upload"
+
+
+async def collect_into(check: Check, outbox: Outbox, queued: Callable[[], None]) -> int:
+    """A check's job: run it (failures come back as `unknown`), queue the result durably, call `queued`."""
+    signals = await check.run()
+    seq = outbox.put(signals)
+    log.debug("check %s: queued %d signals as envelope %d", check.kind, len(signals), seq)
+    queued()
+    return seq
+
+
+def check_job_id(kind: str) -> str:
+    """The scheduler's job id of a check."""
+    return f"check:{kind}"
+
+
+def build_scheduler(
+    config: AgentConfig, checks: Mapping[str, Check], outbox: Outbox, uploader: Uploader,
+    *, now: datetime | None = None, rand: Callable[[], float] = random.random,
+) -> AsyncIOScheduler:
+    """A scheduler (not started) with a job per check and the upload job.
+
+    Each check first runs after a random splay, then every interval shifted by jitter, so that a site's
+    agents do not all report at once after a power cut. A late run is run once (coalesce), and a run
+    still going when the next is due makes that one wait (max_instances=1).
+    """
+    now = now or datetime.now(UTC)
+    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+        "coalesce": True, "max_instances": 1,
+        # None: a run missed while the machine slept still happens (once), however late.
+        "misfire_grace_time": None,
+    })
+    jitter = config.schedule.jitter_seconds or None
+
+    def upload_soon() -> None:
+        """Bring the next upload round forward, so news does not wait for the upload interval."""
+        scheduler.modify_job(UPLOAD_JOB, next_run_time=datetime.now(UTC))
+
+    for kind, check in checks.items():
+        interval = config.check(kind).interval_seconds or check.default_interval
+        first = now + timedelta(seconds=rand() * config.schedule.splay_seconds)
+        scheduler.add_job(
+            collect_into, IntervalTrigger(seconds=interval, start_date=first, jitter=jitter, timezone=UTC),
+            args=(check, outbox, upload_soon), id=check_job_id(kind), name=f"check {kind}",
+            next_run_time=first,
+        )
+    # The first round is immediate: envelopes left from the last run should not wait.
+    upload_every = IntervalTrigger(seconds=config.upload.interval_seconds, timezone=UTC)
+    scheduler.add_job(uploader.upload_once, upload_every, id=UPLOAD_JOB, name="upload", next_run_time=now)
+    return scheduler

@@ -1,0 +1,66 @@
+"""The check base class: a check that fails or hangs is reported as unknown, never as healthy."""
+
+from __future__ import annotations
+
+import threading
+
+from agent.checks import Check
+from agent.commands import CommandNotFound
+from shared.base import Signal
+from shared.wire import Unknown
+
+
+class Broken(Check):
+    """A check whose collection raises."""
+
+    kind = "disk_health"
+
+    def collect(self) -> list[Signal]:
+        raise PermissionError("/dev/sda: access denied")
+
+
+class Missing(Check):
+    """A check whose program is not installed."""
+
+    kind = "backup_results"
+
+    def collect(self) -> list[Signal]:
+        raise CommandNotFound("restic is not installed or not on PATH")
+
+
+class Hanging(Check):
+    """A check that blocks until released."""
+
+    kind = "printer_ip_conflict"
+    timeout = 0.05
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def collect(self) -> list[Signal]:
+        self.release.wait(10)
+        return []
+
+
+async def test_an_exception_becomes_an_unknown_signal_carrying_the_error() -> None:
+    [signal] = await Broken().run()
+    assert isinstance(signal, Unknown)
+    assert (signal.check, signal.error) == ("disk_health", "PermissionError: /dev/sda: access denied")
+
+
+async def test_a_missing_program_becomes_an_unknown_signal_saying_so() -> None:
+    [signal] = await Missing().run()
+    assert isinstance(signal, Unknown)
+    assert signal.error == "restic is not installed or not on PATH"
+
+
+async def test_a_check_that_outlives_its_timeout_becomes_unknown() -> None:
+    check = Hanging()
+    try:
+        [signal] = await check.run()
+    finally:
+        check.release.set()
+    assert isinstance(signal, Unknown)
+    assert signal.check == "printer_ip_conflict"
+    assert signal.error.startswith("timed out after")

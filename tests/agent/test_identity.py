@@ -1,0 +1,159 @@
+"""Enrolment and identity: key pair, owner-only key file, refusal to enrol twice, collector's reasons."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import unused_port
+from cryptography.hazmat.primitives import serialization
+
+from agent.identity import (
+    IDENTITY_FILE,
+    KEY_FILE,
+    EnrolmentError,
+    NotEnrolled,
+    enrol,
+    load_identity,
+    write_private_file,
+)
+from tests.agent.support import loopback_server
+
+
+class Enrolments:
+    """A loopback enrol endpoint answering from a script; records what agents sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.url = ""
+
+    async def enrol(self, request: web.Request) -> web.Response:
+        self.requests.append(await request.json())
+        status, body = (
+            self.answers.pop(0)
+            if self.answers
+            else (
+                201,
+                {"agent_id": f"ag_{len(self.requests)}", "client": "Acme Tooling", "site": "Main office"},
+            )
+        )
+        return web.json_response(body, status=status)
+
+
+def files_in(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())
+
+
+@pytest.fixture
+async def enrolments() -> AsyncIterator[Enrolments]:
+    fake = Enrolments()
+    async with loopback_server("/api/v1/enrol", fake.enrol) as fake.url:
+        yield fake
+
+
+async def test_enrolment_registers_a_fresh_public_key_and_keeps_the_issued_identity(
+    state_dir: Path, enrolments: Enrolments
+) -> None:
+    identity = await enrol(state_dir, enrolments.url + "/", "tok-123", hostname="pc-01")
+    [sent] = enrolments.requests
+    assert (sent["token"], sent["hostname"]) == ("tok-123", "pc-01")
+    public = identity.key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    assert base64.b64decode(sent["public_key"]) == public
+    assert len(public) == 32
+
+    loaded = load_identity(state_dir)
+    assert (loaded.agent_id, loaded.client, loaded.site) == ("ag_1", "Acme Tooling", "Main office")
+    assert loaded.collector_url == enrolments.url
+    assert loaded.enrolled_at == identity.enrolled_at
+    assert (
+        loaded.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        == public
+    )
+    assert set(json.loads((state_dir / IDENTITY_FILE).read_text())) == {
+        "agent_id",
+        "collector_url",
+        "client",
+        "site",
+        "enrolled_at",
+    }
+
+
+async def test_the_private_key_is_readable_by_its_owner_only(state_dir: Path, enrolments: Enrolments) -> None:
+    old = os.umask(0)  # even a permissive umask must not widen the key file
+    try:
+        await enrol(state_dir, enrolments.url, "tok")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((state_dir / KEY_FILE).stat().st_mode) == 0o600
+    assert files_in(state_dir) == sorted([IDENTITY_FILE, KEY_FILE]), "no temporary file is left behind"
+
+
+def test_a_private_file_is_replaced_atomically_and_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    target.write_text("old")
+    target.chmod(0o644)
+    write_private_file(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+async def test_it_refuses_to_enrol_twice_unless_forced(state_dir: Path, enrolments: Enrolments) -> None:
+    first = await enrol(state_dir, enrolments.url, "tok")
+    with pytest.raises(EnrolmentError, match=r"already enrolled.*--force"):
+        await enrol(state_dir, enrolments.url, "tok")
+    assert len(enrolments.requests) == 1
+    again = await enrol(state_dir, enrolments.url, "tok", force=True)
+    assert again.agent_id != first.agent_id
+    assert load_identity(state_dir).agent_id == again.agent_id
+
+
+async def test_a_refused_token_reports_the_collectors_reason_and_writes_nothing(
+    state_dir: Path, enrolments: Enrolments
+) -> None:
+    enrolments.answers = [(401, {"error": "enrolment token expired"})]
+    with pytest.raises(EnrolmentError, match=r"refused enrolment \(HTTP 401\): enrolment token expired$"):
+        await enrol(state_dir, enrolments.url, "tok")
+    assert files_in(state_dir) == []
+
+
+async def test_validation_problems_are_named(state_dir: Path, enrolments: Enrolments) -> None:
+    problem = {"field": "hostname", "message": "String should have at least 1 character"}
+    enrolments.answers = [
+        (422, {"error": "enrolment request does not match the schema", "problems": [problem]})
+    ]
+    with pytest.raises(EnrolmentError, match=r"\(hostname: String should have at least 1 character\)"):
+        await enrol(state_dir, enrolments.url, "tok")
+
+
+async def test_an_unreachable_collector_is_said_to_be_so(state_dir: Path) -> None:
+    url = f"http://127.0.0.1:{unused_port()}"
+    with pytest.raises(EnrolmentError, match=re.escape(f"cannot reach the collector at {url}/api/v1/enrol")):
+        await enrol(state_dir, url, "tok")
+    assert files_in(state_dir) == []
+
+
+async def test_an_unwritable_state_directory_is_found_before_contacting_the_collector(
+    tmp_path: Path, enrolments: Enrolments
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(EnrolmentError, match="cannot create the state directory"):
+        await enrol(blocker / "state", enrolments.url, "tok")
+    assert enrolments.requests == []
+
+
+def test_loading_before_enrolment_says_how_to_enrol(state_dir: Path) -> None:
+    how = "run fieldpost-agent enroll --collector URL --token TOKEN"
+    with pytest.raises(NotEnrolled, match=rf"^not enrolled \(no .*identity\.json\): {how}$"):
+        load_identity(state_dir)

@@ -1,0 +1,260 @@
+"""The uploader against a scripted collector on loopback: batching, acks, backoff, Retry-After, rejections."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import unused_port
+
+from agent.identity import Identity
+from agent.outbox import OUTBOX_FILE, Outbox
+from agent.uploader import Uploader, retry_after_seconds
+from shared.wire import ReportBatch
+from tests.agent.support import T0, Clock, FakeCollector, heartbeat, loopback_server, unknown
+
+
+@pytest.fixture
+def outbox(state_dir: Path, identity: Identity) -> Outbox:
+    return Outbox(state_dir / OUTBOX_FILE, identity.agent_id, "boot-1")
+
+
+def fill(outbox: Outbox, count: int) -> None:
+    for n in range(count):
+        outbox.put([unknown(error=f"error {n}")], now=T0)
+
+
+def uploader_for(outbox: Outbox, identity: Identity, url: str, clock: Clock, **options: object) -> Uploader:
+    return Uploader(outbox, identity, url, clock=clock, rand=lambda: 1.0, **options)  # type: ignore[arg-type]
+
+
+def pending(outbox: Outbox) -> list[int]:
+    return [seq for seq, _ in outbox.pending(1 << 30, limit=10_000)]
+
+
+async def test_it_drains_the_outbox_in_signed_batches_oldest_first(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 5)
+    size = len(outbox.pending(1)[0][1])
+    uploader = uploader_for(outbox, identity, collector.url, Clock(), batch_bytes=2 * size)
+    await uploader.upload_once()
+    await uploader.close()
+    assert collector.seqs_received == [[1, 2], [3, 4], [5]]
+    assert pending(outbox) == []
+    assert outbox.stats().last_upload_result == "sent 5 envelopes"
+
+
+async def test_duplicates_are_acknowledged_like_accepted_envelopes(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 3)
+    collector.script = [(200, {"accepted": [3], "duplicates": [1, 2]}, {})]
+    uploader = uploader_for(outbox, identity, collector.url, Clock())
+    await uploader.upload_once()
+    await uploader.close()
+    assert pending(outbox) == []
+
+
+async def test_it_honours_retry_after_on_503_and_keeps_the_envelopes(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 2)
+    collector.script = [(503, {"error": "store busy"}, {"Retry-After": "120"})]
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, collector.url, clock)
+    await uploader.upload_once()
+    assert pending(outbox) == [1, 2]
+    assert uploader.not_before == clock.now + 120
+    assert outbox.stats().last_upload_result == "sent 0 envelopes; last answer HTTP 503: store busy"
+
+    clock.now += 119
+    await uploader.upload_once()
+    assert len(collector.batches) == 1, "nothing is sent before Retry-After has passed"
+
+    clock.now += 1
+    await uploader.upload_once()
+    await uploader.close()
+    assert collector.seqs_received == [[1, 2], [1, 2]]
+    assert pending(outbox) == []
+
+
+async def test_it_honours_retry_after_on_429(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(429, {"error": "slow down"}, {"Retry-After": "7"})]
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, collector.url, clock)
+    await uploader.upload_once()
+    await uploader.close()
+    assert uploader.not_before == clock.now + 7
+    assert pending(outbox) == [1]
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_it_backs_off_exponentially_up_to_the_cap_on_gateway_errors(
+    outbox: Outbox, identity: Identity, collector: FakeCollector, status: int
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(status, {"error": "down"}, {})] * 6
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, collector.url, clock, backoff_base=2.0, backoff_cap=20.0)
+    delays = []
+    for _ in range(6):
+        await uploader.upload_once()
+        delays.append(uploader.not_before - clock.now)
+        clock.now = uploader.not_before
+    await uploader.close()
+    assert delays == [2, 4, 8, 16, 20, 20]
+    assert pending(outbox) == [1]
+
+
+async def test_the_backoff_is_fully_jittered(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(503, {"error": "down"}, {})] * 2
+    clock = Clock()
+    draws = iter([0.25, 0.0])
+    uploader = Uploader(
+        outbox, identity, collector.url, clock=clock, rand=lambda: next(draws), backoff_base=8
+    )
+    await uploader.upload_once()
+    assert uploader.not_before - clock.now == 2.0  # 0.25 * 8
+    clock.now = uploader.not_before
+    await uploader.upload_once()
+    await uploader.close()
+    assert uploader.not_before - clock.now == 0.0  # 0.0 * 16: full jitter may retry at once
+
+
+async def test_a_network_error_is_retried_with_backoff(outbox: Outbox, identity: Identity) -> None:
+    fill(outbox, 1)
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, f"http://127.0.0.1:{unused_port()}", clock, backoff_base=3.0)
+    await uploader.upload_once()
+    await uploader.close()
+    assert uploader.not_before == clock.now + 3.0
+    assert pending(outbox) == [1]
+    assert "network error" in (outbox.stats().last_upload_result or "")
+
+
+async def test_a_success_resets_the_backoff(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 2)
+    collector.script = [(502, {}, {}), (502, {}, {})]
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, collector.url, clock)
+    for _ in range(3):
+        clock.now = uploader.not_before
+        await uploader.upload_once()
+    assert uploader.failures == 0
+    outbox.put([heartbeat()], now=T0)
+    collector.script = [(502, {}, {})]
+    await uploader.upload_once()
+    await uploader.close()
+    assert uploader.not_before - clock.now == 1.0
+
+
+async def test_a_refused_payload_is_isolated_and_only_the_bad_envelope_is_kept_as_rejected(
+    outbox: Outbox, identity: Identity, collector: FakeCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(outbox, 3)
+    bad = {
+        "error": "report does not match the schema",
+        "problems": [{"field": "envelopes.0.signals.0.error", "message": "Field required"}],
+    }
+
+    def refuse_seq_2(batch: ReportBatch) -> tuple[int, object, dict[str, str]]:
+        seqs = [e.seq for e in batch.envelopes]
+        if 2 in seqs:
+            return 422, bad, {}
+        return 200, {"accepted": seqs, "duplicates": []}, {}
+
+    collector.script = [refuse_seq_2] * 4
+    uploader = uploader_for(outbox, identity, collector.url, Clock())
+    with caplog.at_level(logging.ERROR, "agent.uploader"):
+        await uploader.upload_once()
+    assert collector.seqs_received == [[1, 2, 3], [1], [2], [3]]
+    assert pending(outbox) == []
+    [rejected] = outbox.rejected()
+    assert rejected.seq == 2
+    assert rejected.reason == (
+        "HTTP 422: report does not match the schema (envelopes.0.signals.0.error: Field required)"
+    )
+    assert "rejected envelope 2" in caplog.text
+
+    await uploader.upload_once()
+    await uploader.close()
+    assert len(collector.batches) == 4, "a rejected envelope is not sent again"
+
+
+async def test_an_oversized_single_envelope_is_rejected_not_retried(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(413, {"error": "body too large"}, {})]
+    uploader = uploader_for(outbox, identity, collector.url, Clock())
+    await uploader.upload_once()
+    await uploader.close()
+    assert [r.reason for r in outbox.rejected()] == ["HTTP 413: body too large"]
+    assert uploader.not_before == 0.0
+
+
+async def test_a_refused_agent_is_logged_loudly_and_its_envelopes_stay_queued(
+    outbox: Outbox, identity: Identity, collector: FakeCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(outbox, 2)
+    collector.script = [(401, {"error": "agent revoked"}, {})]
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, collector.url, clock, backoff_cap=300.0)
+    with caplog.at_level(logging.ERROR, "agent.uploader"):
+        await uploader.upload_once()
+    await uploader.close()
+    assert "THE COLLECTOR REFUSES THIS AGENT (HTTP 401: agent revoked)" in caplog.text
+    assert pending(outbox) == [1, 2]
+    assert outbox.rejected() == []
+    assert uploader.not_before == clock.now + 300.0
+
+
+async def test_a_2xx_that_names_no_envelope_deletes_nothing_and_backs_off(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(200, {"accepted": [], "duplicates": []}, {})]
+    clock = Clock()
+    uploader = uploader_for(outbox, identity, collector.url, clock)
+    await uploader.upload_once()
+    await uploader.close()
+    assert pending(outbox) == [1]
+    assert uploader.not_before > clock.now
+
+
+async def test_a_redirect_is_not_followed_and_keeps_the_envelopes_queued(
+    outbox: Outbox, identity: Identity
+) -> None:
+    fill(outbox, 1)
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async with loopback_server("/api/v1/reports", moved) as url:
+        uploader = uploader_for(outbox, identity, url, Clock())
+        await uploader.upload_once()
+        await uploader.close()
+    assert outbox.rejected() == []
+    assert pending(outbox) == [1]
+    assert (outbox.stats().last_upload_result or "").startswith("sent 0 envelopes; last answer HTTP 302")
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = T0.timestamp()
+    assert retry_after_seconds("30", now) == 30
+    assert retry_after_seconds("Mon, 06 May 2024 07:01:00 GMT", now) == 60
+    assert retry_after_seconds("Mon, 06 May 2024 06:00:00 GMT", now) == 0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+    assert retry_after_seconds("999999", now) == 3600
