@@ -38,10 +38,6 @@ class AgentAuthenticator:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, AgentRow, Ed25519PublicKey]] = {}
 
-    def forget(self, agent_id: str) -> None:
-        """Drop a cached agent (after revocation) so the next request reads the store."""
-        self._cache.pop(agent_id, None)
-
     async def _lookup(self, agent_id: str) -> tuple[AgentRow, Ed25519PublicKey]:
         cached = self._cache.get(agent_id)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:

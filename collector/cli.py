@@ -70,7 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--collector-url", default="http://COLLECTOR:8470",
                         help="URL agents reach the collector at, shown in the printed enrol command")
 
+    revoke_token = token_commands.add_parser("revoke", help="stop a token from enrolling more PCs")
+    revoke_token.add_argument("token", help="the token as printed by `token create`")
+
     commands.add_parser("clients", help="list clients, their sites and device counts")
+    revoke = commands.add_parser(
+        "revoke", help="refuse a device's reports from now on (a lost or retired PC)",
+        description="Revoked agents get 401 on every request; a running collector notices within 30 s.",
+    )
+    revoke.add_argument("agent_id", help="agent id as `fieldpost devices` shows it")
     commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
     return parser
 
@@ -94,6 +102,17 @@ async def create_token(store: Store, args: argparse.Namespace) -> str:
         site = await tx.site(args.client, args.site)
         await tx.add_enrolment_token(token_hash(token), site, now, expires_at, args.uses)
     return token
+
+
+async def revoke(store: Store, args: argparse.Namespace) -> str:
+    """Revoke an agent or an enrolment token; returns what happened, in words."""
+    now = datetime.now(UTC)
+    async with store.transaction() as tx:
+        if args.command == "revoke":
+            done = await tx.revoke_agent(args.agent_id, now)
+            return f"agent {args.agent_id} revoked" if done else f"no agent {args.agent_id} that is not revoked"
+        done = await tx.revoke_enrolment_token(token_hash(args.token), now)
+        return "token revoked" if done else "no such token, or it was revoked before"
 
 
 async def print_clients(store: Store) -> None:
@@ -127,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
+    elif args.command == "revoke" or (args.command == "token" and args.token_command == "revoke"):
+        print(asyncio.run(with_store(settings, lambda store: revoke(store, args))))
     elif args.command == "token":
         token = asyncio.run(with_store(settings, lambda store: create_token(store, args)))
         print(token)

@@ -116,6 +116,9 @@ class Tx(Protocol):
     async def add_agent(self, agent: AgentRow) -> None:
         """Record a newly enrolled agent."""
 
+    async def revoke_agent(self, agent_id: str, at: datetime) -> bool:
+        """Refuse the agent's requests from now on; False when it is unknown or was revoked before."""
+
     async def agent(self, agent_id: str) -> AgentRow | None:
         """One agent, or None."""
 

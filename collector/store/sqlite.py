@@ -286,6 +286,13 @@ class _SqliteTx:
             ),
         )
 
+    async def revoke_agent(self, agent_id: str, at: datetime) -> bool:
+        """Refuse the agent's requests from now on; False when it is unknown or was revoked before."""
+        cursor = await self._db.execute(
+            "UPDATE agents SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL", (_ts(at), agent_id)
+        )
+        return cursor.rowcount == 1
+
     async def agent(self, agent_id: str) -> AgentRow | None:
         """One agent, or None."""
         row = await self._one(_AGENTS + " WHERE a.agent_id = ?", (agent_id,))

@@ -129,6 +129,17 @@ async def test_an_unknown_agent_gets_401(client: TestClient) -> None:
     assert "unknown agent" in (await response.json())["error"]
 
 
+async def test_a_revoked_agent_gets_401(client: TestClient) -> None:
+    agent = await enrolled(client)
+    async with store_of(client).transaction() as tx:
+        assert await tx.revoke_agent(agent.agent_id, datetime.now(UTC)) is True
+    body = agent.body(agent.envelope())
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 401
+    assert "revoked" in (await response.json())["error"]
+    assert await stored_reports(client, agent) == 0
+
+
 async def test_a_forged_or_altered_request_gets_401(client: TestClient) -> None:
     agent = await enrolled(client)
     forger = SimAgent("RECEPTION-01", agent_id=agent.agent_id)  # same id, another key
