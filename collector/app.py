@@ -101,7 +101,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     feed = Feed(store)
     app[keys.FEED] = feed
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
-    app[keys.INGEST] = Ingest(store, feed)
+    app[keys.INGEST] = Ingest(store, feed, settings.rule_settings)
     app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
     app[keys.UP_SINCE] = datetime.now(UTC)
     sweeper = asyncio.create_task(run_sweeper(store, feed, settings, app[keys.UP_SINCE]))

@@ -8,9 +8,12 @@ its requests are retried one by one, so one bad report cannot fail the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from collector.alerts import dedupe
 from collector.feed import Feed
@@ -45,9 +48,14 @@ class _Request:
 class Ingest:
     """The store-evaluate-publish part of the hot path (after authentication and validation)."""
 
-    def __init__(self, store: Store, feed: Feed, rules: dict[str, RuleSpec] | None = None) -> None:
+    def __init__(
+        self, store: Store, feed: Feed, thresholds: Callable[[str], Mapping[str, Any]] | None = None,
+        rules: dict[str, RuleSpec] | None = None,
+    ) -> None:
         self._store = store
         self._feed = feed
+        # Settings do not change while the collector runs, so each client's thresholds are merged once.
+        self._thresholds = functools.cache(thresholds or (lambda client: {}))
         self._rules = rules if rules is not None else rules_by_kind()
         self._queue: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
@@ -124,7 +132,8 @@ class Ingest:
             for signal in envelope.signals:
                 spec = self._rules.get(signal.kind)
                 if spec is not None:
-                    history = History(now=now, hostname=agent.hostname, previous=histories.get(signal.kind, ()))
+                    history = History(now=now, hostname=agent.hostname, previous=histories.get(signal.kind, ()),
+                                      settings=self._thresholds(agent.site.client_name))
                     evaluations.extend(evaluate(spec, signal, history))
         if not result.accepted:
             return result, 0

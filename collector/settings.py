@@ -34,6 +34,21 @@ class Settings(BaseModel):
         120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"
     )
 
+    rules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Rule thresholds by signal kind, e.g. [rules.disk_health]"
+    )
+    client_rules: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description='Per-client overrides, e.g. [client_rules."Acme Tooling".disk_health]',
+    )
+
+    def rule_settings(self, client: str) -> dict[str, dict[str, Any]]:
+        """Thresholds by signal kind for one client: the client's overrides on top of the defaults."""
+        merged = {kind: dict(values) for kind, values in self.rules.items()}
+        for kind, values in self.client_rules.get(client, {}).items():
+            merged.setdefault(kind, {}).update(values)
+        return merged
+
     @property
     def host_port(self) -> tuple[str, int]:
         """`listen` split into host and port."""

@@ -26,7 +26,10 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class History:
-    """What a rule may know besides the new signal: earlier signals (newest first), time, settings."""
+    """What a rule may know besides the new signal: earlier signals (newest first), time, settings.
+
+    `settings` holds the client's thresholds by signal kind: `settings["disk_health"]["fs_warning_free_percent"]`.
+    """
 
     now: datetime
     hostname: str

@@ -72,8 +72,9 @@ def evaluate(signal: PendingReboot, history: History) -> list[Evaluation]:
     high = [reason for reason in signal.reasons if reason.confidence == "high"]
     if not high:
         return [Evaluation(RULE, SUBJECT, "ok", f"no reboot pending on {history.hostname}")]
-    warning_after = timedelta(days=history.settings.get(WARNING_DAYS, DEFAULT_WARNING_DAYS))
-    critical_after = timedelta(days=history.settings.get(CRITICAL_DAYS, DEFAULT_CRITICAL_DAYS))
+    settings = history.settings.get(RULE, {})
+    warning_after = timedelta(days=settings.get(WARNING_DAYS, DEFAULT_WARNING_DAYS))
+    critical_after = timedelta(days=settings.get(CRITICAL_DAYS, DEFAULT_CRITICAL_DAYS))
     since = first_seen(signal, history)
     age = history.now - since
     status = "critical" if age >= critical_after else "warning" if age >= warning_after else "ok"

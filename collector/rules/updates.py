@@ -46,7 +46,7 @@ def evaluate_security(signal: Updates, history: History) -> Evaluation:
         )
     since = oldest_security_update(signal, history)
     age = history.now - since
-    allowed = timedelta(days=history.settings.get(SECURITY_DAYS, DEFAULT_SECURITY_DAYS))
+    allowed = timedelta(days=history.settings.get("updates", {}).get(SECURITY_DAYS, DEFAULT_SECURITY_DAYS))
     names = sorted(security_names(signal))
     shown = ", ".join(names[:NAMES_SHOWN]) + (
         f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
@@ -67,7 +67,7 @@ def evaluate_index(signal: Updates, history: History) -> list[Evaluation]:
     if signal.index_refreshed_at is None:
         return []  # the OS does not record it: nothing to say either way
     age = history.now - signal.index_refreshed_at
-    allowed = timedelta(days=history.settings.get(INDEX_DAYS, DEFAULT_INDEX_DAYS))
+    allowed = timedelta(days=history.settings.get("updates", {}).get(INDEX_DAYS, DEFAULT_INDEX_DAYS))
     if age <= allowed:
         return [
             Evaluation(INDEX_RULE, INDEX_SUBJECT, "ok", f"{signal.manager} index refreshed {span(age)} ago")

@@ -207,3 +207,24 @@ async def test_the_feed_resumes_after_last_event_id(client: TestClient) -> None:
             seen.append(json.loads(line[6:]))
     response.close()
     assert seen[0]["hostname"] == "PC-02"
+
+
+async def test_a_clients_own_thresholds_decide_its_verdicts(tmp_path: Path) -> None:
+    from shared.disk_health import DiskHealth, FilesystemFacts
+
+    gib = 1 << 30
+    settings = Settings(
+        db=str(tmp_path / "collector.db"), admin_token="tech-secret",
+        client_rules={"Acme Tooling": {"disk_health": {"fs_warning_free_percent": 20}}},
+    )
+    volume = FilesystemFacts(mount="C:", device="\\\\?\\Volume{1}", fstype="ntfs", total_bytes=100 * gib,
+                             used_bytes=85 * gib, free_bytes=15 * gib)
+    async with TestClient(TestServer(create_app(settings))) as strict:
+        agent = await enrolled(strict)
+        signal = DiskHealth(collected_at=datetime.now(UTC), filesystems=[volume])
+        body = agent.body(agent.envelope([signal]))
+        assert (await strict.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+        alerts = (await (await strict.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
+    assert [(a["subject"], a["severity"]) for a in alerts] == [("fs:C:", "warning")], "15 % free < 20 % for Acme"
+    assert Settings(rules={"disk_health": {"a": 1, "b": 2}}, client_rules={"X": {"disk_health": {"b": 3}}}
+                    ).rule_settings("X") == {"disk_health": {"a": 1, "b": 3}}

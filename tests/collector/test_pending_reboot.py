@@ -37,7 +37,7 @@ def signal(
 
 
 def history(*previous: PendingReboot, **settings: int) -> History:
-    return History(now=NOW, hostname="RECEPTION-01", previous=previous, settings=settings)
+    return History(now=NOW, hostname="RECEPTION-01", previous=previous, settings={"pending_reboot": settings})
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def updates(*security: str, other: int = 0, at: datetime = NOW, refreshed: datet
 
 
 def verdicts(signal: Updates, *previous: Updates, **settings: int) -> dict[str, tuple[str, str]]:
-    found = evaluate(signal, History(now=NOW, hostname="PC-07", previous=previous, settings=settings))
+    found = evaluate(signal, History(now=NOW, hostname="PC-07", previous=previous, settings={"updates": settings}))
     return {v.subject: (v.status, v.summary) for v in found}
 
 
