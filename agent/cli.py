@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("kinds", nargs="*", metavar="KIND",
                        help="checks to run, even disabled ones (default: every enabled check)")
     check.add_argument("--json", action="store_true", help="print a JSON array of signals instead of text")
-    check.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
-                       help="read files under DIR instead of / (e.g. a prepared tree or a mounted disk)")
+    check.add_argument("--root", type=Path, metavar="DIR",
+                       help="read files under DIR instead of agent.root (default /), e.g. a prepared tree")
 
     commands.add_parser("status", parents=[common], help="show identity, outbox and last upload",
                         description="Show who this agent is, how much is waiting in its outbox, "
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # APScheduler logs two INFO lines per job run: noise in a service log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "check":
-        return _check(config, args.kinds, args.json, args.root)
+        return _check(config, args.kinds, args.json, args.root or config.agent.root)
     if args.command == "enroll":
         return _enroll(config, args.collector, args.token, args.force)
     if args.command == "status":

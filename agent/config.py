@@ -6,6 +6,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from agent.checks.registry import all_checks
+from agent.maintenance import Policy
 
 CONFIG_ENV = "FIELDPOST_AGENT_CONFIG"
 MIB = 1024 * 1024
@@ -63,6 +65,8 @@ class AgentSection(Section):
     state_dir: Path = Field(default_factory=platform_data_dir,
                             description="Identity, private key and outbox (platform default)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging to stderr")
+    root: Path = Field(Path("/"), description="Read the system's files under this directory "
+                                             "(e.g. /host when the agent runs in a container)")
 
 
 class ScheduleSection(Section):
@@ -101,6 +105,16 @@ class UploadSection(Section):
     timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one upload request")
 
 
+class MaintenanceSection(Section):
+    """`[maintenance]`: the nightly window in which updates are checked and a pending reboot may happen."""
+
+    window_start: time = Field(time(2, 0), description="Start of the nightly window, local time")
+    window_end: time = Field(time(4, 0), description="End of the nightly window, local time")
+    reboot_policy: Policy = Field("never", description="never | when-required-and-idle | when-required")
+    warn_minutes: int = Field(15, ge=0, description="when-required: minutes between the warning and the reboot")
+    idle_minutes: int = Field(60, gt=0, description="A session without input this long counts as left open")
+
+
 class AgentConfig(Section):
     """The whole agent configuration; every section has defaults, so an empty file is valid."""
 
@@ -109,6 +123,7 @@ class AgentConfig(Section):
     checks: dict[str, CheckSection] = Field(default_factory=dict)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     upload: UploadSection = Field(default_factory=UploadSection)
+    maintenance: MaintenanceSection = Field(default_factory=MaintenanceSection)
 
     def check(self, kind: str) -> CheckSection:
         """The section of one check, or its defaults when the file has none."""

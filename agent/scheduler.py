@@ -8,16 +8,19 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.checks import Check
 from agent.config import AgentConfig
+from agent.nightly import run_nightly, start_offset
 from agent.outbox import Outbox
 from agent.uploader import Uploader
 
 log = logging.getLogger(__name__)
 
 UPLOAD_JOB = "upload"
+NIGHTLY_JOB = "nightly"
 
 
 async def collect_into(check: Check, outbox: Outbox, queued: Callable[[], None]) -> int:
@@ -35,10 +38,10 @@ def check_job_id(kind: str) -> str:
 
 
 def build_scheduler(
-    config: AgentConfig, checks: Mapping[str, Check], outbox: Outbox, uploader: Uploader,
+    config: AgentConfig, checks: Mapping[str, Check], outbox: Outbox, uploader: Uploader, agent_id: str,
     *, now: datetime | None = None, rand: Callable[[], float] = random.random,
 ) -> AsyncIOScheduler:
-    """A scheduler (not started) with a job per check and the upload job.
+    """A scheduler (not started) with a job per check, the upload job and the nightly maintenance job.
 
     Each check first runs after a random splay, then every interval shifted by jitter, so that a site's
     agents do not all report at once after a power cut. A late run is run once (coalesce), and a run
@@ -67,4 +70,13 @@ def build_scheduler(
     # The first round is immediate: envelopes left from the last run should not wait.
     upload_every = IntervalTrigger(seconds=config.upload.interval_seconds, timezone=UTC)
     scheduler.add_job(uploader.upload_once, upload_every, id=UPLOAD_JOB, name="upload", next_run_time=now)
+    scheduler.add_job(run_nightly, nightly_trigger(config, agent_id), args=(checks, outbox, uploader.upload_once,
+                      config.maintenance), id=NIGHTLY_JOB, name="nightly maintenance")
     return scheduler
+
+
+def nightly_trigger(config: AgentConfig, agent_id: str) -> CronTrigger:
+    """Every night at the window's start plus this device's own offset, in the PC's local time."""
+    start = datetime.combine(datetime.now().date(), config.maintenance.window_start)
+    at = start + start_offset(agent_id, config.maintenance)
+    return CronTrigger(hour=at.hour, minute=at.minute, second=at.second)

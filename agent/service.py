@@ -75,8 +75,8 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> N
     collector_url = config.agent.collector_url or identity.collector_url
     outbox = open_outbox(config, identity)
     uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds)
-    checks = build_checks(config)
-    scheduler = build_scheduler(config, checks, outbox, uploader)
+    checks = build_checks(config, root=config.agent.root)
+    scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id)
     scheduler.start()
     log.info("agent %s (client %s, site %s) running checks %s, reporting to %s",
              identity.agent_id, identity.client, identity.site, ", ".join(checks) or "(none)", collector_url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,9 @@ from agent.checks import Check
 from agent.checks.heartbeat import HeartbeatCheck
 from agent.config import parse_config
 from agent.identity import Identity
+from agent.nightly import start_offset
 from agent.outbox import OUTBOX_FILE, Outbox
-from agent.scheduler import UPLOAD_JOB, build_scheduler, check_job_id, collect_into
+from agent.scheduler import NIGHTLY_JOB, UPLOAD_JOB, build_scheduler, check_job_id, collect_into
 from agent.uploader import Uploader
 from shared.base import Signal
 from shared.wire import Envelope, Unknown
@@ -52,7 +53,8 @@ interval_seconds = 7
     checks = {"heartbeat": HeartbeatCheck(), "disk_health": DiskHealth()}
     now = T0 + timedelta(days=3650)  # in the future, so that nothing is due while the test looks
     scheduler = build_scheduler(
-        config, checks, outbox, Uploader(outbox, identity, identity.collector_url), now=now, rand=lambda: 0.5
+        config, checks, outbox, Uploader(outbox, identity, identity.collector_url), identity.agent_id, now=now,
+        rand=lambda: 0.5,
     )
     scheduler.start(paused=True)
     try:
@@ -68,7 +70,12 @@ interval_seconds = 7
             assert job.args[:2] == (checks[job.id.removeprefix("check:")], outbox)
         assert upload.trigger.interval == timedelta(seconds=7)
         assert upload.next_run_time == now, "leftover envelopes are sent at once"
-        assert len(scheduler.get_jobs()) == 3
+        nightly = scheduler.get_job(NIGHTLY_JOB)
+        local = nightly.trigger.get_next_fire_time(None, datetime.now().astimezone())
+        offset = start_offset(identity.agent_id, config.maintenance)
+        assert time(2) <= local.time() < time(3), "inside the first half of the 02:00-04:00 window"
+        assert local.time() == (datetime(2000, 1, 1, 2) + offset).time(), "at this device's own offset"
+        assert len(scheduler.get_jobs()) == 4
     finally:
         scheduler.shutdown(wait=False)
 
@@ -88,7 +95,7 @@ async def test_news_from_a_check_brings_the_next_upload_forward(outbox: Outbox, 
     config = parse_config("[upload]\ninterval_seconds = 600\n", "agent.toml")
     later = datetime.now(UTC) + timedelta(days=1)
     scheduler = build_scheduler(config, {"disk_health": DiskHealth()}, outbox,
-                                Uploader(outbox, identity, identity.collector_url), now=later)
+                                Uploader(outbox, identity, identity.collector_url), identity.agent_id, now=later)
     scheduler.start(paused=True)
     try:
         job = scheduler.get_job(check_job_id("disk_health"))

@@ -103,6 +103,15 @@ class Collector:
             return [seq for (seq,) in rows]
 
 
+    def observations(self, agent_id: str, kind: str) -> int:
+        """How many signals of a kind are stored for an agent."""
+        with sqlite3.connect(self.db) as db:
+            [(count,)] = db.execute(
+                "SELECT count(*) FROM observations WHERE agent_id = ? AND kind = ?", (agent_id, kind)
+            )
+            return count
+
+
 @dataclass
 class Agent:
     """A `fieldpost-agent` with its own config and state directory."""
@@ -111,6 +120,7 @@ class Agent:
     collector: Collector
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    root: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -127,6 +137,7 @@ class Agent:
         """Fast intervals so a test sees several rounds in seconds."""
         lines = [
             "[agent]", f'collector_url = "{self.collector.url}"', f'state_dir = "{self.state_dir}"',
+            *([f'root = "{self.root}"'] if self.root else []),
             "[schedule]", "splay_seconds = 0", "jitter_seconds = 0",
             "[upload]", "interval_seconds = 0.5", "timeout_seconds = 5",
             "[checks.heartbeat]", "interval_seconds = 1",

@@ -1,0 +1,69 @@
+"""The nightly maintenance job: check updates and pending reboots in the window, then apply the reboot policy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+
+from agent.checks import Check
+from agent.config import MaintenanceSection
+from agent.maintenance import Decision, jitter, reboot_decision, reboot_now
+from agent.outbox import Outbox
+from shared.pending_reboot import PendingReboot
+
+log = logging.getLogger(__name__)
+
+NIGHTLY_KINDS = ("updates", "pending_reboot")
+
+
+def start_offset(agent_id: str, settings: MaintenanceSection) -> timedelta:
+    """When in the window this device starts: a stable offset in its first half, so a site's PCs spread out."""
+    start = timedelta(hours=settings.window_start.hour, minutes=settings.window_start.minute)
+    end = timedelta(hours=settings.window_end.hour, minutes=settings.window_end.minute)
+    length = (end - start) % timedelta(days=1)
+    return jitter(agent_id, length / 2)
+
+
+async def run_nightly(
+    checks: Mapping[str, Check],
+    outbox: Outbox,
+    upload: Callable[[], Awaitable[object]],
+    settings: MaintenanceSection,
+    now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    reboot: Callable[[int, str], None] = reboot_now,
+) -> Decision | None:
+    """One nightly run; returns the reboot decision (None when the pending_reboot check is off).
+
+    1. Run the updates and pending_reboot checks and queue what they found.
+    2. Decide on a reboot by the policy, using the sessions the check just saw.
+    3. Report the decision (as the check's `last_action`) and upload it, so the technician sees
+       "skipped: user session active since 17:42" or "rebooting" before the PC goes down.
+    4. Reboot, after the warning delay when users are logged on.
+    """
+    for kind in NIGHTLY_KINDS:
+        check = checks.get(kind)
+        if check is None:
+            continue
+        signals = await check.run()
+        pending = next((s for s in signals if isinstance(s, PendingReboot)), None)
+        if pending is None:
+            outbox.put(signals)
+            continue
+        decision = reboot_decision(
+            settings.reboot_policy, pending, pending.sessions, now(),
+            window=(settings.window_start, settings.window_end),
+            idle_after=timedelta(minutes=settings.idle_minutes),
+        )
+        action = decision.as_action(settings.reboot_policy, now())
+        # Later hourly runs repeat the last decision, so it stays visible until the next night.
+        check.last_action = action  # type: ignore[attr-defined]
+        outbox.put([pending.model_copy(update={"last_action": action})], state_change=True)
+        await upload()
+        log.info("nightly maintenance: %s", decision.reason)
+        if decision.action != "skip":
+            delay = settings.warn_minutes if decision.action == "warn_then_reboot" else 0
+            reboot(delay, f"fieldpost: this PC restarts in {delay} min to finish updates. Please save your work.")
+        return decision
+    await upload()
+    return None
