@@ -1,10 +1,11 @@
 """Ingest benchmark: N simulated agents send signed batches to a real collector on SQLite over loopback.
 
 Prints batches/s and report-to-feed latency (p50/p99), and in the same run the throughput of a bare
-aiohttp endpoint that only parses the same JSON: the ceiling for this stack. Every figure is the
-median of --rounds rounds.
+aiohttp endpoint that only parses the same JSON: the ceiling for this stack. With --baseline DIR, the
+collector of another checkout (e.g. `git worktree add /tmp/before HEAD~3`) runs in the same rounds,
+interleaved, so a busy machine slows both alike. Every figure is the median of --rounds rounds.
 
-    python -m bench.ingest [--agents 50] [--batches 20] [--concurrency 16] [--rounds 3]
+    python -m bench.ingest [--agents 50] [--batches 20] [--concurrency 16] [--rounds 3] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -52,17 +53,17 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A server process whose output is discarded."""
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+def start(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """A server process whose output is discarded; run from `cwd`, `-m` imports that checkout's code."""
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
 
 
-def enrol_tokens(db: str, count: int) -> str:
+def enrol_tokens(db: str, count: int, source: Path | None) -> str:
     """Create one multi-use enrolment token with the collector's own CLI."""
     out = subprocess.run(
         [sys.executable, "-m", "collector.cli", "--db", db, "token", "create", "--client", "Bench",
          "--site", "Loopback", "--uses", str(count)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, cwd=source,
     )
     return out.stdout.strip()
 
@@ -129,14 +130,16 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def collector_round(args: argparse.Namespace, workdir: Path, round_no: int) -> tuple[float, float, float]:
-    """One round against a fresh collector: (batches/s, p50 ms, p99 ms)."""
-    db = str(workdir / f"bench-{round_no}.db")
+async def collector_round(
+    args: argparse.Namespace, db: str, source: Path | None = None
+) -> tuple[float, float, float]:
+    """One round against a fresh collector (of the checkout at `source`): (batches/s, p50 ms, p99 ms)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    token = enrol_tokens(db, args.agents)
+    token = enrol_tokens(db, args.agents, source)
     env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN}
-    server = start([sys.executable, "-m", "collector.cli", "--db", db, "serve", "--listen", f"127.0.0.1:{port}"], env)
+    server = start([sys.executable, "-m", "collector.cli", "--db", db, "serve", "--listen", f"127.0.0.1:{port}"],
+                   env, source)
     try:
         await wait_ready(url)
         agents = [SimAgent(f"BENCH-{i:03d}") for i in range(args.agents)]
@@ -179,25 +182,35 @@ async def bare_round(args: argparse.Namespace) -> float:
         server.wait()
 
 
+def summary(name: str, rounds: list[tuple[float, float, float]]) -> str:
+    """Median throughput and latencies of a collector's rounds."""
+    rate = statistics.median(r[0] for r in rounds)
+    p50 = statistics.median(r[1] for r in rounds)
+    p99 = statistics.median(r[2] for r in rounds)
+    return f"  {name:26}{rate:8.0f} batches/s, report -> feed p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+
+
 async def main(args: argparse.Namespace) -> None:
-    """Run the rounds and print the medians."""
-    collector, p50s, p99s, bare = [], [], [], []
+    """Run the rounds, interleaving the collectors and the ceiling, and print the medians."""
+    current: list[tuple[float, float, float]] = []
+    baseline: list[tuple[float, float, float]] = []
+    bare: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.rounds):
-            rate, p50, p99 = await collector_round(args, Path(tmp), n)
-            collector.append(rate)
-            p50s.append(p50)
-            p99s.append(p99)
+            if args.baseline:
+                baseline.append(await collector_round(args, f"{tmp}/baseline-{n}.db", args.baseline))
+            current.append(await collector_round(args, f"{tmp}/current-{n}.db"))
             bare.append(await bare_round(args))
-            print(f"round {n + 1}/{args.rounds}: collector {rate:.0f} batches/s (p50 {p50:.1f} ms, "
-                  f"p99 {p99:.1f} ms), bare aiohttp {bare[-1]:.0f} batches/s", file=sys.stderr)
+            print(f"round {n + 1}/{args.rounds} done", file=sys.stderr)
     total = args.agents * args.batches
+    ceiling = statistics.median(bare)
     print(f"ingest benchmark: {args.agents} agents x {args.batches} signed batches = {total} uploads, "
           f"concurrency {args.concurrency}, median of {args.rounds} rounds")
-    print(f"  collector (SQLite):       {statistics.median(collector):8.0f} batches/s")
-    print(f"  report -> feed latency:   p50 {statistics.median(p50s):.1f} ms, p99 {statistics.median(p99s):.1f} ms")
-    print(f"  bare aiohttp parse-only:  {statistics.median(bare):8.0f} batches/s (ceiling)")
-    print(f"  collector / ceiling:      {statistics.median(collector) / statistics.median(bare):8.0%}")
+    if baseline:
+        print(summary(f"baseline ({args.baseline.name})", baseline))
+    print(summary("collector (SQLite)", current))
+    print(f"  {'bare aiohttp parse-only':26}{ceiling:8.0f} batches/s (the ceiling)")
+    print(f"  collector / ceiling:      {statistics.median(r[0] for r in current) / ceiling:8.0%}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -207,6 +220,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=20, help="batches per agent (default 20)")
     parser.add_argument("--concurrency", type=int, default=16, help="parallel uploads (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout whose collector runs in the same rounds, for before/after")
     return parser.parse_args(argv)
 
 
