@@ -17,6 +17,7 @@ run: $(STAMP)
 	bash packaging/run-local.sh
 
 test: $(STAMP)
+	bash packaging/test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -166,6 +166,15 @@ def parse_config(text: str, source: str) -> AgentConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    backup = raw.pop("backup", None)
+    if backup is not None:
+        # `[[backup.jobs]]` is how users declare backup jobs; they are the backup_results check's settings.
+        section = raw.setdefault("checks", {}).setdefault("backup_results", {})
+        if not isinstance(backup, dict) or set(backup) - {"jobs"}:
+            raise ConfigError(f"{source}: backup: only [[backup.jobs]] tables belong here")
+        if "jobs" in section:
+            raise ConfigError(f"{source}: backup.jobs and checks.backup_results.jobs: declare jobs in one place")
+        section["jobs"] = backup.get("jobs", [])
     try:
         return _validate_check_settings(AgentConfig.model_validate(raw))
     except ValidationError as exc:

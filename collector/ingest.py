@@ -10,21 +10,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from collector.alerts import dedupe
 from collector.feed import Feed
-from collector.rules import Evaluation, History, RuleSpec, evaluate, rules_by_kind
-from collector.store import AgentRow, Store, Tx
+from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
+from collector.store import AgentRow, ObservationRow, Store, Tx
 from shared.base import Signal
 from shared.wire import SIGNAL_ADAPTER, Heartbeat, ReportBatch
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP = 64
+# Parsed history signals kept between reports: rules look back over hundreds of reports on every new one.
+PARSED_CACHE = 50_000
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Ingest:
         # Settings do not change while the collector runs, so each client's thresholds are merged once.
         self._thresholds = functools.cache(thresholds or (lambda client: {}))
         self._rules = rules if rules is not None else rules_by_kind()
+        self._parsed: OrderedDict[tuple[str, int, str], Signal] = OrderedDict()
         self._queue: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -121,8 +125,9 @@ class Ingest:
         agent, now = request.agent, request.received_at
         result = IngestResult()
         evaluations: list[Evaluation] = []
+        settings = self._thresholds(agent.site.client_name)
         for envelope in request.batch.envelopes:
-            histories = await self._histories(tx, agent.agent_id, envelope.signals)
+            histories = await self._histories(tx, agent, envelope.signals)
             rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
             if not await tx.record_envelope(agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at,
                                             now, rows):
@@ -132,8 +137,9 @@ class Ingest:
             for signal in envelope.signals:
                 spec = self._rules.get(signal.kind)
                 if spec is not None:
-                    history = History(now=now, hostname=agent.hostname, previous=histories.get(signal.kind, ()),
-                                      settings=self._thresholds(agent.site.client_name))
+                    previous, site = histories.get(signal.kind, ((), ()))
+                    history = History(now=now, hostname=agent.hostname, previous=previous, agent_id=agent.agent_id,
+                                      settings=settings, site=site)
                     evaluations.extend(evaluate(spec, signal, history))
         if not result.accepted:
             return result, 0
@@ -150,12 +156,36 @@ class Ingest:
         published += await dedupe.apply(tx, agent, evaluations, now, "rule")
         return result, published
 
-    async def _histories(self, tx: Tx, agent_id: str, signals: list[Signal]) -> dict[str, tuple[Signal, ...]]:
-        """Earlier signals of each kind whose rule looks back, newest first (read before this one is stored)."""
+    async def _histories(
+        self, tx: Tx, agent: AgentRow, signals: list[Signal]
+    ) -> dict[str, tuple[tuple[Signal, ...], tuple[SiteReport, ...]]]:
+        """What each kind's rule looks back on: the device's earlier signals and the site's recent ones,
+        newest first, read before the new ones are stored."""
         histories = {}
         for kind in {s.kind for s in signals}:
             spec = self._rules.get(kind)
-            if spec is not None and spec.history:
-                rows = await tx.observations(agent_id, kind, spec.history)
-                histories[kind] = tuple(SIGNAL_ADAPTER.validate_python(r.payload) for r in rows)
+            if spec is None or not (spec.history or spec.site_hours):
+                continue
+            previous: tuple[Signal, ...] = ()
+            site: tuple[SiteReport, ...] = ()
+            if spec.history:
+                previous = tuple(map(self._parse, await tx.observations(agent.agent_id, kind, spec.history)))
+            if spec.site_hours:
+                since = max(s.collected_at for s in signals) - timedelta(hours=spec.site_hours)
+                rows = await tx.site_observations(agent.site.site_id, kind, since)
+                site = tuple(SiteReport(r.agent_id, host, r.collected_at, self._parse(r)) for host, r in rows)
+            histories[kind] = (previous, site)
         return histories
+
+    def _parse(self, row: ObservationRow) -> Signal:
+        """A stored signal as its model, parsed once and then kept (least recently used goes first)."""
+        key = (row.agent_id, row.seq, row.kind)
+        signal = self._parsed.get(key)
+        if signal is None:
+            signal = SIGNAL_ADAPTER.validate_python(row.payload)
+            self._parsed[key] = signal
+            if len(self._parsed) > PARSED_CACHE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        return signal

@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, TypeAdapter
 
+from shared.backup_results import BackupResults
 from shared.base import Signal, WireModel, fact
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
+from shared.printer_ip_conflict import PrinterIpConflict
 from shared.updates import Updates
 
 SCHEMA_VERSION = 1
@@ -68,7 +70,7 @@ class Unknown(Signal):
     error: str = fact("Why the check could not collect, including what to do about it when known")
 
 
-KnownSignal = Heartbeat | Unknown | DiskHealth | PendingReboot | Updates
+KnownSignal = Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
 AnySignal = Annotated[KnownSignal, Field(discriminator="kind")]
 
 

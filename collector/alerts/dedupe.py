@@ -47,8 +47,12 @@ async def apply(tx: Tx, agent: AgentRow, evaluations: list[Evaluation], now: dat
                     "hostname": agent.hostname, "client": agent.site.client_name, "site": agent.site.site_name}
             await tx.append_feed(now, f"device.{evaluation.details['event']}", data)
             published += 1
-        fp = fingerprint(evaluation.rule, agent.agent_id, evaluation.subject)
+        owner = f"site:{agent.site.site_id}" if evaluation.scope == "site" else agent.agent_id
+        fp = fingerprint(evaluation.rule, owner, evaluation.subject)
         current = open_now.get(fp)
+        if current is None and evaluation.scope == "site":
+            # Another device of the site may have opened it.
+            current = await tx.open_alert(fp)
         if evaluation.status == "ok":
             if current is None:
                 continue

@@ -355,12 +355,16 @@ class _SqliteTx:
             "SELECT * FROM observations WHERE agent_id = ? AND kind = ? ORDER BY id DESC LIMIT ?",
             (agent_id, kind, limit),
         )
-        return [
-            ObservationRow(
-                row["agent_id"], row["seq"], row["kind"], _dt(row["collected_at"]), json.loads(row["payload"])
-            )
-            for row in rows
-        ]
+        return [_observation(row) for row in rows]
+
+    async def site_observations(self, site_id: int, kind: str, since: datetime) -> list[tuple[str, ObservationRow]]:
+        """Observations of a kind from every device of a site collected since a time, newest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT o.*, a.hostname FROM observations o JOIN agents a ON a.agent_id = o.agent_id "
+            "WHERE a.site_id = ? AND o.kind = ? AND o.collected_at >= ? ORDER BY o.id DESC",
+            (site_id, kind, _ts(since)),
+        )
+        return [(row["hostname"], _observation(row)) for row in rows]
 
     async def open_alert(self, fingerprint: str) -> AlertRow | None:
         """The open alert with this fingerprint, if any."""
@@ -533,6 +537,13 @@ def _agent(row: sqlite3.Row) -> AgentRow:
         last_seen_at=_dt_or_none(row["last_seen_at"]),
         last_seq=row["last_seq"],
         revoked=row["revoked_at"] is not None,
+    )
+
+
+def _observation(row: sqlite3.Row) -> ObservationRow:
+    """An observations row as the interface returns it."""
+    return ObservationRow(
+        row["agent_id"], row["seq"], row["kind"], _dt(row["collected_at"]), json.loads(row["payload"])
     )
 
 

@@ -228,3 +228,18 @@ async def test_a_clients_own_thresholds_decide_its_verdicts(tmp_path: Path) -> N
     assert [(a["subject"], a["severity"]) for a in alerts] == [("fs:C:", "warning")], "15 % free < 20 % for Acme"
     assert Settings(rules={"disk_health": {"a": 1, "b": 2}}, client_rules={"X": {"disk_health": {"b": 3}}}
                     ).rule_settings("X") == {"disk_health": {"a": 1, "b": 3}}
+
+
+async def test_two_pcs_of_a_site_seeing_one_address_conflict_share_one_alert(client: TestClient) -> None:
+    from tests.collector.test_printer_ip_conflict import BROTHER, FUJI, PRINTER, probe, report
+
+    first, second = await enrolled(client, "RECEPTION-01"), await enrolled(client, "OFFICE-02")
+    for agent in (first, second):
+        now = datetime.now(UTC)
+        signal = report(agent.hostname, now, probes=[probe(PRINTER, BROTHER, FUJI, at=now)]).signal
+        body = agent.body(agent.envelope([signal]))
+        assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+    alerts = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
+    conflicts = [a for a in alerts if a["rule"] == "printer_ip_conflict"]
+    assert [(a["subject"], a["severity"], a["occurrences"]) for a in conflicts] == [(f"ip:{PRINTER}", "critical", 2)]
+    assert "IP address conflict at 192.0.2.50" in conflicts[0]["summary"]

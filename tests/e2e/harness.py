@@ -39,6 +39,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def toml_value(value: Any) -> str:
+    """A value in TOML syntax: inline tables and arrays; JSON's scalars are TOML's too."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 @dataclass
 class Collector:
     """A `fieldpost-collector serve` process with fast offline detection."""
@@ -150,7 +159,7 @@ class Agent:
                 lines.extend([f"[checks.{kind}]", "enabled = false"])
         for kind, settings in self.checks.items():
             lines.append(f"[checks.{kind}]")
-            lines.extend(f"{key} = {json.dumps(value)}" for key, value in settings.items())
+            lines.extend(f"{key} = {toml_value(value)}" for key, value in settings.items())
         self.config.write_text("\n".join(lines) + "\n")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -56,6 +56,8 @@ CREATE TABLE observations (
 ) STRICT;
 
 CREATE INDEX observations_latest ON observations (agent_id, kind, id DESC);
+-- Rules that correlate a site's devices read one kind over a time span.
+CREATE INDEX observations_by_kind_time ON observations (kind, collected_at);
 
 CREATE TABLE alerts (
     id INTEGER PRIMARY KEY,

@@ -1,0 +1,117 @@
+"""borg: the newest archive and its sizes (`borg info --json --last 1`); rc 1 warns, 2 and up fail."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from agent.checks import CheckContext
+from agent.checks.backup_results import Facts, cut, free_bytes
+from agent.checks.backup_results.jobs import BorgJob, print_env_command, print_file_command
+
+WARNING_RC = 1
+# borg --log-json message ids of the failures a technician must tell apart.
+FAILURE_TEXT = {
+    "Repository.DoesNotExist": "no borg repository at {repo}",
+    "Repository.InvalidRepository": "no borg repository at {repo}",
+    "LockTimeout": "the repository {repo} is locked by another borg process (or a stale lock)",
+    "LockFailed": "the repository {repo} could not be locked",
+    "PassphraseWrong": "wrong passphrase for the repository {repo}",
+}
+
+
+def environment(job: BorgJob) -> list[str]:
+    """`env` assignments for borg: where the passphrase comes from, and never an interactive question."""
+    if job.passphrase_file is not None:
+        secret = [f"BORG_PASSCOMMAND={shlex.join(print_file_command(job.passphrase_file))}"]
+    elif job.passphrase_env is not None:
+        secret = [f"BORG_PASSCOMMAND={shlex.join(print_env_command(job.passphrase_env))}"]
+    else:
+        # No passphrase configured: an encrypted repository must fail, not wait for a prompt.
+        secret = ["BORG_PASSPHRASE="]
+    return [
+        "env",
+        *secret,
+        "BORG_RELOCATED_REPO_ACCESS_IS_OK=no",
+        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no",
+    ]
+
+
+def info_argv(job: BorgJob) -> list[str]:
+    """`borg info --json --last 1` with structured log messages on stderr."""
+    argv = [*environment(job), job.binary, "--log-json", "info", "--json", "--last", "1"]
+    if job.prefix:
+        argv += ["--glob-archives", f"{job.prefix}*"]
+    return [*argv, job.repository]
+
+
+def local_stamp(value: str | None, zone: tzinfo | None = None) -> datetime | None:
+    """A borg 1.x time (local time without offset) in UTC; `zone` is the device's zone (default: this one)."""
+    if not value:
+        return None
+    naive = datetime.fromisoformat(value)
+    return (naive.replace(tzinfo=zone) if zone else naive.astimezone()).astimezone(UTC)
+
+
+def log_messages(stderr: str) -> list[dict[str, Any]]:
+    """The `--log-json` messages on stderr; plain lines become messages without an id."""
+    messages = []
+    for line in stderr.splitlines():
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            message = {"message": line, "levelname": "ERROR"} if line.strip() else None
+        if isinstance(message, dict) and message.get("type", "log_message") == "log_message":
+            messages.append(message)
+    return messages
+
+
+def problem(stderr: str, repository: str) -> str:
+    """What went wrong, by borg's message id where it has one we know."""
+    messages = [m for m in log_messages(stderr) if m.get("levelname") in ("ERROR", "CRITICAL", "WARNING")]
+    for message in messages:
+        if message.get("msgid") in FAILURE_TEXT:
+            return f"{FAILURE_TEXT[message['msgid']].format(repo=repository)} ({message.get('message', '')})"
+    return "; ".join(m.get("message", "") for m in messages) or "borg gave no reason"
+
+
+def archive_facts(answer: dict[str, Any], zone: tzinfo | None = None) -> Facts:
+    """A good backup from the newest archive in `borg info --json` output; no archive means unknown."""
+    archives = answer.get("archives") or []
+    if not archives:
+        return {"last_result": "unknown", "error": "no archive in the repository yet"}
+    archive = archives[-1]
+    stats = archive.get("stats") or {}
+    started, ended = local_stamp(archive.get("start"), zone), local_stamp(archive.get("end"), zone)
+    return {
+        "last_result": "success",
+        "last_run_started_at": started,
+        "last_run_ended_at": ended,
+        "last_success_at": ended or started,
+        "duration_seconds": archive.get("duration"),
+        "bytes_total": stats.get("original_size"),
+        # Data only this archive holds: for the newest archive, what its run added.
+        "bytes_added": stats.get("deduplicated_size"),
+        "file_count": stats.get("nfiles"),
+        "detail": {"archive": archive.get("name", ""), "hostname": archive.get("hostname", "")},
+    }
+
+
+def collect(job: BorgJob, context: CheckContext, now: datetime) -> Facts:
+    """The job's facts from `borg info`; rc 1 keeps the facts but warns, rc 2 and up is a failure."""
+    result = context.run(info_argv(job), timeout=540.0)
+    free = (
+        free_bytes(job.repository) if "://" not in job.repository and ":" not in job.repository[2:] else None
+    )
+    if result.returncode > WARNING_RC or (result.returncode and not result.stdout.strip()):
+        return {
+            "last_result": "failed",
+            "error": cut(problem(result.stderr, job.repository)),
+            "destination_free_bytes": free,
+        }
+    facts = archive_facts(json.loads(result.stdout))
+    if result.returncode == WARNING_RC:
+        facts |= {"last_result": "warning", "error": cut(problem(result.stderr, job.repository))}
+    return {**facts, "destination_free_bytes": free}

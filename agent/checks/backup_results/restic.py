@@ -1,0 +1,213 @@
+"""restic: the newest snapshot (`snapshots --json`), its size (`stats --json`) and the last run's log."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.checks import CheckContext
+from agent.checks.backup_results import Facts, cut, free_bytes
+from agent.checks.backup_results.jobs import ResticJob, print_env_command
+from agent.checks.rootfs import mtime
+
+# Exit codes restic documents (10-12 since 0.17); older versions exit 1 and say it on stderr.
+NO_REPOSITORY, LOCKED, WRONG_PASSWORD = 10, 11, 12
+INCOMPLETE = 3
+STDERR_SIGNS = (
+    (NO_REPOSITORY, ("Is there a repository at the following location?", "repository does not exist")),
+    (LOCKED, ("repository is already locked", "unable to create lock")),
+    (WRONG_PASSWORD, ("wrong password or no key found",)),
+)
+FAILURE_TEXT = {
+    NO_REPOSITORY: "no restic repository at {repo}",
+    LOCKED: "the repository {repo} is locked by another restic process (or a stale lock)",
+    WRONG_PASSWORD: "wrong password for the repository {repo}",
+}
+# Backends that are not a local path: free space there cannot be seen from this device.
+REMOTE = re.compile(r"^(sftp|rest|s3|b2|azure|gs|swift|rclone):")
+
+
+def password_args(job: ResticJob) -> list[str]:
+    """restic flags naming where the password comes from; the password itself never is an argument."""
+    if job.password_file is not None:
+        return ["--password-file", str(job.password_file)]
+    # restic splits the command itself, honouring double quotes.
+    command = " ".join(f'"{part}"' for part in print_env_command(job.password_env or ""))
+    return ["--password-command", command]
+
+
+def snapshots_argv(job: ResticJob) -> list[str]:
+    """`restic snapshots --json` for the newest snapshot matching the job's host, paths and tags."""
+    argv = [job.binary, "--repo", job.repository, *password_args(job), "--json", "snapshots", "--latest", "1"]
+    if job.host:
+        argv += ["--host", job.host]
+    for path in job.paths:
+        argv += ["--path", path]
+    if job.tags:
+        argv += ["--tag", ",".join(job.tags)]
+    return argv
+
+
+def stats_argv(job: ResticJob, snapshot_id: str) -> list[str]:
+    """`restic stats --json` of one snapshot (restore size and file count)."""
+    return [job.binary, "--repo", job.repository, *password_args(job), "--json", "stats", snapshot_id]
+
+
+def stamp(value: str | None) -> datetime | None:
+    """A restic RFC 3339 time (nanoseconds, any offset) in UTC."""
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
+
+
+def newest_snapshot(stdout: str) -> dict[str, Any] | None:
+    """The newest snapshot in `restic snapshots --json` output (a list, or a list of groups)."""
+    answer = json.loads(stdout or "[]")
+    snapshots = []
+    for item in answer or []:
+        snapshots += item.get("snapshots", []) if "group_key" in item else [item]
+    return max(snapshots, key=lambda snap: stamp(snap["time"]), default=None)
+
+
+def parse_stats(stdout: str) -> tuple[int | None, int | None]:
+    """Restore size and file count from `restic stats --json`."""
+    answer = json.loads(stdout)
+    return answer.get("total_size"), answer.get("total_file_count")
+
+
+def failure(returncode: int, stderr: str, repository: str) -> str:
+    """What a failed restic command means, from the exit code or (before 0.17) from stderr."""
+    code = returncode
+    message = ""
+    for line in stderr.splitlines():
+        # restic >= 0.17 with --json ends with {"message_type":"exit_error","code":..,"message":..} on stderr.
+        if line.startswith("{") and '"exit_error"' in line:
+            exit_error = json.loads(line)
+            code, message = exit_error.get("code", code), exit_error.get("message", "")
+    if code not in FAILURE_TEXT:
+        code = next((known for known, signs in STDERR_SIGNS if any(sign in stderr for sign in signs)), code)
+    text = message or next(
+        (line for line in stderr.splitlines() if line.strip()), f"exit status {returncode}"
+    )
+    if code in FAILURE_TEXT:
+        return f"{FAILURE_TEXT[code].format(repo=repository)} ({text.strip()})"
+    return f"restic failed with exit status {returncode}: {text.strip()}"
+
+
+@dataclass
+class BackupLog:
+    """What the JSON lines of one `restic backup --json` run say."""
+
+    summary: dict[str, Any] | None = None
+    errors: list[str] = field(default_factory=list)
+    exit_error: str | None = None
+
+
+def parse_backup_log(text: str) -> BackupLog:
+    """Summary, per-file errors and fatal error of a `restic backup --json` log; other lines are skipped."""
+    log = BackupLog()
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue  # a line of plain text (restic before 0.17 prints fatal errors as text)
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        kind = message.get("message_type")
+        if kind == "summary":
+            log.summary = message
+        elif kind == "error":
+            error = message.get("error") or {}
+            log.errors.append(f"{message.get('item', '')}: {error.get('message', '')}".strip(": "))
+        elif kind == "exit_error":
+            log.exit_error = message.get("message")
+    if log.exit_error is None and log.summary is None:
+        fatal = [line for line in text.splitlines() if line.startswith("Fatal:")]
+        log.exit_error = fatal[-1] if fatal else None
+    return log
+
+
+def same_snapshot(log: BackupLog, snapshot: dict[str, Any]) -> bool:
+    """The log's run made this snapshot (restic < 0.17 logs the short id)."""
+    logged = (log.summary or {}).get("snapshot_id") or ""
+    return bool(logged) and snapshot["id"].startswith(logged)
+
+
+def snapshot_facts(snapshot: dict[str, Any], size: int | None, files: int | None) -> Facts:
+    """A good backup from a snapshot; restic >= 0.17 stores the run's summary in the snapshot itself."""
+    summary = snapshot.get("summary") or {}
+    started = stamp(summary.get("backup_start")) or stamp(snapshot["time"])
+    ended = stamp(summary.get("backup_end"))
+    return {
+        "last_result": "success",
+        "last_run_started_at": started,
+        "last_run_ended_at": ended,
+        "last_success_at": ended or started,
+        "duration_seconds": (ended - started).total_seconds() if started and ended else None,
+        "bytes_total": summary.get("total_bytes_processed", size),
+        "bytes_added": summary.get("data_added"),
+        "file_count": summary.get("total_files_processed", files),
+        "detail": {"snapshot_id": snapshot["id"][:8], "hostname": snapshot.get("hostname", "")},
+    }
+
+
+def with_log(
+    facts: Facts, snapshot: dict[str, Any] | None, log: BackupLog, logged_at: datetime | None
+) -> Facts:
+    """Facts corrected by the last run's log: a run that made no snapshot failed; errors mean incomplete."""
+    if snapshot is not None and same_snapshot(log, snapshot):
+        summary = log.summary or {}
+        facts = {
+            **facts,
+            "bytes_added": summary.get("data_added", facts.get("bytes_added")),
+            "duration_seconds": summary.get("total_duration", facts.get("duration_seconds")),
+        }
+        if log.errors:
+            # restic exits 3 here: the snapshot exists but some source files could not be read.
+            facts |= {
+                "last_result": "warning",
+                "error": cut(f"{len(log.errors)} files not read: " + "; ".join(log.errors[:5])),
+            }
+        return facts
+    newest = facts.get("last_run_started_at")
+    if log.summary is None and logged_at is not None and (newest is None or logged_at > newest):
+        reason = log.exit_error or (log.errors[-1] if log.errors else "the run ended without a snapshot")
+        return {
+            **facts,
+            "last_result": "failed",
+            "last_run_started_at": None,
+            "last_run_ended_at": logged_at,
+            "duration_seconds": None,
+            "error": cut(reason),
+        }
+    return facts
+
+
+def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
+    """The job's facts from the repository and, when configured, the last run's log."""
+    listed = context.run(snapshots_argv(job), timeout=300.0)
+    free = None if REMOTE.match(job.repository) else free_bytes(job.repository.removeprefix("local:"))
+    if listed.returncode != 0:
+        return {
+            "last_result": "failed",
+            "error": cut(failure(listed.returncode, listed.stderr, job.repository)),
+            "destination_free_bytes": free,
+        }
+    snapshot = newest_snapshot(listed.stdout)
+    if snapshot is None:
+        facts: Facts = {"last_result": "unknown", "error": "no snapshot in the repository yet"}
+    else:
+        size = files = None
+        if not snapshot.get("summary"):
+            counted = context.run(stats_argv(job, snapshot["id"]), timeout=300.0)
+            if counted.returncode == 0:
+                size, files = parse_stats(counted.stdout)
+        facts = snapshot_facts(snapshot, size, files)
+    if job.log_file is not None:
+        text = (
+            Path(job.log_file).read_text(encoding="utf-8", errors="replace") if job.log_file.exists() else ""
+        )
+        facts = with_log(facts, snapshot, parse_backup_log(text), mtime(job.log_file))
+    return {**facts, "destination_free_bytes": free}

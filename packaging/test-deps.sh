@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make test`: the system packages the tests run for real (restic and borg backups, a CUPS server for
+# printer queues, iproute2 for network namespaces). Installed when run as root; otherwise listed.
+set -euo pipefail
+packages=(restic borgbackup cups cups-client iproute2)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the tests need these packages; install them as root: apt-get install ${missing[*]}" >&2
+  exit 0
+fi
+echo "installing ${missing[*]} for the tests"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

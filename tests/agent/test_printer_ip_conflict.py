@@ -1,0 +1,357 @@
+"""The printer_ip_conflict check's parsers on real Linux/CUPS output and documented Windows/macOS shapes."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.checks import CheckContext
+from agent.checks.printer_ip_conflict import PrinterIpConflictCheck
+from agent.checks.printer_ip_conflict.neighbours import (
+    normalise_mac,
+    parse_arp_an,
+    parse_get_netneighbor,
+    parse_ip_neigh_json,
+    parse_proc_net_arp,
+    read_neighbours,
+)
+from agent.checks.printer_ip_conflict.printers import (
+    LPSTAT_ARGV,
+    parse_lpstat_v,
+    parse_windows_printers,
+    read_cups_queues,
+    resolve_host,
+)
+from agent.checks.printer_ip_conflict.probe import (
+    ETH_P_ARP,
+    arp_request,
+    linux_route,
+    parse_arp_claim,
+    parse_route_get,
+)
+from agent.checks.printer_ip_conflict.segment import segment_key
+from agent.checks.printer_ip_conflict.winevents import parse_conflict_events
+from agent.commands import run_command
+from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, Probe, ProbeAnswer
+from tests.agent.recorded_runs import FIXTURES, Recorded
+from tests.cupsd import need_cupsd, private_cupsd
+
+PRINTERS = FIXTURES / "printers"
+MDNS = {"brw3c2af4112233.local": ["192.0.2.90"], "fileserver": ["192.168.1.5"]}
+
+
+def dns(host: str) -> list[str]:
+    """Name resolution of the test's imaginary LAN."""
+    return MDNS.get(host, [])
+
+
+def fixture(name: str) -> str:
+    """A recorded output's text."""
+    return (PRINTERS / name).read_text()
+
+
+def by_name(queues: list) -> dict:
+    """Queues by name."""
+    return {q.name: q for q in queues}
+
+
+# --- CUPS ---------------------------------------------------------------------------------------------
+
+
+def test_it_reads_every_queue_and_device_uri_from_lpstat():
+    assert parse_lpstat_v(fixture("lpstat-v-cups-2.4.2.txt")) == [
+        (
+            "Bonjour",
+            "dnssd://Brother%20HL-L2350DW%20series._ipp._tcp.local./"
+            "?uuid=e3248000-80ce-11db-8000-30055c773bcf",
+        ),
+        ("Office-HP", "lpd://printer-office.example/queue"),
+        ("Reception", "ipp://192.0.2.50/ipp/print"),
+        ("Secure", "ipps://192.0.2.70:443/ipp/print"),
+        ("Warehouse_Label", "socket://192.0.2.60:9100"),
+        ("Web", "http://192.0.2.80:631/ipp/port1"),
+    ]
+
+
+def test_it_reads_lpstat_lines_in_another_language_by_their_shape():
+    assert parse_lpstat_v("Gerät für Empfang: socket://192.0.2.60:9100\n") == [
+        ("Empfang", "socket://192.0.2.60:9100")
+    ]
+
+
+def test_it_takes_the_address_of_each_network_queue_and_says_why_a_name_did_not_resolve():
+    run = Recorded({LPSTAT_ARGV: ("printers/lpstat-v-cups-2.4.2.txt", 0)})
+    queues = by_name(read_cups_queues(run, dns))
+    assert queues["Reception"].addresses == ["192.0.2.50"]
+    assert queues["Secure"].addresses == ["192.0.2.70"]
+    assert queues["Warehouse_Label"].addresses == ["192.0.2.60"]
+    assert queues["Web"].addresses == ["192.0.2.80"]
+    office = queues["Office-HP"]
+    assert (office.host, office.addresses) == ("printer-office.example", [])
+    assert "printer-office.example did not resolve" in office.unresolved
+
+
+def test_it_reports_a_dnssd_queue_unresolved_when_ippfind_is_missing():
+    run = Recorded({LPSTAT_ARGV: ("printers/lpstat-v-cups-2.4.2.txt", 0)})
+    bonjour = by_name(read_cups_queues(run, dns))["Bonjour"]
+    assert bonjour.addresses == []
+    assert "Brother HL-L2350DW series._ipp._tcp.local." in bonjour.unresolved
+    assert "ippfind is not installed" in bonjour.unresolved
+
+
+def test_it_resolves_a_dnssd_queue_through_ippfind_and_the_resolver():
+    run = Recorded(
+        {
+            LPSTAT_ARGV: ("printers/lpstat-v-cups-2.4.2.txt", 0),
+            ("ippfind",): ("printers/ippfind-service.txt", 0),
+        }
+    )
+    bonjour = by_name(read_cups_queues(run, dns))["Bonjour"]
+    assert (bonjour.host, bonjour.addresses, bonjour.unresolved) == (
+        "brw3c2af4112233.local",
+        ["192.0.2.90"],
+        None,
+    )
+    assert ("ippfind", "-T", "3", "Brother HL-L2350DW series._ipp._tcp.local.") in run.calls
+
+
+def test_it_reports_a_dnssd_service_that_ippfind_did_not_find():
+    run = Recorded({LPSTAT_ARGV: ("printers/lpstat-v-cups-2.4.2.txt", 0), ("ippfind",): ("", 1)})
+    assert "not found on the network" in by_name(read_cups_queues(run, dns))["Bonjour"].unresolved
+
+
+def test_it_resolves_host_names_through_the_system_resolver():
+    assert resolve_host("localhost") == ["127.0.0.1"]
+
+
+def test_it_reads_queues_from_a_real_cups_scheduler(monkeypatch: pytest.MonkeyPatch):
+    need_cupsd()
+    queues = {
+        "Reception": "ipp://192.0.2.50/ipp/print",
+        "Label": "socket://192.0.2.60:9100",
+        "Local": "usb://Brother/HL-L2350DW?serial=E78123A9N123456",
+    }
+    with private_cupsd(queues) as env:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        found = by_name(read_cups_queues(run_command, dns))
+    assert {name: q.addresses for name, q in found.items()} == {
+        "Label": ["192.0.2.60"],
+        "Reception": ["192.0.2.50"],
+    }
+
+
+# --- Windows printers ---------------------------------------------------------------------------------
+
+
+def test_it_joins_windows_printers_with_their_port_addresses():
+    queues = by_name(parse_windows_printers(fixture("windows-printers.json"), dns))
+    assert queues["Reception"].addresses == ["192.168.1.50"]
+    assert queues["Warehouse"].addresses == ["192.168.1.70"]
+    assert (queues["\\\\fileserver\\Boardroom"].host, queues["\\\\fileserver\\Boardroom"].addresses) == (
+        "fileserver",
+        ["192.168.1.5"],
+    )
+    assert "WS-Discovery" in queues["Brother HL-L2350DW"].unresolved
+    assert "Microsoft Print to PDF" not in queues and "Label" not in queues
+
+
+def test_it_falls_back_to_win32_tcpipprinterport_when_printerhostaddress_is_empty():
+    queues = by_name(parse_windows_printers(fixture("windows-printers.json"), dns))
+    assert queues["Accounts MFP"].addresses == ["192.168.1.51"]
+
+
+# --- neighbour tables ---------------------------------------------------------------------------------
+
+
+def test_it_reads_complete_ipv4_entries_from_ip_j_neigh():
+    entries = parse_ip_neigh_json(fixture("ip-j-neigh-show.json"))
+    assert [(e.ip, e.mac, e.interface, e.state) for e in entries] == [
+        ("192.0.2.1", "00:00:5e:00:01:01", "v0", "reachable"),
+        ("192.0.2.50", "00:1b:a9:03:04:05", "v0", "permanent"),
+        ("192.0.2.51", "3c:2a:f4:11:22:33", "v0", "stale"),
+        ("192.0.2.54", "08:00:37:aa:bb:cc", "v0", "probe"),
+    ]
+
+
+def test_it_reads_the_same_entries_from_proc_net_arp():
+    entries = parse_proc_net_arp(fixture("proc-net-arp.txt"))
+    assert [(e.ip, e.mac, e.state) for e in entries] == [
+        ("192.0.2.1", "00:00:5e:00:01:01", None),
+        ("192.0.2.50", "00:1b:a9:03:04:05", "permanent"),
+        ("192.0.2.51", "3c:2a:f4:11:22:33", None),
+        ("192.0.2.54", "08:00:37:aa:bb:cc", None),
+    ]
+
+
+def test_it_falls_back_to_proc_net_arp_below_the_root_without_iproute2(tmp_path: Path):
+    (tmp_path / "proc/net").mkdir(parents=True)
+    (tmp_path / "proc/net/arp").write_text(fixture("proc-net-arp.txt"))
+    entries = read_neighbours("linux", Recorded({}), tmp_path)
+    assert [e.ip for e in entries] == ["192.0.2.1", "192.0.2.50", "192.0.2.51", "192.0.2.54"]
+
+
+def test_it_prefers_ip_j_neigh_on_linux(tmp_path: Path):
+    run = Recorded({("ip", "-j", "-4", "neigh"): ("printers/ip-j-neigh-show.json", 0)})
+    assert [e.state for e in read_neighbours("linux", run, tmp_path)] == [
+        "reachable",
+        "permanent",
+        "stale",
+        "probe",
+    ]
+
+
+def test_it_reads_get_netneighbor_with_numeric_states_and_skips_unusable_entries():
+    entries = parse_get_netneighbor(fixture("get-netneighbor-ps51.json"))
+    assert [(e.ip, e.mac, e.interface, e.state) for e in entries] == [
+        ("192.168.1.50", "00:1b:a9:03:04:05", "Ethernet", "reachable"),
+        ("192.168.1.20", "3c:2a:f4:11:22:33", "Ethernet", "stale"),
+        ("192.168.1.1", "00:00:5e:00:01:01", "Ethernet", "reachable"),
+    ]
+
+
+def test_it_reads_a_single_get_netneighbor_object_with_a_named_state():
+    entries = parse_get_netneighbor(fixture("get-netneighbor-one-named-state.json"))
+    assert [(e.ip, e.mac, e.state) for e in entries] == [("192.168.1.50", "08:00:37:aa:bb:cc", "reachable")]
+
+
+def test_it_reads_macos_arp_an_restoring_dropped_leading_zeros():
+    entries = parse_arp_an(fixture("arp-an-macos.txt"))
+    assert [(e.ip, e.mac, e.interface, e.state) for e in entries] == [
+        ("192.168.1.1", "00:18:01:8f:23:ed", "en1", None),
+        ("192.168.1.2", "00:1b:21:a4:32:bd", "en1", None),
+        ("192.168.1.7", "18:20:32:9f:54:75", "en1", None),
+        ("192.168.1.100", "00:1b:dd:28:fc:4d", "en1", None),
+        ("192.168.1.101", "00:1f:c4:ef:5d:f1", "en1", "permanent"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "mac"),
+    [
+        ("0:1b:a9:3:4:5", "00:1b:a9:03:04:05"),
+        ("00-1B-A9-03-04-05", "00:1b:a9:03:04:05"),
+        ("(incomplete)", None),
+        ("00:1b:a9:03:04", None),
+    ],
+)
+def test_it_normalises_mac_addresses(text: str, mac: str | None):
+    assert normalise_mac(text) == mac
+
+
+# --- Windows conflict events --------------------------------------------------------------------------
+
+
+def test_it_reads_tcpip_conflict_events_and_skips_dhcp_probes_and_ipv6():
+    events = parse_conflict_events(fixture("winevent-tcpip-ps51.json"))
+    assert [(e.event_id, e.ip, e.mac, e.at) for e in events] == [
+        (4199, "192.168.1.50", "00:1b:a9:03:04:05", datetime(2024, 11, 12, 9, 30, tzinfo=UTC)),
+        (4198, "192.168.1.50", "00:1b:a9:03:04:05", datetime(2024, 11, 12, 9, 20, tzinfo=UTC)),
+    ]
+
+
+def test_it_reads_a_single_event_printed_by_powershell_7():
+    [event] = parse_conflict_events(fixture("winevent-tcpip-ps7-one.json"))
+    assert (event.ip, event.mac) == ("192.168.1.53", "00:1b:a9:0a:0b:0c")
+    assert event.at == datetime(2024, 11, 12, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+# --- probe and segment --------------------------------------------------------------------------------
+
+
+def test_it_probes_only_addresses_on_a_local_segment():
+    assert parse_route_get(fixture("ip-j-route-get-onlink.json")).interface == "v0"
+    assert parse_route_get(fixture("ip-j-route-get-onlink.json")).source_ip == "192.0.2.10"
+    assert "routed via 192.0.2.1" in parse_route_get(fixture("ip-j-route-get-via-gateway.json")).error
+    assert "local address" in parse_route_get(fixture("ip-j-route-get-local.json")).error
+
+
+def test_it_says_why_it_cannot_probe_without_iproute2():
+    assert "not installed" in linux_route("192.0.2.50", Recorded({})).error
+
+
+def test_it_builds_an_arp_request_and_recognises_claims_but_not_rfc5227_probes():
+    ours = bytes.fromhex("020000000010")
+    request = arp_request(ours, "192.0.2.10", "192.0.2.50")
+    assert (
+        len(request) == 42 and request[:6] == b"\xff" * 6 and request[12:14] == ETH_P_ARP.to_bytes(2, "big")
+    )
+    assert parse_arp_claim(request) == ("192.0.2.10", "02:00:00:00:00:10")
+    printer = bytes.fromhex("001ba9030405")
+    reply = (
+        ours
+        + printer
+        + b"\x08\x06"
+        + struct.pack(
+            "!HHBBH6s4s6s4s",
+            1,
+            0x0800,
+            6,
+            4,
+            2,
+            printer,
+            socket.inet_aton("192.0.2.50"),
+            ours,
+            socket.inet_aton("192.0.2.10"),
+        )
+    )
+    assert parse_arp_claim(reply) == ("192.0.2.50", "00:1b:a9:03:04:05")
+    probe = arp_request(printer, "0.0.0.0", "192.0.2.50")
+    assert parse_arp_claim(probe) is None
+
+
+def test_it_keys_the_segment_by_subnet_gateway_and_gateway_mac():
+    networks = [ipaddress.IPv4Interface("192.0.2.10/24"), ipaddress.IPv4Interface("198.51.100.4/24")]
+    neighbours = [NeighbourEntry(ip="192.0.2.1", mac="00:00:5e:00:01:01")]
+    key = segment_key("192.0.2.1", networks, neighbours)
+    assert (key.subnet, key.gateway_ip, key.gateway_mac) == ("192.0.2.0/24", "192.0.2.1", "00:00:5e:00:01:01")
+    assert key.key == "192.0.2.0/24|192.0.2.1|00:00:5e:00:01:01"
+
+
+def test_it_takes_the_gateway_mac_from_the_probe_when_the_table_has_none():
+    at = datetime(2024, 11, 12, 9, 30, tzinfo=UTC)
+    probe = Probe(
+        ip="192.0.2.1",
+        method="arp-raw",
+        window_seconds=2,
+        answers=[
+            ProbeAnswer(mac="02:00:00:00:00:02", first_seen=at.replace(second=1), last_seen=at, replies=1),
+            ProbeAnswer(mac="00:00:5e:00:01:01", first_seen=at, last_seen=at, replies=1),
+        ],
+    )
+    key = segment_key("192.0.2.1", [ipaddress.IPv4Interface("192.0.2.10/24")], [], [probe])
+    assert key.gateway_mac == "00:00:5e:00:01:01"
+
+
+# --- the check ----------------------------------------------------------------------------------------
+
+
+def test_it_reports_queues_and_neighbours_and_what_it_could_not_probe(tmp_path: Path):
+    """Linux without iproute2: queues and /proc/net/arp are read, probes say why they could not be made."""
+    (tmp_path / "proc/net").mkdir(parents=True)
+    (tmp_path / "proc/net/arp").write_text(fixture("proc-net-arp.txt"))
+    # Only the queues with literal addresses: a host name would be looked up in the real DNS.
+    lines = [line for line in fixture("lpstat-v-cups-2.4.2.txt").splitlines() if "192.0.2." in line]
+    (tmp_path / "lpstat.txt").write_text("\n".join(lines) + "\n")
+    run = Recorded({LPSTAT_ARGV: (str(tmp_path / "lpstat.txt"), 0)})
+    check = PrinterIpConflictCheck(CheckContext(run=run, root=tmp_path), platform="linux")
+    [signal] = check.collect()
+    assert isinstance(signal, PrinterIpConflict)
+    assert [q.name for q in signal.queues] == ["Reception", "Secure", "Warehouse_Label", "Web"]
+    assert len(signal.neighbours) == 4
+    assert {p.ip: p.error for p in signal.probes}["192.0.2.50"] == "ip (iproute2) is not installed"
+    assert signal.segment.gateway_ip is None
+    PrinterIpConflict.model_validate_json(signal.model_dump_json())
+
+
+def test_it_names_the_part_it_could_not_read(tmp_path: Path):
+    [signal] = PrinterIpConflictCheck(
+        CheckContext(run=Recorded({}), root=tmp_path), platform="linux"
+    ).collect()
+    assert signal.queues == [] and signal.probes == []
+    assert signal.problems == ["printer queues not read: lpstat is not installed or not on PATH"]

@@ -1,0 +1,206 @@
+"""Address conflicts on a real (namespaced) LAN: two printers on one IP, found by the agent's ARP probe.
+
+Each test builds its own LAN from network namespaces: a bridge in a namespace of its own, and one namespace
+per host joined to it by a veth pair. Addresses are TEST-NET-1 (192.0.2.0/24); no traffic leaves them.
+The agent's check runs inside the agent namespace with `ip netns exec`, exactly as `collect()` runs in the
+service, with a private CUPS scheduler holding the printer queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from collector.rules import SiteReport
+from collector.rules.printer_ip_conflict import correlate
+from shared.printer_ip_conflict import PrinterIpConflict
+from tests.cupsd import need_cupsd, private_cupsd
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true",
+    reason="network namespaces need root (CI=true runs them regardless)",
+)
+
+REPO = Path(__file__).resolve().parents[2]
+PRINTER_IP = "192.0.2.50"
+GATEWAY_IP = "192.0.2.1"
+AGENT_MAC, BROTHER, FUJI = "02:00:00:00:00:0a", "00:1b:a9:03:04:05", "08:00:37:aa:bb:cc"
+VRRP, ROUTER = "00:00:5e:00:01:01", "00:1c:73:10:20:30"
+WINDOW = timedelta(minutes=15)
+CHECK = """
+import json, sys
+from agent.checks import CheckContext
+from agent.checks.printer_ip_conflict import PrinterIpConflictCheck
+[signal] = PrinterIpConflictCheck(CheckContext(settings=json.loads(sys.argv[1]))).collect()
+print(signal.model_dump_json())
+"""
+
+
+class Lan:
+    """A bridge and hosts in network namespaces whose names are unique to this run."""
+
+    def __init__(self) -> None:
+        self.prefix = f"fp{secrets.token_hex(3)}"
+        self.bridge = f"{self.prefix}-br"
+        self.hosts: list[str] = []
+        self.ip("netns", "add", self.bridge)
+        self.ip("-n", self.bridge, "link", "add", "br0", "type", "bridge")
+        self.ip("-n", self.bridge, "link", "set", "br0", "up")
+
+    @staticmethod
+    def ip(*args: str) -> None:
+        """Run `ip` and fail loudly."""
+        subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+    def add_host(self, name: str, mac: str, address: str, gateway: str | None = None) -> str:
+        """A host namespace with one interface, eth0, plugged into the bridge."""
+        ns, port = f"{self.prefix}-{name}", f"{self.prefix}p{len(self.hosts)}"
+        self.ip("netns", "add", ns)
+        self.hosts.append(ns)
+        self.ip("-n", self.bridge, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        self.ip("-n", self.bridge, "link", "set", port, "master", "br0", "up")
+        self.ip("-n", ns, "link", "set", "lo", "up")
+        self.ip("-n", ns, "link", "set", "eth0", "address", mac, "up")
+        self.ip("-n", ns, "addr", "add", address, "dev", "eth0")
+        if gateway:
+            self.ip("-n", ns, "route", "add", "default", "via", gateway)
+        return ns
+
+    def remove_host(self, ns: str) -> None:
+        """Unplug and delete a host (its veth pair goes with it)."""
+        self.ip("netns", "del", ns)
+        self.hosts.remove(ns)
+
+    def close(self) -> None:
+        """Delete every namespace this LAN made."""
+        for ns in [*self.hosts, self.bridge]:
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    """A fresh LAN, always torn down."""
+    built = Lan()
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def cups_env() -> Iterator[dict[str, str]]:
+    """A private CUPS scheduler with one queue printing to the printer's address."""
+    need_cupsd()
+    with private_cupsd({"Reception": f"ipp://{PRINTER_IP}/ipp/print"}) as env:
+        yield env
+
+
+def run_check(ns: str, env: dict[str, str], **settings: object) -> PrinterIpConflict:
+    """The printer_ip_conflict check's signal, collected inside namespace `ns`."""
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-c",
+            CHECK,
+            json.dumps({"probe_window": 1.0, **settings}),
+        ],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return PrinterIpConflict.model_validate_json(done.stdout)
+
+
+def answered(signal: PrinterIpConflict, ip: str) -> set[str]:
+    """Every MAC the signal's probe of `ip` heard."""
+    return {a.mac for p in signal.probes if p.ip == ip for a in p.answers}
+
+
+def moved_back(signal: PrinterIpConflict, delta: timedelta) -> PrinterIpConflict:
+    """The same report as if it had been collected `delta` earlier (the test's control of time)."""
+    data = json.loads(signal.model_dump_json())
+    data["collected_at"] = (signal.collected_at - delta).isoformat()
+    for probe, original in zip(data["probes"], signal.probes, strict=True):
+        for answer, old in zip(probe["answers"], original.answers, strict=True):
+            answer["first_seen"] = (old.first_seen - delta).isoformat()
+            answer["last_seen"] = (old.last_seen - delta).isoformat()
+    return PrinterIpConflict.model_validate(data)
+
+
+def observe(signal: PrinterIpConflict) -> SiteReport:
+    """The agent namespace's report as the collector stores it."""
+    return SiteReport(
+        agent_id="ag_reception_pc", hostname="reception-pc", at=signal.collected_at, signal=signal
+    )
+
+
+def alerts(new: PrinterIpConflict, *recent: PrinterIpConflict, now=None) -> list[tuple[str, str]]:
+    """(subject, status) of every evaluation that is not ok."""
+    evaluations = correlate(observe(new), [observe(s) for s in recent], now or new.collected_at)
+    return [(e.subject, e.status) for e in evaluations if e.status != "ok"]
+
+
+def test_it_finds_two_printers_on_one_address_and_resolves_when_one_is_gone(
+    lan: Lan, cups_env: dict[str, str]
+):
+    agent = lan.add_host("agent", AGENT_MAC, "192.0.2.10/24")
+    lan.add_host("p1", BROTHER, f"{PRINTER_IP}/24")
+    second = lan.add_host("p2", FUJI, f"{PRINTER_IP}/24")
+
+    conflict = run_check(agent, cups_env)
+    [probe] = [p for p in conflict.probes if p.ip == PRINTER_IP]
+    assert (probe.method, probe.interface) == ("arp-raw", "eth0")
+    assert answered(conflict, PRINTER_IP) == {BROTHER, FUJI}
+    assert [(q.name, q.addresses) for q in conflict.queues] == [("Reception", [PRINTER_IP])]
+    assert alerts(conflict) == [(f"ip:{PRINTER_IP}", "critical")]
+    [evaluation] = [
+        e for e in correlate(observe(conflict), [], conflict.collected_at) if e.status == "critical"
+    ]
+    assert "Reception on reception-pc" in evaluation.summary and BROTHER in evaluation.summary
+
+    lan.remove_host(second)
+    alone = run_check(agent, cups_env)
+    assert answered(alone, PRINTER_IP) == {BROTHER}
+    assert alerts(alone, conflict) == [(f"ip:{PRINTER_IP}", "critical")]  # still inside the window
+    earlier = moved_back(conflict, WINDOW + timedelta(minutes=1))
+    assert alerts(alone, earlier) == []
+
+
+def test_it_falls_back_to_the_neighbour_table_and_says_so(lan: Lan, cups_env: dict[str, str]):
+    agent = lan.add_host("agent", AGENT_MAC, "192.0.2.10/24")
+    lan.add_host("p1", BROTHER, f"{PRINTER_IP}/24")
+    lan.add_host("p2", FUJI, f"{PRINTER_IP}/24")
+    signal = run_check(agent, cups_env, raw_probe=False)
+    [probe] = [p for p in signal.probes if p.ip == PRINTER_IP]
+    assert probe.method == "neighbour-table"
+    assert len(probe.answers) == 1 and probe.answers[0].mac in {BROTHER, FUJI}
+
+
+def test_it_raises_nothing_for_one_printer_behind_a_vrrp_router_pair(lan: Lan, cups_env: dict[str, str]):
+    agent = lan.add_host("agent", AGENT_MAC, "192.0.2.10/24", gateway=GATEWAY_IP)
+    lan.add_host("p1", BROTHER, f"{PRINTER_IP}/24")
+    lan.add_host("r1", VRRP, f"{GATEWAY_IP}/24")
+    lan.add_host("r2", ROUTER, f"{GATEWAY_IP}/24")
+
+    signal = run_check(agent, cups_env)
+    assert answered(signal, GATEWAY_IP) == {VRRP, ROUTER}
+    assert answered(signal, PRINTER_IP) == {BROTHER}
+    assert (signal.segment.subnet, signal.segment.gateway_ip) == ("192.0.2.0/24", GATEWAY_IP)
+    assert signal.segment.gateway_mac in {VRRP, ROUTER}
+    assert alerts(signal) == []
