@@ -1,4 +1,4 @@
-"""`fieldpost-agent`: run the agent service, enrol it, run checks by hand, or show its status."""
+"""`fieldpost-agent`: run the agent service, enrol it, run checks by hand, show its status, install it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 import shared
 from agent.config import CONFIG_ENV, AgentConfig, CollectorUrl, ConfigError, default_config_path, load_config
 from agent.identity import EnrolmentError, NotEnrolled, enrol, load_identity
+from agent.install import InstallError, install, uninstall
 from agent.outbox import OUTBOX_FILE, read_stats
 from agent.service import UnknownCheck, check_once, run_until_signalled
 from shared.base import Signal
@@ -45,14 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run the checks on their schedule and upload the results; "
                                     "stops cleanly on Ctrl-C or SIGTERM. Needs an enrolled agent.")
 
+    # What enrolment needs, shared by `enroll` and `install`.
+    enrolment = argparse.ArgumentParser(add_help=False)
+    enrolment.add_argument("--collector", required=True, metavar="URL",
+                           help="collector base URL, e.g. https://fp.example.net")
+    enrolment.add_argument("--token", required=True, help="enrolment token (from `fieldpost-collector token create`)")
     enroll = commands.add_parser(
-        "enroll", parents=[common], help="register this PC with a collector",
+        "enroll", parents=[common, enrolment], help="register this PC with a collector",
         description="Create this agent's key pair, register it with the collector using an enrolment token "
                     "(from `fieldpost-collector token create`), and keep the issued agent id in the state "
                     "directory.")
-    enroll.add_argument("--collector", required=True, metavar="URL",
-                        help="collector base URL, e.g. https://fp.example.net")
-    enroll.add_argument("--token", required=True, help="enrolment token")
     enroll.add_argument("--force", action="store_true",
                         help="enrol again even if already enrolled (new key and agent id)")
 
@@ -69,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", parents=[common], help="show identity, outbox and last upload",
                         description="Show who this agent is, how much is waiting in its outbox, "
                                     "and how the last upload went.")
+
+    commands.add_parser(
+        "install", parents=[enrolment], help="install this PC's agent as a service: config, enrolment, start",
+        description="Write the configuration (platform default place), enrol with the token, install the "
+                    "service (systemd, launchd or a Windows service) and start it. Run as root/Administrator. "
+                    "Running it again changes nothing.")
+    uninstall = commands.add_parser(
+        "uninstall", help="stop and remove the service and its configuration",
+        description="Stop and remove the service and the configuration. By default the state directory "
+                    "(identity and unsent reports) is kept, so a later install needs no new token.")
+    keep = uninstall.add_mutually_exclusive_group()
+    keep.add_argument("--keep-state", dest="keep_state", action="store_true", default=True,
+                      help="keep the identity and unsent reports (the default)")
+    keep.add_argument("--purge", dest="keep_state", action="store_false",
+                      help="remove the state directory too; the collector's record of this PC stays")
     return parser
 
 
@@ -165,9 +183,24 @@ def _status(config: AgentConfig) -> int:
     return 0
 
 
+def _install(args: argparse.Namespace) -> int:
+    """`install` / `uninstall`: the service, its configuration and (install) the enrolment."""
+    try:
+        if args.command == "install":
+            asyncio.run(install(args.collector, args.token))
+        else:
+            uninstall(args.keep_state)
+    except (InstallError, OSError) as exc:
+        print(f"fieldpost-agent {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `fieldpost-agent`; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command in ("install", "uninstall"):
+        return _install(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from agent import sdnotify
 from agent.checks import Check, CheckContext
 from agent.checks.registry import all_checks
 from agent.config import AgentConfig
@@ -78,12 +79,15 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> N
     checks = build_checks(config, root=config.agent.root)
     scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id)
     scheduler.start()
+    # READY=1 and watchdog pings for systemd (Type=notify); a no-op anywhere else.
+    notifier = asyncio.create_task(sdnotify.supervise(stop))
     log.info("agent %s (client %s, site %s) running checks %s, reporting to %s",
              identity.agent_id, identity.client, identity.site, ", ".join(checks) or "(none)", collector_url)
     try:
         await stop.wait()
     finally:
         log.info("stopping: finishing the upload in flight")
+        notifier.cancel()
         scheduler.pause()
         await uploader.close()
         # Check runs still going are cancelled; they have not queued anything, so nothing is half-written.

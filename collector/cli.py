@@ -18,6 +18,7 @@ from aiohttp import web
 
 from collector.app import create_app, issue_technician_token
 from collector.auth import token_hash
+from collector.install import BackupError, InstallError, backup, install, install_commands
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
 from shared import __version__
@@ -80,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("agent_id", help="agent id as `fieldpost devices` shows it")
     commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
+
+    install = commands.add_parser(
+        "install", help="install the collector as a systemd service with its own user",
+        description="Create the `fieldpost` system user, install a hardened systemd unit with its database in "
+        "/var/lib/fieldpost-collector, enable and start it. Run as root; running it again changes nothing.",
+    )
+    install.add_argument("--listen", help="HOST:PORT the service listens on (default 127.0.0.1:8470, "
+                         "behind a reverse proxy for TLS: see packaging/README.md)")
+    backup = commands.add_parser(
+        "backup", help="copy the database safely while the collector runs",
+        description="Copy the SQLite database with SQLite's online backup API: a consistent snapshot, taken "
+        "without stopping the collector. Run it as the database's owner (e.g. sudo -u fieldpost).",
+    )
+    backup.add_argument("dest", type=Path, metavar="DEST",
+                        help="file to write, or a directory to put collector-<UTC time>.db in")
     return parser
 
 
@@ -151,10 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "token":
         token = asyncio.run(with_store(settings, lambda store: create_token(store, args)))
         print(token)
-        print(f"\nOn the client's PC:\n  fieldpost-agent enroll --collector {args.collector_url} --token {token}",
-              file=sys.stderr)
+        commands = install_commands(args.collector_url, token)
+        lines = [f"  {system}:\n    {command}" for system, command in commands.items()]
+        print("\nInstall the agent on the client's PC with one line (as root / Administrator):", *lines,
+              sep="\n", file=sys.stderr)
     elif args.command == "clients":
         asyncio.run(with_store(settings, print_clients))
+    elif args.command == "install":
+        try:
+            install(listen=settings.listen)
+        except InstallError as exc:
+            print(f"fieldpost-collector install: {exc}", file=sys.stderr)
+            return 1
+    elif args.command == "backup":
+        try:
+            print(f"backed up {settings.db} to {backup(Path(settings.db), args.dest)}")
+        except (BackupError, OSError) as exc:
+            print(f"fieldpost-collector backup: {exc}", file=sys.stderr)
+            return 1
     elif args.command == "admin-token":
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:

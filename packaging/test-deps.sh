@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: the system packages the tests run for real (restic and borg backups, a CUPS server for
-# printer queues, iproute2 for network namespaces). Installed when run as root; otherwise listed.
+# printer queues, iproute2 for network namespaces, systemd-analyze for the units).
+# Installed when run as root; otherwise listed.
 set -euo pipefail
-packages=(restic borgbackup cups cups-client iproute2)
+packages=(restic borgbackup cups cups-client iproute2 systemd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

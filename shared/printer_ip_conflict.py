@@ -74,7 +74,9 @@ class ConflictEvent(WireModel):
     ip: str = fact("IPv4 address in conflict", "IPv4 address")
     mac: str = fact("Hardware address of the other system, lower-case colon-separated", "MAC-48")
     at: AwareDatetime = fact("When the OS logged the conflict", "ISO 8601 timestamp")
-    event_id: int = fact("Event id: 4199 (conflict, operations may be disrupted), 4198 (interface disabled)", "event id")
+    event_id: int = fact(
+        "Event id: 4199 (conflict, operations may be disrupted), 4198 (interface disabled)", "event id"
+    )
 
 
 class SegmentKey(WireModel):
