@@ -1,4 +1,5 @@
-"""`fieldpost-agent`: run the agent service, enrol it, run checks by hand, show its status, install it."""
+"""`fieldpost-agent`: run the agent service, enrol it, run checks by hand, show its status, install it,
+report a backup script's result."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +16,16 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import shared
+from agent.checks import now_utc
+from agent.checks.backup_results import BackupResultsCheck, job_report, local_zone_name
+from agent.checks.backup_results.jobs import ScriptJob, parse_jobs
+from agent.checks.backup_results.script import record_result
 from agent.config import CONFIG_ENV, AgentConfig, CollectorUrl, ConfigError, default_config_path, load_config
 from agent.identity import EnrolmentError, NotEnrolled, enrol, load_identity
 from agent.install import InstallError, install, uninstall
 from agent.outbox import OUTBOX_FILE, read_stats
-from agent.service import UnknownCheck, check_once, run_until_signalled
+from agent.service import UnknownCheck, check_once, open_outbox, run_until_signalled
+from shared.backup_results import BackupResults
 from shared.base import Signal
 from shared.wire import Unknown
 
@@ -73,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Show who this agent is, how much is waiting in its outbox, "
                                     "and how the last upload went.")
 
+    report = commands.add_parser(
+        "backup-report", parents=[common], help="report the result of a backup script's run",
+        description="For a backup script on this PC, declared in the configuration as a "
+                    "[[backup.jobs]] table with tool = \"script\": record the run's result and queue it "
+                    "for the collector. The running service sends it, and the backup_results check keeps "
+                    "reporting it on the job's schedule. Needs an enrolled agent and write access to its "
+                    "state directory.")
+    report.add_argument("--job", required=True, metavar="NAME", help="the job's name in [[backup.jobs]]")
+    report.add_argument("--status", required=True, choices=["success", "warning", "failed"],
+                        help="how the run ended")
+    report.add_argument("--bytes", type=whole_number, metavar="N", help="size of the backup, in bytes")
+    report.add_argument("--message", metavar="TEXT",
+                        help="what happened (for a failure: why; the end of the log says most)")
+
     commands.add_parser(
         "install", parents=[enrolment], help="install this PC's agent as a service: config, enrolment, start",
         description="Write the configuration (platform default place), enrol with the token, install the "
@@ -88,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     keep.add_argument("--purge", dest="keep_state", action="store_false",
                       help="remove the state directory too; the collector's record of this PC stays")
     return parser
+
+
+def whole_number(text: str) -> int:
+    """A whole number of at least 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes")
+    return int(text)
 
 
 def _render(value: Any, indent: str) -> list[str]:
@@ -183,6 +211,40 @@ def _status(config: AgentConfig) -> int:
     return 0
 
 
+def _backup_report(config: AgentConfig, args: argparse.Namespace) -> int:
+    """`backup-report`: record a script job's result and queue it for the collector."""
+    jobs = parse_jobs(config.check(BackupResultsCheck.kind).settings.get("jobs") or [])
+    job = next((job for job in jobs if job.name == args.job), None)
+    if not isinstance(job, ScriptJob):
+        what = f"is a {job.tool} job" if job else "is not in the configuration"
+        print(f"fieldpost-agent: backup job {args.job!r} {what}; a script reports a job declared as\n"
+              f'  [[backup.jobs]]\n  name = "{args.job}"\n  tool = "script"\n  schedule = "daily"',
+              file=sys.stderr)
+        return EXIT_USAGE
+    state_dir = config.agent.state_dir
+    try:
+        identity = load_identity(state_dir)
+    except NotEnrolled as exc:
+        print(f"fieldpost-agent: cannot report backup results: this PC is {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    now = now_utc()
+    try:
+        facts = record_result(state_dir, job.name, args.status, now, args.bytes, args.message)
+        outbox = open_outbox(config, identity)
+        try:
+            signal = BackupResults(collected_at=now, jobs=[job_report(job, local_zone_name(), facts)])
+            seq = outbox.put([signal])
+        finally:
+            outbox.close()
+    except (OSError, sqlite3.Error) as exc:
+        print(f"fieldpost-agent: cannot write to {state_dir} ({exc}): run this as the agent service's user",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"backup job {job.name!r}: {args.status} recorded and queued (envelope {seq}); "
+          "the agent service sends it to the collector")
+    return 0
+
+
 def _install(args: argparse.Namespace) -> int:
     """`install` / `uninstall`: the service, its configuration and (install) the enrolment."""
     try:
@@ -217,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _enroll(config, args.collector, args.token, args.force)
     if args.command == "status":
         return _status(config)
+    if args.command == "backup-report":
+        return _backup_report(config, args)
     try:
         identity = load_identity(config.agent.state_dir)
     except NotEnrolled as exc:

@@ -50,7 +50,11 @@ def build_checks(config: AgentConfig, kinds: Sequence[str] = (), root: Path = Pa
         if kind not in known:
             raise UnknownCheck(f"unknown check {kind!r} (known: {', '.join(sorted(known))})")
     selected = list(kinds) or [kind for kind in known if config.check(kind).enabled]
-    return {kind: known[kind](CheckContext(settings=config.check(kind).settings, root=root)) for kind in selected}
+    state_dir = config.agent.state_dir
+    return {
+        kind: known[kind](CheckContext(settings=config.check(kind).settings, root=root, state_dir=state_dir))
+        for kind in selected
+    }
 
 
 async def check_once(config: AgentConfig, kinds: Sequence[str] = (), root: Path = Path("/")) -> list[Signal]:

@@ -7,18 +7,20 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
-from collector import keys
-from collector.api import agents, error, technician
+from collector import keys, push
+from collector.alerts.notify import Notifier
+from collector.api import agents, error, notifications, technician
+from collector.api import push as push_api
 from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
-from collector.offline import run_sweeper
+from collector.offline import announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store
 from shared import __version__
@@ -94,35 +96,67 @@ async def json_errors(request: web.Request, handler: technician.Handler) -> web.
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    """Open the store, prepare the shared objects and run the offline sweeper; undo it all at shutdown."""
+    """Open the store, prepare the shared objects and run the sweepers; undo it all at shutdown."""
     settings = app[keys.SETTINGS]
     store = app[keys.STORE]
     await store.open()
     feed = Feed(store)
     app[keys.FEED] = feed
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
-    app[keys.INGEST] = Ingest(store, feed, settings.rule_settings)
+    notifier = Notifier(store, feed)
+    app[keys.NOTIFIER] = notifier
+    app[keys.ON_CHANGE] = notifier.on_change
+    app[keys.INGEST] = Ingest(store, feed, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
+                              on_change=notifier.on_change)
     app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
-    app[keys.UP_SINCE] = datetime.now(UTC)
-    sweeper = asyncio.create_task(run_sweeper(store, feed, settings, app[keys.UP_SINCE]))
+    app[keys.UP_SINCE] = app[keys.CLOCK]()
+    await announce_downtime(store, feed, settings, app[keys.UP_SINCE])
+    sweepers = [
+        asyncio.create_task(run_sweeper(store, feed, settings, app[keys.UP_SINCE], app[keys.CLOCK],
+                                        notifier.on_change)),
+        # Late backups send nothing: push jobs are judged against the clock.
+        asyncio.create_task(push.run_sweeper(store, feed, settings, clock=app[keys.CLOCK],
+                                             on_change=notifier.on_change)),
+    ]
+    if settings.notify_interval_seconds:
+        sweepers.append(asyncio.create_task(run_dispatcher(notifier, settings, app[keys.CLOCK])))
     yield
-    sweeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
+    for sweeper in sweepers:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     await store.close()
 
 
-def create_app(settings: Settings, store: Store | None = None) -> web.Application:
+async def run_dispatcher(notifier: Notifier, settings: Settings, clock: Callable[[], datetime]) -> None:
+    """Deliver queued notifications every `notify_interval_seconds` until cancelled."""
+    while True:
+        await asyncio.sleep(settings.notify_interval_seconds)
+        try:
+            await notifier.dispatch(clock())
+        except Exception:
+            log.exception("notification round failed; retrying in %s s", settings.notify_interval_seconds)
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> web.Application:
     """The collector as an aiohttp application (the store is opened when the app starts)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock
+    app[keys.ON_CHANGE] = None
     app[keys.STORE] = store or open_store(settings.db)
     app.cleanup_ctx.append(_services)
     app.router.add_post("/api/v1/enrol", agents.enrol)
     app.router.add_post(agents.REPORTS_PATH, agents.reports)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
+    app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)
+    app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)
     app.router.add_get("/api/v1/devices", technician.list_devices)
     app.router.add_get("/api/v1/clients", technician.list_clients)
     app.router.add_get("/api/v1/feed", technician.feed)
     app.router.add_get("/healthz", healthz)
+    notifications.setup(app)
+    push_api.setup(app)
     return app

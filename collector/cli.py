@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector import push
 from collector.app import create_app, issue_technician_token
 from collector.auth import token_hash
 from collector.install import BackupError, InstallError, backup, install, install_commands
@@ -96,7 +97,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("dest", type=Path, metavar="DEST",
                         help="file to write, or a directory to put collector-<UTC time>.db in")
+
+    job = commands.add_parser("backup-job", help="backup jobs that report by calling a push URL (curl)")
+    job_commands = job.add_subparsers(dest="job_command", required=True)
+    job_create = job_commands.add_parser(
+        "create", help="create a push job for a device and print its URL",
+        description="A backup script on any machine (a NAS, a server without the agent) reports each run by "
+        "calling the printed URL; the job's alerts belong to the device it protects.",
+    )
+    job_create.add_argument("--device", required=True, metavar="AGENT_ID",
+                            help="agent id of the device the backup protects")
+    job_create.add_argument("--name", required=True, help='job name, e.g. "nas-sync"')
+    job_create.add_argument("--schedule", required=True,
+                            help='daily, weekly or a cron expression such as "0 22 * * 0"')
+    job_create.add_argument("--grace", type=parse_duration,
+                            help="allowed lateness such as 6h (default: the rule's for the schedule)")
+    job_create.add_argument("--timezone", default="UTC",
+                            help="IANA time zone a cron schedule is read in (default UTC)")
+    job_create.add_argument("--collector-url", default="http://COLLECTOR:8470",
+                            help="URL scripts reach the collector at, used in the printed push URL")
+    job_commands.add_parser("list", help="list push jobs and their last ping")
     return parser
+
+
+async def create_backup_job(store: Store, args: argparse.Namespace) -> str:
+    """Create a push job; returns its URL and how to call it."""
+    job, agent, token = await push.create_job(store, args.device, args.name, args.schedule, args.timezone,
+                                              args.grace, datetime.now(UTC))
+    url = push.push_url(args.collector_url, token)
+    heading = f"push job {job.name!r} for {agent.hostname} ({agent.site.client_name}, {agent.site.site_name}):"
+    return "\n".join([heading, url, "", push.push_instructions(url)])
 
 
 async def with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -184,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"backed up {settings.db} to {backup(Path(settings.db), args.dest)}")
         except (BackupError, OSError) as exc:
             print(f"fieldpost-collector backup: {exc}", file=sys.stderr)
+            return 1
+    elif args.command == "backup-job":
+        try:
+            if args.job_command == "create":
+                print(asyncio.run(with_store(settings, lambda store: create_backup_job(store, args))))
+            else:
+                lines = asyncio.run(with_store(settings, push.job_lines))
+                print("\n".join(lines) or "no push jobs yet (`backup-job create` makes one)")
+        except push.PushJobRefused as exc:
+            print(f"fieldpost-collector backup-job: {exc}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))

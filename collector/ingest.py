@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collector.alerts import dedupe
+from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
 from collector.feed import Feed
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
 from collector.store import AgentRow, ObservationRow, Store, Tx
@@ -53,10 +54,13 @@ class Ingest:
 
     def __init__(
         self, store: Store, feed: Feed, thresholds: Callable[[str], Mapping[str, Any]] | None = None,
-        rules: dict[str, RuleSpec] | None = None,
+        rules: dict[str, RuleSpec] | None = None, lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+        on_change: OnChange | None = None,
     ) -> None:
         self._store = store
         self._feed = feed
+        self._lifecycle = lifecycle
+        self._on_change = on_change
         # Settings do not change while the collector runs, so each client's thresholds are merged once.
         self._thresholds = functools.cache(thresholds or (lambda client: {}))
         self._rules = rules if rules is not None else rules_by_kind()
@@ -153,7 +157,7 @@ class Ingest:
                 "client": agent.site.client_name, "site": agent.site.site_name,
             })
             published += 1
-        published += await dedupe.apply(tx, agent, evaluations, now, "rule")
+        published += await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
         return result, published
 
     async def _histories(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
 
+from collector.alerts.dedupe import OnChange
+from collector.alerts.notify import Notifier
 from collector.auth import AgentAuthenticator
 from collector.feed import Feed
 from collector.ingest import Ingest
@@ -19,3 +22,8 @@ AUTH = web.AppKey("auth", AgentAuthenticator)
 INGEST = web.AppKey("ingest", Ingest)
 TECHNICIAN_TOKEN_HASH = web.AppKey("technician_token_hash", str)
 UP_SINCE = web.AppKey("up_since", datetime)
+# The collector's time: the wall clock, or a clock the tests move.
+CLOCK = web.AppKey("clock", Callable[[], datetime])
+# The notification step, told of every change of an alert (None: nothing is notified).
+ON_CHANGE = web.AppKey("on_change", OnChange | None)
+NOTIFIER = web.AppKey("notifier", Notifier)

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from collector.alerts.dedupe import Lifecycle
+
 
 class SettingsError(Exception):
     """A settings file or variable is invalid; the message names the key and the problem."""
+
+
+class AlertSettings(BaseModel):
+    """`[collector.alerts]`: how alerts resolve, come back and are recognised as flapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolve_after_good: int = Field(2, ge=1, description="Consecutive good evaluations before an alert resolves")
+    resolve_after_minutes: float = Field(10, ge=0, description="...or this long good since the first one")
+    reopen_within_minutes: float = Field(60, ge=0, description="A resolved alert that comes back this soon reopens")
+    flapping_threshold: int = Field(6, ge=2, description="Opens and resolves per window that make an alert flapping")
+    flapping_window_minutes: float = Field(60, gt=0, description="The window for flapping")
+
+    def lifecycle(self) -> Lifecycle:
+        """The settings as the alert step uses them."""
+        return Lifecycle(
+            resolve_after_good=self.resolve_after_good,
+            resolve_after=timedelta(minutes=self.resolve_after_minutes),
+            reopen_within=timedelta(minutes=self.reopen_within_minutes),
+            flapping_threshold=self.flapping_threshold,
+            flapping_window=timedelta(minutes=self.flapping_window_minutes),
+        )
 
 
 class Settings(BaseModel):
@@ -29,11 +54,15 @@ class Settings(BaseModel):
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
     offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")
     offline_check_seconds: int = Field(15, gt=0, description="How often the collector looks for silent devices")
+    notify_interval_seconds: float = Field(
+        10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
+    )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
         120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"
     )
 
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert lifecycle ([collector.alerts])")
     rules: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Rule thresholds by signal kind, e.g. [rules.disk_health]"
     )

@@ -52,17 +52,19 @@ def connection(args: argparse.Namespace) -> Connection:
     return Connection(url.rstrip("/"), token)
 
 
-async def get_json(conn: Connection, path: str) -> Any:
-    """GET an API path and return its JSON, or raise CliError with the collector's reason."""
+async def get_json(conn: Connection, path: str, body: dict[str, Any] | None = None) -> Any:
+    """GET an API path (POST when there is a body) and return its JSON, or raise CliError with the reason."""
     try:
         async with (
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {conn.token}"}) as session,
-            session.get(conn.url + path) as response,
+            session.request("POST" if body is not None else "GET", conn.url + path, json=body) as response,
         ):
-            body = await response.json(content_type=None)
-            if response.status != 200:
-                raise CliError(f"collector answered {response.status}: {body.get('error', body)}")
-            return body
+            answer = await response.json(content_type=None)
+            if response.status not in (200, 201):
+                problems = "; ".join(f"{p['field']}: {p['message']}" for p in answer.get("problems", []))
+                raise CliError(f"collector answered {response.status}: {answer.get('error', answer)}"
+                               + (f" ({problems})" if problems else ""))
+            return answer
     except aiohttp.ClientConnectionError as exc:
         raise CliError(f"cannot reach the collector at {conn.url}: {exc}") from exc
 
@@ -184,13 +186,60 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="collector URL (default http://127.0.0.1:8470)")
     parser.add_argument("--token", help="technician API token")
     commands = parser.add_subparsers(dest="command", required=True)
-    alerts = commands.add_parser("alerts", help="list alerts, or follow the live feed")
+    alerts = commands.add_parser(
+        "alerts", help="list alerts, follow the live feed, or act on an alert",
+        description="Without an action: list alerts (or --follow the live feed). Actions: show, ack, snooze, resolve.",
+    )
+    actions = alerts.add_subparsers(dest="action", metavar="ACTION")
+    show = actions.add_parser("show", help="one alert with its history")
+    show.add_argument("alert_id", type=int)
+    for name, what in (("ack", "acknowledge: you are on it (reminders stop)"),
+                       ("snooze", "hold its notifications for a while"),
+                       ("resolve", "close it by hand")):
+        action = actions.add_parser(name, help=what)
+        action.add_argument("alert_id", type=int)
+        action.add_argument("--note", default="", help="why, for the alert's history and the client's report")
+        if name == "snooze":
+            action.add_argument("--for", dest="duration", required=True, type=duration_minutes,
+                                help="how long, e.g. 30m, 2h, 1d")
     alerts.add_argument("--state", choices=["open", "resolved", "all"], default="open", help="default: open")
     alerts.add_argument("--follow", "-f", action="store_true", help="show the live feed as it happens")
     alerts.add_argument("--count", type=int, help="with --follow: stop after this many events")
     alerts.add_argument("--json", action="store_true", help="machine-readable output")
     devices = commands.add_parser("devices", help="list enrolled devices and whether they are online")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
+    channel = commands.add_parser("channel", help="notification channels: create, list, test")
+    channel_actions = channel.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = channel_actions.add_parser(
+        "create", help="a new channel (any apprise URL: mailto://, ntfy://, pover://, tgram://, json://, ...)")
+    create.add_argument("name")
+    create.add_argument("channel_url", metavar="URL",
+                        help="apprise URL, e.g. ntfy://ntfy.sh/my-topic or mailtos://user:pass@host?to=me@x")
+    create.add_argument("--min-severity", choices=["warning", "critical"], default="warning")
+    create.add_argument("--client", action="append", default=[], help="only this client (repeatable)")
+    create.add_argument("--kind", action="append", default=[], help="only this rule, e.g. disk_health (repeatable)")
+    create.add_argument("--quiet", metavar="HH:MM-HH:MM", help="quiet hours: only criticals; warnings go to the digest")
+    create.add_argument("--digest", metavar="HH:MM", help="send a daily digest at this local time")
+    create.add_argument("--timezone", default="UTC", help="for quiet hours and digest, e.g. Europe/Berlin")
+    channel_actions.add_parser("list", help="channels and whether they work")
+    test = channel_actions.add_parser("test", help="send a test message now")
+    test.add_argument("name")
+
+    silence = commands.add_parser("silence", help="hold notifications (alerts are still recorded)")
+    silence_actions = silence.add_subparsers(dest="action", required=True, metavar="ACTION")
+    make = silence_actions.add_parser(
+        "create", help="one-off (--for 2h) or recurring maintenance window (--cron '0 22 * * 6' --duration 4h)")
+    for matcher in ("client", "site", "device", "kind", "severity"):
+        make.add_argument(f"--{matcher}", help=f"only alerts of this {matcher} (default: any)")
+    make.add_argument("--for", dest="minutes", type=duration_minutes, help="from now, for this long")
+    make.add_argument("--cron", help="recurring: crontab of each window's start")
+    make.add_argument("--duration", type=duration_minutes, help="recurring: length of each window")
+    make.add_argument("--timezone", default="UTC", help="the zone of --cron, e.g. Europe/Berlin")
+    make.add_argument("--comment", required=True, help="why (shown to whoever wonders later)")
+    silence_actions.add_parser("list", help="silences in force or to come")
+    expire = silence_actions.add_parser("expire", help="end a silence now")
+    expire.add_argument("silence_id", type=int)
+
     diagnose = commands.add_parser("diagnose", help="the collector's verdict on output pasted from a client's PC")
     tools = diagnose.add_subparsers(dest="tool", required=True)
     smartctl = tools.add_parser(
@@ -201,10 +250,94 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def duration_minutes(text: str) -> float:
+    """`30m`, `2h`, `1d` in minutes."""
+    units = {"m": 1, "h": 60, "d": 1440}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 2h or 1d")
+    return float(number) * units[unit]
+
+
+def alert_detail(alert: dict[str, Any]) -> str:
+    """One alert and its history, readable."""
+    lines = [f"#{alert['alert_id']} {alert['severity'].upper()} {alert['state']}: {alert['summary']}",
+             f"  {alert['client']} / {alert['site']} / {alert['hostname']}, rule {alert['rule']}, "
+             f"subject {alert['subject']}, seen {alert['occurrences']} time(s)"]
+    if alert.get("acknowledged_at"):
+        lines.append(f"  acknowledged by {alert['acknowledged_by']} at {local_time(alert['acknowledged_at'])}")
+    if alert.get("snoozed_until"):
+        lines.append(f"  snoozed until {local_time(alert['snoozed_until'])}")
+    for entry in alert.get("history", []):
+        why = entry["detail"].get("note") or entry["detail"].get("reason") or ""
+        lines.append(f"  {local_time(entry['at'])}  {entry['what']:12} {entry['by']:12} {why}")
+    return "\n".join(lines)
+
+
+async def channel_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost channel create|list|test`."""
+    if args.action == "list":
+        channels = (await get_json(conn, "/api/v1/channels"))["channels"]
+        rows = [[c["name"], c["url"], c["min_severity"], c["quiet_hours"] or "-", c["digest_at"] or "-",
+                 f"BROKEN: {c['broken']}" if c["broken"] else "ok"] for c in channels]
+        print(table(rows, ["NAME", "URL", "FROM", "QUIET", "DIGEST", "STATE"]) if rows else "no channels yet")
+    elif args.action == "test":
+        try:
+            await get_json(conn, f"/api/v1/channels/{args.name}/test", {})
+        except CliError as exc:
+            raise CliError(f"test message through {args.name} failed: {exc}") from None
+        print(f"test message sent through {args.name}")
+    else:
+        body: dict[str, Any] = {"name": args.name, "url": args.channel_url, "min_severity": args.min_severity,
+                                "clients": args.client, "kinds": args.kind, "timezone": args.timezone,
+                                "digest_at": args.digest}
+        if args.quiet:
+            body["quiet_start"], _, body["quiet_end"] = args.quiet.partition("-")
+        created = await get_json(conn, "/api/v1/channels", body)
+        print(f"channel {created['name']} created ({created['url']}); try it: fieldpost channel test {args.name}")
+
+
+async def silence_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost silence create|list|expire`."""
+    if args.action == "list":
+        silences = (await get_json(conn, "/api/v1/silences"))["silences"]
+        rows = [[str(s["silence_id"]), ", ".join(f"{k}={v}" for k, v in s["matchers"].items()) or "everything",
+                 f"{s['cron']} for {s['duration_minutes']:g} min ({s['timezone']})" if s["cron"]
+                 else f"until {local_time(s['ends_at'])}", s["comment"]] for s in silences]
+        print(table(rows, ["ID", "MATCHES", "WHEN", "WHY"]) if rows else "no silences")
+    elif args.action == "expire":
+        await get_json(conn, f"/api/v1/silences/{args.silence_id}/expire", {})
+        print(f"silence {args.silence_id} expired; held notifications go out at the next round")
+    else:
+        if bool(args.minutes) == bool(args.cron):
+            raise CliError("give either --for (one-off) or --cron with --duration (recurring)")
+        body = {k: getattr(args, k) for k in ("client", "site", "device", "kind", "severity") if getattr(args, k)}
+        body.update(comment=args.comment, timezone=args.timezone)
+        if args.minutes:
+            body["minutes"] = args.minutes
+        else:
+            body.update(cron=args.cron, duration_minutes=args.duration)
+        created = await get_json(conn, "/api/v1/silences", body)
+        print(f"silence {created['silence_id']} created")
+
+
 async def run(args: argparse.Namespace) -> None:
     """Carry out one command."""
     conn = connection(args)
-    if args.command == "alerts" and args.follow:
+    if args.command == "alerts" and args.action == "show":
+        print(alert_detail(await get_json(conn, f"/api/v1/alerts/{args.alert_id}")))
+    elif args.command == "alerts" and args.action:
+        verb = {"ack": "acknowledge", "snooze": "snooze", "resolve": "resolve"}[args.action]
+        body: dict[str, Any] = {"note": args.note}
+        if args.action == "snooze":
+            body["minutes"] = args.duration
+        alert = await get_json(conn, f"/api/v1/alerts/{args.alert_id}/{verb}", body)
+        print(f"#{alert['alert_id']} {verb}d: {alert['summary']}")
+    elif args.command == "channel":
+        await channel_command(conn, args)
+    elif args.command == "silence":
+        await silence_command(conn, args)
+    elif args.command == "alerts" and args.follow:
         await follow(conn, args.json, args.count)
     elif args.command == "alerts":
         body = await get_json(conn, f"/api/v1/alerts?state={args.state}")

@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a check may use: its config section, a command runner and the filesystem root to read."""
+    """What a check may use: its config section, a command runner, the filesystem root to read, its state."""
 
     settings: Mapping[str, Any] = field(default_factory=dict)
     run: Runner = run_command
     root: Path = Path("/")
+    # The agent's own state directory (None: the platform default), for checks that keep records there.
+    state_dir: Path | None = None
 
 
 class Check:

@@ -106,7 +106,7 @@ async def reports(request: web.Request) -> web.Response:
     if strangers:
         return error(422, f"envelopes name agent {strangers[0]!r} but were signed by {agent.agent_id!r}")
     try:
-        result = await request.app[keys.INGEST].ingest(agent, batch, datetime.now(UTC))
+        result = await request.app[keys.INGEST].ingest(agent, batch, request.app[keys.CLOCK]())
     except Exception as exc:
         # Nothing of the batch was committed; the agent keeps it and sends it again.
         return error(503, f"could not store the report ({type(exc).__name__}); send it again later",

@@ -40,3 +40,26 @@ def evaluate_silence(
         f"{hostname} is offline: last heartbeat {last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
         {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())},
     )
+
+
+SITE_RULE = "site_offline"
+
+
+def evaluate_site(
+    site: str, silent: list[tuple[str, datetime]], total: int, window: timedelta, min_devices: int = 3
+) -> Evaluation:
+    """One site-wide alert when most of a site's devices fell silent together (a power or internet outage).
+
+    `silent` holds (hostname, last heartbeat) of the site's silent devices, `total` how many it has.
+    """
+    if total >= min_devices and len(silent) * 2 >= total:
+        times = [seen for _, seen in silent]
+        if max(times) - min(times) <= window:
+            since = min(times).astimezone(UTC)
+            return Evaluation(
+                SITE_RULE, "site", "critical",
+                f"{site}: {len(silent)} of {total} devices stopped reporting at {since:%H:%M} UTC "
+                f"(power or internet outage?)",
+                {"silent": sorted(host for host, _ in silent), "total": total}, scope="site",
+            )
+    return Evaluation(SITE_RULE, "site", "ok", f"{site}: devices are reporting", scope="site")

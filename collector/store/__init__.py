@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from collector.alerts.silence import Silence
 
 Severity = Literal["warning", "critical", "unknown"]
 AlertState = Literal["open", "resolved"]
+PingKind = Literal["start", "success", "warning", "fail"]
 
 
 class EnrolmentRefused(Exception):
@@ -65,13 +69,24 @@ class ObservationRow:
 
 
 @dataclass(frozen=True)
+class AlertOwner:
+    """What an alert is about: a device, a whole site (agent_id None) or the collector (both None)."""
+
+    agent_id: str | None
+    site_id: int | None
+    client: str
+    site: str
+    hostname: str
+
+
+@dataclass(frozen=True)
 class AlertRow:
     """An alert: one per fingerprint while open."""
 
     alert_id: int
     fingerprint: str
     rule: str
-    agent_id: str
+    owner: AlertOwner
     subject: str
     severity: Severity
     state: AlertState
@@ -81,6 +96,55 @@ class AlertRow:
     last_seen_at: datetime
     resolved_at: datetime | None
     occurrences: int
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    snoozed_until: datetime | None = None
+    good_streak: int = 0
+    good_since: datetime | None = None
+    flapping: bool = False
+
+    @property
+    def agent_id(self) -> str | None:
+        """The device the alert is about, if it is about one."""
+        return self.owner.agent_id
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """A notification channel: where messages go, which alerts, and when."""
+
+    channel_id: int
+    name: str
+    url: str
+    min_severity: Literal["warning", "critical"]
+    clients: tuple[str, ...]
+    kinds: tuple[str, ...]
+    quiet_start: time | None
+    quiet_end: time | None
+    timezone: str
+    digest_at: time | None
+    group_wait: timedelta
+    group_interval: timedelta
+    repeat_interval: timedelta
+    last_sent_at: datetime | None = None
+    last_digest_on: date | None = None
+    failures: int = 0
+    broken_at: datetime | None = None
+    broken_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedNotification:
+    """A notification waiting in the queue, with the alert as it is now."""
+
+    notification_id: int
+    channel_id: int
+    alert: AlertRow
+    event: str
+    created_at: datetime
+    due_at: datetime
+    reason: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -91,6 +155,47 @@ class FeedEvent:
     at: datetime
     type: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PushJobRow:
+    """A backup job that reports by calling its push URL; it protects one device."""
+
+    job_id: int
+    agent_id: str
+    name: str
+    schedule: str
+    timezone: str
+    grace_seconds: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PingRow:
+    """One call of a push URL: a run started, or ended well, with warnings, or failed.
+
+    `size_bytes` is the size of the backup as the script reported it; `log` the end of what it sent.
+    """
+
+    at: datetime
+    kind: PingKind
+    size_bytes: int | None
+    log: str | None
+
+
+@dataclass(frozen=True)
+class PushJobState:
+    """A push job and what its pings tell.
+
+    `run_started_at` is the start ping right before `last_end` (when the script sent one), so it is the
+    start of that run; `recent_good` holds the newest success or warning pings, newest first (at most 2).
+    """
+
+    job: PushJobRow
+    last_start: PingRow | None
+    last_end: PingRow | None
+    run_started_at: datetime | None
+    recent_good: tuple[PingRow, ...]
 
 
 class Tx(Protocol):
@@ -150,10 +255,10 @@ class Tx(Protocol):
         """The open alert with this fingerprint, if any."""
 
     async def open_alerts_of(self, agent_id: str) -> list[AlertRow]:
-        """The agent's open alerts."""
+        """The agent's open alerts (not its site's)."""
 
     async def insert_alert(
-        self, fingerprint: str, rule: str, agent_id: str, subject: str, severity: Severity, summary: str,
+        self, fingerprint: str, rule: str, owner: AlertOwner, subject: str, severity: Severity, summary: str,
         details: dict[str, Any], at: datetime,
     ) -> AlertRow | None:
         """Open an alert; None when another writer opened one for this fingerprint first."""
@@ -161,10 +266,30 @@ class Tx(Protocol):
     async def update_alert(
         self, alert_id: int, severity: Severity, summary: str, details: dict[str, Any], at: datetime
     ) -> AlertRow:
-        """Record a repeat evaluation: severity, summary, details, last seen, one more occurrence."""
+        """Record a repeat bad evaluation: severity, summary, details, last seen, one more occurrence;
+        the run of good evaluations starts again."""
+
+    async def record_good(self, alert_id: int, at: datetime) -> AlertRow:
+        """Count one more good evaluation of an open alert (hysteresis before resolving)."""
 
     async def resolve_alert(self, alert_id: int, at: datetime) -> AlertRow | None:
         """Resolve an open alert; None when it was not open any more."""
+
+    async def reopen_alert(self, fingerprint: str, resolved_since: datetime, at: datetime) -> AlertRow | None:
+        """Reopen the alert with this fingerprint resolved at or after `resolved_since`, if there is one
+        (the occurrence is counted by the `update_alert` that follows)."""
+
+    async def alert(self, alert_id: int) -> AlertRow | None:
+        """One alert, or None."""
+
+    async def acknowledge(self, alert_id: int, by: str, at: datetime) -> AlertRow | None:
+        """Mark an open alert acknowledged; None when it is not open or was acknowledged before."""
+
+    async def snooze(self, alert_id: int, until: datetime | None) -> AlertRow | None:
+        """Hold an open alert's notifications until a time (None ends the snooze); None when not open."""
+
+    async def set_flapping(self, alert_id: int, flapping: bool) -> AlertRow:
+        """Mark or clear an alert as flapping."""
 
     async def alerts(self, state: AlertState | None) -> list[AlertRow]:
         """Alerts in a state (all when None), newest first."""
@@ -185,6 +310,71 @@ class Tx(Protocol):
 
     async def feed_last_id(self) -> int:
         """The id of the newest feed event, 0 when there is none."""
+
+    async def add_push_job(
+        self, token_hash: str, agent_id: str, name: str, schedule: str, timezone: str,
+        grace_seconds: float | None, created_at: datetime,
+    ) -> PushJobRow | None:
+        """Record a push job (only its token's hash); None when the device has a push job of that name."""
+
+    async def push_jobs(self) -> list[PushJobState]:
+        """Every push job with what its pings tell, by device and name."""
+
+    async def record_ping(
+        self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
+    ) -> PushJobState | None:
+        """Store a ping of the job with this token and return the job's state; None for an unknown token.
+
+        Only a job's latest pings are kept (and always its two newest good ones).
+        """
+
+    async def add_channel(self, channel: ChannelRow, at: datetime) -> ChannelRow:
+        """Create a channel (its `channel_id` is assigned); ValueError when the name is taken."""
+
+    async def channels(self) -> list[ChannelRow]:
+        """Every channel, by name."""
+
+    async def record_delivery(
+        self, channel_id: int, at: datetime, ok: bool, items: int, title: str, error: str | None
+    ) -> ChannelRow:
+        """Log one delivery attempt; success resets the channel's failure count and marks when it last sent."""
+
+    async def mark_channel_broken(self, channel_id: int, at: datetime, reason: str) -> None:
+        """Stop using a channel until a technician fixes it."""
+
+    async def mark_digest_sent(self, channel_id: int, day: date) -> None:
+        """Remember that a channel's digest for a day went out."""
+
+    async def add_silence(self, silence: Silence, at: datetime) -> Silence:
+        """Record a silence (its `silence_id` is assigned)."""
+
+    async def silences(self) -> list[Silence]:
+        """Every silence that was not expired by hand, newest first."""
+
+    async def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now and release the notifications held for silences (the dispatcher checks the
+        remaining silences again); False when there is none or it was expired before."""
+
+    async def enqueue(self, rows: list[tuple[int, int, str, datetime, datetime, str]]) -> None:
+        """Queue notifications as (channel_id, alert_id, event, created_at, due_at, reason)."""
+
+    async def due_notifications(self, now: datetime) -> list[QueuedNotification]:
+        """Pending notifications due by `now`, oldest first."""
+
+    async def claim(self, notification_ids: list[int], claimer: str) -> list[int]:
+        """Take pending notifications for sending; returns the ids this claimer got (another may have won)."""
+
+    async def finish(
+        self, notification_ids: list[int], state: str, at: datetime, error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Mark claimed notifications sent, failed or dropped, or (with `retry_at`) pending again."""
+
+    async def last_notified(self, alert_id: int, channel_id: int, sent_only: bool) -> datetime | None:
+        """When the alert was last queued for the channel (sent or waiting; only sent with `sent_only`)."""
+
+    async def alert_events_since(self, since: datetime) -> list[tuple[AlertRow, datetime, str]]:
+        """Every alert change since a time, as (alert now, when, what), oldest first."""
 
     async def get_meta(self, key: str) -> str | None:
         """A collector-wide value."""

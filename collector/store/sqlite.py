@@ -13,17 +13,26 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
+from collector.alerts.silence import Matchers, Silence
 from collector.store import (
     AgentRow,
+    AlertOwner,
     AlertRow,
     AlertState,
+    ChannelRow,
     ClientRow,
     EnrolmentRefused,
     FeedEvent,
     ObservationRow,
+    PingKind,
+    PingRow,
+    PushJobRow,
+    PushJobState,
+    QueuedNotification,
     Severity,
     SiteRef,
     Tx,
@@ -31,6 +40,9 @@ from collector.store import (
 from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
 
 BUSY_TIMEOUT_MS = 5000
+# Pings kept per push job (besides its two newest good ones): enough to look back at, bounded when a
+# script calls its URL far more often than it runs backups.
+PINGS_KEPT = 100
 
 _AGENTS = """
     SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name
@@ -379,38 +391,90 @@ class _SqliteTx:
         return [_alert(row) for row in rows]
 
     async def insert_alert(
-        self, fingerprint: str, rule: str, agent_id: str, subject: str, severity: Severity, summary: str,
+        self, fingerprint: str, rule: str, owner: AlertOwner, subject: str, severity: Severity, summary: str,
         details: dict[str, Any], at: datetime,
     ) -> AlertRow | None:
         """Open an alert; None when another writer opened one for this fingerprint first."""
         # The conflict target is the partial unique index: losing the race yields no row, not an error.
         row = await self._one(
-            "INSERT INTO alerts (fingerprint, rule, agent_id, subject, severity, state, summary, details, "
-            "opened_at, last_seen_at, occurrences) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, 1) "
+            "INSERT INTO alerts (fingerprint, rule, agent_id, site_id, client, site, hostname, subject, severity, "
+            "state, summary, details, opened_at, last_seen_at, occurrences) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, 1) "
             "ON CONFLICT (fingerprint) WHERE state = 'open' DO NOTHING RETURNING *",
-            (fingerprint, rule, agent_id, subject, severity, summary, json.dumps(details), _ts(at), _ts(at)),
+            (fingerprint, rule, owner.agent_id, owner.site_id, owner.client, owner.site, owner.hostname, subject,
+             severity, summary, json.dumps(details), _ts(at), _ts(at)),
         )
         return _alert(row) if row is not None else None
 
     async def update_alert(
         self, alert_id: int, severity: Severity, summary: str, details: dict[str, Any], at: datetime
     ) -> AlertRow:
-        """Record a repeat evaluation: severity, summary, details, last seen, one more occurrence."""
-        row = await self._one(
+        """Record a repeat bad evaluation; the run of good evaluations starts again."""
+        return await self._changed(
             "UPDATE alerts SET severity = ?, summary = ?, details = ?, last_seen_at = max(last_seen_at, ?), "
-            "occurrences = occurrences + 1 WHERE id = ? RETURNING *",
+            "occurrences = occurrences + 1, good_streak = 0, good_since = NULL WHERE id = ? RETURNING *",
             (severity, summary, json.dumps(details), _ts(at), alert_id),
         )
+
+    async def record_good(self, alert_id: int, at: datetime) -> AlertRow:
+        """Count one more good evaluation of an open alert."""
+        return await self._changed(
+            "UPDATE alerts SET good_streak = good_streak + 1, good_since = coalesce(good_since, ?) "
+            "WHERE id = ? RETURNING *",
+            (_ts(at), alert_id),
+        )
+
+    async def set_flapping(self, alert_id: int, flapping: bool) -> AlertRow:
+        """Mark or clear an alert as flapping."""
+        return await self._changed("UPDATE alerts SET flapping = ? WHERE id = ? RETURNING *", (int(flapping), alert_id))
+
+    async def _changed(self, sql: str, params: Any) -> AlertRow:
+        """The alert an UPDATE ... RETURNING * changed; LookupError when there was none."""
+        row = await self._one(sql, params)
         if row is None:
-            raise LookupError(f"no alert with id {alert_id}")
+            raise LookupError(f"no alert with id {params[-1]}")
         return _alert(row)
 
     async def resolve_alert(self, alert_id: int, at: datetime) -> AlertRow | None:
         """Resolve an open alert; None when it was not open any more."""
         row = await self._one(
-            "UPDATE alerts SET state = 'resolved', resolved_at = ? "
+            "UPDATE alerts SET state = 'resolved', resolved_at = ?, snoozed_until = NULL "
             "WHERE id = ? AND state = 'open' RETURNING *",
             (_ts(at), alert_id),
+        )
+        return _alert(row) if row is not None else None
+
+    async def reopen_alert(self, fingerprint: str, resolved_since: datetime, at: datetime) -> AlertRow | None:
+        """Reopen the alert with this fingerprint resolved at or after `resolved_since`, if there is one."""
+        row = await self._one(
+            "UPDATE alerts SET state = 'open', resolved_at = NULL, last_seen_at = ?, "
+            "good_streak = 0, good_since = NULL, acknowledged_at = NULL, acknowledged_by = NULL "
+            "WHERE id = (SELECT id FROM alerts WHERE fingerprint = ? AND state = 'resolved' AND resolved_at >= ? "
+            "ORDER BY resolved_at DESC LIMIT 1) "
+            "AND NOT EXISTS (SELECT 1 FROM alerts WHERE fingerprint = ? AND state = 'open') RETURNING *",
+            (_ts(at), fingerprint, _ts(resolved_since), fingerprint),
+        )
+        return _alert(row) if row is not None else None
+
+    async def alert(self, alert_id: int) -> AlertRow | None:
+        """One alert, or None."""
+        row = await self._one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        return _alert(row) if row is not None else None
+
+    async def acknowledge(self, alert_id: int, by: str, at: datetime) -> AlertRow | None:
+        """Mark an open alert acknowledged; None when it is not open or was acknowledged before."""
+        row = await self._one(
+            "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? "
+            "WHERE id = ? AND state = 'open' AND acknowledged_at IS NULL RETURNING *",
+            (_ts(at), by, alert_id),
+        )
+        return _alert(row) if row is not None else None
+
+    async def snooze(self, alert_id: int, until: datetime | None) -> AlertRow | None:
+        """Hold an open alert's notifications until a time (None ends the snooze); None when not open."""
+        row = await self._one(
+            "UPDATE alerts SET snoozed_until = ? WHERE id = ? AND state = 'open' RETURNING *",
+            (_ts_or_none(until), alert_id),
         )
         return _alert(row) if row is not None else None
 
@@ -459,6 +523,202 @@ class _SqliteTx:
         """The id of the newest feed event, 0 when there is none."""
         row = await self._one("SELECT coalesce(max(id), 0) AS id FROM feed_events")
         return row["id"] if row is not None else 0
+
+    async def add_push_job(
+        self, token_hash: str, agent_id: str, name: str, schedule: str, timezone: str,
+        grace_seconds: float | None, created_at: datetime,
+    ) -> PushJobRow | None:
+        """Record a push job (only its token's hash); None when the device has a push job of that name."""
+        row = await self._one(
+            "INSERT INTO backup_push_jobs (token_hash, agent_id, name, schedule, timezone, grace_seconds, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, name) DO NOTHING RETURNING *",
+            (token_hash, agent_id, name, schedule, timezone, grace_seconds, _ts(created_at)),
+        )
+        return _push_job(row) if row is not None else None
+
+    async def push_jobs(self) -> list[PushJobState]:
+        """Every push job with what its pings tell, by device and name."""
+
+        def work(db: sqlite3.Connection) -> list[PushJobState]:
+            rows = db.execute("SELECT * FROM backup_push_jobs ORDER BY agent_id, name").fetchall()
+            return [_push_state(db, _push_job(row)) for row in rows]
+
+        return await self._db.run(work)
+
+    async def record_ping(
+        self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
+    ) -> PushJobState | None:
+        """Store a ping of the job with this token and return the job's state; None for an unknown token."""
+
+        def work(db: sqlite3.Connection) -> PushJobState | None:
+            row = db.execute("SELECT * FROM backup_push_jobs WHERE token_hash = ?", (token_hash,)).fetchone()
+            if row is None:
+                return None
+            job = _push_job(row)
+            db.execute(
+                "INSERT INTO backup_pings (job_id, at, kind, bytes, log) VALUES (?, ?, ?, ?, ?)",
+                (job.job_id, _ts(at), kind, size_bytes, log),
+            )
+            # A NULL cut-off (fewer pings than kept) deletes nothing.
+            db.execute(
+                "DELETE FROM backup_pings WHERE job_id = :job AND id < ("
+                "  SELECT id FROM backup_pings WHERE job_id = :job ORDER BY id DESC LIMIT 1 OFFSET :kept) "
+                "AND id NOT IN (SELECT id FROM backup_pings WHERE job_id = :job "
+                "  AND kind IN ('success', 'warning') ORDER BY id DESC LIMIT 2)",
+                {"job": job.job_id, "kept": PINGS_KEPT - 1},
+            )
+            return _push_state(db, job)
+
+        return await self._db.run(work)
+
+    async def add_channel(self, channel: ChannelRow, at: datetime) -> ChannelRow:
+        """Create a channel (its `channel_id` is assigned); ValueError when the name is taken."""
+        try:
+            row = await self._one(
+                "INSERT INTO channels (name, url, min_severity, clients, kinds, quiet_start, quiet_end, timezone, "
+                "digest_at, group_wait_seconds, group_interval_seconds, repeat_interval_seconds, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (channel.name, channel.url, channel.min_severity, json.dumps(list(channel.clients)),
+                 json.dumps(list(channel.kinds)), _hhmm(channel.quiet_start), _hhmm(channel.quiet_end),
+                 channel.timezone, _hhmm(channel.digest_at), channel.group_wait.total_seconds(),
+                 channel.group_interval.total_seconds(), channel.repeat_interval.total_seconds(), _ts(at)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"there is a channel named {channel.name!r} already") from exc
+        assert row is not None
+        return _channel(row)
+
+    async def channels(self) -> list[ChannelRow]:
+        """Every channel, by name."""
+        return [_channel(row) for row in await self._db.execute_fetchall("SELECT * FROM channels ORDER BY name")]
+
+    async def record_delivery(
+        self, channel_id: int, at: datetime, ok: bool, items: int, title: str, error: str | None
+    ) -> ChannelRow:
+        """Log one delivery attempt; success resets the failure count and marks when the channel last sent."""
+
+        def work(db: sqlite3.Connection) -> sqlite3.Row:
+            db.execute("INSERT INTO deliveries (channel_id, at, ok, items, title, error) VALUES (?, ?, ?, ?, ?, ?)",
+                       (channel_id, _ts(at), int(ok), items, title, error))
+            if ok:
+                sql = "UPDATE channels SET last_sent_at = ?, failures = 0 WHERE id = ? RETURNING *"
+                return db.execute(sql, (_ts(at), channel_id)).fetchone()
+            return db.execute("UPDATE channels SET failures = failures + 1 WHERE id = ? RETURNING *",
+                              (channel_id,)).fetchone()
+
+        return _channel(await self._db.run(work))
+
+    async def mark_channel_broken(self, channel_id: int, at: datetime, reason: str) -> None:
+        """Stop using a channel until a technician fixes it."""
+        await self._db.execute("UPDATE channels SET broken_at = ?, broken_reason = ? WHERE id = ?",
+                               (_ts(at), reason, channel_id))
+
+    async def mark_digest_sent(self, channel_id: int, day: date) -> None:
+        """Remember that a channel's digest for a day went out."""
+        await self._db.execute("UPDATE channels SET last_digest_on = ? WHERE id = ?", (day.isoformat(), channel_id))
+
+    async def add_silence(self, silence: Silence, at: datetime) -> Silence:
+        """Record a silence (its `silence_id` is assigned)."""
+        matchers = {k: v for k, v in asdict(silence.matchers).items() if v is not None}
+        row = await self._one(
+            "INSERT INTO silences (matchers, starts_at, ends_at, cron, duration_seconds, timezone, comment, "
+            "created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (json.dumps(matchers), _ts(silence.starts_at), _ts_or_none(silence.ends_at), silence.cron,
+             silence.duration.total_seconds() if silence.duration else None, silence.timezone, silence.comment,
+             silence.created_by, _ts(at)),
+        )
+        assert row is not None
+        return _silence(row)
+
+    async def silences(self) -> list[Silence]:
+        """Every silence that was not expired by hand, newest first."""
+        rows = await self._db.execute_fetchall("SELECT * FROM silences WHERE expired_at IS NULL ORDER BY id DESC")
+        return [_silence(row) for row in rows]
+
+    async def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now and release what it held; False when there is none or it was expired before."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute("UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL",
+                                (_ts(at), silence_id))
+            if cursor.rowcount != 1:
+                return False
+            # The dispatcher checks the remaining silences again before it sends these.
+            db.execute("UPDATE notifications SET due_at = ? WHERE state = 'pending' AND reason = 'silenced' "
+                       "AND due_at > ?", (_ts(at), _ts(at)))
+            return True
+
+        return await self._db.run(work)
+
+    async def enqueue(self, rows: list[tuple[int, int, str, datetime, datetime, str]]) -> None:
+        """Queue notifications as (channel_id, alert_id, event, created_at, due_at, reason)."""
+        await self._db.executemany(
+            "INSERT INTO notifications (channel_id, alert_id, event, created_at, due_at, state, reason) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            [(c, a, e, _ts(created), _ts(due), reason) for c, a, e, created, due, reason in rows],
+        )
+
+    async def due_notifications(self, now: datetime) -> list[QueuedNotification]:
+        """Pending notifications due by `now`, oldest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT n.id AS n_id, n.channel_id, n.event, n.created_at AS n_created_at, n.due_at, n.reason, "
+            "n.attempts, a.* FROM notifications n JOIN alerts a ON a.id = n.alert_id "
+            "WHERE n.state = 'pending' AND n.due_at <= ? ORDER BY n.id",
+            (_ts(now),),
+        )
+        return [
+            QueuedNotification(row["n_id"], row["channel_id"], _alert(row), row["event"], _dt(row["n_created_at"]),
+                               _dt(row["due_at"]), row["reason"], row["attempts"])
+            for row in rows
+        ]
+
+    async def claim(self, notification_ids: list[int], claimer: str) -> list[int]:
+        """Take pending notifications for sending; returns the ids this claimer got."""
+        if not notification_ids:
+            return []
+        marks = ",".join("?" * len(notification_ids))
+        rows = await self._db.execute_fetchall(
+            f"UPDATE notifications SET state = 'sending', claimed_by = ? "
+            f"WHERE id IN ({marks}) AND state = 'pending' RETURNING id",
+            (claimer, *notification_ids),
+        )
+        return sorted(row["id"] for row in rows)
+
+    async def finish(
+        self, notification_ids: list[int], state: str, at: datetime, error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Mark claimed notifications sent, failed or dropped, or (with `retry_at`) pending again."""
+        if retry_at is not None:
+            await self._db.executemany(
+                "UPDATE notifications SET state = 'pending', due_at = ?, attempts = attempts + 1, last_error = ?, "
+                "claimed_by = NULL WHERE id = ?",
+                [(_ts(retry_at), error, n) for n in notification_ids],
+            )
+            return
+        await self._db.executemany(
+            "UPDATE notifications SET state = ?, sent_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?",
+            [(state, _ts(at), error, n) for n in notification_ids],
+        )
+
+    async def last_notified(self, alert_id: int, channel_id: int, sent_only: bool) -> datetime | None:
+        """When the alert was last queued for the channel (sent or waiting; only sent with `sent_only`)."""
+        states = "('sent')" if sent_only else "('pending', 'sending', 'sent')"
+        row = await self._one(
+            f"SELECT max(created_at) AS last FROM notifications WHERE alert_id = ? AND channel_id = ? "
+            f"AND state IN {states}",
+            (alert_id, channel_id),
+        )
+        return _dt_or_none(row["last"]) if row is not None else None
+
+    async def alert_events_since(self, since: datetime) -> list[tuple[AlertRow, datetime, str]]:
+        """Every alert change since a time, as (alert now, when, what), oldest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT e.at AS e_at, e.type AS e_type, a.* FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+            "WHERE e.at >= ? ORDER BY e.id",
+            (_ts(since),),
+        )
+        return [(_alert(row), _dt(row["e_at"]), row["e_type"]) for row in rows]
 
     async def get_meta(self, key: str) -> str | None:
         """A collector-wide value."""
@@ -547,13 +807,90 @@ def _observation(row: sqlite3.Row) -> ObservationRow:
     )
 
 
+def _push_job(row: sqlite3.Row) -> PushJobRow:
+    """A backup_push_jobs row as a PushJobRow."""
+    return PushJobRow(
+        job_id=row["id"],
+        agent_id=row["agent_id"],
+        name=row["name"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        grace_seconds=row["grace_seconds"],
+        created_at=_dt(row["created_at"]),
+    )
+
+
+def _ping(row: sqlite3.Row) -> PingRow:
+    """A backup_pings row as a PingRow."""
+    return PingRow(_dt(row["at"]), row["kind"], row["bytes"], row["log"])
+
+
+def _push_state(db: sqlite3.Connection, job: PushJobRow) -> PushJobState:
+    """What the job's pings tell (on the database thread, inside the caller's transaction)."""
+
+    def newest(where: str, *params: Any, limit: int = 1) -> list[sqlite3.Row]:
+        """The job's newest pings matching `where`, newest first."""
+        return db.execute(
+            f"SELECT * FROM backup_pings WHERE job_id = ? AND {where} ORDER BY id DESC LIMIT ?",
+            (job.job_id, *params, limit),
+        ).fetchall()
+
+    start = next(iter(newest("kind = 'start'")), None)
+    end = next(iter(newest("kind <> 'start'")), None)
+    before_end = next(iter(newest("id < ?", end["id"])), None) if end is not None else None
+    run_started_at = None
+    if before_end is not None and before_end["kind"] == "start":
+        run_started_at = _dt(before_end["at"])
+    good = tuple(map(_ping, newest("kind IN ('success', 'warning')", limit=2)))
+    return PushJobState(
+        job, _ping(start) if start else None, _ping(end) if end else None, run_started_at, good
+    )
+
+
+def _hhmm(value: time | None) -> str | None:
+    """A time of day as HH:MM."""
+    return value.strftime("%H:%M") if value is not None else None
+
+
+def _time_or_none(value: str | None) -> time | None:
+    """HH:MM as a time of day."""
+    return time.fromisoformat(value) if value else None
+
+
+def _channel(row: sqlite3.Row) -> ChannelRow:
+    """A channels row as a ChannelRow."""
+    return ChannelRow(
+        channel_id=row["id"], name=row["name"], url=row["url"], min_severity=row["min_severity"],
+        clients=tuple(json.loads(row["clients"])), kinds=tuple(json.loads(row["kinds"])),
+        quiet_start=_time_or_none(row["quiet_start"]), quiet_end=_time_or_none(row["quiet_end"]),
+        timezone=row["timezone"], digest_at=_time_or_none(row["digest_at"]),
+        group_wait=timedelta(seconds=row["group_wait_seconds"]),
+        group_interval=timedelta(seconds=row["group_interval_seconds"]),
+        repeat_interval=timedelta(seconds=row["repeat_interval_seconds"]),
+        last_sent_at=_dt_or_none(row["last_sent_at"]),
+        last_digest_on=date.fromisoformat(row["last_digest_on"]) if row["last_digest_on"] else None,
+        failures=row["failures"], broken_at=_dt_or_none(row["broken_at"]), broken_reason=row["broken_reason"],
+    )
+
+
+def _silence(row: sqlite3.Row) -> Silence:
+    """A silences row as a Silence."""
+    return Silence(
+        silence_id=row["id"], matchers=Matchers(**json.loads(row["matchers"])), starts_at=_dt(row["starts_at"]),
+        ends_at=_dt_or_none(row["ends_at"]), cron=row["cron"],
+        duration=timedelta(seconds=row["duration_seconds"]) if row["duration_seconds"] is not None else None,
+        timezone=row["timezone"], comment=row["comment"], created_by=row["created_by"],
+        expired_at=_dt_or_none(row["expired_at"]),
+    )
+
+
 def _alert(row: sqlite3.Row) -> AlertRow:
     """An alerts row as an AlertRow."""
     return AlertRow(
         alert_id=row["id"],
         fingerprint=row["fingerprint"],
         rule=row["rule"],
-        agent_id=row["agent_id"],
+        owner=AlertOwner(row["agent_id"], row["site_id"], row["client"], row["site"], row["hostname"]),
         subject=row["subject"],
         severity=row["severity"],
         state=row["state"],
@@ -563,4 +900,10 @@ def _alert(row: sqlite3.Row) -> AlertRow:
         last_seen_at=_dt(row["last_seen_at"]),
         resolved_at=_dt_or_none(row["resolved_at"]),
         occurrences=row["occurrences"],
+        acknowledged_at=_dt_or_none(row["acknowledged_at"]),
+        acknowledged_by=row["acknowledged_by"],
+        snoozed_until=_dt_or_none(row["snoozed_until"]),
+        good_streak=row["good_streak"],
+        good_since=_dt_or_none(row["good_since"]),
+        flapping=bool(row["flapping"]),
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from collector.store import AgentRow, AlertRow, EnrolmentRefused, ObservationRow, SiteRef, Store
+from collector.store import AgentRow, AlertOwner, AlertRow, EnrolmentRefused, ObservationRow, SiteRef, Store
 from collector.store.migrate import Migration, MigrationError, SchemaTooNew, load_migrations, migrate
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -29,6 +29,10 @@ async def enrol(store: Store, agent_id: str = "agent-1", hostname: str = "pc-01"
     return agent
 
 
+PC_01 = AlertOwner("agent-1", 1, "Acme Tooling", "Main office", "pc-01")
+PC_02 = AlertOwner("agent-2", 1, "Acme Tooling", "Main office", "pc-02")
+
+
 async def open_alert(
     store: Store, fingerprint: str = "fp-1", minutes: int = 0, look_first: bool = False
 ) -> AlertRow | None:
@@ -37,7 +41,7 @@ async def open_alert(
         if look_first and await tx.open_alert(fingerprint) is not None:
             return None
         return await tx.insert_alert(
-            fingerprint, "device_offline", "agent-1", "device", "critical", "pc-01 is offline", {"missed": 3},
+            fingerprint, "device_offline", PC_01, "device", "critical", "pc-01 is offline", {"missed": 3},
             at(minutes),
         )
 
@@ -269,7 +273,7 @@ async def test_it_opens_one_alert_per_fingerprint_when_two_collectors_race(
 async def test_it_keeps_the_transaction_usable_after_losing_an_alert_to_another_writer(store: Store) -> None:
     await enrol(store)
     async with store.transaction() as tx:
-        opening = ("fp-1", "device_offline", "agent-1", "device", "critical")
+        opening = ("fp-1", "device_offline", PC_01, "device", "critical")
         first = await tx.insert_alert(*opening, "offline", {}, T0)
         assert first is not None
         assert await tx.insert_alert(*opening, "offline again", {}, T0) is None
@@ -295,6 +299,30 @@ async def test_it_opens_a_new_alert_for_a_fingerprint_after_the_old_one_resolved
         assert await tx.open_alert("fp-1") == second
         assert await tx.alerts(None) == [second, resolved]
         assert await tx.alerts("resolved") == [resolved]
+
+
+async def test_it_reopens_a_recently_resolved_alert_and_tracks_acks_snoozes_and_good_runs(store: Store) -> None:
+    await enrol(store)
+    first = await open_alert(store)
+    assert first is not None
+    async with store.transaction() as tx:
+        counted = await tx.record_good(first.alert_id, at(1))
+        counted = await tx.record_good(first.alert_id, at(2))
+        assert (counted.good_streak, counted.good_since) == (2, at(1))
+        bad_again = await tx.update_alert(first.alert_id, "critical", "pc-01 is offline", {}, at(3))
+        assert (bad_again.good_streak, bad_again.good_since) == (0, None)
+        acked = await tx.acknowledge(first.alert_id, "tech", at(4))
+        assert acked is not None and (acked.acknowledged_by, acked.acknowledged_at) == ("tech", at(4))
+        assert await tx.acknowledge(first.alert_id, "tech", at(5)) is None, "acknowledged once"
+        snoozed = await tx.snooze(first.alert_id, at(60))
+        assert snoozed is not None and snoozed.snoozed_until == at(60)
+        await tx.resolve_alert(first.alert_id, at(10))
+        assert await tx.reopen_alert("fp-1", at(11), at(20)) is None, "resolved before the reopen window"
+        reopened = await tx.reopen_alert("fp-1", at(5), at(20))
+    assert reopened is not None
+    assert (reopened.alert_id, reopened.state, reopened.resolved_at, reopened.acknowledged_at) == (
+        first.alert_id, "open", None, None)
+    assert reopened.occurrences == 2, "the reopening evaluation counts when the dedupe step records it"
 
 
 async def test_it_keeps_an_alerts_history_oldest_first(store: Store) -> None:
@@ -343,7 +371,7 @@ async def test_it_lists_a_devices_open_alerts_only(store: Store) -> None:
     second = await open_alert(store, "fp-2")
     assert first is not None and second is not None
     async with store.transaction() as tx:
-        await tx.insert_alert("fp-3", "device_offline", "agent-2", "device", "critical", "pc-02 is offline", {}, T0)
+        await tx.insert_alert("fp-3", "device_offline", PC_02, "device", "critical", "pc-02 is offline", {}, T0)
         await tx.resolve_alert(first.alert_id, at(5))
         open_now = await tx.open_alerts_of("agent-1")
     assert open_now == [second]

@@ -37,6 +37,8 @@ def provider_for(tool: str) -> Provider:
         from agent.checks.backup_results.macrium import collect
     elif tool == "timemachine":
         from agent.checks.backup_results.timemachine import collect
+    elif tool == "script":
+        from agent.checks.backup_results.script import collect
     else:
         from agent.checks.backup_results.imagefiles import collect
     return collect

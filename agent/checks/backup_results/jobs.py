@@ -162,8 +162,14 @@ class ImageFilesJob(JobBase):
     glob: str = Field("*", description="File name pattern, may use ** to look in subfolders")
 
 
+class ScriptJob(JobBase):
+    """A backup script on this PC that reports each run with `fieldpost-agent backup-report --job NAME`."""
+
+    tool: Literal["script"]
+
+
 Job = Annotated[
-    ResticJob | BorgJob | WsbJob | VeeamJob | MacriumJob | TimeMachineJob | ImageFilesJob,
+    ResticJob | BorgJob | WsbJob | VeeamJob | MacriumJob | TimeMachineJob | ImageFilesJob | ScriptJob,
     Field(discriminator="tool"),
 ]
 JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)

@@ -63,7 +63,13 @@ CREATE TABLE alerts (
     id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     rule TEXT NOT NULL,
-    agent_id TEXT NOT NULL REFERENCES agents (agent_id),
+    -- NULL for alerts about a whole site (site offline) or the collector itself (a broken channel).
+    agent_id TEXT REFERENCES agents (agent_id),
+    site_id INTEGER REFERENCES sites (id),
+    -- Names as they were when the alert opened, so every alert reads the same way in the feed.
+    client TEXT NOT NULL,
+    site TEXT NOT NULL,
+    hostname TEXT NOT NULL,
     subject TEXT NOT NULL,
     severity TEXT NOT NULL CHECK (severity IN ('warning', 'critical', 'unknown')),
     state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
@@ -72,12 +78,20 @@ CREATE TABLE alerts (
     opened_at TEXT NOT NULL,
     last_seen_at TEXT NOT NULL,
     resolved_at TEXT,
-    occurrences INTEGER NOT NULL DEFAULT 1
+    occurrences INTEGER NOT NULL DEFAULT 1,
+    acknowledged_at TEXT,
+    acknowledged_by TEXT,
+    snoozed_until TEXT,
+    -- Hysteresis: consecutive good evaluations, and since when, before an automatic resolve.
+    good_streak INTEGER NOT NULL DEFAULT 0,
+    good_since TEXT,
+    flapping INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 -- The database, not a lock in memory, decides which of two collectors opens the alert.
 CREATE UNIQUE INDEX alerts_one_open_per_fingerprint ON alerts (fingerprint) WHERE state = 'open';
 CREATE INDEX alerts_by_state ON alerts (state, opened_at);
+CREATE INDEX alerts_by_fingerprint ON alerts (fingerprint, resolved_at);
 CREATE INDEX alerts_open_by_agent ON alerts (agent_id) WHERE state = 'open';
 
 CREATE TABLE alert_events (
