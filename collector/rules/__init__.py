@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from shared.wire import Signal
 
+T = TypeVar("T")
 Status = Literal["ok", "warning", "critical", "unknown"]
 
 
@@ -65,6 +66,12 @@ class RuleSpec:
     evaluate: Rule
     history: int = 0
     site_hours: float = 0
+
+
+def thresholds(cls: type[T], settings: Mapping[str, Any], kind: str) -> T:
+    """A rule's limits (a dataclass) from the client's settings for `kind`; defaults for the keys not set."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{key: value for key, value in (settings.get(kind) or {}).items() if key in known})
 
 
 def fingerprint(rule: str, owner: str, subject: str) -> str:

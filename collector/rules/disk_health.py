@@ -20,12 +20,11 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from collector.rules import Evaluation, History, Status
+from collector.rules import Evaluation, History, Status, thresholds
 from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, exit_bits
 
 RULE = "disk_health"
@@ -74,13 +73,6 @@ class Thresholds:
     fs_critical_free_bytes: int = 20 * GIB
     fs_fill_forecast_days: float = 14.0
     fs_forecast_window_days: float = 7.0
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Thresholds:
-        """The thresholds in `settings["disk_health"]`, defaults for the keys it does not set."""
-        section = settings.get(RULE) or {}
-        known = {f.name: f for f in fields(cls)}
-        return cls(**{key: value for key, value in section.items() if key in known})
 
 
 Finding = tuple[Status, str]
@@ -357,7 +349,7 @@ def evaluate_filesystem(fs: FilesystemFacts, history: History, th: Thresholds) -
 
 def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
     """Verdicts on the disk reading as a whole, each disk, each replaced disk and each filesystem."""
-    th = Thresholds.from_settings(history.settings)
+    th = thresholds(Thresholds, history.settings, RULE)
     if signal.error:
         overall = Evaluation(
             RULE,

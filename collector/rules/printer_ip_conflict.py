@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
 import netaddr
 
-from collector.rules import Evaluation, History, SiteReport
+from collector.rules import Evaluation, History, SiteReport, thresholds
 from shared.printer_ip_conflict import PrinterIpConflict
 
 RULE = "printer_ip_conflict"
@@ -53,13 +53,6 @@ class Settings:
     event_window_minutes: float = 60.0
     proxy_arp_min_addresses: int = 3
     identity_hold_hours: float = 24.0
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Settings:
-        """The limits in `settings["printer_ip_conflict"]`, defaults for the keys it does not set."""
-        section = settings.get(RULE) or {}
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in section.items() if key in known})
 
 
 @dataclass(frozen=True)
@@ -276,7 +269,7 @@ def correlate(
     `recent` holds the site's `printer_ip_conflict` reports from all devices (it may include `new`);
     `settings` is the client's rule settings (the `printer_ip_conflict` section is read).
     """
-    limits = Settings.from_settings(settings or {})
+    limits = thresholds(Settings, settings or {}, RULE)
     unique = {(o.agent_id, o.signal.collected_at): o for o in [*recent, new]}
     observations = [o for o in unique.values() if same_segment(o.signal, new.signal)]
     sightings = _suppressed([s for o in observations for s in sightings_of(o)], now, limits)
