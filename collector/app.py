@@ -14,8 +14,10 @@ from pathlib import Path
 from aiohttp import web
 
 from collector import keys, push
+from collector import web as dashboard
 from collector.alerts.notify import Notifier
 from collector.api import agents, error, notifications, technician
+from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
@@ -159,4 +161,6 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     notifications.setup(app)
     push_api.setup(app)
+    dashboard.setup(app)
+    billing_api.setup(app)
     return app

@@ -1,9 +1,10 @@
-"""`fieldpost-collector`: run the collector and administer it (enrolment tokens, clients, technician token)."""
+"""`fieldpost-collector`: run the collector and administer it (enrolment tokens, clients, technicians)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from collector.auth import token_hash
 from collector.install import BackupError, InstallError, backup, install, install_commands
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
+from collector.web.accounts import AccountError, add_technician, change_password
 from shared import __version__
 from shared.wire import json_schema
 
@@ -82,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("agent_id", help="agent id as `fieldpost devices` shows it")
     commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
+
+    user = commands.add_parser("user", help="technician accounts for the web dashboard")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    for name, text in (("add", "create a technician who can log in to the dashboard"),
+                       ("password", "set a technician's new password (logs out their browsers)")):
+        action = user_commands.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}; "
+                                          "the password is asked for twice, or read from standard input.")
+        action.add_argument("name", help='login name, e.g. "anna"')
+        action.add_argument("--password-stdin", action="store_true",
+                            help="read the password from standard input")
 
     install = commands.add_parser(
         "install", help="install the collector as a systemd service with its own user",
@@ -173,6 +185,25 @@ async def print_clients(store: Store) -> None:
             print(f"  {site}: {devices} device{'s' if devices != 1 else ''}")
 
 
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of standard input, or typed twice at a prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != password:
+        raise AccountError("the two passwords differ")
+    return password
+
+
+async def user_command(store: Store, args: argparse.Namespace, password: str) -> str:
+    """Create a technician or change their password; returns what happened, in words."""
+    if args.user_command == "add":
+        await add_technician(store, args.name, password, datetime.now(UTC))
+        return f"technician {args.name!r} created: log in to the dashboard at the collector's address"
+    await change_password(store, args.name, password)
+    return f"password of {args.name!r} changed; their browsers were logged out"
+
+
 def serve(settings: Settings) -> None:
     """Run the collector until interrupted."""
     host, port = settings.host_port
@@ -224,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(lines) or "no push jobs yet (`backup-job create` makes one)")
         except push.PushJobRefused as exc:
             print(f"fieldpost-collector backup-job: {exc}", file=sys.stderr)
+            return 1
+    elif args.command == "user":
+        try:
+            password = read_password(args.password_stdin)
+            print(asyncio.run(with_store(settings, lambda store: user_command(store, args, password))))
+        except AccountError as exc:
+            print(f"fieldpost-collector user: {exc}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tomllib
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs the same parser and disk rule as the collector, offline; needs no collector or token.",
     )
     smartctl.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add_billing_commands(commands)
     return parser
 
 
@@ -345,6 +347,408 @@ async def run(args: argparse.Namespace) -> None:
     elif args.command == "devices":
         body = await get_json(conn, "/api/v1/devices")
         print(json.dumps(body["devices"], indent=2) if args.json else devices_table(body["devices"]))
+    elif args.command in BILLING_COMMANDS:
+        await BILLING_COMMANDS[args.command](conn, args)
+
+
+# Billing: incidents, time, contracts, invoices and value reports -------------------------------------------
+
+
+def client_path(name: str) -> str:
+    """A client's name as one URL path segment."""
+    return urllib.parse.quote(name, safe="")
+
+
+async def fetch(conn: Connection, path: str) -> bytes:
+    """GET a non-JSON API path (a CSV, a page, a PDF), or raise CliError with the collector's reason."""
+    try:
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {conn.token}"}) as session,
+            session.get(conn.url + path) as response,
+        ):
+            body = await response.read()
+            if response.status != 200:
+                try:
+                    reason = json.loads(body).get("error", body.decode())
+                except ValueError:
+                    reason = body.decode(errors="replace")
+                raise CliError(f"collector answered {response.status}: {reason}")
+            return body
+    except aiohttp.ClientConnectionError as exc:
+        raise CliError(f"cannot reach the collector at {conn.url}: {exc}") from exc
+
+
+def add_billing_commands(commands: Any) -> None:
+    """`incident`, `time`, `contract`, `rates`, `device`, `invoice` and `report`."""
+    incident = commands.add_parser(
+        "incident", help="billable work: open (from an alert or by hand), list, show, note, close"
+    )
+    actions = incident.add_subparsers(dest="action", required=True, metavar="ACTION")
+    opening = actions.add_parser(
+        "open", help="open an incident --from-alert ID, or --client NAME --title TEXT"
+    )
+    opening.add_argument("--from-alert", type=int, dest="alert_id", help="the alert that caught it")
+    opening.add_argument("--client", help="by hand: whose incident it is")
+    opening.add_argument("--title", help="what it is about (default: the alert's summary)")
+    opening.add_argument("--category", help="e.g. hardware, network, request, internal (not billed)")
+    opening.add_argument("--emergency", action="store_true", help="billed with the after-hours multiplier")
+    listing = actions.add_parser("list", help="incidents, oldest first")
+    listing.add_argument("--client")
+    listing.add_argument("--status", choices=["open", "closed", "all"], default="open")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    for name, what in (
+        ("show", "one incident with its alerts, notes, time and parts"),
+        ("note", "add a note"),
+        ("close", "close it"),
+    ):
+        action = actions.add_parser(name, help=what)
+        action.add_argument("incident_id", type=int)
+        if name == "note":
+            action.add_argument("text")
+        if name == "close":
+            action.add_argument("--resolution", default="", help="what fixed it, for the client's report")
+        if name == "show":
+            action.add_argument("--json", action="store_true", help="machine-readable output")
+
+    time_cmd = commands.add_parser("time", help="time on an incident: start/stop a timer, or add by duration")
+    time_actions = time_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, what in (
+        ("start", "start your timer"),
+        ("stop", "stop your timer"),
+        ("add", "add time worked"),
+    ):
+        action = time_actions.add_parser(name, help=what)
+        action.add_argument("incident_id", type=int)
+        action.add_argument("--technician", default="technician")
+        if name == "stop":
+            continue
+        action.add_argument("--onsite", action="store_true", help="worked on site (default: remote)")
+        action.add_argument("--after-hours", action="store_true", help="worked outside business hours")
+        if name == "add":
+            action.add_argument("--minutes", type=int, required=True)
+            action.add_argument(
+                "--at", type=datetime.fromisoformat, help="when it began (default: minutes ago)"
+            )
+            action.add_argument("--note", default="")
+            action.add_argument(
+                "--override",
+                choices=["covered", "billable", "non_billable"],
+                help="bill it this way instead of by the rules (needs --reason)",
+            )
+            action.add_argument("--reason", help="why the override")
+
+    contract = commands.add_parser(
+        "contract", help="a client's managed-service contract: set (a new version), list"
+    )
+    contract_actions = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
+    setting = contract_actions.add_parser(
+        "set", help="the first contract, or a change from --from DATE (options left out stay as they were)"
+    )
+    setting.add_argument("client")
+    setting.add_argument(
+        "--from", dest="effective_from", help="the day this version takes effect (YYYY-MM-DD)"
+    )
+    setting.add_argument("--start", help="the contract's first day (YYYY-MM-DD)")
+    setting.add_argument("--term", type=int, dest="term_months", help="months, e.g. 24")
+    setting.add_argument("--workstation-rate", help="a month, e.g. 45.00")
+    setting.add_argument("--server-rate", help="a month, e.g. 150.00")
+    setting.add_argument("--covers", help="comma-separated: remote, onsite, after-hours")
+    setting.add_argument("--included-hours", help="covered hours a month (default: unlimited)")
+    setting.add_argument(
+        "--onboarding-workstation-months", help="onboarding fee: months' rate per workstation"
+    )
+    setting.add_argument("--onboarding-server-months", help="onboarding fee: months' rate per server")
+    contract_actions.add_parser("list", help="the contract's versions").add_argument("client")
+
+    rates = commands.add_parser("rates", help="break/fix rate card: set (a new version), list")
+    rates_actions = rates.add_subparsers(dest="action", required=True, metavar="ACTION")
+    card = rates_actions.add_parser("set", help="a rate card version from --from DATE")
+    card.add_argument("--from", dest="effective_from", required=True, help="YYYY-MM-DD")
+    card.add_argument("--hourly", dest="hourly_rate", required=True, help="e.g. 90.00")
+    card.add_argument("--minimum", dest="minimum_minutes", type=int, default=60, help="minutes per entry")
+    card.add_argument("--increment", dest="increment_minutes", type=int, default=15, help="minutes")
+    card.add_argument(
+        "--multiplier", dest="after_hours_multiplier", default="1.5", help="after hours/emergency"
+    )
+    card.add_argument("--onsite-minimum", dest="onsite_minimum_minutes", type=int, default=0, help="minutes")
+    card.add_argument("--client", help="only for this client (default: everyone)")
+    rates_actions.add_parser("list", help="rate card versions")
+
+    device = commands.add_parser("device", help="set a device's class and contact")
+    device.add_argument("action", choices=["set"])
+    device.add_argument("agent_id")
+    device.add_argument(
+        "--class", dest="device_class", required=True, choices=["workstation", "server", "network"]
+    )
+    device.add_argument("--contact", default="")
+
+    invoice = commands.add_parser("invoice", help="a client's monthly invoice (printed, or as CSV)")
+    invoice.add_argument("client")
+    invoice.add_argument("--month", required=True, help="YYYY-MM")
+    invoice.add_argument(
+        "--csv", metavar="FILE", help="write the invoice as CSV to FILE (- for standard output)"
+    )
+    invoice.add_argument(
+        "--format",
+        choices=["generic", "qbo", "xero"],
+        default="generic",
+        help="CSV layout: generic, QuickBooks Online or Xero import",
+    )
+
+    report = commands.add_parser("report", help="a client's value report for a month or a date range")
+    report.add_argument("client")
+    report.add_argument("--month", help="YYYY-MM")
+    report.add_argument("--from", dest="first", help="YYYY-MM-DD (with --to)")
+    report.add_argument("--to", dest="last", help="YYYY-MM-DD")
+    report.add_argument("--pdf", metavar="FILE", help="write the PDF here")
+    report.add_argument("--html", metavar="FILE", help="write the HTML page here")
+
+
+def classified(entry: dict[str, Any]) -> str:
+    """How an entry is billed, in words."""
+    return {
+        "covered": "covered by the contract",
+        "billable": "billable",
+        "non_billable": "not billed",
+        None: "running",
+    }[entry["classification"]]
+
+
+def incident_detail(incident: dict[str, Any]) -> str:
+    """One incident with its alerts, notes, time and parts, readable."""
+    lines = [
+        f"incident {incident['incident_id']} {incident['status']}: {incident['title']}",
+        f"  {incident['client']}, {incident['category']}{', EMERGENCY' if incident['emergency'] else ''}, "
+        f"opened {local_time(incident['opened_at'])} by {incident['opened_by']}",
+    ]
+    for alert in incident["alerts"]:
+        lines.append("  " + alert_detail(alert).replace("\n", "\n  "))
+    lines += [f"  note {local_time(n['at'])} {n['by']}: {n['text']}" for n in incident["notes"]]
+    lines += [
+        f"  time #{e['entry_id']} {local_time(e['started_at'])} {e['technician']} "
+        f"{e['minutes'] if e['minutes'] is not None else '...'} min"
+        f"{' on site' if e['on_site'] else ''}{' after hours' if e['after_hours'] else ''}: {classified(e)}"
+        for e in incident["time"]
+    ]
+    lines += [
+        f"  part {p['day']} {p['quantity']} x {p['description']} at {p['price']}" for p in incident["parts"]
+    ]
+    if incident["closed_at"]:
+        lines.append(f"  closed {local_time(incident['closed_at'])}: {incident['resolution'] or '-'}")
+    lines.append(f"  {incident['minutes']} min in all")
+    return "\n".join(lines)
+
+
+async def incident_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost incident open|list|show|note|close`."""
+    if args.action == "open":
+        body = {k: getattr(args, k) for k in ("alert_id", "client", "title", "category") if getattr(args, k)}
+        opened = await get_json(conn, "/api/v1/incidents", {**body, "emergency": args.emergency})
+        source = f", from alert #{opened['alert_id']}" if opened["alert_id"] else ""
+        print(f"incident {opened['incident_id']} opened: {opened['title']} ({opened['client']}{source})")
+    elif args.action == "list":
+        query = urllib.parse.urlencode(
+            {"status": args.status, **({"client": args.client} if args.client else {})}
+        )
+        incidents = (await get_json(conn, f"/api/v1/incidents?{query}"))["incidents"]
+        rows = [
+            [
+                str(i["incident_id"]),
+                i["status"],
+                i["client"],
+                local_time(i["opened_at"]),
+                f"#{i['alert_id']}" if i["alert_id"] else "-",
+                f"{i['minutes']} min",
+                i["title"],
+            ]
+            for i in incidents
+        ]
+        if args.json:
+            print(json.dumps(incidents, indent=2))
+        else:
+            print(
+                table(rows, ["ID", "STATUS", "CLIENT", "OPENED", "ALERT", "TIME", "TITLE"])
+                if rows
+                else "no incidents"
+            )
+    elif args.action == "show":
+        incident = await get_json(conn, f"/api/v1/incidents/{args.incident_id}")
+        print(json.dumps(incident, indent=2) if args.json else incident_detail(incident))
+    elif args.action == "note":
+        await get_json(conn, f"/api/v1/incidents/{args.incident_id}/notes", {"text": args.text})
+        print(f"note added to incident {args.incident_id}")
+    else:
+        closed = await get_json(
+            conn, f"/api/v1/incidents/{args.incident_id}/close", {"resolution": args.resolution}
+        )
+        print(f"incident {closed['incident_id']} closed: {closed['title']}")
+
+
+async def time_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost time start|stop|add`."""
+    path = f"/api/v1/incidents/{args.incident_id}"
+    body: dict[str, Any] = {"technician": args.technician}
+    if args.action != "stop":
+        body.update(on_site=args.onsite, after_hours=args.after_hours)
+    if args.action == "add":
+        body.update(minutes=args.minutes, note=args.note)
+        if args.at:
+            body["start"] = args.at.isoformat()
+        if args.override:
+            body.update(override=args.override, override_reason=args.reason)
+        entry = await get_json(conn, f"{path}/time", body)
+        print(f"{entry['minutes']} min added to incident {args.incident_id} ({classified(entry)})")
+    elif args.action == "start":
+        entry = await get_json(conn, f"{path}/timer/start", body)
+        print(f"timer started on incident {args.incident_id} at {local_time(entry['started_at'])}")
+    else:
+        entry = await get_json(conn, f"{path}/timer/stop", body)
+        print(f"timer stopped on incident {args.incident_id}: {entry['minutes']} min ({classified(entry)})")
+
+
+async def contract_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost contract set|list`, `fieldpost rates set|list` and `fieldpost device set`."""
+    if args.command == "device":
+        device = await get_json(
+            conn,
+            f"/api/v1/devices/{args.agent_id}/billing",
+            {"device_class": args.device_class, "contact": args.contact},
+        )
+        print(f"{device['hostname']} is a {device['device_class']}")
+    elif args.command == "rates" and args.action == "list":
+        rows = [
+            [
+                r["effective_from"],
+                r["client"] or "everyone",
+                r["hourly_rate"],
+                f"{r['minimum_minutes']} min",
+                f"{r['increment_minutes']} min",
+                f"x{r['after_hours_multiplier']}",
+                f"{r['onsite_minimum_minutes']} min",
+            ]
+            for r in (await get_json(conn, "/api/v1/rates"))["rates"]
+        ]
+        print(
+            table(rows, ["FROM", "FOR", "HOURLY", "MINIMUM", "INCREMENT", "AFTER HOURS", "ON-SITE MINIMUM"])
+            if rows
+            else "no rate cards"
+        )
+    elif args.command == "rates":
+        fields = (
+            "effective_from",
+            "hourly_rate",
+            "minimum_minutes",
+            "increment_minutes",
+            "after_hours_multiplier",
+            "onsite_minimum_minutes",
+            "client",
+        )
+        card = await get_json(
+            conn, "/api/v1/rates", {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+        )
+        print(
+            f"break/fix rates from {card['effective_from']} for {card['client'] or 'everyone'}: "
+            f"{card['hourly_rate']} an hour"
+        )
+    elif args.action == "list":
+        contracts = (await get_json(conn, f"/api/v1/clients/{client_path(args.client)}/contracts"))[
+            "contracts"
+        ]
+        rows = [
+            [
+                c["effective_from"],
+                c["effective_to"] or "-",
+                c["workstation_rate"],
+                c["server_rate"],
+                f"{c['term_months']} months from {c['start']}",
+            ]
+            for c in contracts
+        ]
+        print(table(rows, ["FROM", "TO", "WORKSTATION", "SERVER", "TERM"]) if rows else "no contract")
+    else:
+        fields = (
+            "effective_from",
+            "start",
+            "term_months",
+            "workstation_rate",
+            "server_rate",
+            "included_hours",
+            "onboarding_workstation_months",
+            "onboarding_server_months",
+        )
+        body: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+        if args.covers is not None:
+            covers = {c.strip() for c in args.covers.split(",") if c.strip()}
+            unknown = covers - {"remote", "onsite", "after-hours"}
+            if unknown:
+                raise CliError(
+                    f"--covers: unknown {', '.join(sorted(unknown))} (remote, onsite, after-hours)"
+                )
+            body.update(
+                covers_remote="remote" in covers,
+                covers_onsite="onsite" in covers,
+                covers_after_hours="after-hours" in covers,
+            )
+        made = await get_json(conn, f"/api/v1/clients/{client_path(args.client)}/contracts", body)
+        print(
+            f"contract for {args.client} from {made['effective_from']}: "
+            f"{made['workstation_rate']} per workstation, {made['server_rate']} per server a month"
+        )
+
+
+def write_output(target: str, data: bytes) -> None:
+    """Write to a file, or to standard output for `-`."""
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        Path(target).write_bytes(data)
+
+
+async def invoice_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost invoice CLIENT --month YYYY-MM [--csv FILE --format generic|qbo|xero]`."""
+    path = f"/api/v1/clients/{client_path(args.client)}/invoice?month={args.month}"
+    if args.csv:
+        fmt = {"generic": "csv"}.get(args.format, args.format)
+        write_output(args.csv, await fetch(conn, f"{path}&format={fmt}"))
+        if args.csv != "-":
+            print(f"invoice for {args.client}, {args.month} written to {args.csv} ({args.format} layout)")
+        return
+    bill = await get_json(conn, path)
+    rows = [
+        [line["kind"], line["description"], line["quantity"], line["unit_price"], line["amount"]]
+        for line in bill["lines"]
+    ]
+    rows.append(["", "TOTAL", "", bill["currency"], bill["totals"]["total"]])
+    print(
+        f"invoice for {bill['client']}, {bill['month']}\n"
+        + table(rows, ["KIND", "LINE", "QTY", "PRICE", "AMOUNT"])
+    )
+
+
+async def report_command(conn: Connection, args: argparse.Namespace) -> None:
+    """`fieldpost report CLIENT --month YYYY-MM | --from DATE --to DATE [--pdf FILE] [--html FILE]`."""
+    if bool(args.month) == bool(args.first or args.last):
+        raise CliError("give --month, or --from and --to")
+    when = {"month": args.month} if args.month else {"from": args.first, "to": args.last}
+    path = f"/api/v1/clients/{client_path(args.client)}/report?{urllib.parse.urlencode(when)}"
+    if not (args.pdf or args.html):
+        raise CliError("give --pdf FILE and/or --html FILE")
+    for target, fmt in ((args.html, "html"), (args.pdf, "pdf")):
+        if target:
+            write_output(target, await fetch(conn, f"{path}&format={fmt}"))
+            print(f"value report for {args.client} written to {target}")
+
+
+BILLING_COMMANDS = {
+    "incident": incident_command,
+    "time": time_command,
+    "contract": contract_command,
+    "rates": contract_command,
+    "device": contract_command,
+    "invoice": invoice_command,
+    "report": report_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

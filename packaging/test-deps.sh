@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make test`: the system packages the tests run for real (restic and borg backups, a CUPS server for
-# printer queues, iproute2 for network namespaces, systemd-analyze for the units).
+# printer queues, iproute2 for network namespaces, systemd-analyze for the units, Pango for the PDF
+# value report and pdftoppm to look at it, Chromium for the dashboard's browser tests).
 # Installed when run as root; otherwise listed.
 set -euo pipefail
-packages=(restic borgbackup cups cups-client iproute2 systemd)
+packages=(restic borgbackup cups cups-client iproute2 systemd
+          libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils fonts-dejavu-core chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -111,6 +111,37 @@ async def list_channels(request: web.Request) -> web.Response:
     return web.json_response({"channels": [channel_view(c) for c in channels]})
 
 
+class ChannelRefused(Exception):
+    """A channel cannot be created as asked; `status` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def store_channel(app: web.Application, body: ChannelRequest) -> ChannelRow:
+    """Check the URL (does apprise understand it?) and quiet hours, create the channel, tell the feed."""
+    problem = await asyncio.to_thread(validate_url, body.url)
+    if problem:
+        raise ChannelRefused(422, f"url: {problem}")
+    if (body.quiet_start is None) != (body.quiet_end is None):
+        raise ChannelRefused(422, "quiet hours need both a start and an end")
+    now = app[keys.CLOCK]()
+    wanted = ChannelRow(
+        0, body.name, body.url, body.min_severity, tuple(body.clients), tuple(body.kinds), body.quiet_start,
+        body.quiet_end, body.timezone, body.digest_at, timedelta(seconds=body.group_wait_seconds),
+        timedelta(seconds=body.group_interval_seconds), timedelta(seconds=body.repeat_interval_seconds),
+    )
+    try:
+        async with app[keys.STORE].transaction() as tx:
+            channel = await tx.add_channel(wanted, now)
+            await tx.append_feed(now, "channel.created", channel_view(channel))
+    except ValueError as exc:
+        raise ChannelRefused(409, str(exc)) from exc
+    app[keys.FEED].notify()
+    return channel
+
+
 @technician
 async def create_channel(request: web.Request) -> web.Response:
     """`POST /api/v1/channels`: a new channel, after checking that apprise understands its URL."""
@@ -118,24 +149,10 @@ async def create_channel(request: web.Request) -> web.Response:
         body = ChannelRequest.model_validate_json(await request.read())
     except ValidationError as exc:
         return invalid(exc)
-    problem = await asyncio.to_thread(validate_url, body.url)
-    if problem:
-        return error(422, f"url: {problem}")
-    if (body.quiet_start is None) != (body.quiet_end is None):
-        return error(422, "quiet hours need both quiet_start and quiet_end")
-    now = request.app[keys.CLOCK]()
-    wanted = ChannelRow(
-        0, body.name, body.url, body.min_severity, tuple(body.clients), tuple(body.kinds), body.quiet_start,
-        body.quiet_end, body.timezone, body.digest_at, timedelta(seconds=body.group_wait_seconds),
-        timedelta(seconds=body.group_interval_seconds), timedelta(seconds=body.repeat_interval_seconds),
-    )
     try:
-        async with request.app[keys.STORE].transaction() as tx:
-            channel = await tx.add_channel(wanted, now)
-            await tx.append_feed(now, "channel.created", channel_view(channel))
-    except ValueError as exc:
-        return error(409, str(exc))
-    request.app[keys.FEED].notify()
+        channel = await store_channel(request.app, body)
+    except ChannelRefused as exc:
+        return error(exc.status, str(exc))
     return web.json_response(channel_view(channel), status=201)
 
 

@@ -19,16 +19,22 @@ from collector.store import AgentRow, FeedEvent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The technician logged in to the dashboard in this browser: set by the web layer's session middleware
+# (for anything but a read only when the request also carries the session's CSRF token).
+BROWSER_TECHNICIAN = web.RequestKey("browser_technician", str)
+
 
 def technician(handler: Handler) -> Handler:
-    """Refuse the request (401) unless it carries the technician token."""
+    """Refuse the request (401) unless it carries the technician token or a dashboard session."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         header = request.headers.get("Authorization", "")
         presented = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
         # EventSource in a browser cannot send headers, so the feed also takes ?token=.
         presented = presented or request.query.get("token")
-        if not technician_allowed(presented, request.app[keys.TECHNICIAN_TOKEN_HASH]):
+        if BROWSER_TECHNICIAN not in request and not technician_allowed(
+            presented, request.app[keys.TECHNICIAN_TOKEN_HASH]
+        ):
             return error(401, "technician token missing or wrong (Authorization: Bearer TOKEN)")
         return await handler(request)
 

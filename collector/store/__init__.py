@@ -14,6 +14,17 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from collector.alerts.silence import Silence
+    from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
+    from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
+    from collector.store.billing_rows import (
+        ContractRow,
+        DeviceBillingRow,
+        IncidentRow,
+        IncidentStatus,
+        NoteRow,
+        RatesRow,
+        TimeEntryRow,
+    )
 
 Severity = Literal["warning", "critical", "unknown"]
 AlertState = Literal["open", "resolved"]
@@ -381,6 +392,141 @@ class Tx(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None:
         """Set a collector-wide value."""
+
+    # Billing ---------------------------------------------------------------------------------------------
+
+    async def client_id(self, name: str) -> int | None:
+        """The id of the client with this name, or None."""
+
+    async def set_device_billing(
+        self,
+        agent_id: str,
+        device_class: DeviceClass,
+        contact: str,
+        active_from: date | None,
+        active_to: date | None,
+    ) -> bool:
+        """Set a device's class, contact and (optionally) managed days; False when there is no such device."""
+
+    async def billing_devices(self, client_id: int) -> list[DeviceBillingRow]:
+        """The client's enrolled devices with their billing facts, by hostname."""
+
+    async def add_contract(self, client_id: int, contract: Contract, at: datetime) -> ContractRow:
+        """Record a contract version; ValueError when the client has one taking effect that day."""
+
+    async def contracts(self, client_id: int) -> list[ContractRow]:
+        """The client's contract versions, oldest first."""
+
+    async def add_rates(self, client_id: int | None, rates: BreakFixRates, at: datetime) -> RatesRow:
+        """Record a rate card version (client None: for everyone); ValueError when one starts that day."""
+
+    async def rate_cards(self) -> list[RatesRow]:
+        """Every rate card version, oldest first."""
+
+    async def add_incident(
+        self,
+        client_id: int,
+        title: str,
+        category: str,
+        emergency: bool,
+        alert_id: int | None,
+        at: datetime,
+        by: str,
+    ) -> IncidentRow | None:
+        """Open an incident (linked to `alert_id` if given); None when that alert belongs to an incident."""
+
+    async def incident(self, incident_id: int) -> IncidentRow | None:
+        """One incident, or None."""
+
+    async def incident_of_alert(self, alert_id: int) -> int | None:
+        """The incident an alert belongs to, if any."""
+
+    async def incidents(
+        self,
+        client_id: int | None,
+        status: IncidentStatus | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[IncidentRow]:
+        """Incidents (of a client, in a status, opened from `since` to before `until`), oldest first."""
+
+    async def link_alert(self, incident_id: int, alert_id: int, at: datetime) -> bool:
+        """Add an alert to an incident; False when the alert belongs to an incident already."""
+
+    async def close_incident(
+        self, incident_id: int, at: datetime, by: str, resolution: str
+    ) -> IncidentRow | None:
+        """Close an open incident; None when it is not open."""
+
+    async def add_incident_note(self, incident_id: int, at: datetime, author: str, text: str) -> NoteRow:
+        """Add a note to an incident."""
+
+    async def incident_notes(self, incident_id: int) -> list[NoteRow]:
+        """An incident's notes, oldest first."""
+
+    async def start_timer(
+        self, incident_id: int, technician: str, at: datetime, on_site: bool, after_hours: bool
+    ) -> TimeEntryRow | None:
+        """Start the technician's timer on an incident; None when it is running already."""
+
+    async def stop_timer(self, incident_id: int, technician: str, at: datetime) -> TimeEntryRow | None:
+        """Stop the technician's running timer, counting every started minute; None when none runs."""
+
+    async def add_time_entry(self, entry: TimeEntryRow) -> TimeEntryRow:
+        """Record finished time (its `entry_id` is assigned)."""
+
+    async def override_time_entry(
+        self, entry_id: int, override: Classification | None, reason: str | None
+    ) -> TimeEntryRow | None:
+        """Set or clear an entry's classification override; None when there is no such entry."""
+
+    async def time_entries(
+        self, client_id: int | None = None, incident_id: int | None = None
+    ) -> list[TimeEntryRow]:
+        """Time entries of a client or an incident (running ones too), by start."""
+
+    async def add_part(self, part: Part) -> Part:
+        """Record a part fitted for an incident (its `id` is assigned)."""
+
+    async def parts(self, client_id: int | None = None, incident_id: int | None = None) -> list[Part]:
+        """Parts of a client or an incident, by day."""
+
+    async def client_feed_events(
+        self, client: str, types: list[str], since: datetime, until: datetime
+    ) -> list[FeedEvent]:
+        """Feed events of these types about the client's devices, `since` to before `until`, oldest first."""
+
+    async def backups_verified(self, client_id: int, since: datetime, until: datetime) -> int:
+        """Distinct successful backup runs of the client's devices that ended from `since` to before `until`
+        (as backup_results reports and push-URL success pings tell)."""
+
+    # Technician accounts ---------------------------------------------------------------------------------
+
+    async def add_technician(self, name: str, password_hash: str, at: datetime) -> TechnicianRow | None:
+        """Create a technician account; None when the name is taken."""
+
+    async def technician(self, name: str) -> TechnicianRow | None:
+        """The technician with this name, or None."""
+
+    async def set_password(self, technician_id: int, password_hash: str, end_sessions: bool) -> None:
+        """Replace a technician's password hash; `end_sessions` logs out every browser of theirs."""
+
+    async def add_web_session(
+        self, token_hash: str, technician_id: int, csrf_token: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Record a logged-in browser (only its cookie's hash); expired sessions are cleared meanwhile."""
+
+    async def web_session(self, token_hash: str, now: datetime) -> WebSessionRow | None:
+        """The unexpired session whose cookie has this hash, or None."""
+
+    async def end_web_session(self, token_hash: str) -> None:
+        """Log a browser out."""
+
+    async def enrolment_tokens(self) -> list[EnrolmentTokenRow]:
+        """Every enrolment token (revoked ones too), newest first, for the dashboard's settings."""
+
+    async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
+        """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
 
 
 class Store(Protocol):

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from collector.alerts.silence import Matchers, Silence
+from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
 from collector.store import (
     AgentRow,
     AlertOwner,
@@ -37,6 +40,16 @@ from collector.store import (
     SiteRef,
     Tx,
 )
+from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
+from collector.store.billing_rows import (
+    ContractRow,
+    DeviceBillingRow,
+    IncidentRow,
+    IncidentStatus,
+    NoteRow,
+    RatesRow,
+    TimeEntryRow,
+)
 from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
 
 BUSY_TIMEOUT_MS = 5000
@@ -48,7 +61,11 @@ _AGENTS = """
     SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name
     FROM agents a JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id
 """
-
+# Incidents with the alerts they cover (callers add WHERE ... GROUP BY i.id).
+_INCIDENTS = """
+    SELECT i.*, c.name AS client_name, group_concat(l.alert_id) AS alert_ids
+    FROM incidents i JOIN clients c ON c.id = i.client_id LEFT JOIN incident_alerts l ON l.incident_id = i.id
+"""
 
 T = TypeVar("T")
 
@@ -733,6 +750,444 @@ class _SqliteTx:
             (key, value),
         )
 
+    # Billing ---------------------------------------------------------------------------------------------
+
+    async def client_id(self, name: str) -> int | None:
+        """The id of the client with this name, or None."""
+        row = await self._one("SELECT id FROM clients WHERE name = ?", (name,))
+        return row["id"] if row is not None else None
+
+    async def set_device_billing(
+        self,
+        agent_id: str,
+        device_class: DeviceClass,
+        contact: str,
+        active_from: date | None,
+        active_to: date | None,
+    ) -> bool:
+        """Set a device's class, contact and (optionally) managed days; False when there is no such device."""
+        if await self._one("SELECT 1 FROM agents WHERE agent_id = ?", (agent_id,)) is None:
+            return False
+        await self._db.execute(
+            "INSERT INTO device_billing (agent_id, device_class, contact, active_from, active_to) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+            "device_class = excluded.device_class, "
+            "contact = excluded.contact, active_from = excluded.active_from, active_to = excluded.active_to",
+            (agent_id, device_class, contact, _day_or_none(active_from), _day_or_none(active_to)),
+        )
+        return True
+
+    async def billing_devices(self, client_id: int) -> list[DeviceBillingRow]:
+        """The client's enrolled devices with their billing facts, by hostname."""
+        rows = await self._db.execute_fetchall(
+            "SELECT a.agent_id, a.hostname, s.name AS site_name, a.enrolled_at, a.revoked_at, "
+            "b.device_class, "
+            "b.contact, b.active_from, b.active_to FROM agents a JOIN sites s ON s.id = a.site_id "
+            "LEFT JOIN device_billing b ON b.agent_id = a.agent_id WHERE s.client_id = ? "
+            "ORDER BY a.hostname, a.agent_id",
+            (client_id,),
+        )
+        return [
+            DeviceBillingRow(
+                row["agent_id"],
+                row["hostname"],
+                row["site_name"],
+                _dt(row["enrolled_at"]),
+                _dt_or_none(row["revoked_at"]),
+                row["device_class"] or "workstation",
+                row["contact"] or "",
+                _date_or_none(row["active_from"]),
+                _date_or_none(row["active_to"]),
+            )
+            for row in rows
+        ]
+
+    async def add_contract(self, client_id: int, contract: Contract, at: datetime) -> ContractRow:
+        """Record a contract version; ValueError when the client has one taking effect that day."""
+        c = contract
+        try:
+            row = await self._one(
+                "INSERT INTO contracts (client_id, effective_from, effective_to, start, term_months, "
+                "workstation_rate, server_rate, covers_remote, covers_onsite, covers_after_hours, "
+                "included_hours, "
+                "onboarding_workstation_months, onboarding_server_months, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    client_id,
+                    _day(c.effective_from),
+                    _day_or_none(c.effective_to),
+                    _day(c.start),
+                    c.term_months,
+                    str(c.workstation_rate),
+                    str(c.server_rate),
+                    int(c.covers_remote),
+                    int(c.covers_onsite),
+                    int(c.covers_after_hours),
+                    _money_or_none(c.included_hours),
+                    str(c.onboarding_workstation_months),
+                    str(c.onboarding_server_months),
+                    _ts(at),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(
+                f"the client has a contract version taking effect on {c.effective_from}"
+            ) from exc
+        assert row is not None
+        return _contract(row)
+
+    async def contracts(self, client_id: int) -> list[ContractRow]:
+        """The client's contract versions, oldest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM contracts WHERE client_id = ? ORDER BY effective_from", (client_id,)
+        )
+        return [_contract(row) for row in rows]
+
+    async def add_rates(self, client_id: int | None, rates: BreakFixRates, at: datetime) -> RatesRow:
+        """Record a rate card version (client None: for everyone); ValueError when one starts that day."""
+        r = rates
+        try:
+            row = await self._one(
+                "INSERT INTO breakfix_rates (client_id, effective_from, effective_to, hourly_rate, "
+                "minimum_minutes, "
+                "increment_minutes, after_hours_multiplier, onsite_minimum_minutes, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    client_id,
+                    _day(r.effective_from),
+                    _day_or_none(r.effective_to),
+                    str(r.hourly_rate),
+                    r.minimum_minutes,
+                    r.increment_minutes,
+                    str(r.after_hours_multiplier),
+                    r.onsite_minimum_minutes,
+                    _ts(at),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"a rate card version takes effect on {r.effective_from} already") from exc
+        assert row is not None
+        return _rates(row)
+
+    async def rate_cards(self) -> list[RatesRow]:
+        """Every rate card version, oldest first."""
+        rows = await self._db.execute_fetchall("SELECT * FROM breakfix_rates ORDER BY effective_from, id")
+        return [_rates(row) for row in rows]
+
+    async def add_incident(
+        self,
+        client_id: int,
+        title: str,
+        category: str,
+        emergency: bool,
+        alert_id: int | None,
+        at: datetime,
+        by: str,
+    ) -> IncidentRow | None:
+        """Open an incident (linked to `alert_id` if given); None when that alert belongs to an incident."""
+
+        def work(db: sqlite3.Connection) -> int | None:
+            if (
+                alert_id is not None
+                and db.execute("SELECT 1 FROM incident_alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+            ):
+                return None
+            incident_id = db.execute(
+                "INSERT INTO incidents (client_id, title, category, emergency, status, alert_id, opened_at, "
+                "opened_by) VALUES (?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+                (client_id, title, category, int(emergency), alert_id, _ts(at), by),
+            ).fetchone()["id"]
+            if alert_id is not None:
+                db.execute(
+                    "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES (?, ?, ?)",
+                    (incident_id, alert_id, _ts(at)),
+                )
+            return incident_id
+
+        incident_id = await self._db.run(work)
+        return await self.incident(incident_id) if incident_id is not None else None
+
+    async def incident(self, incident_id: int) -> IncidentRow | None:
+        """One incident, or None."""
+        rows = await self._db.execute_fetchall(_INCIDENTS + " WHERE i.id = ? GROUP BY i.id", (incident_id,))
+        return _incident(rows[0]) if rows else None
+
+    async def incident_of_alert(self, alert_id: int) -> int | None:
+        """The incident an alert belongs to, if any."""
+        row = await self._one("SELECT incident_id FROM incident_alerts WHERE alert_id = ?", (alert_id,))
+        return row["incident_id"] if row is not None else None
+
+    async def incidents(
+        self,
+        client_id: int | None,
+        status: IncidentStatus | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[IncidentRow]:
+        """Incidents (of a client, in a status, opened from `since` to before `until`), oldest first."""
+        rows = await self._db.execute_fetchall(
+            _INCIDENTS + " WHERE (:client IS NULL OR i.client_id = :client) "
+            "AND (:status IS NULL OR i.status = :status) AND (:since IS NULL OR i.opened_at >= :since) "
+            "AND (:until IS NULL OR i.opened_at < :until) "
+            "GROUP BY i.id ORDER BY i.opened_at, i.id",
+            {"client": client_id, "status": status, "since": _ts_or_none(since), "until": _ts_or_none(until)},
+        )
+        return [_incident(row) for row in rows]
+
+    async def link_alert(self, incident_id: int, alert_id: int, at: datetime) -> bool:
+        """Add an alert to an incident; False when the alert belongs to an incident already."""
+        cursor = await self._db.execute(
+            "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (incident_id, alert_id, _ts(at)),
+        )
+        return cursor.rowcount == 1
+
+    async def close_incident(
+        self, incident_id: int, at: datetime, by: str, resolution: str
+    ) -> IncidentRow | None:
+        """Close an open incident; None when it is not open."""
+        cursor = await self._db.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = ?, closed_by = ?, resolution = ? "
+            "WHERE id = ? AND status = 'open'",
+            (_ts(at), by, resolution, incident_id),
+        )
+        return await self.incident(incident_id) if cursor.rowcount == 1 else None
+
+    async def add_incident_note(self, incident_id: int, at: datetime, author: str, text: str) -> NoteRow:
+        """Add a note to an incident."""
+        row = await self._one(
+            "INSERT INTO incident_notes (incident_id, at, author, text) VALUES (?, ?, ?, ?) RETURNING *",
+            (incident_id, _ts(at), author, text),
+        )
+        assert row is not None
+        return _note(row)
+
+    async def incident_notes(self, incident_id: int) -> list[NoteRow]:
+        """An incident's notes, oldest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM incident_notes WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [_note(row) for row in rows]
+
+    async def start_timer(
+        self, incident_id: int, technician: str, at: datetime, on_site: bool, after_hours: bool
+    ) -> TimeEntryRow | None:
+        """Start the technician's timer on an incident; None when it is running already."""
+        # The partial unique index on running timers decides, so a double start cannot make two.
+        row = await self._one(
+            "INSERT INTO time_entries (incident_id, technician, started_at, on_site, after_hours) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id, technician) WHERE minutes IS NULL DO NOTHING "
+            "RETURNING *",
+            (incident_id, technician, _ts(at), int(on_site), int(after_hours)),
+        )
+        return _time_entry(row) if row is not None else None
+
+    async def stop_timer(self, incident_id: int, technician: str, at: datetime) -> TimeEntryRow | None:
+        """Stop the technician's running timer, counting every started minute; None when none runs."""
+
+        def work(db: sqlite3.Connection) -> sqlite3.Row | None:
+            running = db.execute(
+                "SELECT id, started_at FROM time_entries "
+                "WHERE incident_id = ? AND technician = ? AND minutes IS NULL",
+                (incident_id, technician),
+            ).fetchone()
+            if running is None:
+                return None
+            seconds = (at - _dt(running["started_at"])).total_seconds()
+            return db.execute(
+                "UPDATE time_entries SET stopped_at = ?, minutes = ? WHERE id = ? RETURNING *",
+                (_ts(at), max(0, math.ceil(seconds / 60)), running["id"]),
+            ).fetchone()
+
+        row = await self._db.run(work)
+        return _time_entry(row) if row is not None else None
+
+    async def add_time_entry(self, entry: TimeEntryRow) -> TimeEntryRow:
+        """Record finished time (its `entry_id` is assigned)."""
+        e = entry
+        row = await self._one(
+            "INSERT INTO time_entries (incident_id, technician, started_at, stopped_at, minutes, on_site, "
+            "after_hours, override, override_reason, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (
+                e.incident_id,
+                e.technician,
+                _ts(e.started_at),
+                _ts_or_none(e.stopped_at),
+                e.minutes,
+                int(e.on_site),
+                int(e.after_hours),
+                e.override,
+                e.override_reason,
+                e.note,
+            ),
+        )
+        assert row is not None
+        return _time_entry(row)
+
+    async def override_time_entry(
+        self, entry_id: int, override: Classification | None, reason: str | None
+    ) -> TimeEntryRow | None:
+        """Set or clear an entry's classification override; None when there is no such entry."""
+        row = await self._one(
+            "UPDATE time_entries SET override = ?, override_reason = ? WHERE id = ? RETURNING *",
+            (override, reason, entry_id),
+        )
+        return _time_entry(row) if row is not None else None
+
+    async def time_entries(
+        self, client_id: int | None = None, incident_id: int | None = None
+    ) -> list[TimeEntryRow]:
+        """Time entries of a client or an incident (running ones too), by start."""
+        rows = await self._db.execute_fetchall(
+            "SELECT t.* FROM time_entries t JOIN incidents i ON i.id = t.incident_id "
+            "WHERE (:client IS NULL OR i.client_id = :client) "
+            "AND (:incident IS NULL OR t.incident_id = :incident) "
+            "ORDER BY t.started_at, t.id",
+            {"client": client_id, "incident": incident_id},
+        )
+        return [_time_entry(row) for row in rows]
+
+    async def add_part(self, part: Part) -> Part:
+        """Record a part fitted for an incident (its `id` is assigned)."""
+        row = await self._one(
+            "INSERT INTO parts (incident_id, day, description, cost, price, quantity) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "RETURNING *",
+            (
+                part.incident_id,
+                _day(part.day),
+                part.description,
+                str(part.cost),
+                str(part.price),
+                part.quantity,
+            ),
+        )
+        assert row is not None
+        return _part(row)
+
+    async def parts(self, client_id: int | None = None, incident_id: int | None = None) -> list[Part]:
+        """Parts of a client or an incident, by day."""
+        rows = await self._db.execute_fetchall(
+            "SELECT p.* FROM parts p JOIN incidents i ON i.id = p.incident_id "
+            "WHERE (:client IS NULL OR i.client_id = :client) "
+            "AND (:incident IS NULL OR p.incident_id = :incident) "
+            "ORDER BY p.day, p.id",
+            {"client": client_id, "incident": incident_id},
+        )
+        return [_part(row) for row in rows]
+
+    async def client_feed_events(
+        self, client: str, types: list[str], since: datetime, until: datetime
+    ) -> list[FeedEvent]:
+        """Feed events of these types about the client's devices, `since` to before `until`, oldest first."""
+        marks = ",".join("?" * len(types))
+        rows = await self._db.execute_fetchall(
+            f"SELECT * FROM feed_events WHERE type IN ({marks}) AND json_extract(data, '$.client') = ? "
+            f"AND at >= ? AND at < ? ORDER BY id",
+            (*types, client, _ts(since), _ts(until)),
+        )
+        return [FeedEvent(row["id"], _dt(row["at"]), row["type"], json.loads(row["data"])) for row in rows]
+
+    async def backups_verified(self, client_id: int, since: datetime, until: datetime) -> int:
+        """Distinct successful backup runs of the client's devices that ended `since` to before `until`."""
+        # Agents report the same last success again and again: a run is (device, job, its success time).
+        # julianday() reads the agent's ISO text whatever its offset notation.
+        row = await self._one(
+            "SELECT count(*) AS runs FROM ("
+            "SELECT DISTINCT o.agent_id, json_extract(j.value, '$.name'), "
+            "julianday(json_extract(j.value, '$.last_success_at')) AS done "
+            "FROM observations o JOIN agents a ON a.agent_id = o.agent_id JOIN sites s ON s.id = a.site_id, "
+            "json_each(o.payload, '$.jobs') j "
+            "WHERE s.client_id = :client AND o.kind = 'backup_results' AND o.collected_at >= :since "
+            "AND done >= julianday(:since) AND done < julianday(:until) "
+            "UNION ALL SELECT j.agent_id, j.name, julianday(p.at) FROM backup_pings p "
+            "JOIN backup_push_jobs j ON j.id = p.job_id JOIN agents a ON a.agent_id = j.agent_id "
+            "JOIN sites s ON s.id = a.site_id WHERE s.client_id = :client AND p.kind = 'success' "
+            "AND p.at >= :since AND p.at < :until)",
+            {"client": client_id, "since": _ts(since), "until": _ts(until)},
+        )
+        return row["runs"] if row is not None else 0
+
+    # Technician accounts ---------------------------------------------------------------------------------
+
+    async def add_technician(self, name: str, password_hash: str, at: datetime) -> TechnicianRow | None:
+        """Create a technician account; None when the name is taken."""
+        row = await self._one(
+            "INSERT INTO technicians (name, password_hash, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING RETURNING *",
+            (name, password_hash, _ts(at)),
+        )
+        return _technician(row) if row is not None else None
+
+    async def technician(self, name: str) -> TechnicianRow | None:
+        """The technician with this name, or None."""
+        row = await self._one("SELECT * FROM technicians WHERE name = ?", (name,))
+        return _technician(row) if row is not None else None
+
+    async def set_password(self, technician_id: int, password_hash: str, end_sessions: bool) -> None:
+        """Replace a technician's password hash; `end_sessions` logs out every browser of theirs."""
+        await self._db.execute("UPDATE technicians SET password_hash = ? WHERE id = ?", (password_hash, technician_id))
+        if end_sessions:
+            await self._db.execute("DELETE FROM web_sessions WHERE technician_id = ?", (technician_id,))
+
+    async def add_web_session(
+        self, token_hash: str, technician_id: int, csrf_token: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Record a logged-in browser (only its cookie's hash); expired sessions are cleared meanwhile."""
+        await self._db.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (_ts(created_at),))
+        await self._db.execute(
+            "INSERT INTO web_sessions (token_hash, technician_id, csrf_token, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (token_hash, technician_id, csrf_token, _ts(created_at), _ts(expires_at)),
+        )
+
+    async def web_session(self, token_hash: str, now: datetime) -> WebSessionRow | None:
+        """The unexpired session whose cookie has this hash, or None."""
+        row = await self._one(
+            "SELECT s.technician_id, t.name, s.csrf_token, s.expires_at FROM web_sessions s "
+            "JOIN technicians t ON t.id = s.technician_id WHERE s.token_hash = ? AND s.expires_at > ?",
+            (token_hash, _ts(now)),
+        )
+        if row is None:
+            return None
+        return WebSessionRow(row["technician_id"], row["name"], row["csrf_token"], _dt(row["expires_at"]))
+
+    async def end_web_session(self, token_hash: str) -> None:
+        """Log a browser out."""
+        await self._db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+
+    async def enrolment_tokens(self) -> list[EnrolmentTokenRow]:
+        """Every enrolment token (revoked ones too), newest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT t.*, c.name AS client_name, s.name AS site_name FROM enrolment_tokens t "
+            "JOIN sites s ON s.id = t.site_id JOIN clients c ON c.id = s.client_id "
+            "ORDER BY t.created_at DESC, t.token_hash"
+        )
+        return [
+            EnrolmentTokenRow(row["token_hash"], row["client_name"], row["site_name"], _dt(row["created_at"]),
+                              _dt_or_none(row["expires_at"]), row["uses_left"], _dt_or_none(row["revoked_at"]))
+            for row in rows
+        ]
+
+    async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
+        """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
+        if not kinds:
+            return {}
+        # One lookup per device and kind down the (agent_id, kind, id) index, not a scan of every observation.
+        kind_rows = " UNION ALL ".join(["SELECT ? AS kind"] * len(kinds))
+        rows = await self._db.execute_fetchall(
+            f"SELECT a.agent_id, k.kind, (SELECT o.collected_at FROM observations o WHERE o.agent_id = a.agent_id "
+            f"AND o.kind = k.kind ORDER BY o.id DESC LIMIT 1) AS at FROM agents a CROSS JOIN ({kind_rows}) k",
+            kinds,
+        )
+        return {(row["agent_id"], row["kind"]): _dt(row["at"]) for row in rows if row["at"] is not None}
+
+
+def _technician(row: sqlite3.Row) -> TechnicianRow:
+    """A technicians row as a TechnicianRow."""
+    return TechnicianRow(row["id"], row["name"], row["password_hash"], _dt(row["created_at"]))
+
 
 async def _enable_wal(db: _Connection) -> str:
     """Switch the database to WAL and return the journal mode it is in now.
@@ -906,4 +1361,123 @@ def _alert(row: sqlite3.Row) -> AlertRow:
         good_streak=row["good_streak"],
         good_since=_dt_or_none(row["good_since"]),
         flapping=bool(row["flapping"]),
+    )
+
+
+# Billing rows -------------------------------------------------------------------------------------------
+
+
+def _day(value: date) -> str:
+    """A day as ISO text."""
+    return value.isoformat()
+
+
+def _day_or_none(value: date | None) -> str | None:
+    """`_day`, passing None through."""
+    return None if value is None else value.isoformat()
+
+
+def _date_or_none(value: str | None) -> date | None:
+    """ISO text back to a day."""
+    return None if value is None else date.fromisoformat(value)
+
+
+def _money_or_none(value: Decimal | None) -> str | None:
+    """A Decimal as its exact text (money never goes through a float)."""
+    return None if value is None else str(value)
+
+
+def _contract(row: sqlite3.Row) -> ContractRow:
+    """A contracts row as a ContractRow."""
+    included = row["included_hours"]
+    return ContractRow(
+        row["id"],
+        Contract(
+            client=row["client_id"],
+            effective_from=date.fromisoformat(row["effective_from"]),
+            effective_to=_date_or_none(row["effective_to"]),
+            start=date.fromisoformat(row["start"]),
+            term_months=row["term_months"],
+            workstation_rate=Decimal(row["workstation_rate"]),
+            server_rate=Decimal(row["server_rate"]),
+            covers_remote=bool(row["covers_remote"]),
+            covers_onsite=bool(row["covers_onsite"]),
+            covers_after_hours=bool(row["covers_after_hours"]),
+            included_hours=Decimal(included) if included is not None else None,
+            onboarding_workstation_months=Decimal(row["onboarding_workstation_months"]),
+            onboarding_server_months=Decimal(row["onboarding_server_months"]),
+        ),
+    )
+
+
+def _rates(row: sqlite3.Row) -> RatesRow:
+    """A breakfix_rates row as a RatesRow."""
+    return RatesRow(
+        row["id"],
+        row["client_id"],
+        BreakFixRates(
+            effective_from=date.fromisoformat(row["effective_from"]),
+            effective_to=_date_or_none(row["effective_to"]),
+            hourly_rate=Decimal(row["hourly_rate"]),
+            minimum_minutes=row["minimum_minutes"],
+            increment_minutes=row["increment_minutes"],
+            after_hours_multiplier=Decimal(row["after_hours_multiplier"]),
+            onsite_minimum_minutes=row["onsite_minimum_minutes"],
+        ),
+    )
+
+
+def _incident(row: sqlite3.Row) -> IncidentRow:
+    """An incidents row (with its client's name and linked alert ids) as an IncidentRow."""
+    linked = tuple(sorted(int(a) for a in row["alert_ids"].split(","))) if row["alert_ids"] else ()
+    return IncidentRow(
+        incident_id=row["id"],
+        client_id=row["client_id"],
+        client=row["client_name"],
+        title=row["title"],
+        category=row["category"],
+        emergency=bool(row["emergency"]),
+        status=row["status"],
+        alert_id=row["alert_id"],
+        opened_at=_dt(row["opened_at"]),
+        opened_by=row["opened_by"],
+        closed_at=_dt_or_none(row["closed_at"]),
+        closed_by=row["closed_by"],
+        resolution=row["resolution"],
+        alert_ids=linked,
+    )
+
+
+def _note(row: sqlite3.Row) -> NoteRow:
+    """An incident_notes row as a NoteRow."""
+    return NoteRow(row["id"], row["incident_id"], _dt(row["at"]), row["author"], row["text"])
+
+
+def _time_entry(row: sqlite3.Row) -> TimeEntryRow:
+    """A time_entries row as a TimeEntryRow."""
+    return TimeEntryRow(
+        entry_id=row["id"],
+        incident_id=row["incident_id"],
+        technician=row["technician"],
+        started_at=_dt(row["started_at"]),
+        stopped_at=_dt_or_none(row["stopped_at"]),
+        minutes=row["minutes"],
+        on_site=bool(row["on_site"]),
+        after_hours=bool(row["after_hours"]),
+        override=row["override"],
+        override_reason=row["override_reason"],
+        note=row["note"],
+    )
+
+
+def _part(row: sqlite3.Row) -> Part:
+    """A parts row as a Part."""
+    return Part(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        day=date.fromisoformat(row["day"]),
+        description=row["description"],
+        cost=Decimal(row["cost"]),
+        price=Decimal(row["price"]),
+        quantity=row["quantity"],
     )

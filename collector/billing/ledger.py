@@ -1,0 +1,157 @@
+"""A client's billing records read from the store in one transaction, ready for `pricing` and the report.
+
+This is the one billing module that touches the store; what it returns is priced by the pure code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from collector.billing.model import (
+    BreakFixRates,
+    Classification,
+    Contract,
+    Incident,
+    Invoice,
+    Part,
+    TimeEntry,
+)
+from collector.billing.pricing import classify, in_force, monthly_invoice
+from collector.billing.report import DISK_REPLACED, ValueReport, build_value_report
+from collector.store import Tx
+from collector.store.billing_rows import DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
+
+CURRENCY_META = "billing.currency"
+TIMEZONE_META = "billing.timezone"
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    """The currency invoices are in, and the zone whose days they are billed by."""
+
+    currency: str = "EUR"
+    timezone: str = "UTC"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The billing time zone."""
+        return ZoneInfo(self.timezone)
+
+    def start_of(self, day: date) -> datetime:
+        """The UTC moment the local day begins."""
+        return datetime.combine(day, time(), self.zone).astimezone(UTC)
+
+
+async def billing_settings(tx: Tx) -> BillingSettings:
+    """The stored billing settings (EUR and UTC until set)."""
+    default = BillingSettings()
+    return BillingSettings(
+        await tx.get_meta(CURRENCY_META) or default.currency,
+        await tx.get_meta(TIMEZONE_META) or default.timezone,
+    )
+
+
+async def save_billing_settings(tx: Tx, settings: BillingSettings) -> None:
+    """Store the billing settings."""
+    await tx.set_meta(CURRENCY_META, settings.currency)
+    await tx.set_meta(TIMEZONE_META, settings.timezone)
+
+
+def rates_for(cards: list[RatesRow], client_id: int) -> list[BreakFixRates]:
+    """The rate card versions that apply to a client: its own when it has any, else everyone's."""
+    own = [c.rates for c in cards if c.client_id == client_id]
+    return own or [c.rates for c in cards if c.client_id is None]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Everything billing knows about one client."""
+
+    client_id: int
+    client: str
+    settings: BillingSettings
+    contracts: list[Contract]
+    rates: list[BreakFixRates]
+    devices: list[DeviceBillingRow]
+    incidents: list[IncidentRow]
+    entries: list[TimeEntryRow]
+    parts: list[Part]
+
+    def incident_models(self) -> list[Incident]:
+        """The incidents as pricing sees them."""
+        return [incident.model() for incident in self.incidents]
+
+    def entry_models(self, first: date | None = None, last: date | None = None) -> list[TimeEntry]:
+        """Finished time entries (on local days from `first` to `last` when given) as pricing sees them."""
+        models = [e.model(self.settings.zone) for e in self.entries if not e.running]
+        return [m for m in models if (first or date.min) <= m.start.date() <= (last or date.max)]
+
+    def classification(self, entry: TimeEntryRow) -> Classification | None:
+        """Covered, billable or non-billable under the contract in force that day; None while running."""
+        if entry.running:
+            return None
+        model = entry.model(self.settings.zone)
+        incident = next(i for i in self.incidents if i.incident_id == entry.incident_id)
+        return classify(model, incident.model(), in_force(self.contracts, model.start.date()))
+
+    def invoice(self, month: date) -> Invoice:
+        """The client's invoice for the month containing `month`, the client named rather than numbered."""
+        invoice = monthly_invoice(
+            self.client_id,
+            month,
+            self.contracts,
+            self.rates,
+            [d.model(self.settings.zone) for d in self.devices],
+            self.incident_models(),
+            self.entry_models(),
+            self.parts,
+            currency=self.settings.currency,
+        )
+        return replace(invoice, client=self.client)
+
+
+async def load_ledger(tx: Tx, client: str) -> Ledger | None:
+    """The client's billing records, or None when there is no such client."""
+    client_id = await tx.client_id(client)
+    if client_id is None:
+        return None
+    return Ledger(
+        client_id=client_id,
+        client=client,
+        settings=await billing_settings(tx),
+        contracts=[row.contract for row in await tx.contracts(client_id)],
+        rates=rates_for(await tx.rate_cards(), client_id),
+        devices=await tx.billing_devices(client_id),
+        incidents=await tx.incidents(client_id, None),
+        entries=await tx.time_entries(client_id=client_id),
+        parts=await tx.parts(client_id=client_id),
+    )
+
+
+async def load_value_report(
+    tx: Tx, client: str, first: date, last: date, now: datetime
+) -> ValueReport | None:
+    """A client's report for the local days `first` to `last`; None when there is no such client."""
+    ledger = await load_ledger(tx, client)
+    if ledger is None:
+        return None
+    since, until = ledger.settings.start_of(first), ledger.settings.start_of(last + timedelta(days=1))
+    caught_by = {}
+    for incident in ledger.incidents:
+        alert = await tx.alert(incident.alert_id) if incident.alert_id is not None else None
+        if alert is not None:
+            caught_by[incident.incident_id] = (alert, await tx.alert_events(alert.alert_id))
+    return build_value_report(
+        ledger,
+        first,
+        last,
+        now.astimezone(ledger.settings.zone),
+        # Events after the period still tell how long its alerts took to resolve.
+        alert_events=await tx.alert_events_since(since),
+        caught_by=caught_by,
+        notes={i.incident_id: await tx.incident_notes(i.incident_id) for i in ledger.incidents},
+        backups_verified=await tx.backups_verified(ledger.client_id, since, until),
+        disks_replaced=await tx.client_feed_events(client, [DISK_REPLACED], since, until),
+    )

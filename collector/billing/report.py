@@ -1,0 +1,298 @@
+"""The value report: what was caught, what was done, how fast, and what it would have cost at break/fix rates.
+
+`build_value_report` is pure (the records come from `ledger.load_value_report`); `render_html` fills the
+Jinja2 template a business owner reads, and `render_pdf` prints the same page with WeasyPrint.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from collector.billing.model import Incident, Part, TimeEntry
+from collector.billing.pricing import breakfix_equivalent, cents
+from collector.store import AlertRow, FeedEvent
+from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
+
+if TYPE_CHECKING:
+    from collector.billing.ledger import Ledger
+
+AlertHistory = list[tuple[datetime, str, str, dict[str, Any]]]
+# Alert rules whose resolution means work was completed on the device.
+REBOOT_RULES = frozenset({"pending_reboot"})
+UPDATE_RULES = frozenset({"security_updates"})
+DISK_REPLACED = "device.disk_replaced"
+
+
+@dataclass(frozen=True)
+class AlertTiming:
+    """An alert opened in the period, and how long it took to acknowledge and to resolve (None: not yet)."""
+
+    alert: AlertRow
+    acknowledged_after: timedelta | None
+    resolved_after: timedelta | None
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    """One incident worked in the period: the alert that caught it, the time spent and its break/fix value."""
+
+    incident: IncidentRow
+    caught_by: AlertRow | None
+    caught_at: datetime
+    acknowledged_after: timedelta | None
+    entries: list[TimeEntryRow]
+    notes: list[NoteRow]
+    parts: list[Part]
+    breakfix: Decimal | None
+
+    @property
+    def minutes(self) -> int:
+        """Minutes worked on it in the period."""
+        return sum(e.minutes or 0 for e in self.entries)
+
+    @property
+    def on_site(self) -> bool:
+        """Whether anyone went on site for it."""
+        return any(e.on_site for e in self.entries)
+
+
+@dataclass(frozen=True)
+class ValueReport:
+    """A client's value report for the local days `first` to `last`."""
+
+    client: str
+    first: date
+    last: date
+    currency: str
+    generated_at: datetime
+    work: list[WorkDone]
+    alerts: list[AlertTiming]
+    backups_verified: int
+    reboots_completed: int
+    updates_completed: int
+    disks_replaced: list[FeedEvent]
+    breakfix_cost: Decimal | None
+    contract_fees: Decimal
+    billed_time: Decimal
+    parts_price: Decimal
+    months: list[date]
+
+    @property
+    def minutes_worked(self) -> int:
+        """All minutes worked in the period."""
+        return sum(w.minutes for w in self.work)
+
+    @property
+    def paid_for_service(self) -> Decimal:
+        """What the client paid for monitoring and labour: contract fees plus time billed on top."""
+        return self.contract_fees + self.billed_time
+
+    @property
+    def median_acknowledge(self) -> timedelta | None:
+        """The median time from an alert to a technician acknowledging it."""
+        return _median(a.acknowledged_after for a in self.alerts)
+
+    @property
+    def median_resolve(self) -> timedelta | None:
+        """The median time from an alert to its resolution."""
+        return _median(a.resolved_after for a in self.alerts)
+
+
+def _median(spans: Iterable[timedelta | None]) -> timedelta | None:
+    """The median of the known spans, or None when none is known."""
+    known = [s.total_seconds() for s in spans if s is not None]
+    return timedelta(seconds=statistics.median(known)) if known else None
+
+
+def first_event_after(history: AlertHistory, what: str, opened_at: datetime) -> timedelta | None:
+    """How long after `opened_at` the alert's history first records `what`."""
+    return next((at - opened_at for at, kind, _, _ in history if kind == what and at >= opened_at), None)
+
+
+def alert_timings(
+    events: Sequence[tuple[AlertRow, datetime, str]], client: str, since: datetime, until: datetime
+) -> list[AlertTiming]:
+    """Alerts of the client first opened from `since` to before `until`, timed from their later events."""
+    histories: dict[int, AlertHistory] = {}
+    alerts: dict[int, AlertRow] = {}
+    for alert, at, what in events:
+        if alert.owner.client == client:
+            alerts[alert.alert_id] = alert
+            histories.setdefault(alert.alert_id, []).append((at, what, "", {}))
+    timings = []
+    for alert_id, history in histories.items():
+        alert = alerts[alert_id]
+        if since <= alert.opened_at < until:
+            timings.append(
+                AlertTiming(
+                    alert,
+                    first_event_after(history, "acknowledged", alert.opened_at),
+                    first_event_after(history, "resolved", alert.opened_at),
+                )
+            )
+    return sorted(timings, key=lambda t: (t.alert.opened_at, t.alert.alert_id))
+
+
+def completed(
+    events: Sequence[tuple[AlertRow, datetime, str]],
+    client: str,
+    rules: frozenset[str],
+    since: datetime,
+    until: datetime,
+) -> int:
+    """How many of the client's alerts of these rules resolved from `since` to before `until`."""
+    return sum(
+        1
+        for alert, at, what in events
+        if what == "resolved" and alert.rule in rules and alert.owner.client == client and since <= at < until
+    )
+
+
+def build_value_report(
+    ledger: Ledger,
+    first: date,
+    last: date,
+    generated_at: datetime,
+    alert_events: Sequence[tuple[AlertRow, datetime, str]],
+    caught_by: dict[int, tuple[AlertRow, AlertHistory]],
+    notes: dict[int, list[NoteRow]],
+    backups_verified: int,
+    disks_replaced: list[FeedEvent],
+) -> ValueReport:
+    """The report for the local days `first` to `last` from a client's ledger and what the alerts recorded.
+
+    `caught_by` maps an incident id to the alert that caught it with that alert's history. Work is the
+    finished time on those days; an incident appears when it was opened or worked on in the period.
+    Contract fees are those of every month the period touches; billed time is what the invoices charge
+    for the period's entries.
+    """
+    since, until = ledger.settings.start_of(first), ledger.settings.start_of(last + timedelta(days=1))
+    in_period = {e.id for e in ledger.entry_models(first, last)}
+    by_id = {i.id: i for i in ledger.incident_models()}
+    work = []
+    for incident in ledger.incidents:
+        entries = [
+            e for e in ledger.entries if e.entry_id in in_period and e.incident_id == incident.incident_id
+        ]
+        if not entries and not since <= incident.opened_at < until:
+            continue
+        alert, history = caught_by.get(incident.incident_id, (None, []))
+        caught_at = alert.opened_at if alert is not None else incident.opened_at
+        models = [e.model(ledger.settings.zone) for e in entries]
+        work.append(
+            WorkDone(
+                incident=incident,
+                caught_by=alert,
+                caught_at=caught_at,
+                acknowledged_after=first_event_after(history, "acknowledged", caught_at) if alert else None,
+                entries=entries,
+                notes=notes.get(incident.incident_id, []),
+                parts=[
+                    p
+                    for p in ledger.parts
+                    if p.incident_id == incident.incident_id and first <= p.day <= last
+                ],
+                breakfix=_breakfix(ledger, [by_id[incident.incident_id]], models),
+            )
+        )
+    months = _months(first, last)
+    invoices = [ledger.invoice(month) for month in months]
+    refs = {f"entry:{entry_id}" for entry_id in in_period}
+    return ValueReport(
+        client=ledger.client,
+        first=first,
+        last=last,
+        currency=ledger.settings.currency,
+        generated_at=generated_at,
+        work=sorted(work, key=lambda w: (w.caught_at, w.incident.incident_id)),
+        alerts=alert_timings(alert_events, ledger.client, since, until),
+        backups_verified=backups_verified,
+        reboots_completed=completed(alert_events, ledger.client, REBOOT_RULES, since, until),
+        updates_completed=completed(alert_events, ledger.client, UPDATE_RULES, since, until),
+        disks_replaced=disks_replaced,
+        breakfix_cost=_breakfix(ledger, list(by_id.values()), ledger.entry_models(first, last)),
+        contract_fees=sum((i.totals().contract + i.totals().onboarding for i in invoices), Decimal("0.00")),
+        billed_time=sum(
+            (line.amount for i in invoices for line in i.lines if line.kind == "time" and line.ref in refs),
+            Decimal("0.00"),
+        ),
+        parts_price=sum((cents(p.price * p.quantity) for w in work for p in w.parts), Decimal("0.00")),
+        months=months,
+    )
+
+
+def _breakfix(ledger: Ledger, incidents: list[Incident], entries: list[TimeEntry]) -> Decimal | None:
+    """`breakfix_equivalent` of the entries; None when no rate card is in force for one of them."""
+    try:
+        return breakfix_equivalent(incidents, entries, ledger.rates)
+    except ValueError:
+        return None
+
+
+def _months(first: date, last: date) -> list[date]:
+    """The first days of every month the period touches."""
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def duration(span: timedelta | None) -> str:
+    """A span as a person says it: 45 min, 2 h 10 min, 3 days 4 h."""
+    if span is None:
+        return "-"
+    minutes = round(span.total_seconds() / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h" if hours else f"{days} days"
+
+
+def hours(minutes: int) -> str:
+    """Minutes as hours and minutes."""
+    return duration(timedelta(minutes=minutes)) if minutes else "0 min"
+
+
+_ENV = Environment(
+    loader=PackageLoader("collector.billing", "templates"),
+    autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters["duration"] = duration
+_ENV.filters["hours"] = hours
+
+
+def render_html(report: ValueReport) -> str:
+    """The report as a standalone HTML page (styles inline, so the PDF and a saved copy look the same)."""
+
+    def money(amount: Decimal | None) -> str:
+        """An amount with its currency, or a dash."""
+        return "-" if amount is None else f"{report.currency} {amount:,.2f}"
+
+    zone = report.generated_at.tzinfo
+
+    def local(moment: datetime, fmt: str = "%d %b %Y %H:%M") -> str:
+        """A moment in the report's time zone."""
+        return moment.astimezone(zone).strftime(fmt)
+
+    return _ENV.get_template("value_report.html.j2").render(r=report, money=money, local=local)
+
+
+def render_pdf(html: str) -> bytes:
+    """The HTML page printed to PDF by WeasyPrint (imported here: it loads Pango, which the API may lack)."""
+    from weasyprint import HTML
+
+    return HTML(string=html).write_pdf()

@@ -1,0 +1,39 @@
+"""Rows of the technician accounts and what the dashboard reads besides: technicians, sessions, tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class TechnicianRow:
+    """A technician who can log in to the dashboard."""
+
+    technician_id: int
+    name: str
+    password_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WebSessionRow:
+    """A logged-in browser: whose it is, its CSRF token and when it ends."""
+
+    technician_id: int
+    name: str
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class EnrolmentTokenRow:
+    """An enrolment token as the settings page lists it (the token itself is never stored)."""
+
+    token_hash: str
+    client: str
+    site: str
+    created_at: datetime
+    expires_at: datetime | None
+    uses_left: int | None
+    revoked_at: datetime | None

@@ -1,0 +1,199 @@
+"""Clients, their sites and devices with each signal's state at a glance, and a device's page with charts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from markupsafe import Markup
+
+from collector import keys
+from collector.rules.disk_health import Thresholds, fill_forecast_days
+from collector.store import AgentRow, AlertRow, ObservationRow
+from collector.web.charts import Series, line_chart
+from collector.web.render import render, size
+from collector.web.sessions import page
+from shared.disk_health import FilesystemFacts
+
+# (signal kind, column heading, the rules whose alerts say how that signal is doing)
+SIGNALS = (
+    ("disk_health", "Disks", ("disk_health",)),
+    ("pending_reboot", "Reboot", ("pending_reboot",)),
+    ("printer_ip_conflict", "Printers", ("printer_ip_conflict",)),
+    ("backup_results", "Backups", ("backup_results",)),
+    ("updates", "Updates", ("security_updates", "package_index")),
+)
+RANK = {"critical": 3, "warning": 2, "unknown": 1}
+HISTORY = 500
+# How far a filesystem's fill forecast is drawn ahead of its last report.
+FORECAST_DAYS = 30
+REALLOCATED = 5
+
+
+@dataclass
+class Glance:
+    """One signal of one device: the worst open alert's severity, or ok / none when nothing is open."""
+
+    state: str
+    alerts: list[AlertRow] = field(default_factory=list)
+
+
+def glance(kind: str, rules: tuple[str, ...], open_alerts: list[AlertRow], seen: datetime | None) -> Glance:
+    """How one signal of a device is doing: its open alerts (a check that could not look: unknown)."""
+    mine = [a for a in open_alerts if a.rule in rules or (a.rule == "check_failed" and a.subject == kind)]
+    if mine:
+        return Glance(max((a.severity for a in mine), key=RANK.__getitem__), mine)
+    return Glance("ok" if seen is not None else "none")
+
+
+def offline_after(request: web.Request) -> timedelta:
+    """How long a device may stay silent before it counts as offline."""
+    settings = request.app[keys.SETTINGS]
+    return timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
+
+
+@page
+async def clients_page(request: web.Request) -> web.Response:
+    """`GET /clients`: every client, its sites and devices, each signal's state at a glance."""
+    async with request.app[keys.STORE].transaction() as tx:
+        clients = await tx.clients()
+        agents = await tx.agents()
+        open_alerts = await tx.alerts("open")
+        seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
+    by_device: dict[str | None, list[AlertRow]] = defaultdict(list)
+    site_wide: dict[tuple[str, str], list[AlertRow]] = defaultdict(list)
+    for alert in open_alerts:
+        by_device[alert.agent_id].append(alert)
+        if alert.agent_id is None:
+            site_wide[(alert.owner.client, alert.owner.site)].append(alert)
+    devices: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    now, silent = request.app[keys.CLOCK](), offline_after(request)
+    for agent in agents:
+        devices[(agent.site.client_name, agent.site.site_name)].append({
+            "agent": agent, "open": len(by_device[agent.agent_id]),
+            "online": agent.last_seen_at is not None and now - agent.last_seen_at < silent,
+            "signals": [glance(kind, rules, by_device[agent.agent_id], seen.get((agent.agent_id, kind)))
+                        for kind, _, rules in SIGNALS],
+        })
+    return render(request, "clients.html", clients=clients, devices=devices, site_wide=site_wide,
+                  headings=[heading for _, heading, _ in SIGNALS])
+
+
+def _disk_name(disk: dict[str, Any]) -> str:
+    """A disk as people tell disks apart: model and serial."""
+    return f"{disk.get('model') or 'disk'} {disk.get('serial') or disk.get('device', '')}".strip()
+
+
+def _reallocated(disk: dict[str, Any]) -> int | None:
+    """Reallocated sectors (ATA attribute 5) or grown defects (SCSI)."""
+    found = next((a["decoded"] for a in disk.get("attributes", []) if a.get("id") == REALLOCATED), None)
+    return found if found is not None else disk.get("scsi_grown_defects")
+
+
+def _by_name(observations: list[ObservationRow], items: str, name: Any, value: Any,
+             at: Any = None) -> dict[str, list[tuple[datetime, float]]]:
+    """Points per named item (disk, filesystem, job) across observations, oldest first, one per moment."""
+    lines: dict[str, dict[datetime, float]] = defaultdict(dict)
+    for observation in reversed(observations):
+        for item in observation.payload.get(items, []):
+            number = value(item)
+            moment = at(item) if at else observation.collected_at
+            if number is not None and moment is not None:
+                lines[name(item)][moment] = float(number)
+    return {key: sorted(points.items()) for key, points in lines.items()}
+
+
+def _fill_forecast(mount: str, free: list[tuple[datetime, float]], latest: dict[str, Any]) -> Series | None:
+    """The dashed line from the last report to full (or FORECAST_DAYS ahead), at the rate the rule sees."""
+    last_at = free[-1][0]
+    window = timedelta(days=Thresholds().fs_forecast_window_days)
+    facts = FilesystemFacts.model_validate(latest)
+    earlier = [(at, int(value)) for at, value in free[:-1] if last_at - at <= window]
+    days = fill_forecast_days(facts, last_at, earlier)
+    if days is None or not facts.total_bytes:
+        return None
+    shown = min(days, FORECAST_DAYS)
+    used = 100 * facts.used_bytes / facts.total_bytes
+    return Series(f"{mount} forecast: full in about {days:.0f} days",
+                  [(last_at, used), (last_at + timedelta(days=shown), used + (100 - used) * shown / days)],
+                  dashed=True)
+
+
+def _lines(points: dict[str, list[tuple[datetime, float]]]) -> list[Series]:
+    """One solid line per name."""
+    return [Series(name, line) for name, line in points.items()]
+
+
+def _ended(job: dict[str, Any]) -> datetime | None:
+    """When a reported backup run ended (the moment its size and duration belong to)."""
+    moment = job.get("last_run_ended_at")
+    return datetime.fromisoformat(moment) if moment else None
+
+
+def _minutes(job: dict[str, Any]) -> float | None:
+    """A reported backup run's duration in minutes."""
+    seconds = job.get("duration_seconds")
+    return seconds / 60 if seconds is not None else None
+
+
+def _used_percent(fs: dict[str, Any]) -> float | None:
+    """How full a reported filesystem is, in percent."""
+    return 100 * fs["used_bytes"] / fs["total_bytes"] if fs.get("total_bytes") else None
+
+
+def _charts(disks: list[ObservationRow], backups: list[ObservationRow]) -> list[Markup]:
+    """The device's charts: disk temperature, reallocated sectors, filesystem fill, backup sizes and times."""
+    mount, job = (lambda f: f["mount"]), (lambda j: j["name"])
+    temperature = _by_name(disks, "disks", _disk_name, lambda d: d.get("temperature_c"))
+    reallocated = _by_name(disks, "disks", _disk_name, _reallocated)
+    fill = _by_name(disks, "filesystems", mount, _used_percent)
+    free = _by_name(disks, "filesystems", mount, lambda f: f["free_bytes"])
+    latest = {f["mount"]: f for f in (disks[0].payload.get("filesystems", []) if disks else [])}
+    series: list[Series] = []
+    for name, used in fill.items():
+        series.append(Series(name, used))
+        forecast = _fill_forecast(name, free[name], latest[name]) if name in latest else None
+        series += [forecast] if forecast else []
+    sizes = _by_name(backups, "jobs", job, lambda j: j.get("bytes_total"), at=_ended)
+    times = _by_name(backups, "jobs", job, _minutes, at=_ended)
+    return [
+        line_chart("Disk temperature (°C)", _lines(temperature)),
+        line_chart("Reallocated sectors", _lines(reallocated), y_floor=0),
+        line_chart("Filesystem fill (% used)", series, fmt=lambda v: f"{v:.0f} %", y_floor=0, y_ceiling=100),
+        line_chart("Backup size per job", _lines(sizes), fmt=size, y_floor=0),
+        line_chart("Backup duration per job (minutes)", _lines(times), y_floor=0),
+    ]
+
+
+@page
+async def device_page(request: web.Request) -> web.Response:
+    """`GET /devices/{agent_id}`: the device's signals, open alerts by rule, latest facts and charts."""
+    agent_id = request.match_info["agent_id"]
+    async with request.app[keys.STORE].transaction() as tx:
+        agent: AgentRow | None = await tx.agent(agent_id)
+        if agent is None:
+            return render(request, "missing.html", status=404, what=f"There is no device {agent_id}.")
+        open_alerts = await tx.open_alerts_of(agent_id)
+        seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
+        disks = await tx.observations(agent_id, "disk_health", HISTORY)
+        backups = await tx.observations(agent_id, "backup_results", HISTORY)
+    by_rule: dict[str, list[AlertRow]] = defaultdict(list)
+    for alert in sorted(open_alerts, key=lambda a: (-RANK.get(a.severity, 0), a.rule, a.subject)):
+        by_rule[alert.rule].append(alert)
+    now = request.app[keys.CLOCK]()
+    signals = [(heading, glance(kind, rules, open_alerts, seen.get((agent_id, kind))),
+                seen.get((agent_id, kind))) for kind, heading, rules in SIGNALS]
+    return render(request, "device.html", agent=agent, by_rule=by_rule, signals=signals,
+                  online=agent.last_seen_at is not None and now - agent.last_seen_at < offline_after(request),
+                  latest_disks=disks[0].payload if disks else None,
+                  latest_backups=backups[0].payload.get("jobs", []) if backups else [],
+                  charts=_charts(disks, backups))
+
+
+def setup(app: web.Application) -> None:
+    """Register the clients and device pages."""
+    app.router.add_get("/clients", clients_page)
+    app.router.add_get("/devices/{agent_id}", device_page)

@@ -1,0 +1,77 @@
+"""Logging in and out. The login form has its own CSRF token (a cookie and a field that must agree)."""
+
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+from collector import keys
+from collector.web.accounts import authenticate
+from collector.web.render import render, see_other
+from collector.web.sessions import (
+    CSRF_FIELD,
+    SESSION,
+    end_session,
+    form,
+    refusal,
+    set_secret_cookie,
+    start_session,
+    tokens_match,
+)
+
+LOGIN_CSRF_COOKIE = "fieldpost_login"
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: a path on this collector only, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _login_form(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
+    """The login page with a fresh CSRF token in its cookie and its form."""
+    token = secrets.token_urlsafe(32)
+    response = render(request, "login.html", status=status, login_csrf=token, error=error,
+                      next=safe_next(request.query.get("next")))
+    set_secret_cookie(request, response, LOGIN_CSRF_COOKIE, token)
+    return response
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """`GET /login`: the login form (a logged-in browser goes straight on)."""
+    if SESSION in request:
+        return see_other(safe_next(request.query.get("next")))
+    return _login_form(request)
+
+
+async def login(request: web.Request) -> web.Response:
+    """`POST /login`: check the name and password; on success start a session and go on."""
+    fields = await request.post()
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not tokens_match(str(fields.get(CSRF_FIELD, "")), expected):
+        return refusal(403, "This login form is out of date (missing or wrong CSRF token): reload the page.")
+    technician = await authenticate(request.app[keys.STORE], str(fields.get("name", "")),
+                                    str(fields.get("password", "")))
+    if technician is None:
+        return _login_form(request, 401, "Wrong name or password.")
+    response = see_other(safe_next(request.query.get("next")))
+    await start_session(request, response, technician, request.app[keys.CLOCK]())
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@form
+async def logout(request: web.Request) -> web.Response:
+    """`POST /logout`: end the session."""
+    response = see_other("/login", flash="Logged out.")
+    await end_session(request, response)
+    return response
+
+
+def setup(app: web.Application) -> None:
+    """Register the login and logout routes."""
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)

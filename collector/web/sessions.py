@@ -1,0 +1,126 @@
+"""Browser sessions: the session cookie, the CSRF token, and the guards on pages and forms.
+
+A session is a random cookie (HttpOnly, SameSite=Lax, Secure over https) whose SHA-256 is stored with
+the technician and a random CSRF token. Every form carries that token in a hidden `csrf` field, and the
+pages' scripts send it as `X-CSRF-Token`; a POST without the matching token is refused (403).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from aiohttp import web
+
+from collector import keys
+from collector.api.technician import BROWSER_TECHNICIAN
+from collector.auth import token_hash
+from collector.store.account_rows import TechnicianRow, WebSessionRow
+
+COOKIE = "fieldpost_session"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+LIFETIME = timedelta(days=14)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STATIC_PREFIX = "/static/"
+
+SESSION = web.RequestKey("web_session", WebSessionRow)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def served_over_https(request: web.Request) -> bool:
+    """True when the browser talks https to us or to the reverse proxy in front (X-Forwarded-Proto)."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
+
+
+def set_secret_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
+                      max_age: int | None = None) -> None:
+    """Set a cookie scripts cannot read, sent on top-level navigation only, and only over https if we are."""
+    response.set_cookie(name, value, httponly=True, samesite="Lax", secure=served_over_https(request),
+                        path="/", max_age=max_age)
+
+
+def tokens_match(presented: str | None, expected: str) -> bool:
+    """True when a presented CSRF token equals the expected one (compared in constant time)."""
+    return bool(presented) and hmac.compare_digest(str(presented).encode(), expected.encode())
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Find the browser's session, if its cookie names one, for the pages and the technician API.
+
+    The API (`collector.api.technician`) accepts the session as it accepts the bearer token, but for
+    anything other than a read only together with the CSRF header.
+    """
+    cookie = request.cookies.get(COOKIE)
+    if cookie and not request.path.startswith(STATIC_PREFIX):
+        async with request.app[keys.STORE].transaction() as tx:
+            session = await tx.web_session(token_hash(cookie), request.app[keys.CLOCK]())
+        if session is not None:
+            request[SESSION] = session
+            header = request.headers.get(CSRF_HEADER)
+            if request.method in SAFE_METHODS or tokens_match(header, session.csrf_token):
+                request[BROWSER_TECHNICIAN] = session.name
+    return await handler(request)
+
+
+async def start_session(request: web.Request, response: web.StreamResponse, technician: TechnicianRow,
+                        now: datetime) -> None:
+    """Log the browser in: store the new session and give the browser its cookie."""
+    cookie = secrets.token_urlsafe(32)
+    async with request.app[keys.STORE].transaction() as tx:
+        await tx.add_web_session(token_hash(cookie), technician.technician_id, secrets.token_urlsafe(32), now,
+                                 now + LIFETIME)
+    set_secret_cookie(request, response, COOKIE, cookie, int(LIFETIME.total_seconds()))
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    """Log the browser out: forget its session and delete its cookie."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        async with request.app[keys.STORE].transaction() as tx:
+            await tx.end_web_session(token_hash(cookie))
+    response.del_cookie(COOKIE, path="/")
+
+
+def page(handler: Handler) -> Handler:
+    """A page: without a session, redirect to the login page (and come back here after it)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if SESSION not in request:
+            login = f"/login?next={quote(request.path_qs, safe='')}"
+            return web.Response(status=303, headers={"Location": login})
+        return await handler(request)
+
+    return guarded
+
+
+def refusal(status: int, message: str) -> web.Response:
+    """A plain refusal of a form or script request."""
+    return web.Response(status=status, text=message, headers={"Cache-Control": "no-store"})
+
+
+def form(handler: Handler) -> Handler:
+    """A form's POST: 401 without a session, 403 without the session's CSRF token (field or header)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        session = request.get(SESSION)
+        if session is None:
+            return refusal(401, "You are not logged in (or your session ended): log in and try again.")
+        fields = await request.post()
+        presented = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+        if not isinstance(presented, str) or not tokens_match(presented, session.csrf_token):
+            return refusal(403, "This form is out of date (missing or wrong CSRF token): reload and retry.")
+        return await handler(request)
+
+    return guarded
+
+
+def wants_json(request: web.Request) -> bool:
+    """True for the pages' own scripts, which ask for JSON instead of a redirect."""
+    return request.headers.get("Accept", "").startswith("application/json")

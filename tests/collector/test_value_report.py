@@ -1,0 +1,364 @@
+"""The value report over six seeded months: alerts raised by real reports to the app, incidents opened from
+them, time and parts recorded through the API; then the HTML page, the PDF (rendered to PNG) and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from collector.billing.model import BreakFixRates, Incident, TimeEntry
+from collector.billing.pricing import price_entry
+from shared.backup_results import BackupJob, BackupResults
+from shared.disk_health import DiskHealth
+from shared.pending_reboot import PendingReboot, RebootReason
+from tests.collector import test_incidents
+from tests.collector.test_alert_lifecycle import Clock, report_free
+from tests.collector.test_api import TECH
+from tests.collector.test_disk_health import healthy
+from tests.collector.test_incidents import ACME, RATES, api, contracted, incident, work
+from tests.support import REPORTS, SimAgent
+from tests.tooling import requires_tool
+
+D = Decimal
+GIB = 1 << 30
+# The incident tests' fixtures: the app on a fresh database with a clock the test moves.
+client, clock = test_incidents.client, test_incidents.clock
+
+
+def at(month: int, day: int, hour: int = 9, minute: int = 0) -> datetime:
+    """A moment of 2026 in UTC."""
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+
+async def send(client: TestClient, agent: SimAgent, *signals: Any) -> None:
+    """The device reports these signals."""
+    body = agent.body(agent.envelope(list(signals)))
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 200, await response.text()
+
+
+async def alert_of(client: TestClient, rule: str, hostname: str) -> dict[str, Any]:
+    """The newest alert of a rule about a device."""
+    alerts = (await api(client, "GET", "/api/v1/alerts?state=all"))["alerts"]
+    return next(a for a in alerts if a["rule"] == rule and a["hostname"] == hostname)
+
+
+async def acknowledge(client: TestClient, clock: Clock, alert: dict[str, Any], after_minutes: int) -> None:
+    """A technician acknowledges the alert this many minutes after it opened."""
+    clock.now = datetime.fromisoformat(alert["opened_at"]) + timedelta(minutes=after_minutes)
+    await api(client, "POST", f"/api/v1/alerts/{alert['alert_id']}/acknowledge", {"note": "on it"})
+
+
+def backup(ran: datetime, result: str = "success", last_success: datetime | None = None) -> BackupResults:
+    """The server's nightly image backup as the agent reports it."""
+    job = BackupJob(
+        name="nightly-image",
+        tool="restic",
+        schedule="daily",
+        last_result=result,
+        last_run_started_at=ran,
+        last_run_ended_at=ran + timedelta(minutes=40),
+        last_success_at=last_success or ran + timedelta(minutes=40),
+        destination_free_bytes=800 * GIB,
+    )
+    return BackupResults(collected_at=ran + timedelta(minutes=45), jobs=[job])
+
+
+def reboot(now: datetime, pending_since: datetime | None) -> PendingReboot:
+    """WS-07's pending-reboot state: a kernel update waiting since `pending_since` (None: nothing pending)."""
+    reasons = [RebootReason(source="cbs-reboot-pending", confidence="high", detail="KB5034441")]
+    return PendingReboot(
+        collected_at=now,
+        pending=pending_since is not None,
+        reasons=reasons if pending_since else [],
+        pending_since=pending_since,
+    )
+
+
+@dataclass
+class History:
+    """What the seeded six months hold."""
+
+    incidents: dict[str, int]
+    alerts: dict[str, dict[str, Any]]
+
+
+async def six_months(client: TestClient, clock: Clock) -> History:
+    """June to November 2026 at Acme Tooling, each step through the real app.
+
+    June: the server's C: fills up (acknowledged after 12 min); July: WS-03's disk fails its SMART check and
+    is replaced on site with an SSD (6 min); August: a guest Wi-Fi infection cleaned up after hours, reported
+    by phone; September: WS-07 waits days for its update reboot (30 min); October: the nightly image backup
+    fails and the camera system is restored after hours (20 min); November: a question about the reboot, and a
+    disk alert on WS-05 that resolves by itself.
+    """
+    clock.now = at(6, 1)
+    agents = await contracted(client)
+    await api(client, "POST", "/api/v1/billing/settings", {"currency": "EUR", "timezone": "Europe/Dublin"})
+    incidents, alerts = {}, {}
+
+    async def from_alert(key: str, rule: str, hostname: str, ack_after: int, **more: Any) -> int:
+        alerts[key] = await alert_of(client, rule, hostname)
+        await acknowledge(client, clock, alerts[key], ack_after)
+        body = {"alert_id": alerts[key]["alert_id"], **more}
+        incidents[key] = (await api(client, "POST", "/api/v1/incidents", body, 201))["incident_id"]
+        return incidents[key]
+
+    clock.now = at(6, 8)
+    await report_free(client, agents["SRV-01"], clock, 5)
+    june = await from_alert("june", "disk_health", "SRV-01", 12, title="Server disk almost full")
+    await work(client, june, "2026-06-08T09:20:00Z", 40)
+    await api(client, "POST", f"/api/v1/incidents/{june}/notes", {"text": "Moved old scans to the NAS"}, 201)
+    for hour in (10, 11):
+        clock.now = at(6, 8, hour)
+        await report_free(client, agents["SRV-01"], clock, 60)
+
+    failing = healthy().model_copy(update={"smart_passed": False})
+    clock.now = at(7, 14, 10)
+    await send(client, agents["WS-03"], DiskHealth(collected_at=clock.now, disks=[failing]))
+    july = await from_alert(
+        "july", "disk_health", "WS-03", 6, title="Failing disk in WS-03", category="hardware"
+    )
+    await work(client, july, "2026-07-14T11:00:00Z", 90, on_site=True)
+    await api(
+        client,
+        "POST",
+        f"/api/v1/incidents/{july}/parts",
+        {"description": "Samsung 870 EVO 1TB SSD", "cost": "84.50", "price": "119.00", "day": "2026-07-14"},
+        201,
+    )
+    new_disk = healthy("smart-ata2.json").model_copy(update={"device": failing.device})
+    clock.now = at(7, 14, 13)
+    await send(client, agents["WS-03"], DiskHealth(collected_at=clock.now, disks=[new_disk]))
+    await api(
+        client, "POST", f"/api/v1/alerts/{alerts['july']['alert_id']}/resolve", {"note": "disk replaced"}
+    )
+
+    clock.now = at(8, 20, 19)  # the owner phones in the evening
+    incidents["august"] = await incident(client, "Guest Wi-Fi infection cleaned up", category="security")
+    await work(client, incidents["august"], "2026-08-20T20:30:00Z", 150, on_site=True, after_hours=True)
+
+    clock.now = at(9, 3, 8)
+    await send(client, agents["WS-07"], reboot(clock.now, clock.now - timedelta(days=4)))
+    september = await from_alert("september", "pending_reboot", "WS-07", 30, title="Update reboot on WS-07")
+    await work(client, september, "2026-09-03T09:00:00Z", 15)
+    for hour in (10, 11):
+        clock.now = at(9, 3, hour)
+        await send(client, agents["WS-07"], reboot(clock.now, None))
+
+    clock.now = at(10, 10, 3)
+    await send(client, agents["SRV-01"], backup(at(10, 10, 1), "failed", last_success=at(10, 9, 1, 40)))
+    october = await from_alert(
+        "october", "backup_results", "SRV-01", 20, title="Camera system restored", emergency=True
+    )
+    await work(client, october, "2026-10-10T03:30:00Z", 95, after_hours=True)
+    for day in (11, 12, 13):
+        clock.now = at(10, day, 3)
+        await send(client, agents["SRV-01"], backup(at(10, day, 1)))
+
+    clock.now = at(11, 5, 10)
+    await report_free(client, agents["WS-05"], clock, 8)
+    alerts["november"] = await alert_of(client, "disk_health", "WS-05")
+    for hour in (11, 12):
+        clock.now = at(11, 5, hour)
+        await report_free(client, agents["WS-05"], clock, 40)
+    clock.now = at(11, 18, 9, 45)
+    incidents["question"] = await incident(client, "Receptionist asked about the update reboot")
+    await work(client, incidents["question"], "2026-11-18T10:00:00Z", 20)
+    clock.now = at(12, 1, 8)
+    return History(incidents, alerts)
+
+
+async def page(client: TestClient, query: str) -> str:
+    """The value report's HTML."""
+    response = await client.get(f"/api/v1/clients/{ACME}/report?{query}", headers=TECH)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "text/html"
+    return await response.text()
+
+
+def figure(html: str, label: str) -> str:
+    """The amount in the row of the cost comparison whose text starts with `label`."""
+    match = re.search(re.escape(label) + r".*?<td class=\"num\">([^<]+)</td>", html, re.S)
+    assert match, f"no row {label!r}"
+    return unescape(match[1])
+
+
+async def rule_sum(client: TestClient, incident_ids: list[int]) -> Decimal:
+    """The billing rules applied to the incidents' time entries, fetched back from the API."""
+    rates = BreakFixRates(
+        date(2020, 1, 1),
+        None,
+        D(RATES["hourly_rate"]),
+        RATES["minimum_minutes"],
+        RATES["increment_minutes"],
+        D(RATES["after_hours_multiplier"]),
+        RATES["onsite_minimum_minutes"],
+    )
+    total = D("0.00")
+    for incident_id in incident_ids:
+        shown = await api(client, "GET", f"/api/v1/incidents/{incident_id}")
+        model = Incident(
+            incident_id,
+            ACME,
+            shown["title"],
+            shown["category"],
+            datetime.fromisoformat(shown["opened_at"]),
+            emergency=shown["emergency"],
+        )
+        for e in shown["time"]:
+            entry = TimeEntry(
+                e["entry_id"],
+                incident_id,
+                e["technician"],
+                datetime.fromisoformat(e["started_at"]),
+                e["minutes"],
+                e["on_site"],
+                e["after_hours"],
+            )
+            total += price_entry(entry, model, rates).amount
+    return total
+
+
+async def test_the_six_month_report_lists_every_incident_with_its_alert_and_prices_the_same_entries(
+    client: TestClient, clock: Clock
+) -> None:
+    history = await six_months(client, clock)
+    html = await page(client, "from=2026-06-01&to=2026-11-30")
+    text = unescape(html)
+    for key, alert in history.alerts.items():
+        if key in history.incidents:
+            row = re.search(rf"alert #{alert['alert_id']}\b.*?</tr>", html, re.S)
+            assert row, f"{key}: its alert is not shown with the incident"
+    shown = await asyncio.gather(
+        *(api(client, "GET", f"/api/v1/incidents/{i}") for i in history.incidents.values())
+    )
+    for incident_shown in shown:
+        assert incident_shown["title"] in text
+    assert "Reported to us" in text, "incidents opened by hand say so"
+    assert "Moved old scans to the NAS" in text and "Samsung 870 EVO 1TB SSD" in text
+    # Break/fix: June 40 -> 60 min = 90.00; July on site 90 -> 120 min = 180.00; August on site after hours
+    # 150 min x 135.00 = 337.50; September 15 -> 60 min = 90.00; October emergency after hours 95 -> 105 min
+    # x 135.00 = 236.25; November 20 -> 60 min = 90.00. Sum 1023.75.
+    expected = await rule_sum(client, list(history.incidents.values()))
+    assert expected == D("1023.75")
+    assert figure(html, "The same work, charged at") == "EUR 1,023.75"
+    # Contract: June 690.00 + onboarding 1530.00, then 5 x 690.00: 5670.00. After hours is not covered, so
+    # August 337.50 and October 236.25 were billed on top: 573.75; paid 6243.75.
+    assert figure(html, "Your service contract for 6 months") == "EUR 5,670.00"
+    assert figure(html, "Work outside the contract") == "EUR 573.75"
+    assert figure(html, "What you paid for support") == "EUR 6,243.75"
+    tiles = dict(
+        (label.strip(), value)
+        for value, label in re.findall(r'<div class="tile"><b>([^<]+)</b>([^<]+)</div>', html)
+    )
+    assert tiles == {
+        "problems caught and handled": "6",
+        "of technician work": "6 h 50 min",  # 40 + 90 + 150 + 15 + 95 + 20 = 410 min
+        "typical time until a technician was on it": "16 min",  # median of 12, 6, 30, 20
+        "backups checked and confirmed": "4",  # 9, 11, 12 and 13 October
+        "pending restarts completed": "1",
+        "security update backlogs cleared": "0",
+        "disks replaced": "1",
+        "warnings raised by monitoring": "5",
+    }
+    assert "WS-03 on 14 July 2026" in text
+
+
+async def test_a_month_report_counts_only_that_month(client: TestClient, clock: Clock) -> None:
+    history = await six_months(client, clock)
+    html = await page(client, "month=2026-10")
+    assert "Camera system restored" in html and "Guest Wi-Fi" not in html
+    # October's emergency: 95 -> 105 min x 135.00 = 236.25; one month's fees 690.00 plus that 236.25
+    assert figure(html, "The same work, charged at") == "EUR 236.25"
+    assert figure(html, "Your service contract for 1 month") == "EUR 690.00"
+    assert figure(html, "What you paid for support") == "EUR 926.25"
+    assert f"alert #{history.alerts['october']['alert_id']}" in html
+    bad = await client.get(f"/api/v1/clients/{ACME}/report?from=2026-11-30&to=2026-06-01", headers=TECH)
+    assert bad.status == 422
+
+
+def weasyprint_available() -> bool:
+    """WeasyPrint imports (it needs Pango); on CI its absence fails the test instead of skipping it."""
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):
+        if os.environ.get("CI") == "true":
+            raise
+        return False
+    return True
+
+
+def page_images(pdf: Path) -> list[Path]:
+    """Each page of the PDF as a PNG beside it, rendered by poppler's pdftoppm."""
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(pdf.with_name("page"))], check=True)
+    return sorted(pdf.parent.glob("page*.png"))
+
+
+def flat(png: Path) -> bool:
+    """Whether the page image is one flat colour (a blank page)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        low, high = image.convert("L").getextrema()
+    return low == high
+
+
+@requires_tool("pdftoppm")
+async def test_the_pdf_renders_pages_with_content_and_the_cli_writes_it(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    if not weasyprint_available():
+        pytest.skip(
+            "weasyprint cannot load (pip install weasyprint; apt install libpango-1.0-0 libpangoft2-1.0-0)"
+        )
+    await six_months(client, clock)
+    url = str(client.make_url("")).rstrip("/")
+    pdf, html = tmp_path / "report.pdf", tmp_path / "report.html"
+    cli = [
+        sys.executable,
+        "-m",
+        "collector.techcli",
+        "--url",
+        url,
+        "--token",
+        "tech-secret",
+        "report",
+        ACME,
+        "--from",
+        "2026-06-01",
+        "--to",
+        "2026-11-30",
+        "--pdf",
+        str(pdf),
+        "--html",
+        str(html),
+    ]
+    done = await asyncio.to_thread(subprocess.run, cli, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"written to {pdf}" in done.stdout
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert "Guest Wi-Fi infection cleaned up" in html.read_text()
+    pages = await asyncio.to_thread(page_images, pdf)
+    assert pages, "pdftoppm made no pages"
+    assert [p.name for p in pages if flat(p)] == [], "blank pages"
+    missing = await asyncio.to_thread(
+        subprocess.run,
+        [*cli[:7], "report", ACME, "--month", "2026-11"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1 and "--pdf" in missing.stderr

@@ -1,0 +1,173 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, against a real collector.
+
+Screenshots of the main pages at desktop and phone width go to tests/artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
+
+from tests.collector.test_alert_lifecycle import Clock
+from tests.web.conftest import NAME, PASSWORD, critical_alert
+from tests.web.reports import report_week
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 800},
+                                  "phone": {"width": 390, "height": 844}}
+WAIT_MS = 10_000
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium (apt-get install chromium), never a browser Playwright downloads; CI never skips."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    """The browser, headless, with nothing that would reach outside this machine."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(chromium), args=ARGS)
+        yield launched
+        await launched.close()
+
+
+def base_url(client: TestClient) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+async def shoot(page: Page, name: str, size: str) -> None:
+    """Save a full-page screenshot as an artefact."""
+    await page.screenshot(path=SCREENSHOTS / f"{name}-{size}.png", full_page=True)
+
+
+async def new_page(browser: Browser, client: TestClient, size: str = "desktop",
+                   **options: Any) -> tuple[BrowserContext, Page]:
+    """A page in a fresh browser context (its own cookies) at a screen size."""
+    context = await browser.new_context(base_url=base_url(client), viewport=SIZES[size], **options)
+    context.set_default_timeout(WAIT_MS)
+    return context, await context.new_page()
+
+
+async def log_in(page: Page) -> None:
+    await page.goto("/")
+    await expect(page).to_have_url(f"{page.url.split('/login')[0]}/login?next=%2F")
+    await page.get_by_label("Name").fill(NAME)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
+
+
+async def test_a_technician_sees_an_alert_arrive_live_acknowledges_it_silences_and_logs_out(
+    client: TestClient, clock: Clock, browser: Browser
+) -> None:
+    context, page = await new_page(browser, client)
+    await page.goto("/")
+    await shoot(page, "login", "desktop")
+    await page.get_by_label("Name").fill(NAME)
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    await log_in(page)
+    await expect(page.locator("#live-status")).to_have_text("live")
+    await page.evaluate("window.loadedOnce = true")
+
+    agent = await critical_alert(client, clock)
+    row = page.locator("#alerts li", has_text="C: on RECEPTION-01")
+    await expect(row).to_be_visible()
+    await expect(row).to_have_class("alert sev-critical state-open fresh")
+    await expect(row.locator('[data-f="status"]')).to_have_text("open")
+    assert await page.evaluate("window.loadedOnce") is True, "the alert must arrive without a reload"
+    await shoot(page, "feed", "desktop")
+
+    await row.get_by_role("button", name="Acknowledge").click()
+    await expect(row.locator('[data-f="status"]')).to_have_text(f"acknowledged by {NAME}")
+    await expect(row.get_by_role("button", name="Acknowledge")).to_be_hidden()
+    assert await page.evaluate("window.loadedOnce") is True
+
+    await row.get_by_role("link").click()
+    await expect(page.locator("#alert-status")).to_have_text(f"acknowledged by {NAME}")
+    await expect(page.locator(".history")).to_contain_text(f"acknowledged by {NAME}")
+    await shoot(page, "alert", "desktop")
+    await page.get_by_role("button", name="Silence like this").click()
+    await expect(page.locator(".flash")).to_contain_text("Silenced alerts like this one")
+
+    await page.get_by_role("link", name="Settings").click()
+    await page.get_by_role("link", name="Silences").click()
+    await expect(page.locator("table")).to_contain_text("kind=disk_health")
+    form = page.locator("form", has=page.get_by_role("button", name="Create silence"))
+    await form.get_by_label("Client").select_option("Acme Tooling")
+    await form.get_by_label("Why").fill("server room maintenance on Saturday")
+    await form.get_by_role("button", name="Create silence").click()
+    await expect(page.locator(".flash")).to_contain_text("created")
+    await expect(page.locator("table")).to_contain_text("server room maintenance on Saturday")
+
+    await report_week(client, agent, clock)
+    for path, name in (("/", "feed"), ("/clients", "clients"), (f"/devices/{agent.agent_id}", "device"),
+                       ("/settings/channels", "channels"), ("/settings/silences", "silences")):
+        await page.goto(path)
+        await shoot(page, name, "desktop")
+    await page.get_by_role("link", name="Enrolment tokens").click()
+    await page.get_by_label("Client").fill("Bakery Berger")
+    await page.get_by_label("Site", exact=True).fill("Shop")
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.locator("#new-token")).to_contain_text("fp_enrol_")
+    await expect(page.locator("pre").first).to_contain_text("fieldpost-agent install --collector")
+    await shoot(page, "tokens", "desktop")
+    phone, small = await new_page(browser, client, "phone", storage_state=await context.storage_state())
+    for path, name in (("/", "feed"), (f"/alerts/{await alert_id(page)}", "alert"), ("/clients", "clients"),
+                       (f"/devices/{agent.agent_id}", "device"), ("/settings/silences", "silences")):
+        await small.goto(path)
+        await shoot(small, name, "phone")
+    await phone.close()
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.locator(".flash")).to_have_text("Logged out.")
+    await page.goto("/clients")
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    assert (await page.request.get("/api/v1/feed")).status == 401
+    await context.close()
+
+
+async def alert_id(page: Page) -> str:
+    """The id of the first alert in the feed."""
+    await page.goto("/")
+    return await page.locator("#alerts li").first.get_attribute("data-alert-id") or ""
+
+
+async def test_the_feed_is_readable_in_dark_mode_and_works_from_the_keyboard(
+    client: TestClient, clock: Clock, browser: Browser
+) -> None:
+    context, page = await new_page(browser, client, color_scheme="dark")
+    await log_in(page)
+    await critical_alert(client, clock, 8)
+    await expect(page.locator("#alerts li.sev-warning")).to_be_visible()
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 18, 22)", "dark mode follows prefers-color-scheme"
+    await shoot(page, "feed-dark", "desktop")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    await page.keyboard.press("Enter")
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.classList.contains('alert-main')"):
+            break
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#alert-status")).to_have_text("open")
+    await context.close()

@@ -1,0 +1,245 @@
+"""The dashboard's pages and forms against a real collector: what they show, and what their forms change."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from collector import keys
+from collector.app import create_app
+from collector.settings import Settings
+from collector.web import add_nav
+from collector.web.accounts import add_technician
+from collector.web.render import render
+from collector.web.sessions import page
+from tests.collector.test_alert_lifecycle import Clock, report_free
+from tests.collector.test_api import TECH, enrolled
+from tests.e2e.harness import BIN
+from tests.notify_receivers import WebhookReceiver
+from tests.support import SimAgent
+from tests.web.conftest import NAME, PASSWORD, critical_alert, log_in
+from tests.web.reports import SERIAL, report_week
+
+POLYLINE = re.compile(r'<polyline class="line (s\d)( dashed)?" points="([^"]+)"/>')
+
+
+def charts(page: str) -> dict[str, list[tuple[bool, int]]]:
+    """Each chart's lines as (dashed, number of points), by the chart's caption."""
+    found = {}
+    for figure in page.split('<figure class="chart">')[1:]:
+        caption = html.unescape(figure.split("<figcaption>")[1].split("</figcaption>")[0])
+        found[caption] = [(bool(dashed), len(points.split()))
+                          for _, dashed, points in POLYLINE.findall(figure)]
+    return found
+
+
+async def alert_of(client: TestClient, subject: str) -> dict:
+    alerts = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+    [alert] = [a for a in alerts if a["subject"] == subject]
+    return alert
+
+
+async def history(client: TestClient, alert_id: int) -> list[tuple[str, str, str]]:
+    detail = await (await client.get(f"/api/v1/alerts/{alert_id}", headers=TECH)).json()
+    return [(e["what"], e["by"], e["detail"].get("note", "")) for e in detail["history"]]
+
+
+async def test_the_device_page_charts_a_week_of_reports(client: TestClient, clock: Clock) -> None:
+    await log_in(client)
+    agent = await enrolled(client)
+    await report_week(client, agent, clock)
+    page = await (await client.get(f"/devices/{agent.agent_id}")).text()
+    assert charts(page) == {
+        "Disk temperature (°C)": [(False, 7)],
+        "Reallocated sectors": [(False, 7)],
+        "Filesystem fill (% used)": [(False, 7), (True, 2)],
+        "Backup size per job": [(False, 7)],
+        "Backup duration per job (minutes)": [(False, 7)],
+    }
+    assert "C: forecast: full in about 2 days" in page
+    assert SERIAL in page and "56.0 GiB" in page
+
+
+async def test_the_clients_page_shows_each_signal_of_each_device_at_a_glance(
+    client: TestClient, clock: Clock
+) -> None:
+    await log_in(client)
+    quiet, busy = await enrolled(client, "FRONT-DESK"), await enrolled(client, "RECEPTION-01")
+    await report_free(client, quiet, clock, 50)
+    await report_week(client, busy, clock)
+    page = await (await client.get("/clients")).text()
+    rows = {}
+    for row in page.split("<tr")[2:]:
+        [hostname] = re.findall(r'<a href="/devices/[^"]+">([^<]+)</a>', row)
+        rows[hostname] = re.findall(r"badge sev-(\w+)", row)
+    # Disks, Reboot, Printers, Backups, Updates
+    assert rows == {"FRONT-DESK": ["ok", "none", "none", "none", "none"],
+                    "RECEPTION-01": ["warning", "none", "none", "ok", "none"]}
+
+
+async def test_the_alert_page_shows_reasons_smart_attributes_and_the_backup_runs(
+    client: TestClient, clock: Clock
+) -> None:
+    await log_in(client)
+    agent = await enrolled(client)
+    await report_week(client, agent, clock)
+    disk = await alert_of(client, f"disk:{SERIAL}")
+    page = html.unescape(await (await client.get(f"/alerts/{disk['alert_id']}")).text())
+    assert "<li>24 reallocated sectors, up from 0 on 23 Nov</li>" in page
+    assert "Reallocated_Sector_Ct" in page and "Power on hours" in page
+    assert "opened</span> by rule" in page
+
+
+async def test_the_forms_acknowledge_snooze_and_resolve_as_the_logged_in_technician(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    alert = await alert_of(client, "fs:C:")
+    path = f"/alerts/{alert['alert_id']}"
+    for action, fields in (("acknowledge", {"note": "calling the client"}), ("snooze", {"minutes": "60"}),
+                           ("resolve", {"note": "moved the archive to the NAS"})):
+        response = await client.post(f"{path}/{action}", data={"csrf": csrf, **fields}, allow_redirects=False)
+        assert (response.status, response.headers["Location"]) == (303, path)
+    assert await history(client, alert["alert_id"]) == [
+        ("opened", "rule", ""), ("acknowledged", NAME, "calling the client"), ("snoozed", NAME, ""),
+        ("resolved", NAME, "moved the archive to the NAS"),
+    ]
+    again = await client.post(f"{path}/resolve", data={"csrf": csrf})
+    assert f"Not done: alert {alert['alert_id']} is already resolved." in await again.text()
+
+
+async def test_silence_like_this_holds_that_rule_on_that_device(client: TestClient, clock: Clock) -> None:
+    csrf = await log_in(client)
+    agent = await critical_alert(client, clock)
+    alert = await alert_of(client, "fs:C:")
+    response = await client.post(f"/alerts/{alert['alert_id']}/silence",
+                                 data={"csrf": csrf, "minutes": "240"})
+    assert "Silenced alerts like this one until 2026-11-23 13:00 UTC" in html.unescape(await response.text())
+    [silence] = (await (await client.get("/api/v1/silences", headers=TECH)).json())["silences"]
+    assert silence["matchers"] == {"client": "Acme Tooling", "device": agent.agent_id, "kind": "disk_health"}
+    assert (silence["created_by"], silence["ends_at"]) == (NAME, "2026-11-23T13:00:00+00:00")
+    expire = await client.post(f"/settings/silences/{silence['silence_id']}/expire", data={"csrf": csrf})
+    assert f"Silence {silence['silence_id']} expired." in await expire.text()
+    assert (await (await client.get("/api/v1/silences", headers=TECH)).json())["silences"] == []
+
+
+async def test_a_recurring_maintenance_window_is_checked_like_the_apis(client: TestClient) -> None:
+    csrf = await log_in(client)
+    window = {"csrf": csrf, "client": "Acme Tooling", "cron": "0 22 * * 6", "duration_minutes": "120",
+              "comment": "Saturday patching"}
+    bad = await client.post("/settings/silences", data={**window, "cron": "every saturday"})
+    assert bad.status == 422
+    assert "Not saved" in await bad.text()
+    good = await client.post("/settings/silences", data=window)
+    assert "Saturday patching" in await good.text()
+    [silence] = (await (await client.get("/api/v1/silences", headers=TECH)).json())["silences"]
+    assert (silence["cron"], silence["duration_minutes"]) == ("0 22 * * 6", 120)
+
+
+async def test_a_new_token_shows_the_install_commands_enrols_a_pc_and_can_be_revoked(
+    client: TestClient,
+) -> None:
+    csrf = await log_in(client)
+    created = await client.post("/settings/tokens", data={"csrf": csrf, "client": "Bakery Berger",
+                                                          "site": "Shop", "expires_days": "7", "uses": "5"})
+    assert created.status == 201
+    page = html.unescape(await created.text())
+    [token] = re.findall(r'<code class="token" id="new-token">(fp_enrol_[\w-]+)</code>', page)
+    for system in ("Linux", "Windows", "macOS"):
+        assert f"<h3>{system}" in page
+    assert f"fieldpost-agent install --collector {client.make_url('')}".rstrip("/") in page
+    assert f"-Token '{token}'" in page
+    first = SimAgent("TILL-01")
+    assert (await client.post("/api/v1/enrol", json=first.enrol_body(token))).status == 201
+    listing = await (await client.get("/settings/tokens")).text()
+    [revoke] = re.findall(r'action="(/settings/tokens/[0-9a-f]{64}/revoke)"', listing)
+    assert "Token revoked." in await (await client.post(revoke, data={"csrf": csrf})).text()
+    second = await client.post("/api/v1/enrol", json=SimAgent("TILL-02").enrol_body(token))
+    assert "revoked" in await second.text()
+
+
+async def test_a_channel_is_created_from_the_form_and_sends_a_test_message(client: TestClient) -> None:
+    csrf = await log_in(client)
+    refused = await client.post("/settings/channels",
+                                data={"csrf": csrf, "name": "phone", "url": "nothing://x"})
+    assert refused.status == 422
+    async with WebhookReceiver() as hook:
+        form = {"csrf": csrf, "name": "phone", "url": hook.apprise_url(), "min_severity": "critical",
+                "clients": "Acme Tooling, Bakery Berger"}
+        created = await client.post("/settings/channels", data=form)
+        assert "Channel &#39;phone&#39; created." in await created.text()
+        [channel] = (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"]
+        assert channel["min_severity"] == "critical"
+        assert channel["clients"] == ["Acme Tooling", "Bakery Berger"]
+        tested = await client.post("/settings/channels/phone/test", data={"csrf": csrf})
+        assert "Test message to &#39;phone&#39; sent" in await tested.text()
+        [message] = await hook.wait_for(1)
+        assert "phone" in message.body["title"]
+
+
+async def test_the_feed_filters_by_client_and_severity(client: TestClient, clock: Clock) -> None:
+    await log_in(client)
+    await report_free(client, await enrolled(client, "RECEPTION-01"), clock, 2)
+    await report_free(client, await enrolled(client, "FRONT-DESK"), clock, 8)
+    assert await feed_rows(client, "/") == ["C: on FRONT-DESK", "C: on RECEPTION-01"], "newest first"
+    assert await feed_rows(client, "/?severity=critical") == ["C: on RECEPTION-01"]
+    assert await feed_rows(client, "/?severity=warning&client=Acme+Tooling") == ["C: on FRONT-DESK"]
+    assert await feed_rows(client, "/?client=Bakery+Berger") == []
+    assert await feed_rows(client, "/?state=resolved") == []
+
+
+async def feed_rows(client: TestClient, path: str) -> list[str]:
+    """The alerts a feed page lists (not its blank row template), by where their summary starts."""
+    page = await (await client.get(path)).text()
+    listed = page.split('<ol id="alerts"')[1].split("</ol>")[0]
+    return [summary.split(":")[0] + ":" + summary.split(":")[1] for summary in
+            re.findall(r'<span class="summary" data-f="summary">([^<]+)</span>', listed)]
+
+
+async def test_the_first_technician_is_created_from_the_cli(tmp_path: Path) -> None:
+    db = tmp_path / "collector.db"
+
+    def user(*args: str, password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIN / "fieldpost-collector", "--db", db, "user", *args, "--password-stdin"],
+                              input=password + "\n", capture_output=True, text=True, check=False)
+
+    short = await asyncio.to_thread(user, "add", "anna", password="short")
+    assert (short.returncode, short.stderr.strip()) == (
+        1, "fieldpost-collector user: the password must have at least 10 characters")
+    added = await asyncio.to_thread(user, "add", "anna", password="a long pass phrase")
+    assert added.returncode == 0, added.stderr
+    twice = await asyncio.to_thread(user, "add", "anna", password="a long pass phrase")
+    assert "there is a technician named 'anna' already" in twice.stderr
+    async with TestClient(TestServer(create_app(Settings(db=str(db), admin_token="t")))) as client:
+        await log_in(client, "anna", "a long pass phrase")
+        changed = await asyncio.to_thread(user, "password", "anna", password="another pass phrase")
+        assert changed.returncode == 0, changed.stderr
+        logged_out = await client.get("/clients", allow_redirects=False)
+        assert logged_out.status == 303, "a new password logs the browsers out"
+        await log_in(client, "anna", "another pass phrase")
+
+
+async def test_a_later_section_joins_the_navigation_and_the_login_guard(tmp_path: Path) -> None:
+    async def incidents(request: web.Request) -> web.Response:
+        return render(request, "missing.html", what="No incidents yet.")
+
+    app = create_app(Settings(db=str(tmp_path / "collector.db"), admin_token="t"))
+    app.router.add_get("/incidents", page(incidents))
+    add_nav(app, "Incidents", "/incidents", ("/incidents/",), before="Settings")
+    async with TestClient(TestServer(app)) as client:
+        stranger = await client.get("/incidents", allow_redirects=False)
+        assert stranger.headers["Location"] == "/login?next=%2Fincidents"
+        await add_technician(client.app[keys.STORE], NAME, PASSWORD, datetime.now(UTC))
+        await log_in(client)
+        shown = await (await client.get("/incidents")).text()
+        nav = shown.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+        assert re.findall(r'<a href="([^"]+)"( aria-current="page")?>', nav) == [
+            ("/", ""), ("/clients", ""), ("/incidents", ' aria-current="page"'), ("/settings", "")]
