@@ -47,6 +47,10 @@ if [ ! -f "$RUN/agent/identity.json" ]; then
   "$BIN/fieldpost-agent" --config "$RUN/agent.toml" enroll --collector "$URL" --token "$token"
 fi
 TOKEN=$(cat "$RUN/admin-token")
+if [ ! -f "$RUN/dashboard-password" ]; then
+  "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(12))' >"$RUN/dashboard-password"
+  "$BIN/fieldpost-collector" --db "$RUN/collector.db" user add admin --password-stdin <"$RUN/dashboard-password"
+fi
 
 # The feed is followed before the agent starts, so its first heartbeat shows up below.
 "$BIN/fieldpost" --url "$URL" --token "$TOKEN" alerts --follow &
@@ -58,6 +62,7 @@ pids+=($!)
 cat <<MSG
 
   fieldpost is running: collector $URL (database $RUN/collector.db), agent for $(hostname).
+  Dashboard: $URL/  (login admin, password $(cat "$RUN/dashboard-password"))
   The live feed follows below. From another terminal:
     $BIN/fieldpost --url $URL --token $TOKEN alerts --follow
     $BIN/fieldpost --url $URL --token $TOKEN devices

@@ -302,8 +302,8 @@ def fill_forecast_days(
     return fs.free_bytes / -slope / 86400
 
 
-def evaluate_filesystem(fs: FilesystemFacts, history: History, th: Thresholds) -> Evaluation:
-    """One filesystem's verdict: low free space, low free inodes, or filling up soon."""
+def evaluate_filesystem(fs: FilesystemFacts, at: datetime, history: History, th: Thresholds) -> Evaluation:
+    """One filesystem's verdict (as collected at `at`): low free space, low free inodes, or filling up soon."""
     findings: list[Finding] = []
     if fs.total_bytes:
         findings += _free_fraction_findings(
@@ -321,15 +321,16 @@ def evaluate_filesystem(fs: FilesystemFacts, history: History, th: Thresholds) -
             fs.inodes_total * th.fs_warning_free_percent / 100,
             fs.inodes_total * th.fs_critical_free_percent / 100,
         )
+    # Collection times, not arrival times: reports that waited in an outbox must not bend the rate.
     window = th.fs_forecast_window_days * 86400
     earlier = [
         (signal.collected_at, old.free_bytes)
         for signal in _previous_signals(history)
-        if (history.now - signal.collected_at).total_seconds() <= window
+        if 0 < (at - signal.collected_at).total_seconds() <= window
         for old in signal.filesystems
         if old.mount == fs.mount
     ]
-    days = fill_forecast_days(fs, history.now, earlier)
+    days = fill_forecast_days(fs, at, earlier)
     if days is not None and days < th.fs_fill_forecast_days:
         findings.append(("warning", f"full in about {days:.0f} days at the current rate"))
     reasons = [text for _, text in findings]
@@ -364,5 +365,5 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
         overall,
         *replaced_disks(signal, history),
         *(evaluate_disk(disk, history, th) for disk in signal.disks),
-        *(evaluate_filesystem(fs, history, th) for fs in signal.filesystems),
+        *(evaluate_filesystem(fs, signal.collected_at, history, th) for fs in signal.filesystems),
     ]

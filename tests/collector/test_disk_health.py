@@ -431,6 +431,14 @@ def test_it_forecasts_a_volume_filling_within_two_weeks():
     assert result.details["days_to_full"] == 12.0
 
 
+def test_a_report_that_arrives_late_gets_the_same_forecast():
+    # Collected at NOW, losing 5 GiB a day, but received half a day later (the collector was down).
+    earlier = [signal(filesystems=(fs(60 + 5 * d),), at=NOW - timedelta(days=d)) for d in (1, 2, 3)]
+    late = History(now=NOW + timedelta(hours=12), hostname="books-pc", previous=tuple(earlier))
+    [result] = [e for e in evaluate(signal(filesystems=(fs(60),)), late) if e.subject == "fs:C:\\"]
+    assert result.details["days_to_full"] == 12.0
+
+
 def test_it_does_not_forecast_a_slow_or_shrinking_use():
     slow = [signal(filesystems=(fs(60 + 1 * d),), at=NOW - timedelta(days=d)) for d in (1, 2, 3)]
     assert fs_verdict(fs(60), history(*slow)).status == "ok"
