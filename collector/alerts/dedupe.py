@@ -113,12 +113,14 @@ class Recorder:
 
     async def good(self, current: AlertRow, evaluation: Evaluation) -> None:
         """A good evaluation of an open alert: resolve it once hysteresis is met."""
-        counted = await self.tx.record_good(current.alert_id, self.now)
-        held_long = counted.good_since is not None and self.now - counted.good_since >= self.lifecycle.resolve_after
-        if evaluation.rule in RESOLVE_AT_ONCE or counted.good_streak >= self.lifecycle.resolve_after_good or held_long:
-            resolved = await self.tx.resolve_alert(current.alert_id, self.now)
-            if resolved is not None:
-                await self.record(resolved, "resolved", {"reason": evaluation.summary, **evaluation.details})
+        if evaluation.rule not in RESOLVE_AT_ONCE:
+            counted = await self.tx.record_good(current.alert_id, self.now)
+            held_long = counted.good_since is not None and self.now - counted.good_since >= self.lifecycle.resolve_after
+            if counted.good_streak < self.lifecycle.resolve_after_good and not held_long:
+                return
+        resolved = await self.tx.resolve_alert(current.alert_id, self.now)
+        if resolved is not None:
+            await self.record(resolved, "resolved", {"reason": evaluation.summary, **evaluation.details})
 
     async def bad(self, current: AlertRow | None, fp: str, owner: AlertOwner, evaluation: Evaluation) -> AlertRow:
         """A bad evaluation: open, reopen or update the alert; returns it as it is now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,6 +64,20 @@ class Notifier:
     store: Store
     feed: Feed
     claimer: str = f"{socket.gethostname()}:{os.getpid()}"
+    # Channels are read on every alert change but change rarely: they are kept this long (another
+    # collector's new channel is seen within it; this collector's own at once, through `forget_channels`).
+    channels_for: float = 5.0
+    _channels: tuple[float, list[ChannelRow]] | None = None
+
+    def forget_channels(self) -> None:
+        """Read the channels afresh on the next change (one was created, tested or broken)."""
+        self._channels = None
+
+    async def _current_channels(self, tx: Tx) -> list[ChannelRow]:
+        """The channels, from memory when read less than `channels_for` seconds ago."""
+        if self._channels is None or time.monotonic() - self._channels[0] > self.channels_for:
+            self._channels = (time.monotonic(), await tx.channels())
+        return self._channels[1]
 
     async def on_change(self, tx: Tx, alert: AlertRow, event: str, now: datetime) -> None:
         """Queue the change for every channel that wants it, held or dropped as routing says.
@@ -72,13 +87,15 @@ class Notifier:
         2. Per channel: its filters; quiet hours keep warnings for the digest; a snooze or a
            silence holds the message until it ends (and it is dropped if the alert resolved by then).
         """
-        if event not in NOTIFIED or await self._inhibited(tx, alert) or (alert.flapping and event != "flapping"):
+        if event not in NOTIFIED or (alert.flapping and event != "flapping"):
+            return
+        # Cheapest test first: most changes interest no channel, and then nothing else needs reading.
+        channels = [channel for channel in await self._current_channels(tx) if wants(channel, alert)]
+        if not channels or await self._inhibited(tx, alert):
             return
         held = silenced_until(await tx.silences(), alert, now)
         rows = []
-        for channel in await tx.channels():
-            if not wants(channel, alert):
-                continue
+        for channel in channels:
             if event != "resolved" and not notify_now(alert.severity, quiet_hours(channel), now):
                 continue  # the morning digest lists it
             due, reason = now, "now"
@@ -179,6 +196,7 @@ class Notifier:
         """Stop using a channel that cannot deliver, and say so with an alert of its own (other channels carry it)."""
         reason = result.error or "delivery failed"
         await tx.mark_channel_broken(channel.channel_id, now, reason)
+        self.forget_channels()
         subject = f"channel:{channel.name}"
         summary = f"notification channel {channel.name} is broken: {reason}"
         opened = await tx.insert_alert(fingerprint("channel_broken", "collector", subject), "channel_broken",

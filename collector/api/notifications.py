@@ -138,6 +138,7 @@ async def store_channel(app: web.Application, body: ChannelRequest) -> ChannelRo
             await tx.append_feed(now, "channel.created", channel_view(channel))
     except ValueError as exc:
         raise ChannelRefused(409, str(exc)) from exc
+    app[keys.NOTIFIER].forget_channels()
     app[keys.FEED].notify()
     return channel
 
