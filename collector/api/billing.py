@@ -308,10 +308,10 @@ async def parse(request: web.Request, model: type[Body]) -> Any:
     try:
         return model.model_validate_json(await request.read() or b"{}")
     except ValidationError as exc:
-        raise _Refused(invalid(exc)) from None
+        raise Refused(invalid(exc)) from None
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """A handler's answer is this error response."""
 
     def __init__(self, response: web.Response) -> None:
@@ -320,21 +320,21 @@ class _Refused(Exception):
 
 
 def refused(handler: Handler) -> Handler:
-    """The handler for the technician only, a `_Refused` it raises answered with its response."""
+    """The handler for the technician only, a `Refused` it raises answered with its response."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except _Refused as exc:
+        except Refused as exc:
             return exc.response
 
     return technician(wrapped)
 
 
-def fail(status: int, message: str) -> _Refused:
+def fail(status: int, message: str) -> Refused:
     """An error response to raise."""
-    return _Refused(error(status, message))
+    return Refused(error(status, message))
 
 
 async def publish(request: web.Request, tx: Tx, type: str, data: dict[str, Any]) -> None:

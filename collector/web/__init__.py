@@ -11,7 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from collector.web import admin, alerts, devices, login
+from collector.web import admin, alerts, billing, devices, incidents, login
 from collector.web.render import NAV, TEMPLATES, NavItem, environment
 from collector.web.sessions import STATIC_PREFIX, session_middleware
 
@@ -39,3 +39,7 @@ def setup(app: web.Application) -> None:
     alerts.setup(app)
     devices.setup(app)
     admin.setup(app)
+    incidents.setup(app)
+    billing.setup(app)
+    add_nav(app, "Incidents", "/incidents", ("/incidents",), before="Clients")
+    add_nav(app, "Billing", "/billing", ("/billing",), before="Settings")

@@ -100,11 +100,12 @@ async def alert_page(request: web.Request) -> web.Response:
         events = await tx.alert_events(alert_id)
         disk = await _disk_facts(tx, alert)
         runs = await _backup_runs(tx, alert)
+        incident_id = await tx.incident_of_alert(alert_id)
     details = dict(alert.details)
     reasons = details.pop("reasons", None) or details.pop("findings", None) or [alert.summary]
     return render(request, "alert.html", alert=alert, view=alert_view(alert), reasons=reasons,
                   alert_facts=details,
-                  events=events[::-1], disk=disk, runs=runs, durations=DURATIONS)
+                  events=events[::-1], disk=disk, runs=runs, durations=DURATIONS, incident_id=incident_id)
 
 
 def _minutes(fields: Any) -> float | None:

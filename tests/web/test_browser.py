@@ -5,6 +5,7 @@ Screenshots of the main pages at desktop and phone width go to tests/artifacts/s
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,15 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Download,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from tests.collector.test_alert_lifecycle import Clock
 from tests.web.conftest import NAME, PASSWORD, critical_alert
@@ -170,4 +179,83 @@ async def test_the_feed_is_readable_in_dark_mode_and_works_from_the_keyboard(
             break
     await page.keyboard.press("Enter")
     await expect(page.locator("#alert-status")).to_have_text("open")
+    await context.close()
+
+
+async def downloaded(download: Download) -> bytes:
+    """What the browser downloaded."""
+    return await asyncio.to_thread(Path(await download.path()).read_bytes)
+
+
+async def test_a_technician_opens_an_incident_from_an_alert_times_the_work_and_sees_it_billed(
+    client: TestClient, clock: Clock, browser: Browser
+) -> None:
+    context, page = await new_page(browser, client)
+    await log_in(page)
+    await page.get_by_role("link", name="Billing").click()
+    await page.get_by_role("link", name="Contracts and rates").click()
+    rates = page.locator("form", has=page.get_by_role("button", name="Save rates"))
+    await rates.get_by_label("Per hour").fill("95.00")
+    await rates.get_by_role("button", name="Save rates").click()
+    await expect(page.locator(".flash")).to_contain_text("Break/fix rates for every client saved")
+    await expect(page.locator("#rates")).to_contain_text("95.00")
+
+    await page.get_by_role("link", name="Feed").click()
+    await expect(page.locator("#live-status")).to_have_text("live")
+    await page.evaluate("window.loadedOnce = true")
+    await critical_alert(client, clock)
+    row = page.locator("#alerts li", has_text="C: on RECEPTION-01")
+    await expect(row).to_be_visible()
+    assert await page.evaluate("window.loadedOnce") is True, "the alert must arrive without a reload"
+
+    await row.get_by_role("link").click()
+    await page.get_by_role("button", name="Open an incident").click()
+    await expect(page.locator(".flash")).to_have_text("Incident 1 opened.")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("C: on RECEPTION-01")
+    await page.get_by_role("button", name="Start timer").click()
+    await expect(page.locator("#timer-state")).to_contain_text("Your timer runs since")
+    clock.advance(minutes=70)
+    await page.get_by_role("button", name="Stop timer").click()
+    await expect(page.locator(".flash")).to_have_text("Timer stopped: 70 min recorded.")
+    entry = page.locator("#time-entries tbody tr")
+    await expect(entry).to_have_count(1)
+    await expect(entry).to_contain_text(NAME)
+    await expect(entry.locator(".billed")).to_have_text("billable")
+    await expect(entry).to_contain_text("EUR 118.75")  # 70 min rounds up to 75 at 95.00 an hour
+    notes = page.get_by_role("region", name="Notes")
+    await notes.get_by_role("textbox").fill("Removed 30 GiB of old installers; C: has room again.")
+    await notes.get_by_role("button", name="Add note").click()
+    await expect(notes.locator(".history")).to_contain_text("old installers")
+    await expect(page.get_by_role("region", name="Alerts")).to_contain_text("opened by rule")
+    await shoot(page, "incident", "desktop")
+    incident_url = page.url
+
+    await page.get_by_role("link", name="2026-11 billing for Acme Tooling").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Acme Tooling: 2026-11")
+    month = page.locator("#month-time tbody tr")
+    await expect(month).to_have_count(1)
+    await expect(month).to_contain_text("billable")
+    await expect(month).to_contain_text("EUR 118.75")
+    await expect(page.locator("#invoice-lines")).to_contain_text("70 min worked, 75 min billed")
+    await expect(page.locator("#invoice-total")).to_have_text("EUR 118.75")
+    await shoot(page, "billing", "desktop")
+    billing_url = page.url
+
+    async with page.expect_download() as csv:
+        await page.get_by_role("link", name="Invoice as CSV", exact=True).click()
+    assert "118.75" in (await downloaded(await csv.value)).decode()
+    async with page.expect_download() as pdf:
+        await page.get_by_role("link", name="Value report (PDF)").click()
+    assert (await downloaded(await pdf.value)).startswith(b"%PDF")
+    await page.get_by_role("link", name="Value report", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("IT service report for Acme Tooling")
+    await expect(page.locator("body")).to_contain_text("old installers")
+
+    phone, small = await new_page(browser, client, "phone", storage_state=await context.storage_state())
+    for url, name in ((incident_url, "incident"), (billing_url, "billing")):
+        await small.goto(url)
+        await shoot(small, name, "phone")
+        width = await small.evaluate("document.documentElement.scrollWidth")
+        assert width <= SIZES["phone"]["width"], f"the {name} page is wider than a phone: {width}px"
+    await phone.close()
     await context.close()

@@ -228,18 +228,19 @@ async def test_the_first_technician_is_created_from_the_cli(tmp_path: Path) -> N
 
 
 async def test_a_later_section_joins_the_navigation_and_the_login_guard(tmp_path: Path) -> None:
-    async def incidents(request: web.Request) -> web.Response:
-        return render(request, "missing.html", what="No incidents yet.")
+    async def inventory(request: web.Request) -> web.Response:
+        return render(request, "missing.html", what="No inventory yet.")
 
     app = create_app(Settings(db=str(tmp_path / "collector.db"), admin_token="t"))
-    app.router.add_get("/incidents", page(incidents))
-    add_nav(app, "Incidents", "/incidents", ("/incidents/",), before="Settings")
+    app.router.add_get("/inventory", page(inventory))
+    add_nav(app, "Inventory", "/inventory", ("/inventory/",), before="Settings")
     async with TestClient(TestServer(app)) as client:
-        stranger = await client.get("/incidents", allow_redirects=False)
-        assert stranger.headers["Location"] == "/login?next=%2Fincidents"
+        stranger = await client.get("/inventory", allow_redirects=False)
+        assert stranger.headers["Location"] == "/login?next=%2Finventory"
         await add_technician(client.app[keys.STORE], NAME, PASSWORD, datetime.now(UTC))
         await log_in(client)
-        shown = await (await client.get("/incidents")).text()
+        shown = await (await client.get("/inventory")).text()
         nav = shown.split('<nav aria-label="Main">')[1].split("</nav>")[0]
         assert re.findall(r'<a href="([^"]+)"( aria-current="page")?>', nav) == [
-            ("/", ""), ("/clients", ""), ("/incidents", ' aria-current="page"'), ("/settings", "")]
+            ("/", ""), ("/incidents", ""), ("/clients", ""), ("/billing", ""),
+            ("/inventory", ' aria-current="page"'), ("/settings", "")]

@@ -1,0 +1,117 @@
+"""Incident and billing pages through their forms: a contract covers time, an override bills it anyway, parts
+and notes are kept, a refusal is shown, and every change reaches the live feed as the API's would."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp.test_utils import TestClient
+
+from collector import keys
+from tests.collector.test_alert_lifecycle import Clock
+from tests.web.conftest import NAME, critical_alert, log_in
+
+FLASH = re.compile(r'<p class="flash" role="status">([^<]*)</p>')
+
+
+async def post(test_client: TestClient, path: str, csrf: str, **fields: str) -> str:
+    """Send a form and follow its redirect; returns the page it lands on."""
+    response = await test_client.post(path, data={"csrf": csrf, **fields})
+    assert response.status == 200, await response.text()
+    return await response.text()
+
+
+def flash(html: str) -> str:
+    [message] = FLASH.findall(html)
+    return message
+
+
+def rows(html: str, table: str) -> list[str]:
+    """The text of each body row of a table, tags removed, spaces squeezed."""
+    body = html.split(f'id="{table}"')[1].split("</tbody>")[0]
+    return [" ".join(re.sub(r"<[^>]+>", " ", "<tr" + row).split()) for row in body.split("<tr")[2:]]
+
+
+async def feed_types(client: TestClient) -> list[str]:
+    async with client.app[keys.STORE].transaction() as tx:
+        events = await tx.feed_since(0, 1000)
+    billing = ("rates.", "contract.", "incident.", "time.", "part.")
+    return [event.type for event in events if event.type.startswith(billing)]
+
+
+async def test_it_bills_time_a_contract_covers_at_nothing_and_an_override_at_break_fix_rates(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/billing/rates", csrf, effective_from="2026-11-01", hourly_rate="80.00")
+    saved = await post(client, "/billing/contracts", csrf, client="Acme Tooling", start="2026-11-01",
+                       term_months="12", workstation_rate="30.00", server_rate="90.00", covers_remote="true")
+    assert flash(saved) == "Contract for Acme Tooling saved, in force from 2026-11-01."
+
+    page = await post(client, "/alerts/1/incident", csrf)
+    assert flash(page) == "Incident 1 opened."
+    again = await post(client, "/alerts/1/incident", csrf)
+    assert flash(again) == "This alert belongs to incident 1."
+    assert 'href="/incidents/1">incident 1</a>' in await (await client.get("/alerts/1")).text()
+
+    await post(client, "/incidents/1/time", csrf, minutes="30", note="freed space")
+    await post(client, "/incidents/1/time", csrf, minutes="20", override="billable",
+               override_reason="the client asked for extra work")
+    refused = await post(client, "/incidents/1/time", csrf, minutes="20", override="billable")
+    assert flash(refused) == "Not done: billing it differently than the contract says needs a reason"
+    await post(client, "/incidents/1/parts", csrf, description="USB drive", cost="8.00", price="12.50",
+               quantity="2")
+    await post(client, "/incidents/1/notes", csrf, text="Old installers removed.")
+    closed = await post(client, "/incidents/1/close", csrf, resolution="space freed")
+    assert flash(closed) == "Incident 1 closed."
+
+    shown = await (await client.get("/incidents/1")).text()
+    assert rows(shown, "time-entries") == [
+        f"{NAME} 2026-11-23 08:30 UTC 30 remote covered EUR 0.00 freed space",
+        f"{NAME} 2026-11-23 08:40 UTC 20 remote billable (the client asked for extra work) EUR 80.00 —",
+    ]
+    assert "USB drive" in shown and "Old installers removed." in shown and "space freed" in shown
+
+    month = await (await client.get("/billing/clients/Acme%20Tooling?month=2026-11")).text()
+    contract, time, parts = rows(month, "invoice-lines")
+    assert contract == "contract Workstation RECEPTION-01, 8/30 days 0.2667 EUR 30.00 EUR 8.00"
+    assert time.startswith("time C: on RECEPTION-01") and time.endswith(
+        f"{NAME} on 2026-11-23, 20 min worked, 60 min billed 1 EUR 80.00 EUR 80.00")
+    assert parts.startswith("parts USB drive") and parts.endswith("2 EUR 12.50 EUR 25.00")
+    assert '<td class="num" id="invoice-total">EUR 113.00</td>' in month
+    listed = await (await client.get("/incidents")).text()
+    assert 'class="closed" data-incident-id="1"' in listed and "50 min" in listed
+    overview = await (await client.get("/billing")).text()
+    assert 'href="/billing/clients/Acme%20Tooling?month=2026-11">2026-11 (this month)' in overview
+    settings = await (await client.get("/billing/contracts?client=Acme%20Tooling")).text()
+    assert rows(settings, "rates") == ["everyone 2026-11-01 to open-ended 80.00 60 min 15 min 1.5 0 min"]
+    assert 'name="workstation_rate" inputmode="decimal" value="30.00"' in settings
+    assert await feed_types(client) == ["rates.added", "contract.added", "incident.opened", "time.added",
+                                        "time.added", "part.added", "incident.noted", "incident.closed"]
+
+
+async def test_it_shows_why_time_cannot_be_priced_and_refuses_a_second_timer(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/alerts/1/incident", csrf)
+    await post(client, "/incidents/1/timer/start", csrf, on_site="true")
+    twice = await post(client, "/incidents/1/timer/start", csrf)
+    assert flash(twice) == "Not done: your timer is running already"
+    clock.advance(minutes=12, seconds=5)
+    stopped = await post(client, "/incidents/1/timer/stop", csrf)
+    assert flash(stopped) == "Timer stopped: 13 min recorded."
+    shown = await (await client.get("/incidents/1")).text()
+    assert "cannot price 2026-11: no break/fix rates in force on 2026-11-23" in shown
+    assert rows(shown, "time-entries") == [f"{NAME} 2026-11-23 09:00 UTC 13 on site billable — —"]
+    month = await client.get("/billing/clients/Acme%20Tooling?month=2026-11")
+    assert "no break/fix rates in force" in await month.text()
+    missing = await client.get("/billing/clients/Nobody")
+    assert missing.status == 404
+    bad = await client.post("/billing/contracts",
+                            data={"csrf": csrf, "client": "Acme Tooling", "workstation_rate": "30.00"})
+    assert bad.status == 422
+    assert "a client&#39;s first contract needs start, term_months, server_rate" in await bad.text()
+    assert await feed_types(client) == ["incident.opened", "time.started", "time.stopped"]
