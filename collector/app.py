@@ -34,8 +34,8 @@ ADMIN_TOKEN_META = "technician_token_hash"
 
 def admin_token_file(settings: Settings) -> Path | None:
     """Where a generated technician token is written: next to the database file."""
-    if settings.db == ":memory:":
-        return None
+    if settings.db == ":memory:" or "://" in settings.db:
+        return None  # a database URL (PostgreSQL) has no folder: the token is logged once instead
     return Path(settings.db).resolve().with_name("admin-token")
 
 

@@ -153,7 +153,8 @@ class Notifier:
             spaced = channel.last_sent_at is None or now - channel.last_sent_at >= channel.group_interval
             if waited and spaced:
                 claimed = set(await tx.claim([item.notification_id for item in items], self.claimer))
-                ready[channel_id] = [item for item in items if item.notification_id in claimed]
+                if claimed:  # another collector may have claimed them all
+                    ready[channel_id] = [item for item in items if item.notification_id in claimed]
         return ready
 
     async def _stale(self, tx: Tx, queued: QueuedNotification) -> bool:

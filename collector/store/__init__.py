@@ -543,7 +543,12 @@ class Store(Protocol):
 
 
 def open_store(url: str) -> Store:
-    """The store for a database URL or path (`sqlite:///path`, a plain path, or `:memory:`)."""
+    """The store for a database URL or path: `postgresql://...` (or `postgres://...`) is PostgreSQL;
+    `sqlite:///path`, a plain path or `:memory:` is SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from collector.store.postgresql import PostgresStore
+
+        return PostgresStore(url)
     from collector.store.sqlite import SqliteStore
 
     path = url.removeprefix("sqlite://")

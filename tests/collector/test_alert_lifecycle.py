@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,8 +41,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, clock: Clock) -> AsyncIterator[TestClient]:
-    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret", clock_skew_seconds=10**9)
+async def client(database: str, clock: Clock) -> AsyncIterator[TestClient]:
+    settings = Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9)
     async with TestClient(TestServer(create_app(settings, clock=clock))) as test_client:
         yield test_client
 

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,8 +20,8 @@ TECH = {"Authorization": "Bearer tech-secret"}
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret", max_body_bytes=64 * 1024)
+async def client(database: str) -> AsyncIterator[TestClient]:
+    settings = Settings(db=database, admin_token="tech-secret", max_body_bytes=64 * 1024)
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client
 
@@ -209,12 +208,12 @@ async def test_the_feed_resumes_after_last_event_id(client: TestClient) -> None:
     assert seen[0]["hostname"] == "PC-02"
 
 
-async def test_a_clients_own_thresholds_decide_its_verdicts(tmp_path: Path) -> None:
+async def test_a_clients_own_thresholds_decide_its_verdicts(database: str) -> None:
     from shared.disk_health import DiskHealth, FilesystemFacts
 
     gib = 1 << 30
     settings = Settings(
-        db=str(tmp_path / "collector.db"), admin_token="tech-secret",
+        db=database, admin_token="tech-secret",
         client_rules={"Acme Tooling": {"disk_health": {"fs_warning_free_percent": 20}}},
     )
     volume = FilesystemFacts(mount="C:", device="\\\\?\\Volume{1}", fstype="ntfs", total_bytes=100 * gib,

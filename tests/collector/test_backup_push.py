@@ -7,7 +7,6 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -24,8 +23,8 @@ PUSH = "/api/v1/push/"
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret")
+async def client(database: str) -> AsyncIterator[TestClient]:
+    settings = Settings(db=database, admin_token="tech-secret")
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client
 
@@ -106,7 +105,9 @@ async def test_a_start_counts_for_its_own_run_only(client: TestClient) -> None:
     assert running.detail["running_since"] == "2024-05-08T22:00:00+00:00"
 
 
-async def test_it_keeps_the_latest_pings_and_the_newest_good_runs(client: TestClient, tmp_path: Path) -> None:
+# It counts the kept pings by reading the SQLite file, so it runs on SQLite only.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_it_keeps_the_latest_pings_and_the_newest_good_runs(client: TestClient, database: str) -> None:
     await device(client)
     token = await new_job(client)
     app, t0 = client.app, datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
@@ -117,7 +118,7 @@ async def test_it_keeps_the_latest_pings_and_the_newest_good_runs(client: TestCl
     state = await job_state(client)
     assert [(ping.kind, ping.size_bytes) for ping in state.recent_good] == [("success", 1), ("success", 0)]
     assert state.last_end is not None and state.last_end.size_bytes == 151
-    with sqlite3.connect(tmp_path / "collector.db") as db:
+    with sqlite3.connect(database) as db:
         [(kept,)] = db.execute("SELECT count(*) FROM backup_pings")
     assert kept == PINGS_KEPT + 2
 

@@ -54,10 +54,10 @@ CONTRACT = {
 }
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    """A collector on a file database that never declares anyone offline by itself."""
+def settings_for(database: str) -> Settings:
+    """A collector on the test's database that never declares anyone offline by itself."""
     return Settings(
-        db=str(tmp_path / "collector.db"),
+        db=database,
         admin_token="tech-secret",
         clock_skew_seconds=10**9,
         notify_interval_seconds=0,
@@ -71,8 +71,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, clock: Clock) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(create_app(settings_for(tmp_path), clock=clock))) as test_client:
+async def client(database: str, clock: Clock) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(settings_for(database), clock=clock))) as test_client:
         yield test_client
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,14 +35,14 @@ async def hook() -> AsyncIterator[WebhookReceiver]:
         yield receiver
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    return Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret", clock_skew_seconds=10**9,
+def settings_for(database: str) -> Settings:
+    return Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9,
                     notify_interval_seconds=0, startup_grace_seconds=0)
 
 
 @pytest.fixture
-async def client(tmp_path: Path, clock: Clock) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(create_app(settings_for(tmp_path), clock=clock))) as test_client:
+async def client(database: str, clock: Clock) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(settings_for(database), clock=clock))) as test_client:
         yield test_client
 
 
@@ -158,9 +157,9 @@ async def test_the_same_report_twice_changes_nothing(
 
 
 async def test_two_collectors_on_one_database_open_one_alert_and_send_one_message(
-    tmp_path: Path, clock: Clock, hook: WebhookReceiver
+    database: str, clock: Clock, hook: WebhookReceiver
 ) -> None:
-    settings = settings_for(tmp_path)
+    settings = settings_for(database)
     async with (
         TestClient(TestServer(create_app(settings, clock=clock))) as first,
         TestClient(TestServer(create_app(settings, clock=clock))) as second,
@@ -215,8 +214,8 @@ async def test_a_failing_channel_is_retried_then_marked_broken_and_reported_else
         assert any("notification channel gone is broken" in t for t in titles(hook))
 
 
-async def test_after_the_collector_was_down_the_feed_says_so(tmp_path: Path, clock: Clock) -> None:
-    settings = settings_for(tmp_path)
+async def test_after_the_collector_was_down_the_feed_says_so(database: str, clock: Clock) -> None:
+    settings = settings_for(database)
     async with TestClient(TestServer(create_app(settings, clock=clock))) as first:
         await sweep(first.app[keys.STORE], first.app[keys.FEED], settings, clock.now, clock.now)
     clock.advance(hours=2)

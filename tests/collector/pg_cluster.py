@@ -1,0 +1,117 @@
+"""A throw-away PostgreSQL cluster for the tests: `initdb` and `pg_ctl` in a temporary folder.
+
+It listens on a Unix socket in that folder only (no TCP port), runs without fsync (a crash loses
+nothing a test needs), and hands out a fresh database per test. PostgreSQL refuses to run as root, so
+as root the server runs as the `postgres` user the Debian package creates (or a user made for it).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+SUPERUSER = "fieldpost"
+PORT = 5432  # names the socket file only: nothing listens on TCP
+_SERVER_USERS = ("postgres", "fieldpost-pg")
+_names = count(1)
+
+
+class ClusterUnavailable(Exception):
+    """PostgreSQL's server programs are not installed here."""
+
+
+def bin_dir() -> Path:
+    """Where `initdb` and `pg_ctl` are: Debian's newest version first, then the PATH."""
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    found = debian[-1] if debian else shutil.which("initdb")
+    if found is None:
+        raise ClusterUnavailable("initdb not found: install the `postgresql` package")
+    return Path(found).resolve().parent
+
+
+@dataclass
+class Cluster:
+    """A running cluster: its folder, socket folder and the account commands run as."""
+
+    root: Path
+    bin: Path
+    run_as: str | None
+
+    @property
+    def socket_dir(self) -> Path:
+        """The folder holding the server's Unix socket."""
+        return self.root
+
+    def dsn(self, database: str) -> str:
+        """A connection URL for one of the cluster's databases (over the Unix socket)."""
+        return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}&port={PORT}"
+
+    def new_database_name(self) -> str:
+        """A database name no test of this session used before."""
+        return f"test_{os.getpid()}_{next(_names)}"
+
+    def _run(self, *argv: str) -> None:
+        """Run a server program (as the server's account when we are root); its output goes to a log."""
+        command = [str(self.bin / argv[0]), *argv[1:]]
+        if self.run_as is not None:
+            command = ["runuser", "-u", self.run_as, "--", *command]
+        with open(self.root / "commands.log", "a") as log:
+            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, timeout=120)
+
+    def stop(self) -> None:
+        """Stop the server at once and delete the cluster's folder."""
+        try:
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _server_user() -> str:
+    """An unprivileged account for the server, made with useradd when none exists."""
+    for name in _SERVER_USERS:
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    name = _SERVER_USERS[-1]
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True
+    )
+    return name
+
+
+def start() -> Cluster:
+    """Create and start a cluster; raises ClusterUnavailable when PostgreSQL is not installed."""
+    programs = bin_dir()
+    root = Path(tempfile.mkdtemp(prefix="fieldpost-pg-"))
+    run_as = _server_user() if os.geteuid() == 0 else None
+    if run_as is not None:
+        account = pwd.getpwnam(run_as)
+        os.chown(root, account.pw_uid, account.pw_gid)
+    cluster = Cluster(root, programs, run_as)
+    data = str(root / "data")
+    try:
+        cluster._run(
+            "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"
+        )
+        options = (
+            f"-k {root} -p {PORT} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=300"
+        )
+        # The server writes its own log, as its own account: a file root made would be closed to it.
+        server_log = str(root / "data" / "server.log")
+        cluster._run("pg_ctl", "-D", data, "-o", options, "-l", server_log, "-w", "start")
+    except BaseException:
+        logs = [root / "commands.log", root / "data" / "server.log"]
+        text = "".join(log.read_text(errors="replace") for log in logs if log.exists())
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"could not start a PostgreSQL cluster:\n{text}") from None
+    return cluster
