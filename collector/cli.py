@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fieldpost-collector {__version__}")
     parser.add_argument("--config", type=Path, help="TOML settings file")
-    parser.add_argument("--db", help="SQLite database file (default: collector.db)")
+    parser.add_argument("--db", help="SQLite database file (default: collector.db) or a postgresql:// URL")
     commands = parser.add_subparsers(dest="command")
 
     serve = commands.add_parser("serve", help="run the collector (the default)")
@@ -241,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fieldpost-collector install: {exc}", file=sys.stderr)
             return 1
     elif args.command == "backup":
+        if "://" in settings.db:
+            print("fieldpost-collector backup: copies a SQLite database; back up PostgreSQL with pg_dump",
+                  file=sys.stderr)
+            return 2
         try:
             print(f"backed up {settings.db} to {backup(Path(settings.db), args.dest)}")
         except (BackupError, OSError) as exc:
