@@ -104,6 +104,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     feed = Feed(store)
     app[keys.FEED] = feed
+    await store.watch_feed(feed.notify)
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
     notifier = Notifier(store, feed)
     app[keys.NOTIFIER] = notifier

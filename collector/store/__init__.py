@@ -7,6 +7,7 @@ or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -531,6 +532,9 @@ class Tx(Protocol):
 
 class Store(Protocol):
     """A database the collector keeps everything in."""
+
+    async def watch_feed(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any collector on this database adds to the feed (where the database can tell)."""
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""

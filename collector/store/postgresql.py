@@ -9,7 +9,7 @@ step needs several rows at once, a CTE does it in one round trip.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
@@ -89,6 +89,10 @@ _PUSH_STATES = """
 """
 
 
+# The NOTIFY channel that tells every collector's live feed to look for new events.
+FEED_CHANNEL = "fieldpost_feed"
+
+
 class PostgresStore:
     """A Store kept in a PostgreSQL database, shared safely by several collector processes."""
 
@@ -97,6 +101,7 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
 
     async def open(self) -> None:
         """Connect the pool and apply pending migrations."""
@@ -111,8 +116,16 @@ class PostgresStore:
             await self.close()
             raise
 
+    async def watch_feed(self, wake: Callable[[], None]) -> None:
+        """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`."""
+        self._listener = await asyncpg.connect(self._dsn, server_settings={"application_name": "fieldpost-feed"})
+        await self._listener.add_listener(FEED_CHANNEL, lambda *_: wake())
+
     async def close(self) -> None:
-        """Close the pool (a store that is not open is left as it is)."""
+        """Close the feed listener and the pool (a store that is not open is left as it is)."""
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -470,8 +483,10 @@ class _PostgresTx:
 
     async def append_feed(self, at: datetime, type: str, data: dict[str, Any]) -> FeedEvent:
         """Add an event to the live feed."""
+        # The notification is delivered when the transaction commits, to every collector listening.
         row = await self._one(
-            "INSERT INTO feed_events (at, type, data) VALUES ($1, $2, $3) RETURNING id, at",
+            "WITH added AS (INSERT INTO feed_events (at, type, data) VALUES ($1, $2, $3) RETURNING id, at) "
+            f"SELECT id, at, pg_notify('{FEED_CHANNEL}', '') FROM added",
             _ts(at), type, json.dumps(data),
         )
         assert row is not None  # an INSERT without a conflict clause returns its row

@@ -155,6 +155,9 @@ class SqliteStore:
             db, self._db = self._db, None
             await db.close()
 
+    async def watch_feed(self, wake: Callable[[], None]) -> None:
+        """Nothing to watch: SQLite cannot tell other processes' writes, so the feed polls for them."""
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A transaction: committed when the block ends normally, rolled back on an exception."""

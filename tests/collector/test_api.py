@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector.app import create_app
 from collector.auth import token_hash
 from collector.settings import Settings
-from collector.store import Store
+from collector.store import FeedEvent, Store
 from tests.support import REPORTS, SimAgent
 
 TECH = {"Authorization": "Bearer tech-secret"}
@@ -242,3 +243,29 @@ async def test_two_pcs_of_a_site_seeing_one_address_conflict_share_one_alert(cli
     conflicts = [a for a in alerts if a["rule"] == "printer_ip_conflict"]
     assert [(a["subject"], a["severity"], a["occurrences"]) for a in conflicts] == [(f"ip:{PRINTER}", "critical", 2)]
     assert "IP address conflict at 192.0.2.50" in conflicts[0]["summary"]
+
+
+async def test_a_second_collectors_feed_shows_what_the_first_one_wrote(database: str, client: TestClient) -> None:
+    from collector import keys
+
+    # PostgreSQL wakes the other collector at once (LISTEN/NOTIFY): a 30 s poll would be far too late.
+    # SQLite cannot tell other processes' writes, so there the feed's own poll must find them.
+    poll = 30.0 if database.startswith("postgresql") else 0.5
+    settings = Settings(db=database, admin_token="tech-secret")
+    async with TestClient(TestServer(create_app(settings))) as other:
+        feed = other.app[keys.FEED]
+        after = await feed.latest_id()
+        events = feed.follow(after, poll_seconds=poll)
+
+        async def first_event() -> FeedEvent:
+            async for event in events:
+                if event is not None:  # None is the keep-alive after a quiet poll
+                    return event
+            raise AssertionError("the feed ended")
+
+        waiting = asyncio.ensure_future(first_event())
+        await asyncio.sleep(0.2)  # the follower is waiting before anything happens
+        agent = await enrolled(client, "PC-ON-THE-OTHER-COLLECTOR")
+        event = await asyncio.wait_for(waiting, 5)
+        await events.aclose()
+    assert (event.type, event.data["agent_id"]) == ("device.enrolled", agent.agent_id)
