@@ -112,6 +112,15 @@ class Collector:
             return [seq for (seq,) in rows]
 
 
+    def alerts(self, agent_id: str, rule: str) -> list[str]:
+        """The states of an agent's alerts of a rule, read straight from the database.
+
+        Stored in the same transaction as the report that caused them, so unlike the feed this never lags.
+        """
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute("SELECT state FROM alerts WHERE agent_id = ? AND rule = ? ORDER BY id", (agent_id, rule))
+            return [state for (state,) in rows]
+
     def observations(self, agent_id: str, kind: str) -> int:
         """How many signals of a kind are stored for an agent."""
         with sqlite3.connect(self.db) as db:
