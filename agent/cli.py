@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import shared
-from agent.checks import now_utc
 from agent.checks.backup_results import BackupResultsCheck, job_report, local_zone_name
 from agent.checks.backup_results.jobs import ScriptJob, parse_jobs
 from agent.checks.backup_results.script import record_result
@@ -27,6 +26,7 @@ from agent.outbox import OUTBOX_FILE, read_stats
 from agent.service import UnknownCheck, check_once, open_outbox, run_until_signalled
 from shared.backup_results import BackupResults
 from shared.base import Signal
+from shared.clock import Clock, system_clock
 from shared.wire import Unknown
 
 EXIT_FAILED = 1
@@ -149,10 +149,10 @@ def format_signal(signal: Signal) -> str:
     return "\n".join([f"{signal.kind} ({when})", *_render(facts, "  ")])
 
 
-def _check(config: AgentConfig, kinds: Sequence[str], as_json: bool, root: Path) -> int:
+def _check(config: AgentConfig, kinds: Sequence[str], as_json: bool, root: Path, clock: Clock) -> int:
     """`check`: run checks once and print the signals."""
     try:
-        signals = asyncio.run(check_once(config, kinds, root))
+        signals = asyncio.run(check_once(config, kinds, root, clock))
     except UnknownCheck as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -163,11 +163,11 @@ def _check(config: AgentConfig, kinds: Sequence[str], as_json: bool, root: Path)
     return EXIT_FAILED if any(isinstance(s, Unknown) for s in signals) else 0
 
 
-def _enroll(config: AgentConfig, collector: str, token: str, force: bool) -> int:
+def _enroll(config: AgentConfig, collector: str, token: str, force: bool, clock: Clock) -> int:
     """`enroll`: register with the collector and keep the identity."""
     try:
         url = _validate_url(collector)
-        identity = asyncio.run(enrol(config.agent.state_dir, url, token, force=force))
+        identity = asyncio.run(enrol(config.agent.state_dir, url, token, force=force, clock=clock))
     except EnrolmentError as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -211,7 +211,7 @@ def _status(config: AgentConfig) -> int:
     return 0
 
 
-def _backup_report(config: AgentConfig, args: argparse.Namespace) -> int:
+def _backup_report(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> int:
     """`backup-report`: record a script job's result and queue it for the collector."""
     jobs = parse_jobs(config.check(BackupResultsCheck.kind).settings.get("jobs") or [])
     job = next((job for job in jobs if job.name == args.job), None)
@@ -227,10 +227,10 @@ def _backup_report(config: AgentConfig, args: argparse.Namespace) -> int:
     except NotEnrolled as exc:
         print(f"fieldpost-agent: cannot report backup results: this PC is {exc}", file=sys.stderr)
         return EXIT_FAILED
-    now = now_utc()
+    now = clock()
     try:
         facts = record_result(state_dir, job.name, args.status, now, args.bytes, args.message)
-        outbox = open_outbox(config, identity)
+        outbox = open_outbox(config, identity, clock)
         try:
             signal = BackupResults(collected_at=now, jobs=[job_report(job, local_zone_name(), facts)])
             seq = outbox.put([signal])
@@ -258,8 +258,8 @@ def _install(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `fieldpost-agent`; returns the exit status."""
+def main(argv: Sequence[str] | None = None, clock: Clock = system_clock) -> int:
+    """Entry point of `fieldpost-agent`; returns the exit status. `clock` is the agent's one clock."""
     args = build_parser().parse_args(argv)
     if args.command in ("install", "uninstall"):
         return _install(args)
@@ -274,17 +274,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # APScheduler logs two INFO lines per job run: noise in a service log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "check":
-        return _check(config, args.kinds, args.json, args.root or config.agent.root)
+        return _check(config, args.kinds, args.json, args.root or config.agent.root, clock)
     if args.command == "enroll":
-        return _enroll(config, args.collector, args.token, args.force)
+        return _enroll(config, args.collector, args.token, args.force, clock)
     if args.command == "status":
         return _status(config)
     if args.command == "backup-report":
-        return _backup_report(config, args)
+        return _backup_report(config, args, clock)
     try:
         identity = load_identity(config.agent.state_dir)
     except NotEnrolled as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    asyncio.run(run_until_signalled(config, identity))
+    asyncio.run(run_until_signalled(config, identity, clock))
     return 0

@@ -8,12 +8,14 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.clock import Clock, system_clock
 
 KEY_FILE = "agent.key"
 IDENTITY_FILE = "identity.json"
@@ -117,7 +119,7 @@ def save_identity(state_dir: Path, identity: Identity) -> None:
 
 
 async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool = False,
-                hostname: str | None = None) -> Identity:
+                hostname: str | None = None, clock: Clock = system_clock) -> Identity:
     """Create a key pair, register its public half with the collector, and keep the issued identity.
 
     Nothing is written unless the collector accepts; an existing identity is kept unless `force`.
@@ -144,7 +146,7 @@ async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool 
     issued = json.loads(body)
     identity = Identity(
         agent_id=issued["agent_id"], collector_url=collector_url.rstrip("/"), client=issued["client"],
-        site=issued["site"], enrolled_at=datetime.now(UTC), key=key,
+        site=issued["site"], enrolled_at=clock(), key=key,
     )
     save_identity(state_dir, identity)
     return identity

@@ -10,6 +10,7 @@ from agent.checks import Check
 from agent.config import MaintenanceSection
 from agent.maintenance import Decision, jitter, reboot_decision, reboot_now
 from agent.outbox import Outbox
+from shared.clock import system_clock
 from shared.pending_reboot import PendingReboot
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ async def run_nightly(
     outbox: Outbox,
     upload: Callable[[], Awaitable[object]],
     settings: MaintenanceSection,
-    now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    now: Callable[[], datetime] = lambda: system_clock().astimezone(),
     reboot: Callable[[int, str], None] = reboot_now,
 ) -> Decision | None:
     """One nightly run; returns the reboot decision (None when the pending_reboot check is off).

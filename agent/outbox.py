@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.base import Signal
+from shared.clock import Clock, system_clock
 from shared.wire import SCHEMA_VERSION, Envelope, Unknown
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,12 @@ class Outbox:
     """Envelopes waiting to be sent, in one SQLite file; sequence numbers are never reused."""
 
     def __init__(self, path: Path, agent_id: str, boot_id: str, *, max_bytes: int = 50 * 1024 * 1024,
-                 max_age: timedelta = timedelta(days=14)) -> None:
+                 max_age: timedelta = timedelta(days=14), clock: Clock = system_clock) -> None:
         self.agent_id = agent_id
         self.boot_id = boot_id
         self.max_bytes = max_bytes
         self.max_age = max_age
+        self.clock = clock
         self._db = _connect(path)
         self._db.executescript(SCHEMA)
         self._adopt(agent_id)
@@ -177,7 +179,7 @@ class Outbox:
         `state_change` None means: decided here, true when the content differs from the last set of the
         same kind (routine kinds never are). Then the outbox is brought back within its bounds.
         """
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         kind = _set_kind(signals)
         digest = content_digest(signals)
         with self._transaction() as db:
@@ -258,7 +260,7 @@ class Outbox:
     def record_upload(self, result: str, now: datetime | None = None) -> None:
         """Remember the outcome of the last upload round, for `status`."""
         with self._transaction() as db:
-            self._set_meta(db, "last_upload_at", (now or datetime.now(UTC)).timestamp())
+            self._set_meta(db, "last_upload_at", (now or self.clock()).timestamp())
             self._set_meta(db, "last_upload_result", result)
 
     def stats(self) -> OutboxStats:

@@ -16,6 +16,7 @@ from agent.config import AgentConfig
 from agent.nightly import run_nightly, start_offset
 from agent.outbox import Outbox
 from agent.uploader import Uploader
+from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def check_job_id(kind: str) -> str:
 
 def build_scheduler(
     config: AgentConfig, checks: Mapping[str, Check], outbox: Outbox, uploader: Uploader, agent_id: str,
-    *, now: datetime | None = None, rand: Callable[[], float] = random.random,
+    *, now: datetime | None = None, rand: Callable[[], float] = random.random, clock: Clock = system_clock,
 ) -> AsyncIOScheduler:
     """A scheduler (not started) with a job per check, the upload job and the nightly maintenance job.
 
@@ -47,7 +48,8 @@ def build_scheduler(
     agents do not all report at once after a power cut. A late run is run once (coalesce), and a run
     still going when the next is due makes that one wait (max_instances=1).
     """
-    now = now or datetime.now(UTC)
+    # APScheduler compares job times with the wall clock itself, so they are read from it too.
+    now = now or system_clock()
     scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
         "coalesce": True, "max_instances": 1,
         # None: a run missed while the machine slept still happens (once), however late.
@@ -57,7 +59,7 @@ def build_scheduler(
 
     def upload_soon() -> None:
         """Bring the next upload round forward, so news does not wait for the upload interval."""
-        scheduler.modify_job(UPLOAD_JOB, next_run_time=datetime.now(UTC))
+        scheduler.modify_job(UPLOAD_JOB, next_run_time=system_clock())
 
     for kind, check in checks.items():
         interval = config.check(kind).interval_seconds or check.default_interval
@@ -71,12 +73,13 @@ def build_scheduler(
     upload_every = IntervalTrigger(seconds=config.upload.interval_seconds, timezone=UTC)
     scheduler.add_job(uploader.upload_once, upload_every, id=UPLOAD_JOB, name="upload", next_run_time=now)
     scheduler.add_job(run_nightly, nightly_trigger(config, agent_id), args=(checks, outbox, uploader.upload_once,
-                      config.maintenance), id=NIGHTLY_JOB, name="nightly maintenance")
+                      config.maintenance, lambda: clock().astimezone()), id=NIGHTLY_JOB, name="nightly maintenance")
     return scheduler
 
 
 def nightly_trigger(config: AgentConfig, agent_id: str) -> CronTrigger:
     """Every night at the window's start plus this device's own offset, in the PC's local time."""
-    start = datetime.combine(datetime.now().date(), config.maintenance.window_start)
-    at = start + start_offset(agent_id, config.maintenance)
-    return CronTrigger(hour=at.hour, minute=at.minute, second=at.second)
+    window = config.maintenance.window_start
+    start = timedelta(hours=window.hour, minutes=window.minute, seconds=window.second)
+    at = int(((start + start_offset(agent_id, config.maintenance)) % timedelta(days=1)).total_seconds())
+    return CronTrigger(hour=at // 3600, minute=at // 60 % 60, second=at % 60)

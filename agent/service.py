@@ -21,6 +21,7 @@ from agent.outbox import OUTBOX_FILE, Outbox
 from agent.scheduler import build_scheduler
 from agent.uploader import Uploader
 from shared.base import Signal
+from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class UnknownCheck(ValueError):
     """A check kind was asked for that this agent does not have."""
 
 
-def build_checks(config: AgentConfig, kinds: Sequence[str] = (), root: Path = Path("/")) -> dict[str, Check]:
+def build_checks(
+    config: AgentConfig, kinds: Sequence[str] = (), root: Path = Path("/"), clock: Clock = system_clock
+) -> dict[str, Check]:
     """The named checks (even if disabled), or every enabled one, each with its config settings.
 
     `root` is where the checks read the filesystem (a prepared tree in tests, like node_exporter's rootfs).
@@ -52,25 +55,29 @@ def build_checks(config: AgentConfig, kinds: Sequence[str] = (), root: Path = Pa
     selected = list(kinds) or [kind for kind in known if config.check(kind).enabled]
     state_dir = config.agent.state_dir
     return {
-        kind: known[kind](CheckContext(settings=config.check(kind).settings, root=root, state_dir=state_dir))
+        kind: known[kind](
+            CheckContext(settings=config.check(kind).settings, root=root, state_dir=state_dir, clock=clock)
+        )
         for kind in selected
     }
 
 
-async def check_once(config: AgentConfig, kinds: Sequence[str] = (), root: Path = Path("/")) -> list[Signal]:
+async def check_once(
+    config: AgentConfig, kinds: Sequence[str] = (), root: Path = Path("/"), clock: Clock = system_clock
+) -> list[Signal]:
     """Run checks once, concurrently, and return their signals in check order; nothing is queued or sent."""
-    checks = build_checks(config, kinds, root)
+    checks = build_checks(config, kinds, root, clock)
     results = await asyncio.gather(*(check.run() for check in checks.values()))
     return [signal for signals in results for signal in signals]
 
 
-def open_outbox(config: AgentConfig, identity: Identity) -> Outbox:
+def open_outbox(config: AgentConfig, identity: Identity, clock: Clock = system_clock) -> Outbox:
     """The outbox in the state directory, bounded as configured."""
     return Outbox(config.agent.state_dir / OUTBOX_FILE, identity.agent_id, boot_id(),
-                  max_bytes=config.outbox.max_bytes, max_age=timedelta(days=config.outbox.max_age_days))
+                  max_bytes=config.outbox.max_bytes, max_age=timedelta(days=config.outbox.max_age_days), clock=clock)
 
 
-async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> None:
+async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, clock: Clock = system_clock) -> None:
     """Run the agent until `stop` is set.
 
     1. Open the outbox and build the enabled checks and the uploader.
@@ -78,10 +85,11 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> N
     3. On stop: start no new job, let the batch being uploaded finish, then shut down.
     """
     collector_url = config.agent.collector_url or identity.collector_url
-    outbox = open_outbox(config, identity)
-    uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds)
-    checks = build_checks(config, root=config.agent.root)
-    scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id)
+    outbox = open_outbox(config, identity, clock)
+    uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds,
+                        clock=lambda: clock().timestamp())
+    checks = build_checks(config, root=config.agent.root, clock=clock)
+    scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id, clock=clock)
     scheduler.start()
     # READY=1 and watchdog pings for systemd (Type=notify); a no-op anywhere else.
     notifier = asyncio.create_task(sdnotify.supervise(stop))
@@ -101,7 +109,7 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> N
         log.info("stopped")
 
 
-async def run_until_signalled(config: AgentConfig, identity: Identity) -> None:
+async def run_until_signalled(config: AgentConfig, identity: Identity, clock: Clock = system_clock) -> None:
     """Run the agent until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,4 +119,4 @@ async def run_until_signalled(config: AgentConfig, identity: Identity) -> None:
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
         else:
             loop.add_signal_handler(signum, stop.set)
-    await run(config, identity, stop)
+    await run(config, identity, stop, clock)

@@ -7,8 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from collector.offline import announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store
 from shared import __version__
+from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-async def run_dispatcher(notifier: Notifier, settings: Settings, clock: Callable[[], datetime]) -> None:
+async def run_dispatcher(notifier: Notifier, settings: Settings, clock: Clock) -> None:
     """Deliver queued notifications every `notify_interval_seconds` until cancelled."""
     while True:
         await asyncio.sleep(settings.notify_interval_seconds)
@@ -142,7 +142,7 @@ async def run_dispatcher(notifier: Notifier, settings: Settings, clock: Callable
 
 
 def create_app(
-    settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    settings: Settings, store: Store | None = None, clock: Clock = system_clock
 ) -> web.Application:
     """The collector as an aiohttp application (the store is opened when the app starts)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])

@@ -11,7 +11,7 @@ import re
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
 from collector.web.accounts import AccountError, add_technician, change_password
 from shared import __version__
+from shared.clock import Clock, system_clock
 from shared.wire import json_schema
 
 DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -132,10 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def create_backup_job(store: Store, args: argparse.Namespace) -> str:
+async def create_backup_job(store: Store, args: argparse.Namespace, clock: Clock) -> str:
     """Create a push job; returns its URL and how to call it."""
     job, agent, token = await push.create_job(store, args.device, args.name, args.schedule, args.timezone,
-                                              args.grace, datetime.now(UTC))
+                                              args.grace, clock())
     url = push.push_url(args.collector_url, token)
     heading = f"push job {job.name!r} for {agent.hostname} ({agent.site.client_name}, {agent.site.site_name}):"
     return "\n".join([heading, url, "", push.push_instructions(url)])
@@ -151,10 +152,10 @@ async def with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]
         await store.close()
 
 
-async def create_token(store: Store, args: argparse.Namespace) -> str:
+async def create_token(store: Store, args: argparse.Namespace, clock: Clock) -> str:
     """Create an enrolment token and return it (only its hash is stored)."""
     token = "fp_enrol_" + secrets.token_urlsafe(24)
-    now = datetime.now(UTC)
+    now = clock()
     expires_at = now + args.expires if args.expires else None
     async with store.transaction() as tx:
         site = await tx.site(args.client, args.site)
@@ -162,9 +163,9 @@ async def create_token(store: Store, args: argparse.Namespace) -> str:
     return token
 
 
-async def revoke(store: Store, args: argparse.Namespace) -> str:
+async def revoke(store: Store, args: argparse.Namespace, clock: Clock) -> str:
     """Revoke an agent or an enrolment token; returns what happened, in words."""
-    now = datetime.now(UTC)
+    now = clock()
     async with store.transaction() as tx:
         if args.command == "revoke":
             done = await tx.revoke_agent(args.agent_id, now)
@@ -195,25 +196,26 @@ def read_password(from_stdin: bool) -> str:
     return password
 
 
-async def user_command(store: Store, args: argparse.Namespace, password: str) -> str:
+async def user_command(store: Store, args: argparse.Namespace, password: str, clock: Clock) -> str:
     """Create a technician or change their password; returns what happened, in words."""
     if args.user_command == "add":
-        await add_technician(store, args.name, password, datetime.now(UTC))
+        await add_technician(store, args.name, password, clock())
         return f"technician {args.name!r} created: log in to the dashboard at the collector's address"
     await change_password(store, args.name, password)
     return f"password of {args.name!r} changed; their browsers were logged out"
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, clock: Clock = system_clock) -> None:
     """Run the collector until interrupted."""
     host, port = settings.host_port
     print(f"fieldpost-collector {__version__} on http://{host}:{port} (database {settings.db})", flush=True)
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
-    web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=5, access_log=access_log)
+    web.run_app(create_app(settings, clock=clock), host=host, port=port, print=None, shutdown_timeout=5,
+                access_log=access_log)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `fieldpost-collector`."""
+def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
+    """Entry point of `fieldpost-collector`; `clock` is the time every command that writes records."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -224,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
     elif args.command == "revoke" or (args.command == "token" and args.token_command == "revoke"):
-        print(asyncio.run(with_store(settings, lambda store: revoke(store, args))))
+        print(asyncio.run(with_store(settings, lambda store: revoke(store, args, clock))))
     elif args.command == "token":
-        token = asyncio.run(with_store(settings, lambda store: create_token(store, args)))
+        token = asyncio.run(with_store(settings, lambda store: create_token(store, args, clock)))
         print(token)
         commands = install_commands(args.collector_url, token)
         lines = [f"  {system}:\n    {command}" for system, command in commands.items()]
@@ -246,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         try:
-            print(f"backed up {settings.db} to {backup(Path(settings.db), args.dest)}")
+            print(f"backed up {settings.db} to {backup(Path(settings.db), args.dest, clock())}")
         except (BackupError, OSError) as exc:
             print(f"fieldpost-collector backup: {exc}", file=sys.stderr)
             return 1
     elif args.command == "backup-job":
         try:
             if args.job_command == "create":
-                print(asyncio.run(with_store(settings, lambda store: create_backup_job(store, args))))
+                print(asyncio.run(with_store(settings, lambda store: create_backup_job(store, args, clock))))
             else:
                 lines = asyncio.run(with_store(settings, push.job_lines))
                 print("\n".join(lines) or "no push jobs yet (`backup-job create` makes one)")
@@ -263,14 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "user":
         try:
             password = read_password(args.password_stdin)
-            print(asyncio.run(with_store(settings, lambda store: user_command(store, args, password))))
+            print(asyncio.run(with_store(settings, lambda store: user_command(store, args, password, clock))))
         except AccountError as exc:
             print(f"fieldpost-collector user: {exc}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:
-        serve(settings)
+        serve(settings, clock)
     return 0
 
 

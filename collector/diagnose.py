@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from shared.disk_health import DiskHealth
 
 
 def diagnose_smartctl_file(
-    path: str | Path, settings: Mapping[str, Any] | None = None, now: datetime | None = None
+    path: str | Path, now: datetime, settings: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """`{"file", "device", "model", "serial", "status", "reasons"}` for one `smartctl --json` output file.
 
@@ -22,7 +22,6 @@ def diagnose_smartctl_file(
     would; a file that is not smartctl JSON (or names no disk) gets `unknown` with the reason.
     """
     path = Path(path)
-    now = now or datetime.now(UTC)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:

@@ -96,7 +96,7 @@ def installer_script(name: str, version: str = __version__, python: str = WINDOW
                   python_tag=major_minor.replace(".", ""), python_release=python)
 
 
-def backup(db_path: Path, dest: Path, now: datetime | None = None) -> Path:
+def backup(db_path: Path, dest: Path, now: datetime) -> Path:
     """Copy the collector's SQLite database to `dest` while the collector may be writing to it.
 
     `dest` is a file, or a directory that receives collector-<UTC time>.db. SQLite's online backup API
@@ -107,7 +107,7 @@ def backup(db_path: Path, dest: Path, now: datetime | None = None) -> Path:
     if not db_path.is_file():
         raise BackupError(f"{db_path}: no such database file")
     if dest.is_dir():
-        dest = dest / f"collector-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}.db"
+        dest = dest / f"collector-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.db"
     partial = dest.with_name(f".{dest.name}.partial")
     partial.unlink(missing_ok=True)
     # Created owner-only before SQLite writes a byte: the copy holds every client's data.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.settings import Settings
 from collector.store import Store
+from shared.clock import Clock
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -23,7 +23,7 @@ INGEST = web.AppKey("ingest", Ingest)
 TECHNICIAN_TOKEN_HASH = web.AppKey("technician_token_hash", str)
 UP_SINCE = web.AppKey("up_since", datetime)
 # The collector's time: the wall clock, or a clock the tests move.
-CLOCK = web.AppKey("clock", Callable[[], datetime])
+CLOCK = web.AppKey("clock", Clock)
 # The notification step, told of every change of an alert (None: nothing is notified).
 ON_CHANGE = web.AppKey("on_change", OnChange | None)
 NOTIFIER = web.AppKey("notifier", Notifier)

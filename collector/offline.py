@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from collector.alerts import dedupe
 from collector.alerts.dedupe import OnChange
@@ -13,6 +12,7 @@ from collector.feed import Feed
 from collector.rules import Evaluation, heartbeat
 from collector.settings import Settings
 from collector.store import AgentRow, Store
+from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ async def sweep(
 
 async def run_sweeper(
     store: Store, feed: Feed, settings: Settings, up_since: datetime,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC), on_change: OnChange | None = None,
+    clock: Clock = system_clock, on_change: OnChange | None = None,
 ) -> None:
     """Sweep every `offline_check_seconds` until cancelled; a failed sweep is logged and retried."""
     while True:

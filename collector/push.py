@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +25,7 @@ from collector.rules import Evaluation, History, backup_results
 from collector.settings import Settings
 from collector.store import AgentRow, PingKind, PushJobRow, PushJobState, Store, Tx
 from shared.backup_results import BackupJob, BackupResults, Result
+from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ async def sweep(
 
 async def run_sweeper(
     store: Store, feed: Feed, settings: Settings, every: float = SWEEP_SECONDS,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC), on_change: OnChange | None = None,
+    clock: Clock = system_clock, on_change: OnChange | None = None,
 ) -> None:
     """Run `sweep` every `every` seconds until cancelled; a failed sweep is logged and the next one tried."""
     while True:

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from shared import __version__
+from shared.clock import Clock, system_clock
 
 CONFIG_PATH = Path("~/.config/fieldpost/technician.toml").expanduser()
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "unknown": 2}
@@ -751,13 +752,13 @@ BILLING_COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `fieldpost`."""
+def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
+    """Entry point of `fieldpost`; `clock` is the time `diagnose` judges by."""
     args = build_parser().parse_args(argv)
     if args.command == "diagnose":
         from collector.diagnose import diagnose_smartctl_file
 
-        verdicts = [diagnose_smartctl_file(path) for path in args.files]
+        verdicts = [diagnose_smartctl_file(path, now=clock()) for path in args.files]
         for verdict in verdicts:
             print(json.dumps(verdict))
         return 0 if all(v["status"] == "ok" for v in verdicts) else 1

@@ -2,12 +2,12 @@
 # `make test`: the system packages the tests run for real (restic and borg backups, a CUPS server for
 # printer queues, iproute2 for network namespaces, systemd-analyze for the units, Pango for the PDF
 # value report and pdftoppm to look at it, Chromium for the dashboard's browser tests, PostgreSQL for a
-# throw-away cluster the store tests start).
+# throw-away cluster the store tests start, libfaketime for `make test-dates`).
 # Installed when run as root; otherwise listed.
 set -euo pipefail
 packages=(restic borgbackup cups cups-client iproute2 systemd
           libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils fonts-dejavu-core chromium
-          postgresql)
+          postgresql faketime)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

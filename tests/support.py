@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from shared.clock import Clock, system_clock
 from shared.signing import sign_headers
 from shared.wire import SCHEMA_VERSION, Heartbeat
 
@@ -19,8 +19,8 @@ REPORTS = "/api/v1/reports"
 
 
 def heartbeat(hostname: str, at: datetime | None = None) -> Heartbeat:
-    """A plausible heartbeat from `hostname`."""
-    at = at or datetime.now(UTC)
+    """A plausible heartbeat from `hostname` (collected now, by the wall clock, unless `at` says when)."""
+    at = at or system_clock()
     return Heartbeat(
         collected_at=at, hostname=hostname, os_name="Windows", os_version="10.0.22631", agent_version="0.1.0",
         boot_time=at, uptime_seconds=3600, cpu_count=4, cpu_percent=7.5, memory_total_bytes=16 << 30,
@@ -30,12 +30,17 @@ def heartbeat(hostname: str, at: datetime | None = None) -> Heartbeat:
 
 @dataclass
 class SimAgent:
-    """An agent's key and identity, and the envelopes it has numbered so far."""
+    """An agent's key and identity, and the envelopes it has numbered so far.
+
+    `clock` is its time (what it stamps and signs with): the collector's clock of the test, so that both
+    sides agree on "now" whatever the calendar says.
+    """
 
     hostname: str
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     agent_id: str = ""
     seq: int = 0
+    clock: Clock = system_clock
 
     def enrol_body(self, token: str) -> dict[str, str]:
         """The JSON body of an enrolment request."""
@@ -47,10 +52,10 @@ class SimAgent:
         if seq is None:
             self.seq += 1
             seq = self.seq
-        signals = signals or [heartbeat(self.hostname)]
+        signals = signals or [heartbeat(self.hostname, self.clock())]
         return {
             "schema_version": SCHEMA_VERSION, "agent_id": self.agent_id, "seq": seq, "boot_id": "boot-1",
-            "sent_at": datetime.now(UTC).isoformat(),
+            "sent_at": self.clock().isoformat(),
             "signals": [s.model_dump(mode="json") for s in signals],
         }
 
@@ -60,6 +65,6 @@ class SimAgent:
 
     def headers(self, body: bytes, timestamp: int | None = None, path: str = REPORTS) -> dict[str, str]:
         """Signed headers for a report upload."""
-        stamp = int(time.time()) if timestamp is None else timestamp
+        stamp = int(self.clock().timestamp()) if timestamp is None else timestamp
         return {**sign_headers(self.key, self.agent_id, "POST", path, body, stamp),
                 "Content-Type": "application/json"}

@@ -6,12 +6,12 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.commands import CommandNotFound, Runner, run_command
 from shared.base import Signal
+from shared.clock import Clock, system_clock
 from shared.wire import Unknown
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ class CheckContext:
     root: Path = Path("/")
     # The agent's own state directory (None: the platform default), for checks that keep records there.
     state_dir: Path | None = None
+    # The agent's one clock: every collected_at comes from it.
+    clock: Clock = system_clock
 
 
 class Check:
@@ -53,9 +55,4 @@ class Check:
         except Exception as exc:
             log.exception("check %s failed", self.kind)
             error = f"{type(exc).__name__}: {exc}"
-        return [Unknown(collected_at=datetime.now(UTC), check=self.kind, error=error)]
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware in UTC (what every wire timestamp is)."""
-    return datetime.now(UTC)
+        return [Unknown(collected_at=self.context.clock(), check=self.kind, error=error)]

@@ -164,7 +164,7 @@ class HeartbeatCheck(Check):
         cpu_window = None if self._cpu_primed else self.first_cpu_sample_seconds
         self._cpu_primed = True
         cpu_percent = psutil.cpu_percent(interval=cpu_window)
-        collected_at = datetime.now(UTC)
+        collected_at = self.context.clock()
         boot_time = datetime.fromtimestamp(psutil.boot_time(), UTC)
         memory = psutil.virtual_memory()
         return [Heartbeat(

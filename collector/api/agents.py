@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import time
-from datetime import UTC, datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -69,7 +67,7 @@ async def enrol(request: web.Request) -> web.Response:
         return error(422, "public_key is not valid base64")
     if len(public_key) != 32:
         return error(422, "public_key must be a raw 32-byte Ed25519 key")
-    now = datetime.now(UTC)
+    now = request.app[keys.CLOCK]()
     agent_id = "ag_" + secrets.token_hex(8)
     store = request.app[keys.STORE]
     try:
@@ -94,7 +92,7 @@ async def reports(request: web.Request) -> web.Response:
     body = await read_body(request)
     try:
         agent = await request.app[keys.AUTH].authenticate(
-            request.headers, request.method, REPORTS_PATH, body, time.time()
+            request.headers, request.method, REPORTS_PATH, body, request.app[keys.CLOCK]().timestamp()
         )
     except AuthError as exc:
         return error(401, str(exc))

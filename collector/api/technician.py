@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -124,7 +124,7 @@ async def list_devices(request: web.Request) -> web.Response:
     counts: dict[str, int] = {}
     for alert in open_alerts:
         counts[alert.agent_id] = counts.get(alert.agent_id, 0) + 1
-    now = datetime.now(UTC)
+    now = request.app[keys.CLOCK]()
     return web.json_response(
         {"devices": [device_view(a, now, offline_after, counts.get(a.agent_id, 0)) for a in agents]}
     )

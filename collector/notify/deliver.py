@@ -24,6 +24,9 @@ _VERBATIM_SECRET_PREFIXES = ("+", "-")
 
 _MASK = "****"
 
+# Seconds past apprise's own deadline before the event loop stops waiting for a delivery thread.
+BACKSTOP = 1.0
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -36,8 +39,12 @@ class Delivery:
 
 async def deliver(url: str, title: str, body: str, timeout: float = 30) -> Delivery:  # noqa: ASYNC109
     """Send `title`/`body` (plain text) to the one apprise `url`, giving up after `timeout` seconds."""
-    # apprise blocks; its own deadline (not asyncio's) ends the wait, as a thread cannot be cancelled.
-    return await asyncio.to_thread(_deliver, url, title, body, timeout)
+    # apprise blocks; its own deadline ends the wait, as a thread cannot be cancelled. Should that deadline
+    # fail (a plugin that ignores it, a thread wait that never wakes), the event loop's stops waiting anyway.
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_deliver, url, title, body, timeout), timeout + BACKSTOP)
+    except TimeoutError:
+        return Delivery(ok=False, permanent=False, error=f"the delivery did not finish within {timeout:g} s")
 
 
 def validate_url(url: str) -> str | None:

@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Protocol
+
+from shared.clock import Clock, system_clock
 
 # Portable DDL: the same statement works on SQLite and PostgreSQL.
 CREATE_TABLE = (
@@ -80,7 +82,7 @@ def load_migrations(backend: str) -> list[Migration]:
 async def migrate(
     begin: Callable[[], AbstractAsyncContextManager[MigrationTx]],
     migrations: Sequence[Migration],
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = system_clock,
 ) -> list[Migration]:
     """Apply the pending migrations, each in its own transaction; returns those this call applied.
 

@@ -269,3 +269,31 @@ async def test_a_second_collectors_feed_shows_what_the_first_one_wrote(database:
         event = await asyncio.wait_for(waiting, 5)
         await events.aclose()
     assert (event.type, event.data["agent_id"]) == ("device.enrolled", agent.agent_id)
+
+
+async def test_it_judges_enrolment_and_request_times_by_its_own_clock_not_the_machines(
+    database: str,
+) -> None:
+    # A collector whose clock says 2031: whatever today's date is, only its clock counts.
+    now = datetime(2031, 5, 5, 12, 0, tzinfo=UTC)
+
+    def clock() -> datetime:
+        return now
+
+    settings = Settings(db=database, admin_token="tech-secret")
+    async with TestClient(TestServer(create_app(settings, clock=clock))) as client:
+        async with store_of(client).transaction() as tx:
+            site = await tx.site("Acme Tooling", "Main office")
+            await tx.add_enrolment_token(token_hash("tok"), site, now, now + timedelta(hours=1), None)
+        agent = SimAgent("RECEPTION-01", clock=clock)
+        response = await client.post("/api/v1/enrol", json=agent.enrol_body("tok"))
+        assert response.status == 201, await response.text()
+        agent.agent_id = (await response.json())["agent_id"]
+        body = agent.body(agent.envelope())
+        assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+        wall = agent.headers(body, timestamp=int(time.time()))
+        assert (await client.post(REPORTS, data=body, headers=wall)).status == 401, "signed by the wall clock"
+        now += timedelta(hours=2)
+        late = await client.post("/api/v1/enrol", json=SimAgent("RECEPTION-02").enrol_body("tok"))
+        assert late.status == 401
+        assert "expired at 2031-05-05T13:00:00+00:00" in (await late.json())["error"]

@@ -90,5 +90,5 @@ def test_backup_into_a_directory_names_the_copy_by_time(tmp_path: Path) -> None:
 
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="no such database"):
-        backup(tmp_path / "missing.db", tmp_path / "copy.db")
+        backup(tmp_path / "missing.db", tmp_path / "copy.db", datetime(2026, 3, 1, 2, 30, tzinfo=UTC))
     assert list(tmp_path.iterdir()) == []

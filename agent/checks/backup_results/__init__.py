@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent.checks import Check, CheckContext, now_utc
+from agent.checks import Check, CheckContext
 from agent.checks.backup_results.jobs import BackupSettings, Job, parse_jobs
 from agent.commands import CommandNotFound
 from shared.backup_results import BackupJob, BackupResults
@@ -102,6 +102,6 @@ class BackupResultsCheck(Check):
 
     def collect(self) -> list[Signal]:
         """One signal listing every configured job."""
-        now = now_utc()
+        now = self.context.clock()
         timezone = local_zone_name()
         return [BackupResults(collected_at=now, jobs=[self.report(job, now, timezone) for job in self.jobs])]

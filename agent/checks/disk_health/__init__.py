@@ -6,7 +6,7 @@ import subprocess
 import sys
 from typing import ClassVar
 
-from agent.checks import Check, CheckContext, now_utc
+from agent.checks import Check, CheckContext
 from agent.checks.disk_health.filesystems import read_filesystems
 from agent.checks.disk_health.smartctl import (
     ScannedDevice,
@@ -47,7 +47,7 @@ class DiskHealthCheck(Check):
 
     def collect(self) -> list[Signal]:
         """One signal: disks (or why they could not be looked at) and filesystems."""
-        collected_at = now_utc()
+        collected_at = self.context.clock()
         error = None
         try:
             disks = self.smartctl_disks()

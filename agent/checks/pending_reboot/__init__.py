@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from agent.checks import Check, CheckContext, now_utc
+from agent.checks import Check, CheckContext
 from agent.checks.rootfs import below
 from shared.base import Signal
 from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootReason
@@ -89,7 +89,7 @@ class PendingRebootCheck(Check):
 
     def collect(self) -> list[Signal]:
         """One pending_reboot signal."""
-        now = now_utc()
+        now = self.context.clock()
         facts = self.provider.facts(now)
         return [
             PendingReboot(

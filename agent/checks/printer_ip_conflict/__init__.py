@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
-from agent.checks import Check, CheckContext, now_utc
+from agent.checks import Check, CheckContext
 from agent.checks.heartbeat import default_gateway
 from agent.checks.printer_ip_conflict.neighbours import read_neighbours
 from agent.checks.printer_ip_conflict.printers import read_queues
@@ -42,7 +42,7 @@ class PrinterIpConflictCheck(Check):
 
     def collect(self) -> list[Signal]:
         """One signal with queues, neighbours, probes, conflict events and the segment key."""
-        collected_at = now_utc()
+        collected_at = self.context.clock()
         settings, run, root = self.context.settings, self.context.run, self.context.root
         problems: list[str] = []
         queues = _part(problems, "printer queues", lambda: read_queues(self.platform, run), [])
@@ -61,6 +61,7 @@ class PrinterIpConflictCheck(Check):
             lambda: read_neighbours(self.platform, run, root),
             window=float(settings.get("probe_window", DEFAULT_WINDOW)),
             raw=bool(settings.get("raw_probe", True)),
+            clock=self.context.clock,
         )
         segment = segment_key(gateway, local_networks(), neighbours, probes)
         return [

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.checks import now_utc
 from agent.commands import CommandNotFound, Runner
+from shared.clock import Clock, system_clock
 from shared.printer_ip_conflict import NeighbourEntry, Probe, ProbeAnswer
 
 ETH_P_ARP = 0x0806
@@ -121,6 +121,7 @@ def arp_probe(
     source_ip: str,
     targets: Iterable[str],
     window: float = DEFAULT_WINDOW,
+    clock: Clock = system_clock,
 ) -> dict[str, Sightings]:
     """Send ARP requests for `targets` from `interface` and record every distinct MAC that answers.
 
@@ -146,12 +147,12 @@ def arp_probe(
                 continue
             claim = parse_arp_claim(sock.recv(2048))
             if claim and claim[0] in wanted and claim[1] != own_mac.hex(":"):
-                seen[claim[0]].add(claim[1], now_utc())
+                seen[claim[0]].add(claim[1], clock())
     return seen
 
 
 def neighbour_probes(
-    ips: list[str], read_neighbours: NeighbourReader, interface: str | None = None
+    ips: list[str], read_neighbours: NeighbourReader, interface: str | None = None, clock: Clock = system_clock
 ) -> list[Probe]:
     """A connection attempt to each address, then the MAC the OS table holds for it (one at most)."""
     for ip in ips:
@@ -165,7 +166,7 @@ def neighbour_probes(
         sightings = Sightings()
         entries = [e for e in table if e.ip == ip]
         for entry in entries:
-            sightings.add(entry.mac, now_utc())
+            sightings.add(entry.mac, clock())
         probes.append(
             Probe(
                 ip=ip,
@@ -185,11 +186,12 @@ def probe_addresses(
     read_neighbours: NeighbourReader,
     window: float = DEFAULT_WINDOW,
     raw: bool = True,
+    clock: Clock = system_clock,
 ) -> list[Probe]:
     """Probe each address: by raw ARP on Linux where the agent may open raw sockets, else the table."""
     ips = sorted({str(ipaddress.IPv4Address(t)) for t in targets})
     if platform != "linux" or not raw or not hasattr(socket, "AF_PACKET"):
-        return neighbour_probes(ips, read_neighbours)
+        return neighbour_probes(ips, read_neighbours, clock=clock)
     routes = {ip: linux_route(ip, run) for ip in ips}
     probes = [
         Probe(ip=ip, method="arp-raw", window_seconds=0, error=r.error) for ip, r in routes.items() if r.error
@@ -200,9 +202,9 @@ def probe_addresses(
             by_interface.setdefault((route.interface, route.source_ip), []).append(ip)
     for (interface, source_ip), group in by_interface.items():
         try:
-            seen = arp_probe(interface, source_ip, group, window)
+            seen = arp_probe(interface, source_ip, group, window, clock)
         except PermissionError:
-            probes += neighbour_probes(group, read_neighbours, interface)
+            probes += neighbour_probes(group, read_neighbours, interface, clock)
             continue
         probes += [
             Probe(

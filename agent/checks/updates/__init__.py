@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from agent.checks import Check, CheckContext, now_utc
+from agent.checks import Check, CheckContext
 from agent.checks.rootfs import below
 from shared.base import Signal
 from shared.updates import MAX_ITEMS, AvailableUpdate, Updates
@@ -83,4 +83,4 @@ class UpdatesCheck(Check):
 
     def collect(self) -> list[Signal]:
         """One updates signal."""
-        return [self.provider.collect(now_utc())]
+        return [self.provider.collect(self.context.clock())]
