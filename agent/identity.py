@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.clock import Clock, system_clock
+from shared.signing import enrol_request
 
 KEY_FILE = "agent.key"
 IDENTITY_FILE = "identity.json"
@@ -130,9 +130,7 @@ async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool 
         raise EnrolmentError(f"already enrolled ({state_dir / IDENTITY_FILE}); use --force to enrol again")
     prepare_state_dir(state_dir)
     key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    request = {"token": token, "public_key": base64.b64encode(public).decode(),
-               "hostname": hostname or socket.gethostname()}
+    request = enrol_request(key, token, hostname or socket.gethostname())
     url = collector_url.rstrip("/") + ENROL_PATH
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ENROL_TIMEOUT)) as session, \

@@ -6,16 +6,16 @@ import asyncio
 import json
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 
 from agent.identity import Identity, collector_reason
 from agent.outbox import Outbox
+from shared.clock import Clock, system_clock
 from shared.signing import sign_headers
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ BATCH_BYTES = 512 * 1024
 MAX_RETRY_AFTER = 3600.0
 
 
-def retry_after_seconds(value: str | None, now: float) -> float | None:
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date); None when absent or bad."""
     if not value:
         return None
@@ -44,7 +44,7 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER)
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Uploader:
 
     def __init__(self, outbox: Outbox, identity: Identity, collector_url: str, *,
                  batch_bytes: int = BATCH_BYTES, timeout: float = 30.0, backoff_base: float = 1.0,
-                 backoff_cap: float = 300.0, clock: Callable[[], float] = time.time,
+                 backoff_cap: float = 300.0, clock: Clock = system_clock,
                  rand: Callable[[], float] = random.random) -> None:
         self.outbox = outbox
         self.identity = identity
@@ -81,7 +81,8 @@ class Uploader:
         self.clock = clock
         self.rand = rand
         self.failures = 0
-        self.not_before = 0.0
+        # Nothing is sent before this time (None: no wait).
+        self.not_before: datetime | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
@@ -96,7 +97,7 @@ class Uploader:
 
     def _wait(self, seconds: float) -> float:
         """Send nothing for `seconds`; returns them."""
-        self.not_before = self.clock() + seconds
+        self.not_before = self.clock() + timedelta(seconds=seconds)
         return seconds
 
     def _back_off(self, retry_after: float | None) -> float:
@@ -110,7 +111,7 @@ class Uploader:
         """POST one signed report batch."""
         body = ('{"envelopes":[' + ",".join(envelope for _, envelope in batch) + "]}").encode()
         headers = sign_headers(self.identity.key, self.identity.agent_id, "POST", REPORTS_PATH, body,
-                               int(self.clock()))
+                               int(self.clock().timestamp()))
         headers["Content-Type"] = "application/json"
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
@@ -142,7 +143,7 @@ class Uploader:
         6. Any other answer refuses the payload: resend one envelope at a time to find the bad one,
            and keep that one as rejected (not resent) with the collector's reason.
         """
-        if self.clock() < self.not_before:
+        if self.not_before is not None and self.clock() < self.not_before:
             return
         async with self._lock:
             sent = 0
@@ -182,4 +183,4 @@ class Uploader:
                 result = f"sent {sent} envelopes"
                 if not (answer.status and 200 <= answer.status < 300):
                     result += f"; last answer {answer.what}"
-                self.outbox.record_upload(result, datetime.fromtimestamp(self.clock(), UTC))
+                self.outbox.record_upload(result, self.clock())

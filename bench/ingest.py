@@ -26,8 +26,8 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.agents import REPORTS, BenchAgent
 from shared.wire import Unknown
-from tests.support import REPORTS, SimAgent, heartbeat
 
 TECH_TOKEN = "bench-technician"
 
@@ -68,22 +68,22 @@ def enrol_tokens(db: str, count: int, source: Path | None) -> str:
     return out.stdout.strip()
 
 
-def bodies(agents: list[SimAgent], batches: int) -> list[tuple[SimAgent, str, bytes]]:
+def bodies(agents: list[BenchAgent], batches: int) -> list[tuple[BenchAgent, str, bytes]]:
     """Every upload of the run, as (agent, marker, body); every second batch opens an alert (a feed event)."""
     work = []
     for n in range(batches):
         for agent in agents:
             marker = f"{agent.hostname}#{n}"
             signal = (Unknown(collected_at=datetime.now(UTC), check="heartbeat", error=marker)
-                      if n % 2 == 0 else heartbeat(agent.hostname))
-            work.append((agent, marker, agent.body(agent.envelope([signal]))))
+                      if n % 2 == 0 else agent.heartbeat())
+            work.append((agent, marker, agent.upload(signal)))
     return work
 
 
-async def send_all(url: str, work: list[tuple[SimAgent, str, bytes]], concurrency: int,
+async def send_all(url: str, work: list[tuple[BenchAgent, str, bytes]], concurrency: int,
                    sent_at: dict[str, float]) -> float:
     """Send every body with `concurrency` parallel uploaders; returns seconds taken."""
-    queue: asyncio.Queue[tuple[SimAgent, str, bytes]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[BenchAgent, str, bytes]] = asyncio.Queue()
     for item in work:
         queue.put_nowait(item)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -142,7 +142,7 @@ async def collector_round(
                    env, source)
     try:
         await wait_ready(url)
-        agents = [SimAgent(f"BENCH-{i:03d}") for i in range(args.agents)]
+        agents = [BenchAgent(f"BENCH-{i:03d}") for i in range(args.agents)]
         async with aiohttp.ClientSession() as session:
             for agent in agents:
                 async with session.post(url + "/api/v1/enrol", json=agent.enrol_body(token)) as response:
@@ -174,7 +174,7 @@ async def bare_round(args: argparse.Namespace) -> float:
     server = start([sys.executable, "-m", "bench.bare_server", str(port)])
     try:
         await wait_ready(url)
-        agents = [SimAgent(f"BENCH-{i:03d}", agent_id=f"ag_{i}") for i in range(args.agents)]
+        agents = [BenchAgent(f"BENCH-{i:03d}", agent_id=f"ag_{i}") for i in range(args.agents)]
         seconds = await send_all(url, bodies(agents, args.batches), args.concurrency, {})
         return args.agents * args.batches / seconds
     finally:

@@ -7,10 +7,17 @@ import hashlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 AGENT_HEADER = "X-Fieldpost-Agent"
 TIME_HEADER = "X-Fieldpost-Timestamp"
 SIGNATURE_HEADER = "X-Fieldpost-Signature"
+
+
+def enrol_request(key: Ed25519PrivateKey, token: str, hostname: str) -> dict[str, str]:
+    """The body of `POST /api/v1/enrol`: the token, the raw public key in base64, the hostname."""
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"token": token, "public_key": base64.b64encode(public).decode(), "hostname": hostname}
 
 
 def signed_message(agent_id: str, method: str, path: str, timestamp: int, body: bytes) -> bytes:

@@ -545,6 +545,9 @@ class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A transaction: committed when the block ends normally, rolled back on an exception."""
 
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A consistent read-only view for queries (only reading methods may be called on it)."""
+
 
 def open_store(url: str) -> Store:
     """The store for a database URL or path: `postgresql://...` (or `postgres://...`) is PostgreSQL;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -135,6 +135,10 @@ class PostgresStore:
         """A transaction: committed when the block ends normally, rolled back on an exception."""
         async with self._connection() as conn:
             yield _PostgresTx(conn)
+
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A consistent read-only view for queries (for now a transaction like any other)."""
+        return self.transaction()
 
     @asynccontextmanager
     async def migration_tx(self) -> AsyncIterator[MigrationTx]:

@@ -13,7 +13,7 @@ import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -163,6 +163,10 @@ class SqliteStore:
         """A transaction: committed when the block ends normally, rolled back on an exception."""
         async with self._exclusive() as db:
             yield _SqliteTx(db)
+
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A consistent read-only view for queries (for now a transaction like any other)."""
+        return self.transaction()
 
     @asynccontextmanager
     async def migration_tx(self) -> AsyncIterator[MigrationTx]:

@@ -1,4 +1,4 @@
-"""Test parts for the agent: signals, an identity, a clock, and a scripted collector (see conftest)."""
+"""Test parts for the agent: signals, an identity and a scripted collector (see conftest)."""
 
 from __future__ import annotations
 
@@ -70,16 +70,6 @@ def make_identity(collector_url: str = "http://127.0.0.1:1", agent_id: str = "ag
         enrolled_at=T0,
         key=Ed25519PrivateKey.generate(),
     )
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: float = T0.timestamp()) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 Reply = tuple[int, Any, dict[str, str]]

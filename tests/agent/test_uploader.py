@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from agent.identity import Identity
 from agent.outbox import OUTBOX_FILE, Outbox
 from agent.uploader import Uploader, retry_after_seconds
 from shared.wire import ReportBatch
-from tests.agent.support import T0, Clock, FakeCollector, heartbeat, loopback_server, unknown
+from tests.agent.support import T0, FakeCollector, heartbeat, loopback_server, unknown
+from tests.support.clock import Clock
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ async def test_it_drains_the_outbox_in_signed_batches_oldest_first(
 ) -> None:
     fill(outbox, 5)
     size = len(outbox.pending(1)[0][1])
-    uploader = uploader_for(outbox, identity, collector.url, Clock(), batch_bytes=2 * size)
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0), batch_bytes=2 * size)
     await uploader.upload_once()
     await uploader.close()
     assert collector.seqs_received == [[1, 2], [3, 4], [5]]
@@ -52,7 +54,7 @@ async def test_duplicates_are_acknowledged_like_accepted_envelopes(
 ) -> None:
     fill(outbox, 3)
     collector.script = [(200, {"accepted": [3], "duplicates": [1, 2]}, {})]
-    uploader = uploader_for(outbox, identity, collector.url, Clock())
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0))
     await uploader.upload_once()
     await uploader.close()
     assert pending(outbox) == []
@@ -63,18 +65,18 @@ async def test_it_honours_retry_after_on_503_and_keeps_the_envelopes(
 ) -> None:
     fill(outbox, 2)
     collector.script = [(503, {"error": "store busy"}, {"Retry-After": "120"})]
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, collector.url, clock)
     await uploader.upload_once()
     assert pending(outbox) == [1, 2]
-    assert uploader.not_before == clock.now + 120
+    assert uploader.not_before == clock.now + timedelta(seconds=120)
     assert outbox.stats().last_upload_result == "sent 0 envelopes; last answer HTTP 503: store busy"
 
-    clock.now += 119
+    clock.advance(seconds=119)
     await uploader.upload_once()
     assert len(collector.batches) == 1, "nothing is sent before Retry-After has passed"
 
-    clock.now += 1
+    clock.advance(seconds=1)
     await uploader.upload_once()
     await uploader.close()
     assert collector.seqs_received == [[1, 2], [1, 2]]
@@ -86,11 +88,11 @@ async def test_it_honours_retry_after_on_429(
 ) -> None:
     fill(outbox, 1)
     collector.script = [(429, {"error": "slow down"}, {"Retry-After": "7"})]
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, collector.url, clock)
     await uploader.upload_once()
     await uploader.close()
-    assert uploader.not_before == clock.now + 7
+    assert uploader.not_before == clock.now + timedelta(seconds=7)
     assert pending(outbox) == [1]
 
 
@@ -100,12 +102,12 @@ async def test_it_backs_off_exponentially_up_to_the_cap_on_gateway_errors(
 ) -> None:
     fill(outbox, 1)
     collector.script = [(status, {"error": "down"}, {})] * 6
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, collector.url, clock, backoff_base=2.0, backoff_cap=20.0)
     delays = []
     for _ in range(6):
         await uploader.upload_once()
-        delays.append(uploader.not_before - clock.now)
+        delays.append((uploader.not_before - clock.now).total_seconds())
         clock.now = uploader.not_before
     await uploader.close()
     assert delays == [2, 4, 8, 16, 20, 20]
@@ -117,26 +119,26 @@ async def test_the_backoff_is_fully_jittered(
 ) -> None:
     fill(outbox, 1)
     collector.script = [(503, {"error": "down"}, {})] * 2
-    clock = Clock()
+    clock = Clock(T0)
     draws = iter([0.25, 0.0])
     uploader = Uploader(
         outbox, identity, collector.url, clock=clock, rand=lambda: next(draws), backoff_base=8
     )
     await uploader.upload_once()
-    assert uploader.not_before - clock.now == 2.0  # 0.25 * 8
+    assert (uploader.not_before - clock.now).total_seconds() == 2.0  # 0.25 * 8
     clock.now = uploader.not_before
     await uploader.upload_once()
     await uploader.close()
-    assert uploader.not_before - clock.now == 0.0  # 0.0 * 16: full jitter may retry at once
+    assert (uploader.not_before - clock.now).total_seconds() == 0.0  # 0.0 * 16: full jitter may retry at once
 
 
 async def test_a_network_error_is_retried_with_backoff(outbox: Outbox, identity: Identity) -> None:
     fill(outbox, 1)
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, f"http://127.0.0.1:{unused_port()}", clock, backoff_base=3.0)
     await uploader.upload_once()
     await uploader.close()
-    assert uploader.not_before == clock.now + 3.0
+    assert uploader.not_before == clock.now + timedelta(seconds=3.0)
     assert pending(outbox) == [1]
     assert "network error" in (outbox.stats().last_upload_result or "")
 
@@ -146,17 +148,17 @@ async def test_a_success_resets_the_backoff(
 ) -> None:
     fill(outbox, 2)
     collector.script = [(502, {}, {}), (502, {}, {})]
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, collector.url, clock)
     for _ in range(3):
-        clock.now = uploader.not_before
+        clock.now = uploader.not_before or clock.now
         await uploader.upload_once()
     assert uploader.failures == 0
     outbox.put([heartbeat()], now=T0)
     collector.script = [(502, {}, {})]
     await uploader.upload_once()
     await uploader.close()
-    assert uploader.not_before - clock.now == 1.0
+    assert (uploader.not_before - clock.now).total_seconds() == 1.0
 
 
 async def test_a_refused_payload_is_isolated_and_only_the_bad_envelope_is_kept_as_rejected(
@@ -175,7 +177,7 @@ async def test_a_refused_payload_is_isolated_and_only_the_bad_envelope_is_kept_a
         return 200, {"accepted": seqs, "duplicates": []}, {}
 
     collector.script = [refuse_seq_2] * 4
-    uploader = uploader_for(outbox, identity, collector.url, Clock())
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0))
     with caplog.at_level(logging.ERROR, "agent.uploader"):
         await uploader.upload_once()
     assert collector.seqs_received == [[1, 2, 3], [1], [2], [3]]
@@ -197,11 +199,11 @@ async def test_an_oversized_single_envelope_is_rejected_not_retried(
 ) -> None:
     fill(outbox, 1)
     collector.script = [(413, {"error": "body too large"}, {})]
-    uploader = uploader_for(outbox, identity, collector.url, Clock())
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0))
     await uploader.upload_once()
     await uploader.close()
     assert [r.reason for r in outbox.rejected()] == ["HTTP 413: body too large"]
-    assert uploader.not_before == 0.0
+    assert uploader.not_before is None
 
 
 async def test_a_refused_agent_is_logged_loudly_and_its_envelopes_stay_queued(
@@ -209,7 +211,7 @@ async def test_a_refused_agent_is_logged_loudly_and_its_envelopes_stay_queued(
 ) -> None:
     fill(outbox, 2)
     collector.script = [(401, {"error": "agent revoked"}, {})]
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, collector.url, clock, backoff_cap=300.0)
     with caplog.at_level(logging.ERROR, "agent.uploader"):
         await uploader.upload_once()
@@ -217,7 +219,7 @@ async def test_a_refused_agent_is_logged_loudly_and_its_envelopes_stay_queued(
     assert "THE COLLECTOR REFUSES THIS AGENT (HTTP 401: agent revoked)" in caplog.text
     assert pending(outbox) == [1, 2]
     assert outbox.rejected() == []
-    assert uploader.not_before == clock.now + 300.0
+    assert uploader.not_before == clock.now + timedelta(seconds=300.0)
 
 
 async def test_a_2xx_that_names_no_envelope_deletes_nothing_and_backs_off(
@@ -225,7 +227,7 @@ async def test_a_2xx_that_names_no_envelope_deletes_nothing_and_backs_off(
 ) -> None:
     fill(outbox, 1)
     collector.script = [(200, {"accepted": [], "duplicates": []}, {})]
-    clock = Clock()
+    clock = Clock(T0)
     uploader = uploader_for(outbox, identity, collector.url, clock)
     await uploader.upload_once()
     await uploader.close()
@@ -242,7 +244,7 @@ async def test_a_redirect_is_not_followed_and_keeps_the_envelopes_queued(
         raise web.HTTPFound("/elsewhere")
 
     async with loopback_server("/api/v1/reports", moved) as url:
-        uploader = uploader_for(outbox, identity, url, Clock())
+        uploader = uploader_for(outbox, identity, url, Clock(T0))
         await uploader.upload_once()
         await uploader.close()
     assert outbox.rejected() == []
@@ -251,7 +253,7 @@ async def test_a_redirect_is_not_followed_and_keeps_the_envelopes_queued(
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    now = T0.timestamp()
+    now = T0
     assert retry_after_seconds("30", now) == 30
     assert retry_after_seconds("Mon, 06 May 2024 07:01:00 GMT", now) == 60
     assert retry_after_seconds("Mon, 06 May 2024 06:00:00 GMT", now) == 0

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,30 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector.app import create_app
 from collector.settings import Settings
-from shared.disk_health import DiskHealth, FilesystemFacts
-from tests.collector.test_api import TECH, enrolled
-from tests.support import REPORTS, SimAgent
-
-GIB = 1 << 30
-START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The collector's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.support.clock import START, Clock
+from tests.support.collector import TECH, enrolled, report_free
 
 
 @pytest.fixture
@@ -45,15 +23,6 @@ async def client(database: str, clock: Clock) -> AsyncIterator[TestClient]:
     settings = Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9)
     async with TestClient(TestServer(create_app(settings, clock=clock))) as test_client:
         yield test_client
-
-
-async def report_free(client: TestClient, agent: SimAgent, clock: Clock, free_gib: int) -> None:
-    """The device reports its C: volume with this much of 100 GiB free (below 10 GiB is a warning)."""
-    volume = FilesystemFacts(mount="C:", device="C:", fstype="ntfs", total_bytes=100 * GIB,
-                             used_bytes=(100 - free_gib) * GIB, free_bytes=free_gib * GIB)
-    body = agent.body(agent.envelope([DiskHealth(collected_at=clock.now, filesystems=[volume])]))
-    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
-    assert response.status == 200, await response.text()
 
 
 async def volume_alerts(client: TestClient) -> list[dict[str, Any]]:

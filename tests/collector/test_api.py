@@ -14,10 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector.app import create_app
 from collector.auth import token_hash
 from collector.settings import Settings
-from collector.store import FeedEvent, Store
-from tests.support import REPORTS, SimAgent
-
-TECH = {"Authorization": "Bearer tech-secret"}
+from collector.store import FeedEvent
+from tests.support.agents import REPORTS, SimAgent
+from tests.support.collector import TECH, enrolled, new_token, store_of
 
 
 @pytest.fixture
@@ -25,30 +24,6 @@ async def client(database: str) -> AsyncIterator[TestClient]:
     settings = Settings(db=database, admin_token="tech-secret", max_body_bytes=64 * 1024)
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client
-
-
-def store_of(client: TestClient) -> Store:
-    from collector import keys
-
-    return client.app[keys.STORE]
-
-
-async def new_token(client: TestClient, token: str = "tok", **kwargs: object) -> str:
-    async with store_of(client).transaction() as tx:
-        site = await tx.site("Acme Tooling", "Main office")
-        await tx.add_enrolment_token(token_hash(token), site, datetime.now(UTC), kwargs.get("expires_at"),
-                                     kwargs.get("uses"))
-    return token
-
-
-async def enrolled(client: TestClient, hostname: str = "RECEPTION-01") -> SimAgent:
-    agent = SimAgent(hostname)
-    response = await client.post("/api/v1/enrol", json=agent.enrol_body(await new_token(client, hostname)))
-    assert response.status == 201, await response.text()
-    body = await response.json()
-    assert (body["client"], body["site"]) == ("Acme Tooling", "Main office")
-    agent.agent_id = body["agent_id"]
-    return agent
 
 
 async def stored_reports(client: TestClient, agent: SimAgent) -> int:

@@ -22,9 +22,9 @@ from collector.app import create_app
 from collector.auth import token_hash
 from collector.billing.export import read_generic_csv
 from collector.settings import Settings
-from tests.collector.test_alert_lifecycle import Clock, report_free
-from tests.collector.test_api import TECH
-from tests.support import SimAgent
+from tests.support.agents import SimAgent
+from tests.support.clock import Clock
+from tests.support.collector import TECH, report_free
 
 D = Decimal
 ACME = "Acme Tooling"
@@ -64,10 +64,6 @@ def settings_for(database: str) -> Settings:
         startup_grace_seconds=10**6,
     )
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

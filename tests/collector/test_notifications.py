@@ -17,16 +17,12 @@ from collector import keys
 from collector.app import create_app
 from collector.offline import sweep
 from collector.settings import Settings
-from tests.collector.test_alert_lifecycle import Clock, report_free
-from tests.collector.test_api import TECH, enrolled
 from tests.notify_receivers import SmtpReceiver, WebhookReceiver
+from tests.support.clock import Clock
+from tests.support.collector import TECH, enrolled, report_free
 
 NIGHT = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

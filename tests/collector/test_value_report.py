@@ -24,17 +24,17 @@ from shared.backup_results import BackupJob, BackupResults
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot, RebootReason
 from tests.collector import test_incidents
-from tests.collector.test_alert_lifecycle import Clock, report_free
-from tests.collector.test_api import TECH
 from tests.collector.test_disk_health import healthy
 from tests.collector.test_incidents import ACME, RATES, api, contracted, incident, work
-from tests.support import REPORTS, SimAgent
+from tests.support.agents import REPORTS, SimAgent
+from tests.support.clock import Clock
+from tests.support.collector import TECH, report_free
 from tests.tooling import requires_tool
 
 D = Decimal
 GIB = 1 << 30
 # The incident tests' fixtures: the app on a fresh database with a clock the test moves.
-client, clock = test_incidents.client, test_incidents.clock
+client = test_incidents.client
 
 
 def at(month: int, day: int, hour: int = 9, minute: int = 0) -> datetime:

@@ -13,18 +13,14 @@ from collector import keys
 from collector.app import create_app
 from collector.settings import Settings
 from collector.web.accounts import add_technician
-from tests.collector.test_alert_lifecycle import Clock, report_free
-from tests.collector.test_api import enrolled
-from tests.support import SimAgent
+from tests.support.agents import SimAgent
+from tests.support.clock import Clock
+from tests.support.collector import enrolled, report_free
 
 NAME, PASSWORD = "anna", "correct horse battery"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

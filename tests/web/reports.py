@@ -8,8 +8,9 @@ from aiohttp.test_utils import TestClient
 
 from shared.backup_results import BackupJob, BackupResults
 from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, SmartAttribute
-from tests.collector.test_alert_lifecycle import GIB, Clock
-from tests.support import REPORTS, SimAgent
+from tests.support.agents import REPORTS, SimAgent
+from tests.support.clock import Clock
+from tests.support.collector import GIB
 
 SERIAL = "WD-WCC4N1234567"
 

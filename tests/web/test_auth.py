@@ -10,7 +10,7 @@ from aiohttp.web import Application
 
 from collector import keys
 from collector.web.sessions import COOKIE
-from tests.collector.test_alert_lifecycle import Clock
+from tests.support.clock import Clock
 from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_in
 
 # Values for the path parameters of the dashboard's routes.

@@ -23,7 +23,7 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.collector.test_alert_lifecycle import Clock
+from tests.support.clock import Clock
 from tests.web.conftest import NAME, PASSWORD, critical_alert
 from tests.web.reports import report_week
 

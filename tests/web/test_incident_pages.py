@@ -8,7 +8,7 @@ import re
 from aiohttp.test_utils import TestClient
 
 from collector import keys
-from tests.collector.test_alert_lifecycle import Clock
+from tests.support.clock import Clock
 from tests.web.conftest import NAME, critical_alert, log_in
 
 FLASH = re.compile(r'<p class="flash" role="status">([^<]*)</p>')

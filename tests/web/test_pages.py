@@ -19,11 +19,11 @@ from collector.web import add_nav
 from collector.web.accounts import add_technician
 from collector.web.render import render
 from collector.web.sessions import page
-from tests.collector.test_alert_lifecycle import Clock, report_free
-from tests.collector.test_api import TECH, enrolled
 from tests.e2e.harness import BIN
 from tests.notify_receivers import WebhookReceiver
-from tests.support import SimAgent
+from tests.support.agents import SimAgent
+from tests.support.clock import Clock
+from tests.support.collector import TECH, enrolled, report_free
 from tests.web.conftest import NAME, PASSWORD, critical_alert, log_in
 from tests.web.reports import SERIAL, report_week
 

@@ -1,18 +1,16 @@
-"""Helpers for tests and the benchmark: a simulated agent that enrols and signs like the real one."""
+"""Simulated agents for the tests: they enrol and sign like the real one, on the clock the test gives them."""
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.clock import Clock, system_clock
-from shared.signing import sign_headers
+from shared.signing import enrol_request, sign_headers
 from shared.wire import SCHEMA_VERSION, Heartbeat
 
 REPORTS = "/api/v1/reports"
@@ -44,8 +42,7 @@ class SimAgent:
 
     def enrol_body(self, token: str) -> dict[str, str]:
         """The JSON body of an enrolment request."""
-        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return {"token": token, "public_key": base64.b64encode(raw).decode(), "hostname": self.hostname}
+        return enrol_request(self.key, token, self.hostname)
 
     def envelope(self, signals: list[Any] | None = None, seq: int | None = None) -> dict[str, Any]:
         """The next envelope (or one with a chosen `seq`) as JSON-ready data."""
