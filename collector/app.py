@@ -151,8 +151,7 @@ def create_app(
     app[keys.ON_CHANGE] = None
     app[keys.STORE] = store or open_store(settings.db)
     app.cleanup_ctx.append(_services)
-    app.router.add_post("/api/v1/enrol", agents.enrol)
-    app.router.add_post(agents.REPORTS_PATH, agents.reports)
+    agents.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
     app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)
     app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime
-
-from shared.base import Signal, WireModel, fact
+from shared.base import Signal, Timestamp, WireModel, fact
 
 Confidence = Literal["high", "low"]
 RebootActionName = Literal["reboot", "warn_then_reboot", "skip"]
@@ -28,7 +26,7 @@ class InteractiveSession(WireModel):
 
     user: str = fact("User name")
     terminal: str | None = fact("Terminal or session name (console, tty1, pts/0, rdp-tcp#0)", default=None)
-    started: AwareDatetime | None = fact("When the session started", "ISO 8601 timestamp", default=None)
+    started: Timestamp | None = fact("When the session started", "ISO 8601 timestamp", default=None)
     idle_seconds: float | None = fact(
         "Time since the user last typed in this session; null when the OS does not tell",
         "seconds",
@@ -43,7 +41,7 @@ class RebootAction(WireModel):
     policy: str = fact("Reboot policy in force (never, when-required-and-idle, when-required)")
     action: RebootActionName = fact("What the agent did: reboot, warn_then_reboot or skip")
     reason: str = fact("Why, in words (e.g. 'skipped: user session active since 17:42')")
-    decided_at: AwareDatetime = fact("When the policy was applied", "ISO 8601 timestamp")
+    decided_at: Timestamp = fact("When the policy was applied", "ISO 8601 timestamp")
 
 
 class PendingReboot(Signal):
@@ -54,12 +52,12 @@ class PendingReboot(Signal):
         "A high-confidence reason says a reboot is needed (low-confidence reasons alone do not)"
     )
     reasons: list[RebootReason] = fact("Every indicator found, high and low confidence", default_factory=list)
-    pending_since: AwareDatetime | None = fact(
+    pending_since: Timestamp | None = fact(
         "Earliest time a high-confidence reason is known to have been set; null when the OS does not say",
         "ISO 8601 timestamp",
         default=None,
     )
-    boot_time: AwareDatetime | None = fact("When the device last booted", "ISO 8601 timestamp", default=None)
+    boot_time: Timestamp | None = fact("When the device last booted", "ISO 8601 timestamp", default=None)
     boot_id: str | None = fact(
         "Identifier of the current boot; changes at every reboot", default=None, max_length=64
     )

@@ -7,7 +7,7 @@ import threading
 from agent.checks import Check
 from agent.commands import CommandNotFound
 from shared.base import Signal
-from shared.wire import Unknown
+from shared.wire import ERROR_MAX, Unknown
 
 
 class Broken(Check):
@@ -64,3 +64,19 @@ async def test_a_check_that_outlives_its_timeout_becomes_unknown() -> None:
     assert isinstance(signal, Unknown)
     assert signal.check == "printer_ip_conflict"
     assert signal.error.startswith("timed out after")
+
+
+class Verbose(Check):
+    """A check whose failure quotes a whole tool output."""
+
+    kind = "updates"
+
+    def collect(self) -> list[Signal]:
+        raise RuntimeError("apt-get failed: " + "E: Could not get lock /var/lib/dpkg/lock-frontend\n" * 1000)
+
+
+async def test_a_failure_quoting_a_huge_output_is_cut_to_fit_the_wire_schema() -> None:
+    [signal] = await Verbose().run()
+    assert isinstance(signal, Unknown)
+    assert signal.error.startswith("RuntimeError: apt-get failed: E: Could not get lock")
+    assert len(signal.error) == ERROR_MAX and signal.error.endswith("…")

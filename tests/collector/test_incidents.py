@@ -87,7 +87,7 @@ async def enrol(
     async with client.app[keys.STORE].transaction() as tx:
         ref = await tx.site(client_name, site)
         await tx.add_enrolment_token(token_hash(token), ref, datetime.now(UTC), None, 1)
-    agent = SimAgent(hostname)
+    agent = SimAgent(hostname, clock=client.app[keys.CLOCK])
     response = await client.post("/api/v1/enrol", json=agent.enrol_body(token))
     assert response.status == 201, await response.text()
     agent.agent_id = (await response.json())["agent_id"]
