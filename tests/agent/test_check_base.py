@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from agent.checks import Check
-from agent.commands import CommandNotFound
+from agent.commands import CommandNotFound, powershell, run_command
 from shared.base import Signal
 from shared.wire import ERROR_MAX, Unknown
 
@@ -80,3 +80,16 @@ async def test_a_failure_quoting_a_huge_output_is_cut_to_fit_the_wire_schema() -
     assert isinstance(signal, Unknown)
     assert signal.error.startswith("RuntimeError: apt-get failed: E: Could not get lock")
     assert len(signal.error) == ERROR_MAX and signal.error.endswith("…")
+
+
+def test_external_commands_run_in_the_c_locale_whatever_the_device_speaks(monkeypatch) -> None:
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+    done = run_command(["sh", "-c", 'echo "$LC_ALL $LANG"'])
+    assert done.stdout.strip() == "C C"
+
+
+def test_powershell_is_asked_to_write_utf8_not_the_oem_code_page() -> None:
+    argv = powershell("Get-WinEvent -LogName 'Veeam Agent' | ConvertTo-Json")
+    assert argv[:4] == ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command"]
+    assert argv[4].startswith("[Console]::OutputEncoding = [System.Text.Encoding]::UTF8; Get-WinEvent")
