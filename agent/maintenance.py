@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Literal
 
+from agent.checks.pending_reboot.memory import key
 from agent.commands import run_command
 from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootActionName
 
@@ -76,8 +77,9 @@ def reboot_decision(
     1. `never` only reports.
     2. Only a high-confidence reason is worth a reboot.
     3. Only inside the maintenance window.
-    4. Never twice in a row: a reason that survived a recent reboot needs a technician.
-    5. `when-required-and-idle` skips while anyone may be using the PC; `when-required` warns them first.
+    4. Never again for a reason the policy's own reboot did not clear: it needs a technician.
+    5. Never twice in a row: a reason that survived a recent reboot (by anyone) needs a technician.
+    6. `when-required-and-idle` skips while anyone may be using the PC; `when-required` warns them first.
     """
     if policy == "never":
         return Decision("skip", "policy is never: reporting only")
@@ -90,6 +92,16 @@ def reboot_decision(
     start, end = window
     if not in_window(now, start, end):
         return Decision("skip", f"outside the maintenance window {start:%H:%M}-{end:%H:%M}")
+    stuck = {key(reason) for reason in pending.policy_reboot.not_cleared} if pending.policy_reboot else set()
+    fresh = [reason for reason in high if key(reason) not in stuck]
+    if pending.policy_reboot and not fresh:
+        when = pending.policy_reboot.rebooted_at.astimezone(now.tzinfo)
+        return Decision(
+            "skip",
+            f"skipped: the policy's reboot of {when:%Y-%m-%d %H:%M} did not clear it ({high[0].detail}); "
+            "not rebooting again until a technician looks",
+        )
+    high = fresh
     if pending.boot_time and now - pending.boot_time < min_uptime:
         return Decision(
             "skip",

@@ -10,6 +10,7 @@ from shared.base import Signal, WireModel, fact
 
 Confidence = Literal["high", "low"]
 RebootActionName = Literal["reboot", "warn_then_reboot", "skip"]
+SessionState = Literal["active", "disconnected", "locked"]
 
 
 class RebootReason(WireModel):
@@ -35,6 +36,10 @@ class InteractiveSession(WireModel):
         default=None,
         ge=0,
     )
+    state: SessionState | None = fact(
+        "active, disconnected (remote session left running) or locked; null where the OS does not tell",
+        default=None,
+    )
 
 
 class RebootAction(WireModel):
@@ -44,6 +49,15 @@ class RebootAction(WireModel):
     action: RebootActionName = fact("What the agent did: reboot, warn_then_reboot or skip")
     reason: str = fact("Why, in words (e.g. 'skipped: user session active since 17:42')")
     decided_at: AwareDatetime = fact("When the policy was applied", "ISO 8601 timestamp")
+
+
+class PolicyReboot(WireModel):
+    """The reboot policy's last reboot of the device, and the reasons it did not clear."""
+
+    rebooted_at: AwareDatetime = fact("When the policy rebooted the device", "ISO 8601 timestamp")
+    not_cleared: list[RebootReason] = fact(
+        "High-confidence reasons seen before that reboot and still present after it", default_factory=list
+    )
 
 
 class PendingReboot(Signal):
@@ -65,3 +79,11 @@ class PendingReboot(Signal):
     )
     sessions: list[InteractiveSession] = fact("Logged-on user sessions", default_factory=list)
     last_action: RebootAction | None = fact("The reboot policy's last decision on this device", default=None)
+    policy_reboot: PolicyReboot | None = fact(
+        "The policy's last reboot when reasons survived it (the policy will not reboot for those again)",
+        default=None,
+    )
+    errors: list[str] = fact(
+        "What could not be read, beside the reasons that were (e.g. PowerShell blocked by AppLocker)",
+        default_factory=list,
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from collector.rules import Evaluation, History
 from shared.pending_reboot import InteractiveSession, PendingReboot
 
 RULE = "pending_reboot"
 SUBJECT = "reboot"
+# The policy rebooted and a reason survived: it will not reboot for it again, a technician must look.
+NOT_CLEARED_RULE = "pending_reboot.not_cleared"
+NOT_CLEARED_SUBJECT = "reboot-not-cleared"
 WARNING_DAYS = "reboot_warning_days"
 CRITICAL_DAYS = "reboot_critical_days"
 DEFAULT_WARNING_DAYS = 3
@@ -68,10 +71,36 @@ def who(sessions: list[InteractiveSession]) -> str:
 
 
 def evaluate(signal: PendingReboot, history: History) -> list[Evaluation]:
+    """The pending reboot's age, and a reboot by the policy that did not clear its reason."""
+    return [evaluate_pending(signal, history), evaluate_not_cleared(signal, history)]
+
+
+def evaluate_not_cleared(signal: PendingReboot, history: History) -> Evaluation:
+    """Warning while a reason survives the policy's reboot (the agent stops rebooting for it)."""
+    survived = signal.policy_reboot.not_cleared if signal.policy_reboot else []
+    if not signal.policy_reboot or not survived:
+        return Evaluation(
+            NOT_CLEARED_RULE, NOT_CLEARED_SUBJECT, "ok", f"no stuck reboot reason on {history.hostname}"
+        )
+    what = "; ".join(reason.detail for reason in survived)
+    when = signal.policy_reboot.rebooted_at.astimezone(UTC)
+    summary = (
+        f"reboot did not clear {what} (rebooted by the policy {when:%Y-%m-%d %H:%M} UTC); "
+        "not rebooting again until a technician looks"
+    )
+    details = {
+        "rebooted_at": signal.policy_reboot.rebooted_at.isoformat(),
+        "not_cleared": [reason.model_dump() for reason in survived],
+        "boot_id": signal.boot_id,
+    }
+    return Evaluation(NOT_CLEARED_RULE, NOT_CLEARED_SUBJECT, "warning", summary, details)
+
+
+def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
     """Warning after N days pending (high confidence only), critical after M; ok once cleared or rebooted."""
     high = [reason for reason in signal.reasons if reason.confidence == "high"]
     if not high:
-        return [Evaluation(RULE, SUBJECT, "ok", f"no reboot pending on {history.hostname}")]
+        return Evaluation(RULE, SUBJECT, "ok", f"no reboot pending on {history.hostname}")
     settings = history.settings.get(RULE, {})
     warning_after = timedelta(days=settings.get(WARNING_DAYS, DEFAULT_WARNING_DAYS))
     critical_after = timedelta(days=settings.get(CRITICAL_DAYS, DEFAULT_CRITICAL_DAYS))
@@ -88,4 +117,4 @@ def evaluate(signal: PendingReboot, history: History) -> list[Evaluation]:
         "sessions": [session.model_dump(mode="json") for session in signal.sessions],
         "last_action": signal.last_action.model_dump(mode="json") if signal.last_action else None,
     }
-    return [Evaluation(RULE, SUBJECT, status, summary, details)]
+    return Evaluation(RULE, SUBJECT, status, summary, details)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.maintenance import Decision, in_window, jitter, reboot_decision
-from shared.pending_reboot import InteractiveSession, PendingReboot, RebootReason
+from shared.pending_reboot import InteractiveSession, PendingReboot, PolicyReboot, RebootReason
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NIGHT = datetime(2024, 11, 20, 2, 30, tzinfo=BERLIN)
@@ -148,3 +148,60 @@ def test_a_decision_is_reported_as_the_last_action() -> None:
     decision = reboot_decision("when-required-and-idle", pending(KERNEL), [ALICE_ACTIVE], NIGHT)
     action = decision.as_action("when-required-and-idle", NIGHT)
     assert (action.action, action.reason, action.decided_at) == ("skip", decision.reason, NIGHT)
+
+
+GRUB_PINNED = RebootReason(
+    source="newer-kernel", confidence="high", detail="running kernel 6.1.0-9-amd64, newest installed 6.1.0-13-amd64"
+)
+POLICY_REBOOT = NIGHT - timedelta(days=1)
+
+
+def night_state(reason: RebootReason | None, uptime: timedelta, attempts: int) -> PendingReboot:
+    """The signal of one night: a reason (or none), booted `uptime` ago, and the policy's earlier reboots.
+
+    `attempts` = 1: the policy already rebooted for this reason and it survived.
+    """
+    reasons = [reason] if reason else []
+    survived = PolicyReboot(rebooted_at=POLICY_REBOOT, not_cleared=reasons) if attempts and reason else None
+    return pending(*reasons, boot_time=NIGHT - uptime).model_copy(update={"policy_reboot": survived})
+
+
+UP_3_DAYS, UP_20_MIN = timedelta(days=3), timedelta(minutes=20)
+STUCK = (
+    "skipped: the policy's reboot of 2024-11-19 02:30 did not clear it ({}); "
+    "not rebooting again until a technician looks"
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "uptime", "attempts", "sessions", "action", "why"),
+    [
+        # reason, uptime, previous policy reboots that did not clear it, sessions -> decision
+        (None, UP_3_DAYS, 0, [], "skip", "no reboot pending"),
+        (RENAMES, UP_3_DAYS, 0, [], "skip", "no high-confidence reason (low only: PendingFileRenameOperations)"),
+        (KERNEL, UP_3_DAYS, 0, [], "reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session"),
+        (KERNEL, UP_3_DAYS, 0, [ALICE_IDLE], "reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session"),
+        (KERNEL, UP_3_DAYS, 0, [ALICE_ACTIVE], "skip", "skipped: user session active since 17:42 (alice)"),
+        (
+            KERNEL, UP_20_MIN, 0, [], "skip",
+            "skipped: booted at 02:10 and a reboot is still pending (linux-image-6.1.0-13-amd64); not rebooting again",
+        ),
+        (GRUB_PINNED, UP_3_DAYS, 0, [], "reboot", f"rebooting: {GRUB_PINNED.detail}; no active user session"),
+        # The reboot loop: one policy reboot did not clear it, so however long up and however idle, no second one.
+        (GRUB_PINNED, timedelta(hours=23, minutes=59), 1, [], "skip", STUCK.format(GRUB_PINNED.detail)),
+        (GRUB_PINNED, timedelta(days=30), 1, [ALICE_IDLE], "skip", STUCK.format(GRUB_PINNED.detail)),
+        (GRUB_PINNED, timedelta(days=30), 1, [ALICE_ACTIVE], "skip", STUCK.format(GRUB_PINNED.detail)),
+    ],
+)
+def test_the_nightly_window_decides(reason, uptime, attempts, sessions, action, why) -> None:
+    assert reboot_decision("when-required-and-idle", night_state(reason, uptime, attempts), sessions, NIGHT) == (
+        Decision(action, why)
+    )
+
+
+def test_a_new_reason_after_a_reboot_that_left_an_old_one_is_worth_one_reboot() -> None:
+    state = night_state(GRUB_PINNED, UP_3_DAYS, 1)
+    state = state.model_copy(update={"reasons": [GRUB_PINNED, KERNEL]})
+    assert reboot_decision("when-required", state, [], NIGHT) == Decision(
+        "reboot", "rebooting: linux-image-6.1.0-13-amd64; nobody logged on"
+    )

@@ -27,7 +27,9 @@ def pending_tree(root: Path) -> Path:
 
 async def night(tmp_path: Path, policy: str, users: list) -> tuple[list, PendingReboot]:
     """Run one nightly job; returns what happened, in order, and the pending_reboot signal it queued."""
-    check = PendingRebootCheck(CheckContext(root=pending_tree(tmp_path / "root"), run=NO_TOOLS), platform="linux")
+    check = PendingRebootCheck(
+        CheckContext(root=pending_tree(tmp_path / "root"), run=NO_TOOLS, state_dir=tmp_path / "state"), platform="linux"
+    )
     check.provider.users = lambda: users
     outbox = Outbox(tmp_path / "outbox.sqlite3", "ag_1", "boot-1")
     happened: list = []

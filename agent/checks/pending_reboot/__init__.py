@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from agent.checks import Check, CheckContext
+from agent.checks.pending_reboot.memory import judge, state_dir_of
 from agent.checks.rootfs import below
 from shared.base import Signal
 from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootReason
@@ -24,6 +25,8 @@ class RebootFacts:
     boot_time: datetime | None = None
     boot_id: str | None = None
     sessions: list[InteractiveSession] = field(default_factory=list)
+    # What could not be read; reported beside the reasons that were, never instead of them.
+    errors: list[str] = field(default_factory=list)
 
 
 class Provider(Protocol):
@@ -88,9 +91,10 @@ class PendingRebootCheck(Check):
         self.last_action: RebootAction | None = None
 
     def collect(self) -> list[Signal]:
-        """One pending_reboot signal."""
+        """One pending_reboot signal, with the reasons that survived the policy's last reboot."""
         now = self.context.clock()
         facts = self.provider.facts(now)
+        survived = judge(state_dir_of(self.context), facts.reasons, facts.boot_id, facts.boot_time)
         return [
             PendingReboot(
                 collected_at=now,
@@ -101,5 +105,7 @@ class PendingRebootCheck(Check):
                 boot_id=facts.boot_id,
                 sessions=facts.sessions,
                 last_action=self.last_action,
+                policy_reboot=survived,
+                errors=facts.errors,
             )
         ]
