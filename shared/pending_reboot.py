@@ -69,7 +69,8 @@ class PendingReboot(Signal):
     )
     reasons: list[RebootReason] = fact("Every indicator found, high and low confidence", default_factory=list)
     pending_since: AwareDatetime | None = fact(
-        "Earliest time a high-confidence reason is known to have been set; null when the OS does not say",
+        "Earliest time a high-confidence reason of this boot is known to have been set (the OS's date, "
+        "else when the agent first saw it); null when neither is known",
         "ISO 8601 timestamp",
         default=None,
     )

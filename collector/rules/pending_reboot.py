@@ -28,18 +28,17 @@ def same_boot(signal: PendingReboot, other: PendingReboot) -> bool:
 
 
 def first_seen(signal: PendingReboot, history: History) -> datetime:
-    """When this boot's pending state began: the OS's own date, else the oldest unbroken pending signal.
+    """When this boot's pending state began: the earliest date of the unbroken pending signals of this boot.
 
-    Never before boot: a reboot restarts the clock (and so resolves the alert), even if the reason stays.
+    The earliest, because a later install rewrites the OS's flag (and its date). Never before boot: a
+    reboot restarts the clock (and so resolves the alert), even if the reason stays.
     """
-    if signal.pending_since:
-        return max(signal.pending_since, signal.boot_time) if signal.boot_time else signal.pending_since
-    since = signal.collected_at
+    since = signal.pending_since or signal.collected_at
     for earlier in history.previous:
         if not (isinstance(earlier, PendingReboot) and earlier.pending and same_boot(signal, earlier)):
             break
-        since = earlier.pending_since or earlier.collected_at
-    return since
+        since = min(since, earlier.pending_since or earlier.collected_at)
+    return max(since, signal.boot_time) if signal.boot_time else since
 
 
 def span(delta: timedelta) -> str:
@@ -54,20 +53,10 @@ def span(delta: timedelta) -> str:
 
 
 def who(sessions: list[InteractiveSession]) -> str:
-    """Who is logged on and how recently each was active (as of collection)."""
+    """Who is logged on; how recently each typed is left to the details, or the summary would change hourly."""
     if not sessions:
         return "nobody logged on"
-    parts = []
-    for session in sessions:
-        if session.idle_seconds is None:
-            parts.append(f"{session.user} logged on")
-        elif session.idle_seconds < 60:
-            parts.append(f"{session.user} logged on, active now")
-        else:
-            parts.append(
-                f"{session.user} logged on, active {span(timedelta(seconds=session.idle_seconds))} ago"
-            )
-    return "; ".join(parts)
+    return ", ".join(sorted({session.user for session in sessions})) + " logged on"
 
 
 def evaluate(signal: PendingReboot, history: History) -> list[Evaluation]:
@@ -108,7 +97,8 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
     age = history.now - since
     status = "critical" if age >= critical_after else "warning" if age >= warning_after else "ok"
     why = "; ".join(reason.detail for reason in high)
-    summary = f"reboot pending for {span(age)} ({why}); {who(signal.sessions)}"
+    # Only stable words: a summary that changes is a new message to the technician.
+    summary = f"reboot pending since {since.astimezone(UTC):%Y-%m-%d} ({why}); {who(signal.sessions)}"
     details = {
         "pending_since": since.isoformat(),
         "pending_seconds": int(age.total_seconds()),

@@ -381,3 +381,40 @@ def test_macos_reports_downloaded_updates_that_need_a_restart(tmp_path: Path, fi
 
     assert [r.detail for r in facts.reasons] == ([detail] if detail else [])
     assert facts.boot_id == "0C2E43A4-2E43-4E36-9D3A-52C7CBF3F5E1"
+
+
+async def test_pending_since_keeps_the_earliest_date_of_this_boot_across_later_installs(tmp_path: Path) -> None:
+    root = linux_tree(tmp_path / "root")
+    first = BOOT + timedelta(days=1)
+    touch(root / "run/reboot-required", first, "*** System restart required ***\n")
+    touch(root / "run/reboot-required.pkgs", first, "linux-image-6.1.0-13-amd64\n")
+    check = PendingRebootCheck(CheckContext(root=root, run=NO_TOOLS, state_dir=tmp_path / "state"), platform="linux")
+    [before] = await check.run()
+
+    # Two days later another package asks for the reboot: the OS's flag gets a new date.
+    touch(root / "run/reboot-required", first + timedelta(days=2), "*** System restart required ***\n")
+    [after] = await check.run()
+
+    # After a reboot the spell starts afresh.
+    (root / "proc/sys/kernel/random/boot_id").write_text("next-boot\n")
+    touch(root / "run/reboot-required", first + timedelta(days=3), "*** System restart required ***\n")
+    [rebooted] = await check.run()
+
+    assert isinstance(before, PendingReboot) and isinstance(after, PendingReboot)
+    assert isinstance(rebooted, PendingReboot)
+    assert (before.pending_since, after.pending_since) == (first, first)
+    assert rebooted.pending_since == first + timedelta(days=3)
+
+
+async def test_without_an_os_date_pending_since_is_when_the_agent_first_saw_it(tmp_path: Path) -> None:
+    run = Recorded({("needrestart", "-b"): ("pending_reboot/needrestart-b-kernel-upgrade.txt", 0)})
+    clock = iter([NOW, NOW + timedelta(hours=1)])
+    context = CheckContext(root=linux_tree(tmp_path / "root"), run=run, state_dir=tmp_path / "state",
+                           clock=lambda: next(clock))
+    check = PendingRebootCheck(context, platform="linux")
+
+    [first] = await check.run()
+    [second] = await check.run()
+
+    assert isinstance(first, PendingReboot) and isinstance(second, PendingReboot)
+    assert (first.pending_since, second.pending_since) == (NOW, NOW)

@@ -63,9 +63,7 @@ def test_its_summary_says_why_and_who_is_logged_on() -> None:
     verdict, _ = evaluate(
         signal(KERNEL, RENAMES, since=NOW - 4 * DAY - timedelta(hours=5), sessions=(ALICE,)), history()
     )
-    assert verdict.summary == (
-        "reboot pending for 4 days (linux-image-6.1.0-13-amd64); alice logged on, active 3 min ago"
-    )
+    assert verdict.summary == "reboot pending since 2024-11-16 (linux-image-6.1.0-13-amd64); alice logged on"
     assert [reason["source"] for reason in verdict.details["reasons"]] == [
         "reboot-required-file",
         "PendingFileRenameOperations",
@@ -122,3 +120,25 @@ def test_a_reason_the_policys_reboot_did_not_clear_raises_its_own_alert() -> Non
 def test_the_not_cleared_alert_resolves_once_the_reason_is_gone() -> None:
     _, verdict = evaluate(signal(), history())
     assert (verdict.rule, verdict.status) == ("pending_reboot.not_cleared", "ok")
+
+
+def test_the_summary_stays_the_same_hour_after_hour_so_no_message_goes_out() -> None:
+    def at(hours: int) -> str:
+        later = NOW + timedelta(hours=hours)
+        user = ALICE.model_copy(update={"idle_seconds": 190 + hours * 3600})
+        state = signal(KERNEL, at=later, since=NOW - 4 * DAY, sessions=(user,))
+        verdict, _ = evaluate(state, History(now=later, hostname="RECEPTION-01"))
+        return verdict.summary
+
+    assert {at(hours) for hours in range(12)} == {at(0)}
+    assert "ago" not in at(0)
+
+
+def test_pending_since_is_the_earliest_of_this_boot_not_reset_by_a_later_install() -> None:
+    earlier = [signal(KERNEL, at=NOW - n * DAY, since=NOW - 5 * DAY) for n in range(1, 4)]
+    reinstalled = signal(KERNEL, since=NOW - timedelta(hours=1))  # another package rewrote the flag
+
+    verdict, _ = evaluate(reinstalled, history(*earlier))
+
+    assert verdict.details["pending_since"] == (NOW - 5 * DAY).isoformat()
+    assert verdict.status == "warning"

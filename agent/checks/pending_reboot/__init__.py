@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from agent.checks import Check, CheckContext
-from agent.checks.pending_reboot.memory import judge, state_dir_of
+from agent.checks.pending_reboot.memory import boot_key, earliest_since, judge, state_dir_of
 from agent.checks.rootfs import below
 from shared.base import Signal
 from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootReason
@@ -94,13 +94,15 @@ class PendingRebootCheck(Check):
         """One pending_reboot signal, with the reasons that survived the policy's last reboot."""
         now = self.context.clock()
         facts = self.provider.facts(now)
-        survived = judge(state_dir_of(self.context), facts.reasons, facts.boot_id, facts.boot_time)
+        state_dir = state_dir_of(self.context)
+        survived = judge(state_dir, facts.reasons, facts.boot_id, facts.boot_time)
+        boot = boot_key(facts.boot_id, facts.boot_time)
         return [
             PendingReboot(
                 collected_at=now,
                 pending=any(reason.confidence == "high" for reason in facts.reasons),
                 reasons=facts.reasons,
-                pending_since=facts.pending_since,
+                pending_since=earliest_since(state_dir, facts.reasons, facts.pending_since, boot, now),
                 boot_time=facts.boot_time,
                 boot_id=facts.boot_id,
                 sessions=facts.sessions,

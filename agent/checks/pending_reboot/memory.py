@@ -1,4 +1,7 @@
-"""What the reboot policy keeps across its own reboot: a small JSON file in the agent's state directory.
+"""What the pending_reboot check and the reboot policy remember: a small JSON file in the state directory.
+
+Pending since: the earliest time a reason of this boot was known to be set, so a later install that
+rewrites the OS's flag (or a history cut short at the collector) does not make the reboot look new.
 
 Before the policy reboots, it writes down the boot it leaves and the high-confidence reasons it means to
 clear. After the reboot, the check compares: a reason still present was not cleared by a reboot, so the
@@ -37,17 +40,20 @@ class RebootMemory(BaseModel):
     deferrals: int = 0
     # Boot id of the spell the deferrals belong to: a reboot starts a new spell.
     deferrals_boot_id: str | None = None
+    # The earliest known start of this boot's pending spell, and the boot it belongs to.
+    pending_since: AwareDatetime | None = None
+    pending_boot: str | None = None
 
 
-def state_dir_of(context: CheckContext) -> Path:
-    """The agent's state directory, as the service passes it (else the platform default)."""
-    from agent.config import platform_data_dir
-
-    return context.state_dir or platform_data_dir()
+def state_dir_of(context: CheckContext) -> Path | None:
+    """The agent's state directory as the service passes it; None (a bare check in a test) remembers nothing."""
+    return context.state_dir
 
 
-def load(state_dir: Path) -> RebootMemory:
+def load(state_dir: Path | None) -> RebootMemory:
     """The remembered state; empty when there is none (or it cannot be read: then nothing is remembered)."""
+    if state_dir is None:
+        return RebootMemory()
     try:
         return RebootMemory.model_validate_json((state_dir / MEMORY_FILE).read_bytes())
     except FileNotFoundError:
@@ -55,6 +61,16 @@ def load(state_dir: Path) -> RebootMemory:
     except (OSError, ValueError) as exc:
         log.warning("pending_reboot: cannot read %s (%s); starting afresh", state_dir / MEMORY_FILE, exc)
         return RebootMemory()
+
+
+def keep(state_dir: Path | None, memory: RebootMemory) -> None:
+    """Save what the check learnt; a check that cannot write (a one-off run as a user) still reports."""
+    if state_dir is None:
+        return
+    try:
+        save(state_dir, memory)
+    except OSError as exc:
+        log.warning("pending_reboot: cannot write %s (%s)", state_dir / MEMORY_FILE, exc)
 
 
 def save(state_dir: Path, memory: RebootMemory) -> None:
@@ -89,7 +105,7 @@ def rebooted_since(memory: RebootMemory, boot_id: str | None, boot_time: datetim
 
 
 def judge(
-    state_dir: Path, reasons: list[RebootReason], boot_id: str | None, boot_time: datetime | None
+    state_dir: Path | None, reasons: list[RebootReason], boot_id: str | None, boot_time: datetime | None
 ) -> PolicyReboot | None:
     """After the policy's reboot: the remembered reasons still present (None when all cleared).
 
@@ -102,14 +118,19 @@ def judge(
     survived = [reason for reason in memory.reasons if key(reason) in now]
     if survived != memory.reasons:
         kept = memory.model_copy(update={"reasons": survived})
-        save(state_dir, kept if survived else kept.model_copy(update={"rebooted_at": None, "left_boot_id": None}))
+        keep(state_dir, kept if survived else kept.model_copy(update={"rebooted_at": None, "left_boot_id": None}))
     if not survived or memory.rebooted_at is None:
         return None
     return PolicyReboot(rebooted_at=memory.rebooted_at, not_cleared=survived)
 
 
-def remember_reboot(state_dir: Path, pending: PendingReboot, at: datetime) -> None:
-    """Write down, before rebooting, the boot being left and every high-confidence reason now present."""
+def remember_reboot(state_dir: Path | None, pending: PendingReboot, at: datetime) -> None:
+    """Write down, before rebooting, the boot being left and every high-confidence reason now present.
+
+    Raises when it cannot: a reboot that is not remembered could become a nightly loop.
+    """
+    if state_dir is None:
+        raise RuntimeError("no state directory to remember the reboot in; not rebooting")
     memory = load(state_dir)
     save(
         state_dir,
@@ -117,3 +138,29 @@ def remember_reboot(state_dir: Path, pending: PendingReboot, at: datetime) -> No
             update={"rebooted_at": at, "left_boot_id": pending.boot_id, "reasons": high(pending.reasons)}
         ),
     )
+
+
+def boot_key(boot_id: str | None, boot_time: datetime | None) -> str | None:
+    """What identifies a boot: its id, else its time."""
+    return boot_id or (boot_time.isoformat() if boot_time else None)
+
+
+def earliest_since(
+    state_dir: Path | None, reasons: list[RebootReason], since: datetime | None, boot: str | None, now: datetime
+) -> datetime | None:
+    """When this boot's pending spell began: the earliest of the OS's date and what was remembered.
+
+    Without an OS date, the first time the agent saw a high-confidence reason. Nothing pending ends the spell.
+    """
+    if state_dir is None:
+        return since
+    memory = load(state_dir)
+    if not high(reasons):
+        if memory.pending_since is not None:
+            keep(state_dir, memory.model_copy(update={"pending_since": None, "pending_boot": None}))
+        return since
+    known = [when for when in (since, memory.pending_since if memory.pending_boot == boot else None) if when]
+    earliest = min(known) if known else now
+    if (earliest, boot) != (memory.pending_since, memory.pending_boot):
+        keep(state_dir, memory.model_copy(update={"pending_since": earliest, "pending_boot": boot}))
+    return earliest
