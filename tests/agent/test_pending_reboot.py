@@ -32,6 +32,8 @@ from agent.checks.pending_reboot.windows import (
     reasons_from_registry,
 )
 from agent.commands import CommandResult
+from collector.rules import History
+from collector.rules.pending_reboot import evaluate
 from shared.pending_reboot import PendingReboot, RebootAction
 from shared.wire import Unknown
 from tests.agent.recorded_runs import FIXTURES, Recorded
@@ -98,7 +100,8 @@ def test_it_flags_a_newer_kernel_by_version_order_not_text_order(tmp_path: Path)
     root = linux_tree(tmp_path, running="6.1.0-9-amd64")
     installed = datetime(2024, 11, 15, 3, 2, tzinfo=UTC)
     touch(root / "boot/vmlinuz-6.1.0-9-amd64", BOOT - timedelta(days=40))
-    touch(root / "boot/vmlinuz-6.1.0-13-amd64", installed)
+    touch(root / "boot/vmlinuz-6.1.0-13-amd64", BOOT - timedelta(days=20))  # the package's build date
+    touch(root / "lib/modules/6.1.0-13-amd64/modules.dep", installed)  # depmod ran at install
 
     facts = linux_facts(root)
 
@@ -418,3 +421,23 @@ async def test_without_an_os_date_pending_since_is_when_the_agent_first_saw_it(t
 
     assert isinstance(first, PendingReboot) and isinstance(second, PendingReboot)
     assert (first.pending_since, second.pending_since) == (NOW, NOW)
+
+
+def test_a_kernel_installed_minutes_ago_on_a_host_up_40_days_is_pending_for_minutes(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    # Unpacked just now (its real ctime), as dpkg does: the package's build date, 60 days ago, as mtime.
+    image = touch(root / "boot/vmlinuz-6.1.0-13-amd64", datetime.now(UTC) - timedelta(days=60))
+    unpacked = datetime.fromtimestamp(image.stat().st_ctime, UTC)
+    booted = unpacked - timedelta(days=40)
+    linux_tree(root, running="6.1.0-9-amd64")
+    (root / "proc/stat").write_text(f"btime {int(booted.timestamp())}\n")
+    touch(root / "boot/vmlinuz-6.1.0-9-amd64", booted - timedelta(days=90))
+    now = unpacked + timedelta(minutes=10)
+    check = PendingRebootCheck(CheckContext(root=root, run=NO_TOOLS, clock=lambda: now), platform="linux")
+
+    [signal] = check.collect()
+
+    assert isinstance(signal, PendingReboot)
+    assert signal.pending_since == unpacked
+    verdict, _ = evaluate(signal, History(now=now, hostname="WS-07"))
+    assert (verdict.status, verdict.details["pending_seconds"]) == ("ok", 600)
