@@ -52,6 +52,11 @@ def span(delta: timedelta) -> str:
     return f"{seconds // 60} min"
 
 
+def unread(signal: PendingReboot) -> str:
+    """What the agent could not read (a blocked PowerShell), said beside what it did read."""
+    return f"; could not read: {'; '.join(signal.errors)}" if signal.errors else ""
+
+
 def who(sessions: list[InteractiveSession]) -> str:
     """Who is logged on; how recently each typed is left to the details, or the summary would change hourly."""
     if not sessions:
@@ -89,7 +94,7 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
     """Warning after N days pending (high confidence only), critical after M; ok once cleared or rebooted."""
     high = [reason for reason in signal.reasons if reason.confidence == "high"]
     if not high:
-        return Evaluation(RULE, SUBJECT, "ok", f"no reboot pending on {history.hostname}")
+        return Evaluation(RULE, SUBJECT, "ok", f"no reboot pending on {history.hostname}{unread(signal)}")
     settings = history.settings.get(RULE, {})
     warning_after = timedelta(days=settings.get(WARNING_DAYS, DEFAULT_WARNING_DAYS))
     critical_after = timedelta(days=settings.get(CRITICAL_DAYS, DEFAULT_CRITICAL_DAYS))
@@ -98,7 +103,7 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
     status = "critical" if age >= critical_after else "warning" if age >= warning_after else "ok"
     why = "; ".join(reason.detail for reason in high)
     # Only stable words: a summary that changes is a new message to the technician.
-    summary = f"reboot pending since {since.astimezone(UTC):%Y-%m-%d} ({why}); {who(signal.sessions)}"
+    summary = f"reboot pending since {since.astimezone(UTC):%Y-%m-%d} ({why}); {who(signal.sessions)}{unread(signal)}"
     details = {
         "pending_since": since.isoformat(),
         "pending_seconds": int(age.total_seconds()),
@@ -106,5 +111,6 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
         "boot_id": signal.boot_id,
         "sessions": [session.model_dump(mode="json") for session in signal.sessions],
         "last_action": signal.last_action.model_dump(mode="json") if signal.last_action else None,
+        "errors": signal.errors,
     }
     return Evaluation(RULE, SUBJECT, status, summary, details)

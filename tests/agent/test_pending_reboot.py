@@ -26,16 +26,16 @@ from agent.checks.pending_reboot.windows import (
     WU_SERVICES_PENDING,
     RegistrySnapshot,
     WindowsProvider,
+    explain_powershell_failure,
     filetime_to_datetime,
+    parse_powershell,
     pending_since,
-    reasons_from_powershell,
     reasons_from_registry,
 )
 from agent.commands import CommandResult
 from collector.rules import History
 from collector.rules.pending_reboot import evaluate
 from shared.pending_reboot import PendingReboot, RebootAction
-from shared.wire import Unknown
 from tests.agent.recorded_runs import FIXTURES, Recorded
 
 try:  # psutil's own user-session record type; its private module moved in psutil 7
@@ -319,8 +319,40 @@ def test_it_dates_the_reboot_from_the_key_written_after_boot() -> None:
     ],
 )
 def test_it_reads_wua_and_configmgr_answers(fixture: str, expected: list) -> None:
-    reasons = reasons_from_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
+    reasons, errors = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
     assert [(r.source, r.confidence) for r in reasons] == expected
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected", "error"),
+    [
+        (
+            "powershell-constrained-language.json",
+            [],
+            "PowerShell runs in Constrained Language mode (AppLocker/WDAC), which refuses COM objects: "
+            "Windows Update Agent: Cannot create type.",
+        ),
+        (
+            "powershell-wmi-broken.json",
+            [("wua-reboot-required", "high")],
+            "WMI is broken (provider load failure); repair the WMI repository: "
+            "Configuration Manager client: Provider load failure.",
+        ),
+    ],
+)
+def test_it_reports_what_powershell_could_not_ask_beside_what_it_could(fixture, expected, error) -> None:
+    reasons, errors = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
+    assert [(r.source, r.confidence) for r in reasons] == expected
+    assert errors == [error]
+
+
+def test_it_explains_an_old_powershell_by_its_error_text() -> None:
+    stderr = (FIXTURES / "pending_reboot" / "powershell-v2-stderr.txt").read_text()
+    assert explain_powershell_failure(stderr) == (
+        "PowerShell is too old for this query (2.0?): The term 'ConvertTo-Json' is not recognized as the name "
+        "of a cmdlet, function, script file, or operable program."
+    )
 
 
 def windows_provider(tmp_path: Path, run: Recorded, registry: RegistrySnapshot) -> WindowsProvider:
@@ -349,15 +381,53 @@ def test_windows_facts_combine_registry_winsxs_and_wua(tmp_path: Path) -> None:
     assert [(s.user, s.idle_seconds) for s in facts.sessions] == [("reception", None)]
 
 
-async def test_a_failing_powershell_makes_the_check_unknown_not_healthy(tmp_path: Path) -> None:
-    run = Recorded({("powershell.exe",): ("", 1)})
+def failing_powershell(stderr_fixture: str, code: int = 1):
+    """A runner whose PowerShell exits with `code` and the recorded stderr."""
+
+    def run(argv, timeout: float = 60.0) -> CommandResult:
+        stderr = (FIXTURES / "pending_reboot" / stderr_fixture).read_text()
+        return CommandResult(tuple(argv), code, "", stderr)
+
+    return run
+
+
+def blocked_powershell(argv, timeout: float = 60.0) -> CommandResult:
+    """AppLocker refuses to start powershell.exe: CreateProcess fails, Python raises."""
+    raise PermissionError((FIXTURES / "pending_reboot" / "powershell-applocker-winerror.txt").read_text().strip())
+
+
+@pytest.mark.parametrize(
+    ("run", "error"),
+    [
+        (
+            blocked_powershell,
+            "PowerShell could not start: PowerShell is blocked by policy (AppLocker or Software Restriction "
+            "Policies): [WinError 1260] This program is blocked by group policy.",
+        ),
+        (
+            failing_powershell("powershell-v2-stderr.txt"),
+            "PowerShell pending-reboot query failed (1): PowerShell is too old for this query (2.0?): The term "
+            "'ConvertTo-Json' is not recognized as the name of a cmdlet, function, script file, or operable "
+            "program.",
+        ),
+    ],
+)
+async def test_a_failing_powershell_keeps_the_registry_reasons_and_reports_the_failure(
+    tmp_path: Path, run, error: str
+) -> None:
+    registry = snapshot({CBS_REBOOT_PENDING: {}}, last_write={CBS_REBOOT_PENDING: BOOT + timedelta(days=1)})
     check = PendingRebootCheck(CheckContext(root=tmp_path, run=run), platform="linux")
-    check.provider = windows_provider(tmp_path, run, CLEAN)
+    check.provider = windows_provider(tmp_path, run, registry)
 
     [signal] = await check.run()
 
-    assert isinstance(signal, Unknown)
-    assert "PowerShell" in signal.error
+    assert isinstance(signal, PendingReboot), "not unknown: the registry was read"
+    assert signal.pending is True
+    assert [(r.source, r.confidence) for r in signal.reasons] == [("cbs-reboot-pending", "high")]
+    assert signal.errors == [error]
+    verdict, _ = evaluate(signal, History(now=NOW, hostname="RECEPTION-01"))
+    assert verdict.status == "warning"
+    assert verdict.summary.endswith(f"; could not read: {error}")
 
 
 @pytest.mark.parametrize(
