@@ -33,6 +33,7 @@ from agent.checks.pending_reboot.windows import (
     reasons_from_registry,
 )
 from agent.commands import CommandResult
+from agent.maintenance import Decision, reboot_decision
 from collector.rules import History
 from collector.rules.pending_reboot import evaluate
 from shared.pending_reboot import PendingReboot, RebootAction
@@ -431,29 +432,32 @@ async def test_a_failing_powershell_keeps_the_registry_reasons_and_reports_the_f
 
 
 @pytest.mark.parametrize(
-    ("fixture", "detail"),
+    "fixture",
     [
-        ("softwareupdate-l-no-scan-restart.txt", "update needs a restart: macOS Tahoe 26.7.1"),
-        (
-            "softwareupdate-l-no-scan-security.txt",
-            "update needs a restart: macOS Background Security Improvement (a)",
-        ),
-        ("softwareupdate-l-no-scan-none.txt", None),
+        "softwareupdate-l-no-scan-restart.txt",
+        "softwareupdate-l-no-scan-security.txt",
+        "softwareupdate-l-no-scan-none.txt",
     ],
 )
-def test_macos_reports_downloaded_updates_that_need_a_restart(tmp_path: Path, fixture: str, detail) -> None:
+async def test_an_available_macos_update_that_needs_a_restart_is_not_a_pending_reboot(
+    tmp_path: Path, fixture: str
+) -> None:
     run = Recorded(
         {
-            ("softwareupdate", "-l", "--no-scan"): (f"pending_reboot/{fixture}", 0),
+            ("softwareupdate",): (f"pending_reboot/{fixture}", 0),
             ("sysctl", "-n", "kern.bootsessionuuid"): ("pending_reboot/sysctl-kern-bootsessionuuid.txt", 0),
         }
     )
-    provider = DarwinProvider(CheckContext(root=tmp_path, run=run), users=list, boot_time=BOOT.timestamp)
+    check = PendingRebootCheck(CheckContext(root=tmp_path, run=run, clock=lambda: NOW), platform="darwin")
+    check.provider = DarwinProvider(check.context, users=list, boot_time=BOOT.timestamp)
 
-    facts = provider.facts(NOW)
+    [signal] = await check.run()
 
-    assert [r.detail for r in facts.reasons] == ([detail] if detail else [])
-    assert facts.boot_id == "0C2E43A4-2E43-4E36-9D3A-52C7CBF3F5E1"
+    assert isinstance(signal, PendingReboot)
+    assert (signal.pending, signal.reasons) == (False, [])
+    assert signal.boot_id == "0C2E43A4-2E43-4E36-9D3A-52C7CBF3F5E1"
+    night = datetime(2024, 11, 21, 2, 30, tzinfo=UTC)
+    assert reboot_decision("when-required", signal, [], night) == Decision("skip", "no reboot pending")
 
 
 async def test_pending_since_keeps_the_earliest_date_of_this_boot_across_later_installs(tmp_path: Path) -> None:

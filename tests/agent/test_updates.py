@@ -248,5 +248,11 @@ async def test_the_check_reads_macos_catalogue_refresh_from_software_update_pref
     [signal] = await UpdatesCheck(CheckContext(root=tmp_path, run=run), platform="darwin").run()
 
     assert (signal.manager, signal.security_count, signal.other_count) == ("softwareupdate", 1, 2)
+    # Where a restart-requiring update belongs: an update to install, that will need a restart.
+    assert [(item.name, item.restart) for item in signal.items] == [
+        ("macOS Background Security Improvement (a)-25D771280a", True),
+        ("Command Line Tools for Xcode 27.0-27.0", False),
+        ("macOS Tahoe 26.6-25G72", True),
+    ]
     assert signal.index_refreshed_at == datetime(2024, 11, 19, 23, 5, 1, tzinfo=UTC)
     assert run.calls == [("softwareupdate", "-l")]
