@@ -90,7 +90,7 @@ def test_jitter_is_stable_per_device_and_spreads_devices() -> None:
             pending(KERNEL),
             [ALICE_ACTIVE],
             NIGHT,
-            Decision("skip", "skipped: user session active since 17:42 (alice)"),
+            Decision("skip", "skipped: user session active since 17:42 (alice); deferral 1 of 3", deferral=True),
         ),
         (
             "when-required-and-idle",
@@ -104,7 +104,7 @@ def test_jitter_is_stable_per_device_and_spreads_devices() -> None:
             pending(KERNEL),
             [session("bob", None, NIGHT - timedelta(hours=2))],
             NIGHT,
-            Decision("skip", "skipped: user session active since 00:30 (bob)"),
+            Decision("skip", "skipped: user session active since 00:30 (bob); deferral 1 of 3", deferral=True),
         ),
         (
             "when-required-and-idle",
@@ -181,7 +181,10 @@ STUCK = (
         (RENAMES, UP_3_DAYS, 0, [], "skip", "no high-confidence reason (low only: PendingFileRenameOperations)"),
         (KERNEL, UP_3_DAYS, 0, [], "reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session"),
         (KERNEL, UP_3_DAYS, 0, [ALICE_IDLE], "reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session"),
-        (KERNEL, UP_3_DAYS, 0, [ALICE_ACTIVE], "skip", "skipped: user session active since 17:42 (alice)"),
+        (
+            KERNEL, UP_3_DAYS, 0, [ALICE_ACTIVE], "skip",
+            "skipped: user session active since 17:42 (alice); deferral 1 of 3",
+        ),
         (
             KERNEL, UP_20_MIN, 0, [], "skip",
             "skipped: booted at 02:10 and a reboot is still pending (linux-image-6.1.0-13-amd64); not rebooting again",
@@ -194,9 +197,8 @@ STUCK = (
     ],
 )
 def test_the_nightly_window_decides(reason, uptime, attempts, sessions, action, why) -> None:
-    assert reboot_decision("when-required-and-idle", night_state(reason, uptime, attempts), sessions, NIGHT) == (
-        Decision(action, why)
-    )
+    decision = reboot_decision("when-required-and-idle", night_state(reason, uptime, attempts), sessions, NIGHT)
+    assert (decision.action, decision.reason) == (action, why)
 
 
 def test_a_new_reason_after_a_reboot_that_left_an_old_one_is_worth_one_reboot() -> None:
@@ -205,3 +207,57 @@ def test_a_new_reason_after_a_reboot_that_left_an_old_one_is_worth_one_reboot() 
     assert reboot_decision("when-required", state, [], NIGHT) == Decision(
         "reboot", "rebooting: linux-image-6.1.0-13-amd64; nobody logged on"
     )
+
+
+def windows(state: str | None, idle_minutes: float | None) -> InteractiveSession:
+    """A Windows session as `query user` shows it."""
+    idle = None if idle_minutes is None else idle_minutes * 60
+    return InteractiveSession(user="reception", terminal="console", started=ALICE_ACTIVE.started,
+                              idle_seconds=idle, state=state)
+
+
+REBOOT = ("reboot", "rebooting: linux-image-6.1.0-13-amd64; no active user session")
+DEFER = ("skip", "skipped: user session active since 17:42 (reception); deferral 1 of 3")
+
+
+@pytest.mark.parametrize(
+    ("sessions", "expected"),
+    [
+        ([windows("locked", 72)], REBOOT),
+        ([windows("locked", None)], REBOOT),  # the lock screen is showing: nobody is at the PC
+        ([windows("locked", 5)], DEFER),  # locked five minutes ago: back from the coffee machine soon
+        ([windows("disconnected", 3 * 24 * 60)], REBOOT),
+        ([windows("disconnected", 10)], DEFER),
+        ([windows("active", 3)], DEFER),
+        ([windows("active", None)], DEFER),  # idle unknown: assume in use
+        ([windows("active", 90)], REBOOT),  # left open
+        ([windows("disconnected", 600), windows("active", 1)], DEFER),
+    ],
+)
+def test_windows_sessions_that_are_locked_or_disconnected_and_idle_let_the_idle_policy_reboot(
+    sessions: list[InteractiveSession], expected: tuple[str, str]
+) -> None:
+    decision = reboot_decision("when-required-and-idle", pending(KERNEL), sessions, NIGHT)
+    assert (decision.action, decision.reason) == expected
+
+
+@pytest.mark.parametrize(
+    ("deferrals", "pending_days", "expected"),
+    [
+        (0, 1, DEFER),
+        (2, 1, ("skip", "skipped: user session active since 17:42 (reception); deferral 3 of 3")),
+        (3, 1, ("warn_then_reboot", "warning reception, then rebooting: linux-image-6.1.0-13-amd64; "
+                                    "put off 3 nights already")),
+        (0, 7, ("warn_then_reboot", "warning reception, then rebooting: linux-image-6.1.0-13-amd64; "
+                                    "pending for 7 days or more")),
+    ],
+)
+def test_a_user_may_put_the_reboot_off_up_to_a_maximum_and_a_deadline(
+    deferrals: int, pending_days: int, expected: tuple[str, str]
+) -> None:
+    state = pending(KERNEL).model_copy(update={"pending_since": NIGHT - timedelta(days=pending_days)})
+    decision = reboot_decision(
+        "when-required-and-idle", state, [windows("active", 2)], NIGHT, deferrals=deferrals, max_deferrals=3,
+        deadline=timedelta(days=7),
+    )
+    assert (decision.action, decision.reason) == expected

@@ -320,9 +320,9 @@ def test_it_dates_the_reboot_from_the_key_written_after_boot() -> None:
     ],
 )
 def test_it_reads_wua_and_configmgr_answers(fixture: str, expected: list) -> None:
-    reasons, errors = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
-    assert [(r.source, r.confidence) for r in reasons] == expected
-    assert errors == []
+    answer = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
+    assert [(r.source, r.confidence) for r in answer.reasons] == expected
+    assert answer.errors == []
 
 
 @pytest.mark.parametrize(
@@ -343,9 +343,9 @@ def test_it_reads_wua_and_configmgr_answers(fixture: str, expected: list) -> Non
     ],
 )
 def test_it_reports_what_powershell_could_not_ask_beside_what_it_could(fixture, expected, error) -> None:
-    reasons, errors = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
-    assert [(r.source, r.confidence) for r in reasons] == expected
-    assert errors == [error]
+    answer = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
+    assert [(r.source, r.confidence) for r in answer.reasons] == expected
+    assert answer.errors == [error]
 
 
 def test_it_explains_an_old_powershell_by_its_error_text() -> None:

@@ -36,10 +36,9 @@ class RebootMemory(BaseModel):
     rebooted_at: AwareDatetime | None = None
     left_boot_id: str | None = None
     reasons: list[RebootReason] = []
-    # Nights the policy left a pending reboot for a user in this pending spell (see agent.maintenance).
+    # Nights the policy put this boot's reboot off for a user (see agent.maintenance), and that boot.
     deferrals: int = 0
-    # Boot id of the spell the deferrals belong to: a reboot starts a new spell.
-    deferrals_boot_id: str | None = None
+    deferrals_boot: str | None = None
     # The earliest known start of this boot's pending spell, and the boot it belongs to.
     pending_since: AwareDatetime | None = None
     pending_boot: str | None = None
@@ -164,3 +163,15 @@ def earliest_since(
     if (earliest, boot) != (memory.pending_since, memory.pending_boot):
         keep(state_dir, memory.model_copy(update={"pending_since": earliest, "pending_boot": boot}))
     return earliest
+
+
+def deferrals_of(state_dir: Path | None, boot: str | None) -> int:
+    """Nights this boot's reboot was already put off for a user; a reboot starts again from none."""
+    memory = load(state_dir)
+    return memory.deferrals if boot is not None and memory.deferrals_boot == boot else 0
+
+
+def count_deferral(state_dir: Path | None, boot: str | None) -> None:
+    """One more night put off for a user in this boot."""
+    deferrals = deferrals_of(state_dir, boot) + 1
+    keep(state_dir, load(state_dir).model_copy(update={"deferrals": deferrals, "deferrals_boot": boot}))
