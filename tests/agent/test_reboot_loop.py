@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent.checks import CheckContext
 from agent.checks.pending_reboot import PendingRebootCheck
-from agent.checks.pending_reboot.memory import MEMORY_FILE, judge, load
+from agent.checks.pending_reboot.memory import MEMORY_FILE, judge, load, remember_reboot
 from agent.config import parse_config
 from agent.nightly import run_nightly
 from agent.outbox import Outbox
@@ -122,8 +122,6 @@ async def test_a_reboot_that_cleared_the_reason_is_forgotten(tmp_path: Path) -> 
 def test_nothing_is_judged_before_the_reboot_has_happened(tmp_path: Path) -> None:
     reason = RebootReason(source="newer-kernel", confidence="high", detail=PINNED)
     state = PendingReboot(collected_at=NIGHT_1, pending=True, reasons=[reason], boot_id="b1", boot_time=BOOT)
-    from agent.checks.pending_reboot.memory import remember_reboot
-
     remember_reboot(tmp_path, state, NIGHT_1)
 
     assert judge(tmp_path, [reason], "b1", BOOT) is None, "same boot: the shutdown has not happened (yet)"
