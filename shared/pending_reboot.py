@@ -8,6 +8,7 @@ from shared.base import Signal, Timestamp, WireModel, fact
 
 Confidence = Literal["high", "low"]
 RebootActionName = Literal["reboot", "warn_then_reboot", "skip"]
+SessionState = Literal["active", "disconnected", "locked"]
 
 
 class RebootReason(WireModel):
@@ -33,6 +34,10 @@ class InteractiveSession(WireModel):
         default=None,
         ge=0,
     )
+    state: SessionState | None = fact(
+        "active, disconnected (remote session left running) or locked; null where the OS does not tell",
+        default=None,
+    )
 
 
 class RebootAction(WireModel):
@@ -44,6 +49,15 @@ class RebootAction(WireModel):
     decided_at: Timestamp = fact("When the policy was applied", "ISO 8601 timestamp")
 
 
+class PolicyReboot(WireModel):
+    """The reboot policy's last reboot of the device, and the reasons it did not clear."""
+
+    rebooted_at: Timestamp = fact("When the policy rebooted the device", "ISO 8601 timestamp")
+    not_cleared: list[RebootReason] = fact(
+        "High-confidence reasons seen before that reboot and still present after it", default_factory=list
+    )
+
+
 class PendingReboot(Signal):
     """The device's pending-reboot state: reasons, age, boot identity and logged-on users."""
 
@@ -53,7 +67,8 @@ class PendingReboot(Signal):
     )
     reasons: list[RebootReason] = fact("Every indicator found, high and low confidence", default_factory=list)
     pending_since: Timestamp | None = fact(
-        "Earliest time a high-confidence reason is known to have been set; null when the OS does not say",
+        "Earliest time a high-confidence reason of this boot is known to have been set (the OS's date, "
+        "else when the agent first saw it); null when neither is known",
         "ISO 8601 timestamp",
         default=None,
     )
@@ -63,3 +78,11 @@ class PendingReboot(Signal):
     )
     sessions: list[InteractiveSession] = fact("Logged-on user sessions", default_factory=list)
     last_action: RebootAction | None = fact("The reboot policy's last decision on this device", default=None)
+    policy_reboot: PolicyReboot | None = fact(
+        "The policy's last reboot when reasons survived it (the policy will not reboot for those again)",
+        default=None,
+    )
+    errors: list[str] = fact(
+        "What could not be read, beside the reasons that were (e.g. PowerShell blocked by AppLocker)",
+        default_factory=list,
+    )

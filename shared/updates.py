@@ -18,6 +18,11 @@ class AvailableUpdate(WireModel):
     origin: str | None = fact(
         "Where it comes from (archive, repository, advisory id, KB number)", default=None
     )
+    restart: bool | None = fact(
+        "Installing it needs a restart (an available update, not a pending reboot); null where the source does "
+        "not say",
+        default=None,
+    )
 
 
 class Updates(Signal):
