@@ -188,10 +188,10 @@ def test_it_counts_german_sicherheitsupdates_as_security_by_category_id(tmp_path
     assert [(item.security, item.origin) for item in signal.items] == [
         (True, "KB5044020"),  # no MSRC severity: the category id alone says security
         (True, "KB5046617"),
-        (True, "KB890830"),  # Kritische Updates
         (False, "KB2267602"),
+        (False, "KB890830"),  # Kritische Updates: Microsoft's non-security fixes
     ]
-    assert (signal.security_count, signal.other_count) == (3, 1)
+    assert (signal.security_count, signal.other_count) == (2, 2)
     assert signal.index_refreshed_at == datetime(2024, 11, 20, 2, 11, 45, tzinfo=UTC)
 
 

@@ -13,10 +13,9 @@ from shared.updates import AvailableUpdate, Updates
 
 DEFAULT_CACHE = timedelta(hours=6)
 # Update classifications by id: their names are translated ("Sicherheitsupdates" on German Windows).
-# Critical Updates count with Security Updates: Microsoft's must-install fixes, alerted on alike.
+# Critical Updates (e6cf1350-c01b-414d-a61f-263d14d133b4) are, by Microsoft's definition, fixes for
+# critical non-security bugs: they count as other updates unless they carry an MSRC severity.
 SECURITY_UPDATES = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
-CRITICAL_UPDATES = "e6cf1350-c01b-414d-a61f-263d14d133b4"
-SECURITY_CATEGORIES = frozenset({SECURITY_UPDATES, CRITICAL_UPDATES})
 # Prints one JSON object. Dates are WUA's UTC values, written with literal separators in the invariant
 # culture: a custom format's ':' is the culture's time separator, which is not ':' everywhere.
 SEARCH_SCRIPT = """
@@ -50,7 +49,7 @@ def utc_stamp(value: str | None) -> datetime | None:
 def is_security(update: dict[str, Any]) -> bool:
     """Security by classification id (never by its translated name), or by an MSRC severity."""
     ids = {str(category.get("Id", "")).lower() for category in update.get("Categories") or []}
-    return bool(ids & SECURITY_CATEGORIES) or bool(update.get("MsrcSeverity"))
+    return SECURITY_UPDATES in ids or bool(update.get("MsrcSeverity"))
 
 
 def parse_search(stdout: str) -> tuple[list[AvailableUpdate], datetime | None, datetime | None]:
