@@ -78,9 +78,30 @@ def test_it_reads_every_queue_and_device_uri_from_lpstat():
     ]
 
 
-def test_it_reads_lpstat_lines_in_another_language_by_their_shape():
-    assert parse_lpstat_v("Gerät für Empfang: socket://192.0.2.60:9100\n") == [
-        ("Empfang", "socket://192.0.2.60:9100")
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Gerät für Empfang: socket://192.0.2.60:9100",
+        "matériel pour Empfang : socket://192.0.2.60:9100",
+        "périphérique pour Empfang\u00a0: socket://192.0.2.60:9100",
+        "matériel pour Empfang\u202f: socket://192.0.2.60:9100",
+    ],
+)
+def test_it_reads_lpstat_lines_in_another_language_by_their_shape(line: str):
+    assert parse_lpstat_v(line + "\n") == [("Empfang", "socket://192.0.2.60:9100")]
+
+
+def test_it_reads_every_queue_of_a_french_lpstat():
+    assert parse_lpstat_v(fixture("lpstat-v-fr-cups-2.4.2.txt")) == [
+        (
+            "Bonjour",
+            "dnssd://Brother%20HL-L2350DW%20series._ipp._tcp.local./"
+            "?uuid=e3248000-80ce-11db-8000-30055c773bcf",
+        ),
+        ("Bureau-HP", "lpd://printer-office.example/queue"),
+        ("Etiquettes_Entrepot", "socket://192.0.2.60:9100"),
+        ("Local", "usb://Brother/HL-L2350DW?serial=E78123A9N123456"),
+        ("Réception", "ipp://192.0.2.50/ipp/print"),
     ]
 
 
@@ -144,6 +165,25 @@ def test_it_reads_queues_from_a_real_cups_scheduler(monkeypatch: pytest.MonkeyPa
         "Label": ["192.0.2.60"],
         "Reception": ["192.0.2.50"],
     }
+
+
+def test_it_reads_a_real_cups_scheduler_from_a_french_session_in_the_c_locale(monkeypatch: pytest.MonkeyPatch):
+    """The agent's own locale is French; lpstat still answers in English because the agent asks for C."""
+    need_cupsd()
+    outputs: list[str] = []
+
+    def run(argv, timeout=60.0):
+        result = run_command(argv, timeout)
+        outputs.append(result.stdout)
+        return result
+
+    with private_cupsd({"Réception": "ipp://192.0.2.50/ipp/print"}) as env:
+        monkeypatch.setenv("CUPS_SERVER", env["CUPS_SERVER"])
+        monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+        monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+        found = by_name(read_cups_queues(run, dns))
+    assert outputs == ["device for Réception: ipp://192.0.2.50/ipp/print\n"]
+    assert found["Réception"].addresses == ["192.0.2.50"]
 
 
 # --- Windows printers ---------------------------------------------------------------------------------
@@ -350,8 +390,9 @@ def test_it_reports_queues_and_neighbours_and_what_it_could_not_probe(tmp_path: 
 
 
 def test_it_names_the_part_it_could_not_read(tmp_path: Path):
+    missing_lpstat = Recorded({LPSTAT_ARGV: ("", 127)})  # env(1) found no lpstat to run
     [signal] = PrinterIpConflictCheck(
-        CheckContext(run=Recorded({}), root=tmp_path), platform="linux"
+        CheckContext(run=missing_lpstat, root=tmp_path), platform="linux"
     ).collect()
     assert signal.queues == [] and signal.probes == []
     assert signal.problems == ["printer queues not read: lpstat is not installed or not on PATH"]

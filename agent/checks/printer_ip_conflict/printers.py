@@ -17,7 +17,9 @@ from shared.printer_ip_conflict import PrinterQueue
 
 Resolver = Callable[[str], list[str]]
 
-LPSTAT_ARGV = ("lpstat", "-v")
+# LC_ALL=C keeps lpstat's words English whatever the service's locale; env(1) sets it without a shell.
+LPSTAT_ARGV = ("env", "LC_ALL=C", "lpstat", "-v")
+ENV_NOT_FOUND = 127  # env(1)'s exit status when the program it should run is missing
 IPPFIND_TIMEOUT = 3
 NETWORK_SCHEMES = {"ipp", "ipps", "socket", "lpd", "http", "https"}
 # One JSON object for all three sources; Win32 classes stand in where the PrintManagement module is missing
@@ -29,8 +31,10 @@ catch { $printers = @(Get-CimInstance Win32_Printer | Select-Object Name,PortNam
 $tcpip = @(Get-CimInstance Win32_TCPIPPrinterPort | Select-Object Name,HostAddress)
 @{printers=$printers; ports=$ports; tcpip_ports=$tcpip} | ConvertTo-Json -Compress -Depth 3
 """.strip()
-# lpstat's words are translated ("device for", "Gerät für"); a queue name has no blanks and a URI no spaces.
-LPSTAT_LINE = re.compile(r"(?P<name>[^\s:]+): (?P<uri>[a-z][a-z0-9+.-]*:\S*)$")
+# Defensive, should LC_ALL=C not take: lpstat's words are translated ("device for", "Gerät für", French
+# "matériel pour X : URI" with a blank, often a no-break space, before the colon); a queue name has no blanks
+# and a URI no spaces.
+LPSTAT_LINE = re.compile(r"(?P<name>[^\s:]+)\s?: (?P<uri>[a-z][a-z0-9+.-]*:\S*)$")
 
 
 def resolve_host(host: str) -> list[str]:
@@ -99,6 +103,8 @@ def read_cups_queues(
 ) -> list[PrinterQueue]:
     """Network queues of the local CUPS scheduler; no scheduler running means no queues."""
     result = run(LPSTAT_ARGV, timeout)
+    if result.returncode == ENV_NOT_FOUND:
+        raise CommandNotFound("lpstat is not installed or not on PATH")
     queues = [cups_queue(name, uri, run, resolve) for name, uri in parse_lpstat_v(result.stdout)]
     return [q for q in queues if q is not None]
 
