@@ -13,11 +13,11 @@ Verdicts:
   address never seen for it before, which replaced the previous one, within `identity_hold_hours` (24).
 * ok otherwise: only one hardware address answered during the window.
 
-Not conflicts: VRRP (00:00:5e:00:01:xx, 00:00:5e:00:02:xx) and HSRP (00:00:0c:07:ac:xx, 00:00:0c:9f:fx:xx)
-virtual-router addresses (every answer for such an IP is left out), proxy-ARP devices (a MAC answering for
-`proxy_arp_min_addresses` (3) or more IPs within the window is left out), 0.0.0.0, and a single one-way change
-of a non-printer address (a DHCP lease that moved). Stale neighbour-table entries are leftovers of the past:
-they do not count as "still answering" after a change.
+Not conflicts: VRRP (00:00:5e:00:01:xx, 00:00:5e:00:02:xx), HSRP (00:00:0c:07:ac:xx, 00:00:0c:9f:fx:xx) and
+GLBP (00:07:b4:00:xx:yy) virtual-router addresses (every answer for such an IP is left out), proxy-ARP devices
+(a MAC answering for `proxy_arp_min_addresses` (3) or more IPs within the window is left out), 0.0.0.0, and a
+single one-way change of a non-printer address (a DHCP lease that moved). Stale neighbour-table entries are
+leftovers of the past: they do not count as "still answering" after a change.
 
 `recent` should reach back `identity_hold_hours` so that an identity change can be seen.
 """
@@ -39,10 +39,19 @@ from shared.printer_ip_conflict import PrinterIpConflict
 RULE = "printer_ip_conflict"
 # The site's reports this far back reach an identity change (identity_hold_hours) and every conflict window.
 SITE_HOURS = 24.0
-VIRTUAL_ROUTER_PREFIXES = ("00:00:5e:00:01:", "00:00:5e:00:02:", "00:00:0c:07:ac:", "00:00:0c:9f:f")
+# First-hop redundancy: VRRP (IPv4, IPv6), HSRP (v1, v2) and GLBP (0007.b400.xxyy: group xx, forwarder yy).
+VIRTUAL_ROUTER_PREFIXES = (
+    "00:00:5e:00:01:",
+    "00:00:5e:00:02:",
+    "00:00:0c:07:ac:",
+    "00:00:0c:9f:f",
+    "00:07:b4:00:",
+)
 STALE_STATES = {"stale"}
 
-Source = Literal["probe", "neighbour", "event"]
+# "event": the other system named in a Windows conflict event; "own": the MAC of the PC that logged it.
+Source = Literal["probe", "neighbour", "event", "own"]
+LOOKS = ("probe", "neighbour")  # what the agent saw answering, as against what the OS told it
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class Sighting:
     source: Source
     fresh: bool
     probe: tuple[str, datetime] | None = None  # (agent, report time) of the probe that heard it
+    peer: str | None = None  # for an event: the logging PC's own MAC, the other claimant
 
 
 @lru_cache(maxsize=4096)
@@ -78,7 +88,7 @@ def vendor(mac: str) -> str | None:
 
 
 def is_virtual_router(mac: str) -> bool:
-    """A VRRP or HSRP virtual-router MAC: several routers share one IP by design."""
+    """A VRRP, HSRP or GLBP virtual-router MAC: several routers share one IP by design."""
     return mac.startswith(VIRTUAL_ROUTER_PREFIXES)
 
 
@@ -108,7 +118,9 @@ def sightings_of(observation: SiteReport) -> list[Sighting]:
         Sighting(n.ip, n.mac, signal.collected_at, host, "neighbour", n.state not in STALE_STATES)
         for n in signal.neighbours
     ]
-    found += [Sighting(e.ip, e.mac, e.at, host, "event", True) for e in signal.events]
+    found += [Sighting(e.ip, e.mac, e.at, host, "event", True, peer=e.own_mac) for e in signal.events]
+    # The PC that logged the conflict is the other claimant.
+    found += [Sighting(e.ip, e.own_mac, e.at, host, "own", True) for e in signal.events if e.own_mac]
     return [s for s in found if s.ip != "0.0.0.0" and not int(s.mac[:2], 16) & 1]
 
 
@@ -120,7 +132,7 @@ def _flip_flop(sightings: list[Sighting]) -> str | None:
     crowded = _crowded_probes(sightings)
     by_host: dict[str, list[str]] = {}
     for s in sorted(sightings, key=lambda s: s.at):
-        if s.fresh and s.source != "event" and s.probe not in crowded:
+        if s.fresh and s.source in LOOKS and s.probe not in crowded:
             macs = by_host.setdefault(s.hostname, [])
             if not macs or macs[-1] != s.mac:
                 macs.append(s.mac)
@@ -154,7 +166,7 @@ def _one_way(sightings: list[Sighting]) -> bool:
 def conflict_reasons(ip_sightings: list[Sighting], now: datetime, limits: Settings) -> list[str]:
     """Why this IP is in conflict now; empty when it is not."""
     window = now - timedelta(minutes=limits.window_minutes)
-    recent = [s for s in ip_sightings if s.source != "event" and s.at >= window]
+    recent = [s for s in ip_sightings if s.source in LOOKS and s.at >= window]
     reasons = []
     crowded = _crowded_probes(recent)
     if crowded:
@@ -169,17 +181,22 @@ def conflict_reasons(ip_sightings: list[Sighting], now: datetime, limits: Settin
     event_window = now - timedelta(minutes=limits.event_window_minutes)
     reasons += sorted(
         {
-            f"Windows on {s.hostname} logged an address conflict with {s.mac}"
-            for s in ip_sightings
-            if s.source == "event" and s.at >= event_window
+            f"Windows on {e.hostname} logged an address conflict {_between(e)}"
+            for e in ip_sightings
+            if e.source == "event" and e.at >= event_window
         }
     )
     return reasons
 
 
+def _between(event: Sighting) -> str:
+    """The two claimants of a Windows conflict event, the PC's own MAC first where it is known."""
+    return f"between its own {event.peer} and {event.mac}" if event.peer else f"with {event.mac}"
+
+
 def identity_change(ip_sightings: list[Sighting], now: datetime, limits: Settings) -> tuple[str, str] | None:
     """(old MAC, new MAC) when a never-seen MAC took over from the previous one within the hold time."""
-    fresh = sorted((s for s in ip_sightings if s.fresh and s.source != "event"), key=lambda s: s.at)
+    fresh = sorted((s for s in ip_sightings if s.fresh and s.source in LOOKS), key=lambda s: s.at)
     if not fresh:
         return None
     new = fresh[-1].mac

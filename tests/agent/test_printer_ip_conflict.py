@@ -26,6 +26,8 @@ from agent.checks.printer_ip_conflict.printers import (
     parse_windows_printers,
     read_cups_queues,
     resolve_host,
+    wsd_addresses,
+    wsd_queue,
 )
 from agent.checks.printer_ip_conflict.probe import (
     ETH_P_ARP,
@@ -34,7 +36,7 @@ from agent.checks.printer_ip_conflict.probe import (
     parse_arp_claim,
     parse_route_get,
 )
-from agent.checks.printer_ip_conflict.segment import segment_key
+from agent.checks.printer_ip_conflict.segment import LocalInterface, own_mac, segment_key
 from agent.checks.printer_ip_conflict.winevents import parse_conflict_events
 from agent.commands import run_command
 from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, Probe, ProbeAnswer
@@ -197,13 +199,41 @@ def test_it_joins_windows_printers_with_their_port_addresses():
         "fileserver",
         ["192.168.1.5"],
     )
-    assert "WS-Discovery" in queues["Brother HL-L2350DW"].unresolved
+    assert "WSD port" in queues["Brother HL-L2350DW"].unresolved
     assert "Microsoft Print to PDF" not in queues and "Label" not in queues
 
 
 def test_it_falls_back_to_win32_tcpipprinterport_when_printerhostaddress_is_empty():
     queues = by_name(parse_windows_printers(fixture("windows-printers.json"), dns))
     assert queues["Accounts MFP"].addresses == ["192.168.1.51"]
+
+
+def test_it_finds_the_address_of_a_wsd_printer_through_its_device_container():
+    queues = by_name(parse_windows_printers(fixture("windows-printers-wsd.json"), dns))
+    brother = queues["Brother HL-L2350DW series"]
+    assert (brother.uri, brother.host, brother.addresses) == (
+        "WSD-6f3a12c4-90b1-4a8e-9d7e-2c7f0e1b5a11",
+        "192.168.1.60",
+        ["192.168.1.60"],
+    )
+    assert queues["HP LaserJet M404dn"].addresses == ["192.168.1.61"], "from the PnP location URL"
+    assert queues["Reception"].addresses == ["192.168.1.50"]
+
+
+def test_it_says_why_a_wsd_printer_has_no_address():
+    canon = by_name(parse_windows_printers(fixture("windows-printers-wsd.json"), dns))["Canon MF640C"]
+    assert canon.addresses == [] and "PnP nodes hold no address" in canon.unresolved
+
+
+def test_it_resolves_a_wsd_device_that_gives_a_host_name():
+    nodes = [
+        {"InstanceId": "SWD\\PRINTENUM\\{1}", "FriendlyName": "Lab", "ContainerId": "C1"},
+        {"InstanceId": "SWD\\DAFWSDProvider\\urn:uuid:1", "ContainerId": "c1",
+         "LocationInfo": "http://fileserver:80/WebServices/Device"},
+    ]
+    assert wsd_addresses(nodes) == {"Lab": ["fileserver"]}
+    queue = wsd_queue("Lab", "WSD-1", ["fileserver"], dns)
+    assert (queue.host, queue.addresses) == ("fileserver", ["192.168.1.5"])
 
 
 # --- neighbour tables ---------------------------------------------------------------------------------
@@ -295,6 +325,24 @@ def test_it_reads_tcpip_conflict_events_and_skips_dhcp_probes_and_ipv6():
     ]
 
 
+def test_it_names_the_pcs_own_mac_beside_the_other_one_in_a_conflict_event():
+    ours = [
+        LocalInterface("Ethernet", ipaddress.IPv4Interface("192.168.1.50/24"), "3c:2a:f4:99:88:77"),
+        LocalInterface("vEthernet (WSL)", ipaddress.IPv4Interface("172.20.0.1/20"), "00:15:5d:01:02:03"),
+    ]
+    events = parse_conflict_events(fixture("winevent-tcpip-ps51.json"), ours)
+    assert [(e.ip, e.mac, e.own_mac) for e in events] == [
+        ("192.168.1.50", "00:1b:a9:03:04:05", "3c:2a:f4:99:88:77"),
+        ("192.168.1.50", "00:1b:a9:03:04:05", "3c:2a:f4:99:88:77"),
+    ]
+
+
+def test_it_finds_the_own_mac_by_subnet_once_windows_took_the_address_off():
+    ours = [LocalInterface("Ethernet", ipaddress.IPv4Interface("192.168.1.23/24"), "3c:2a:f4:99:88:77")]
+    assert own_mac("192.168.1.50", ours) == "3c:2a:f4:99:88:77"
+    assert own_mac("10.0.0.5", ours) is None
+
+
 def test_it_reads_a_single_event_printed_by_powershell_7():
     [event] = parse_conflict_events(fixture("winevent-tcpip-ps7-one.json"))
     assert (event.ip, event.mac) == ("192.168.1.53", "00:1b:a9:0a:0b:0c")
@@ -346,10 +394,18 @@ def test_it_builds_an_arp_request_and_recognises_claims_but_not_rfc5227_probes()
 
 
 def test_it_keys_the_segment_by_subnet_gateway_and_gateway_mac():
-    networks = [ipaddress.IPv4Interface("192.0.2.10/24"), ipaddress.IPv4Interface("198.51.100.4/24")]
+    networks = [
+        LocalInterface("eth0", ipaddress.IPv4Interface("192.0.2.10/24")),
+        LocalInterface("virbr0", ipaddress.IPv4Interface("192.168.122.1/24")),
+    ]
     neighbours = [NeighbourEntry(ip="192.0.2.1", mac="00:00:5e:00:01:01")]
     key = segment_key("192.0.2.1", networks, neighbours)
-    assert (key.subnet, key.gateway_ip, key.gateway_mac) == ("192.0.2.0/24", "192.0.2.1", "00:00:5e:00:01:01")
+    assert (key.subnet, key.gateway_ip, key.gateway_mac, key.interface) == (
+        "192.0.2.0/24",
+        "192.0.2.1",
+        "00:00:5e:00:01:01",
+        "eth0",
+    )
     assert key.key == "192.0.2.0/24|192.0.2.1|00:00:5e:00:01:01"
 
 
@@ -364,7 +420,7 @@ def test_it_takes_the_gateway_mac_from_the_probe_when_the_table_has_none():
             ProbeAnswer(mac="00:00:5e:00:01:01", first_seen=at, last_seen=at, replies=1),
         ],
     )
-    key = segment_key("192.0.2.1", [ipaddress.IPv4Interface("192.0.2.10/24")], [], [probe])
+    key = segment_key("192.0.2.1", [LocalInterface("eth0", ipaddress.IPv4Interface("192.0.2.10/24"))], [], [probe])
     assert key.gateway_mac == "00:00:5e:00:01:01"
 
 

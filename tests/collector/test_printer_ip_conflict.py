@@ -170,8 +170,8 @@ def test_it_does_not_count_proxy_arp_answers_that_fell_out_of_the_window():
     assert result.status == "critical"
 
 
-def test_it_treats_vrrp_and_hsrp_routers_answering_together_as_normal():
-    for virtual in ("00:00:5e:00:01:01", "00:00:0c:07:ac:01"):
+def test_it_treats_vrrp_hsrp_and_glbp_routers_answering_together_as_normal():
+    for virtual in ("00:00:5e:00:01:01", "00:00:0c:07:ac:01", "00:07:b4:00:01:02"):
         new = report("pc-01", T0, probes=[probe("192.0.2.1", virtual, ROUTER, at=T0)])
         assert verdict(new, ip="192.0.2.1").status == "ok"
     plain = report("pc-01", T0, probes=[probe("192.0.2.1", "00:1c:73:99:99:99", ROUTER, at=T0)])
@@ -232,6 +232,17 @@ def test_it_raises_a_conflict_from_a_windows_conflict_event_for_an_hour():
     assert result.status == "critical"
     assert f"Windows on pc-03 logged an address conflict with {LAPTOP_1}" in result.summary
     assert verdict(new, now=T0 + 55 * MIN, ip="192.0.2.20").status == "ok"
+
+
+def test_a_windows_conflict_alert_names_the_pcs_own_mac_and_the_other_one():
+    event = ConflictEvent(ip="192.0.2.20", mac=BROTHER, at=T0 - 10 * MIN, event_id=4199, own_mac=LAPTOP_1)
+    result = verdict(report("pc-03", T0, events=[event], queues=()), ip="192.0.2.20")
+    assert result.status == "critical"
+    assert result.summary.startswith(
+        f"IP address conflict at 192.0.2.20: {BROTHER} (Brother industries, LTD.) and {LAPTOP_1} "
+    )
+    assert f"Windows on pc-03 logged an address conflict between its own {LAPTOP_1} and {BROTHER}" in result.summary
+    assert {m["mac"] for m in result.details["macs"]} == {BROTHER, LAPTOP_1}
 
 
 def interleaved(other: SiteReport) -> str:

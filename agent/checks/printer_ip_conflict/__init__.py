@@ -18,7 +18,7 @@ from agent.checks.heartbeat import default_gateway
 from agent.checks.printer_ip_conflict.neighbours import read_neighbours
 from agent.checks.printer_ip_conflict.printers import read_queues
 from agent.checks.printer_ip_conflict.probe import DEFAULT_WINDOW, probe_addresses
-from agent.checks.printer_ip_conflict.segment import local_networks, segment_key
+from agent.checks.printer_ip_conflict.segment import local_interfaces, segment_key
 from agent.checks.printer_ip_conflict.winevents import read_conflict_events
 from agent.commands import CommandNotFound
 from shared.base import Signal
@@ -48,9 +48,12 @@ class PrinterIpConflictCheck(Check):
         queues = _part(problems, "printer queues", lambda: read_queues(self.platform, run), [])
         neighbours = _part(problems, "neighbour table", lambda: read_neighbours(self.platform, run, root), [])
         gateway = _part(problems, "default gateway", lambda: default_gateway(self.platform, root, run), None)
+        interfaces = local_interfaces()
         events = []
         if self.platform == "win32":
-            events = _part(problems, "Tcpip conflict events", lambda: read_conflict_events(run), [])
+            events = _part(
+                problems, "Tcpip conflict events", lambda: read_conflict_events(run, interfaces), []
+            )
         targets = {a for q in queues for a in q.addresses} | set(settings.get("addresses", []))
         if gateway and settings.get("probe_gateway", True):
             targets.add(gateway)
@@ -63,7 +66,7 @@ class PrinterIpConflictCheck(Check):
             raw=bool(settings.get("raw_probe", True)),
             clock=self.context.clock,
         )
-        segment = segment_key(gateway, local_networks(), neighbours, probes)
+        segment = segment_key(gateway, interfaces, neighbours, probes)
         return [
             PrinterIpConflict(
                 collected_at=collected_at,
