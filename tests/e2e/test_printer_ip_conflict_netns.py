@@ -34,7 +34,7 @@ PRINTER_IP = "192.0.2.50"
 GATEWAY_IP = "192.0.2.1"
 AGENT_MAC, BROTHER, FUJI = "02:00:00:00:00:0a", "00:1b:a9:03:04:05", "08:00:37:aa:bb:cc"
 VRRP, ROUTER = "00:00:5e:00:01:01", "00:1c:73:10:20:30"
-WINDOW = timedelta(minutes=15)
+WINDOW = timedelta(minutes=60)  # the rule's default window_minutes
 CHECK = """
 import json, sys
 from agent.checks import CheckContext
