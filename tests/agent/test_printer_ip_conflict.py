@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from agent.checks import CheckContext
 from agent.checks.printer_ip_conflict import PrinterIpConflictCheck
 from agent.checks.printer_ip_conflict.neighbours import (
+    GET_NETNEIGHBOR_SCRIPT,
     normalise_mac,
     parse_arp_an,
     parse_get_netneighbor,
@@ -22,6 +23,7 @@ from agent.checks.printer_ip_conflict.neighbours import (
 )
 from agent.checks.printer_ip_conflict.printers import (
     LPSTAT_ARGV,
+    WINDOWS_PRINTERS_SCRIPT,
     parse_lpstat_v,
     parse_windows_printers,
     read_cups_queues,
@@ -34,14 +36,18 @@ from agent.checks.printer_ip_conflict.probe import (
     arp_request,
     linux_route,
     parse_arp_claim,
+    parse_resolve_rounds,
     parse_route_get,
+    resolve_script,
+    windows_probes,
 )
 from agent.checks.printer_ip_conflict.segment import LocalInterface, own_mac, segment_key
-from agent.checks.printer_ip_conflict.winevents import parse_conflict_events
-from agent.commands import run_command
+from agent.checks.printer_ip_conflict.winevents import EVENTS_SCRIPT, parse_conflict_events
+from agent.commands import CommandResult, run_command
 from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, Probe, ProbeAnswer
 from tests.agent.recorded_runs import FIXTURES, Recorded
 from tests.cupsd import need_cupsd, private_cupsd
+from tests.support.clock import Clock
 
 PRINTERS = FIXTURES / "printers"
 MDNS = {"brw3c2af4112233.local": ["192.0.2.90"], "fileserver": ["192.168.1.5"]}
@@ -452,3 +458,79 @@ def test_it_names_the_part_it_could_not_read(tmp_path: Path):
     ).collect()
     assert signal.queues == [] and signal.probes == []
     assert signal.problems == ["printer queues not read: lpstat is not installed or not on PATH"]
+
+
+# --- Windows: the address resolved afresh several times per check ----------------------------------------------
+
+PHONE = "f0:18:98:12:34:56"  # an Apple phone that took the printer's address
+
+
+class RecordedWindows:
+    """PowerShell scripts and commands answered from recorded outputs, recognised by what they run."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers  # a text the argv contains -> fixture path below tests/fixtures
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, argv, timeout: float = 60.0) -> CommandResult:
+        self.calls.append(tuple(argv))
+        for marker, name in self.answers.items():
+            if marker in " ".join(argv):
+                return CommandResult(tuple(argv), 0, (FIXTURES / name).read_text(), "")
+        return CommandResult(tuple(argv), 1, "", f"{argv[0]}: not recorded")
+
+
+def test_it_reads_every_round_of_the_windows_resolution_and_skips_incomplete_ones():
+    rounds = parse_resolve_rounds(fixture("resolve-rounds-ps51.json"))
+    assert [(n, e.mac) for n, e in rounds if e.ip == "192.168.1.50"] == [
+        (1, "00:1b:a9:03:04:05"),
+        (2, PHONE),
+        (3, "00:1b:a9:03:04:05"),
+        (4, "00:1b:a9:03:04:05"),
+    ]
+    assert [n for n, e in rounds if e.ip == "192.168.1.60"] == [1, 2, 4]
+
+
+def test_windows_reports_every_hardware_address_seen_across_the_rounds_on_the_agents_clock():
+    clock = Clock()
+    run = RecordedWindows({"Remove-NetNeighbor": "printers/resolve-rounds-ps51.json"})
+    probes = {p.ip: p for p in windows_probes(["192.168.1.50", "192.168.1.60"], run, 4, 2.0, clock)}
+    printer = probes["192.168.1.50"]
+    assert (printer.method, printer.interface, printer.window_seconds) == ("neighbour-table", "Ethernet", 8.0)
+    assert [(a.mac, a.replies, a.first_seen, a.last_seen) for a in printer.answers] == [
+        ("00:1b:a9:03:04:05", 3, clock.now - timedelta(seconds=6), clock.now),
+        (PHONE, 1, clock.now - timedelta(seconds=4), clock.now - timedelta(seconds=4)),
+    ]
+    assert [a.replies for a in probes["192.168.1.60"].answers] == [3]
+    [argv] = run.calls
+    assert argv[-1] == resolve_script(["192.168.1.50", "192.168.1.60"], 4, 2.0)
+    assert "$ips = @('192.168.1.50','192.168.1.60'); $rounds = 4" in argv[-1]
+    assert "Start-Sleep -Milliseconds 2000" in argv[-1]
+
+
+def test_windows_says_why_it_could_not_resolve():
+    [probe] = windows_probes(["192.168.1.50"], RecordedWindows({}), clock=Clock())
+    assert probe.answers == [] and "not recorded" in probe.error
+
+
+def test_the_windows_check_probes_wsd_printers_the_gateway_and_tcpip_ports_by_resolving_them(tmp_path: Path):
+    run = RecordedWindows(
+        {
+            WINDOWS_PRINTERS_SCRIPT: "printers/windows-printers-wsd.json",
+            GET_NETNEIGHBOR_SCRIPT: "printers/get-netneighbor-ps51.json",
+            EVENTS_SCRIPT: "printers/winevent-tcpip-ps51.json",
+            "Remove-NetNeighbor": "printers/resolve-rounds-ps51.json",
+            "route print -4": "heartbeat/route-print-4-windows.txt",
+        }
+    )
+    clock = Clock()
+    context = CheckContext(run=run, root=tmp_path, clock=clock, settings={"probe_window": 0.5})
+    [signal] = PrinterIpConflictCheck(context, platform="win32").collect()
+    assert signal.collected_at == clock.now and signal.problems == []
+    probes = {p.ip: p for p in signal.probes}
+    assert list(probes) == ["192.168.1.50", "192.168.1.60", "192.168.1.61", "192.168.1.254"]
+    assert [a.mac for a in probes["192.168.1.60"].answers] == ["30:05:5c:77:3b:cf"], "the WSD printer answered"
+    assert {a.mac for a in probes["192.168.1.50"].answers} == {"00:1b:a9:03:04:05", PHONE}
+    assert probes["192.168.1.61"].answers == []
+    [resolve] = [argv[-1] for argv in run.calls if "Remove-NetNeighbor" in argv[-1]]
+    assert "$rounds = 4" in resolve and "Start-Sleep -Milliseconds 500" in resolve

@@ -2,8 +2,9 @@
 OS conflict events and the segment key. The collector correlates these across a site's devices.
 
 Settings (`[checks.printer_ip_conflict]`): `addresses` (more IPv4 addresses to probe), `probe_window`
-(seconds to listen for ARP replies, default 2), `probe_gateway` (default true), `raw_probe` (default true;
-false forces the neighbour-table method).
+(seconds to listen for ARP replies, default 2; on Windows the pause between resolution rounds),
+`resolve_rounds` (Windows: how often each address is resolved afresh per check, default 4), `probe_gateway`
+(default true), `raw_probe` (default true; false forces the neighbour-table method on Linux).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from agent.checks import Check, CheckContext
 from agent.checks.heartbeat import default_gateway
 from agent.checks.printer_ip_conflict.neighbours import read_neighbours
 from agent.checks.printer_ip_conflict.printers import read_queues
-from agent.checks.printer_ip_conflict.probe import DEFAULT_WINDOW, probe_addresses
+from agent.checks.printer_ip_conflict.probe import DEFAULT_WINDOW, RESOLVE_ROUNDS, probe_addresses
 from agent.checks.printer_ip_conflict.segment import local_interfaces, segment_key
 from agent.checks.printer_ip_conflict.winevents import read_conflict_events
 from agent.commands import CommandNotFound
@@ -65,6 +66,7 @@ class PrinterIpConflictCheck(Check):
             window=float(settings.get("probe_window", DEFAULT_WINDOW)),
             raw=bool(settings.get("raw_probe", True)),
             clock=self.context.clock,
+            rounds=int(settings.get("resolve_rounds", RESOLVE_ROUNDS)),
         )
         segment = segment_key(gateway, interfaces, neighbours, probes)
         return [
