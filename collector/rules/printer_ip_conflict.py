@@ -76,7 +76,8 @@ VIRTUAL_INTERFACES = (
     "vEthernet (WSL",
     "vEthernet (Default Switch)",
 )
-STALE_STATES = {"stale"}
+# Entries whose MAC the OS no longer vouches for: stale, or being re-checked (delay, probe) before it is dropped.
+UNCONFIRMED_STATES = {"stale", "delay", "probe"}
 
 # "event": the other system named in a Windows conflict event; "own": the MAC of the PC that logged it.
 Source = Literal["probe", "neighbour", "event", "own"]
@@ -181,7 +182,7 @@ def sightings_of(observation: SiteReport) -> list[Sighting]:
     ]
     found += [
         Sighting(
-            n.ip, n.mac, signal.collected_at, host, "neighbour", n.state not in STALE_STATES, report=report,
+            n.ip, n.mac, signal.collected_at, host, "neighbour", n.state not in UNCONFIRMED_STATES, report=report,
             interface=interface,
         )
         for n in signal.neighbours

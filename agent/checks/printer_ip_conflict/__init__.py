@@ -47,7 +47,6 @@ class PrinterIpConflictCheck(Check):
         settings, run, root = self.context.settings, self.context.run, self.context.root
         problems: list[str] = []
         queues = _part(problems, "printer queues", lambda: read_queues(self.platform, run), [])
-        neighbours = _part(problems, "neighbour table", lambda: read_neighbours(self.platform, run, root), [])
         gateway = _part(problems, "default gateway", lambda: default_gateway(self.platform, root, run), None)
         interfaces = local_interfaces()
         events = []
@@ -68,6 +67,9 @@ class PrinterIpConflictCheck(Check):
             clock=self.context.clock,
             rounds=int(settings.get("resolve_rounds", RESOLVE_ROUNDS)),
         )
+        # Read after the probes, which refreshed the entries of the addresses that matter: before them the table
+        # may still show a MAC the OS is about to drop.
+        neighbours = _part(problems, "neighbour table", lambda: read_neighbours(self.platform, run, root), [])
         segment = segment_key(gateway, interfaces, neighbours, probes)
         return [
             PrinterIpConflict(

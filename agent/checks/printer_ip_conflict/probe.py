@@ -28,6 +28,10 @@ REQUESTS_PER_PROBE = 3  # RFC 5227 sends PROBE_NUM = 3 probes; a lost frame then
 CONNECT_PORT = 9100  # any port will do: resolving the address happens before the first packet
 # A TCP connection's SYN needs the neighbour's address first, so the attempt fills the OS table.
 CONNECT_TIMEOUT = 1.0
+# Linux re-checks a cached entry before it lets go of it (STALE -> DELAY 5 s -> 3 unicast PROBEs 1 s apart ->
+# FAILED); until then the table still shows the old MAC. Keep knocking until every entry is confirmed.
+SETTLE_SECONDS = 12.0
+UNCONFIRMED_STATES = {"stale", "delay", "probe"}
 
 RESOLVE_ROUNDS = 4  # Windows: how often one check resolves each address afresh
 RESOLVE_PAUSE = 2.0  # seconds between rounds: a device that lost the race answers first next time
@@ -171,16 +175,36 @@ def arp_probe(
     return seen
 
 
-def neighbour_probes(
-    ips: list[str], read_neighbours: NeighbourReader, interface: str | None = None, clock: Clock = system_clock
-) -> list[Probe]:
-    """A connection attempt to each address, then the MAC the OS table holds for it (one at most)."""
+def _knock(ips: Iterable[str]) -> None:
+    """A connection attempt to each address: refused or timed out, the address was resolved (or not)."""
     for ip in ips:
-        # Refused or timed out, the address was resolved (or not) all the same.
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, contextlib.suppress(OSError):
             sock.settimeout(CONNECT_TIMEOUT)
             sock.connect((ip, CONNECT_PORT))
-    table = read_neighbours()
+
+
+def _confirmed(ip: str, table: list[NeighbourEntry]) -> bool:
+    """Whether the table holds an answer for `ip` that the OS has verified (macOS shows no state: yes)."""
+    return any(e.ip == ip and e.state not in UNCONFIRMED_STATES for e in table)
+
+
+def neighbour_probes(
+    ips: list[str],
+    read_neighbours: NeighbourReader,
+    interface: str | None = None,
+    clock: Clock = system_clock,
+    settle: float = SETTLE_SECONDS,
+) -> list[Probe]:
+    """Connection attempts to each address until the OS table confirms its MAC (one at most), or `settle`
+    seconds have passed; then that MAC."""
+    start = time.monotonic()
+    pending = list(ips)
+    while True:
+        _knock(pending)
+        table = read_neighbours()
+        pending = [ip for ip in pending if not _confirmed(ip, table)]
+        if not pending or time.monotonic() - start >= settle:
+            break
     probes = []
     for ip in ips:
         sightings = Sightings()
@@ -192,7 +216,7 @@ def neighbour_probes(
                 ip=ip,
                 method="neighbour-table",
                 interface=interface or next((e.interface for e in entries), None),
-                window_seconds=CONNECT_TIMEOUT,
+                window_seconds=round(time.monotonic() - start, 3),
                 answers=sightings.as_answers(),
             )
         )
