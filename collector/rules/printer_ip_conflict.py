@@ -148,13 +148,18 @@ def siblings(macs: Iterable[str], distance: int) -> bool:
     return values[-1] - values[0] <= distance
 
 
+def on_segment(interface: str | None, segment: SegmentKey) -> bool:
+    """Whether what was seen on `interface` was seen on the report's segment (and not on a virtual network)."""
+    if segment.interface and interface:
+        return interface == segment.interface
+    return not (interface or "").startswith(VIRTUAL_INTERFACES)
+
+
 def counted(entry: NeighbourEntry, segment: SegmentKey) -> bool:
-    """Whether a neighbour entry belongs to the report's segment: its subnet, its interface, no virtual net."""
+    """Whether a neighbour entry belongs to the report's segment: its subnet and its interface."""
     if segment.subnet and ipaddress.IPv4Address(entry.ip) not in ipaddress.IPv4Network(segment.subnet):
         return False
-    if segment.interface and entry.interface:
-        return entry.interface == segment.interface
-    return not (entry.interface or "").startswith(VIRTUAL_INTERFACES)
+    return on_segment(entry.interface, segment)
 
 
 def _gateway_macs(signal: PrinterIpConflict) -> set[str]:
@@ -178,6 +183,7 @@ def sightings_of(observation: SiteReport) -> list[Sighting]:
     found = [
         Sighting(p.ip, a.mac, a.last_seen, host, "probe", True, method=p.method, report=report, interface=interface)
         for p in signal.probes
+        if on_segment(p.interface, signal.segment)
         for a in p.answers
     ]
     found += [
@@ -382,7 +388,7 @@ def _suppressed(sightings: list[Sighting], now: datetime, limits: Settings) -> l
 
 
 def _ips_of(signal: PrinterIpConflict) -> set[str]:
-    ips = {p.ip for p in signal.probes} | {e.ip for e in signal.events}
+    ips = {p.ip for p in signal.probes if on_segment(p.interface, signal.segment)} | {e.ip for e in signal.events}
     ips |= {n.ip for n in signal.neighbours if counted(n, signal.segment)}
     ips |= {a for q in signal.queues for a in q.addresses}
     return {ip for ip in ips if ip != "0.0.0.0"}

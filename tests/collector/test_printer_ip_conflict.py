@@ -30,7 +30,7 @@ RECEPTION = PrinterQueue(
 )
 
 
-def probe(ip: str, *macs: str, at: datetime, method: str = "arp-raw") -> Probe:
+def probe(ip: str, *macs: str, at: datetime, method: str = "arp-raw", interface: str = "eth0") -> Probe:
     """A probe of `ip` that heard `macs`, in order, within two seconds."""
     answers = [
         ProbeAnswer(
@@ -38,7 +38,7 @@ def probe(ip: str, *macs: str, at: datetime, method: str = "arp-raw") -> Probe:
         )
         for i, m in enumerate(macs)
     ]
-    return Probe(ip=ip, method=method, interface="eth0", window_seconds=2, answers=answers)
+    return Probe(ip=ip, method=method, interface=interface, window_seconds=2, answers=answers)
 
 
 def seen(ip: str, mac: str, state: str | None = "reachable") -> NeighbourEntry:
@@ -301,13 +301,19 @@ def statuses(new: SiteReport, *recent: SiteReport) -> dict[str, str]:
 
 
 def test_a_mac_nat_extender_makes_pcs_disagree_but_is_not_a_conflict():
-    wired = [report("pc-01", T0 - i * 15 * MIN, probes=[probe(PRINTER, BROTHER, at=T0 - i * 15 * MIN)],
-                    segment=WIRED) for i in range(4)]
-    behind = [report("laptop-05", T0 - i * 15 * MIN + MIN, segment=WIFI,
-                     probes=[probe(PRINTER, EXTENDER, at=T0 - i * 15 * MIN + MIN, method="neighbour-table")])
-              for i in range(1, 4)]
-    result = verdict(report("laptop-05", T0, segment=WIFI, probes=[probe(PRINTER, EXTENDER, at=T0)]),
-                     *wired, *behind)
+    wired = [
+        report("pc-01", T0 - i * 15 * MIN, segment=WIRED,
+               probes=[probe(PRINTER, BROTHER, at=T0 - i * 15 * MIN, interface="Ethernet")])
+        for i in range(4)
+    ]
+    behind = [
+        report("laptop-05", T0 - i * 15 * MIN + MIN, segment=WIFI,
+               probes=[probe(PRINTER, EXTENDER, at=T0 - i * 15 * MIN + MIN, method="neighbour-table",
+                             interface="Wi-Fi")])
+        for i in range(1, 4)
+    ]
+    now = report("laptop-05", T0, segment=WIFI, probes=[probe(PRINTER, EXTENDER, at=T0, interface="Wi-Fi")])
+    result = verdict(now, *wired, *behind)
     assert result.status == "warning"
     assert result.summary.startswith(
         f"PCs disagree about 192.0.2.50: laptop-05 (Wi-Fi) sees {EXTENDER} (TP-LINK TECHNOLOGIES CO.,LTD.), "
@@ -372,6 +378,15 @@ def test_neighbours_of_virtual_networks_are_never_compared_across_pcs():
     segment = SegmentKey(subnet="192.0.2.0/24", gateway_ip="192.0.2.1", gateway_mac=ROUTER, interface="eth0")
     pc_02 = report("pc-02", T0 - 5 * MIN, neighbours=[other_vm(e) for e in VIRTUAL], segment=segment)
     pc_01 = report("pc-01", T0, neighbours=[*VIRTUAL, seen(PRINTER, BROTHER)], segment=segment)
+    assert statuses(pc_01, pc_02) == {f"ip:{PRINTER}": "ok"}
+
+
+def test_probes_of_virtual_network_addresses_are_not_compared_either():
+    segment = SegmentKey(subnet="192.0.2.0/24", gateway_ip="192.0.2.1", gateway_mac=ROUTER, interface="eth0")
+    vm = probe("192.168.122.50", "52:54:00:12:34:56", at=T0, interface="virbr0")
+    other_vm = probe("192.168.122.50", "52:54:00:12:34:99", at=T0 - MIN, interface="virbr0")
+    pc_02 = report("pc-02", T0 - MIN, probes=[other_vm], segment=segment)
+    pc_01 = report("pc-01", T0, probes=[vm], segment=segment)
     assert statuses(pc_01, pc_02) == {f"ip:{PRINTER}": "ok"}
 
 

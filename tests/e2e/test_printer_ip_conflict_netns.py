@@ -88,6 +88,25 @@ class Lan:
             self.ip("-n", ns, "route", "add", "default", "via", gateway)
         return ns
 
+    def add_port(self, ns: str, name: str, mac: str) -> None:
+        """A second interface of host `ns`, plugged into the same bridge (a device with two NICs)."""
+        port = f"{self.prefix}q{len(self.hosts)}"
+        self.ip("-n", self.bridge, "link", "add", port, "type", "veth", "peer", "name", name, "netns", ns)
+        self.ip("-n", self.bridge, "link", "set", port, "master", "br0", "up")
+        self.ip("-n", ns, "link", "set", name, "address", mac, "up")
+
+    def add_private_network(self, ns: str, name: str, address: str, guest_mac: str, guest_address: str) -> str:
+        """A network only host `ns` has (a libvirt bridge with one VM): interface `name` to a guest namespace."""
+        guest = f"{self.prefix}-vm{len(self.hosts)}"
+        self.ip("netns", "add", guest)
+        self.hosts.append(guest)
+        self.ip("-n", ns, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", guest)
+        self.ip("-n", ns, "addr", "add", address, "dev", name)
+        self.ip("-n", ns, "link", "set", name, "up")
+        self.ip("-n", guest, "link", "set", "eth0", "address", guest_mac, "up")
+        self.ip("-n", guest, "addr", "add", guest_address, "dev", "eth0")
+        return guest
+
     def set_link(self, ns: str, up: bool) -> None:
         """Plug a host in or out (its interface up or down): what a phone coming and going looks like."""
         self.ip("-n", ns, "link", "set", "eth0", "up" if up else "down")
@@ -286,3 +305,47 @@ async def test_two_devices_taking_turns_on_one_address_are_a_conflict_within_two
     assert severities[2] == ["critical"], f"raised at the third check, two intervals on: {severities}"
     [conflict] = [a for a in alerts if a["subject"] == f"ip:{PRINTER_IP}"]
     assert f"{BROTHER} and {PHONE} took turns answering, seen by RECEPTION-01" in conflict["summary"]
+
+
+NAS_IP, NAS_1, NAS_2 = "192.0.2.30", "00:11:32:aa:bb:01", "00:11:32:aa:bb:02"
+
+
+def test_a_nas_with_two_ports_on_the_lan_answers_twice_and_is_a_warning_not_a_conflict(
+    lan: Lan, cups_env: dict[str, str]
+):
+    """Linux answers ARP for its address on every interface (arp_ignore=0): both ports of the NAS reply."""
+    agent = lan.add_host("agent", AGENT_MAC, "192.0.2.10/24")
+    nas = lan.add_host("nas", NAS_1, f"{NAS_IP}/24")
+    lan.add_port(nas, "eth1", NAS_2)
+    signal = run_check(agent, cups_env, addresses=[NAS_IP])
+    assert answered(signal, NAS_IP) == {NAS_1, NAS_2}
+    [nas_verdict] = [e for e in correlate(observe(signal), [], signal.collected_at) if e.subject == f"ip:{NAS_IP}"]
+    assert nas_verdict.status == "warning"
+    assert "likely one device with two network ports" in nas_verdict.summary
+
+
+def resolve(ns: str, ip: str) -> None:
+    """Make host `ns` resolve `ip` for real (a connection attempt), as traffic to a VM would."""
+    knock = f"import socket; s = socket.socket(); s.settimeout(1); s.connect_ex(({ip!r}, 9))"
+    subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", knock], check=True, timeout=30)
+
+
+def test_each_pcs_own_virtual_network_is_never_compared_with_anothers(lan: Lan, cups_env: dict[str, str]):
+    """Two PCs on one LAN, each with a libvirt network 192.168.122.0/24 whose VM at .50 has its own MAC."""
+    lan.add_host("router", ROUTER, f"{GATEWAY_IP}/24")
+    lan.add_host("p1", BROTHER, f"{PRINTER_IP}/24")
+    pcs = []
+    vms = [(AGENT_MAC, "52:54:00:00:00:01"), ("02:00:00:00:00:0b", "52:54:00:00:00:02")]
+    for n, (pc_mac, vm_mac) in enumerate(vms):
+        pc = lan.add_host(f"pc{n}", pc_mac, f"192.0.2.{10 + n}/24", gateway=GATEWAY_IP)
+        lan.add_private_network(pc, "virbr0", "192.168.122.1/24", vm_mac, "192.168.122.50/24")
+        pcs.append((n, pc, vm_mac))
+    reports = []
+    for n, pc, vm_mac in [*pcs, pcs[0]]:  # pc0, pc1, pc0 again: each keeps seeing its own VM
+        resolve(pc, "192.168.122.50")
+        signal = run_check(pc, cups_env)
+        assert signal.segment.interface == "eth0"
+        assert [(e.interface, e.mac) for e in signal.neighbours if e.ip == "192.168.122.50"] == [("virbr0", vm_mac)]
+        reports.append(SiteReport(agent_id=f"ag_pc{n}", hostname=f"pc{n}", at=signal.collected_at, signal=signal))
+    evaluations = correlate(reports[-1], reports[:-1], reports[-1].at)
+    assert {e.subject: e.status for e in evaluations} == {f"ip:{GATEWAY_IP}": "ok", f"ip:{PRINTER_IP}": "ok"}
