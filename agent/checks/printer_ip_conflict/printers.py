@@ -32,7 +32,7 @@ try { $printers = @(Get-Printer -ErrorAction Stop | Select-Object Name,PortName)
 catch { $printers = @(Get-CimInstance Win32_Printer | Select-Object Name,PortName); $ports = @() }
 $tcpip = @(Get-CimInstance Win32_TCPIPPrinterPort | Select-Object Name,HostAddress)
 $pnp = @()
-if (@($printers | Where-Object { "$($_.PortName)" -like 'WSD*' }).Count -gt 0) {
+if (@($printers | Where-Object { "$($_.PortName)" -like 'WSD*' }).Count -gt 0) { try {
   $keys = 'DEVPKEY_Device_ContainerId','DEVPKEY_PNPX_IpAddress','DEVPKEY_Device_LocationInfo',
           'DEVPKEY_PNPX_PresentationUrl'
   $pnp = @(Get-PnpDevice -ErrorAction SilentlyContinue |
@@ -45,7 +45,7 @@ if (@($printers | Where-Object { "$($_.PortName)" -like 'WSD*' }).Count -gt 0) {
       [pscustomobject]@{InstanceId=$_.InstanceId; FriendlyName=$_.FriendlyName;
         ContainerId="$($p['DEVPKEY_Device_ContainerId'])"; IpAddress=@($p['DEVPKEY_PNPX_IpAddress']);
         LocationInfo=$p['DEVPKEY_Device_LocationInfo']; PresentationUrl=$p['DEVPKEY_PNPX_PresentationUrl']} })
-}
+} catch { $pnp = @() } }  # no PnpDevice module (before Windows 8): the WSD queues say they have no address
 @{printers=$printers; ports=$ports; tcpip_ports=$tcpip; pnp=$pnp} | ConvertTo-Json -Compress -Depth 4
 """.strip()
 QUEUE_NODE = "SWD\\PRINTENUM\\"  # the PnP node of a print queue; the device's own nodes share its container

@@ -35,13 +35,14 @@ UNCONFIRMED_STATES = {"stale", "delay", "probe"}
 
 RESOLVE_ROUNDS = 4  # Windows: how often one check resolves each address afresh
 RESOLVE_PAUSE = 2.0  # seconds between rounds: a device that lost the race answers first next time
-# Each round forgets the cached entry (the service runs as LocalSystem, which may), pings every address at
-# once (the ping needs the neighbour's MAC first, so Windows sends an ARP request even when ICMP is blocked),
-# then reads what the table holds now.
+# Each round forgets the cached entry (the service runs as LocalSystem, which may; an administrator's static
+# entry is left alone), pings every address at once (the ping needs the neighbour's MAC first, so Windows sends
+# an ARP request even when ICMP is blocked), then reads what the table holds now.
 RESOLVE_SCRIPT = """
 $ips = @({ips}); $rounds = {rounds}
 $seen = foreach ($round in 1..$rounds) {{
-  foreach ($ip in $ips) {{ Remove-NetNeighbor -IPAddress $ip -Confirm:$false -ErrorAction SilentlyContinue }}
+  Get-NetNeighbor -AddressFamily IPv4 -IPAddress $ips -ErrorAction SilentlyContinue |
+    Where-Object {{ "$($_.State)" -ne 'Permanent' }} | Remove-NetNeighbor -Confirm:$false -ErrorAction SilentlyContinue
   $pings = foreach ($ip in $ips) {{ (New-Object System.Net.NetworkInformation.Ping).SendPingAsync($ip, 1000) }}
   try {{ [void][System.Threading.Tasks.Task]::WaitAll([System.Threading.Tasks.Task[]]@($pings)) }} catch {{ }}
   Get-NetNeighbor -AddressFamily IPv4 -IPAddress $ips -ErrorAction SilentlyContinue |
