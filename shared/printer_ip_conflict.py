@@ -75,6 +75,12 @@ class ConflictEvent(WireModel):
     event_id: Int = fact(
         "Event id: 4199 (conflict, operations may be disrupted), 4198 (interface disabled)", "event id"
     )
+    own_mac: str | None = fact(
+        "This device's own hardware address for the IP address (the event names only the other one), "
+        "lower-case colon-separated; null where the agent could not tell",
+        "MAC-48",
+        default=None,
+    )
 
 
 class SegmentKey(WireModel):
@@ -86,6 +92,10 @@ class SegmentKey(WireModel):
     gateway_ip: IPv4 | None = fact("Default IPv4 gateway", "IPv4 address", default=None)
     gateway_mac: MAC48 | None = fact(
         "Default gateway's hardware address from the neighbour table", "MAC-48", default=None
+    )
+    interface: str | None = fact(
+        "This device's interface on the segment (neighbour entries of other interfaces are not the LAN's)",
+        default=None,
     )
 
     @property
