@@ -75,7 +75,7 @@ class ConflictEvent(WireModel):
     event_id: Int = fact(
         "Event id: 4199 (conflict, operations may be disrupted), 4198 (interface disabled)", "event id"
     )
-    own_mac: str | None = fact(
+    own_mac: MAC48 | None = fact(
         "This device's own hardware address for the IP address (the event names only the other one), "
         "lower-case colon-separated; null where the agent could not tell",
         "MAC-48",
