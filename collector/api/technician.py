@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from collector import keys
 from collector.alerts.actions import ActionRefused, act
 from collector.alerts.dedupe import alert_view
-from collector.api import error
+from collector.api import error, wiring
 from collector.auth import technician_allowed
-from collector.store import AgentRow, FeedEvent
+from collector.services.devices import DeviceStatus
+from collector.store import FeedEvent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,9 +42,9 @@ def technician(handler: Handler) -> Handler:
     return guarded
 
 
-def device_view(agent: AgentRow, now: datetime, offline_after: timedelta, open_alerts: int) -> dict[str, Any]:
+def device_view(status: DeviceStatus) -> dict[str, Any]:
     """A device as the API shows it."""
-    online = agent.last_seen_at is not None and now - agent.last_seen_at < offline_after
+    agent = status.agent
     return {
         "agent_id": agent.agent_id,
         "hostname": agent.hostname,
@@ -51,8 +52,8 @@ def device_view(agent: AgentRow, now: datetime, offline_after: timedelta, open_a
         "site": agent.site.site_name,
         "enrolled_at": agent.enrolled_at.isoformat(),
         "last_seen_at": agent.last_seen_at.isoformat() if agent.last_seen_at else None,
-        "online": online,
-        "open_alerts": open_alerts,
+        "online": status.online,
+        "open_alerts": len(status.open_alerts),
         "revoked": agent.revoked,
     }
 
@@ -116,25 +117,14 @@ async def alert_action(request: web.Request) -> web.Response:
 @technician
 async def list_devices(request: web.Request) -> web.Response:
     """`GET /api/v1/devices`: every enrolled device, whether it is online and how many alerts it has open."""
-    settings = request.app[keys.SETTINGS]
-    offline_after = timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
-    async with request.app[keys.STORE].transaction() as tx:
-        agents = await tx.agents()
-        open_alerts = await tx.alerts("open")
-    counts: dict[str, int] = {}
-    for alert in open_alerts:
-        counts[alert.agent_id] = counts.get(alert.agent_id, 0) + 1
-    now = request.app[keys.CLOCK]()
-    return web.json_response(
-        {"devices": [device_view(a, now, offline_after, counts.get(a.agent_id, 0)) for a in agents]}
-    )
+    fleet = await wiring.devices(request).fleet()
+    return web.json_response({"devices": [device_view(d) for d in fleet.devices]})
 
 
 @technician
 async def list_clients(request: web.Request) -> web.Response:
     """`GET /api/v1/clients`: clients with their sites and device counts."""
-    async with request.app[keys.STORE].transaction() as tx:
-        clients = await tx.clients()
+    clients = await wiring.clients(request).list()
     return web.json_response({"clients": [
         {"name": c.name, "sites": [{"name": name, "devices": n} for name, n in c.sites]} for c in clients
     ]})

@@ -10,10 +10,11 @@ from aiohttp import web
 from collector import keys
 from collector.alerts.actions import ActionRefused, act
 from collector.alerts.dedupe import alert_view
-from collector.alerts.silence import Matchers, Silence
-from collector.api.notifications import silence_view
+from collector.api.errors import status_of
+from collector.api.wiring import silences
+from collector.services.errors import DomainError
 from collector.store import AlertRow, Tx
-from collector.web.render import render, see_other
+from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, page, refusal, wants_json
 
 STATES = ("open", "resolved", "all")
@@ -141,35 +142,16 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
                                                  f"{ACTIONS[request.match_info['action']]}.")
 
 
-async def save_silence(request: web.Request, silence: Silence) -> Silence:
-    """Record a silence and tell the live feed, as the API does."""
-    now = request.app[keys.CLOCK]()
-    async with request.app[keys.STORE].transaction() as tx:
-        saved = await tx.add_silence(silence, now)
-        await tx.append_feed(now, "silence.created", silence_view(saved))
-    request.app[keys.FEED].notify()
-    return saved
-
-
 @form
 async def silence_like_this(request: web.Request) -> web.StreamResponse:
     """`POST /alerts/{id}/silence`: hold notifications of alerts like this one (its client, device, rule)."""
     alert_id = int(request.match_info["alert_id"])
     fields = await request.post()
-    minutes = _minutes(fields)
-    if minutes is None:
-        return refusal(422, "Choose for how long to silence.")
-    async with request.app[keys.STORE].transaction() as tx:
-        alert = await tx.alert(alert_id)
-    if alert is None:
-        return refusal(404, f"There is no alert {alert_id}.")
-    owner, now = alert.owner, request.app[keys.CLOCK]()
-    # A site-wide alert has no device: silence it for its site instead.
-    matchers = Matchers(client=owner.client, site=None if owner.agent_id else owner.site,
-                        device=owner.agent_id, kind=alert.rule)
-    comment = str(fields.get("comment", "")).strip() or f"like alert {alert_id}: {alert.summary}"
-    silence = await save_silence(request, Silence(0, matchers, now, now + timedelta(minutes=minutes),
-                                                  comment=comment[:500], created_by=request[SESSION].name))
+    try:
+        silence = await silences(request).like_alert(alert_id, _minutes(fields), str(fields.get("comment", "")),
+                                                     request[SESSION].name)
+    except DomainError as exc:
+        return refusal(status_of(exc), "; ".join(reasons(exc)))
     until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
     return see_other(f"/alerts/{alert_id}", flash=f"Silenced alerts like this one until {until} "
                                                  f"(silence {silence.silence_id}).")

@@ -1,0 +1,66 @@
+"""The services over the running collector's store, clock and live feed, for the API's and dashboard's handlers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from collector import keys
+from collector.services.billing import Billing
+from collector.services.channels import Channels
+from collector.services.clients import Clients
+from collector.services.contracts import Contracts
+from collector.services.devices import Devices
+from collector.services.incidents import Incidents
+from collector.services.silences import Silences
+from collector.services.tokens import Tokens
+
+
+def incidents(request: web.Request) -> Incidents:
+    """Incidents and the work on them."""
+    app = request.app
+    return Incidents(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+
+
+def contracts(request: web.Request) -> Contracts:
+    """Contracts and break/fix rates."""
+    app = request.app
+    return Contracts(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+
+
+def billing(request: web.Request) -> Billing:
+    """Billing settings, devices' billing, ledgers, invoices and value reports."""
+    app = request.app
+    return Billing(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+
+
+def silences(request: web.Request) -> Silences:
+    """Silences."""
+    app = request.app
+    return Silences(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+
+
+def channels(request: web.Request) -> Channels:
+    """Notification channels (a new one is picked up by the notifier at once)."""
+    app = request.app
+    return Channels(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify,
+                    changed=app[keys.NOTIFIER].forget_channels)
+
+
+def devices(request: web.Request) -> Devices:
+    """Devices, online on the collector's clock."""
+    app = request.app
+    settings = app[keys.SETTINGS]
+    offline_after = timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
+    return Devices(app[keys.STORE], app[keys.CLOCK], offline_after)
+
+
+def clients(request: web.Request) -> Clients:
+    """Clients and their sites."""
+    return Clients(request.app[keys.STORE], request.app[keys.CLOCK])
+
+
+def tokens(request: web.Request) -> Tokens:
+    """Enrolment tokens."""
+    return Tokens(request.app[keys.STORE], request.app[keys.CLOCK])
