@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from aiohttp import web
 
 from collector import keys
@@ -11,9 +9,10 @@ from collector.services.billing import Billing
 from collector.services.channels import Channels
 from collector.services.clients import Clients
 from collector.services.contracts import Contracts
-from collector.services.devices import Devices
+from collector.services.devices import Devices, offline_after
 from collector.services.incidents import Incidents
 from collector.services.silences import Silences
+from collector.services.technicians import Technicians
 from collector.services.tokens import Tokens
 
 
@@ -51,9 +50,7 @@ def channels(request: web.Request) -> Channels:
 def devices(request: web.Request) -> Devices:
     """Devices, online on the collector's clock."""
     app = request.app
-    settings = app[keys.SETTINGS]
-    offline_after = timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
-    return Devices(app[keys.STORE], app[keys.CLOCK], offline_after)
+    return Devices(app[keys.STORE], app[keys.CLOCK], offline_after(app[keys.SETTINGS]))
 
 
 def clients(request: web.Request) -> Clients:
@@ -64,3 +61,8 @@ def clients(request: web.Request) -> Clients:
 def tokens(request: web.Request) -> Tokens:
     """Enrolment tokens."""
     return Tokens(request.app[keys.STORE], request.app[keys.CLOCK])
+
+
+def technicians(request: web.Request) -> Technicians:
+    """Technician accounts."""
+    return Technicians(request.app[keys.STORE], request.app[keys.CLOCK])

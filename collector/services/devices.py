@@ -9,8 +9,14 @@ from datetime import datetime, timedelta
 
 from collector.services.base import Service, nobody
 from collector.services.errors import NotFound
+from collector.settings import Settings
 from collector.store import AgentRow, AlertRow, Store
 from shared.clock import Clock
+
+
+def offline_after(settings: Settings) -> timedelta:
+    """How long a device may stay silent before it counts as offline: a few missed heartbeats."""
+    return timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
 
 
 @dataclass(frozen=True)
