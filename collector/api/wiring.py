@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from collector import keys
+from collector.services.alerts import Alerts
 from collector.services.billing import Billing
 from collector.services.channels import Channels
 from collector.services.clients import Clients
@@ -66,3 +67,9 @@ def tokens(request: web.Request) -> Tokens:
 def technicians(request: web.Request) -> Technicians:
     """Technician accounts."""
     return Technicians(request.app[keys.STORE], request.app[keys.CLOCK])
+
+
+def alerts(request: web.Request) -> Alerts:
+    """Alerts and the technician's actions on them (notifications follow each change)."""
+    app = request.app
+    return Alerts(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify, app[keys.ON_CHANGE])
