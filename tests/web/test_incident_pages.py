@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient
 from collector import keys
 from collector.services.incidents import NEEDS_REASON
 from tests.support.clock import Clock
+from tests.support.collector import TECH
 from tests.web.conftest import NAME, critical_alert, log_in
 
-TECH = {"Authorization": "Bearer tech-secret"}
 FLASH = re.compile(r'<p class="flash" role="status">([^<]*)</p>')
 
 
@@ -139,3 +139,4 @@ async def test_an_override_needs_a_reason_and_a_reason_without_an_override_is_no
     async with client.app[keys.STORE].transaction() as tx:
         entries = await tx.time_entries()
     assert [(e.minutes, e.override, e.override_reason) for e in entries] == [(10, None, None), (10, None, None)]
+

@@ -243,3 +243,21 @@ async def test_a_later_section_joins_the_navigation_and_the_login_guard(tmp_path
         assert re.findall(r'<a href="([^"]+)"( aria-current="page")?>', nav) == [
             ("/", ""), ("/incidents", ""), ("/clients", ""), ("/billing", ""),
             ("/inventory", ' aria-current="page"'), ("/settings", "")]
+
+
+async def test_the_api_and_the_pages_count_a_device_offline_on_the_collectors_clock(
+    client: TestClient, clock: Clock
+) -> None:
+    await log_in(client)
+    agent = await critical_alert(client, clock)
+
+    async def online() -> tuple[bool, str, str]:
+        [device] = (await (await client.get("/api/v1/devices", headers=TECH)).json())["devices"]
+        listed = await (await client.get("/clients")).text()
+        page = await (await client.get(f"/devices/{agent.agent_id}")).text()
+        return device["online"], listed.split('class="conn ')[1][:7], page.split('class="conn ')[1][:7]
+
+    assert await online() == (True, 'online"', 'online"')
+    # Three missed heartbeats of a minute, on the test's clock (the wall clock has not moved).
+    clock.advance(minutes=3)
+    assert await online() == (False, "offline", "offline")
