@@ -15,9 +15,10 @@ from aiohttp import web
 from collector import keys, push
 from collector import web as dashboard
 from collector.alerts.notify import Notifier
-from collector.api import agents, error, notifications, technician
+from collector.api import agents, contracts, error, incidents, notifications, technician
 from collector.api import billing as billing_api
 from collector.api import push as push_api
+from collector.api.errors import domain_errors
 from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
@@ -145,7 +146,7 @@ def create_app(
     settings: Settings, store: Store | None = None, clock: Clock = system_clock
 ) -> web.Application:
     """The collector as an aiohttp application (the store is opened when the app starts)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, domain_errors])
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
     app[keys.ON_CHANGE] = None
@@ -163,4 +164,6 @@ def create_app(
     push_api.setup(app)
     dashboard.setup(app)
     billing_api.setup(app)
+    incidents.setup(app)
+    contracts.setup(app)
     return app

@@ -434,3 +434,19 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
     assert read_generic_csv(target.read_text()).total == D("825.00")
     await run("invoice", ACME, "--month", "2026-11", "--csv", str(target), "--format", "xero")
     assert target.read_text().startswith("*ContactName,")
+
+
+async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(client: TestClient) -> None:
+    missing = await api(client, "POST", "/api/v1/incidents/99/notes", {"text": "x"}, status=404)
+    assert missing == {"error": "there is no incident 99"}
+    assert (await api(client, "POST", "/api/v1/silences/7/expire", status=404))["error"] == (
+        "there is no active silence 7")
+    assert (await api(client, "GET", f"/api/v1/clients/{BAKERY}/contracts", status=404))["error"] == (
+        f"there is no client {BAKERY!r}")
+    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=422)
+    assert bad_month["problems"] == [{"field": "month", "message": "the month must be YYYY-MM, e.g. 2026-11"}]
+    by_hand = await api(client, "POST", "/api/v1/incidents", {"title": "no client"}, status=422)
+    assert by_hand == {"error": "give alert_id, or client and title"}
+    await api(client, "POST", "/api/v1/rates", RATES, status=201)
+    twice = await api(client, "POST", "/api/v1/rates", RATES, status=409)
+    assert twice["error"]
