@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 ALIVE = "collector_alive_at"
 # Devices of a site that fall silent within this span went down together: one cause, one alert.
 SITE_WINDOW = timedelta(minutes=5)
+DEVICE_ACTOR = f"rule:{heartbeat.RULE}"
+SITE_ACTOR = f"rule:{heartbeat.SITE_RULE}"
 
 
 async def announce_downtime(store: Store, feed: Feed, settings: Settings, now: datetime) -> None:
@@ -60,9 +62,9 @@ async def sweep(
             # The site first: while it is down as a whole, its devices' own offline alerts stay quiet.
             silent = [(agent.hostname, agent.last_seen_at) for agent, v in devices if v.status != "ok"]
             site = heartbeat.evaluate_site(devices[0][0].site.site_name, silent, len(devices), SITE_WINDOW)
-            published += await dedupe.apply(tx, devices[0][0], [site], now, "rule:site_offline", lifecycle, on_change)
+            published += await dedupe.apply(tx, devices[0][0], [site], now, SITE_ACTOR, lifecycle, on_change)
             for agent, verdict in devices:
-                published += await dedupe.apply(tx, agent, [verdict], now, "rule:device_offline", lifecycle, on_change)
+                published += await dedupe.apply(tx, agent, [verdict], now, DEVICE_ACTOR, lifecycle, on_change)
         await tx.set_meta(ALIVE, now.isoformat())
     if published:
         feed.notify()

@@ -21,8 +21,9 @@ from collector.alerts.silence import Silence, held_until
 from collector.feed import Feed
 from collector.notify.deliver import Delivery, deliver
 from collector.notify.render import NotifyItem, render_digest, render_group
-from collector.rules import fingerprint
+from collector.rules import fingerprint, inhibitors
 from collector.store import AlertOwner, AlertRow, ChannelRow, QueuedNotification, Store, Tx
+from shared.signals import rule_matches
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def wants(channel: ChannelRow, alert: AlertRow) -> bool:
         return False
     if channel.clients and alert.owner.client not in channel.clients:
         return False
-    return not channel.kinds or alert.rule in channel.kinds
+    return not channel.kinds or any(rule_matches(wanted, alert.rule) for wanted in channel.kinds)
 
 
 def silenced_until(silences: list[Silence], alert: AlertRow, now: datetime) -> datetime | None:
@@ -108,13 +109,13 @@ class Notifier:
 
     async def _inhibited(self, tx: Tx, alert: AlertRow) -> bool:
         """While a device is offline its other alerts stay quiet; while its site is, its device alerts do."""
-        if alert.owner.site_id is not None and alert.rule != "site_offline":
-            site_down = fingerprint("site_offline", f"site:{alert.owner.site_id}", "site")
-            if await tx.open_alert(site_down) is not None:
+        for source in inhibitors():
+            owner = alert.owner.agent_id if source.inhibits == "device" else (
+                f"site:{alert.owner.site_id}" if alert.owner.site_id is not None else None)
+            if owner and alert.rule != source.name and await tx.open_alert(
+                    fingerprint(source.name, owner, source.subject)) is not None:
                 return True
-        if alert.owner.agent_id is None or alert.rule == "device_offline":
-            return False
-        return await tx.open_alert(fingerprint("device_offline", alert.owner.agent_id, "device")) is not None
+        return False
 
     async def dispatch(self, now: datetime) -> int:
         """One round: queue reminders, drop what went stale, send each channel's ready group, send digests.

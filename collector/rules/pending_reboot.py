@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from collector.rules import Evaluation, History
+from collector.rules import AlertRule, Evaluation, History, RuleSpec
 from shared.pending_reboot import InteractiveSession, PendingReboot
 
 RULE = "pending_reboot"
@@ -89,3 +89,6 @@ def evaluate(signal: PendingReboot, history: History) -> list[Evaluation]:
         "last_action": signal.last_action.model_dump(mode="json") if signal.last_action else None,
     }
     return [Evaluation(RULE, SUBJECT, status, summary, details)]
+
+
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(RULE),))

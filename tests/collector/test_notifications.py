@@ -250,7 +250,8 @@ async def test_a_site_outage_is_one_notification_not_thirty(
     assert len(hook.bodies) == 1
     assert "30 of 30 devices stopped reporting" in hook.bodies[0]["title"]
     alerts = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
-    assert sorted({a["rule"] for a in alerts}) == ["device_offline", "site_offline"], "still recorded, per device"
+    rules = sorted({a["rule"] for a in alerts})
+    assert rules == ["heartbeat.offline", "heartbeat.site_offline"], "still recorded, per device"
     await everyone_reports()  # the power is back
     await sweep_and_dispatch()
     await dispatch(client, clock, minutes=5)
