@@ -14,13 +14,13 @@ from aiohttp import web
 
 from collector import keys, push
 from collector import web as dashboard
-from collector.alerts.notify import Notifier
 from collector.api import agents, error, notifications, technician
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
+from collector.notify.pipeline import Notifier
 from collector.offline import announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store

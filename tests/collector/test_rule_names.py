@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.alerts.notify import wants
 from collector.alerts.silence import Matchers, Silence, matches
+from collector.notify.pipeline import wants
 from collector.rules import fingerprint
 from collector.store import AgentRow, AlertOwner, AlertRow, ChannelRow, Store
 from collector.store.migrate import load_migrations, migrate
