@@ -14,7 +14,6 @@ from aiohttp import web
 
 from collector import keys, push
 from collector import web as dashboard
-from collector.alerts.notify import Notifier
 from collector.api import agents, contracts, error, incidents, notifications, technician
 from collector.api import billing as billing_api
 from collector.api import push as push_api
@@ -22,6 +21,7 @@ from collector.api.errors import domain_errors
 from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
+from collector.notify.pipeline import Notifier
 from collector.offline import announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store

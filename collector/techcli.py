@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="apprise URL, e.g. ntfy://ntfy.sh/my-topic or mailtos://user:pass@host?to=me@x")
     create.add_argument("--min-severity", choices=["warning", "critical"], default="warning")
     create.add_argument("--client", action="append", default=[], help="only this client (repeatable)")
-    create.add_argument("--kind", action="append", default=[], help="only this rule, e.g. disk_health (repeatable)")
+    create.add_argument("--kind", action="append", default=[], help="only this signal or rule, e.g. updates")
     create.add_argument("--quiet", metavar="HH:MM-HH:MM", help="quiet hours: only criticals; warnings go to the digest")
     create.add_argument("--digest", metavar="HH:MM", help="send a daily digest at this local time")
     create.add_argument("--timezone", default="UTC", help="for quiet hours and digest, e.g. Europe/Berlin")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.rules import Evaluation, History
+from collector.rules import AlertRule, Evaluation, History, RuleSpec
 from shared.pending_reboot import InteractiveSession, PendingReboot
 
 RULE = "pending_reboot"
@@ -114,3 +114,6 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
         "errors": signal.errors,
     }
     return Evaluation(RULE, SUBJECT, status, summary, details)
+
+
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(RULE), AlertRule(NOT_CLEARED_RULE)))

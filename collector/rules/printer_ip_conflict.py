@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import netaddr
 
-from collector.rules import Evaluation, History, SiteReport, thresholds
+from collector.rules import AlertRule, Evaluation, History, RuleSpec, SiteReport, thresholds
 from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, SegmentKey
 
 RULE = "printer_ip_conflict"
@@ -469,3 +469,6 @@ def evaluate(signal: PrinterIpConflict, history: History) -> list[Evaluation]:
     """Correlate the new report with the site's recent reports from every device; one alert per IP and site."""
     new = SiteReport(history.agent_id, history.hostname, signal.collected_at, signal)
     return [replace(e, scope="site") for e in correlate(new, history.site, history.now, history.settings)]
+
+
+SPEC = RuleSpec(evaluate, site_hours=SITE_HOURS, alerts=(AlertRule(RULE),))

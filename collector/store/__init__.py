@@ -529,6 +529,18 @@ class Tx(Protocol):
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
 
+    # --- offline sweep (issue 24, pipeline slice) ---
+
+    async def offline_candidates(
+        self, device_rule: str, site_rule: str, silent_since: datetime
+    ) -> list[tuple[AgentRow, bool]]:
+        """The devices the offline sweep must judge, each with whether it has an open `device_rule` alert.
+
+        Every enrolled, seen, unrevoked device of each site that has a device that fell silent (seen at or
+        before `silent_since`) with no such alert open, or was seen since with one open, or that has an open
+        `site_rule` alert: a site's verdict needs all its devices.
+        """
+
 
 class Store(Protocol):
     """A database the collector keeps everything in."""
@@ -560,3 +572,25 @@ def open_store(url: str) -> Store:
 
     path = url.removeprefix("sqlite://")
     return SqliteStore(path)
+
+
+# --- offline sweep (issue 24, pipeline slice): one query for both backends ($n parameters; SQLite reads ?n) ---
+# Devices whose state disagrees with their offline alert ($1 open, or not, while seen after $3, or not), and
+# every device of their sites and of sites with an open $2 alert. Open alerts are few: they are read first.
+OFFLINE_CANDIDATES_SQL = """
+    WITH offline AS (SELECT agent_id FROM alerts WHERE state = 'open' AND rule = $1),
+    seen AS (
+        SELECT a.agent_id, a.site_id, a.last_seen_at <= $3 AS silent, o.agent_id IS NOT NULL AS offline_open
+        FROM agents a LEFT JOIN offline o ON o.agent_id = a.agent_id
+        WHERE a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL
+    ),
+    due AS (
+        SELECT site_id FROM seen WHERE silent <> offline_open
+        UNION SELECT site_id FROM alerts WHERE state = 'open' AND rule = $2
+    )
+    SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name, seen.offline_open
+    FROM seen JOIN agents a ON a.agent_id = seen.agent_id
+    JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id
+    WHERE seen.site_id IN (SELECT site_id FROM due)
+    ORDER BY a.site_id, a.agent_id
+"""

@@ -20,6 +20,7 @@ import asyncpg
 from collector.alerts.silence import Matchers, Silence
 from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
 from collector.store import (
+    OFFLINE_CANDIDATES_SQL,
     AgentRow,
     AlertOwner,
     AlertRow,
@@ -1071,6 +1072,14 @@ class _PostgresTx:
         )
         return {(row["agent_id"], row["kind"]): row["at"] for row in rows if row["at"] is not None}
 
+
+    # --- offline sweep (issue 24, pipeline slice) ---
+
+    async def offline_candidates(
+        self, device_rule: str, site_rule: str, silent_since: datetime
+    ) -> list[tuple[AgentRow, bool]]:
+        rows = await self._all(OFFLINE_CANDIDATES_SQL, device_rule, site_rule, silent_since)
+        return [(_agent(row), row["offline_open"]) for row in rows]
 
 def _ts(value: datetime) -> datetime:
     """A moment as the store takes it: timezone-aware (a naive one is refused, never guessed), in UTC."""

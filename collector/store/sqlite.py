@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from collector.alerts.silence import Matchers, Silence
 from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
 from collector.store import (
+    OFFLINE_CANDIDATES_SQL,
     AgentRow,
     AlertOwner,
     AlertRow,
@@ -1190,6 +1191,15 @@ class _SqliteTx:
         )
         return {(row["agent_id"], row["kind"]): _dt(row["at"]) for row in rows if row["at"] is not None}
 
+
+    # --- offline sweep (issue 24, pipeline slice) ---
+
+    async def offline_candidates(
+        self, device_rule: str, site_rule: str, silent_since: datetime
+    ) -> list[tuple[AgentRow, bool]]:
+        sql = OFFLINE_CANDIDATES_SQL.replace("$", "?")  # $1 -> ?1: SQLite's numbered parameters
+        rows = await self._db.execute_fetchall(sql, (device_rule, site_rule, _ts(silent_since)))
+        return [(_agent(row), bool(row["offline_open"])) for row in rows]
 
 def _technician(row: sqlite3.Row) -> TechnicianRow:
     """A technicians row as a TechnicianRow."""

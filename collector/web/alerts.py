@@ -15,13 +15,13 @@ from collector.services.errors import DomainError
 from collector.store import AlertRow, Tx
 from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, page, refusal, wants_json
+from shared.signals import all_rules
 
 STATES = ("open", "resolved", "all")
 SEVERITIES = ("critical", "warning", "unknown")
 FILTERS = ("client", "site", "severity", "kind")
 # The rules an alert can come from, offered in the feed's filter before any such alert exists.
-RULES = ("backup_results", "check_failed", "device_offline", "disk_health", "package_index", "pending_reboot",
-         "printer_ip_conflict", "security_updates", "site_offline")
+RULES = all_rules()
 FEED_LIMIT = 200
 BACKUP_RUNS = 10
 # Choices offered for snoozing and for silencing from an alert, in minutes.

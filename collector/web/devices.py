@@ -18,16 +18,11 @@ from collector.store import AlertRow, ObservationRow
 from collector.web.charts import Series, line_chart
 from collector.web.render import refused_page, render, size
 from collector.web.sessions import page
+from shared import signals
 from shared.disk_health import FilesystemFacts
 
 # (signal kind, column heading, the rules whose alerts say how that signal is doing)
-SIGNALS = (
-    ("disk_health", "Disks", ("disk_health",)),
-    ("pending_reboot", "Reboot", ("pending_reboot",)),
-    ("printer_ip_conflict", "Printers", ("printer_ip_conflict",)),
-    ("backup_results", "Backups", ("backup_results",)),
-    ("updates", "Updates", ("security_updates", "package_index")),
-)
+SIGNALS = tuple((s.name, s.label, s.rules) for s in signals.SIGNALS if s.at_a_glance)
 RANK = {"critical": 3, "warning": 2, "unknown": 1}
 HISTORY = 500
 # How far a filesystem's fill forecast is drawn ahead of its last report.
@@ -45,7 +40,7 @@ class Glance:
 
 def glance(kind: str, rules: tuple[str, ...], open_alerts: list[AlertRow], seen: datetime | None) -> Glance:
     """How one signal of a device is doing: its open alerts (a check that could not look: unknown)."""
-    mine = [a for a in open_alerts if a.rule in rules or (a.rule == "check_failed" and a.subject == kind)]
+    mine = [a for a in open_alerts if a.rule in rules or (a.rule == "unknown" and a.subject == kind)]
     if mine:
         return Glance(max((a.severity for a in mine), key=RANK.__getitem__), mine)
     return Glance("ok" if seen is not None else "none")
