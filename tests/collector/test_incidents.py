@@ -375,7 +375,7 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
 
     def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret", *args],
+            [sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret", *args],
             capture_output=True,
             text=True,
             check=False,

@@ -265,7 +265,7 @@ async def test_the_cli_creates_tests_and_lists_channels_and_silences(
     url = str(client.make_url("")).rstrip("/")
 
     def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret",
+        return subprocess.run([sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret",
                                *args], capture_output=True, text=True, check=False)
 
     async def run(*args: str) -> str:

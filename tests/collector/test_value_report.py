@@ -330,7 +330,7 @@ async def test_the_pdf_renders_pages_with_content_and_the_cli_writes_it(
     cli = [
         sys.executable,
         "-m",
-        "collector.techcli",
+        "technician",
         "--url",
         url,
         "--token",
