@@ -98,6 +98,7 @@ async def test_the_technician_acknowledges_snoozes_and_resolves_with_notes(clien
     assert (await client.post(f"{path}/resolve", headers={"Authorization": "Bearer nope"})).status == 401
 
 
+@pytest.mark.slow
 async def test_the_cli_acts_on_an_alert(client: TestClient, clock: Clock) -> None:
     agent = await enrolled(client)
     await report_free(client, agent, clock, 5)

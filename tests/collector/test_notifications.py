@@ -259,6 +259,7 @@ async def test_a_site_outage_is_one_notification_not_thirty(
     assert (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"] == []
 
 
+@pytest.mark.slow
 async def test_the_cli_creates_tests_and_lists_channels_and_silences(
     client: TestClient, hook: WebhookReceiver
 ) -> None:

@@ -8,11 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import shared
+
+pytestmark = pytest.mark.slow  # builds a wheel and installs it into a new environment
 
 REPO = Path(__file__).resolve().parents[2]
 # What a wheel is built from; copied so that building leaves no build/ or egg-info in the working tree.
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "agent", "collector", "shared", "technician", "packaging")
+
 COLLECTOR_ONLY = {"netaddr", "asyncpg", "jinja2", "apprise", "psycopg", "pytest", "ruff"}
 
 
