@@ -45,6 +45,8 @@ def connection(url: str | None, token: str | None) -> Connection:
             "no technician token: pass --token, set FIELDPOST_TOKEN, or put token = \"...\" under [technician] "
             f"in {CONFIG_PATH} (the collector writes one to the file admin-token next to its database)"
         )
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"collector URL {url!r} must start with http:// or https://")
     return Connection(url.rstrip("/"), token)
 
 

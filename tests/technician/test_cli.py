@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import shared
@@ -86,6 +87,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def test_a_missing_token_or_a_url_that_is_not_http_is_one_line() -> None:
+    missing = fieldpost("--url", "http://127.0.0.1:1", "devices")
+    assert missing.returncode == 1
+    [line] = missing.stderr.splitlines()
+    assert line.startswith("fieldpost: no technician token: pass --token, set FIELDPOST_TOKEN")
+    wrong = fieldpost("--url", "collector.example:8470", "--token", "tech-secret", "devices")
+    assert wrong.returncode == 1
+    assert wrong.stderr.splitlines() == [
+        "fieldpost: collector URL 'collector.example:8470' must start with http:// or https://"
+    ]
+
+
 def test_an_unreachable_collector_is_one_line() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = fieldpost("--url", url, "--token", "tech-secret", "alerts")
@@ -111,3 +124,17 @@ async def test_a_wrong_token_is_one_line(collector_url: str) -> None:
     right = await asyncio.to_thread(fieldpost, "--url", collector_url, "--token", "tech-secret", "devices")
     assert (right.returncode, right.stdout) == (0, "no devices enrolled yet\n"), right.stderr
 
+
+
+async def test_a_proxys_error_page_is_one_line() -> None:
+    # What a reverse proxy answers while the collector behind it is down: an HTML page, not the API's JSON.
+    async def bad_gateway(request: web.Request) -> web.Response:
+        return web.Response(status=502, content_type="text/html", text="<html><body>502 Bad Gateway</body></html>")
+
+    proxy = web.Application()
+    proxy.router.add_get("/{tail:.*}", bad_gateway)
+    async with TestServer(proxy) as server:
+        url = str(server.make_url("")).rstrip("/")
+        done = await asyncio.to_thread(fieldpost, "--url", url, "--token", "tech-secret", "alerts")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["fieldpost: collector answered 502: <html><body>502 Bad Gateway</body></html>"]
