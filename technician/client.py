@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,9 @@ def refusal(status: int, body: bytes) -> CliError:
     try:
         answer = json.loads(body)
     except ValueError:
-        return CliError(f"collector answered {status}: {body.decode(errors='replace').strip()[:200]}")
+        # A proxy's or another server's page: its text on one line, cut short.
+        text = " ".join(body.decode(errors="replace").split())
+        return CliError(f"collector answered {status}: {text[:200]}")
     if not isinstance(answer, dict):
         return CliError(f"collector answered {status}: {answer}")
     problems = "; ".join(f"{p['field']}: {p['message']}" for p in answer.get("problems", []))
@@ -72,7 +74,6 @@ class Collector:
 
     url: str | None
     token: str | None
-    timeout: aiohttp.ClientTimeout = field(default_factory=aiohttp.ClientTimeout)
 
     @cached_property
     def connection(self) -> Connection:
@@ -82,7 +83,7 @@ class Collector:
     def session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
         """An HTTP session that sends the technician token."""
         return aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.connection.token}"},
-                                     timeout=timeout or self.timeout)
+                                     timeout=timeout or aiohttp.ClientTimeout())
 
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
         """The body of a 200/201 answer to `method path`, or CliError with the collector's reason."""
