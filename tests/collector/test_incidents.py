@@ -364,6 +364,7 @@ async def test_an_incident_keeps_its_alerts_notes_and_closes_once(client: TestCl
     assert [i["incident_id"] for i in listed["incidents"]] == [opened["incident_id"]]
 
 
+@pytest.mark.slow
 async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
     client: TestClient, clock: Clock, tmp_path: Path
 ) -> None:
@@ -375,7 +376,7 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
 
     def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret", *args],
+            [sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret", *args],
             capture_output=True,
             text=True,
             check=False,

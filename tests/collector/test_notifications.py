@@ -296,13 +296,14 @@ async def test_a_site_outage_is_one_notification_not_thirty(
     assert (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"] == []
 
 
+@pytest.mark.slow
 async def test_the_cli_creates_tests_and_lists_channels_and_silences(
     client: TestClient, hook: WebhookReceiver
 ) -> None:
     url = str(client.make_url("")).rstrip("/")
 
     def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret",
+        return subprocess.run([sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret",
                                *args], capture_output=True, text=True, check=False)
 
     async def run(*args: str) -> str:

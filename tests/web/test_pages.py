@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -203,6 +204,7 @@ async def feed_rows(client: TestClient, path: str) -> list[str]:
             re.findall(r'<span class="summary" data-f="summary">([^<]+)</span>', listed)]
 
 
+@pytest.mark.slow
 async def test_the_first_technician_is_created_from_the_cli(tmp_path: Path) -> None:
     db = tmp_path / "collector.db"
 
