@@ -43,7 +43,7 @@ from agent.checks.printer_ip_conflict.probe import (
 )
 from agent.checks.printer_ip_conflict.segment import LocalInterface, own_mac, segment_key
 from agent.checks.printer_ip_conflict.winevents import EVENTS_SCRIPT, parse_conflict_events
-from agent.commands import CommandResult, run_command
+from agent.commands import CommandResult, powershell, run_command
 from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, Probe, ProbeAnswer
 from tests.agent.recorded_runs import FIXTURES, Recorded
 from tests.cupsd import need_cupsd, private_cupsd
@@ -503,7 +503,7 @@ def test_windows_reports_every_hardware_address_seen_across_the_rounds_on_the_ag
     ]
     assert [a.replies for a in probes["192.168.1.60"].answers] == [3]
     [argv] = run.calls
-    assert argv[-1] == resolve_script(["192.168.1.50", "192.168.1.60"], 4, 2.0)
+    assert list(argv) == powershell(resolve_script(["192.168.1.50", "192.168.1.60"], 4, 2.0))
     assert "$ips = @('192.168.1.50','192.168.1.60'); $rounds = 4" in argv[-1]
     assert "Start-Sleep -Milliseconds 2000" in argv[-1]
 

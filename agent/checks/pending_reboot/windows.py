@@ -19,7 +19,7 @@ import psutil
 from agent.checks import CheckContext
 from agent.checks.pending_reboot import RebootFacts, sessions_from
 from agent.checks.pending_reboot.windows_sessions import windows_sessions
-from agent.commands import Runner
+from agent.commands import Runner, powershell
 from shared.pending_reboot import RebootReason
 
 # Key paths below HKEY_LOCAL_MACHINE, as Test-PendingReboot (bcwilhite/PendingReboot), Adam Bertram's
@@ -343,7 +343,7 @@ def ask_powershell(run: Runner) -> PowerShellAnswer:
     """Ask WUA, ConfigMgr and CIM through PowerShell: what it found, and what failed (never 'no reboot')."""
     try:
         result = run(
-            ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", POWERSHELL_SCRIPT], timeout=90.0
+            powershell(POWERSHELL_SCRIPT), timeout=90.0
         )
     except OSError as exc:  # AppLocker refuses to start it: WinError 1260
         return PowerShellAnswer([], [f"PowerShell could not start: {explain_powershell_failure(str(exc))}"], set())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.checks.rootfs import read_text
-from agent.commands import CommandNotFound, Runner
+from agent.commands import CommandNotFound, Runner, powershell
 from shared.printer_ip_conflict import NeighbourEntry
 
 IP_NEIGH_ARGV = ("ip", "-j", "-4", "neigh", "show")
@@ -34,11 +34,6 @@ def normalise_mac(text: str) -> str | None:
     if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-f]{1,2}", p) for p in parts):
         return None
     return ":".join(p.zfill(2) for p in parts)
-
-
-def powershell(script: str) -> list[str]:
-    """The argv that runs a PowerShell script without profile or prompts."""
-    return ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script]
 
 
 def as_list(data: Any) -> list[dict[str, Any]]:

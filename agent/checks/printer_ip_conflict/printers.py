@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from agent.checks.printer_ip_conflict.neighbours import as_list, powershell
-from agent.commands import CommandNotFound, Runner
+from agent.checks.printer_ip_conflict.neighbours import as_list
+from agent.commands import CommandNotFound, Runner, powershell
 from shared.printer_ip_conflict import PrinterQueue
 
 Resolver = Callable[[str], list[str]]

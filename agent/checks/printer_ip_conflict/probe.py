@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agent.checks.printer_ip_conflict.neighbours import load_json_list, netneighbor_entry, powershell
-from agent.commands import CommandNotFound, Runner
+from agent.checks.printer_ip_conflict.neighbours import load_json_list, netneighbor_entry
+from agent.commands import CommandNotFound, Runner, powershell
 from shared.clock import Clock, system_clock
 from shared.printer_ip_conflict import NeighbourEntry, Probe, ProbeAnswer
 

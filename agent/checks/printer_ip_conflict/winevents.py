@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.checks.printer_ip_conflict.neighbours import load_json_list, normalise_mac, powershell
+from agent.checks.printer_ip_conflict.neighbours import load_json_list, normalise_mac
 from agent.checks.printer_ip_conflict.segment import LocalInterface, own_mac
-from agent.commands import Runner
+from agent.commands import Runner, powershell
 from shared.printer_ip_conflict import ConflictEvent
 
 LOOKBACK_HOURS = 1  # the check runs every 15 minutes; an hour covers a missed run or two

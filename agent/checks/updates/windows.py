@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.checks import CheckContext
 from agent.checks.updates import updates_signal
+from agent.commands import powershell
 from shared.updates import AvailableUpdate, Updates
 
 DEFAULT_CACHE = timedelta(hours=6)
@@ -80,7 +81,7 @@ class WindowsUpdateProvider:
         if self.cached and now - self.cached.collected_at < self.cache_for:
             return self.cached
         result = self.context.run(
-            ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", SEARCH_SCRIPT], timeout=840.0
+            powershell(SEARCH_SCRIPT), timeout=840.0
         )
         if result.returncode != 0:
             raise RuntimeError(
