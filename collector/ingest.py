@@ -142,8 +142,9 @@ class Ingest:
                 spec = self._rules.get(signal.kind)
                 if spec is not None:
                     previous, site = histories.get(signal.kind, ((), ()))
-                    history = History(now=now, hostname=agent.hostname, previous=previous, agent_id=agent.agent_id,
-                                      settings=settings, site=site)
+                    # Judged when it happened: a report that waited in the outbox over a weekend is not late.
+                    history = History(now=signal.collected_at, hostname=agent.hostname, previous=previous,
+                                      agent_id=agent.agent_id, settings=settings, site=site)
                     evaluations.extend(evaluate(spec, signal, history))
         if not result.accepted:
             return result, 0

@@ -6,10 +6,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from collector.app import create_app
 from collector.rules import Evaluation, History
 from collector.rules.backup_results import evaluate
+from collector.settings import Settings
 from shared.backup_results import BackupJob, BackupResults
+from tests.support.agents import REPORTS
+from tests.support.clock import Clock
+from tests.support.collector import TECH, enrolled
 
 H = timedelta(hours=1)
 D = timedelta(days=1)
@@ -300,3 +306,20 @@ def test_each_job_gets_its_own_subject_and_the_worst_finding_wins() -> None:
         ("backup:server", "critical"),
     ]
     assert found[1].details["findings"] == ["last run failed: rc 2", "only 1.0 GiB free at the destination"]
+
+
+# --- judged when it happened ---------------------------------------------------------------------------------
+
+
+async def test_a_friday_report_uploaded_on_monday_is_judged_on_friday_not_late(database: str, clock: Clock) -> None:
+    settings = Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9)
+    async with TestClient(TestServer(create_app(settings, clock=clock))) as client:
+        agent = await enrolled(client)
+        friday = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+        report = signal(job(friday - 16 * H), at=friday)  # the nightly run at 02:00, collected at 18:00
+        clock.now = friday + 2 * D + 15 * H  # the PC was off all weekend: the outbox sends it on Monday 09:00
+        body = agent.body(agent.envelope([report]))
+        response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+        assert response.status == 200, await response.text()
+        alerts = await (await client.get("/api/v1/alerts", headers=TECH)).json()
+        assert [a for a in alerts["alerts"] if a["rule"].startswith("backup_results")] == []
