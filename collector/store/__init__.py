@@ -536,6 +536,9 @@ class Store(Protocol):
     async def watch_feed(self, wake: Callable[[], None]) -> None:
         """Call `wake` whenever any collector on this database adds to the feed (where the database can tell)."""
 
+    def on_feed_events(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each transaction of this store that appended feed events has committed."""
+
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 
@@ -546,7 +549,7 @@ class Store(Protocol):
         """A transaction: committed when the block ends normally, rolled back on an exception."""
 
     def read(self) -> AbstractAsyncContextManager[Tx]:
-        """A consistent read-only view for queries (only reading methods may be called on it)."""
+        """A consistent read-only view for queries, which does not wait for the writer (a write on it fails)."""
 
 
 def open_store(url: str) -> Store:

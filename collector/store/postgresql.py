@@ -9,7 +9,7 @@ step needs several rows at once, a CTE does it in one round trip.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import asyncpg
 from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import Codec, utc
 from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
-from collector.store.sql import SqlTx, _push_job
+from collector.store.sql import FeedHooks, SqlTx, _push_job
 
 # pg_advisory_xact_lock key that serialises migrations across collectors: "fieldpst" in ASCII.
 MIGRATION_LOCK = 0x6669656C64707374
@@ -51,10 +51,11 @@ _PUSH_STATES = """
 FEED_CHANNEL = "fieldpost_feed"
 
 
-class PostgresStore:
+class PostgresStore(FeedHooks):
     """A Store kept in a PostgreSQL database, shared safely by several collector processes."""
 
     def __init__(self, dsn: str, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
+        super().__init__()
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
@@ -90,13 +91,18 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """A transaction: committed when the block ends normally, rolled back on an exception."""
         async with self._connection() as conn:
-            yield _PostgresTx(conn)
+            tx = _PostgresTx(conn)
+            yield tx
+        self._committed(tx)
 
-    def read(self) -> AbstractAsyncContextManager[Tx]:
-        """A consistent read-only view for queries (for now a transaction like any other)."""
-        return self.transaction()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        # REPEATABLE READ: every query of the block reads one snapshot; READ ONLY refuses writes.
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            yield _PostgresTx(conn)
 
     @asynccontextmanager
     async def migration_tx(self) -> AsyncIterator[MigrationTx]:

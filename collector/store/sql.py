@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -108,6 +108,22 @@ _INCIDENTS = """
     SELECT i.*, c.name AS client_name, {alert_ids} AS alert_ids
     FROM incidents i JOIN clients c ON c.id = i.client_id LEFT JOIN incident_alerts l ON l.incident_id = i.id
 """
+
+
+class FeedHooks:
+    """The part of a Store that tells this process's listeners when a commit added to the feed."""
+
+    def __init__(self) -> None:
+        self._feed_listeners: list[Callable[[], None]] = []
+
+    def on_feed_events(self, callback: Callable[[], None]) -> None:
+        self._feed_listeners.append(callback)
+
+    def _committed(self, tx: SqlTx) -> None:
+        """Call the listeners when the transaction that just committed appended feed events."""
+        if tx.feed_appended:
+            for callback in self._feed_listeners:
+                callback()
 
 
 class SqlTx:

@@ -11,14 +11,15 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import SqliteCodec
 from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
-from collector.store.sql import SqlTx, _push_job
+from collector.store.sql import FeedHooks, SqlTx, _push_job
 
 BUSY_TIMEOUT_MS = 5000
 _CODEC = SqliteCodec()
@@ -38,12 +39,17 @@ class _Connection:
         self._executor = executor
 
     @classmethod
-    async def connect(cls, path: str) -> _Connection:
+    async def connect(cls, path: str, read_only: bool = False) -> _Connection:
         """Open the database in autocommit mode: transactions are begun explicitly, never behind our back."""
-        executor = ThreadPoolExecutor(1, thread_name_prefix="fieldpost-sqlite")
+        name = "fieldpost-sqlite-read" if read_only else "fieldpost-sqlite"
+        executor = ThreadPoolExecutor(1, thread_name_prefix=name)
 
         def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if read_only:
+                uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+                db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             return db
 
@@ -76,13 +82,21 @@ class _Connection:
         self._executor.shutdown()
 
 
-class SqliteStore:
-    """A Store kept in one SQLite file (or `:memory:`)."""
+class SqliteStore(FeedHooks):
+    """A Store kept in one SQLite file (or `:memory:`).
+
+    Writes go through one connection on its own thread, one transaction at a time. Reads use a second,
+    read-only connection on a thread of its own: in WAL mode a reader sees the last commit and never
+    waits for the writer.
+    """
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self._path = path
         self._db: _Connection | None = None
+        self._reader: _Connection | None = None
         self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Connect, configure the connection and apply pending migrations."""
@@ -101,12 +115,19 @@ class SqliteStore:
         self._db = db
         try:
             await migrate(self.migration_tx, load_migrations("sqlite"))
+            if self._path != ":memory:":
+                # Opened after the migrations: a read-only connection cannot create the file.
+                self._reader = await _Connection.connect(self._path, read_only=True)
+                await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        """Close the connection (a store that is not open is left as it is)."""
+        """Close the connections (a store that is not open is left as it is)."""
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
@@ -116,13 +137,28 @@ class SqliteStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """A transaction: committed when the block ends normally, rolled back on an exception."""
         async with self._exclusive() as db:
-            yield _SqliteTx(db)
+            tx = _SqliteTx(db)
+            yield tx
+        self._committed(tx)
 
-    def read(self) -> AbstractAsyncContextManager[Tx]:
-        """A consistent read-only view for queries (for now a transaction like any other)."""
-        return self.transaction()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        if self._reader is None:
+            # `:memory:` is private to its connection: there, reads are write transactions.
+            async with self.transaction() as tx:
+                yield tx
+            return
+        reader = self._reader
+        async with self._read_lock:
+            # A deferred BEGIN takes no lock; the first SELECT fixes the snapshot the block reads.
+            await reader.execute("BEGIN")
+            try:
+                yield _SqliteTx(reader)
+            finally:
+                # Nothing to commit; an error inside SQLite may have ended the transaction already.
+                if reader.in_transaction:
+                    await reader.execute("ROLLBACK")
 
     @asynccontextmanager
     async def migration_tx(self) -> AsyncIterator[MigrationTx]:
