@@ -1,8 +1,9 @@
 """The store interface: every backend (SQLite now, PostgreSQL at scale) implements `Store` and `Tx`.
 
-Nothing outside `collector/store/` knows which backend runs. All reads and writes happen inside
+Nothing outside `collector/store/` knows which backend runs. Writes happen inside
 `Store.transaction()`, so one ingest (report, observations, alert changes, feed events) commits whole
-or not at all.
+or not at all; `Store.read()` is a read-only view that never waits for the writer. Both backends share
+one implementation of `Tx` (`collector/store/sql.py`); the contracts are documented here, once.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ def utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def iso_text(value: datetime) -> str:
+    """A moment as sortable ISO 8601 UTC text (always with microseconds, so equal lengths compare right)."""
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def seconds(value: timedelta) -> int:
     """A duration as whole seconds, as the `*_seconds` integer columns keep it."""
     return round(value.total_seconds())
@@ -70,7 +75,7 @@ class SqliteCodec(Codec):
     def param(self, value: Any) -> Any:
         """A Python value as a query parameter (lists become JSON arrays for `json_each`)."""
         if isinstance(value, datetime):
-            return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return iso_text(value)
         if isinstance(value, date):
             return value.isoformat()
         if isinstance(value, time):

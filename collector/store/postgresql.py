@@ -17,8 +17,8 @@ import asyncpg
 
 from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import Codec, utc
-from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
-from collector.store.sql import FeedHooks, SqlTx, _push_job
+from collector.store.migrate import MigrationTx, load_migrations, migrate
+from collector.store.sql import FeedHooks, SqlMigrationTx, SqlTx, _push_job
 
 # pg_advisory_xact_lock key that serialises migrations across collectors: "fieldpst" in ASCII.
 MIGRATION_LOCK = 0x6669656C64707374
@@ -120,29 +120,6 @@ class PostgresStore(FeedHooks):
             yield conn
 
 
-class _PostgresMigrationTx:
-    """The migration runner's view of a PostgreSQL transaction."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-
-    async def run_script(self, sql: str) -> None:
-        """Run the script (without arguments, asyncpg sends it whole: several statements at once)."""
-        await self._conn.execute(sql)
-
-    async def applied(self) -> dict[int, str]:
-        """The recorded versions and their names."""
-        rows = await self._conn.fetch("SELECT version, name FROM schema_migrations")
-        return {row["version"]: row["name"] for row in rows}
-
-    async def record(self, migration: Migration, applied_at: datetime) -> None:
-        """Record a migration as applied (`applied_at` is text: the table is the same on every backend)."""
-        await self._conn.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            migration.version, migration.name, utc(applied_at).isoformat(),
-        )
-
-
 class _PostgresTx(SqlTx):
     """The Store operations inside one PostgreSQL transaction."""
 
@@ -230,6 +207,14 @@ class _PostgresTx(SqlTx):
             client=client_id, since=since, until=until,
         )
         return row["runs"] if row is not None else 0
+
+
+class _PostgresMigrationTx(SqlMigrationTx, _PostgresTx):
+    """The migration runner's view of a PostgreSQL transaction."""
+
+    async def run_script(self, sql: str) -> None:
+        """Run the script (without arguments, asyncpg sends it whole: several statements at once)."""
+        await self._conn.execute(sql)
 
 
 def _push_states(rows: Sequence[asyncpg.Record]) -> list[PushJobState]:

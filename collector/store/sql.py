@@ -53,7 +53,8 @@ from collector.store.billing_rows import (
     RatesRow,
     TimeEntryRow,
 )
-from collector.store.codec import Codec, from_json, seconds, to_json
+from collector.store.codec import Codec, from_json, iso_text, seconds, to_json
+from collector.store.migrate import Migration
 
 Dialect = Literal["sqlite", "postgresql"]
 # A row as either driver returns it: read by column name.
@@ -955,6 +956,22 @@ class SqlTx:
                               m(row["expires_at"]), row["uses_left"], m(row["revoked_at"]))
             for row in rows
         ]
+
+
+class SqlMigrationTx(SqlTx):
+    """The migration runner's view of a transaction; a backend adds `run_script`."""
+
+    async def applied(self) -> dict[int, str]:
+        """The recorded versions and their names."""
+        rows = await self._rows("SELECT version, name FROM schema_migrations")
+        return {row["version"]: row["name"] for row in rows}
+
+    async def record(self, migration: Migration, applied_at: datetime) -> None:
+        """Record a migration as applied (`applied_at` is text: the table is the same on every backend)."""
+        await self._run(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :at)",
+            version=migration.version, name=migration.name, at=iso_text(applied_at),
+        )
 
 
 # Rows as the interface returns them -----------------------------------------------------------------------

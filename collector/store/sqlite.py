@@ -1,8 +1,10 @@
-"""The SQLite backend: one connection per store on its own worker thread, WAL, one writer at a time.
+"""The SQLite backend: a writing connection on its own worker thread, WAL, one writer at a time.
 
-Every transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: within a
-process an asyncio.Lock queues transactions on the one connection, and between processes (two
+Every write transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: within
+a process an asyncio.Lock queues transactions on the one connection, and between processes (two
 collectors on one file) `busy_timeout` makes the second wait for the first instead of failing.
+Reads (`read()`) use a second, read-only connection on a thread of its own, which WAL lets read the
+last commit while a write is under way.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any, TypeVar
 
 from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import SqliteCodec
-from collector.store.migrate import Migration, MigrationTx, load_migrations, migrate
-from collector.store.sql import FeedHooks, SqlTx, _push_job
+from collector.store.migrate import MigrationTx, load_migrations, migrate
+from collector.store.sql import FeedHooks, SqlMigrationTx, SqlTx, _push_job
 
 BUSY_TIMEOUT_MS = 5000
 _CODEC = SqliteCodec()
@@ -184,30 +186,6 @@ class SqliteStore(FeedHooks):
                 raise
 
 
-class _SqliteMigrationTx:
-    """The migration runner's view of a SQLite transaction."""
-
-    def __init__(self, db: _Connection) -> None:
-        self._db = db
-
-    async def run_script(self, sql: str) -> None:
-        """Run each statement of the script (sqlite3's executescript would COMMIT our transaction first)."""
-        for statement in _statements(sql):
-            await self._db.execute(statement)
-
-    async def applied(self) -> dict[int, str]:
-        """The recorded versions and their names."""
-        rows = await self._db.execute_fetchall("SELECT version, name FROM schema_migrations")
-        return {row["version"]: row["name"] for row in rows}
-
-    async def record(self, migration: Migration, applied_at: datetime) -> None:
-        """Record a migration as applied."""
-        await self._db.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-            (migration.version, migration.name, _CODEC.param(applied_at)),
-        )
-
-
 class _SqliteTx(SqlTx):
     """The Store operations inside one SQLite transaction."""
 
@@ -363,3 +341,12 @@ def _push_state(db: sqlite3.Connection, job: PushJobRow) -> PushJobState:
 def _ping(row: sqlite3.Row) -> PingRow:
     """A backup_pings row as a PingRow."""
     return PingRow(_CODEC.moment(row["at"]), row["kind"], row["bytes"], row["log"])
+
+
+class _SqliteMigrationTx(SqlMigrationTx, _SqliteTx):
+    """The migration runner's view of a SQLite transaction."""
+
+    async def run_script(self, sql: str) -> None:
+        """Run each statement of the script (sqlite3's executescript would COMMIT our transaction first)."""
+        for statement in _statements(sql):
+            await self._db.execute(statement)
