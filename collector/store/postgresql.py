@@ -17,8 +17,8 @@ import asyncpg
 
 from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import Codec, utc
-from collector.store.migrate import MigrationTx, load_migrations, migrate
-from collector.store.sql import FeedHooks, SqlMigrationTx, SqlTx, _push_job
+from collector.store.migrate import load_migrations, migrate
+from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
 
 # pg_advisory_xact_lock key that serialises migrations across collectors: "fieldpst" in ASCII.
 MIGRATION_LOCK = 0x6669656C64707374
@@ -51,75 +51,6 @@ _PUSH_STATES = """
 FEED_CHANNEL = "fieldpost_feed"
 
 
-class PostgresStore(FeedHooks):
-    """A Store kept in a PostgreSQL database, shared safely by several collector processes."""
-
-    def __init__(self, dsn: str, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
-        super().__init__()
-        self._dsn = dsn
-        self._min_size = min_size
-        self._max_size = max_size
-        self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
-
-    async def open(self) -> None:
-        """Connect the pool and apply pending migrations."""
-        # Moments travel as UTC instants either way; the session zone only matters for text casts.
-        self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=self._min_size, max_size=self._max_size,
-            server_settings={"timezone": "UTC", "application_name": "fieldpost-collector"},
-        )
-        try:
-            await migrate(self.migration_tx, load_migrations("postgresql"))
-        except BaseException:
-            await self.close()
-            raise
-
-    async def watch_feed(self, wake: Callable[[], None]) -> None:
-        """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`."""
-        self._listener = await asyncpg.connect(self._dsn, server_settings={"application_name": "fieldpost-feed"})
-        await self._listener.add_listener(FEED_CHANNEL, lambda *_: wake())
-
-    async def close(self) -> None:
-        """Close the feed listener and the pool (a store that is not open is left as it is)."""
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            await listener.close()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._connection() as conn:
-            tx = _PostgresTx(conn)
-            yield tx
-        self._committed(tx)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Tx]:
-        if self._pool is None:
-            raise RuntimeError("the store is not open")
-        # REPEATABLE READ: every query of the block reads one snapshot; READ ONLY refuses writes.
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield _PostgresTx(conn)
-
-    @asynccontextmanager
-    async def migration_tx(self) -> AsyncIterator[MigrationTx]:
-        """A transaction for the migration runner, exclusive across every collector on the database."""
-        async with self._connection() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            yield _PostgresMigrationTx(conn)
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection inside a READ COMMITTED transaction for the block."""
-        if self._pool is None:
-            raise RuntimeError("the store is not open")
-        async with self._pool.acquire() as conn, conn.transaction(isolation="read_committed"):
-            yield conn
-
-
 class _PostgresTx(SqlTx):
     """The Store operations inside one PostgreSQL transaction."""
 
@@ -132,9 +63,7 @@ class _PostgresTx(SqlTx):
         f"SELECT id, at, pg_notify('{FEED_CHANNEL}', '') FROM added"
     )
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__()
-        self._conn = conn
+    _conn: asyncpg.Connection
 
     async def _fetch(self, sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
         return await self._conn.fetch(sql, *args)
@@ -212,6 +141,9 @@ class _PostgresTx(SqlTx):
 class _PostgresMigrationTx(SqlMigrationTx, _PostgresTx):
     """The migration runner's view of a PostgreSQL transaction."""
 
+    async def exclude_others(self) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+
     async def run_script(self, sql: str) -> None:
         """Run the script (without arguments, asyncpg sends it whole: several statements at once)."""
         await self._conn.execute(sql)
@@ -244,6 +176,59 @@ def _ping(row: asyncpg.Record) -> PingRow:
     return PingRow(row["p_at"], row["p_kind"], row["p_bytes"], row["p_log"])
 
 
-def _ping(row: asyncpg.Record) -> PingRow:
-    """A ping of `_PUSH_STATES` as a PingRow."""
-    return PingRow(row["p_at"], row["p_kind"], row["p_bytes"], row["p_log"])
+class PostgresStore(SqlStore):
+    """A Store kept in a PostgreSQL database, shared safely by several collector processes."""
+
+    tx_type = _PostgresTx
+    migration_tx_type = _PostgresMigrationTx
+
+    def __init__(self, dsn: str, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
+        super().__init__()
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def open(self) -> None:
+        """Connect the pool and apply pending migrations."""
+        # Moments travel as UTC instants either way; the session zone only matters for text casts.
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=self._min_size, max_size=self._max_size,
+            server_settings={"timezone": "UTC", "application_name": "fieldpost-collector"},
+        )
+        try:
+            await migrate(self.migration_tx, load_migrations("postgresql"))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def watch_feed(self, wake: Callable[[], None]) -> None:
+        """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`."""
+        self._listener = await asyncpg.connect(self._dsn, server_settings={"application_name": "fieldpost-feed"})
+        await self._listener.add_listener(FEED_CHANNEL, lambda *_: wake())
+
+    async def close(self) -> None:
+        """Close the feed listener and the pool (a store that is not open is left as it is)."""
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        # REPEATABLE READ: every query of the block reads one snapshot; READ ONLY refuses writes.
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            yield _PostgresTx(conn)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection inside a READ COMMITTED transaction for the block."""
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        async with self._pool.acquire() as conn, conn.transaction(isolation="read_committed"):
+            yield conn

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -42,6 +43,7 @@ from collector.store import (
     QueuedNotification,
     Severity,
     SiteRef,
+    Tx,
 )
 from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
 from collector.store.billing_rows import (
@@ -54,7 +56,7 @@ from collector.store.billing_rows import (
     TimeEntryRow,
 )
 from collector.store.codec import Codec, from_json, iso_text, seconds, to_json
-from collector.store.migrate import Migration
+from collector.store.migrate import Migration, MigrationTx
 
 Dialect = Literal["sqlite", "postgresql"]
 # A row as either driver returns it: read by column name.
@@ -111,20 +113,39 @@ _INCIDENTS = """
 """
 
 
-class FeedHooks:
-    """The part of a Store that tells this process's listeners when a commit added to the feed."""
+class SqlStore:
+    """What both SQL stores share: transactions on the backend's writing connection, and feed listeners."""
+
+    tx_type: ClassVar[type[SqlTx]]
+    migration_tx_type: ClassVar[type[SqlMigrationTx]]
 
     def __init__(self) -> None:
         self._feed_listeners: list[Callable[[], None]] = []
 
+    def _writing(self) -> AbstractAsyncContextManager[Any]:
+        """The backend's connection for one write transaction: committed when the block ends, else rolled back."""
+        raise NotImplementedError
+
     def on_feed_events(self, callback: Callable[[], None]) -> None:
         self._feed_listeners.append(callback)
 
-    def _committed(self, tx: SqlTx) -> None:
-        """Call the listeners when the transaction that just committed appended feed events."""
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._writing() as conn:
+            tx = self.tx_type(conn)
+            yield tx
+        # Committed: wake this process's listeners when the transaction appended feed events.
         if tx.feed_appended:
             for callback in self._feed_listeners:
                 callback()
+
+    @asynccontextmanager
+    async def migration_tx(self) -> AsyncIterator[MigrationTx]:
+        """A transaction for the migration runner, exclusive across every collector on the database."""
+        async with self._writing() as conn:
+            tx = self.migration_tx_type(conn)
+            await tx.exclude_others()
+            yield tx
 
 
 class SqlTx:
@@ -137,7 +158,8 @@ class SqlTx:
     # Insert a feed event (:at, :type, :data) returning its id and at.
     APPEND_FEED: ClassVar[str]
 
-    def __init__(self) -> None:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
         # Read by the store after COMMIT, to wake this process's feed.
         self.feed_appended = False
 
@@ -960,6 +982,9 @@ class SqlTx:
 
 class SqlMigrationTx(SqlTx):
     """The migration runner's view of a transaction; a backend adds `run_script`."""
+
+    async def exclude_others(self) -> None:
+        """Keep other collectors' migration runs out until this transaction ends (where the writer is not alone)."""
 
     async def applied(self) -> dict[int, str]:
         """The recorded versions and their names."""

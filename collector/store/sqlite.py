@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import SqliteCodec
-from collector.store.migrate import MigrationTx, load_migrations, migrate
-from collector.store.sql import FeedHooks, SqlMigrationTx, SqlTx, _push_job
+from collector.store.migrate import load_migrations, migrate
+from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
 
 BUSY_TIMEOUT_MS = 5000
 _CODEC = SqliteCodec()
@@ -84,108 +84,6 @@ class _Connection:
         self._executor.shutdown()
 
 
-class SqliteStore(FeedHooks):
-    """A Store kept in one SQLite file (or `:memory:`).
-
-    Writes go through one connection on its own thread, one transaction at a time. Reads use a second,
-    read-only connection on a thread of its own: in WAL mode a reader sees the last commit and never
-    waits for the writer.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self._path = path
-        self._db: _Connection | None = None
-        self._reader: _Connection | None = None
-        self._lock = asyncio.Lock()
-        self._read_lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        """Connect, configure the connection and apply pending migrations."""
-        db = await _Connection.connect(self._path)
-        try:
-            # Set first: switching to WAL needs a lock that another collector may be holding.
-            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = await _enable_wal(db)
-            if mode != "wal" and self._path != ":memory:":
-                raise RuntimeError(f"{self._path}: SQLite refused WAL mode (journal mode is {mode!r})")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-        except BaseException:
-            await db.close()
-            raise
-        self._db = db
-        try:
-            await migrate(self.migration_tx, load_migrations("sqlite"))
-            if self._path != ":memory:":
-                # Opened after the migrations: a read-only connection cannot create the file.
-                self._reader = await _Connection.connect(self._path, read_only=True)
-                await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        except BaseException:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        """Close the connections (a store that is not open is left as it is)."""
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            await reader.close()
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
-
-    async def watch_feed(self, wake: Callable[[], None]) -> None:
-        """Nothing to watch: SQLite cannot tell other processes' writes, so the feed polls for them."""
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._exclusive() as db:
-            tx = _SqliteTx(db)
-            yield tx
-        self._committed(tx)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Tx]:
-        if self._reader is None:
-            # `:memory:` is private to its connection: there, reads are write transactions.
-            async with self.transaction() as tx:
-                yield tx
-            return
-        reader = self._reader
-        async with self._read_lock:
-            # A deferred BEGIN takes no lock; the first SELECT fixes the snapshot the block reads.
-            await reader.execute("BEGIN")
-            try:
-                yield _SqliteTx(reader)
-            finally:
-                # Nothing to commit; an error inside SQLite may have ended the transaction already.
-                if reader.in_transaction:
-                    await reader.execute("ROLLBACK")
-
-    @asynccontextmanager
-    async def migration_tx(self) -> AsyncIterator[MigrationTx]:
-        """A transaction for the migration runner."""
-        async with self._exclusive() as db:
-            yield _SqliteMigrationTx(db)
-
-    @asynccontextmanager
-    async def _exclusive(self) -> AsyncIterator[_Connection]:
-        """Hold the write lock for the block: COMMIT when it ends, ROLLBACK when it raises."""
-        if self._db is None:
-            raise RuntimeError("the store is not open")
-        db = self._db
-        async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                await db.execute("COMMIT")
-            except BaseException:
-                # Some errors (a full disk, an interrupt) end the transaction inside SQLite already.
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
-
-
 class _SqliteTx(SqlTx):
     """The Store operations inside one SQLite transaction."""
 
@@ -194,21 +92,19 @@ class _SqliteTx(SqlTx):
     ALERT_IDS = "group_concat(l.alert_id)"
     APPEND_FEED = "INSERT INTO feed_events (at, type, data) VALUES (:at, :type, :data) RETURNING id, at"
 
-    def __init__(self, db: _Connection) -> None:
-        super().__init__()
-        self._db = db
+    _conn: _Connection
 
     async def _fetch(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
-        return await self._db.execute_fetchall(sql, args)
+        return await self._conn.execute_fetchall(sql, args)
 
     async def _fetchrow(self, sql: str, args: Sequence[Any]) -> sqlite3.Row | None:
-        return await self._db.run(lambda db: db.execute(sql, args).fetchone())
+        return await self._conn.run(lambda db: db.execute(sql, args).fetchone())
 
     async def _execute(self, sql: str, args: Sequence[Any]) -> int:
-        return (await self._db.execute(sql, args)).rowcount
+        return (await self._conn.execute(sql, args)).rowcount
 
     async def _executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
-        await self._db.executemany(sql, args)
+        await self._conn.executemany(sql, args)
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
@@ -234,7 +130,7 @@ class _SqliteTx(SqlTx):
             )
             return True
 
-        return await self._db.run(work)
+        return await self._conn.run(work)
 
     async def touch_agent(self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None) -> datetime | None:
         params = {"hostname": hostname, "seen": self.codec.param(seen_at), "seq": seq, "agent_id": agent_id}
@@ -253,7 +149,7 @@ class _SqliteTx(SqlTx):
             )
             return before["last_seen_at"] if before is not None else None
 
-        return self.codec.moment(await self._db.run(work))
+        return self.codec.moment(await self._conn.run(work))
 
     async def _push_states(self, job_id: int | None) -> list[PushJobState]:
         def work(db: sqlite3.Connection) -> list[PushJobState]:
@@ -263,7 +159,7 @@ class _SqliteTx(SqlTx):
             ).fetchall()
             return [_push_state(db, _push_job(row, self.codec)) for row in rows]
 
-        return await self._db.run(work)
+        return await self._conn.run(work)
 
     async def backups_verified(self, client_id: int, since: datetime, until: datetime) -> int:
         # Agents report the same last success again and again: a run is (device, job, its success time).
@@ -349,4 +245,96 @@ class _SqliteMigrationTx(SqlMigrationTx, _SqliteTx):
     async def run_script(self, sql: str) -> None:
         """Run each statement of the script (sqlite3's executescript would COMMIT our transaction first)."""
         for statement in _statements(sql):
-            await self._db.execute(statement)
+            await self._conn.execute(statement)
+
+
+class SqliteStore(SqlStore):
+    """A Store kept in one SQLite file (or `:memory:`).
+
+    Writes go through one connection on its own thread, one transaction at a time. Reads use a second,
+    read-only connection on a thread of its own: in WAL mode a reader sees the last commit and never
+    waits for the writer.
+    """
+
+    tx_type = _SqliteTx
+    migration_tx_type = _SqliteMigrationTx
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._path = path
+        self._db: _Connection | None = None
+        self._reader: _Connection | None = None
+        self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect, configure the connection and apply pending migrations."""
+        db = await _Connection.connect(self._path)
+        try:
+            # Set first: switching to WAL needs a lock that another collector may be holding.
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = await _enable_wal(db)
+            if mode != "wal" and self._path != ":memory:":
+                raise RuntimeError(f"{self._path}: SQLite refused WAL mode (journal mode is {mode!r})")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        try:
+            await migrate(self.migration_tx, load_migrations("sqlite"))
+            if self._path != ":memory:":
+                # Opened after the migrations: a read-only connection cannot create the file.
+                self._reader = await _Connection.connect(self._path, read_only=True)
+                await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connections (a store that is not open is left as it is)."""
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def watch_feed(self, wake: Callable[[], None]) -> None:
+        """Nothing to watch: SQLite cannot tell other processes' writes, so the feed polls for them."""
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        if self._reader is None:
+            # `:memory:` is private to its connection: there, reads are write transactions.
+            async with self.transaction() as tx:
+                yield tx
+            return
+        reader = self._reader
+        async with self._read_lock:
+            # A deferred BEGIN takes no lock; the first SELECT fixes the snapshot the block reads.
+            await reader.execute("BEGIN")
+            try:
+                yield _SqliteTx(reader)
+            finally:
+                # Nothing to commit; an error inside SQLite may have ended the transaction already.
+                if reader.in_transaction:
+                    await reader.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[_Connection]:
+        """Hold the write lock for the block: COMMIT when it ends, ROLLBACK when it raises."""
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        db = self._db
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                # Some errors (a full disk, an interrupt) end the transaction inside SQLite already.
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise
