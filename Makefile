@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates lint bench clean
+.PHONY: run test test-fast test-dates lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-dates
+
+# The inner loop: lint, then every test but the slow and end-to-end ones (`make test` runs them all).
+test-fast: $(STAMP)
+	bash packaging/test-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not e2e"
 
 # The collector, dashboard (not the browser) and agent tests on other dates: none may depend on today's.
 test-dates: $(STAMP)

@@ -112,7 +112,12 @@ class MaintenanceSection(Section):
     window_end: time = Field(time(4, 0), description="End of the nightly window, local time")
     reboot_policy: Policy = Field("never", description="never | when-required-and-idle | when-required")
     warn_minutes: int = Field(15, ge=0, description="when-required: minutes between the warning and the reboot")
-    idle_minutes: int = Field(60, gt=0, description="A session without input this long counts as left open")
+    idle_minutes: int = Field(60, gt=0, description="A session without input this long counts as left open "
+                              "(a locked or disconnected one too, sooner when its idle time is unknown)")
+    max_deferrals: int = Field(3, ge=0, description="when-required-and-idle: nights the reboot may be put off "
+                               "because someone uses the PC; then users are warned and it restarts")
+    deadline_days: int = Field(7, gt=0, description="when-required-and-idle: days a reboot may stay pending "
+                               "before users are warned and the PC restarts even while in use")
 
 
 class AgentConfig(Section):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Literal
 
+from agent.checks.pending_reboot.memory import key
 from agent.commands import run_command
 from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootActionName
 
@@ -18,6 +19,10 @@ DEFAULT_WINDOW = (time(2, 0), time(4, 0))
 DEFAULT_IDLE_AFTER = timedelta(minutes=60)
 # Booted this recently and still pending: the reboot did not clear the reason; do not reboot in a loop.
 DEFAULT_MIN_UPTIME = timedelta(hours=6)
+# `when-required-and-idle`: nights a reboot may be put off because someone uses the PC, and the longest
+# it may stay pending; after either, the users are warned and the PC restarts.
+DEFAULT_MAX_DEFERRALS = 3
+DEFAULT_DEADLINE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class Decision:
 
     action: RebootActionName
     reason: str
+    # A night put off because someone uses the PC: counted against the maximum of deferrals.
+    deferral: bool = False
 
     def as_action(self, policy: Policy, at: datetime) -> RebootAction:
         """The decision as reported on the wire (PendingReboot.last_action)."""
@@ -47,14 +54,24 @@ def jitter(agent_id: str, spread: timedelta) -> timedelta:
     return timedelta(seconds=digest % max(1, int(spread.total_seconds())))
 
 
+def in_use(session: InteractiveSession, idle_after: timedelta) -> bool:
+    """Whether someone may be using a session.
+
+    An active session is in use unless it has had no input for `idle_after` (unknown idle: assume in
+    use). A locked or disconnected session has nobody at its screen: only a recent lock or disconnect
+    (stepped away for a coffee) still counts.
+    """
+    recent = session.idle_seconds is not None and session.idle_seconds < idle_after.total_seconds()
+    if session.state in ("locked", "disconnected"):
+        return recent
+    return session.idle_seconds is None or recent
+
+
 def active_session(
     sessions: Sequence[InteractiveSession], idle_after: timedelta
 ) -> InteractiveSession | None:
-    """The first session someone may be using: recent input, or idle time unknown (assume in use)."""
-    for session in sessions:
-        if session.idle_seconds is None or session.idle_seconds < idle_after.total_seconds():
-            return session
-    return None
+    """The first session someone may be using."""
+    return next((session for session in sessions if in_use(session, idle_after)), None)
 
 
 def clock(when: datetime | None, now: datetime) -> str:
@@ -70,14 +87,21 @@ def reboot_decision(
     window: tuple[time, time] = DEFAULT_WINDOW,
     idle_after: timedelta = DEFAULT_IDLE_AFTER,
     min_uptime: timedelta = DEFAULT_MIN_UPTIME,
+    deferrals: int = 0,
+    max_deferrals: int = DEFAULT_MAX_DEFERRALS,
+    deadline: timedelta = DEFAULT_DEADLINE,
 ) -> Decision:
     """Whether to reboot now; `now` is the device's local time (aware), sessions as last collected.
+
+    `deferrals` is how many nights this boot's reboot was already put off for a user.
 
     1. `never` only reports.
     2. Only a high-confidence reason is worth a reboot.
     3. Only inside the maintenance window.
-    4. Never twice in a row: a reason that survived a recent reboot needs a technician.
-    5. `when-required-and-idle` skips while anyone may be using the PC; `when-required` warns them first.
+    4. Never again for a reason the policy's own reboot did not clear: it needs a technician.
+    5. Never twice in a row: a reason that survived a recent reboot (by anyone) needs a technician.
+    6. `when-required-and-idle` puts the reboot off while anyone may be using the PC, up to
+       `max_deferrals` nights and `deadline` pending; then it warns them first, as `when-required` does.
     """
     if policy == "never":
         return Decision("skip", "policy is never: reporting only")
@@ -90,6 +114,16 @@ def reboot_decision(
     start, end = window
     if not in_window(now, start, end):
         return Decision("skip", f"outside the maintenance window {start:%H:%M}-{end:%H:%M}")
+    stuck = {key(reason) for reason in pending.policy_reboot.not_cleared} if pending.policy_reboot else set()
+    fresh = [reason for reason in high if key(reason) not in stuck]
+    if pending.policy_reboot and not fresh:
+        when = pending.policy_reboot.rebooted_at.astimezone(now.tzinfo)
+        return Decision(
+            "skip",
+            f"skipped: the policy's reboot of {when:%Y-%m-%d %H:%M} did not clear it ({high[0].detail}); "
+            "not rebooting again until a technician looks",
+        )
+    high = fresh
     if pending.boot_time and now - pending.boot_time < min_uptime:
         return Decision(
             "skip",
@@ -98,11 +132,19 @@ def reboot_decision(
         )
     if policy == "when-required-and-idle":
         active = active_session(sessions, idle_after)
-        if active:
+        if not active:
+            return Decision("reboot", f"rebooting: {high[0].detail}; no active user session")
+        overdue = pending.pending_since is not None and now - pending.pending_since >= deadline
+        if deferrals < max_deferrals and not overdue:
             return Decision(
-                "skip", f"skipped: user session active since {clock(active.started, now)} ({active.user})"
+                "skip",
+                f"skipped: user session active since {clock(active.started, now)} ({active.user}); "
+                f"deferral {deferrals + 1} of {max_deferrals}",
+                deferral=True,
             )
-        return Decision("reboot", f"rebooting: {high[0].detail}; no active user session")
+        users = ", ".join(sorted({session.user for session in sessions if in_use(session, idle_after)}))
+        why = f"pending for {deadline.days} days or more" if overdue else f"put off {deferrals} nights already"
+        return Decision("warn_then_reboot", f"warning {users}, then rebooting: {high[0].detail}; {why}")
     if sessions:
         users = ", ".join(sorted({session.user for session in sessions}))
         return Decision("warn_then_reboot", f"warning {users}, then rebooting: {high[0].detail}")

@@ -7,6 +7,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from agent.checks import Check
+from agent.checks.pending_reboot.memory import (
+    boot_key,
+    count_deferral,
+    deferrals_of,
+    remember_reboot,
+    state_dir_of,
+)
 from agent.config import MaintenanceSection
 from agent.maintenance import Decision, jitter, reboot_decision, reboot_now
 from agent.outbox import Outbox
@@ -40,7 +47,8 @@ async def run_nightly(
     2. Decide on a reboot by the policy, using the sessions the check just saw.
     3. Report the decision (as the check's `last_action`) and upload it, so the technician sees
        "skipped: user session active since 17:42" or "rebooting" before the PC goes down.
-    4. Reboot, after the warning delay when users are logged on.
+    4. Write down the boot being left and its reasons (so a reason the reboot does not clear stops the
+       policy and is reported), then reboot, after the warning delay when users are logged on.
     """
     for kind in NIGHTLY_KINDS:
         check = checks.get(kind)
@@ -51,11 +59,17 @@ async def run_nightly(
         if pending is None:
             outbox.put(signals)
             continue
+        state_dir, boot = state_dir_of(check.context), boot_key(pending.boot_id, pending.boot_time)
         decision = reboot_decision(
             settings.reboot_policy, pending, pending.sessions, now(),
             window=(settings.window_start, settings.window_end),
             idle_after=timedelta(minutes=settings.idle_minutes),
+            deferrals=deferrals_of(state_dir, boot),
+            max_deferrals=settings.max_deferrals,
+            deadline=timedelta(days=settings.deadline_days),
         )
+        if decision.deferral:
+            count_deferral(state_dir, boot)
         action = decision.as_action(settings.reboot_policy, now())
         # Later hourly runs repeat the last decision, so it stays visible until the next night.
         check.last_action = action  # type: ignore[attr-defined]
@@ -63,6 +77,8 @@ async def run_nightly(
         await upload()
         log.info("nightly maintenance: %s", decision.reason)
         if decision.action != "skip":
+            # Durably before the reboot: without it, a reason that survives reboots would reboot every night.
+            remember_reboot(state_dir, pending, now())
             delay = settings.warn_minutes if decision.action == "warn_then_reboot" else 0
             reboot(delay, f"fieldpost: this PC restarts in {delay} min to finish updates. Please save your work.")
         return decision

@@ -14,13 +14,14 @@ from aiohttp import web
 
 from collector import keys, push
 from collector import web as dashboard
-from collector.alerts.notify import Notifier
-from collector.api import agents, error, notifications, technician
+from collector.api import agents, contracts, error, incidents, notifications, technician
 from collector.api import billing as billing_api
 from collector.api import push as push_api
+from collector.api.errors import domain_errors
 from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
+from collector.notify.pipeline import Notifier
 from collector.offline import announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store
@@ -147,14 +148,13 @@ def create_app(
     settings: Settings, store: Store | None = None, clock: Clock = system_clock
 ) -> web.Application:
     """The collector as an aiohttp application (the store is opened when the app starts)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, domain_errors])
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
     app[keys.ON_CHANGE] = None
     app[keys.STORE] = store or open_store(settings.db)
     app.cleanup_ctx.append(_services)
-    app.router.add_post("/api/v1/enrol", agents.enrol)
-    app.router.add_post(agents.REPORTS_PATH, agents.reports)
+    agents.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
     app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)
     app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)
@@ -166,4 +166,6 @@ def create_app(
     push_api.setup(app)
     dashboard.setup(app)
     billing_api.setup(app)
+    incidents.setup(app)
+    contracts.setup(app)
     return app

@@ -8,7 +8,6 @@ import getpass
 import json
 import logging
 import re
-import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -21,9 +20,13 @@ from collector import push
 from collector.app import create_app, issue_technician_token
 from collector.auth import token_hash
 from collector.install import BackupError, InstallError, backup, install, install_commands
+from collector.services.clients import Clients
+from collector.services.devices import Devices, offline_after
+from collector.services.errors import DomainError, Invalid
+from collector.services.technicians import Technicians
+from collector.services.tokens import Tokens
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
-from collector.web.accounts import AccountError, add_technician, change_password
 from shared import __version__
 from shared.clock import Clock, system_clock
 from shared.wire import json_schema
@@ -154,30 +157,21 @@ async def with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]
 
 async def create_token(store: Store, args: argparse.Namespace, clock: Clock) -> str:
     """Create an enrolment token and return it (only its hash is stored)."""
-    token = "fp_enrol_" + secrets.token_urlsafe(24)
-    now = clock()
-    expires_at = now + args.expires if args.expires else None
-    async with store.transaction() as tx:
-        site = await tx.site(args.client, args.site)
-        await tx.add_enrolment_token(token_hash(token), site, now, expires_at, args.uses)
-    return token
+    return await Tokens(store, clock).create(args.client, args.site, args.expires, args.uses)
 
 
-async def revoke(store: Store, args: argparse.Namespace, clock: Clock) -> str:
+async def revoke(store: Store, args: argparse.Namespace, clock: Clock, settings: Settings) -> str:
     """Revoke an agent or an enrolment token; returns what happened, in words."""
-    now = clock()
-    async with store.transaction() as tx:
-        if args.command == "revoke":
-            done = await tx.revoke_agent(args.agent_id, now)
-            return f"agent {args.agent_id} revoked" if done else f"no agent {args.agent_id} that is not revoked"
-        done = await tx.revoke_enrolment_token(token_hash(args.token), now)
-        return "token revoked" if done else "no such token, or it was revoked before"
+    if args.command == "revoke":
+        await Devices(store, clock, offline_after(settings)).revoke(args.agent_id)
+        return f"agent {args.agent_id} revoked"
+    await Tokens(store, clock).revoke(token_hash(args.token))
+    return "token revoked"
 
 
-async def print_clients(store: Store) -> None:
+async def print_clients(store: Store, clock: Clock) -> None:
     """Print clients with their sites and device counts."""
-    async with store.transaction() as tx:
-        clients = await tx.clients()
+    clients = await Clients(store, clock).list()
     if not clients:
         print("no clients yet: create one with `fieldpost-collector token create --client NAME --site NAME`")
     for client in clients:
@@ -192,16 +186,17 @@ def read_password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     password = getpass.getpass("Password: ")
     if getpass.getpass("Password again: ") != password:
-        raise AccountError("the two passwords differ")
+        raise Invalid(None, "the two passwords differ")
     return password
 
 
 async def user_command(store: Store, args: argparse.Namespace, password: str, clock: Clock) -> str:
     """Create a technician or change their password; returns what happened, in words."""
+    technicians = Technicians(store, clock)
     if args.user_command == "add":
-        await add_technician(store, args.name, password, clock())
+        await technicians.add(args.name, password)
         return f"technician {args.name!r} created: log in to the dashboard at the collector's address"
-    await change_password(store, args.name, password)
+    await technicians.change_password(args.name, password)
     return f"password of {args.name!r} changed; their browsers were logged out"
 
 
@@ -226,7 +221,11 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
     elif args.command == "revoke" or (args.command == "token" and args.token_command == "revoke"):
-        print(asyncio.run(with_store(settings, lambda store: revoke(store, args, clock))))
+        try:
+            print(asyncio.run(with_store(settings, lambda store: revoke(store, args, clock, settings))))
+        except DomainError as exc:
+            print(f"fieldpost-collector {args.command}: {exc.reason}", file=sys.stderr)
+            return 1
     elif args.command == "token":
         token = asyncio.run(with_store(settings, lambda store: create_token(store, args, clock)))
         print(token)
@@ -235,7 +234,7 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
         print("\nInstall the agent on the client's PC with one line (as root / Administrator):", *lines,
               sep="\n", file=sys.stderr)
     elif args.command == "clients":
-        asyncio.run(with_store(settings, print_clients))
+        asyncio.run(with_store(settings, lambda store: print_clients(store, clock)))
     elif args.command == "install":
         try:
             install(listen=settings.listen)
@@ -266,8 +265,8 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
         try:
             password = read_password(args.password_stdin)
             print(asyncio.run(with_store(settings, lambda store: user_command(store, args, password, clock))))
-        except AccountError as exc:
-            print(f"fieldpost-collector user: {exc}", file=sys.stderr)
+        except DomainError as exc:
+            print(f"fieldpost-collector user: {exc.reason}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))

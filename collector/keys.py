@@ -7,10 +7,10 @@ from datetime import datetime
 from aiohttp import web
 
 from collector.alerts.dedupe import OnChange
-from collector.alerts.notify import Notifier
 from collector.auth import AgentAuthenticator
 from collector.feed import Feed
 from collector.ingest import Ingest
+from collector.notify.pipeline import Notifier
 from collector.settings import Settings
 from collector.store import Store
 from shared.clock import Clock

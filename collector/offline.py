@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 ALIVE = "collector_alive_at"
 # Devices of a site that fall silent within this span went down together: one cause, one alert.
 SITE_WINDOW = timedelta(minutes=5)
+DEVICE_ACTOR = f"rule:{heartbeat.RULE}"
+SITE_ACTOR = f"rule:{heartbeat.SITE_RULE}"
 
 
 async def announce_downtime(store: Store, feed: Feed, settings: Settings, now: datetime) -> None:
@@ -41,28 +43,33 @@ async def announce_downtime(store: Store, feed: Feed, settings: Settings, now: d
 async def sweep(
     store: Store, feed: Feed, settings: Settings, up_since: datetime, now: datetime, on_change: OnChange | None = None
 ) -> int:
-    """Evaluate every enrolled device's silence once; returns how many feed events were added."""
+    """Judge the devices whose silence may have changed something; returns how many feed events were added.
+
+    1. Candidates come from the database: devices silent past the limit with no offline alert open, devices
+       seen again with one open, and all devices of their sites and of sites with an open site alert
+       (a site's verdict counts all its devices). A device whose verdict matches its alert is left alone.
+    2. Per site, the site's verdict first: while it is down as a whole, its devices' own alerts stay quiet.
+    3. Then each candidate device's own verdict.
+    """
     offline_after = timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
     grace = timedelta(seconds=settings.startup_grace_seconds)
     lifecycle = settings.alerts.lifecycle()
     published = 0
     async with store.transaction() as tx:
-        verdicts: dict[int, list[tuple[AgentRow, Evaluation]]] = {}
-        for agent in await tx.agents():
-            if agent.revoked or agent.last_seen_at is None:
-                continue
-            verdict = heartbeat.evaluate_silence(
-                agent.hostname, agent.last_seen_at, now, offline_after, up_since, grace
-            )
-            if verdict is not None:
-                verdicts.setdefault(agent.site.site_id, []).append((agent, verdict))
-        for devices in verdicts.values():
-            # The site first: while it is down as a whole, its devices' own offline alerts stay quiet.
-            silent = [(agent.hostname, agent.last_seen_at) for agent, v in devices if v.status != "ok"]
+        sites: dict[int, list[tuple[AgentRow, bool, Evaluation]]] = {}
+        for agent, offline_open in await tx.offline_candidates(heartbeat.RULE, heartbeat.SITE_RULE,
+                                                               now - offline_after):
+            verdict = heartbeat.evaluate_silence(agent.hostname, agent.last_seen_at, now, offline_after,
+                                                 up_since, grace)
+            if verdict is not None:  # None: the collector's own grace period after it was down
+                sites.setdefault(agent.site.site_id, []).append((agent, offline_open, verdict))
+        for devices in sites.values():
+            silent = [(agent.hostname, agent.last_seen_at) for agent, _, v in devices if v.status != "ok"]
             site = heartbeat.evaluate_site(devices[0][0].site.site_name, silent, len(devices), SITE_WINDOW)
-            published += await dedupe.apply(tx, devices[0][0], [site], now, "rule:site_offline", lifecycle, on_change)
-            for agent, verdict in devices:
-                published += await dedupe.apply(tx, agent, [verdict], now, "rule:device_offline", lifecycle, on_change)
+            published += await dedupe.apply(tx, devices[0][0], [site], now, SITE_ACTOR, lifecycle, on_change)
+            for agent, offline_open, verdict in devices:
+                if (verdict.status != "ok") != offline_open:
+                    published += await dedupe.apply(tx, agent, [verdict], now, DEVICE_ACTOR, lifecycle, on_change)
         await tx.set_meta(ALIVE, now.isoformat())
     if published:
         feed.notify()

@@ -50,6 +50,11 @@ class Settings(BaseModel):
         None, description="Technician API token; when unset, one is generated and written next to the database"
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body (bytes)")
+    agent_uploads_per_minute: float = Field(
+        120, ge=0, description="Uploads one device may make a minute once its burst is spent (0: no limit); "
+        "more get 429 with Retry-After, so one PC cannot slow other clients' ingest"
+    )
+    agent_upload_burst: int = Field(60, ge=1, description="Uploads one device may make back to back (outbox catch-up)")
     clock_skew_seconds: int = Field(300, gt=0, description="Largest accepted difference of agent and collector clocks")
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
     offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")

@@ -7,9 +7,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import AwareDatetime, field_validator
+from pydantic import field_validator
 
-from shared.base import Signal, WireModel, fact
+from shared.base import Int, Signal, Timestamp, WireModel, fact
 
 MAX_JOBS = 100
 Result = Literal["success", "warning", "failed", "unknown"]
@@ -97,30 +97,30 @@ class BackupJob(WireModel):
     last_result: Result = fact(
         "Result of the last run: success, warning, failed, or unknown when none is known"
     )
-    last_run_started_at: AwareDatetime | None = fact(
+    last_run_started_at: Timestamp | None = fact(
         "When the last run started", "ISO 8601 timestamp", default=None
     )
-    last_run_ended_at: AwareDatetime | None = fact(
+    last_run_ended_at: Timestamp | None = fact(
         "When the last run ended", "ISO 8601 timestamp", default=None
     )
-    last_success_at: AwareDatetime | None = fact(
+    last_success_at: Timestamp | None = fact(
         "When the last successful run (or the newest good backup) was made",
         "ISO 8601 timestamp",
         default=None,
     )
     duration_seconds: float | None = fact("Duration of the last run", "seconds", default=None, ge=0)
-    bytes_total: int | None = fact("Size of the data in the newest backup", "bytes", default=None, ge=0)
-    bytes_added: int | None = fact(
+    bytes_total: Int | None = fact("Size of the data in the newest backup", "bytes", default=None, ge=0)
+    bytes_added: Int | None = fact(
         "New data the last run stored in the repository", "bytes", default=None, ge=0
     )
-    previous_bytes_total: int | None = fact(
+    previous_bytes_total: Int | None = fact(
         "Size of the backup before the newest one, where the tool shows it (e.g. the previous image file)",
         "bytes",
         default=None,
         ge=0,
     )
-    file_count: int | None = fact("Files in the newest backup", "count", default=None, ge=0)
-    destination_free_bytes: int | None = fact(
+    file_count: Int | None = fact("Files in the newest backup", "count", default=None, ge=0)
+    destination_free_bytes: Int | None = fact(
         "Free space where the backups are stored, when the agent can see it", "bytes", default=None, ge=0
     )
     error: str | None = fact(

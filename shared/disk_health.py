@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from shared.base import Signal, WireModel, fact
+from shared.base import Int, Signal, WireModel, fact
 
 # smartctl's exit status is a bitmask (smartctl(8), "RETURN VALUES"); bits 0-2 mean it could not read.
 SMARTCTL_EXIT_BITS: dict[int, str] = {
@@ -31,13 +31,13 @@ def exit_bits(exit_status: int | None) -> list[int]:
 class SmartAttribute(WireModel):
     """One ATA SMART attribute as the drive reports it, with its raw value decoded."""
 
-    id: int = fact(
+    id: Int = fact(
         "ATA attribute number (5 = reallocated sectors, 197 = pending sectors, ...)", "attribute id", ge=1, le=255
     )
     name: str = fact("Attribute name as smartctl knows it for this drive")
-    value: int | None = fact("Normalised current value (higher is better)", "normalised 1-253", default=None)
-    worst: int | None = fact("Lowest normalised value ever recorded", "normalised 1-253", default=None)
-    threshold: int | None = fact(
+    value: Int | None = fact("Normalised current value (higher is better)", "normalised 1-253", default=None)
+    worst: Int | None = fact("Lowest normalised value ever recorded", "normalised 1-253", default=None)
+    threshold: Int | None = fact(
         "Normalised value at or below which the drive counts the attribute failed", "normalised 1-253",
         default=None
     )
@@ -48,9 +48,9 @@ class SmartAttribute(WireModel):
         "Whether the normalised value is at/below threshold now, was in the past, or never (null)",
         default=None,
     )
-    raw_value: int = fact("Raw 48-bit value as reported, possibly several counters packed together", "raw", ge=0)
+    raw_value: Int = fact("Raw 48-bit value as reported, possibly several counters packed together", "raw", ge=0)
     raw_string: str | None = fact("smartctl's rendering of the raw value", default=None)
-    decoded: int = fact(
+    decoded: Int = fact(
         "The counter that matters, decoded from the raw value (see agent smartctl parser)", "count", ge=0
     )
 
@@ -58,19 +58,19 @@ class SmartAttribute(WireModel):
 class NvmeHealth(WireModel):
     """The NVMe SMART / Health Information log (log page 02h)."""
 
-    critical_warning: int = fact(
+    critical_warning: Int = fact(
         "Critical warning bitmask (bit 0 spare, 1 temperature, 2 reliability, "
         "3 read-only, 4 volatile backup, 5 PMR read-only)",
         "bitmask",
         ge=0,
     )
-    available_spare: int | None = fact("Remaining spare capacity", "percent", default=None)
-    available_spare_threshold: int | None = fact(
+    available_spare: Int | None = fact("Remaining spare capacity", "percent", default=None)
+    available_spare_threshold: Int | None = fact(
         "Spare capacity below which the drive warns", "percent", default=None
     )
-    media_errors: int | None = fact("Unrecovered data integrity errors", "count", default=None)
-    unsafe_shutdowns: int | None = fact("Power losses without a clean shutdown", "count", default=None)
-    warning_temp_minutes: int | None = fact(
+    media_errors: Int | None = fact("Unrecovered data integrity errors", "count", default=None)
+    unsafe_shutdowns: Int | None = fact("Power losses without a clean shutdown", "count", default=None)
+    warning_temp_minutes: Int | None = fact(
         "Time above the warning composite temperature", "minutes", default=None
     )
 
@@ -87,15 +87,15 @@ class DiskFacts(WireModel):
         "complete; partial (some data missing); unknown (the disk could not be read)"
     )
     read_problems: list[str] = fact("Why the read was partial or failed, in words", default_factory=list)
-    smartctl_exit_status: int | None = fact("smartctl exit status bitmask (see smartctl(8))", "bitmask", default=None)
+    smartctl_exit_status: Int | None = fact("smartctl exit status bitmask (see smartctl(8))", "bitmask", default=None)
     model: str | None = fact("Model name", default=None)
     serial: str | None = fact("Serial number", default=None)
     firmware: str | None = fact("Firmware version", default=None)
-    capacity_bytes: int | None = fact("User capacity", "bytes", default=None, ge=0)
-    rotation_rpm: int | None = fact("Rotation rate; 0 for solid state", "rpm", default=None, ge=0)
-    power_on_hours: int | None = fact("Power-on time", "hours", default=None, ge=0)
-    temperature_c: int | None = fact("Current temperature", "°C", default=None)
-    temperature_limit_c: int | None = fact(
+    capacity_bytes: Int | None = fact("User capacity", "bytes", default=None, ge=0)
+    rotation_rpm: Int | None = fact("Rotation rate; 0 for solid state", "rpm", default=None, ge=0)
+    power_on_hours: Int | None = fact("Power-on time", "hours", default=None, ge=0)
+    temperature_c: Int | None = fact("Current temperature", "°C", default=None)
+    temperature_limit_c: Int | None = fact(
         "The drive's own temperature limit (operating max or trip point)", "°C", default=None
     )
     smart_passed: bool | None = fact(
@@ -103,22 +103,22 @@ class DiskFacts(WireModel):
     )
     attributes: list[SmartAttribute] = fact("Failure-predicting ATA attributes", default_factory=list)
     nvme: NvmeHealth | None = fact("NVMe health log", default=None)
-    wear_percent: int | None = fact(
+    wear_percent: Int | None = fact(
         "Endurance used (NVMe percentage used, Windows Wear)", "percent", default=None, ge=0
     )
-    scsi_grown_defects: int | None = fact(
+    scsi_grown_defects: Int | None = fact(
         "SCSI grown defect list length (reallocated blocks)", "count", default=None, ge=0
     )
-    uncorrected_errors: int | None = fact(
+    uncorrected_errors: Int | None = fact(
         "Uncorrected read plus write errors (SCSI error counter log, Windows reliability counters)",
         "count",
         default=None,
         ge=0,
     )
-    error_log_entries: int | None = fact(
+    error_log_entries: Int | None = fact(
         "Entries in the device error log (ATA) / error information log (NVMe)", "count", default=None, ge=0
     )
-    self_test_failures: int | None = fact(
+    self_test_failures: Int | None = fact(
         "Failed self-tests not outdated by a newer passing extended test", "count", default=None, ge=0
     )
     last_self_test: str | None = fact("Most recent self-test: type, result and power-on hour", default=None)
@@ -139,13 +139,13 @@ class FilesystemFacts(WireModel):
     mount: str = fact("Mount point or drive letter")
     device: str = fact("Block device or volume the filesystem lives on")
     fstype: str = fact("Filesystem type (ext4, ntfs, apfs, ...)")
-    total_bytes: int = fact("Size of the filesystem", "bytes", ge=0)
-    used_bytes: int = fact("Space in use", "bytes", ge=0)
-    free_bytes: int = fact("Space available to ordinary users", "bytes", ge=0)
-    inodes_total: int | None = fact(
+    total_bytes: Int = fact("Size of the filesystem", "bytes", ge=0)
+    used_bytes: Int = fact("Space in use", "bytes", ge=0)
+    free_bytes: Int = fact("Space available to ordinary users", "bytes", ge=0)
+    inodes_total: Int | None = fact(
         "Inodes in the filesystem; null where the OS has none", "count", default=None, ge=0
     )
-    inodes_free: int | None = fact("Inodes available to ordinary users", "count", default=None, ge=0)
+    inodes_free: Int | None = fact("Inodes available to ordinary users", "count", default=None, ge=0)
 
 
 class DiskHealth(Signal):

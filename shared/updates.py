@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime
-
-from shared.base import Signal, WireModel, fact
+from shared.base import Int, Signal, Timestamp, WireModel, fact
 
 MAX_ITEMS = 1000
 
@@ -20,6 +18,11 @@ class AvailableUpdate(WireModel):
     origin: str | None = fact(
         "Where it comes from (archive, repository, advisory id, KB number)", default=None
     )
+    restart: bool | None = fact(
+        "Installing it needs a restart (an available update, not a pending reboot); null where the source does "
+        "not say",
+        default=None,
+    )
 
 
 class Updates(Signal):
@@ -27,19 +30,19 @@ class Updates(Signal):
 
     kind: Literal["updates"] = "updates"
     manager: str = fact("Update mechanism looked at (apt, dnf, windows-update, softwareupdate)")
-    security_count: int = fact("Available security updates", "count", ge=0)
-    other_count: int = fact("Available updates that are not security updates", "count", ge=0)
+    security_count: Int = fact("Available security updates", "count", ge=0)
+    other_count: Int = fact("Available updates that are not security updates", "count", ge=0)
     items: list[AvailableUpdate] = fact(
         "The available updates, security first; may be cut at 1000",
         default_factory=list,
         max_length=MAX_ITEMS,
     )
-    index_refreshed_at: AwareDatetime | None = fact(
+    index_refreshed_at: Timestamp | None = fact(
         "Last successful refresh of the package index or update catalogue; null where the OS does not say",
         "ISO 8601 timestamp",
         default=None,
     )
-    last_install_at: AwareDatetime | None = fact(
+    last_install_at: Timestamp | None = fact(
         "Last time updates were installed, where the OS records it",
         "ISO 8601 timestamp",
         default=None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from shared.backup_results import BackupResults
-from shared.base import Signal, WireModel, fact
+from shared.base import HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
@@ -15,22 +15,25 @@ from shared.updates import Updates
 
 SCHEMA_VERSION = 1
 MAX_SIGNALS_PER_ENVELOPE = 200
+ERROR_MAX = 2000  # characters of a check's failure text; the agent cuts longer ones
 
 
 class Interface(WireModel):
     """One network interface of the device."""
 
     name: str = fact("Interface name as the OS shows it")
-    mac: str | None = fact("Hardware address, lower-case colon-separated", "MAC-48", default=None)
-    addresses: list[str] = fact("IPv4/IPv6 addresses with prefix length", "CIDR", default_factory=list)
+    mac: HardwareAddress | None = fact(
+        "Hardware address, lower-case colon-separated", "MAC-48 (or longer)", default=None
+    )
+    addresses: list[IPInterface] = fact("IPv4/IPv6 addresses with prefix length", "CIDR", default_factory=list)
 
 
 class FilesystemUse(WireModel):
     """Space used on one mounted filesystem, as summarised in the heartbeat."""
 
     mount: str = fact("Mount point or drive letter")
-    total_bytes: int = fact("Size of the filesystem", "bytes", ge=0)
-    used_bytes: int = fact("Space in use", "bytes", ge=0)
+    total_bytes: Int = fact("Size of the filesystem", "bytes", ge=0)
+    used_bytes: Int = fact("Space in use", "bytes", ge=0)
 
 
 class UserSession(WireModel):
@@ -39,24 +42,24 @@ class UserSession(WireModel):
     name: str = fact("User name")
     terminal: str | None = fact("Terminal or session name (console, rdp-tcp#0, pts/1)", default=None)
     host: str | None = fact("Remote host the session comes from, if any", default=None)
-    started_at: AwareDatetime | None = fact("When the session started", "ISO 8601 timestamp", default=None)
+    started_at: Timestamp | None = fact("When the session started", "ISO 8601 timestamp", default=None)
 
 
 class Heartbeat(Signal):
     """The device is alive: who and what it is, and a summary of its load."""
 
     kind: Literal["heartbeat"] = "heartbeat"
-    hostname: str = fact("Host name of the device")
+    hostname: str = fact("Host name of the device", min_length=1, max_length=255)
     os_name: str = fact("Operating system family (Windows, Linux, Darwin)")
     os_version: str = fact("Operating system release and version")
     agent_version: str = fact("fieldpost agent version")
-    boot_time: AwareDatetime = fact("When the device last booted", "ISO 8601 timestamp")
+    boot_time: Timestamp = fact("When the device last booted", "ISO 8601 timestamp")
     uptime_seconds: float = fact("Time since boot", "seconds", ge=0)
     interfaces: list[Interface] = fact("Network interfaces with addresses", default_factory=list)
-    default_gateway: str | None = fact("Default IPv4 gateway address", "IPv4 address", default=None)
-    cpu_count: int = fact("Logical CPUs", "count", ge=1)
+    default_gateway: IPv4 | None = fact("Default IPv4 gateway address", "IPv4 address", default=None)
+    cpu_count: Int = fact("Logical CPUs", "count", ge=1)
     cpu_percent: float = fact("CPU use over the last sampling interval", "percent", ge=0, le=100)
-    memory_total_bytes: int = fact("Physical memory", "bytes", ge=0)
+    memory_total_bytes: Int = fact("Physical memory", "bytes", ge=0)
     memory_used_percent: float = fact("Physical memory in use", "percent", ge=0, le=100)
     filesystems: list[FilesystemUse] = fact("Space used per mounted filesystem", default_factory=list)
     users: list[UserSession] = fact("Logged-on user sessions", default_factory=list)
@@ -67,7 +70,8 @@ class Unknown(Signal):
 
     kind: Literal["unknown"] = "unknown"
     check: str = fact("Name of the check that could not collect (e.g. disk_health)")
-    error: str = fact("Why the check could not collect, including what to do about it when known")
+    error: str = fact("Why the check could not collect, including what to do about it when known",
+                      max_length=ERROR_MAX)
 
 
 KnownSignal = Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
@@ -79,11 +83,11 @@ class Envelope(WireModel):
 
     schema_version: Literal[1] = fact("Wire schema version; the collector rejects versions it does not know", "version")
     agent_id: str = fact("Agent id issued at enrolment", min_length=1, max_length=64)
-    seq: int = fact("Per-agent sequence number, increasing by one per envelope, kept across restarts",
+    seq: Int = fact("Per-agent sequence number, increasing by one per envelope, kept across restarts",
                     "count", ge=1)
     boot_id: str = fact("Identifier of the device's current boot; changes at every reboot",
                         min_length=1, max_length=64)
-    sent_at: AwareDatetime = fact("When the agent first queued this envelope", "ISO 8601 timestamp")
+    sent_at: Timestamp = fact("When the agent first queued this envelope", "ISO 8601 timestamp")
     signals: list[AnySignal] = fact("The signals carried", min_length=1,
                                     max_length=MAX_SIGNALS_PER_ENVELOPE)
 

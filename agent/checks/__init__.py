@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from agent.commands import CommandNotFound, Runner, run_command
 from shared.base import Signal
 from shared.clock import Clock, system_clock
-from shared.wire import Unknown
+from shared.wire import ERROR_MAX, Unknown
 
 log = logging.getLogger(__name__)
 
@@ -55,4 +55,7 @@ class Check:
         except Exception as exc:
             log.exception("check %s failed", self.kind)
             error = f"{type(exc).__name__}: {exc}"
+        # A failure quoting a whole tool output must still fit the wire schema's bound.
+        if len(error) > ERROR_MAX:
+            error = error[: ERROR_MAX - 1] + "…"
         return [Unknown(collected_at=self.context.clock(), check=self.kind, error=error)]

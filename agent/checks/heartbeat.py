@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import platform
+import re
 import socket
 import sys
 from datetime import UTC, datetime
@@ -97,7 +98,8 @@ def interfaces() -> list[Interface]:
         addresses = []
         for addr in addrs:
             if addr.family == psutil.AF_LINK:
-                normalised = addr.address.replace("-", ":").lower()
+                # Windows writes AA-BB-.., macOS may drop leading zeros: the wire wants aa:bb:...
+                normalised = ":".join(p.zfill(2) for p in re.split("[:-]", addr.address.lower()))
                 mac = normalised if normalised.strip("0:") else None
             elif addr.family in (socket.AF_INET, socket.AF_INET6):
                 address = cidr(addr.address, addr.netmask)

@@ -1,19 +1,25 @@
-"""Every check the agent knows, by kind (the same word as the wire `kind` and the collector's rule)."""
+"""Every check the agent knows, by kind: one per signal of the registry (`shared.signals`), found in
+`agent/checks/<signal>`."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+
 from agent.checks import Check
-from agent.checks.backup_results import BackupResultsCheck
-from agent.checks.disk_health import DiskHealthCheck
-from agent.checks.heartbeat import HeartbeatCheck
-from agent.checks.pending_reboot import PendingRebootCheck
-from agent.checks.printer_ip_conflict import PrinterIpConflictCheck
-from agent.checks.updates import UpdatesCheck
+from shared.signals import SIGNALS
+
+
+def check_of(signal: str) -> type[Check]:
+    """The check class of a signal: the one Check subclass in `agent.checks.<signal>` whose kind is the signal."""
+    module = importlib.import_module(f"agent.checks.{signal}")
+    [found] = {
+        cls for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Check) and getattr(cls, "kind", None) == signal
+    }
+    return found
 
 
 def all_checks() -> dict[str, type[Check]]:
     """The check classes by kind."""
-    checks: list[type[Check]] = [
-        HeartbeatCheck, DiskHealthCheck, PendingRebootCheck, UpdatesCheck, BackupResultsCheck, PrinterIpConflictCheck,
-    ]
-    return {check.kind: check for check in checks}
+    return {signal.name: check_of(signal.name) for signal in SIGNALS if signal.own_check}

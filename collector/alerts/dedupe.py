@@ -9,12 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collector.alerts.flapping import is_flapping, stopped_flapping
-from collector.rules import Evaluation, fingerprint
+from collector.rules import Evaluation, alert_rule, fingerprint
 from collector.store import AgentRow, AlertOwner, AlertRow, Tx
 
-# Verdicts that are proof on their own: one heartbeat shows the device is back, one good collection
-# shows the check works again. Other rules wait for hysteresis before an alert resolves.
-RESOLVE_AT_ONCE = frozenset({"device_offline", "check_failed", "site_offline"})
 STATE_CHANGES = frozenset({"opened", "reopened", "resolved"})
 SITE_WIDE = "site-wide"
 
@@ -75,7 +72,7 @@ async def apply(
 ) -> int:
     """Apply evaluations to the alerts of a device (and its site) inside `tx`; returns feed events added.
 
-    1. `ok`: count a good evaluation; resolve once hysteresis is met (at once for RESOLVE_AT_ONCE rules).
+    1. `ok`: count a good evaluation; resolve once hysteresis is met (at once for rules whose spec says so).
     2. not `ok`, nothing open: reopen the same alert if it resolved within `reopen_within`, else open one;
        if another writer won the race to open it, treat the evaluation as a repeat.
     3. not `ok`, already open: count the occurrence; a change of severity or summary is recorded.
@@ -112,8 +109,8 @@ class Recorder:
         self.published = 0
 
     async def good(self, current: AlertRow, evaluation: Evaluation) -> None:
-        """A good evaluation of an open alert: resolve it once hysteresis is met."""
-        if evaluation.rule not in RESOLVE_AT_ONCE:
+        """A good evaluation of an open alert: resolve it once hysteresis is met (or at once, as its rule says)."""
+        if not alert_rule(evaluation.rule).resolve_at_once:
             counted = await self.tx.record_good(current.alert_id, self.now)
             held_long = counted.good_since is not None and self.now - counted.good_since >= self.lifecycle.resolve_after
             if counted.good_streak < self.lifecycle.resolve_after_good and not held_long:

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from collector.rules.backup_results import due_times
 from shared.backup_results import cron_trigger
+from shared.signals import rule_matches
 
 # Silences are consulted for every notification; a schedule's parsed trigger never changes.
 _trigger = lru_cache(maxsize=256)(cron_trigger)
@@ -28,7 +29,7 @@ class Matchers:
     site: str | None = None
     # The device's hostname or its agent id.
     device: str | None = None
-    # The rule name, e.g. disk_health or device_offline.
+    # A signal or a rule name: `updates` matches updates.security and updates.package_index.
     kind: str | None = None
     severity: str | None = None
 
@@ -91,7 +92,7 @@ def matches(
         _same(wanted.client, client)
         and _same(wanted.site, site)
         and _same(wanted.device, hostname, agent_id)
-        and _same(wanted.kind, rule)
+        and (wanted.kind is None or (rule is not None and rule_matches(wanted.kind.casefold(), rule.casefold())))
         and _same(wanted.severity, severity)
     )
 

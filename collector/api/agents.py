@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import secrets
+import time
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -12,10 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from collector import keys
 from collector.api import error
 from collector.auth import AuthError, token_hash
+from collector.ratelimit import RateLimiter
 from collector.store import AgentRow, EnrolmentRefused
 from shared.wire import SCHEMA_VERSION, ReportBatch
 
 REPORTS_PATH = "/api/v1/reports"
+UPLOAD_LIMITER = web.AppKey("upload_limiter", RateLimiter)
 
 
 class EnrolRequest(BaseModel):
@@ -96,8 +100,15 @@ async def reports(request: web.Request) -> web.Response:
         )
     except AuthError as exc:
         return error(401, str(exc))
+    limiter = request.app.get(UPLOAD_LIMITER)
+    wait = limiter.take(agent.agent_id, time.monotonic()) if limiter else 0.0
+    if wait:
+        per_minute = request.app[keys.SETTINGS].agent_uploads_per_minute
+        return error(429, f"too many uploads from this device (at most {per_minute:g} a minute after a burst); "
+                     "send again later", headers={"Retry-After": str(math.ceil(wait))})
     try:
-        batch = ReportBatch.model_validate_json(body)
+        # Timestamps are bounded by the collector's clock: `now` is the validation context.
+        batch = ReportBatch.model_validate_json(body, context={"now": request.app[keys.CLOCK]()})
     except ValidationError as exc:
         return invalid(exc, "report")
     strangers = sorted({e.agent_id for e in batch.envelopes} - {agent.agent_id})
@@ -111,3 +122,12 @@ async def reports(request: web.Request) -> web.Response:
                      headers={"Retry-After": "30"})
     return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates})
 
+
+
+def setup(app: web.Application) -> None:
+    """Add the agents' routes (enrolment, reports) and the per-device upload limit."""
+    settings = app[keys.SETTINGS]
+    if settings.agent_uploads_per_minute:
+        app[UPLOAD_LIMITER] = RateLimiter(settings.agent_uploads_per_minute, settings.agent_upload_burst)
+    app.router.add_post("/api/v1/enrol", enrol)
+    app.router.add_post(REPORTS_PATH, reports)

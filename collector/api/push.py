@@ -16,38 +16,12 @@ from aiohttp import web
 from collector import keys, push
 from collector.api import error
 from collector.auth import token_hash
+from collector.ratelimit import RateLimiter
 from collector.store import PingKind
 
 PATH = "/api/v1/push/{token}"
 MAX_BODY = 100 * 1024
 PINGS_PER_MINUTE = 6
-
-
-class RateLimiter:
-    """Token buckets by key: up to `burst` calls at once, refilled at `per_minute` calls a minute."""
-
-    def __init__(self, per_minute: float = PINGS_PER_MINUTE, burst: float = PINGS_PER_MINUTE,
-                 max_keys: int = 10_000) -> None:
-        self.rate = per_minute / 60
-        self.burst = burst
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def _level(self, key: str, now: float) -> float:
-        """The tokens in a key's bucket at `now` (a key never seen has a full bucket)."""
-        tokens, at = self._buckets.get(key, (self.burst, now))
-        return min(self.burst, tokens + (now - at) * self.rate)
-
-    def take(self, key: str, now: float) -> float:
-        """Take one call for `key` at `now` (monotonic seconds): 0 when allowed, else seconds to wait."""
-        tokens = self._level(key, now)
-        if tokens < 1:
-            return (1 - tokens) / self.rate
-        if len(self._buckets) >= self.max_keys:
-            # Full buckets say nothing a new bucket would not, so forgetting them bounds memory.
-            self._buckets = {k: v for k, v in self._buckets.items() if self._level(k, now) < self.burst}
-        self._buckets[key] = (tokens - 1, now)
-        return 0.0
 
 
 LIMITER = web.AppKey("push_limiter", RateLimiter)
@@ -95,7 +69,7 @@ async def ping(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the push routes (POST and GET; no HEAD, which link checkers send) and the rate limiter."""
-    app[LIMITER] = RateLimiter()
+    app[LIMITER] = RateLimiter(PINGS_PER_MINUTE, PINGS_PER_MINUTE)
     kinds = "|".join(push.PING_KINDS)
     for path in (PATH, PATH + "/{kind:" + kinds + "}"):
         app.router.add_post(path, ping)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
-from collector.alerts.actions import ActionRefused, act
 from collector.alerts.dedupe import alert_view
-from collector.api import error
+from collector.api import error, wiring
+from collector.api.errors import parse
 from collector.auth import technician_allowed
-from collector.store import AgentRow, FeedEvent
+from collector.services.alerts import ActionInput
+from collector.services.devices import DeviceStatus
+from collector.services.errors import Invalid
+from collector.store import FeedEvent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,9 +42,9 @@ def technician(handler: Handler) -> Handler:
     return guarded
 
 
-def device_view(agent: AgentRow, now: datetime, offline_after: timedelta, open_alerts: int) -> dict[str, Any]:
+def device_view(status: DeviceStatus) -> dict[str, Any]:
     """A device as the API shows it."""
-    online = agent.last_seen_at is not None and now - agent.last_seen_at < offline_after
+    agent = status.agent
     return {
         "agent_id": agent.agent_id,
         "hostname": agent.hostname,
@@ -51,8 +52,8 @@ def device_view(agent: AgentRow, now: datetime, offline_after: timedelta, open_a
         "site": agent.site.site_name,
         "enrolled_at": agent.enrolled_at.isoformat(),
         "last_seen_at": agent.last_seen_at.isoformat() if agent.last_seen_at else None,
-        "online": online,
-        "open_alerts": open_alerts,
+        "online": status.online,
+        "open_alerts": len(status.open_alerts),
         "revoked": agent.revoked,
     }
 
@@ -62,30 +63,15 @@ async def list_alerts(request: web.Request) -> web.Response:
     """`GET /api/v1/alerts?state=open|resolved|all` (default open), newest first."""
     state = request.query.get("state", "open")
     if state not in ("open", "resolved", "all"):
-        return error(422, "state must be open, resolved or all")
-    async with request.app[keys.STORE].transaction() as tx:
-        alerts = await tx.alerts(None if state == "all" else state)  # type: ignore[arg-type]
-    return web.json_response({"alerts": [alert_view(a) for a in alerts]})
-
-
-class ActionRequest(BaseModel):
-    """The body of `POST /api/v1/alerts/{id}/{action}`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    note: str = Field("", max_length=2000, description="Why, for the alert's history and the value report")
-    minutes: float | None = Field(None, gt=0, description="snooze: for how long")
+        raise Invalid("state", "the state must be open, resolved or all")
+    listed = await wiring.alerts(request).list(None if state == "all" else state)  # type: ignore[arg-type]
+    return web.json_response({"alerts": [alert_view(a) for a in listed]})
 
 
 @technician
 async def alert_detail(request: web.Request) -> web.Response:
     """`GET /api/v1/alerts/{id}`: the alert and its history, oldest first."""
-    alert_id = int(request.match_info["alert_id"])
-    async with request.app[keys.STORE].transaction() as tx:
-        alert = await tx.alert(alert_id)
-        events = await tx.alert_events(alert_id) if alert else []
-    if alert is None:
-        return error(404, f"there is no alert {alert_id}")
+    alert, events = await wiring.alerts(request).detail(int(request.match_info["alert_id"]))
     history = [{"at": at.isoformat(), "what": what, "by": actor, "detail": detail}
                for at, what, actor, detail in events]
     return web.json_response({**alert_view(alert), "history": history})
@@ -94,47 +80,23 @@ async def alert_detail(request: web.Request) -> web.Response:
 @technician
 async def alert_action(request: web.Request) -> web.Response:
     """`POST /api/v1/alerts/{id}/acknowledge|snooze|resolve` with `{"note": ..., "minutes": ...}`."""
-    alert_id = int(request.match_info["alert_id"])
-    action = {"acknowledge": "acknowledged", "snooze": "snoozed", "resolve": "resolved"}[request.match_info["action"]]
-    try:
-        body = ActionRequest.model_validate_json(await request.read() or b"{}")
-    except ValidationError as exc:
-        return error(422, "bad action request", problems=[
-            {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()])
-    now = request.app[keys.CLOCK]()
-    until = now + timedelta(minutes=body.minutes) if body.minutes else None
-    try:
-        async with request.app[keys.STORE].transaction() as tx:
-            alert = await act(tx, alert_id, action, now, "technician", body.note, until,
-                              request.app[keys.ON_CHANGE])
-    except ActionRefused as exc:
-        return error(409, str(exc))
-    request.app[keys.FEED].notify()
+    alert = await wiring.alerts(request).act(int(request.match_info["alert_id"]),
+                                             request.match_info["action"],  # type: ignore[arg-type]
+                                             "technician", await parse(request, ActionInput))
     return web.json_response(alert_view(alert))
 
 
 @technician
 async def list_devices(request: web.Request) -> web.Response:
     """`GET /api/v1/devices`: every enrolled device, whether it is online and how many alerts it has open."""
-    settings = request.app[keys.SETTINGS]
-    offline_after = timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
-    async with request.app[keys.STORE].transaction() as tx:
-        agents = await tx.agents()
-        open_alerts = await tx.alerts("open")
-    counts: dict[str, int] = {}
-    for alert in open_alerts:
-        counts[alert.agent_id] = counts.get(alert.agent_id, 0) + 1
-    now = request.app[keys.CLOCK]()
-    return web.json_response(
-        {"devices": [device_view(a, now, offline_after, counts.get(a.agent_id, 0)) for a in agents]}
-    )
+    fleet = await wiring.devices(request).fleet()
+    return web.json_response({"devices": [device_view(d) for d in fleet.devices]})
 
 
 @technician
 async def list_clients(request: web.Request) -> web.Response:
     """`GET /api/v1/clients`: clients with their sites and device counts."""
-    async with request.app[keys.STORE].transaction() as tx:
-        clients = await tx.clients()
+    clients = await wiring.clients(request).list()
     return web.json_response({"clients": [
         {"name": c.name, "sites": [{"name": name, "devices": n} for name, n in c.sites]} for c in clients
     ]})

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 AlertHistory = list[tuple[datetime, str, str, dict[str, Any]]]
 # Alert rules whose resolution means work was completed on the device.
 REBOOT_RULES = frozenset({"pending_reboot"})
-UPDATE_RULES = frozenset({"security_updates"})
+UPDATE_RULES = frozenset({"updates.security"})
 DISK_REPLACED = "device.disk_replaced"
 
 

@@ -1,1 +1,1 @@
-"""Notification delivery: plain-text alert and digest messages, sent through apprise to any channel URL."""
+"""Notifications, in one place: the stages (pipeline), the messages (render) and apprise delivery (deliver)."""

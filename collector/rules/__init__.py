@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from shared.signals import SIGNALS
 from shared.wire import Signal
 
 T = TypeVar("T")
@@ -60,12 +62,28 @@ Rule = Callable[[Any, History], list[Evaluation]]
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    """How the alerts of one rule behave after evaluation: data the pipeline reads, never `if rule == ...`."""
+
+    name: str
+    # One good verdict is proof on its own (one heartbeat, one good collection): it resolves without hysteresis.
+    resolve_at_once: bool = False
+    # While an alert of this rule is open, the other alerts of the same device ("device") or of the same
+    # site ("site") notify nobody: the device being offline says it all (Alertmanager's inhibition).
+    inhibits: Literal["device", "site"] | None = None
+    # The subject of this rule's alerts when it has one per owner (how the inhibiting alert is found).
+    subject: str = ""
+
+
+@dataclass(frozen=True)
 class RuleSpec:
-    """A signal kind's rule, how many of the device's earlier signals it sees, and how many hours of the site's."""
+    """A signal's rule: how many of the device's earlier signals it sees, how many hours of the site's,
+    and the alert rules its evaluations are named by."""
 
     evaluate: Rule
     history: int = 0
     site_hours: float = 0
+    alerts: tuple[AlertRule, ...] = ()
 
 
 def thresholds(cls: type[T], settings: Mapping[str, Any], kind: str) -> T:
@@ -75,32 +93,30 @@ def thresholds(cls: type[T], settings: Mapping[str, Any], kind: str) -> T:
 
 
 def fingerprint(rule: str, owner: str, subject: str) -> str:
-    """The identity of an alert: the same rule, owner (device, or `site:<id>`) and subject give the same one."""
-    return hashlib.sha256(f"{rule}\x00{owner}\x00{subject}".encode()).hexdigest()[:32]
+    """The identity of an alert: the same rule, owner (device, `site:<id>` or `collector`) and subject give
+    the same one. Plain text, so that a migration renaming a rule can recompute it in SQL (see 0007)."""
+    return f"{rule}|{owner}|{subject}"
 
 
 def rules_by_kind() -> dict[str, RuleSpec]:
-    """The rule that evaluates each signal kind."""
-    from collector.rules import (
-        backup_results,
-        disk_health,
-        heartbeat,
-        pending_reboot,
-        printer_ip_conflict,
-        unknown,
-        updates,
-    )
+    """The rule that evaluates each signal kind: `SPEC` of `collector.rules.<signal>`, for every signal."""
+    return {signal.name: importlib.import_module(f"collector.rules.{signal.name}").SPEC for signal in SIGNALS}
 
-    return {
-        "heartbeat": RuleSpec(heartbeat.evaluate),
-        "unknown": RuleSpec(unknown.evaluate),
-        # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
-        "disk_health": RuleSpec(disk_health.evaluate, history=24 * 8),
-        "pending_reboot": RuleSpec(pending_reboot.evaluate, history=pending_reboot.HISTORY),
-        "updates": RuleSpec(updates.evaluate, history=updates.HISTORY),
-        "backup_results": RuleSpec(backup_results.evaluate, history=backup_results.HISTORY),
-        "printer_ip_conflict": RuleSpec(printer_ip_conflict.evaluate, site_hours=printer_ip_conflict.SITE_HOURS),
-    }
+
+def alert_rule(name: str) -> AlertRule:
+    """The spec of an alert rule by name; a rule no signal owns (the collector's own) has no special behaviour."""
+    return _alert_rules().get(name) or AlertRule(name)
+
+
+@functools.cache
+def _alert_rules() -> dict[str, AlertRule]:
+    """Every signal's alert rules by name."""
+    return {rule.name: rule for spec in rules_by_kind().values() for rule in spec.alerts}
+
+
+def inhibitors() -> tuple[AlertRule, ...]:
+    """The alert rules whose open alerts keep others quiet."""
+    return tuple(rule for rule in _alert_rules().values() if rule.inhibits)
 
 
 def evaluate(spec: RuleSpec, signal: Signal, history: History) -> list[Evaluation]:

@@ -36,7 +36,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
-from collector.rules import Evaluation, History, Status
+from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status
 from collector.rules.pending_reboot import span
 from shared.backup_results import PERIODS, BackupJob, BackupResults, cron_trigger
 
@@ -235,3 +235,6 @@ def evaluate_job(job: BackupJob, collected_at: datetime, history: History) -> Ev
 def evaluate(signal: BackupResults, history: History) -> list[Evaluation]:
     """One evaluation per configured job."""
     return [evaluate_job(job, signal.collected_at, history) for job in signal.jobs]
+
+
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(RULE),))

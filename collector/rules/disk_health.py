@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from collector.rules import Evaluation, History, Status, thresholds
+from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
 from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, exit_bits
 
 RULE = "disk_health"
@@ -367,3 +367,7 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
         *(evaluate_disk(disk, history, th) for disk in signal.disks),
         *(evaluate_filesystem(fs, signal.collected_at, history, th) for fs in signal.filesystems),
     ]
+
+
+# Hourly reports: a week of history for growth of bad sectors and the fill forecast.
+SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(AlertRule(RULE),))

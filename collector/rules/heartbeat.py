@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.rules import Evaluation, History
+from collector.rules import AlertRule, Evaluation, History, RuleSpec
 from shared.wire import Heartbeat
 
-RULE = "device_offline"
+RULE = "heartbeat.offline"
 SUBJECT = "device"
 
 
@@ -42,7 +42,8 @@ def evaluate_silence(
     )
 
 
-SITE_RULE = "site_offline"
+SITE_RULE = "heartbeat.site_offline"
+SITE_SUBJECT = "site"
 
 
 def evaluate_site(
@@ -57,9 +58,17 @@ def evaluate_site(
         if max(times) - min(times) <= window:
             since = min(times).astimezone(UTC)
             return Evaluation(
-                SITE_RULE, "site", "critical",
+                SITE_RULE, SITE_SUBJECT, "critical",
                 f"{site}: {len(silent)} of {total} devices stopped reporting at {since:%H:%M} UTC "
                 f"(power or internet outage?)",
                 {"silent": sorted(host for host, _ in silent), "total": total}, scope="site",
             )
-    return Evaluation(SITE_RULE, "site", "ok", f"{site}: devices are reporting", scope="site")
+    return Evaluation(SITE_RULE, SITE_SUBJECT, "ok", f"{site}: devices are reporting", scope="site")
+
+
+SPEC = RuleSpec(evaluate, alerts=(
+    # One heartbeat proves the device is back; while it is offline its other alerts stay quiet.
+    AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT),
+    # While most of a site is down (power, internet), its devices' own alerts stay quiet.
+    AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT),
+))

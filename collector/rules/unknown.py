@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collector.rules import Evaluation, History
+from collector.rules import AlertRule, Evaluation, History, RuleSpec
 from shared.wire import Unknown
 
-RULE = "check_failed"
+# The signal's one rule; the subject names the check, so a filter `unknown` covers every check failure.
+RULE = "unknown"
 
 
 def evaluate(signal: Unknown, history: History) -> list[Evaluation]:
@@ -17,3 +18,7 @@ def evaluate(signal: Unknown, history: History) -> list[Evaluation]:
             {"check": signal.check, "error": signal.error},
         )
     ]
+
+
+# One good collection proves the check works again.
+SPEC = RuleSpec(evaluate, alerts=(AlertRule(RULE, resolve_at_once=True),))

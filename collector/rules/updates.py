@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from collector.rules import Evaluation, History
+from collector.rules import AlertRule, Evaluation, History, RuleSpec
 from collector.rules.pending_reboot import span
 from shared.updates import Updates
 
-SECURITY_RULE = "security_updates"
+SECURITY_RULE = "updates.security"
 SECURITY_SUBJECT = "security-updates"
-INDEX_RULE = "package_index"
+INDEX_RULE = "updates.package_index"
 INDEX_SUBJECT = "package-index"
 SECURITY_DAYS = "security_updates_warning_days"
 INDEX_DAYS = "package_index_warning_days"
@@ -90,3 +90,6 @@ def evaluate_index(signal: Updates, history: History) -> list[Evaluation]:
 def evaluate(signal: Updates, history: History) -> list[Evaluation]:
     """Security-update age and package-index freshness, each its own alert subject."""
     return [evaluate_security(signal, history), *evaluate_index(signal, history)]
+
+
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(SECURITY_RULE), AlertRule(INDEX_RULE)))

@@ -530,6 +530,16 @@ class Tx(Protocol):
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
 
+    async def offline_candidates(
+        self, device_rule: str, site_rule: str, silent_since: datetime
+    ) -> list[tuple[AgentRow, bool]]:
+        """The devices the offline sweep must judge, each with whether it has an open `device_rule` alert.
+
+        Every enrolled, seen, unrevoked device of each site that has a device that fell silent (seen at or
+        before `silent_since`) with no such alert open, or was seen since with one open, or that has an open
+        `site_rule` alert: a site's verdict needs all its devices.
+        """
+
 
 class Store(Protocol):
     """A database the collector keeps everything in."""

@@ -343,6 +343,28 @@ class SqlTx:
                     found[row["agent_id"], kind] = self.codec.moment(row["at"])
         return found
 
+    async def offline_candidates(
+        self, device_rule: str, site_rule: str, silent_since: datetime
+    ) -> list[tuple[AgentRow, bool]]:
+        # Devices whose state disagrees with their offline alert (open, or not, while seen after
+        # `silent_since`, or not), and every device of their sites and of sites with an open site alert.
+        # Open alerts are few: they are read first.
+        rows = await self._rows(
+            "WITH offline AS (SELECT agent_id FROM alerts WHERE state = 'open' AND rule = :device_rule), "
+            "seen AS (SELECT a.agent_id, a.site_id, a.last_seen_at <= :silent_since AS silent, "
+            "  o.agent_id IS NOT NULL AS offline_open "
+            "  FROM agents a LEFT JOIN offline o ON o.agent_id = a.agent_id "
+            "  WHERE a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL), "
+            "due AS (SELECT site_id FROM seen WHERE silent <> offline_open "
+            "  UNION SELECT site_id FROM alerts WHERE state = 'open' AND rule = :site_rule) "
+            "SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name, seen.offline_open "
+            "FROM seen JOIN agents a ON a.agent_id = seen.agent_id "
+            "JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id "
+            "WHERE seen.site_id IN (SELECT site_id FROM due) ORDER BY a.site_id, a.agent_id",
+            device_rule=device_rule, site_rule=site_rule, silent_since=silent_since,
+        )
+        return [(_agent(row, self.codec), bool(row["offline_open"])) for row in rows]
+
     # Alerts ----------------------------------------------------------------------------------------------
 
     async def open_alert(self, fingerprint: str) -> AlertRow | None:

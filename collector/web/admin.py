@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
-from collector import keys
-from collector.alerts.silence import Matchers, Silence
-from collector.api.notifications import (
-    ChannelRefused,
-    ChannelRequest,
-    SilenceRequest,
-    channel_view,
-    silence_view,
-    store_channel,
-)
-from collector.auth import token_hash
+from collector.api.errors import status_of
+from collector.api.wiring import channels, clients, silences, tokens
 from collector.install import install_commands
-from collector.notify.deliver import deliver
-from collector.notify.render import render_test
-from collector.store import Tx
-from collector.web.alerts import DURATIONS, RULES, SEVERITIES, save_silence
-from collector.web.render import render, see_other
+from collector.services.channels import ChannelInput
+from collector.services.errors import DomainError
+from collector.services.inputs import validated
+from collector.services.silences import SilenceInput
+from collector.services.views import channel_view, silence_view
+from collector.web.alerts import DURATIONS, RULES, SEVERITIES
+from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, page, served_over_https
 
 # Lifetimes offered for a new enrolment token (None: never expires).
 EXPIRIES = {"": "never", "1": "1 day", "7": "7 days", "30": "30 days"}
 LISTS = ("clients", "kinds")
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def problems(exc: ValidationError) -> list[str]:
-    """Each bad field of a form, in words."""
-    return [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in exc.errors()]
-
 
 async def fields_of(request: web.Request) -> dict[str, Any]:
     """A form's filled-in fields (blank ones left out: the models' defaults apply); lists split at commas."""
@@ -51,33 +34,25 @@ async def fields_of(request: web.Request) -> dict[str, Any]:
     return filled
 
 
-def parse(model: type[M], fields: dict[str, Any]) -> M | list[str]:
-    """The form as the API's request model, or what is wrong with it."""
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        return problems(exc)
+Reader = Callable[[web.Request], Awaitable[dict[str, Any]]]
 
 
-Reader = Callable[[web.Request, Tx], Awaitable[dict[str, Any]]]
-
-
-async def _channels(request: web.Request, tx: Tx) -> dict[str, Any]:
+async def _channels(request: web.Request) -> dict[str, Any]:
     """What the channels page lists."""
-    return {"channels": [channel_view(c) for c in await tx.channels()], "rules": RULES}
+    return {"channels": [channel_view(c) for c in await channels(request).list()], "rules": RULES}
 
 
-async def _silences(request: web.Request, tx: Tx) -> dict[str, Any]:
+async def _silences(request: web.Request) -> dict[str, Any]:
     """What the silences page lists and offers."""
-    return {"silences": [silence_view(s) for s in await tx.silences()],
-            "clients": [c.name for c in await tx.clients()], "rules": RULES, "severities": SEVERITIES,
-            "durations": DURATIONS}
+    return {"silences": [silence_view(s) for s in await silences(request).list()],
+            "clients": [c.name for c in await clients(request).list()], "rules": RULES,
+            "severities": SEVERITIES, "durations": DURATIONS}
 
 
-async def _tokens(request: web.Request, tx: Tx) -> dict[str, Any]:
+async def _tokens(request: web.Request) -> dict[str, Any]:
     """What the enrolment tokens page lists and offers."""
-    return {"tokens": await tx.enrolment_tokens(), "clients": await tx.clients(), "expiries": EXPIRIES,
-            "collector_url": collector_url(request)}
+    return {"tokens": await tokens(request).list(), "clients": await clients(request).list(),
+            "expiries": EXPIRIES, "collector_url": collector_url(request)}
 
 
 PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "tokens": _tokens}
@@ -85,8 +60,7 @@ PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "token
 
 async def show(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     """A settings page with what it lists and what the last form left to show (errors, fields, a token)."""
-    async with request.app[keys.STORE].transaction() as tx:
-        listed = await PAGES[name](request, tx)
+    listed = await PAGES[name](request)
     return render(request, f"{name}.html", status=status,
                   **{"errors": [], "filled": {}, "created": None, **listed, **context})
 
@@ -108,13 +82,10 @@ def collector_url(request: web.Request) -> str:
 async def create_channel(request: web.Request) -> web.Response:
     """`POST /settings/channels`: a new channel, checked as the API checks it."""
     filled = await fields_of(request)
-    body = parse(ChannelRequest, filled)
-    if isinstance(body, list):
-        return await show(request, "channels", 422, errors=body, filled=filled)
     try:
-        channel = await store_channel(request.app, body)
-    except ChannelRefused as exc:
-        return await show(request, "channels", exc.status, errors=[str(exc)], filled=filled)
+        channel = await channels(request).create(validated(ChannelInput, filled))
+    except DomainError as exc:
+        return await show(request, "channels", status_of(exc), errors=reasons(exc), filled=filled)
     return see_other("/settings/channels", flash=f"Channel {channel.name!r} created.")
 
 
@@ -122,11 +93,10 @@ async def create_channel(request: web.Request) -> web.Response:
 async def test_channel(request: web.Request) -> web.Response:
     """`POST /settings/channels/{name}/test`: send a test message now and say how it went."""
     name = request.match_info["name"]
-    async with request.app[keys.STORE].transaction() as tx:
-        channel = next((c for c in await tx.channels() if c.name == name), None)
-    if channel is None:
+    try:
+        result = await channels(request).test(name)
+    except DomainError:
         return see_other("/settings/channels", flash=f"There is no channel {name!r}.")
-    result = await deliver(channel.url, *render_test(channel.name))
     outcome = "sent" if result.ok else f"failed: {result.error}"
     return see_other("/settings/channels", flash=f"Test message to {name!r} {outcome}")
 
@@ -137,19 +107,10 @@ async def test_channel(request: web.Request) -> web.Response:
 async def create_silence(request: web.Request) -> web.Response:
     """`POST /settings/silences`: a one-off silence for some minutes, or a recurring maintenance window."""
     filled = await fields_of(request)
-    body = parse(SilenceRequest, filled)
-    if isinstance(body, list):
-        return await show(request, "silences", 422, errors=body, filled=filled)
-    now = request.app[keys.CLOCK]()
-    matchers = Matchers(body.client, body.site, body.device, body.kind, body.severity)
-    ends_at = now + timedelta(minutes=body.minutes) if body.minutes else body.ends_at
-    duration = timedelta(minutes=body.duration_minutes) if body.duration_minutes else None
     try:
-        wanted = Silence(0, matchers, body.starts_at or now, ends_at, body.cron, duration, body.timezone,
-                         body.comment, request[SESSION].name)
-    except ValueError as exc:
-        return await show(request, "silences", 422, errors=[str(exc)], filled=filled)
-    silence = await save_silence(request, wanted)
+        silence = await silences(request).create(validated(SilenceInput, filled), request[SESSION].name)
+    except DomainError as exc:
+        return await show(request, "silences", status_of(exc), errors=reasons(exc), filled=filled)
     return see_other("/settings/silences", flash=f"Silence {silence.silence_id} created.")
 
 
@@ -157,14 +118,11 @@ async def create_silence(request: web.Request) -> web.Response:
 async def expire_silence(request: web.Request) -> web.Response:
     """`POST /settings/silences/{id}/expire`: end a silence now."""
     silence_id = int(request.match_info["silence_id"])
-    now = request.app[keys.CLOCK]()
-    async with request.app[keys.STORE].transaction() as tx:
-        expired = await tx.expire_silence(silence_id, now)
-        if expired:
-            await tx.append_feed(now, "silence.expired", {"silence_id": silence_id})
-    request.app[keys.FEED].notify()
-    message = f"Silence {silence_id} expired." if expired else f"There is no active silence {silence_id}."
-    return see_other("/settings/silences", flash=message)
+    try:
+        await silences(request).expire(silence_id)
+    except DomainError:
+        return see_other("/settings/silences", flash=f"There is no active silence {silence_id}.")
+    return see_other("/settings/silences", flash=f"Silence {silence_id} expired.")
 
 
 # Enrolment tokens ----------------------------------------------------------------------------------------
@@ -182,12 +140,8 @@ async def create_token(request: web.Request) -> web.Response:
         errors.append("uses: a whole number of at least 1, or empty for unlimited")
     if errors:
         return await show(request, "tokens", 422, errors=errors)
-    token = "fp_enrol_" + secrets.token_urlsafe(24)
-    now = request.app[keys.CLOCK]()
-    async with request.app[keys.STORE].transaction() as tx:
-        where = await tx.site(client, site)
-        expires = now + timedelta(days=int(days)) if days else None
-        await tx.add_enrolment_token(token_hash(token), where, now, expires, int(uses) if uses else None)
+    token = await tokens(request).create(client, site, timedelta(days=int(days)) if days else None,
+                                         int(uses) if uses else None)
     url = fields.get("collector_url") or collector_url(request)
     created = {"token": token, "client": client, "site": site, "commands": install_commands(url, token)}
     return await show(request, "tokens", 201, created=created)
@@ -196,11 +150,11 @@ async def create_token(request: web.Request) -> web.Response:
 @form
 async def revoke_token(request: web.Request) -> web.Response:
     """`POST /settings/tokens/{hash}/revoke`: stop a token from enrolling more PCs."""
-    hashed = request.match_info["token_hash"]
-    async with request.app[keys.STORE].transaction() as tx:
-        done = await tx.revoke_enrolment_token(hashed, request.app[keys.CLOCK]())
-    return see_other("/settings/tokens", flash=(
-        "Token revoked." if done else "No such token, or revoked before."))
+    try:
+        await tokens(request).revoke(request.match_info["token_hash"])
+    except DomainError:
+        return see_other("/settings/tokens", flash="No such token, or revoked before.")
+    return see_other("/settings/tokens", flash="Token revoked.")
 
 
 async def first_settings_page(request: web.Request) -> web.Response:

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from collector import keys
-from collector.alerts.actions import ActionRefused, act
 from collector.alerts.dedupe import alert_view
-from collector.alerts.silence import Matchers, Silence
-from collector.api.notifications import silence_view
+from collector.api import wiring
+from collector.api.errors import as_json, status_of
+from collector.services.alerts import DONE, ActionInput
+from collector.services.errors import DomainError
 from collector.store import AlertRow, Tx
-from collector.web.render import render, see_other
+from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, page, refusal, wants_json
+from shared.signals import all_rules
 
 STATES = ("open", "resolved", "all")
 SEVERITIES = ("critical", "warning", "unknown")
 FILTERS = ("client", "site", "severity", "kind")
 # The rules an alert can come from, offered in the feed's filter before any such alert exists.
-RULES = ("backup_results", "check_failed", "device_offline", "disk_health", "package_index", "pending_reboot",
-         "printer_ip_conflict", "security_updates", "site_offline")
+RULES = all_rules()
 FEED_LIMIT = 200
 BACKUP_RUNS = 10
-ACTIONS = {"acknowledge": "acknowledged", "snooze": "snoozed", "resolve": "resolved"}
 # Choices offered for snoozing and for silencing from an alert, in minutes.
 DURATIONS = {60: "1 hour", 240: "4 hours", 1440: "1 day", 10080: "1 week"}
 # The feed's row template for the script: an alert with every field empty.
@@ -45,7 +44,7 @@ async def feed_page(request: web.Request) -> web.Response:
     filters = {name: request.query.get(name, "") for name in FILTERS}
     state = request.query.get("state", "open")
     state = state if state in STATES else "open"
-    async with request.app[keys.STORE].transaction() as tx:
+    async with request.app[keys.STORE].read() as tx:
         # Read before the alerts: the script replays from here, so nothing between the two is missed.
         after = await tx.feed_last_id()
         alerts = await tx.alerts(None if state == "all" else state)  # type: ignore[arg-type]
@@ -93,7 +92,7 @@ async def _backup_runs(tx: Tx, alert: AlertRow) -> list[dict[str, Any]]:
 async def alert_page(request: web.Request) -> web.Response:
     """`GET /alerts/{id}`: what is wrong and why, the facts behind it, its history, and what to do."""
     alert_id = int(request.match_info["alert_id"])
-    async with request.app[keys.STORE].transaction() as tx:
+    async with request.app[keys.STORE].read() as tx:
         alert = await tx.alert(alert_id)
         if alert is None:
             return render(request, "missing.html", status=404, what=f"There is no alert {alert_id}.")
@@ -121,34 +120,20 @@ def _minutes(fields: Any) -> float | None:
 async def alert_action(request: web.Request) -> web.StreamResponse:
     """`POST /alerts/{id}/acknowledge|snooze|resolve` (form or script): the same action as the API's."""
     alert_id = int(request.match_info["alert_id"])
+    action = request.match_info["action"]
     fields = await request.post()
-    note = str(fields.get("note", ""))[:2000]
-    now = request.app[keys.CLOCK]()
-    minutes = _minutes(fields)
-    until = now + timedelta(minutes=minutes) if minutes else None
+    wanted = ActionInput(note=str(fields.get("note", ""))[:2000], minutes=_minutes(fields))
     try:
-        async with request.app[keys.STORE].transaction() as tx:
-            alert = await act(tx, alert_id, ACTIONS[request.match_info["action"]], now, request[SESSION].name,
-                              note, until, request.app[keys.ON_CHANGE])
-    except ActionRefused as exc:
+        alert = await wiring.alerts(request).act(alert_id, action, request[SESSION].name,  # type: ignore[arg-type]
+                                                 wanted)
+    except DomainError as exc:
         if wants_json(request):
-            return web.json_response({"error": str(exc)}, status=409)
-        return see_other(f"/alerts/{alert_id}", flash=f"Not done: {exc}.")
-    request.app[keys.FEED].notify()
+            return as_json(exc)
+        return see_other(f"/alerts/{alert_id}", flash=f"Not done: {exc.reason}.")
     if wants_json(request):
         return web.json_response(alert_view(alert))
     return see_other(f"/alerts/{alert_id}", flash=f"Alert {alert_id} {alert_view(alert)['state']}: "
-                                                 f"{ACTIONS[request.match_info['action']]}.")
-
-
-async def save_silence(request: web.Request, silence: Silence) -> Silence:
-    """Record a silence and tell the live feed, as the API does."""
-    now = request.app[keys.CLOCK]()
-    async with request.app[keys.STORE].transaction() as tx:
-        saved = await tx.add_silence(silence, now)
-        await tx.append_feed(now, "silence.created", silence_view(saved))
-    request.app[keys.FEED].notify()
-    return saved
+                                                 f"{DONE[action]}.")  # type: ignore[index]
 
 
 @form
@@ -156,20 +141,11 @@ async def silence_like_this(request: web.Request) -> web.StreamResponse:
     """`POST /alerts/{id}/silence`: hold notifications of alerts like this one (its client, device, rule)."""
     alert_id = int(request.match_info["alert_id"])
     fields = await request.post()
-    minutes = _minutes(fields)
-    if minutes is None:
-        return refusal(422, "Choose for how long to silence.")
-    async with request.app[keys.STORE].transaction() as tx:
-        alert = await tx.alert(alert_id)
-    if alert is None:
-        return refusal(404, f"There is no alert {alert_id}.")
-    owner, now = alert.owner, request.app[keys.CLOCK]()
-    # A site-wide alert has no device: silence it for its site instead.
-    matchers = Matchers(client=owner.client, site=None if owner.agent_id else owner.site,
-                        device=owner.agent_id, kind=alert.rule)
-    comment = str(fields.get("comment", "")).strip() or f"like alert {alert_id}: {alert.summary}"
-    silence = await save_silence(request, Silence(0, matchers, now, now + timedelta(minutes=minutes),
-                                                  comment=comment[:500], created_by=request[SESSION].name))
+    try:
+        silence = await wiring.silences(request).like_alert(alert_id, _minutes(fields), str(fields.get("comment", "")),
+                                                     request[SESSION].name)
+    except DomainError as exc:
+        return refusal(status_of(exc), "; ".join(reasons(exc)))
     until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
     return see_other(f"/alerts/{alert_id}", flash=f"Silenced alerts like this one until {until} "
                                                  f"(silence {silence.silence_id}).")

@@ -1,13 +1,12 @@
 """Billing pages: a client's month (invoice, time and how it is billed, CSV exports, the value report) and the
 contracts and break/fix rates that price it.
 
-The numbers come from the same functions the API uses (`load_ledger`, `Ledger.invoice`), and the downloads are
-the API's own handlers called in-process, so the dashboard and the API can never disagree.
+The numbers come from the same services the API calls (`collector.services.billing`, `.contracts`), and the
+downloads are the API's own handlers called in-process, so the dashboard and the API can never disagree.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -19,21 +18,19 @@ from aiohttp import web
 
 from collector import keys
 from collector.api import billing as api
-from collector.api.billing import (
-    ContractBody,
-    RatesBody,
-    Refused,
-    contract_view,
-    new_version,
-    publish,
-    rates_view,
-)
-from collector.billing.ledger import Ledger, billing_settings, load_ledger
-from collector.billing.model import BreakFixRates, Classification
+from collector.api.errors import status_of
+from collector.api.wiring import billing, clients, contracts
+from collector.billing.ledger import Ledger
+from collector.billing.model import Classification
 from collector.billing.pricing import month_bounds
+from collector.services.billing import month_of
+from collector.services.contracts import ContractInput, RatesInput
+from collector.services.errors import DomainError
+from collector.services.inputs import validated
+from collector.services.views import contract_view, rates_view
 from collector.store.billing_rows import TimeEntryRow
-from collector.web.admin import fields_of, parse
-from collector.web.render import render, see_other
+from collector.web.admin import fields_of
+from collector.web.render import reasons, refused_page, render, see_other
 from collector.web.sessions import form, page
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
@@ -46,13 +43,6 @@ COVERAGE = {"covers_remote": "remote work", "covers_onsite": "on-site work",
             "covers_after_hours": "after hours"}
 # The report's own page (with its inline styles) may not run scripts or load anything.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
-
-
-def refusal_text(exc: Refused) -> str:
-    """What an API refusal says, in one line (with each bad field when there are some)."""
-    body = json.loads(exc.response.text or "{}")
-    problems = [f"{p['field']}: {p['message']}" for p in body.get("problems", [])]
-    return "; ".join(problems) or body.get("error", "refused")
 
 
 @dataclass(frozen=True)
@@ -107,21 +97,13 @@ def month_text(month: date) -> str:
     return f"{month:%Y-%m}"
 
 
-async def this_month(request: web.Request) -> date:
-    """The first day of the current month in the billing time zone."""
-    async with request.app[keys.STORE].transaction() as tx:
-        settings = await billing_settings(tx)
-    return request.app[keys.CLOCK]().astimezone(settings.zone).date().replace(day=1)
-
-
 @page
 async def billing_page(request: web.Request) -> web.Response:
     """`GET /billing`: each client with links to this month's and last month's billing."""
-    month = await this_month(request)
+    month = await billing(request).this_month()
     previous = (month - timedelta(days=1)).replace(day=1)
-    async with request.app[keys.STORE].transaction() as tx:
-        clients = await tx.clients()
-    return render(request, "billing.html", clients=[(c.name, client_path(c.name)) for c in clients],
+    listed = await clients(request).list()
+    return render(request, "billing.html", clients=[(c.name, client_path(c.name)) for c in listed],
                   month=month_text(month), previous=month_text(previous))
 
 
@@ -132,13 +114,10 @@ async def client_month_page(request: web.Request) -> web.Response:
     client = request.match_info["client"]
     try:
         wanted = request.query.get("month")
-        month = api.month_of(wanted) if wanted else await this_month(request)
-    except Refused as exc:
-        return render(request, "missing.html", status=422, what=refusal_text(exc))
-    async with request.app[keys.STORE].transaction() as tx:
-        ledger = await load_ledger(tx, client)
-    if ledger is None:
-        return render(request, "missing.html", status=404, what=f"There is no client {client!r}.")
+        month = month_of(wanted) if wanted else await billing(request).this_month()
+        ledger = await billing(request).ledger(client)
+    except DomainError as exc:
+        return refused_page(request, exc)
     first, last = month_bounds(month)
     zone = ledger.settings.zone
     in_month = [e for e in ledger.entries if first <= e.started_at.astimezone(zone).date() <= last]
@@ -160,8 +139,8 @@ async def _from_api(request: web.Request, handler: Any) -> web.StreamResponse:
     """An API handler's answer to this request, its refusal shown as a page."""
     try:
         return await handler(request)
-    except Refused as exc:
-        return render(request, "missing.html", status=exc.response.status, what=refusal_text(exc))
+    except DomainError as exc:
+        return refused_page(request, exc)
 
 
 @page
@@ -185,19 +164,18 @@ async def show_contracts(request: web.Request, client: str | None = None, status
                          filled: dict[str, Any] | None = None) -> web.Response:
     """The contracts and rates page: every client's contract versions and every rate card, a form for a
     client's contract (filled in with its latest version) and one for rates."""
-    async with request.app[keys.STORE].transaction() as tx:
-        clients = await tx.clients()
-        contracts = {c.name: [contract_view(r) for r in await tx.contracts(c.client_id)] for c in clients}
-        cards = await tx.rate_cards()
-    names = {c.client_id: c.name for c in clients}
-    chosen = client or request.query.get("client") or (clients[0].name if clients else "")
-    latest = contracts[chosen][-1] if contracts.get(chosen) else {}
+    service = contracts(request)
+    by_client = {name: [contract_view(r) for r in rows] for name, rows in (await service.by_client()).items()}
+    cards = await service.rate_cards()
+    names = list(by_client)
+    chosen = client or request.query.get("client") or (names[0] if names else "")
+    latest = by_client[chosen][-1] if by_client.get(chosen) else {}
     contract_form = {name: latest.get(name) or "" for name in CONTRACT_FIELDS if name != "effective_from"}
     contract_form |= {name: latest.get(name, name == "covers_remote") for name in COVERAGE}
-    return render(request, "contracts.html", status=status, clients=[c.name for c in clients],
-                  contracts=contracts, rates=[rates_view(r, names.get(r.client_id or 0)) for r in cards],
-                  chosen=chosen, first=not latest, contract_form=contract_form | (filled or {}),
-                  coverage=COVERAGE, errors=errors or [], today=request.app[keys.CLOCK]().date().isoformat())
+    return render(request, "contracts.html", status=status, clients=names, contracts=by_client,
+                  rates=[rates_view(c.row, c.client) for c in cards], chosen=chosen, first=not latest,
+                  contract_form=contract_form | (filled or {}), coverage=COVERAGE, errors=errors or [],
+                  today=request.app[keys.CLOCK]().date().isoformat())
 
 
 @page
@@ -211,21 +189,10 @@ async def set_contract(request: web.Request) -> web.Response:
     """`POST /billing/contracts`: a client's contract, or a new version of it from `effective_from`."""
     filled = await fields_of(request)
     client = filled.pop("client", "")
-    body = parse(ContractBody, filled)
-    if isinstance(body, list):
-        return await show_contracts(request, client, 422, body, filled)
     try:
-        async with request.app[keys.STORE].transaction() as tx:
-            ledger = await api.ledger_of(tx, client)
-            previous = max(ledger.contracts, key=lambda c: c.effective_from, default=None)
-            contract = new_version(body, ledger.client_id, previous)
-            row = await tx.add_contract(ledger.client_id, contract, request.app[keys.CLOCK]())
-            await publish(request, tx, "contract.added", {"client": client, **contract_view(row)})
-    except Refused as exc:
-        return await show_contracts(request, client, exc.response.status, [refusal_text(exc)], filled)
-    except ValueError as exc:
-        return await show_contracts(request, client, 409, [str(exc)], filled)
-    request.app[keys.FEED].notify()
+        row = await contracts(request).add(client, validated(ContractInput, filled))
+    except DomainError as exc:
+        return await show_contracts(request, client, status_of(exc), reasons(exc), filled)
     return see_other(f"/billing/contracts?client={quote(client)}",
                      flash=f"Contract for {client} saved, in force from {row.contract.effective_from}.")
 
@@ -233,24 +200,13 @@ async def set_contract(request: web.Request) -> web.Response:
 @form
 async def set_rates(request: web.Request) -> web.Response:
     """`POST /billing/rates`: a break/fix rate card version for one client, or for everyone."""
-    filled = await fields_of(request)
-    body = parse(RatesBody, filled)
-    if isinstance(body, list):
-        return await show_contracts(request, None, 422, body)
     try:
-        async with request.app[keys.STORE].transaction() as tx:
-            client_id = (await api.ledger_of(tx, body.client)).client_id if body.client else None
-            rates = BreakFixRates(**body.model_dump(exclude={"client"}))
-            row = await tx.add_rates(client_id, rates, request.app[keys.CLOCK]())
-            await publish(request, tx, "rates.added", rates_view(row, body.client))
-    except Refused as exc:
-        return await show_contracts(request, None, exc.response.status, [refusal_text(exc)])
-    except ValueError as exc:
-        return await show_contracts(request, None, 409, [str(exc)])
-    request.app[keys.FEED].notify()
-    who = body.client or "every client"
+        card = await contracts(request).add_rates(validated(RatesInput, await fields_of(request)))
+    except DomainError as exc:
+        return await show_contracts(request, None, status_of(exc), reasons(exc))
+    who = card.client or "every client"
     return see_other("/billing/contracts",
-                     flash=f"Break/fix rates for {who} saved, from {body.effective_from}.")
+                     flash=f"Break/fix rates for {who} saved, from {card.row.rates.effective_from}.")
 
 
 def setup(app: web.Application) -> None:

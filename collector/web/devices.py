@@ -11,21 +11,18 @@ from aiohttp import web
 from markupsafe import Markup
 
 from collector import keys
+from collector.api import wiring
 from collector.rules.disk_health import Thresholds, fill_forecast_days
-from collector.store import AgentRow, AlertRow, ObservationRow
+from collector.services.errors import DomainError
+from collector.store import AlertRow, ObservationRow
 from collector.web.charts import Series, line_chart
-from collector.web.render import render, size
+from collector.web.render import refused_page, render, size
 from collector.web.sessions import page
+from shared import signals
 from shared.disk_health import FilesystemFacts
 
 # (signal kind, column heading, the rules whose alerts say how that signal is doing)
-SIGNALS = (
-    ("disk_health", "Disks", ("disk_health",)),
-    ("pending_reboot", "Reboot", ("pending_reboot",)),
-    ("printer_ip_conflict", "Printers", ("printer_ip_conflict",)),
-    ("backup_results", "Backups", ("backup_results",)),
-    ("updates", "Updates", ("security_updates", "package_index")),
-)
+SIGNALS = tuple((s.name, s.label, s.rules) for s in signals.SIGNALS if s.at_a_glance)
 RANK = {"critical": 3, "warning": 2, "unknown": 1}
 HISTORY = 500
 # How far a filesystem's fill forecast is drawn ahead of its last report.
@@ -43,42 +40,28 @@ class Glance:
 
 def glance(kind: str, rules: tuple[str, ...], open_alerts: list[AlertRow], seen: datetime | None) -> Glance:
     """How one signal of a device is doing: its open alerts (a check that could not look: unknown)."""
-    mine = [a for a in open_alerts if a.rule in rules or (a.rule == "check_failed" and a.subject == kind)]
+    mine = [a for a in open_alerts if a.rule in rules or (a.rule == "unknown" and a.subject == kind)]
     if mine:
         return Glance(max((a.severity for a in mine), key=RANK.__getitem__), mine)
     return Glance("ok" if seen is not None else "none")
 
 
-def offline_after(request: web.Request) -> timedelta:
-    """How long a device may stay silent before it counts as offline."""
-    settings = request.app[keys.SETTINGS]
-    return timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
-
-
 @page
 async def clients_page(request: web.Request) -> web.Response:
     """`GET /clients`: every client, its sites and devices, each signal's state at a glance."""
-    async with request.app[keys.STORE].transaction() as tx:
-        clients = await tx.clients()
-        agents = await tx.agents()
-        open_alerts = await tx.alerts("open")
+    fleet = await wiring.devices(request).fleet()
+    clients = await wiring.clients(request).list()
+    async with request.app[keys.STORE].read() as tx:
         seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
-    by_device: dict[str | None, list[AlertRow]] = defaultdict(list)
-    site_wide: dict[tuple[str, str], list[AlertRow]] = defaultdict(list)
-    for alert in open_alerts:
-        by_device[alert.agent_id].append(alert)
-        if alert.agent_id is None:
-            site_wide[(alert.owner.client, alert.owner.site)].append(alert)
     devices: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    now, silent = request.app[keys.CLOCK](), offline_after(request)
-    for agent in agents:
+    for status in fleet.devices:
+        agent = status.agent
         devices[(agent.site.client_name, agent.site.site_name)].append({
-            "agent": agent, "open": len(by_device[agent.agent_id]),
-            "online": agent.last_seen_at is not None and now - agent.last_seen_at < silent,
-            "signals": [glance(kind, rules, by_device[agent.agent_id], seen.get((agent.agent_id, kind)))
+            "agent": agent, "open": len(status.open_alerts), "online": status.online,
+            "signals": [glance(kind, rules, status.open_alerts, seen.get((agent.agent_id, kind)))
                         for kind, _, rules in SIGNALS],
         })
-    return render(request, "clients.html", clients=clients, devices=devices, site_wide=site_wide,
+    return render(request, "clients.html", clients=clients, devices=devices, site_wide=fleet.site_wide,
                   headings=[heading for _, heading, _ in SIGNALS])
 
 
@@ -172,22 +155,22 @@ def _charts(disks: list[ObservationRow], backups: list[ObservationRow]) -> list[
 async def device_page(request: web.Request) -> web.Response:
     """`GET /devices/{agent_id}`: the device's signals, open alerts by rule, latest facts and charts."""
     agent_id = request.match_info["agent_id"]
-    async with request.app[keys.STORE].transaction() as tx:
-        agent: AgentRow | None = await tx.agent(agent_id)
-        if agent is None:
-            return render(request, "missing.html", status=404, what=f"There is no device {agent_id}.")
-        open_alerts = await tx.open_alerts_of(agent_id)
+    try:
+        status = await wiring.devices(request).device(agent_id)
+    except DomainError as exc:
+        return refused_page(request, exc)
+    agent, open_alerts = status.agent, status.open_alerts
+    async with request.app[keys.STORE].read() as tx:
         seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
         disks = await tx.observations(agent_id, "disk_health", HISTORY)
         backups = await tx.observations(agent_id, "backup_results", HISTORY)
     by_rule: dict[str, list[AlertRow]] = defaultdict(list)
     for alert in sorted(open_alerts, key=lambda a: (-RANK.get(a.severity, 0), a.rule, a.subject)):
         by_rule[alert.rule].append(alert)
-    now = request.app[keys.CLOCK]()
     signals = [(heading, glance(kind, rules, open_alerts, seen.get((agent_id, kind))),
                 seen.get((agent_id, kind))) for kind, heading, rules in SIGNALS]
     return render(request, "device.html", agent=agent, by_rule=by_rule, signals=signals,
-                  online=agent.last_seen_at is not None and now - agent.last_seen_at < offline_after(request),
+                  online=status.online,
                   latest_disks=disks[0].payload if disks else None,
                   latest_backups=backups[0].payload.get("jobs", []) if backups else [],
                   charts=_charts(disks, backups))

@@ -7,7 +7,7 @@ import secrets
 from aiohttp import web
 
 from collector import keys
-from collector.web.accounts import authenticate
+from collector.api.wiring import technicians
 from collector.web.render import render, see_other
 from collector.web.sessions import (
     CSRF_FIELD,
@@ -52,8 +52,8 @@ async def login(request: web.Request) -> web.Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not tokens_match(str(fields.get(CSRF_FIELD, "")), expected):
         return refusal(403, "This login form is out of date (missing or wrong CSRF token): reload the page.")
-    technician = await authenticate(request.app[keys.STORE], str(fields.get("name", "")),
-                                    str(fields.get("password", "")))
+    technician = await technicians(request).authenticate(str(fields.get("name", "")),
+                                                         str(fields.get("password", "")))
     if technician is None:
         return _login_form(request, 401, "Wrong name or password.")
     response = see_other(safe_next(request.query.get("next")))

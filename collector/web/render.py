@@ -12,6 +12,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from collector import keys
+from collector.api.errors import status_of
+from collector.services.errors import DomainError, Invalid
 from collector.web.sessions import SESSION
 
 FLASH_COOKIE = "fieldpost_flash"
@@ -130,3 +132,21 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 # Everything the pages load is served by the collector itself; no inline script can run.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+def reasons(exc: DomainError) -> list[str]:
+    """Why an operation was refused, one line per bad field, as a page lists it."""
+    if isinstance(exc, Invalid) and exc.field is None and exc.problems:
+        return [str(problem) for problem in exc.problems]
+    return [exc.reason]
+
+
+def refused(exc: DomainError, back: str, done: str = "done") -> web.Response:
+    """A refused form: back to its page, with a message saying why ("Not done: ...")."""
+    return see_other(back, flash=f"Not {done}: {'; '.join(reasons(exc))}")
+
+
+def refused_page(request: web.Request, exc: DomainError) -> web.Response:
+    """A refused page: the page that says why, with the status that says why."""
+    text = "; ".join(reasons(exc))
+    return render(request, "missing.html", status=status_of(exc), what=f"{text[:1].upper()}{text[1:]}.")

@@ -133,6 +133,7 @@ def test_only_jobs_declared_as_scripts_can_be_reported(
 
 
 @pytest.mark.skipif(not AGENT.exists(), reason="fieldpost-agent is not installed in this environment")
+@pytest.mark.slow
 def test_scripts_and_the_running_service_share_the_outbox(
     config_file: Path, state_dir: Path, enrolled: Identity
 ) -> None:

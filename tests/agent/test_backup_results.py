@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,8 +113,11 @@ def restic_job(repo: Path, password: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
-def restic_backup(repo: Path, password: Path, *paths: Path, log: Path | None = None) -> dict[str, Any]:
-    """A real `restic backup --json`; returns its summary (and writes its output to `log`)."""
+def restic_backup(
+    repo: Path, password: Path, *paths: Path, log: Path | None = None, host: str | None = None
+) -> dict[str, Any]:
+    """A real `restic backup --json` (as another PC when `host` is given); returns its summary (and writes its
+    output to `log`)."""
     done = subprocess.run(
         [
             "restic",
@@ -123,6 +127,7 @@ def restic_backup(repo: Path, password: Path, *paths: Path, log: Path | None = N
             str(password),
             "--json",
             "backup",
+            *(["--host", host] if host else []),
             *map(str, paths),
         ],
         capture_output=True,
@@ -167,6 +172,28 @@ def test_it_reports_the_newest_of_several_restic_snapshots(restic_repo, data) ->
 
 
 @requires_tool("restic")
+def test_in_a_repository_several_pcs_share_only_this_pcs_snapshots_count(restic_repo, data) -> None:
+    repo, password = restic_repo
+    own = restic_backup(repo, password, data)
+    restic_backup(repo, password, data, host="FRONTDESK-02")  # newer, but another PC's
+    job = only(restic_job(repo, password))
+    assert job.detail["snapshot_id"] == own["snapshot_id"][:8]
+    assert job.detail["hostname"] != "FRONTDESK-02"
+    anyone = only(restic_job(repo, password, host="*"))
+    assert anyone.detail["hostname"] == "FRONTDESK-02"
+
+
+@requires_tool("restic")
+def test_a_pc_whose_own_backups_never_reached_a_shared_repository_is_not_counted_as_backed_up(
+    restic_repo, data
+) -> None:
+    repo, password = restic_repo
+    restic_backup(repo, password, data, host="FRONTDESK-02")
+    job = only(restic_job(repo, password))
+    assert (job.last_result, job.last_success_at) == ("unknown", None)
+
+
+@requires_tool("restic")
 def test_it_reads_the_restic_password_from_a_named_environment_variable(
     restic_repo, data, monkeypatch
 ) -> None:
@@ -205,8 +232,8 @@ def test_a_missing_restic_repository_is_a_failure_that_says_so(restic_repo, tmp_
     assert job.error and job.error.startswith(f"no restic repository at {tmp_path / 'nas-not-mounted'}")
 
 
-@pytest.fixture
-def restic_lock(restic_repo) -> Iterator[None]:
+@contextlib.contextmanager
+def restic_locked(restic_repo: tuple[Path, Path]) -> Iterator[None]:
     """Another restic holding the repository's exclusive lock (`key passwd` waits for a new password)."""
     repo, password = restic_repo
     holder = subprocess.Popen(
@@ -226,12 +253,21 @@ def restic_lock(restic_repo) -> Iterator[None]:
         holder.wait()
 
 
+@pytest.fixture
+def restic_snapshot_then_lock(restic_repo, data) -> Iterator[dict[str, Any]]:
+    """A snapshot, then another restic holding the exclusive lock (as prune or check do)."""
+    summary = restic_backup(*restic_repo, data)
+    with restic_locked(restic_repo):
+        yield summary
+
+
 @requires_tool("restic")
-def test_a_locked_restic_repository_is_a_failure_that_says_so(restic_repo, restic_lock) -> None:
-    repo, password = restic_repo
-    job = only(restic_job(repo, password))
-    assert job.last_result == "failed"
-    assert job.error and job.error.startswith(f"the repository {repo} is locked")
+def test_a_repository_locked_by_prune_or_check_is_still_read_not_failed(
+    restic_repo, restic_snapshot_then_lock
+) -> None:
+    job = only(restic_job(*restic_repo))
+    assert job.last_result == "success"
+    assert job.detail["snapshot_id"] == restic_snapshot_then_lock["snapshot_id"][:8]
 
 
 @requires_tool("restic")
@@ -368,8 +404,9 @@ def test_a_missing_borg_repository_is_a_failure_that_says_so(borg_env, tmp_path)
 
 
 @requires_tool("borg")
-def test_a_locked_borg_repository_is_a_failure_that_says_so(borg_repo, borg_env) -> None:
+def test_a_repository_locked_by_the_nightly_borg_create_is_still_read_not_failed(borg_repo, borg_env, data) -> None:
     repo, env = borg_repo
+    shell("borg", "create", f"{repo}::server-1", data, env=env)
     holder = subprocess.Popen(["borg", "with-lock", str(repo), "sleep", "30"], env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 10
@@ -380,8 +417,21 @@ def test_a_locked_borg_repository_is_a_failure_that_says_so(borg_repo, borg_env)
     finally:
         holder.kill()
         holder.wait()
-    assert job.last_result == "failed"
-    assert job.error and job.error.startswith(f"the repository {repo} is locked")
+    assert (job.last_result, job.detail["archive"]) == ("success", "server-1")
+
+
+@requires_tool("borg")
+def test_an_unencrypted_borg_repository_is_read(tmp_path, data) -> None:
+    repo = tmp_path / "plain-repo"
+    shell("borg", "init", "--encryption", "none", repo)
+    shell("borg", "create", f"{repo}::server-1", data)
+    job = only(borg_job(repo, passphrase_env=None))
+    assert (job.last_result, job.detail["archive"], job.error) == ("success", "server-1", None)
+
+
+def test_a_missing_borg_program_is_unknown_not_a_failed_backup(tmp_path) -> None:
+    job = only(borg_job(tmp_path / "repo", binary="borg-that-is-not-installed"))
+    assert (job.last_result, job.error) == ("unknown", "borg-that-is-not-installed is not installed or not on PATH")
 
 
 @requires_tool("borg")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from agent.checks import Check
-from agent.commands import CommandNotFound
+from agent.commands import CommandNotFound, powershell, run_command
 from shared.base import Signal
-from shared.wire import Unknown
+from shared.wire import ERROR_MAX, Unknown
 
 
 class Broken(Check):
@@ -64,3 +64,32 @@ async def test_a_check_that_outlives_its_timeout_becomes_unknown() -> None:
     assert isinstance(signal, Unknown)
     assert signal.check == "printer_ip_conflict"
     assert signal.error.startswith("timed out after")
+
+
+class Verbose(Check):
+    """A check whose failure quotes a whole tool output."""
+
+    kind = "updates"
+
+    def collect(self) -> list[Signal]:
+        raise RuntimeError("apt-get failed: " + "E: Could not get lock /var/lib/dpkg/lock-frontend\n" * 1000)
+
+
+async def test_a_failure_quoting_a_huge_output_is_cut_to_fit_the_wire_schema() -> None:
+    [signal] = await Verbose().run()
+    assert isinstance(signal, Unknown)
+    assert signal.error.startswith("RuntimeError: apt-get failed: E: Could not get lock")
+    assert len(signal.error) == ERROR_MAX and signal.error.endswith("…")
+
+
+def test_external_commands_run_in_the_c_locale_whatever_the_device_speaks(monkeypatch) -> None:
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+    done = run_command(["sh", "-c", 'echo "$LC_ALL $LANG"'])
+    assert done.stdout.strip() == "C C"
+
+
+def test_powershell_is_asked_to_write_utf8_not_the_oem_code_page() -> None:
+    argv = powershell("Get-WinEvent -LogName 'Veeam Agent' | ConvertTo-Json")
+    assert argv[:4] == ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command"]
+    assert argv[4].startswith("[Console]::OutputEncoding = [System.Text.Encoding]::UTF8; Get-WinEvent")

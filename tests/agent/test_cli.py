@@ -45,6 +45,7 @@ def bad_config(tmp_path: Path) -> Path:
 
 
 @pytest.mark.skipif(not AGENT.exists(), reason="fieldpost-agent is not installed in this environment")
+@pytest.mark.slow
 def test_check_json_prints_signals_without_enrolment_or_config_file(tmp_path: Path) -> None:
     # Checks that only read this machine: printer_ip_conflict would probe the real network.
     local = ["heartbeat", "disk_health", "pending_reboot", "updates", "backup_results"]

@@ -18,9 +18,8 @@ from agent.checks.disk_health.windows import (
     PHYSICAL_DISKS_SCRIPT,
     RELIABILITY_SCRIPT,
     parse_windows_disks,
-    powershell_argv,
 )
-from agent.commands import CommandNotFound, CommandResult
+from agent.commands import CommandNotFound, CommandResult, powershell
 from shared.disk_health import DiskHealth
 from shared.wire import Unknown
 
@@ -148,8 +147,8 @@ def test_it_says_install_smartmontools_when_smartctl_is_missing_on_linux():
 def test_it_falls_back_to_windows_storage_counters_without_smartctl():
     runner = RecordedRunner(
         {
-            tuple(powershell_argv(PHYSICAL_DISKS_SCRIPT)): (WINDOWS / "physical_disks_three.json", 0),
-            tuple(powershell_argv(RELIABILITY_SCRIPT)): (WINDOWS / "reliability_counters_two.json", 0),
+            tuple(powershell(PHYSICAL_DISKS_SCRIPT)): (WINDOWS / "physical_disks_three.json", 0),
+            tuple(powershell(RELIABILITY_SCRIPT)): (WINDOWS / "reliability_counters_two.json", 0),
         },
         missing={"smartctl"},
     )

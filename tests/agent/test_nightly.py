@@ -27,7 +27,9 @@ def pending_tree(root: Path) -> Path:
 
 async def night(tmp_path: Path, policy: str, users: list) -> tuple[list, PendingReboot]:
     """Run one nightly job; returns what happened, in order, and the pending_reboot signal it queued."""
-    check = PendingRebootCheck(CheckContext(root=pending_tree(tmp_path / "root"), run=NO_TOOLS), platform="linux")
+    check = PendingRebootCheck(
+        CheckContext(root=pending_tree(tmp_path / "root"), run=NO_TOOLS, state_dir=tmp_path / "state"), platform="linux"
+    )
     check.provider.users = lambda: users
     outbox = Outbox(tmp_path / "outbox.sqlite3", "ag_1", "boot-1")
     happened: list = []
@@ -59,7 +61,7 @@ async def test_an_active_session_blocks_the_idle_policy_and_says_so(tmp_path: Pa
     happened, signal = await night(tmp_path, "when-required-and-idle", [RECEPTIONIST])
     assert happened == ["upload"]
     assert signal.last_action is not None
-    assert signal.last_action.reason == "skipped: user session active since 17:30 (anna)"
+    assert signal.last_action.reason == "skipped: user session active since 17:30 (anna); deferral 1 of 3"
 
 
 async def test_when_required_warns_logged_on_users_before_rebooting(tmp_path: Path) -> None:
@@ -72,3 +74,28 @@ async def test_policy_never_only_reports(tmp_path: Path) -> None:
     happened, signal = await night(tmp_path, "never", [])
     assert happened == ["upload"]
     assert signal.last_action is not None and signal.last_action.reason == "policy is never: reporting only"
+
+
+async def test_a_user_puts_the_reboot_off_three_nights_then_is_warned_and_it_restarts(tmp_path: Path) -> None:
+    check = PendingRebootCheck(
+        CheckContext(root=pending_tree(tmp_path / "root"), run=NO_TOOLS, state_dir=tmp_path / "state"),
+        platform="linux",
+    )
+    check.provider.users = lambda: [RECEPTIONIST]
+    outbox = Outbox(tmp_path / "outbox.sqlite3", "ag_1", "boot-1")
+    settings = parse_config('[maintenance]\nreboot_policy = "when-required-and-idle"\n', "agent.toml").maintenance
+    reboots: list[int] = []
+
+    async def upload() -> None:
+        pass
+
+    decisions = []
+    for n in range(4):
+        decision = await run_nightly({"pending_reboot": check}, outbox, upload, settings,
+                                     now=lambda n=n: NIGHT + timedelta(days=n),
+                                     reboot=lambda delay, message: reboots.append(delay))
+        assert decision is not None
+        decisions.append(decision.action)
+
+    assert decisions == ["skip", "skip", "skip", "warn_then_reboot"]
+    assert reboots == [15]

@@ -26,14 +26,17 @@ from agent.checks.pending_reboot.windows import (
     WU_SERVICES_PENDING,
     RegistrySnapshot,
     WindowsProvider,
+    explain_powershell_failure,
     filetime_to_datetime,
+    parse_powershell,
     pending_since,
-    reasons_from_powershell,
     reasons_from_registry,
 )
 from agent.commands import CommandResult
+from agent.maintenance import Decision, reboot_decision
+from collector.rules import History
+from collector.rules.pending_reboot import evaluate
 from shared.pending_reboot import PendingReboot, RebootAction
-from shared.wire import Unknown
 from tests.agent.recorded_runs import FIXTURES, Recorded
 
 try:  # psutil's own user-session record type; its private module moved in psutil 7
@@ -98,7 +101,8 @@ def test_it_flags_a_newer_kernel_by_version_order_not_text_order(tmp_path: Path)
     root = linux_tree(tmp_path, running="6.1.0-9-amd64")
     installed = datetime(2024, 11, 15, 3, 2, tzinfo=UTC)
     touch(root / "boot/vmlinuz-6.1.0-9-amd64", BOOT - timedelta(days=40))
-    touch(root / "boot/vmlinuz-6.1.0-13-amd64", installed)
+    touch(root / "boot/vmlinuz-6.1.0-13-amd64", BOOT - timedelta(days=20))  # the package's build date
+    touch(root / "lib/modules/6.1.0-13-amd64/modules.dep", installed)  # depmod ran at install
 
     facts = linux_facts(root)
 
@@ -316,8 +320,40 @@ def test_it_dates_the_reboot_from_the_key_written_after_boot() -> None:
     ],
 )
 def test_it_reads_wua_and_configmgr_answers(fixture: str, expected: list) -> None:
-    reasons = reasons_from_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
-    assert [(r.source, r.confidence) for r in reasons] == expected
+    answer = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
+    assert [(r.source, r.confidence) for r in answer.reasons] == expected
+    assert answer.errors == []
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected", "error"),
+    [
+        (
+            "powershell-constrained-language.json",
+            [],
+            "PowerShell runs in Constrained Language mode (AppLocker/WDAC), which refuses COM objects: "
+            "Windows Update Agent: Cannot create type.",
+        ),
+        (
+            "powershell-wmi-broken.json",
+            [("wua-reboot-required", "high")],
+            "WMI is broken (provider load failure); repair the WMI repository: "
+            "Configuration Manager client: Provider load failure.",
+        ),
+    ],
+)
+def test_it_reports_what_powershell_could_not_ask_beside_what_it_could(fixture, expected, error) -> None:
+    answer = parse_powershell((FIXTURES / "pending_reboot" / fixture).read_text())
+    assert [(r.source, r.confidence) for r in answer.reasons] == expected
+    assert answer.errors == [error]
+
+
+def test_it_explains_an_old_powershell_by_its_error_text() -> None:
+    stderr = (FIXTURES / "pending_reboot" / "powershell-v2-stderr.txt").read_text()
+    assert explain_powershell_failure(stderr) == (
+        "PowerShell is too old for this query (2.0?): The term 'ConvertTo-Json' is not recognized as the name "
+        "of a cmdlet, function, script file, or operable program."
+    )
 
 
 def windows_provider(tmp_path: Path, run: Recorded, registry: RegistrySnapshot) -> WindowsProvider:
@@ -346,38 +382,136 @@ def test_windows_facts_combine_registry_winsxs_and_wua(tmp_path: Path) -> None:
     assert [(s.user, s.idle_seconds) for s in facts.sessions] == [("reception", None)]
 
 
-async def test_a_failing_powershell_makes_the_check_unknown_not_healthy(tmp_path: Path) -> None:
-    run = Recorded({("powershell.exe",): ("", 1)})
-    check = PendingRebootCheck(CheckContext(root=tmp_path, run=run), platform="linux")
-    check.provider = windows_provider(tmp_path, run, CLEAN)
+def failing_powershell(stderr_fixture: str, code: int = 1):
+    """A runner whose PowerShell exits with `code` and the recorded stderr."""
 
-    [signal] = await check.run()
+    def run(argv, timeout: float = 60.0) -> CommandResult:
+        stderr = (FIXTURES / "pending_reboot" / stderr_fixture).read_text()
+        return CommandResult(tuple(argv), code, "", stderr)
 
-    assert isinstance(signal, Unknown)
-    assert "PowerShell" in signal.error
+    return run
+
+
+def blocked_powershell(argv, timeout: float = 60.0) -> CommandResult:
+    """AppLocker refuses to start powershell.exe: CreateProcess fails, Python raises."""
+    raise PermissionError((FIXTURES / "pending_reboot" / "powershell-applocker-winerror.txt").read_text().strip())
 
 
 @pytest.mark.parametrize(
-    ("fixture", "detail"),
+    ("run", "error"),
     [
-        ("softwareupdate-l-no-scan-restart.txt", "update needs a restart: macOS Tahoe 26.7.1"),
         (
-            "softwareupdate-l-no-scan-security.txt",
-            "update needs a restart: macOS Background Security Improvement (a)",
+            blocked_powershell,
+            "PowerShell could not start: PowerShell is blocked by policy (AppLocker or Software Restriction "
+            "Policies): [WinError 1260] This program is blocked by group policy.",
         ),
-        ("softwareupdate-l-no-scan-none.txt", None),
+        (
+            failing_powershell("powershell-v2-stderr.txt"),
+            "PowerShell pending-reboot query failed (1): PowerShell is too old for this query (2.0?): The term "
+            "'ConvertTo-Json' is not recognized as the name of a cmdlet, function, script file, or operable "
+            "program.",
+        ),
     ],
 )
-def test_macos_reports_downloaded_updates_that_need_a_restart(tmp_path: Path, fixture: str, detail) -> None:
+async def test_a_failing_powershell_keeps_the_registry_reasons_and_reports_the_failure(
+    tmp_path: Path, run, error: str
+) -> None:
+    registry = snapshot({CBS_REBOOT_PENDING: {}}, last_write={CBS_REBOOT_PENDING: BOOT + timedelta(days=1)})
+    check = PendingRebootCheck(CheckContext(root=tmp_path, run=run), platform="linux")
+    check.provider = windows_provider(tmp_path, run, registry)
+
+    [signal] = await check.run()
+
+    assert isinstance(signal, PendingReboot), "not unknown: the registry was read"
+    assert signal.pending is True
+    assert [(r.source, r.confidence) for r in signal.reasons] == [("cbs-reboot-pending", "high")]
+    assert signal.errors == [error]
+    verdict, _ = evaluate(signal, History(now=NOW, hostname="RECEPTION-01"))
+    assert verdict.status == "warning"
+    assert verdict.summary.endswith(f"; could not read: {error}")
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "softwareupdate-l-no-scan-restart.txt",
+        "softwareupdate-l-no-scan-security.txt",
+        "softwareupdate-l-no-scan-none.txt",
+    ],
+)
+async def test_an_available_macos_update_that_needs_a_restart_is_not_a_pending_reboot(
+    tmp_path: Path, fixture: str
+) -> None:
     run = Recorded(
         {
-            ("softwareupdate", "-l", "--no-scan"): (f"pending_reboot/{fixture}", 0),
+            ("softwareupdate",): (f"pending_reboot/{fixture}", 0),
             ("sysctl", "-n", "kern.bootsessionuuid"): ("pending_reboot/sysctl-kern-bootsessionuuid.txt", 0),
         }
     )
-    provider = DarwinProvider(CheckContext(root=tmp_path, run=run), users=list, boot_time=BOOT.timestamp)
+    check = PendingRebootCheck(CheckContext(root=tmp_path, run=run, clock=lambda: NOW), platform="darwin")
+    check.provider = DarwinProvider(check.context, users=list, boot_time=BOOT.timestamp)
 
-    facts = provider.facts(NOW)
+    [signal] = await check.run()
 
-    assert [r.detail for r in facts.reasons] == ([detail] if detail else [])
-    assert facts.boot_id == "0C2E43A4-2E43-4E36-9D3A-52C7CBF3F5E1"
+    assert isinstance(signal, PendingReboot)
+    assert (signal.pending, signal.reasons) == (False, [])
+    assert signal.boot_id == "0C2E43A4-2E43-4E36-9D3A-52C7CBF3F5E1"
+    night = datetime(2024, 11, 21, 2, 30, tzinfo=UTC)
+    assert reboot_decision("when-required", signal, [], night) == Decision("skip", "no reboot pending")
+
+
+async def test_pending_since_keeps_the_earliest_date_of_this_boot_across_later_installs(tmp_path: Path) -> None:
+    root = linux_tree(tmp_path / "root")
+    first = BOOT + timedelta(days=1)
+    touch(root / "run/reboot-required", first, "*** System restart required ***\n")
+    touch(root / "run/reboot-required.pkgs", first, "linux-image-6.1.0-13-amd64\n")
+    check = PendingRebootCheck(CheckContext(root=root, run=NO_TOOLS, state_dir=tmp_path / "state"), platform="linux")
+    [before] = await check.run()
+
+    # Two days later another package asks for the reboot: the OS's flag gets a new date.
+    touch(root / "run/reboot-required", first + timedelta(days=2), "*** System restart required ***\n")
+    [after] = await check.run()
+
+    # After a reboot the spell starts afresh.
+    (root / "proc/sys/kernel/random/boot_id").write_text("next-boot\n")
+    touch(root / "run/reboot-required", first + timedelta(days=3), "*** System restart required ***\n")
+    [rebooted] = await check.run()
+
+    assert isinstance(before, PendingReboot) and isinstance(after, PendingReboot)
+    assert isinstance(rebooted, PendingReboot)
+    assert (before.pending_since, after.pending_since) == (first, first)
+    assert rebooted.pending_since == first + timedelta(days=3)
+
+
+async def test_without_an_os_date_pending_since_is_when_the_agent_first_saw_it(tmp_path: Path) -> None:
+    run = Recorded({("needrestart", "-b"): ("pending_reboot/needrestart-b-kernel-upgrade.txt", 0)})
+    clock = iter([NOW, NOW + timedelta(hours=1)])
+    context = CheckContext(root=linux_tree(tmp_path / "root"), run=run, state_dir=tmp_path / "state",
+                           clock=lambda: next(clock))
+    check = PendingRebootCheck(context, platform="linux")
+
+    [first] = await check.run()
+    [second] = await check.run()
+
+    assert isinstance(first, PendingReboot) and isinstance(second, PendingReboot)
+    assert (first.pending_since, second.pending_since) == (NOW, NOW)
+
+
+def test_a_kernel_installed_minutes_ago_on_a_host_up_40_days_is_pending_for_minutes(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    # Unpacked just now (its real ctime), as dpkg does: the package's build date, 60 days ago, as mtime.
+    image = touch(root / "boot/vmlinuz-6.1.0-13-amd64", datetime.now(UTC) - timedelta(days=60))
+    unpacked = datetime.fromtimestamp(image.stat().st_ctime, UTC)
+    booted = unpacked - timedelta(days=40)
+    linux_tree(root, running="6.1.0-9-amd64")
+    (root / "proc/stat").write_text(f"btime {int(booted.timestamp())}\n")
+    touch(root / "boot/vmlinuz-6.1.0-9-amd64", booted - timedelta(days=90))
+    now = unpacked + timedelta(minutes=10)
+    check = PendingRebootCheck(CheckContext(root=root, run=NO_TOOLS, clock=lambda: now), platform="linux")
+
+    [signal] = check.collect()
+
+    assert isinstance(signal, PendingReboot)
+    assert signal.pending_since == unpacked
+    verdict, _ = evaluate(signal, History(now=now, hostname="WS-07"))
+    assert (verdict.status, verdict.details["pending_seconds"]) == ("ok", 600)

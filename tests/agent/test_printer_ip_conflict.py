@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from agent.checks import CheckContext
 from agent.checks.printer_ip_conflict import PrinterIpConflictCheck
 from agent.checks.printer_ip_conflict.neighbours import (
+    GET_NETNEIGHBOR_SCRIPT,
     normalise_mac,
     parse_arp_an,
     parse_get_netneighbor,
@@ -22,24 +23,31 @@ from agent.checks.printer_ip_conflict.neighbours import (
 )
 from agent.checks.printer_ip_conflict.printers import (
     LPSTAT_ARGV,
+    WINDOWS_PRINTERS_SCRIPT,
     parse_lpstat_v,
     parse_windows_printers,
     read_cups_queues,
     resolve_host,
+    wsd_addresses,
+    wsd_queue,
 )
 from agent.checks.printer_ip_conflict.probe import (
     ETH_P_ARP,
     arp_request,
     linux_route,
     parse_arp_claim,
+    parse_resolve_rounds,
     parse_route_get,
+    resolve_script,
+    windows_probes,
 )
-from agent.checks.printer_ip_conflict.segment import segment_key
-from agent.checks.printer_ip_conflict.winevents import parse_conflict_events
-from agent.commands import run_command
+from agent.checks.printer_ip_conflict.segment import LocalInterface, own_mac, segment_key
+from agent.checks.printer_ip_conflict.winevents import EVENTS_SCRIPT, parse_conflict_events
+from agent.commands import CommandResult, run_command
 from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, Probe, ProbeAnswer
 from tests.agent.recorded_runs import FIXTURES, Recorded
 from tests.cupsd import need_cupsd, private_cupsd
+from tests.support.clock import Clock
 
 PRINTERS = FIXTURES / "printers"
 MDNS = {"brw3c2af4112233.local": ["192.0.2.90"], "fileserver": ["192.168.1.5"]}
@@ -78,9 +86,30 @@ def test_it_reads_every_queue_and_device_uri_from_lpstat():
     ]
 
 
-def test_it_reads_lpstat_lines_in_another_language_by_their_shape():
-    assert parse_lpstat_v("Gerät für Empfang: socket://192.0.2.60:9100\n") == [
-        ("Empfang", "socket://192.0.2.60:9100")
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Gerät für Empfang: socket://192.0.2.60:9100",
+        "matériel pour Empfang : socket://192.0.2.60:9100",
+        "périphérique pour Empfang\u00a0: socket://192.0.2.60:9100",
+        "matériel pour Empfang\u202f: socket://192.0.2.60:9100",
+    ],
+)
+def test_it_reads_lpstat_lines_in_another_language_by_their_shape(line: str):
+    assert parse_lpstat_v(line + "\n") == [("Empfang", "socket://192.0.2.60:9100")]
+
+
+def test_it_reads_every_queue_of_a_french_lpstat():
+    assert parse_lpstat_v(fixture("lpstat-v-fr-cups-2.4.2.txt")) == [
+        (
+            "Bonjour",
+            "dnssd://Brother%20HL-L2350DW%20series._ipp._tcp.local./"
+            "?uuid=e3248000-80ce-11db-8000-30055c773bcf",
+        ),
+        ("Bureau-HP", "lpd://printer-office.example/queue"),
+        ("Etiquettes_Entrepot", "socket://192.0.2.60:9100"),
+        ("Local", "usb://Brother/HL-L2350DW?serial=E78123A9N123456"),
+        ("Réception", "ipp://192.0.2.50/ipp/print"),
     ]
 
 
@@ -146,6 +175,25 @@ def test_it_reads_queues_from_a_real_cups_scheduler(monkeypatch: pytest.MonkeyPa
     }
 
 
+def test_it_reads_a_real_cups_scheduler_from_a_french_session_in_the_c_locale(monkeypatch: pytest.MonkeyPatch):
+    """The agent's own locale is French; lpstat still answers in English because the agent asks for C."""
+    need_cupsd()
+    outputs: list[str] = []
+
+    def run(argv, timeout=60.0):
+        result = run_command(argv, timeout)
+        outputs.append(result.stdout)
+        return result
+
+    with private_cupsd({"Réception": "ipp://192.0.2.50/ipp/print"}) as env:
+        monkeypatch.setenv("CUPS_SERVER", env["CUPS_SERVER"])
+        monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+        monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+        found = by_name(read_cups_queues(run, dns))
+    assert outputs == ["device for Réception: ipp://192.0.2.50/ipp/print\n"]
+    assert found["Réception"].addresses == ["192.0.2.50"]
+
+
 # --- Windows printers ---------------------------------------------------------------------------------
 
 
@@ -157,13 +205,41 @@ def test_it_joins_windows_printers_with_their_port_addresses():
         "fileserver",
         ["192.168.1.5"],
     )
-    assert "WS-Discovery" in queues["Brother HL-L2350DW"].unresolved
+    assert "WSD port" in queues["Brother HL-L2350DW"].unresolved
     assert "Microsoft Print to PDF" not in queues and "Label" not in queues
 
 
 def test_it_falls_back_to_win32_tcpipprinterport_when_printerhostaddress_is_empty():
     queues = by_name(parse_windows_printers(fixture("windows-printers.json"), dns))
     assert queues["Accounts MFP"].addresses == ["192.168.1.51"]
+
+
+def test_it_finds_the_address_of_a_wsd_printer_through_its_device_container():
+    queues = by_name(parse_windows_printers(fixture("windows-printers-wsd.json"), dns))
+    brother = queues["Brother HL-L2350DW series"]
+    assert (brother.uri, brother.host, brother.addresses) == (
+        "WSD-6f3a12c4-90b1-4a8e-9d7e-2c7f0e1b5a11",
+        "192.168.1.60",
+        ["192.168.1.60"],
+    )
+    assert queues["HP LaserJet M404dn"].addresses == ["192.168.1.61"], "from the PnP location URL"
+    assert queues["Reception"].addresses == ["192.168.1.50"]
+
+
+def test_it_says_why_a_wsd_printer_has_no_address():
+    canon = by_name(parse_windows_printers(fixture("windows-printers-wsd.json"), dns))["Canon MF640C"]
+    assert canon.addresses == [] and "PnP nodes hold no address" in canon.unresolved
+
+
+def test_it_resolves_a_wsd_device_that_gives_a_host_name():
+    nodes = [
+        {"InstanceId": "SWD\\PRINTENUM\\{1}", "FriendlyName": "Lab", "ContainerId": "C1"},
+        {"InstanceId": "SWD\\DAFWSDProvider\\urn:uuid:1", "ContainerId": "c1",
+         "LocationInfo": "http://fileserver:80/WebServices/Device"},
+    ]
+    assert wsd_addresses(nodes) == {"Lab": ["fileserver"]}
+    queue = wsd_queue("Lab", "WSD-1", ["fileserver"], dns)
+    assert (queue.host, queue.addresses) == ("fileserver", ["192.168.1.5"])
 
 
 # --- neighbour tables ---------------------------------------------------------------------------------
@@ -255,6 +331,24 @@ def test_it_reads_tcpip_conflict_events_and_skips_dhcp_probes_and_ipv6():
     ]
 
 
+def test_it_names_the_pcs_own_mac_beside_the_other_one_in_a_conflict_event():
+    ours = [
+        LocalInterface("Ethernet", ipaddress.IPv4Interface("192.168.1.50/24"), "3c:2a:f4:99:88:77"),
+        LocalInterface("vEthernet (WSL)", ipaddress.IPv4Interface("172.20.0.1/20"), "00:15:5d:01:02:03"),
+    ]
+    events = parse_conflict_events(fixture("winevent-tcpip-ps51.json"), ours)
+    assert [(e.ip, e.mac, e.own_mac) for e in events] == [
+        ("192.168.1.50", "00:1b:a9:03:04:05", "3c:2a:f4:99:88:77"),
+        ("192.168.1.50", "00:1b:a9:03:04:05", "3c:2a:f4:99:88:77"),
+    ]
+
+
+def test_it_finds_the_own_mac_by_subnet_once_windows_took_the_address_off():
+    ours = [LocalInterface("Ethernet", ipaddress.IPv4Interface("192.168.1.23/24"), "3c:2a:f4:99:88:77")]
+    assert own_mac("192.168.1.50", ours) == "3c:2a:f4:99:88:77"
+    assert own_mac("10.0.0.5", ours) is None
+
+
 def test_it_reads_a_single_event_printed_by_powershell_7():
     [event] = parse_conflict_events(fixture("winevent-tcpip-ps7-one.json"))
     assert (event.ip, event.mac) == ("192.168.1.53", "00:1b:a9:0a:0b:0c")
@@ -306,10 +400,18 @@ def test_it_builds_an_arp_request_and_recognises_claims_but_not_rfc5227_probes()
 
 
 def test_it_keys_the_segment_by_subnet_gateway_and_gateway_mac():
-    networks = [ipaddress.IPv4Interface("192.0.2.10/24"), ipaddress.IPv4Interface("198.51.100.4/24")]
+    networks = [
+        LocalInterface("eth0", ipaddress.IPv4Interface("192.0.2.10/24")),
+        LocalInterface("virbr0", ipaddress.IPv4Interface("192.168.122.1/24")),
+    ]
     neighbours = [NeighbourEntry(ip="192.0.2.1", mac="00:00:5e:00:01:01")]
     key = segment_key("192.0.2.1", networks, neighbours)
-    assert (key.subnet, key.gateway_ip, key.gateway_mac) == ("192.0.2.0/24", "192.0.2.1", "00:00:5e:00:01:01")
+    assert (key.subnet, key.gateway_ip, key.gateway_mac, key.interface) == (
+        "192.0.2.0/24",
+        "192.0.2.1",
+        "00:00:5e:00:01:01",
+        "eth0",
+    )
     assert key.key == "192.0.2.0/24|192.0.2.1|00:00:5e:00:01:01"
 
 
@@ -324,7 +426,7 @@ def test_it_takes_the_gateway_mac_from_the_probe_when_the_table_has_none():
             ProbeAnswer(mac="00:00:5e:00:01:01", first_seen=at, last_seen=at, replies=1),
         ],
     )
-    key = segment_key("192.0.2.1", [ipaddress.IPv4Interface("192.0.2.10/24")], [], [probe])
+    key = segment_key("192.0.2.1", [LocalInterface("eth0", ipaddress.IPv4Interface("192.0.2.10/24"))], [], [probe])
     assert key.gateway_mac == "00:00:5e:00:01:01"
 
 
@@ -350,8 +452,85 @@ def test_it_reports_queues_and_neighbours_and_what_it_could_not_probe(tmp_path: 
 
 
 def test_it_names_the_part_it_could_not_read(tmp_path: Path):
+    missing_lpstat = Recorded({LPSTAT_ARGV: ("", 127)})  # env(1) found no lpstat to run
     [signal] = PrinterIpConflictCheck(
-        CheckContext(run=Recorded({}), root=tmp_path), platform="linux"
+        CheckContext(run=missing_lpstat, root=tmp_path), platform="linux"
     ).collect()
     assert signal.queues == [] and signal.probes == []
     assert signal.problems == ["printer queues not read: lpstat is not installed or not on PATH"]
+
+
+# --- Windows: the address resolved afresh several times per check ----------------------------------------------
+
+PHONE = "f0:18:98:12:34:56"  # an Apple phone that took the printer's address
+
+
+class RecordedWindows:
+    """PowerShell scripts and commands answered from recorded outputs, recognised by what they run."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers  # a text the argv contains -> fixture path below tests/fixtures
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, argv, timeout: float = 60.0) -> CommandResult:
+        self.calls.append(tuple(argv))
+        for marker, name in self.answers.items():
+            if marker in " ".join(argv):
+                return CommandResult(tuple(argv), 0, (FIXTURES / name).read_text(), "")
+        return CommandResult(tuple(argv), 1, "", f"{argv[0]}: not recorded")
+
+
+def test_it_reads_every_round_of_the_windows_resolution_and_skips_incomplete_ones():
+    rounds = parse_resolve_rounds(fixture("resolve-rounds-ps51.json"))
+    assert [(n, e.mac) for n, e in rounds if e.ip == "192.168.1.50"] == [
+        (1, "00:1b:a9:03:04:05"),
+        (2, PHONE),
+        (3, "00:1b:a9:03:04:05"),
+        (4, "00:1b:a9:03:04:05"),
+    ]
+    assert [n for n, e in rounds if e.ip == "192.168.1.60"] == [1, 2, 4]
+
+
+def test_windows_reports_every_hardware_address_seen_across_the_rounds_on_the_agents_clock():
+    clock = Clock()
+    run = RecordedWindows({"Remove-NetNeighbor": "printers/resolve-rounds-ps51.json"})
+    probes = {p.ip: p for p in windows_probes(["192.168.1.50", "192.168.1.60"], run, 4, 2.0, clock)}
+    printer = probes["192.168.1.50"]
+    assert (printer.method, printer.interface, printer.window_seconds) == ("neighbour-table", "Ethernet", 8.0)
+    assert [(a.mac, a.replies, a.first_seen, a.last_seen) for a in printer.answers] == [
+        ("00:1b:a9:03:04:05", 3, clock.now - timedelta(seconds=6), clock.now),
+        (PHONE, 1, clock.now - timedelta(seconds=4), clock.now - timedelta(seconds=4)),
+    ]
+    assert [a.replies for a in probes["192.168.1.60"].answers] == [3]
+    [argv] = run.calls
+    assert argv[-1] == resolve_script(["192.168.1.50", "192.168.1.60"], 4, 2.0)
+    assert "$ips = @('192.168.1.50','192.168.1.60'); $rounds = 4" in argv[-1]
+    assert "Start-Sleep -Milliseconds 2000" in argv[-1]
+
+
+def test_windows_says_why_it_could_not_resolve():
+    [probe] = windows_probes(["192.168.1.50"], RecordedWindows({}), clock=Clock())
+    assert probe.answers == [] and "not recorded" in probe.error
+
+
+def test_the_windows_check_probes_wsd_printers_the_gateway_and_tcpip_ports_by_resolving_them(tmp_path: Path):
+    run = RecordedWindows(
+        {
+            WINDOWS_PRINTERS_SCRIPT: "printers/windows-printers-wsd.json",
+            GET_NETNEIGHBOR_SCRIPT: "printers/get-netneighbor-ps51.json",
+            EVENTS_SCRIPT: "printers/winevent-tcpip-ps51.json",
+            "Remove-NetNeighbor": "printers/resolve-rounds-ps51.json",
+            "route print -4": "heartbeat/route-print-4-windows.txt",
+        }
+    )
+    clock = Clock()
+    context = CheckContext(run=run, root=tmp_path, clock=clock, settings={"probe_window": 0.5})
+    [signal] = PrinterIpConflictCheck(context, platform="win32").collect()
+    assert signal.collected_at == clock.now and signal.problems == []
+    probes = {p.ip: p for p in signal.probes}
+    assert list(probes) == ["192.168.1.50", "192.168.1.60", "192.168.1.61", "192.168.1.254"]
+    assert [a.mac for a in probes["192.168.1.60"].answers] == ["30:05:5c:77:3b:cf"], "the WSD printer answered"
+    assert {a.mac for a in probes["192.168.1.50"].answers} == {"00:1b:a9:03:04:05", PHONE}
+    assert probes["192.168.1.61"].answers == []
+    [resolve] = [argv[-1] for argv in run.calls if "Remove-NetNeighbor" in argv[-1]]
+    assert "$rounds = 4" in resolve and "Start-Sleep -Milliseconds 500" in resolve

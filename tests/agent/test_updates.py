@@ -15,7 +15,7 @@ from agent.checks.updates.apt import COMMAND as APT
 from agent.checks.updates.apt import index_refreshed_at, parse_simulation
 from agent.checks.updates.darwin import parse_softwareupdate
 from agent.checks.updates.dnf import parse_check_update, parse_security_advisories
-from agent.checks.updates.windows import WindowsUpdateProvider
+from agent.checks.updates.windows import SEARCH_SCRIPT, WindowsUpdateProvider, utc_stamp
 from shared.updates import Updates
 from shared.wire import Unknown
 from tests.agent.recorded_runs import FIXTURES, Recorded
@@ -180,6 +180,39 @@ def test_it_classifies_windows_updates_by_category_and_severity(tmp_path: Path) 
     assert signal.last_install_at == datetime(2024, 11, 12, 3, 14, 7, tzinfo=UTC)
 
 
+def test_it_counts_german_sicherheitsupdates_as_security_by_category_id(tmp_path: Path) -> None:
+    provider, _ = wua(tmp_path, "wua-search-de.json")
+
+    signal = provider.collect(NOW)
+
+    assert [(item.security, item.origin) for item in signal.items] == [
+        (True, "KB5044020"),  # no MSRC severity: the category id alone says security
+        (True, "KB5046617"),
+        (False, "KB2267602"),
+        (False, "KB890830"),  # Kritische Updates: Microsoft's non-security fixes
+    ]
+    assert (signal.security_count, signal.other_count) == (2, 2)
+    assert signal.index_refreshed_at == datetime(2024, 11, 20, 2, 11, 45, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2024-11-20T02:11:45",  # what SEARCH_SCRIPT prints (invariant culture)
+        "2024-11-20T02.11.45",  # a culture whose time separator is '.' (the old script's custom format)
+        "2024-11-20 02:11:45Z",
+        "2024-11-20T02:11:45.0000000",  # the round-trip format 'o'
+    ],
+)
+def test_it_reads_wua_dates_whatever_the_cultures_separators(stamp: str) -> None:
+    assert utc_stamp(stamp) == datetime(2024, 11, 20, 2, 11, 45, tzinfo=UTC)
+
+
+def test_the_search_asks_for_dates_in_the_invariant_culture() -> None:
+    assert "InvariantCulture" in SEARCH_SCRIPT
+    assert "'yyyy-MM-dd\"T\"HH\":\"mm\":\"ss'" in SEARCH_SCRIPT
+
+
 def test_it_reuses_the_slow_windows_search_while_fresh(tmp_path: Path) -> None:
     provider, run = wua(tmp_path, "wua-search-none.json", cache_seconds=3600)
 
@@ -215,5 +248,11 @@ async def test_the_check_reads_macos_catalogue_refresh_from_software_update_pref
     [signal] = await UpdatesCheck(CheckContext(root=tmp_path, run=run), platform="darwin").run()
 
     assert (signal.manager, signal.security_count, signal.other_count) == ("softwareupdate", 1, 2)
+    # Where a restart-requiring update belongs: an update to install, that will need a restart.
+    assert [(item.name, item.restart) for item in signal.items] == [
+        ("macOS Background Security Improvement (a)-25D771280a", True),
+        ("Command Line Tools for Xcode 27.0-27.0", False),
+        ("macOS Tahoe 26.6-25G72", True),
+    ]
     assert signal.index_refreshed_at == datetime(2024, 11, 19, 23, 5, 1, tzinfo=UTC)
     assert run.calls == [("softwareupdate", "-l")]

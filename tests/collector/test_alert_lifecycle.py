@@ -98,12 +98,13 @@ async def test_the_technician_acknowledges_snoozes_and_resolves_with_notes(clien
     assert (await client.post(f"{path}/resolve", headers={"Authorization": "Bearer nope"})).status == 401
 
 
+@pytest.mark.slow
 async def test_the_cli_acts_on_an_alert(client: TestClient, clock: Clock) -> None:
     agent = await enrolled(client)
     await report_free(client, agent, clock, 5)
     [alert] = await volume_alerts(client)
     url = str(client.make_url("")).rstrip("/")
-    cli = [sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret", "alerts"]
+    cli = [sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret", "alerts"]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*cli, *args], capture_output=True, text=True, check=False)

@@ -272,3 +272,20 @@ async def test_it_judges_enrolment_and_request_times_by_its_own_clock_not_the_ma
         late = await client.post("/api/v1/enrol", json=SimAgent("RECEPTION-02").enrol_body("tok"))
         assert late.status == 401
         assert "expired at 2031-05-05T13:00:00+00:00" in (await late.json())["error"]
+
+
+async def test_a_device_that_uploads_too_often_gets_429_and_slows_no_other_device(database: str) -> None:
+    settings = Settings(db=database, admin_token="tech-secret", agent_upload_burst=3, agent_uploads_per_minute=6)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        noisy, quiet = await enrolled(client, "RECEPTION-01"), await enrolled(client, "OFFICE-02")
+        statuses = []
+        for _ in range(4):
+            body = noisy.body(noisy.envelope())
+            response = await client.post(REPORTS, data=body, headers=noisy.headers(body))
+            statuses.append(response.status)
+        assert statuses == [200, 200, 200, 429]
+        assert 1 <= int(response.headers["Retry-After"]) <= 10
+        assert "too many uploads from this device" in (await response.json())["error"]
+        body = quiet.body(quiet.envelope())
+        response = await client.post(REPORTS, data=body, headers=quiet.headers(body))
+        assert response.status == 200

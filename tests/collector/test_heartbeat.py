@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.rules import History, evaluate, rules_by_kind
-from collector.rules.heartbeat import evaluate_silence
-from shared.wire import Heartbeat, Unknown
+from collector.alerts.dedupe import owner_of
+from collector.rules import fingerprint
+from collector.rules.heartbeat import RULE, SITE_RULE, SITE_SUBJECT, SUBJECT, evaluate_silence
+from collector.store import AgentRow, Store
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 UP = NOW - timedelta(hours=1)
@@ -39,16 +40,29 @@ def test_its_summary_does_not_change_while_the_device_stays_offline() -> None:
     assert first.summary == later.summary == "PC-07 is offline: last heartbeat 2026-11-23 08:55 UTC"
 
 
-def test_a_check_that_could_not_look_is_unknown_and_clears_when_it_collects_again() -> None:
-    rules = rules_by_kind()
-    history = History(now=NOW, hostname="PC-07")
-    failed = Unknown(collected_at=NOW, check="heartbeat", error="psutil exploded")
-    [verdict] = evaluate(rules["unknown"], failed, history)
-    assert (verdict.rule, verdict.subject, verdict.status) == ("check_failed", "heartbeat", "unknown")
-    assert "psutil exploded" in verdict.summary
-    beat = Heartbeat(
-        collected_at=NOW, hostname="PC-07", os_name="Linux", os_version="6.1", agent_version="0.1.0",
-        boot_time=NOW, uptime_seconds=1, cpu_count=1, cpu_percent=0, memory_total_bytes=1, memory_used_percent=1,
-    )
-    statuses = {(e.rule, e.subject): e.status for e in evaluate(rules["heartbeat"], beat, history)}
-    assert statuses == {("device_offline", "device"): "ok", ("check_failed", "heartbeat"): "ok"}
+async def test_the_sweep_judges_only_devices_whose_silence_disagrees_with_their_alert(store: Store) -> None:
+    """Steady devices are not candidates: only a newly silent one, one back with its alert open, and every
+    device of a site whose site-wide alert is open (its verdict counts them all)."""
+    cutoff = NOW - 3 * MIN
+    devices = {  # name: (site, silent, offline alert open)
+        "steady": ("Office", False, False), "still-offline": ("Office", True, True),
+        "depot-steady": ("Depot", False, False), "gone": ("Depot", True, False),
+        "back": ("Shop", False, True), "shop-steady": ("Shop", False, False),
+        "lab-1": ("Lab", True, False), "lab-2": ("Lab", False, False),
+    }
+    async with store.transaction() as tx:
+        for name, (site, silent, alert_open) in devices.items():
+            agent = AgentRow(name, b"\x01" * 32, name, await tx.site("Acme", site), NOW - 30 * MIN)
+            await tx.add_agent(agent)
+            await tx.touch_agent(name, cutoff - MIN if silent else cutoff + MIN, 1, name)
+            if alert_open:
+                await tx.insert_alert(fingerprint(RULE, name, SUBJECT), RULE, owner_of(agent, "device"), SUBJECT,
+                                      "critical", f"{name} is offline", {}, NOW)
+            if name == "lab-1":
+                await tx.insert_alert(fingerprint(SITE_RULE, f"site:{agent.site.site_id}", SITE_SUBJECT), SITE_RULE,
+                                      owner_of(agent, "site"), SITE_SUBJECT, "critical", "Lab is down", {}, NOW)
+        candidates = {agent.agent_id: alert_open for agent, alert_open in
+                      await tx.offline_candidates(RULE, SITE_RULE, cutoff)}
+    # Whole sites are returned (Depot for "gone", Shop for "back", Lab for its site alert); Office has no candidate.
+    assert candidates == {"depot-steady": False, "gone": False, "back": True, "shop-steady": False,
+                          "lab-1": False, "lab-2": False}

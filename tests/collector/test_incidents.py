@@ -87,7 +87,7 @@ async def enrol(
     async with client.app[keys.STORE].transaction() as tx:
         ref = await tx.site(client_name, site)
         await tx.add_enrolment_token(token_hash(token), ref, datetime.now(UTC), None, 1)
-    agent = SimAgent(hostname)
+    agent = SimAgent(hostname, clock=client.app[keys.CLOCK])
     response = await client.post("/api/v1/enrol", json=agent.enrol_body(token))
     assert response.status == 201, await response.text()
     agent.agent_id = (await response.json())["agent_id"]
@@ -364,6 +364,7 @@ async def test_an_incident_keeps_its_alerts_notes_and_closes_once(client: TestCl
     assert [i["incident_id"] for i in listed["incidents"]] == [opened["incident_id"]]
 
 
+@pytest.mark.slow
 async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
     client: TestClient, clock: Clock, tmp_path: Path
 ) -> None:
@@ -375,7 +376,7 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
 
     def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret", *args],
+            [sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret", *args],
             capture_output=True,
             text=True,
             check=False,
@@ -434,3 +435,19 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
     assert read_generic_csv(target.read_text()).total == D("825.00")
     await run("invoice", ACME, "--month", "2026-11", "--csv", str(target), "--format", "xero")
     assert target.read_text().startswith("*ContactName,")
+
+
+async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(client: TestClient) -> None:
+    missing = await api(client, "POST", "/api/v1/incidents/99/notes", {"text": "x"}, status=404)
+    assert missing == {"error": "there is no incident 99"}
+    assert (await api(client, "POST", "/api/v1/silences/7/expire", status=404))["error"] == (
+        "there is no active silence 7")
+    assert (await api(client, "GET", f"/api/v1/clients/{BAKERY}/contracts", status=404))["error"] == (
+        f"there is no client {BAKERY!r}")
+    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=422)
+    assert bad_month["problems"] == [{"field": "month", "message": "the month must be YYYY-MM, e.g. 2026-11"}]
+    by_hand = await api(client, "POST", "/api/v1/incidents", {"title": "no client"}, status=422)
+    assert by_hand == {"error": "give alert_id, or client and title"}
+    await api(client, "POST", "/api/v1/rates", RATES, status=201)
+    twice = await api(client, "POST", "/api/v1/rates", RATES, status=409)
+    assert twice["error"]

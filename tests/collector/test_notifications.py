@@ -190,6 +190,42 @@ async def test_unacknowledged_criticals_are_repeated_and_acknowledging_stops_it(
     assert len(hook.bodies) == 2
 
 
+async def test_a_silenced_critical_is_not_reminded_until_the_silence_ends(
+    client: TestClient, clock: Clock, hook: WebhookReceiver
+) -> None:
+    await channel(client, hook.apprise_url(), repeat_interval_seconds=3600)
+    agent = await enrolled(client)
+    await report_free(client, agent, clock, 2)
+    await dispatch(client, clock, minutes=1)
+    silence = {"device": "reception-01", "kind": "disk_health", "minutes": 180, "comment": "disk on order"}
+    assert (await client.post("/api/v1/silences", json=silence, headers=TECH)).status == 201
+    for _ in range(6):
+        await dispatch(client, clock, minutes=30)
+    assert [t.split()[0] for t in titles(hook)] == ["CRITICAL"], "no reminder while silenced"
+    await dispatch(client, clock, minutes=1)  # the silence is over: a reminder is queued...
+    await dispatch(client, clock, minutes=1)  # ... and sent after the group wait
+    assert [t.split()[0] for t in titles(hook)] == ["CRITICAL", "Still"]
+
+
+async def test_a_silence_naming_a_signal_holds_every_rule_of_it(
+    client: TestClient, clock: Clock, hook: WebhookReceiver
+) -> None:
+    await channel(client, hook.apprise_url())
+    silence = {"kind": "heartbeat", "minutes": 60, "comment": "office move"}
+    assert (await client.post("/api/v1/silences", json=silence, headers=TECH)).status == 201
+    agent = await enrolled(client)
+    await report_free(client, agent, clock, 50)
+    clock.advance(minutes=10)
+    app = client.app
+    await sweep(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], app[keys.UP_SINCE], clock.now, app[keys.ON_CHANGE])
+    await dispatch(client, clock, minutes=1)
+    alerts = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
+    assert [a["rule"] for a in alerts] == ["heartbeat.offline"], "recorded"
+    assert hook.bodies == [], "held by the silence of its signal"
+    await dispatch(client, clock, minutes=50)
+    assert len(hook.bodies) == 1 and "offline" in hook.bodies[0]["title"]
+
+
 async def test_a_failing_channel_is_retried_then_marked_broken_and_reported_elsewhere(
     client: TestClient, clock: Clock, hook: WebhookReceiver
 ) -> None:
@@ -250,7 +286,8 @@ async def test_a_site_outage_is_one_notification_not_thirty(
     assert len(hook.bodies) == 1
     assert "30 of 30 devices stopped reporting" in hook.bodies[0]["title"]
     alerts = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
-    assert sorted({a["rule"] for a in alerts}) == ["device_offline", "site_offline"], "still recorded, per device"
+    rules = sorted({a["rule"] for a in alerts})
+    assert rules == ["heartbeat.offline", "heartbeat.site_offline"], "still recorded, per device"
     await everyone_reports()  # the power is back
     await sweep_and_dispatch()
     await dispatch(client, clock, minutes=5)
@@ -259,13 +296,14 @@ async def test_a_site_outage_is_one_notification_not_thirty(
     assert (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"] == []
 
 
+@pytest.mark.slow
 async def test_the_cli_creates_tests_and_lists_channels_and_silences(
     client: TestClient, hook: WebhookReceiver
 ) -> None:
     url = str(client.make_url("")).rstrip("/")
 
     def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "collector.techcli", "--url", url, "--token", "tech-secret",
+        return subprocess.run([sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret",
                                *args], capture_output=True, text=True, check=False)
 
     async def run(*args: str) -> str:

@@ -69,7 +69,7 @@ def test_it_matches_when_every_set_matcher_matches(wanted: Matchers, expected: b
 
 
 def test_it_does_not_match_a_site_wide_alert_by_device() -> None:
-    site_wide = ALERT | {"hostname": None, "agent_id": None, "rule": "site_offline"}
+    site_wide = ALERT | {"hostname": None, "agent_id": None, "rule": "heartbeat.site_offline"}
     by_device = one_off(utc(2024, 5, 1), utc(2024, 5, 2), matchers=Matchers(device="ag-7f3a"))
     by_site = one_off(utc(2024, 5, 1), utc(2024, 5, 2), matchers=Matchers(site="Main office"))
     assert not matches(by_device, **site_wide)

@@ -317,6 +317,7 @@ def flat(png: Path) -> bool:
 
 
 @requires_tool("pdftoppm")
+@pytest.mark.slow
 async def test_the_pdf_renders_pages_with_content_and_the_cli_writes_it(
     client: TestClient, clock: Clock, tmp_path: Path
 ) -> None:
@@ -330,7 +331,7 @@ async def test_the_pdf_renders_pages_with_content_and_the_cli_writes_it(
     cli = [
         sys.executable,
         "-m",
-        "collector.techcli",
+        "technician",
         "--url",
         url,
         "--token",

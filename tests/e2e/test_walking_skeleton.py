@@ -22,13 +22,13 @@ async def test_a_device_goes_offline_when_its_agent_stops_and_resolves_when_it_r
         online = await feed.wait_for("device.online", agent_id=agent_id)
         assert online["client"] == "Acme Tooling"
         agent.stop()
-        offline = await feed.wait_for("alert.opened", agent_id=agent_id, rule="device_offline")
+        offline = await feed.wait_for("alert.opened", agent_id=agent_id, rule="heartbeat.offline")
         assert offline["severity"] == "critical"
         assert "is offline" in offline["summary"]
         agent.start()
-        resolved = await feed.wait_for("alert.resolved", agent_id=agent_id, rule="device_offline")
+        resolved = await feed.wait_for("alert.resolved", agent_id=agent_id, rule="heartbeat.offline")
         assert resolved["alert_id"] == offline["alert_id"]
-        assert feed.count("alert.opened", agent_id=agent_id, rule="device_offline") == 1
+        assert feed.count("alert.opened", agent_id=agent_id, rule="heartbeat.offline") == 1
 
 
 async def test_envelopes_queued_while_the_collector_is_down_all_arrive_once(

@@ -1,4 +1,4 @@
-"""The wheel built from this repository installs the slim agent into a fresh virtual environment."""
+"""The wheel built from this repository installs the slim agent, and the technician CLI, into a fresh environment."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import shared
+
+pytestmark = pytest.mark.slow  # builds a wheel and installs it into a new environment
 
 REPO = Path(__file__).resolve().parents[2]
 # What a wheel is built from; copied so that building leaves no build/ or egg-info in the working tree.
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "agent", "collector", "shared", "packaging")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "agent", "collector", "shared", "technician", "packaging")
+
 COLLECTOR_ONLY = {"netaddr", "asyncpg", "jinja2", "apprise", "psycopg", "pytest", "ruff"}
 
 
@@ -39,6 +44,9 @@ def test_the_wheel_installs_the_agent_with_only_its_slim_dependencies(tmp_path: 
 
     assert run(venv / "bin/fieldpost-agent", "--version").strip() == f"fieldpost-agent {shared.__version__}"
     assert "--collector URL" in run(venv / "bin/fieldpost-agent", "install", "--help")
+    # The technician's CLI is an HTTP client: the base dependencies are all it needs.
+    assert run(venv / "bin/fieldpost", "--version").strip() == f"fieldpost {shared.__version__}"
+    assert "fieldpost alerts --follow" in run(venv / "bin/fieldpost", "alerts", "--help")
     find = "from agent.install import templates_dir; print(templates_dir())"
     templates = run(venv / "bin/python", "-c", find, cwd=tmp_path)
     assert Path(templates.strip()) == venv / "share/fieldpost/packaging", "install finds its service templates"

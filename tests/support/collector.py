@@ -32,8 +32,8 @@ async def new_token(client: TestClient, token: str = "tok", **kwargs: object) ->
 
 
 async def enrolled(client: TestClient, hostname: str = "RECEPTION-01") -> SimAgent:
-    """A simulated PC of Acme Tooling, enrolled through the real endpoint."""
-    agent = SimAgent(hostname)
+    """A simulated PC of Acme Tooling, enrolled through the real endpoint, on the collector's clock."""
+    agent = SimAgent(hostname, clock=client.app[keys.CLOCK])
     response = await client.post("/api/v1/enrol", json=agent.enrol_body(await new_token(client, hostname)))
     assert response.status == 201, await response.text()
     body = await response.json()

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
+from collector.services.technicians import Technicians
 from collector.settings import Settings
-from collector.web.accounts import add_technician
 from tests.support.agents import SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import enrolled, report_free
@@ -29,7 +29,7 @@ async def client(tmp_path: Path, clock: Clock) -> AsyncIterator[TestClient]:
     settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret",
                         clock_skew_seconds=10**9, notify_interval_seconds=0, startup_grace_seconds=0)
     async with TestClient(TestServer(create_app(settings, clock=clock))) as test_client:
-        await add_technician(test_client.app[keys.STORE], NAME, PASSWORD, clock.now)
+        await Technicians(test_client.app[keys.STORE], clock).add(NAME, PASSWORD)
         yield test_client
 
 

@@ -8,7 +8,9 @@ import re
 from aiohttp.test_utils import TestClient
 
 from collector import keys
+from collector.services.incidents import NEEDS_REASON
 from tests.support.clock import Clock
+from tests.support.collector import TECH
 from tests.web.conftest import NAME, critical_alert, log_in
 
 FLASH = re.compile(r'<p class="flash" role="status">([^<]*)</p>')
@@ -99,7 +101,7 @@ async def test_it_shows_why_time_cannot_be_priced_and_refuses_a_second_timer(
     await post(client, "/alerts/1/incident", csrf)
     await post(client, "/incidents/1/timer/start", csrf, on_site="true")
     twice = await post(client, "/incidents/1/timer/start", csrf)
-    assert flash(twice) == "Not done: your timer is running already"
+    assert flash(twice) == f"Not done: {NAME}&#39;s timer on incident 1 is running already"
     clock.advance(minutes=12, seconds=5)
     stopped = await post(client, "/incidents/1/timer/stop", csrf)
     assert flash(stopped) == "Timer stopped: 13 min recorded."
@@ -115,3 +117,26 @@ async def test_it_shows_why_time_cannot_be_priced_and_refuses_a_second_timer(
     assert bad.status == 422
     assert "a client&#39;s first contract needs start, term_months, server_rate" in await bad.text()
     assert await feed_types(client) == ["incident.opened", "time.started", "time.stopped"]
+
+
+async def test_an_override_needs_a_reason_and_a_reason_without_an_override_is_not_kept_on_either_path(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/alerts/1/incident", csrf)
+    refused = await post(client, "/incidents/1/time", csrf, minutes="20", override="billable")
+    api = await client.post("/api/v1/incidents/1/time", headers=TECH,
+                            json={"minutes": 20, "override": "billable", "override_reason": " "})
+    assert api.status == 422
+    assert flash(refused) == f"Not done: {NEEDS_REASON}"
+    assert (await api.json())["problems"] == [{"field": "override_reason", "message": NEEDS_REASON}]
+
+    await post(client, "/incidents/1/time", csrf, minutes="10", override_reason="a stray reason")
+    by_api = await client.post("/api/v1/incidents/1/time", headers=TECH,
+                               json={"minutes": 10, "override_reason": "a stray reason"})
+    assert by_api.status == 201 and (await by_api.json())["override_reason"] is None
+    async with client.app[keys.STORE].transaction() as tx:
+        entries = await tx.time_entries()
+    assert [(e.minutes, e.override, e.override_reason) for e in entries] == [(10, None, None), (10, None, None)]
+

@@ -6,17 +6,17 @@ import asyncio
 import html
 import re
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
+from collector.services.technicians import Technicians
 from collector.settings import Settings
 from collector.web import add_nav
-from collector.web.accounts import add_technician
 from collector.web.render import render
 from collector.web.sessions import page
 from tests.e2e.harness import BIN
@@ -204,6 +204,7 @@ async def feed_rows(client: TestClient, path: str) -> list[str]:
             re.findall(r'<span class="summary" data-f="summary">([^<]+)</span>', listed)]
 
 
+@pytest.mark.slow
 async def test_the_first_technician_is_created_from_the_cli(tmp_path: Path) -> None:
     db = tmp_path / "collector.db"
 
@@ -237,10 +238,28 @@ async def test_a_later_section_joins_the_navigation_and_the_login_guard(tmp_path
     async with TestClient(TestServer(app)) as client:
         stranger = await client.get("/inventory", allow_redirects=False)
         assert stranger.headers["Location"] == "/login?next=%2Finventory"
-        await add_technician(client.app[keys.STORE], NAME, PASSWORD, datetime.now(UTC))
+        await Technicians(client.app[keys.STORE], client.app[keys.CLOCK]).add(NAME, PASSWORD)
         await log_in(client)
         shown = await (await client.get("/inventory")).text()
         nav = shown.split('<nav aria-label="Main">')[1].split("</nav>")[0]
         assert re.findall(r'<a href="([^"]+)"( aria-current="page")?>', nav) == [
             ("/", ""), ("/incidents", ""), ("/clients", ""), ("/billing", ""),
             ("/inventory", ' aria-current="page"'), ("/settings", "")]
+
+
+async def test_the_api_and_the_pages_count_a_device_offline_on_the_collectors_clock(
+    client: TestClient, clock: Clock
+) -> None:
+    await log_in(client)
+    agent = await critical_alert(client, clock)
+
+    async def online() -> tuple[bool, str, str]:
+        [device] = (await (await client.get("/api/v1/devices", headers=TECH)).json())["devices"]
+        listed = await (await client.get("/clients")).text()
+        page = await (await client.get(f"/devices/{agent.agent_id}")).text()
+        return device["online"], listed.split('class="conn ')[1][:7], page.split('class="conn ')[1][:7]
+
+    assert await online() == (True, 'online"', 'online"')
+    # Three missed heartbeats of a minute, on the test's clock (the wall clock has not moved).
+    clock.advance(minutes=3)
+    assert await online() == (False, "offline", "offline")

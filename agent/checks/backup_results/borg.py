@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from agent.checks import CheckContext
 from agent.checks.backup_results import Facts, cut, free_bytes
 from agent.checks.backup_results.jobs import BorgJob, print_env_command, print_file_command
+from agent.commands import CommandNotFound
 
 WARNING_RC = 1
 # borg --log-json message ids of the failures a technician must tell apart.
@@ -20,6 +22,7 @@ FAILURE_TEXT = {
     "LockFailed": "the repository {repo} could not be locked",
     "PassphraseWrong": "wrong passphrase for the repository {repo}",
 }
+LOCK_IDS = frozenset({"LockTimeout", "LockFailed"})
 
 
 def environment(job: BorgJob) -> list[str]:
@@ -35,13 +38,19 @@ def environment(job: BorgJob) -> list[str]:
         "env",
         *secret,
         "BORG_RELOCATED_REPO_ACCESS_IS_OK=no",
-        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no",
+        # The agent only reads the repository the job names: an unencrypted one is the owner's choice, and
+        # refusing it would report the job as failed forever.
+        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes",
     ]
 
 
 def info_argv(job: BorgJob) -> list[str]:
-    """`borg info --json --last 1` with structured log messages on stderr."""
-    argv = [*environment(job), job.binary, "--log-json", "info", "--json", "--last", "1"]
+    """`borg info --json --last 1` with structured log messages on stderr.
+
+    `--bypass-lock` reads while the nightly `borg create` holds the repository's lock, which would otherwise
+    time out and read as a failed backup every night.
+    """
+    argv = [*environment(job), job.binary, "--log-json", "--bypass-lock", "info", "--json", "--last", "1"]
     if job.prefix:
         argv += ["--glob-archives", f"{job.prefix}*"]
     return [*argv, job.repository]
@@ -101,13 +110,18 @@ def archive_facts(answer: dict[str, Any], zone: tzinfo | None = None) -> Facts:
 
 def collect(job: BorgJob, context: CheckContext, now: datetime) -> Facts:
     """The job's facts from `borg info`; rc 1 keeps the facts but warns, rc 2 and up is a failure."""
+    if shutil.which(job.binary) is None:
+        # Run through `env`, a missing borg would read as a failed backup rather than a check that cannot look.
+        raise CommandNotFound(f"{job.binary} is not installed or not on PATH")
     result = context.run(info_argv(job), timeout=540.0)
     free = (
         free_bytes(job.repository) if "://" not in job.repository and ":" not in job.repository[2:] else None
     )
     if result.returncode > WARNING_RC or (result.returncode and not result.stdout.strip()):
+        locked = any(m.get("msgid") in LOCK_IDS for m in log_messages(result.stderr))
         return {
-            "last_result": "failed",
+            # A lock says the repository is busy, not that the backup failed.
+            "last_result": "unknown" if locked else "failed",
             "error": cut(problem(result.stderr, job.repository)),
             "destination_free_bytes": free,
         }

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from agent.checks import CheckContext
 from agent.checks.backup_results import Facts, cut
+from agent.commands import powershell
 from shared.backup_results import Result
 
 MAX_EVENTS = 200
@@ -81,7 +82,7 @@ def read_events(
     """The newest events of a log, newest first; a log that does not exist names the missing product."""
     script = events_script(log_name, ids, provider)
     result = context.run(
-        ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script], timeout=120.0
+        powershell(script), timeout=120.0
     )
     if result.returncode != 0:
         if NO_LOG in result.stderr:

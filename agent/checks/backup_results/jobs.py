@@ -70,7 +70,10 @@ class ResticJob(JobBase):
     repository: str = Field(min_length=1, description="Repository location, as for restic -r")
     password_file: Path | None = Field(None, description="File holding the repository password")
     password_env: EnvName | None = Field(None, description="Environment variable holding the password")
-    host: str | None = Field(None, description="Only snapshots of this host")
+    host: str | None = Field(
+        None, description="Only snapshots of this host (default: this device's host name, as restic records it; "
+        "\"*\": any host, for a repository only this device writes to under several names)"
+    )
     paths: list[str] = Field(default_factory=list, description="Only snapshots of these paths")
     tags: list[str] = Field(default_factory=list, description="Only snapshots with these tags")
     log_file: Path | None = Field(None, description="Output of the last `restic backup --json` run")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +41,17 @@ def password_args(job: ResticJob) -> list[str]:
     return ["--password-command", command]
 
 
-def snapshots_argv(job: ResticJob) -> list[str]:
-    """`restic snapshots --json` for the newest snapshot matching the job's host, paths and tags."""
-    argv = [job.binary, "--repo", job.repository, *password_args(job), "--json", "snapshots", "--latest", "1"]
-    if job.host:
-        argv += ["--host", job.host]
+def snapshots_argv(job: ResticJob, hostname: str) -> list[str]:
+    """`restic snapshots --json` for the newest snapshot of this device (or the job's host), paths and tags.
+
+    Without a host filter, a repository several PCs share would show the newest snapshot of any of them,
+    hiding this device's stale backup. `--no-lock` reads while a backup, prune or check holds the lock.
+    """
+    argv = [job.binary, "--repo", job.repository, *password_args(job), "--no-lock", "--json", "snapshots",
+            "--latest", "1"]
+    host = job.host or hostname
+    if host != "*":
+        argv += ["--host", host]
     for path in job.paths:
         argv += ["--path", path]
     if job.tags:
@@ -54,7 +61,7 @@ def snapshots_argv(job: ResticJob) -> list[str]:
 
 def stats_argv(job: ResticJob, snapshot_id: str) -> list[str]:
     """`restic stats --json` of one snapshot (restore size and file count)."""
-    return [job.binary, "--repo", job.repository, *password_args(job), "--json", "stats", snapshot_id]
+    return [job.binary, "--repo", job.repository, *password_args(job), "--no-lock", "--json", "stats", snapshot_id]
 
 
 def stamp(value: str | None) -> datetime | None:
@@ -187,11 +194,12 @@ def with_log(
 
 def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
     """The job's facts from the repository and, when configured, the last run's log."""
-    listed = context.run(snapshots_argv(job), timeout=300.0)
+    listed = context.run(snapshots_argv(job, socket.gethostname()), timeout=300.0)
     free = None if REMOTE.match(job.repository) else free_bytes(job.repository.removeprefix("local:"))
     if listed.returncode != 0:
         return {
-            "last_result": "failed",
+            # A lock (restic without --no-lock support, or a stale exclusive one) says nothing of the backup.
+            "last_result": "unknown" if listed.returncode == LOCKED else "failed",
             "error": cut(failure(listed.returncode, listed.stderr, job.repository)),
             "destination_free_bytes": free,
         }

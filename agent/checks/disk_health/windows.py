@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from agent.commands import Runner
+from agent.commands import Runner, powershell
 from shared.disk_health import DiskFacts
 
 HEALTH_STATUS = {0: "Healthy", 1: "Warning", 2: "Unhealthy", 5: "Unknown"}
@@ -71,11 +71,6 @@ RELIABILITY_SCRIPT = (
 )
 # SpindleSpeed is UInt32; Windows reports 0xFFFFFFFF when the speed is unknown.
 UNKNOWN_SPINDLE = 0xFFFFFFFF
-
-
-def powershell_argv(script: str) -> list[str]:
-    """Windows PowerShell, without profile or prompts, running one script."""
-    return ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script]
 
 
 def json_objects(text: str) -> list[dict[str, Any]]:
@@ -147,9 +142,9 @@ def parse_windows_disks(physical_json: str, reliability_json: str) -> list[DiskF
 
 def read_windows_disks(run: Runner, timeout: float) -> list[DiskFacts]:
     """Ask Windows for its physical disks and their reliability counters (the calls; parsing is above)."""
-    physical = run(powershell_argv(PHYSICAL_DISKS_SCRIPT), timeout)
+    physical = run(powershell(PHYSICAL_DISKS_SCRIPT), timeout)
     if physical.returncode != 0:
         raise RuntimeError(f"Get-PhysicalDisk failed (exit {physical.returncode}): {physical.stderr.strip()}")
-    reliability = run(powershell_argv(RELIABILITY_SCRIPT), timeout)
+    reliability = run(powershell(RELIABILITY_SCRIPT), timeout)
     # Without administrator rights the counters are refused; the disks are still worth reporting.
     return parse_windows_disks(physical.stdout, reliability.stdout if reliability.returncode == 0 else "")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from agent.checks import Check, CheckContext
+from agent.checks.pending_reboot.memory import boot_key, earliest_since, judge, state_dir_of
 from agent.checks.rootfs import below
 from shared.base import Signal
 from shared.pending_reboot import InteractiveSession, PendingReboot, RebootAction, RebootReason
@@ -24,6 +25,8 @@ class RebootFacts:
     boot_time: datetime | None = None
     boot_id: str | None = None
     sessions: list[InteractiveSession] = field(default_factory=list)
+    # What could not be read; reported beside the reasons that were, never instead of them.
+    errors: list[str] = field(default_factory=list)
 
 
 class Provider(Protocol):
@@ -88,18 +91,23 @@ class PendingRebootCheck(Check):
         self.last_action: RebootAction | None = None
 
     def collect(self) -> list[Signal]:
-        """One pending_reboot signal."""
+        """One pending_reboot signal, with the reasons that survived the policy's last reboot."""
         now = self.context.clock()
         facts = self.provider.facts(now)
+        state_dir = state_dir_of(self.context)
+        survived = judge(state_dir, facts.reasons, facts.boot_id, facts.boot_time)
+        boot = boot_key(facts.boot_id, facts.boot_time)
         return [
             PendingReboot(
                 collected_at=now,
                 pending=any(reason.confidence == "high" for reason in facts.reasons),
                 reasons=facts.reasons,
-                pending_since=facts.pending_since,
+                pending_since=earliest_since(state_dir, facts.reasons, facts.pending_since, boot, now),
                 boot_time=facts.boot_time,
                 boot_id=facts.boot_id,
                 sessions=facts.sessions,
                 last_action=self.last_action,
+                policy_reboot=survived,
+                errors=facts.errors,
             )
         ]

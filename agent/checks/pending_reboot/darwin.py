@@ -1,4 +1,10 @@
-"""macOS pending-reboot provider: downloaded updates that say `Action: restart`."""
+"""macOS pending-reboot provider: boot identity and sessions; macOS records no pending-reboot flag we trust.
+
+An update that `softwareupdate --list` offers with `Action: restart` is not a pending reboot: it is an
+update that will need a restart when it is installed, and rebooting does not install it. It is reported
+by the updates check, where it belongs; counting it here warned about a reboot and made the policy
+restart Macs without installing anything.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,6 @@ import psutil
 
 from agent.checks import CheckContext
 from agent.checks.pending_reboot import RebootFacts, sessions_from, tty_last_input
-from agent.checks.updates.darwin import list_updates
-from shared.pending_reboot import RebootReason
 
 
 class DarwinProvider:
@@ -28,22 +32,9 @@ class DarwinProvider:
         self.boot_time = boot_time
 
     def facts(self, now: datetime) -> RebootFacts:
-        """Restart-requiring updates from the catalogue already downloaded (no network scan)."""
-        restart = [entry for entry in list_updates(self.context.run, scan=False) if entry.restart]
-        reasons = (
-            [
-                RebootReason(
-                    source="softwareupdate",
-                    confidence="high",
-                    detail="update needs a restart: " + ", ".join(entry.title for entry in restart),
-                )
-            ]
-            if restart
-            else []
-        )
+        """No reasons; boot time, the boot session's UUID and logged-on sessions."""
         boot_session = self.context.run(["sysctl", "-n", "kern.bootsessionuuid"], timeout=10.0)
         return RebootFacts(
-            reasons=reasons,
             boot_time=datetime.fromtimestamp(self.boot_time(), UTC),
             boot_id=boot_session.stdout.strip() or None if boot_session.returncode == 0 else None,
             sessions=sessions_from(self.users(), now, lambda tty: tty_last_input(self.context.root, tty)),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,24 @@ def installed_kernels(root: Path) -> dict[str, Path]:
     return kernels
 
 
+def installed_at(root: Path, release: str, shown_by: Path) -> datetime | None:
+    """When a kernel was installed: its file's ctime or its modules.dep's mtime, whichever is earlier.
+
+    Not the image's mtime: packages keep their files' build dates, so a kernel installed minutes ago
+    would read as pending for weeks. Unpacking sets the ctime and depmod writes modules.dep at install;
+    both only move later (a chmod, a DKMS rebuild), so the earlier is the closer one.
+    """
+    known = []
+    with contextlib.suppress(OSError):
+        known.append(datetime.fromtimestamp(shown_by.stat().st_ctime, UTC))
+    known += [
+        when
+        for modules in ("/lib/modules", "/usr/lib/modules")
+        if (when := mtime(below(root, f"{modules}/{release}/modules.dep")))
+    ]
+    return min(known) if known else None
+
+
 def newer_kernel(root: Path) -> tuple[RebootReason, datetime | None] | None:
     """A reason when an installed kernel of the running flavour is newer than the running one."""
     running = (read_text(root, "/proc/sys/kernel/osrelease") or "").strip()
@@ -97,7 +116,10 @@ def newer_kernel(root: Path) -> tuple[RebootReason, datetime | None] | None:
     if version_key(newest) <= version_key(running):
         return None
     detail = f"running kernel {running}, newest installed {newest}"
-    return RebootReason(source="newer-kernel", confidence="high", detail=detail), mtime(alike[newest])
+    return (
+        RebootReason(source="newer-kernel", confidence="high", detail=detail),
+        installed_at(root, newest, alike[newest]),
+    )
 
 
 def run_optional(run: Runner, argv: list[str]) -> CommandResult | None:

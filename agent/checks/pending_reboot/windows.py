@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
 from agent.checks import CheckContext
 from agent.checks.pending_reboot import RebootFacts, sessions_from
+from agent.checks.pending_reboot.windows_sessions import windows_sessions
 from agent.commands import Runner
 from shared.pending_reboot import RebootReason
 
@@ -78,18 +79,41 @@ LOW_KEYS = (
     ),
 )
 
-# One PowerShell start for both COM/CIM questions: it is slow to start. Prints one JSON object.
+# One PowerShell start for the COM/CIM questions and the sessions showing the lock screen: it is slow to
+# start. Prints one JSON object, with what failed in `errors` (COM is refused in Constrained Language
+# mode, CIM fails when WMI is broken). 0x8004100E is WMI's "invalid namespace": no ConfigMgr client is
+# installed, so there is nothing to ask, not a failure.
 POWERSHELL_SCRIPT = """
-$r = @{ wua_reboot_required = $null; ccm = $null }
-try { $r.wua_reboot_required = (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired } catch {}
+$r = @{ wua_reboot_required = $null; ccm = $null; logonui_sessions = $null; errors = @() }
+try { $r.wua_reboot_required = (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired }
+catch { $r.errors += 'Windows Update Agent: ' + $_.Exception.Message }
 try {
   $c = Invoke-CimMethod -Namespace root/ccm/ClientSDK -ClassName CCM_ClientUtilities `
        -MethodName DetermineIfRebootPending -ErrorAction Stop
   $r.ccm = @{ ReturnValue = $c.ReturnValue; RebootPending = $c.RebootPending;
               IsHardRebootPending = $c.IsHardRebootPending }
-} catch {}
+} catch {
+  if ($_.FullyQualifiedErrorId -notlike 'HRESULT 0x8004100e*') {
+    $r.errors += 'Configuration Manager client: ' + $_.Exception.Message }
+}
+try {
+  $r.logonui_sessions = @(Get-CimInstance Win32_Process -Filter "Name='LogonUI.exe'" -ErrorAction Stop |
+                          ForEach-Object { $_.SessionId })
+} catch { $r.errors += 'Win32_Process: ' + $_.Exception.Message }
 ConvertTo-Json -InputObject $r -Compress
 """
+# Known ways PowerShell fails on managed PCs, and what they mean for the technician.
+POWERSHELL_FAILURES = (
+    ("blocked by group policy", "PowerShell is blocked by policy (AppLocker or Software Restriction Policies)"),
+    ("only core types are supported in this language mode",
+     "PowerShell runs in Constrained Language mode (AppLocker/WDAC), which refuses COM objects"),
+    ("is not recognized as the name of a cmdlet", "PowerShell is too old for this query (2.0?)"),
+    ("provider load failure", "WMI is broken (provider load failure); repair the WMI repository"),
+    ("invalid class", "WMI is broken (invalid class); repair the WMI repository"),
+    ("0x80041010", "WMI is broken (invalid class); repair the WMI repository"),
+    ("0x80041013", "WMI is broken (provider load failure); repair the WMI repository"),
+    ("rpc server is unavailable", "WMI is not answering (the service is stopped or broken)"),
+)
 
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
@@ -225,8 +249,24 @@ def pending_since(snapshot: RegistrySnapshot, boot_time: datetime | None) -> dat
     return min(after_boot) if after_boot else None
 
 
-def reasons_from_powershell(stdout: str) -> list[RebootReason]:
-    """The WUA SystemInfo and ConfigMgr answers from POWERSHELL_SCRIPT's JSON."""
+def explain_powershell_failure(text: str) -> str:
+    """A PowerShell failure in words (AppLocker, Constrained Language, broken WMI), with its first sentence."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "no output")
+    first = line.split(". ")[0].rstrip(".")[:200] + "."
+    meaning = next((words for needle, words in POWERSHELL_FAILURES if needle in text.lower()), None)
+    return f"{meaning}: {first}" if meaning else first
+
+
+class PowerShellAnswer(NamedTuple):
+    """What POWERSHELL_SCRIPT found: reboot reasons, what failed, sessions showing the lock screen."""
+
+    reasons: list[RebootReason]
+    errors: list[str]
+    logonui_sessions: set[int]
+
+
+def parse_powershell(stdout: str) -> PowerShellAnswer:
+    """The WUA SystemInfo and ConfigMgr answers from POWERSHELL_SCRIPT's JSON, and what failed to answer."""
     answer = json.loads(stdout or "{}")
     reasons = []
     if answer.get("wua_reboot_required") is True:
@@ -247,7 +287,11 @@ def reasons_from_powershell(stdout: str) -> list[RebootReason]:
                 detail=f"Configuration Manager client: reboot pending{hard}",
             )
         )
-    return reasons
+    return PowerShellAnswer(
+        reasons,
+        [explain_powershell_failure(error) for error in answer.get("errors") or []],
+        set(answer.get("logonui_sessions") or []),
+    )
 
 
 def windows_dir(root: Path) -> Path:
@@ -277,25 +321,37 @@ class WindowsProvider:
         snapshot = self.read()
         booted = datetime.fromtimestamp(self.boot_time(), UTC)
         pending_xml = (windows_dir(self.context.root) / "WinSxS" / "pending.xml").exists()
-        reasons = reasons_from_registry(snapshot, pending_xml) + powershell_reasons(self.context.run)
+        # The registry's reasons stand on their own: a failing PowerShell is reported beside them.
+        asked = ask_powershell(self.context.run)
+        reasons = reasons_from_registry(snapshot, pending_xml) + asked.reasons
+        users = list(self.users())
         boot_id = snapshot.values.get(PREFETCH_PARAMETERS, {}).get("BootId")
         return RebootFacts(
             reasons=reasons,
             pending_since=pending_since(snapshot, booted),
             boot_time=booted,
             boot_id=str(boot_id) if boot_id is not None else None,
-            # Windows does not expose per-session input time to psutil: idle stays unknown.
-            sessions=sessions_from(self.users(), now, lambda _terminal: None),
+            # psutil has no input time on Windows: without quser, idle and state stay unknown.
+            sessions=windows_sessions(
+                self.context.run, users, asked.logonui_sessions, sessions_from(users, now, lambda _terminal: None)
+            ),
+            errors=asked.errors,
         )
 
 
-def powershell_reasons(run: Runner) -> list[RebootReason]:
-    """Ask WUA and ConfigMgr through PowerShell; a failed PowerShell run is an error, not 'no reboot'."""
-    result = run(
-        ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", POWERSHELL_SCRIPT], timeout=90.0
-    )
+def ask_powershell(run: Runner) -> PowerShellAnswer:
+    """Ask WUA, ConfigMgr and CIM through PowerShell: what it found, and what failed (never 'no reboot')."""
+    try:
+        result = run(
+            ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", POWERSHELL_SCRIPT], timeout=90.0
+        )
+    except OSError as exc:  # AppLocker refuses to start it: WinError 1260
+        return PowerShellAnswer([], [f"PowerShell could not start: {explain_powershell_failure(str(exc))}"], set())
     if result.returncode != 0:
-        raise RuntimeError(
-            f"PowerShell pending-reboot query failed ({result.returncode}): {result.stderr.strip()[:300]}"
-        )
-    return reasons_from_powershell(result.stdout)
+        failure = explain_powershell_failure(result.stderr or result.stdout)
+        return PowerShellAnswer([], [f"PowerShell pending-reboot query failed ({result.returncode}): {failure}"], set())
+    try:
+        return parse_powershell(result.stdout)
+    except ValueError:
+        failure = explain_powershell_failure(result.stdout)
+        return PowerShellAnswer([], [f"PowerShell pending-reboot query printed no JSON: {failure}"], set())

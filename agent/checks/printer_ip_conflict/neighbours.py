@@ -101,19 +101,19 @@ def _windows_state(value: Any) -> str | None:
     return str(value).lower() if value is not None else None
 
 
-def parse_get_netneighbor(text: str) -> list[NeighbourEntry]:
-    """Entries from `Get-NetNeighbor | ConvertTo-Json`; State may be the enum's number or its name."""
-    return _keep(
-        [
-            _entry(
-                str(item.get("IPAddress", "")),
-                item.get("LinkLayerAddress"),
-                item.get("InterfaceAlias"),
-                _windows_state(item.get("State")),
-            )
-            for item in load_json_list(text)
-        ]
+def netneighbor_entry(item: dict[str, Any]) -> NeighbourEntry | None:
+    """One Get-NetNeighbor object as an entry; State may be the enum's number or its name."""
+    return _entry(
+        str(item.get("IPAddress", "")),
+        item.get("LinkLayerAddress"),
+        item.get("InterfaceAlias"),
+        _windows_state(item.get("State")),
     )
+
+
+def parse_get_netneighbor(text: str) -> list[NeighbourEntry]:
+    """Entries from `Get-NetNeighbor | ConvertTo-Json`."""
+    return _keep([netneighbor_entry(item) for item in load_json_list(text)])
 
 
 def parse_arp_an(text: str) -> list[NeighbourEntry]:

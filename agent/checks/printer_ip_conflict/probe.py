@@ -1,5 +1,6 @@
 """Who answers for an IP address: ARP requests on a raw socket (every reply counted, in the spirit of
-RFC 5227), or, without that privilege, a connection attempt followed by a look at the neighbour table."""
+RFC 5227), or, without that privilege, a connection attempt followed by a look at the neighbour table; on
+Windows the address is resolved afresh several times per check, so that two devices taking turns show."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from agent.checks.printer_ip_conflict.neighbours import load_json_list, netneighbor_entry, powershell
 from agent.commands import CommandNotFound, Runner
 from shared.clock import Clock, system_clock
 from shared.printer_ip_conflict import NeighbourEntry, Probe, ProbeAnswer
@@ -26,6 +28,29 @@ REQUESTS_PER_PROBE = 3  # RFC 5227 sends PROBE_NUM = 3 probes; a lost frame then
 CONNECT_PORT = 9100  # any port will do: resolving the address happens before the first packet
 # A TCP connection's SYN needs the neighbour's address first, so the attempt fills the OS table.
 CONNECT_TIMEOUT = 1.0
+# Linux re-checks a cached entry before it lets go of it (STALE -> DELAY 5 s -> 3 unicast PROBEs 1 s apart ->
+# FAILED); until then the table still shows the old MAC. Keep knocking until every entry is confirmed.
+SETTLE_SECONDS = 12.0
+UNCONFIRMED_STATES = {"stale", "delay", "probe"}
+
+RESOLVE_ROUNDS = 4  # Windows: how often one check resolves each address afresh
+RESOLVE_PAUSE = 2.0  # seconds between rounds: a device that lost the race answers first next time
+# Each round forgets the cached entry (the service runs as LocalSystem, which may; an administrator's static
+# entry is left alone), pings every address at once (the ping needs the neighbour's MAC first, so Windows sends
+# an ARP request even when ICMP is blocked), then reads what the table holds now.
+RESOLVE_SCRIPT = """
+$ips = @({ips}); $rounds = {rounds}
+$seen = foreach ($round in 1..$rounds) {{
+  Get-NetNeighbor -AddressFamily IPv4 -IPAddress $ips -ErrorAction SilentlyContinue |
+    Where-Object {{ "$($_.State)" -ne 'Permanent' }} | Remove-NetNeighbor -Confirm:$false -ErrorAction SilentlyContinue
+  $pings = foreach ($ip in $ips) {{ (New-Object System.Net.NetworkInformation.Ping).SendPingAsync($ip, 1000) }}
+  try {{ [void][System.Threading.Tasks.Task]::WaitAll([System.Threading.Tasks.Task[]]@($pings)) }} catch {{ }}
+  Get-NetNeighbor -AddressFamily IPv4 -IPAddress $ips -ErrorAction SilentlyContinue |
+    Select-Object @{{n='Round';e={{$round}}}},IPAddress,LinkLayerAddress,State,InterfaceAlias
+  if ($round -lt $rounds) {{ Start-Sleep -Milliseconds {pause_ms} }}
+}}
+@($seen) | ConvertTo-Json -Compress
+""".strip()
 
 NeighbourReader = Callable[[], list[NeighbourEntry]]
 
@@ -151,16 +176,36 @@ def arp_probe(
     return seen
 
 
-def neighbour_probes(
-    ips: list[str], read_neighbours: NeighbourReader, interface: str | None = None, clock: Clock = system_clock
-) -> list[Probe]:
-    """A connection attempt to each address, then the MAC the OS table holds for it (one at most)."""
+def _knock(ips: Iterable[str]) -> None:
+    """A connection attempt to each address: refused or timed out, the address was resolved (or not)."""
     for ip in ips:
-        # Refused or timed out, the address was resolved (or not) all the same.
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, contextlib.suppress(OSError):
             sock.settimeout(CONNECT_TIMEOUT)
             sock.connect((ip, CONNECT_PORT))
-    table = read_neighbours()
+
+
+def _confirmed(ip: str, table: list[NeighbourEntry]) -> bool:
+    """Whether the table holds an answer for `ip` that the OS has verified (macOS shows no state: yes)."""
+    return any(e.ip == ip and e.state not in UNCONFIRMED_STATES for e in table)
+
+
+def neighbour_probes(
+    ips: list[str],
+    read_neighbours: NeighbourReader,
+    interface: str | None = None,
+    clock: Clock = system_clock,
+    settle: float = SETTLE_SECONDS,
+) -> list[Probe]:
+    """Connection attempts to each address until the OS table confirms its MAC (one at most), or `settle`
+    seconds have passed; then that MAC."""
+    start = time.monotonic()
+    pending = list(ips)
+    while True:
+        _knock(pending)
+        table = read_neighbours()
+        pending = [ip for ip in pending if not _confirmed(ip, table)]
+        if not pending or time.monotonic() - start >= settle:
+            break
     probes = []
     for ip in ips:
         sightings = Sightings()
@@ -172,7 +217,56 @@ def neighbour_probes(
                 ip=ip,
                 method="neighbour-table",
                 interface=interface or next((e.interface for e in entries), None),
-                window_seconds=CONNECT_TIMEOUT,
+                window_seconds=round(time.monotonic() - start, 3),
+                answers=sightings.as_answers(),
+            )
+        )
+    return probes
+
+
+def resolve_script(ips: list[str], rounds: int, pause: float) -> str:
+    """The PowerShell script that resolves `ips` afresh `rounds` times, `pause` seconds apart."""
+    quoted = ",".join(f"'{ipaddress.IPv4Address(ip)}'" for ip in ips)  # validated: no quoting to escape
+    return RESOLVE_SCRIPT.format(ips=quoted, rounds=rounds, pause_ms=int(pause * 1000))
+
+
+def parse_resolve_rounds(text: str) -> list[tuple[int, NeighbourEntry]]:
+    """(round, entry) for every usable entry RESOLVE_SCRIPT printed; incomplete rounds are left out."""
+    found = [(int(row.get("Round") or 0), netneighbor_entry(row)) for row in load_json_list(text)]
+    return [(n, entry) for n, entry in found if entry is not None]
+
+
+def windows_probes(
+    ips: list[str],
+    run: Runner,
+    rounds: int = RESOLVE_ROUNDS,
+    pause: float = RESOLVE_PAUSE,
+    clock: Clock = system_clock,
+) -> list[Probe]:
+    """Resolve each address `rounds` times and report every MAC the table held for it in any round."""
+    window = rounds * pause
+    if not ips:
+        return []
+    try:
+        result = run(powershell(resolve_script(ips, rounds, pause)), 60 + window * 2)
+    except (CommandNotFound, OSError) as exc:
+        return [Probe(ip=ip, method="neighbour-table", window_seconds=0, error=str(exc)) for ip in ips]
+    if result.returncode != 0:
+        error = result.stderr.strip() or f"PowerShell exited with {result.returncode}"
+        return [Probe(ip=ip, method="neighbour-table", window_seconds=0, error=error) for ip in ips]
+    done = clock()
+    seen = parse_resolve_rounds(result.stdout)
+    probes = []
+    for ip in ips:
+        sightings = Sightings()
+        entries = [(n, e) for n, e in seen if e.ip == ip]
+        for n, entry in entries:
+            # Stamped on the agent's one clock: the last round ended about now, each earlier one a pause before.
+            sightings.add(entry.mac, done - timedelta(seconds=(rounds - n) * pause))
+        interface = next((e.interface for _, e in entries), None)
+        probes.append(
+            Probe(
+                ip=ip, method="neighbour-table", interface=interface, window_seconds=window,
                 answers=sightings.as_answers(),
             )
         )
@@ -187,9 +281,13 @@ def probe_addresses(
     window: float = DEFAULT_WINDOW,
     raw: bool = True,
     clock: Clock = system_clock,
+    rounds: int = RESOLVE_ROUNDS,
 ) -> list[Probe]:
-    """Probe each address: by raw ARP on Linux where the agent may open raw sockets, else the table."""
-    ips = sorted({str(ipaddress.IPv4Address(t)) for t in targets})
+    """Probe each address: by raw ARP on Linux where the agent may open raw sockets, on Windows by resolving
+    it `rounds` times, else by one look at the table."""
+    ips = sorted({str(ipaddress.IPv4Address(t)) for t in targets}, key=ipaddress.IPv4Address)
+    if platform == "win32":
+        return windows_probes(ips, run, rounds, window, clock)
     if platform != "linux" or not raw or not hasattr(socket, "AF_PACKET"):
         return neighbour_probes(ips, read_neighbours, clock=clock)
     routes = {ip: linux_route(ip, run) for ip in ips}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.checks.printer_ip_conflict.neighbours import load_json_list, normalise_mac, powershell
+from agent.checks.printer_ip_conflict.segment import LocalInterface, own_mac
 from agent.commands import Runner
 from shared.printer_ip_conflict import ConflictEvent
 
@@ -41,17 +43,28 @@ def _address_pair(message: str) -> tuple[str, str] | None:
     return (ip.group(0), normalise_mac(mac.group(0)) or "") if ip and mac else None
 
 
-def parse_conflict_events(text: str) -> list[ConflictEvent]:
-    """Conflict events from EVENTS_SCRIPT's JSON; IPv6 conflicts and 0.0.0.0 (DHCP probes) are skipped."""
+def parse_conflict_events(text: str, interfaces: Sequence[LocalInterface] = ()) -> list[ConflictEvent]:
+    """Conflict events from EVENTS_SCRIPT's JSON, each with this device's own MAC for the address from
+    `interfaces` (the message names only the other system's); IPv6 and 0.0.0.0 (DHCP probes) are skipped."""
     events = []
     for record in load_json_list(text):
         pair = _address_pair(str(record.get("Message") or ""))
         at = parse_time(record.get("TimeCreated"))
         if pair and at and pair[0] != "0.0.0.0":
-            events.append(ConflictEvent(ip=pair[0], mac=pair[1], at=at, event_id=int(record.get("Id", 0))))
+            events.append(
+                ConflictEvent(
+                    ip=pair[0],
+                    mac=pair[1],
+                    at=at,
+                    event_id=int(record.get("Id", 0)),
+                    own_mac=own_mac(pair[0], interfaces),
+                )
+            )
     return events
 
 
-def read_conflict_events(run: Runner, timeout: float = 60.0) -> list[ConflictEvent]:
+def read_conflict_events(
+    run: Runner, interfaces: Sequence[LocalInterface], timeout: float = 60.0
+) -> list[ConflictEvent]:
     """Tcpip conflict events of the last LOOKBACK_HOURS."""
-    return parse_conflict_events(run(powershell(EVENTS_SCRIPT), timeout).stdout)
+    return parse_conflict_events(run(powershell(EVENTS_SCRIPT), timeout).stdout, interfaces)

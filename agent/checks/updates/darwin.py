@@ -58,9 +58,9 @@ def parse_softwareupdate(stdout: str) -> list[SoftwareUpdateEntry]:
     return entries
 
 
-def list_updates(run: Runner, scan: bool) -> list[SoftwareUpdateEntry]:
-    """Run `softwareupdate -l` (with `--no-scan`, only the catalogue already downloaded); failure raises."""
-    argv = ["softwareupdate", "-l"] + ([] if scan else ["--no-scan"])
+def list_updates(run: Runner) -> list[SoftwareUpdateEntry]:
+    """Run `softwareupdate -l` (a scan: the nightly run may use the network); failure raises."""
+    argv = ["softwareupdate", "-l"]
     result = run(argv, timeout=600.0)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()[:300]}")
@@ -87,9 +87,13 @@ class SoftwareUpdateProvider:
         """Scan for updates (the nightly run may use the network)."""
         items = [
             AvailableUpdate(
-                name=entry.label, version=entry.version, security=entry.security, origin=entry.title
+                name=entry.label,
+                version=entry.version,
+                security=entry.security,
+                origin=entry.title,
+                restart=entry.restart,
             )
-            for entry in list_updates(self.context.run, scan=True)
+            for entry in list_updates(self.context.run)
         ]
         root = self.context.root
         return updates_signal(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,26 +12,44 @@ from agent.checks.updates import updates_signal
 from shared.updates import AvailableUpdate, Updates
 
 DEFAULT_CACHE = timedelta(hours=6)
-SECURITY_CATEGORY = "Security Updates"
-# Prints one JSON object. Dates are WUA's UTC values, written without a zone so nothing converts them twice.
+# Update classifications by id: their names are translated ("Sicherheitsupdates" on German Windows).
+# Critical Updates (e6cf1350-c01b-414d-a61f-263d14d133b4) are, by Microsoft's definition, fixes for
+# critical non-security bugs: they count as other updates unless they carry an MSRC severity.
+SECURITY_UPDATES = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
+# Prints one JSON object. Dates are WUA's UTC values, written with literal separators in the invariant
+# culture: a custom format's ':' is the culture's time separator, which is not ':' everywhere.
 SEARCH_SCRIPT = """
 $searcher = (New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher()
 $result = $searcher.Search("IsInstalled=0 and IsHidden=0")
 $updates = @(foreach ($u in $result.Updates) {
   @{ Title = $u.Title; KB = @($u.KBArticleIDs); MsrcSeverity = $u.MsrcSeverity;
-     Categories = @(foreach ($c in $u.Categories) { $c.Name }) }
+     Categories = @(foreach ($c in $u.Categories) { @{ Id = $c.CategoryID; Name = $c.Name } }) }
 })
 $au = (New-Object -ComObject Microsoft.Update.AutoUpdate).Results
-function Stamp($d) { if ($d) { $d.ToString('yyyy-MM-ddTHH:mm:ss') } else { $null } }
+$invariant = [System.Globalization.CultureInfo]::InvariantCulture
+function Stamp($d) { if ($d) { $d.ToString('yyyy-MM-dd"T"HH":"mm":"ss', $invariant) } else { $null } }
 $out = @{ updates = $updates; last_search_success = (Stamp $au.LastSearchSuccessDate);
           last_installation_success = (Stamp $au.LastInstallationSuccessDate) }
-ConvertTo-Json -InputObject $out -Compress -Depth 4
+ConvertTo-Json -InputObject $out -Compress -Depth 5
 """
+# Year, month, day, hour, minute, second, whatever separates them (2024-11-20T02.11.45 in some cultures).
+STAMP = re.compile(r"^\s*(\d{4})\D(\d{1,2})\D(\d{1,2})\D+(\d{1,2})\D(\d{1,2})\D(\d{1,2})")
 
 
 def utc_stamp(value: str | None) -> datetime | None:
-    """A zone-less WUA date (UTC by the API's definition) as an aware datetime."""
-    return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+    """A zone-less WUA date (UTC by the API's definition) as an aware datetime, whatever its separators."""
+    if not value:
+        return None
+    found = STAMP.match(value)
+    if not found:
+        raise ValueError(f"not a date: {value!r}")
+    return datetime(*(int(part) for part in found.groups()), tzinfo=UTC)
+
+
+def is_security(update: dict[str, Any]) -> bool:
+    """Security by classification id (never by its translated name), or by an MSRC severity."""
+    ids = {str(category.get("Id", "")).lower() for category in update.get("Categories") or []}
+    return SECURITY_UPDATES in ids or bool(update.get("MsrcSeverity"))
 
 
 def parse_search(stdout: str) -> tuple[list[AvailableUpdate], datetime | None, datetime | None]:
@@ -38,10 +57,8 @@ def parse_search(stdout: str) -> tuple[list[AvailableUpdate], datetime | None, d
     answer: dict[str, Any] = json.loads(stdout)
     items = []
     for update in answer.get("updates") or []:
-        categories = update.get("Categories") or []
-        security = SECURITY_CATEGORY in categories or bool(update.get("MsrcSeverity"))
         kbs = ", ".join(f"KB{kb}" for kb in update.get("KB") or [])
-        items.append(AvailableUpdate(name=update["Title"], security=security, origin=kbs or None))
+        items.append(AvailableUpdate(name=update["Title"], security=is_security(update), origin=kbs or None))
     return (
         items,
         utc_stamp(answer.get("last_search_success")),

@@ -13,7 +13,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "smartctl"
 def test_diagnose_smartctl_prints_one_verdict_per_file_and_fails_on_a_bad_disk() -> None:
     files = [FIXTURES / "smart-fail2.json", FIXTURES / "smart-nvme.json", FIXTURES / "smart-pass.json"]
     done = subprocess.run(
-        [sys.executable, "-m", "collector.techcli", "diagnose", "smartctl", *map(str, files)],
+        [sys.executable, "-m", "technician", "diagnose", "smartctl", *map(str, files)],
         capture_output=True, text=True, check=False,
     )
     verdicts = [json.loads(line) for line in done.stdout.splitlines()]

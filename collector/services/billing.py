@@ -1,0 +1,139 @@
+"""Billing: the currency and time zone, devices' classes, a client's ledger, invoices and the value report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from collector.billing.ledger import (
+    BillingSettings,
+    Ledger,
+    billing_settings,
+    load_ledger,
+    load_value_report,
+    save_billing_settings,
+)
+from collector.billing.model import DeviceClass, Invoice
+from collector.billing.pricing import month_bounds
+from collector.billing.report import ValueReport
+from collector.services.base import Service
+from collector.services.errors import Conflict, Invalid, NotFound
+from collector.services.inputs import Input, zone
+from collector.services.views import device_billing_view
+from collector.store import Tx
+
+
+class SettingsInput(Input):
+    """The currency and the zone whose days time is billed by."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR, GBP, USD")
+    timezone: str = Field("UTC", description="the zone whose days time is billed by, e.g. Europe/Dublin")
+
+    _zone = field_validator("timezone")(zone)
+
+
+class DeviceInput(Input):
+    """A device's class, contact and managed days."""
+
+    device_class: DeviceClass
+    contact: str = Field("", max_length=200)
+    active_from: date | None = Field(None, description="first day under management (default: enrolment)")
+    active_to: date | None = Field(None, description="last day under management (default: revocation)")
+
+
+@dataclass(frozen=True)
+class Bill:
+    """A client's invoice for a month, with the ledger it was priced from."""
+
+    ledger: Ledger
+    invoice: Invoice
+
+
+def month_of(text: str | None) -> date:
+    """`YYYY-MM` as the month's first day, or Invalid."""
+    try:
+        return datetime.strptime(text or "", "%Y-%m").date()
+    except ValueError:
+        raise Invalid("month", "the month must be YYYY-MM, e.g. 2026-11") from None
+
+
+def period(month: str | None, first: str | None, last: str | None) -> tuple[date, date]:
+    """A report's days: a month, or `first` to `last` (both inclusive, both given)."""
+    if first is None and last is None:
+        return month_bounds(month_of(month))
+    try:
+        begins, ends = date.fromisoformat(first or ""), date.fromisoformat(last or "")
+    except ValueError:
+        raise Invalid(None, "from and to must both be dates, e.g. from=2026-06-01&to=2026-11-30") from None
+    if ends < begins:
+        raise Invalid(None, "to is before from")
+    return begins, ends
+
+
+async def ledger_of(tx: Tx, client: str) -> Ledger:
+    """The client's ledger, or NotFound."""
+    ledger = await load_ledger(tx, client)
+    if ledger is None:
+        raise NotFound(f"there is no client {client!r}")
+    return ledger
+
+
+class Billing(Service):
+    """Billing settings, devices' billing, ledgers, invoices and value reports."""
+
+    async def settings(self) -> BillingSettings:
+        """The currency and billing time zone."""
+        async with self.store.read() as tx:
+            return await billing_settings(tx)
+
+    async def set_settings(self, wanted: SettingsInput) -> BillingSettings:
+        """Change the currency and billing time zone."""
+        settings = BillingSettings(wanted.currency, wanted.timezone)
+        async with self.store.transaction() as tx:
+            await save_billing_settings(tx, settings)
+            await self.publish(tx, "billing.settings", wanted.model_dump())
+        self.wake()
+        return settings
+
+    async def this_month(self) -> date:
+        """The first day of the current month in the billing time zone."""
+        settings = await self.settings()
+        return self.clock().astimezone(settings.zone).date().replace(day=1)
+
+    async def set_device(self, agent_id: str, wanted: DeviceInput) -> dict[str, Any]:
+        """Set a device's class, contact and managed days; returns the device as the ledger sees it."""
+        async with self.store.transaction() as tx:
+            agent = await tx.agent(agent_id)
+            if agent is None or not await tx.set_device_billing(
+                agent_id, wanted.device_class, wanted.contact, wanted.active_from, wanted.active_to
+            ):
+                raise NotFound(f"there is no device {agent_id!r}")
+            ledger = await ledger_of(tx, agent.site.client_name)
+            view = next(device_billing_view(d, ledger) for d in ledger.devices if d.agent_id == agent_id)
+            await self.publish(tx, "device.billing", {**view, "client": ledger.client})
+        self.wake()
+        return view
+
+    async def ledger(self, client: str) -> Ledger:
+        """Everything a client is billed from (NotFound for an unknown client)."""
+        async with self.store.read() as tx:
+            return await ledger_of(tx, client)
+
+    async def invoice(self, client: str, month: date) -> Bill:
+        """The client's invoice for a month (Conflict when the month cannot be priced)."""
+        ledger = await self.ledger(client)
+        try:
+            return Bill(ledger, ledger.invoice(month))
+        except ValueError as exc:
+            raise Conflict(f"cannot price {month:%Y-%m}: {exc}") from None
+
+    async def value_report(self, client: str, first: date, last: date) -> ValueReport:
+        """What was caught and done for a client between two days (both inclusive)."""
+        async with self.store.read() as tx:
+            report = await load_value_report(tx, client, first, last, self.clock())
+        if report is None:
+            raise NotFound(f"there is no client {client!r}")
+        return report

@@ -1,0 +1,84 @@
+"""Notification channels: create (after checking apprise understands the URL), list, send a test message."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import time, timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from collector.notify.deliver import Delivery, deliver, validate_url
+from collector.notify.render import render_test
+from collector.services.base import Service, nobody
+from collector.services.errors import Conflict, Invalid, NotFound
+from collector.services.inputs import Input, zone
+from collector.services.views import channel_view
+from collector.store import ChannelRow, Store
+from shared.clock import Clock
+
+
+class ChannelInput(Input):
+    """A new notification channel."""
+
+    name: str = Field(min_length=1, max_length=80)
+    url: str = Field(description="apprise URL: mailto://, ntfy://, pover://, tgram://, json://, ...")
+    min_severity: Literal["warning", "critical"] = "warning"
+    clients: list[str] = Field(default_factory=list, description="only these clients (empty: all)")
+    kinds: list[str] = Field(default_factory=list, description="only these rules (empty: all)")
+    quiet_start: time | None = Field(None, description="quiet hours start (local): warnings wait for the digest")
+    quiet_end: time | None = None
+    timezone: str = "UTC"
+    digest_at: time | None = Field(None, description="local time of the daily digest")
+    group_wait_seconds: float = Field(30, ge=0)
+    group_interval_seconds: float = Field(300, ge=0)
+    repeat_interval_seconds: float = Field(4 * 3600, gt=0)
+
+    _zone = field_validator("timezone")(zone)
+
+
+class Channels(Service):
+    """Notification channels."""
+
+    def __init__(self, store: Store, clock: Clock, wake: Callable[[], None] = nobody,
+                 changed: Callable[[], None] = nobody) -> None:
+        super().__init__(store, clock, wake)
+        # Tells the notifier to read the channels again.
+        self.changed = changed
+
+    async def list(self) -> list[ChannelRow]:
+        """Every channel."""
+        async with self.store.read() as tx:
+            return await tx.channels()
+
+    async def create(self, wanted: ChannelInput) -> ChannelRow:
+        """Check the URL (does apprise understand it?) and quiet hours, then create the channel."""
+        problem = await asyncio.to_thread(validate_url, wanted.url)
+        if problem:
+            raise Invalid("url", problem)
+        if (wanted.quiet_start is None) != (wanted.quiet_end is None):
+            raise Invalid(None, "quiet hours need both a start and an end")
+        now = self.clock()
+        row = ChannelRow(
+            0, wanted.name, wanted.url, wanted.min_severity, tuple(wanted.clients), tuple(wanted.kinds),
+            wanted.quiet_start, wanted.quiet_end, wanted.timezone, wanted.digest_at,
+            timedelta(seconds=wanted.group_wait_seconds), timedelta(seconds=wanted.group_interval_seconds),
+            timedelta(seconds=wanted.repeat_interval_seconds),
+        )
+        try:
+            async with self.store.transaction() as tx:
+                channel = await tx.add_channel(row, now)
+                await tx.append_feed(now, "channel.created", channel_view(channel))
+        except ValueError as exc:
+            raise Conflict(str(exc)) from exc
+        self.changed()
+        self.wake()
+        return channel
+
+    async def test(self, name: str) -> Delivery:
+        """Send the channel a test message now; returns how it went."""
+        channel = next((c for c in await self.list() if c.name == name), None)
+        if channel is None:
+            raise NotFound(f"there is no channel {name!r}")
+        return await deliver(channel.url, *render_test(channel.name))

@@ -1,0 +1,52 @@
+"""What operations take: strict pydantic models validated the same way from a JSON body, a form or the CLI."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from collector.services.errors import Invalid
+
+TECHNICIAN = "technician"
+
+
+class Input(BaseModel):
+    """An operation's input: unknown fields are errors, and money never arrives as a float."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_floats(cls, value: Any, info: Any) -> Any:
+        """Refuse a JSON number with a fraction where a Decimal is wanted: send "45.50", not 45.5."""
+        if isinstance(value, float) and cls.model_fields[info.field_name].annotation in (
+            Decimal,
+            Decimal | None,
+        ):
+            raise ValueError('send amounts as strings ("45.50") so no cent is lost to floating point')
+        return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: bytes | dict[str, Any]) -> M:
+    """`data` (JSON text or a form's fields) as `model`, or Invalid naming each bad field."""
+    try:
+        if isinstance(data, bytes):
+            return model.model_validate_json(data or b"{}")
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid.of(exc) from None
+
+
+def zone(value: str) -> str:
+    """An IANA time zone name."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Berlin)") from None
+    return value

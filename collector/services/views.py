@@ -1,0 +1,181 @@
+"""Things as JSON-ready dicts: the shape the API answers with and the live feed carries (money as exact text)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from collector.alerts.silence import Silence
+from collector.billing.ledger import Ledger
+from collector.billing.model import Classification, Invoice, Part
+from collector.notify.deliver import redact
+from collector.store import ChannelRow
+from collector.store.billing_rows import (
+    ContractRow,
+    DeviceBillingRow,
+    IncidentRow,
+    NoteRow,
+    RatesRow,
+    TimeEntryRow,
+)
+
+
+def money(value: Decimal | None) -> str | None:
+    """Money as exact decimal text for JSON."""
+    return None if value is None else str(value)
+
+
+def contract_view(row: ContractRow) -> dict[str, Any]:
+    """A contract version."""
+    c = row.contract
+    return {
+        "contract_id": row.contract_id,
+        "effective_from": c.effective_from.isoformat(),
+        "effective_to": c.effective_to.isoformat() if c.effective_to else None,
+        "start": c.start.isoformat(),
+        "term_months": c.term_months,
+        "workstation_rate": money(c.workstation_rate),
+        "server_rate": money(c.server_rate),
+        "covers_remote": c.covers_remote,
+        "covers_onsite": c.covers_onsite,
+        "covers_after_hours": c.covers_after_hours,
+        "included_hours": money(c.included_hours),
+        "onboarding_workstation_months": money(c.onboarding_workstation_months),
+        "onboarding_server_months": money(c.onboarding_server_months),
+    }
+
+
+def rates_view(row: RatesRow, client: str | None) -> dict[str, Any]:
+    """A rate card version (`client` None: everyone's card)."""
+    r = row.rates
+    return {
+        "rates_id": row.rates_id,
+        "client": client,
+        "effective_from": r.effective_from.isoformat(),
+        "effective_to": r.effective_to.isoformat() if r.effective_to else None,
+        "hourly_rate": money(r.hourly_rate),
+        "minimum_minutes": r.minimum_minutes,
+        "increment_minutes": r.increment_minutes,
+        "after_hours_multiplier": money(r.after_hours_multiplier),
+        "onsite_minimum_minutes": r.onsite_minimum_minutes,
+    }
+
+
+def device_billing_view(row: DeviceBillingRow, ledger: Ledger) -> dict[str, Any]:
+    """A device with its class, contact and managed days."""
+    device = row.model(ledger.settings.zone)
+    return {
+        "agent_id": row.agent_id,
+        "hostname": row.hostname,
+        "site": row.site,
+        "device_class": row.device_class,
+        "contact": row.contact,
+        "active_from": device.active_from.isoformat(),
+        "active_to": device.active_to.isoformat() if device.active_to else None,
+    }
+
+
+def incident_view(incident: IncidentRow) -> dict[str, Any]:
+    """An incident as lists and the feed show it."""
+    return {
+        "incident_id": incident.incident_id,
+        "client": incident.client,
+        "title": incident.title,
+        "category": incident.category,
+        "emergency": incident.emergency,
+        "status": incident.status,
+        "alert_id": incident.alert_id,
+        "alert_ids": list(incident.alert_ids),
+        "opened_at": incident.opened_at.isoformat(),
+        "opened_by": incident.opened_by,
+        "closed_at": incident.closed_at.isoformat() if incident.closed_at else None,
+        "closed_by": incident.closed_by,
+        "resolution": incident.resolution,
+    }
+
+
+def note_view(note: NoteRow) -> dict[str, Any]:
+    """A note on an incident."""
+    return {"note_id": note.note_id, "incident_id": note.incident_id, "at": note.at.isoformat(),
+            "by": note.author, "text": note.text}
+
+
+def entry_view(entry: TimeEntryRow, classification: Classification | None = None) -> dict[str, Any]:
+    """A time entry, with how it is billed once it is finished."""
+    return {
+        "entry_id": entry.entry_id,
+        "incident_id": entry.incident_id,
+        "technician": entry.technician,
+        "started_at": entry.started_at.isoformat(),
+        "stopped_at": entry.stopped_at.isoformat() if entry.stopped_at else None,
+        "minutes": entry.minutes,
+        "running": entry.running,
+        "on_site": entry.on_site,
+        "after_hours": entry.after_hours,
+        "override": entry.override,
+        "override_reason": entry.override_reason,
+        "note": entry.note,
+        "classification": classification,
+    }
+
+
+def part_view(part: Part) -> dict[str, Any]:
+    """A part fitted on an incident."""
+    return {
+        "part_id": part.id,
+        "incident_id": part.incident_id,
+        "day": part.day.isoformat(),
+        "description": part.description,
+        "cost": money(part.cost),
+        "price": money(part.price),
+        "quantity": part.quantity,
+    }
+
+
+def invoice_view(invoice: Invoice) -> dict[str, Any]:
+    """An invoice, amounts as exact decimal text."""
+    totals = invoice.totals()
+    return {
+        "client": invoice.client,
+        "month": f"{invoice.month:%Y-%m}",
+        "currency": invoice.currency,
+        "lines": [
+            {
+                "kind": line.kind,
+                "description": line.description,
+                "quantity": f"{line.quantity.normalize():f}",
+                "unit_price": money(line.unit_price),
+                "amount": money(line.amount),
+                "ref": line.ref,
+            }
+            for line in invoice.lines
+        ],
+        "totals": {
+            name: money(getattr(totals, name))
+            for name in ("contract", "onboarding", "time", "parts", "total")
+        },
+    }
+
+
+def channel_view(channel: ChannelRow) -> dict[str, Any]:
+    """A notification channel (secrets in its URL hidden)."""
+    return {
+        "name": channel.name, "url": redact(channel.url), "min_severity": channel.min_severity,
+        "clients": list(channel.clients), "kinds": list(channel.kinds),
+        "quiet_hours": (f"{channel.quiet_start:%H:%M}-{channel.quiet_end:%H:%M}"
+                        if channel.quiet_start and channel.quiet_end else None),
+        "timezone": channel.timezone, "digest_at": channel.digest_at.strftime("%H:%M") if channel.digest_at else None,
+        "last_sent_at": channel.last_sent_at.isoformat() if channel.last_sent_at else None,
+        "broken": channel.broken_reason,
+    }
+
+
+def silence_view(silence: Silence) -> dict[str, Any]:
+    """A silence."""
+    matchers = {k: v for k, v in vars(silence.matchers).items() if v is not None}
+    return {
+        "silence_id": silence.silence_id, "matchers": matchers, "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat() if silence.ends_at else None, "cron": silence.cron,
+        "duration_minutes": silence.duration.total_seconds() / 60 if silence.duration else None,
+        "timezone": silence.timezone, "comment": silence.comment, "created_by": silence.created_by,
+    }

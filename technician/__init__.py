@@ -1,0 +1,1 @@
+"""`fieldpost`: the technician's command line, an HTTP client of the collector's API."""

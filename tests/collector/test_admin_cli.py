@@ -1,0 +1,64 @@
+"""The admin CLI (`fieldpost-collector token|revoke|clients|user`) works through the same services as the API
+and the dashboard, on either backend: what it creates they see, and what they refuse it refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+
+import pytest
+
+from collector.auth import token_hash
+from collector.cli import main
+from collector.services.technicians import Technicians
+from collector.store import Store
+from tests.support.clock import Clock
+
+
+async def run(capsys: pytest.CaptureFixture[str], database: str, clock: Clock, *argv: str) -> tuple[int, str, str]:
+    """Run the CLI on the test's database (in a thread: it runs its own event loop); returns code, out, err."""
+    code = await asyncio.to_thread(main, ["--db", database, *argv], clock)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_a_token_it_creates_is_listed_for_its_site_and_revoked_once(
+    store: Store, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = Clock()
+    code, out, _ = await run(capsys, database, clock, "token", "create", "--client", "Acme Tooling", "--site",
+                             "HQ", "--expires", "7d", "--uses", "3")
+    token = out.strip()
+    assert code == 0 and token.startswith("fp_enrol_")
+    async with store.read() as tx:
+        [listed] = await tx.enrolment_tokens()
+    assert (listed.token_hash, listed.client, listed.site) == (token_hash(token), "Acme Tooling", "HQ")
+    assert (listed.expires_at, listed.uses_left) == (clock() + timedelta(days=7), 3)
+
+    assert await run(capsys, database, clock, "clients") == (0, "Acme Tooling\n  HQ: 0 devices\n", "")
+    assert await run(capsys, database, clock, "token", "revoke", token) == (0, "token revoked\n", "")
+    code, _, err = await run(capsys, database, clock, "token", "revoke", token)
+    assert code == 1 and "no such token, or it was revoked before" in err
+
+
+async def test_it_refuses_to_revoke_a_device_it_does_not_know(
+    store: Store, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = await run(capsys, database, Clock(), "revoke", "ag_nobody")
+    assert (code, out) == (1, "")
+    assert "no agent ag_nobody that is not revoked" in err
+
+
+async def test_a_technician_it_adds_can_log_in_and_a_second_one_of_that_name_is_refused(
+    store: Store, database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\ncorrect horse battery\n"))
+    code, out, _ = await run(capsys, database, clock, "user", "add", "anna", "--password-stdin")
+    assert code == 0 and "technician 'anna' created" in out
+    technicians = Technicians(store, clock)
+    assert (await technicians.authenticate("anna", "correct horse battery")) is not None
+    assert await technicians.authenticate("anna", "wrong password!") is None
+    code, _, err = await run(capsys, database, clock, "user", "add", "anna", "--password-stdin")
+    assert code == 1 and "there is a technician named 'anna' already" in err

@@ -1,0 +1,142 @@
+"""The `fieldpost` command line: its commands and help, and its errors as one line against a real collector."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+import shared
+from collector.app import create_app
+from collector.settings import Settings
+from technician.cli import build_parser
+from tests.support.clock import Clock
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = sorted(f"technician.{p.stem}" for p in (ROOT / "technician").glob("*.py") if p.stem != "__main__")
+
+
+def fieldpost(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `fieldpost ARGS` as the technician would, without a config file in the way."""
+    return subprocess.run([sys.executable, "-m", "technician", *args], capture_output=True, text=True, check=False,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+
+
+def parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...],
+                                                                                          argparse.ArgumentParser]]:
+    """Every (command path, parser) below `parser`, itself included."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from parsers(sub, (*path, name))
+
+
+def test_every_command_runs_a_handler_and_explains_itself() -> None:
+    commands = [(path, p) for path, p in parsers(build_parser()) if path]
+    assert {path[0] for path, _ in commands} == {"alerts", "devices", "device", "incident", "time", "contract",
+                                              "rates", "invoice", "report", "silence", "channel", "diagnose"}
+    assert len(commands) > 30
+    for path, parser in commands:
+        assert parser.description, f"fieldpost {' '.join(path)} --help says what it does"
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not groups or not groups[0].required:
+            assert callable(parser.get_default("func")), f"fieldpost {' '.join(path)} has a handler"
+    assert "fieldpost alerts snooze 42 --for 2h" in fieldpost("alerts", "snooze", "--help").stdout
+
+
+def test_version() -> None:
+    done = fieldpost("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"fieldpost {shared.__version__}")
+
+
+def test_the_technician_package_needs_no_collector() -> None:
+    # Every module imports, and the parser builds, with the collector package impossible to import.
+    probe = f"""
+import importlib, sys
+class NoCollector:
+    def find_spec(self, name, path=None, target=None):
+        if name == "collector" or name.startswith("collector."):
+            raise ImportError("no collector here")
+sys.meta_path.insert(0, NoCollector())
+for name in {MODULES!r}:
+    importlib.import_module(name)
+from technician.cli import main
+sys.exit(main(["diagnose", "smartctl", "disk.json"]))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "fieldpost: diagnose needs the collector's code (no collector here): pip install 'fieldpost[collector]'"
+    ]
+    assert len(MODULES) >= 10
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_missing_token_or_a_url_that_is_not_http_is_one_line() -> None:
+    missing = fieldpost("--url", "http://127.0.0.1:1", "devices")
+    assert missing.returncode == 1
+    [line] = missing.stderr.splitlines()
+    assert line.startswith("fieldpost: no technician token: pass --token, set FIELDPOST_TOKEN")
+    wrong = fieldpost("--url", "collector.example:8470", "--token", "tech-secret", "devices")
+    assert wrong.returncode == 1
+    assert wrong.stderr.splitlines() == [
+        "fieldpost: collector URL 'collector.example:8470' must start with http:// or https://"
+    ]
+
+
+def test_an_unreachable_collector_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = fieldpost("--url", url, "--token", "tech-secret", "alerts")
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"fieldpost: cannot reach the collector at {url}: ")
+
+
+@pytest.fixture
+async def collector_url(tmp_path: Path, clock: Clock) -> AsyncIterator[str]:
+    """The URL of a real collector app with the technician token `tech-secret`."""
+    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret")
+    async with TestServer(create_app(settings, clock=clock)) as server:
+        yield str(server.make_url("")).rstrip("/")
+
+
+async def test_a_wrong_token_is_one_line(collector_url: str) -> None:
+    done = await asyncio.to_thread(fieldpost, "--url", collector_url, "--token", "wrong", "devices")
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("fieldpost: collector refused the technician token (401): check --token")
+    assert done.stdout == ""
+    right = await asyncio.to_thread(fieldpost, "--url", collector_url, "--token", "tech-secret", "devices")
+    assert (right.returncode, right.stdout) == (0, "no devices enrolled yet\n"), right.stderr
+
+
+
+async def test_a_proxys_error_page_is_one_line() -> None:
+    # What a reverse proxy answers while the collector behind it is down: an HTML page, not the API's JSON.
+    async def bad_gateway(request: web.Request) -> web.Response:
+        page = "<html>\n<body>502 Bad Gateway</body>\n</html>\n"
+        return web.Response(status=502, content_type="text/html", text=page)
+
+    proxy = web.Application()
+    proxy.router.add_get("/{tail:.*}", bad_gateway)
+    async with TestServer(proxy) as server:
+        url = str(server.make_url("")).rstrip("/")
+        done = await asyncio.to_thread(fieldpost, "--url", url, "--token", "tech-secret", "alerts")
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line == "fieldpost: collector answered 502: <html> <body>502 Bad Gateway</body> </html>"
