@@ -76,7 +76,7 @@ async def technician_token_hash(store: Store, settings: Settings) -> str:
 async def healthz(request: web.Request) -> web.Response:
     """`GET /healthz`: 200 when the database answers."""
     try:
-        async with request.app[keys.STORE].transaction() as tx:
+        async with request.app[keys.STORE].read() as tx:
             await tx.get_meta(ADMIN_TOKEN_META)
     except Exception as exc:
         return error(503, f"database unavailable: {exc}")
@@ -105,6 +105,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     feed = Feed(store)
     app[keys.FEED] = feed
+    # This process's commits wake the feed directly; other processes' commits arrive by watch_feed.
+    store.on_feed_events(feed.notify)
     await store.watch_feed(feed.notify)
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
     notifier = Notifier(store, feed)

@@ -1,8 +1,9 @@
 """The live feed: events are stored with the change that caused them, then subscribers are woken.
 
-Subscribers read from the store, not from memory, so a client that reconnects with `Last-Event-ID`
-gets exactly what it missed, and events written by another collector process on the same database
-are picked up by polling when no local wake-up comes.
+Subscribers read from the store (on its read-only view, so a poll never queues behind ingest), not
+from memory, so a client that reconnects with `Last-Event-ID` gets exactly what it missed. The store
+wakes the feed after each commit that added events; events written by another collector process on
+the same database arrive by LISTEN/NOTIFY on PostgreSQL, or by polling.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Feed:
 
     async def latest_id(self) -> int:
         """The id of the newest event (0 when the feed is empty)."""
-        async with self._store.transaction() as tx:
+        async with self._store.read() as tx:
             return await tx.feed_last_id()
 
     async def follow(self, after_id: int, poll_seconds: float = POLL_SECONDS) -> AsyncIterator[FeedEvent | None]:
@@ -41,7 +42,7 @@ class Feed:
             while True:
                 # Cleared before reading, so a notify that lands during the read is not lost.
                 woken.clear()
-                async with self._store.transaction() as tx:
+                async with self._store.read() as tx:
                     events = await tx.feed_since(after_id, BATCH)
                 for event in events:
                     after_id = event.event_id

@@ -1,8 +1,9 @@
 """The store interface: every backend (SQLite now, PostgreSQL at scale) implements `Store` and `Tx`.
 
-Nothing outside `collector/store/` knows which backend runs. All reads and writes happen inside
+Nothing outside `collector/store/` knows which backend runs. Writes happen inside
 `Store.transaction()`, so one ingest (report, observations, alert changes, feed events) commits whole
-or not at all.
+or not at all; `Store.read()` is a read-only view that never waits for the writer. Both backends share
+one implementation of `Tx` (`collector/store/sql.py`); the contracts are documented here, once.
 """
 
 from __future__ import annotations
@@ -529,8 +530,6 @@ class Tx(Protocol):
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
 
-    # --- offline sweep (issue 24, pipeline slice) ---
-
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
     ) -> list[tuple[AgentRow, bool]]:
@@ -548,6 +547,9 @@ class Store(Protocol):
     async def watch_feed(self, wake: Callable[[], None]) -> None:
         """Call `wake` whenever any collector on this database adds to the feed (where the database can tell)."""
 
+    def on_feed_events(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each transaction of this store that appended feed events has committed."""
+
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 
@@ -558,7 +560,7 @@ class Store(Protocol):
         """A transaction: committed when the block ends normally, rolled back on an exception."""
 
     def read(self) -> AbstractAsyncContextManager[Tx]:
-        """A consistent read-only view for queries (only reading methods may be called on it)."""
+        """A consistent read-only view for queries, which does not wait for the writer (a write on it fails)."""
 
 
 def open_store(url: str) -> Store:
@@ -572,25 +574,3 @@ def open_store(url: str) -> Store:
 
     path = url.removeprefix("sqlite://")
     return SqliteStore(path)
-
-
-# --- offline sweep (issue 24, pipeline slice): one query for both backends ($n parameters; SQLite reads ?n) ---
-# Devices whose state disagrees with their offline alert ($1 open, or not, while seen after $3, or not), and
-# every device of their sites and of sites with an open $2 alert. Open alerts are few: they are read first.
-OFFLINE_CANDIDATES_SQL = """
-    WITH offline AS (SELECT agent_id FROM alerts WHERE state = 'open' AND rule = $1),
-    seen AS (
-        SELECT a.agent_id, a.site_id, a.last_seen_at <= $3 AS silent, o.agent_id IS NOT NULL AS offline_open
-        FROM agents a LEFT JOIN offline o ON o.agent_id = a.agent_id
-        WHERE a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL
-    ),
-    due AS (
-        SELECT site_id FROM seen WHERE silent <> offline_open
-        UNION SELECT site_id FROM alerts WHERE state = 'open' AND rule = $2
-    )
-    SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name, seen.offline_open
-    FROM seen JOIN agents a ON a.agent_id = seen.agent_id
-    JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id
-    WHERE seen.site_id IN (SELECT site_id FROM due)
-    ORDER BY a.site_id, a.agent_id
-"""

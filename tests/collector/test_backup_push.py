@@ -16,7 +16,7 @@ from collector.api.push import PINGS_PER_MINUTE
 from collector.app import create_app
 from collector.settings import Settings
 from collector.store import AgentRow, AlertRow, PingKind, PushJobState, Store
-from collector.store.sqlite import PINGS_KEPT
+from collector.store.sql import PINGS_KEPT
 from shared.backup_results import BackupJob, BackupResults
 
 PUSH = "/api/v1/push/"
