@@ -109,19 +109,19 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     store.on_feed_events(feed.notify)
     await store.watch_feed(feed.notify)
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
-    notifier = Notifier(store, feed)
+    notifier = Notifier(store)
     app[keys.NOTIFIER] = notifier
     app[keys.ON_CHANGE] = notifier.on_change
-    app[keys.INGEST] = Ingest(store, feed, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
+    app[keys.INGEST] = Ingest(store, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
                               on_change=notifier.on_change)
     app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
     app[keys.UP_SINCE] = app[keys.CLOCK]()
-    await announce_downtime(store, feed, settings, app[keys.UP_SINCE])
+    await announce_downtime(store, settings, app[keys.UP_SINCE])
     sweepers = [
-        asyncio.create_task(run_sweeper(store, feed, settings, app[keys.UP_SINCE], app[keys.CLOCK],
+        asyncio.create_task(run_sweeper(store, settings, app[keys.UP_SINCE], app[keys.CLOCK],
                                         notifier.on_change)),
         # Late backups send nothing: push jobs are judged against the clock.
-        asyncio.create_task(push.run_sweeper(store, feed, settings, clock=app[keys.CLOCK],
+        asyncio.create_task(push.run_sweeper(store, settings, clock=app[keys.CLOCK],
                                              on_change=notifier.on_change)),
     ]
     if settings.notify_interval_seconds:

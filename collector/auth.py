@@ -42,7 +42,7 @@ class AgentAuthenticator:
         cached = self._cache.get(agent_id)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1], cached[2]
-        async with self._store.transaction() as tx:
+        async with self._store.read() as tx:
             agent = await tx.agent(agent_id)
         if agent is None:
             raise AuthError(f"unknown agent {agent_id!r}: enrol it again with a new token")

@@ -18,7 +18,6 @@ from typing import Any
 
 from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
-from collector.feed import Feed
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
 from collector.store import AgentRow, ObservationRow, Store, Tx
 from shared.base import Signal
@@ -53,12 +52,11 @@ class Ingest:
     """The store-evaluate-publish part of the hot path (after authentication and validation)."""
 
     def __init__(
-        self, store: Store, feed: Feed, thresholds: Callable[[str], Mapping[str, Any]] | None = None,
+        self, store: Store, thresholds: Callable[[str], Mapping[str, Any]] | None = None,
         rules: dict[str, RuleSpec] | None = None, lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
         on_change: OnChange | None = None,
     ) -> None:
         self._store = store
-        self._feed = feed
         self._lifecycle = lifecycle
         self._on_change = on_change
         # Settings do not change while the collector runs, so each client's thresholds are merged once.
@@ -81,7 +79,7 @@ class Ingest:
 
         1. Take up to MAX_GROUP queued requests and commit them in one transaction.
         2. If that fails, commit each alone, so only a failing request gets the error.
-        3. Answer each request, then wake the feed's subscribers once.
+        3. Answer each request (the commit has woken the feed already).
         """
         while self._queue:
             group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
@@ -112,20 +110,15 @@ class Ingest:
         return result
 
     async def _commit(self, group: list[_Request]) -> list[IngestResult]:
-        """Ingest a group of requests in one transaction; wakes the feed when anything was published."""
-        published = 0
+        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events)."""
         results = []
         async with self._store.transaction() as tx:
             for request in group:
-                result, added = await self._ingest(tx, request)
-                results.append(result)
-                published += added
-        if published:
-            self._feed.notify()
+                results.append(await self._ingest(tx, request))
         return results
 
-    async def _ingest(self, tx: Tx, request: _Request) -> tuple[IngestResult, int]:
-        """Store one batch, evaluate its new signals and apply the verdicts; returns feed events added."""
+    async def _ingest(self, tx: Tx, request: _Request) -> IngestResult:
+        """Store one batch, evaluate its new signals and apply the verdicts."""
         agent, now = request.agent, request.received_at
         result = IngestResult()
         evaluations: list[Evaluation] = []
@@ -147,19 +140,17 @@ class Ingest:
                                       agent_id=agent.agent_id, settings=settings, site=site)
                     evaluations.extend(evaluate(spec, signal, history))
         if not result.accepted:
-            return result, 0
+            return result
         signals = [s for e in request.batch.envelopes for s in e.signals]
         hostname = next((s.hostname for s in reversed(signals) if isinstance(s, Heartbeat)), None)
-        published = 0
         # First contact goes into the feed before the device's first alerts.
         if await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None:
             await tx.append_feed(now, "device.online", {
                 "agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
                 "client": agent.site.client_name, "site": agent.site.site_name,
             })
-            published += 1
-        published += await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
-        return result, published
+        await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
+        return result
 
     async def _histories(
         self, tx: Tx, agent: AgentRow, signals: list[Signal]

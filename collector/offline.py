@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from collector.alerts import dedupe
 from collector.alerts.dedupe import OnChange
-from collector.feed import Feed
 from collector.rules import Evaluation, heartbeat
 from collector.settings import Settings
 from collector.store import AgentRow, Store
@@ -24,7 +23,7 @@ DEVICE_ACTOR = f"rule:{heartbeat.RULE}"
 SITE_ACTOR = f"rule:{heartbeat.SITE_RULE}"
 
 
-async def announce_downtime(store: Store, feed: Feed, settings: Settings, now: datetime) -> None:
+async def announce_downtime(store: Store, settings: Settings, now: datetime) -> None:
     """After the collector itself was down, say so in the feed: "I was down from ... to ..."."""
     async with store.transaction() as tx:
         alive = await tx.get_meta(ALIVE)
@@ -37,11 +36,10 @@ async def announce_downtime(store: Store, feed: Feed, settings: Settings, now: d
                            f"{settings.startup_grace_seconds} s to catch up before anyone is declared offline",
                 "down_from": last.isoformat(), "down_to": now.isoformat(),
             })
-    feed.notify()
 
 
 async def sweep(
-    store: Store, feed: Feed, settings: Settings, up_since: datetime, now: datetime, on_change: OnChange | None = None
+    store: Store, settings: Settings, up_since: datetime, now: datetime, on_change: OnChange | None = None
 ) -> int:
     """Judge the devices whose silence may have changed something; returns how many feed events were added.
 
@@ -71,19 +69,17 @@ async def sweep(
                 if (verdict.status != "ok") != offline_open:
                     published += await dedupe.apply(tx, agent, [verdict], now, DEVICE_ACTOR, lifecycle, on_change)
         await tx.set_meta(ALIVE, now.isoformat())
-    if published:
-        feed.notify()
     return published
 
 
 async def run_sweeper(
-    store: Store, feed: Feed, settings: Settings, up_since: datetime,
+    store: Store, settings: Settings, up_since: datetime,
     clock: Clock = system_clock, on_change: OnChange | None = None,
 ) -> None:
     """Sweep every `offline_check_seconds` until cancelled; a failed sweep is logged and retried."""
     while True:
         await asyncio.sleep(settings.offline_check_seconds)
         try:
-            await sweep(store, feed, settings, up_since, clock(), on_change)
+            await sweep(store, settings, up_since, clock(), on_change)
         except Exception:
             log.exception("offline sweep failed; retrying in %s s", settings.offline_check_seconds)

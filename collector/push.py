@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from collector.alerts import dedupe
 from collector.alerts.dedupe import OnChange
 from collector.auth import token_hash
-from collector.feed import Feed
 from collector.rules import Evaluation, History, backup_results
 from collector.settings import Settings
 from collector.store import AgentRow, PingKind, PushJobRow, PushJobState, Store, Tx
@@ -126,7 +125,7 @@ async def judge(tx: Tx, state: PushJobState, agent: AgentRow, settings: Settings
 
 
 async def record_ping(
-    store: Store, feed: Feed, settings: Settings, token: str, kind: PingKind, now: datetime,
+    store: Store, settings: Settings, token: str, kind: PingKind, now: datetime,
     size_bytes: int | None = None, body: bytes = b"", on_change: OnChange | None = None,
 ) -> PingOutcome | None:
     """Store a ping, judge its job and apply the verdict, all in one transaction; None for an unknown token.
@@ -140,14 +139,12 @@ async def record_ping(
         agent = await tx.agent(state.job.agent_id)
         if agent is None or agent.revoked:
             raise DeviceRevoked(f"the device of backup job {state.job.name!r} was revoked")
-        verdict, published = await judge(tx, state, agent, settings, now, "push", on_change)
-    if published:
-        feed.notify()
+        verdict, _ = await judge(tx, state, agent, settings, now, "push", on_change)
     return PingOutcome(state.job.name, agent.hostname, verdict.status, verdict.summary)
 
 
 async def sweep(
-    store: Store, feed: Feed, settings: Settings, now: datetime, on_change: OnChange | None = None
+    store: Store, settings: Settings, now: datetime, on_change: OnChange | None = None
 ) -> int:
     """Judge every push job (of devices not revoked) at `now`; returns how many feed events were added."""
     published = 0
@@ -157,20 +154,18 @@ async def sweep(
             agent = agents.get(state.job.agent_id)
             if agent is not None and not agent.revoked:
                 published += (await judge(tx, state, agent, settings, now, "rule:push_sweep", on_change))[1]
-    if published:
-        feed.notify()
     return published
 
 
 async def run_sweeper(
-    store: Store, feed: Feed, settings: Settings, every: float = SWEEP_SECONDS,
+    store: Store, settings: Settings, every: float = SWEEP_SECONDS,
     clock: Clock = system_clock, on_change: OnChange | None = None,
 ) -> None:
     """Run `sweep` every `every` seconds until cancelled; a failed sweep is logged and the next one tried."""
     while True:
         await asyncio.sleep(every)
         try:
-            await sweep(store, feed, settings, clock(), on_change)
+            await sweep(store, settings, clock(), on_change)
         except Exception:
             log.exception("push job sweep failed; next one in %s s", every)
 

@@ -85,7 +85,6 @@ async def enrol(request: web.Request) -> web.Response:
             })
     except EnrolmentRefused as exc:
         return error(401, str(exc))
-    request.app[keys.FEED].notify()
     return web.json_response(
         {"agent_id": agent_id, "client": site.client_name, "site": site.site_name}, status=201
     )

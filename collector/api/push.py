@@ -56,7 +56,7 @@ async def ping(request: web.Request) -> web.Response:
         return error(413, f"the log excerpt is over {MAX_BODY // 1024} KB: send its end (tail -c 10000)")
     app = request.app
     try:
-        outcome = await push.record_ping(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], token, kind,
+        outcome = await push.record_ping(app[keys.STORE], app[keys.SETTINGS], token, kind,
                                          app[keys.CLOCK](), int(size) if size is not None else None, body,
                                          app[keys.ON_CHANGE])
     except push.DeviceRevoked as exc:

@@ -1,11 +1,15 @@
-"""The services over the running collector's store, clock and live feed, for the API's and dashboard's handlers."""
+"""The services over the running collector's store and clock, for the API's and dashboard's handlers."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 
 from collector import keys
 from collector.services.alerts import Alerts
+from collector.services.base import Service
 from collector.services.billing import Billing
 from collector.services.channels import Channels
 from collector.services.clients import Clients
@@ -16,36 +20,32 @@ from collector.services.silences import Silences
 from collector.services.technicians import Technicians
 from collector.services.tokens import Tokens
 
-
-def incidents(request: web.Request) -> Incidents:
-    """Incidents and the work on them."""
-    app = request.app
-    return Incidents(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+S = TypeVar("S", bound=Service)
 
 
-def contracts(request: web.Request) -> Contracts:
-    """Contracts and break/fix rates."""
-    app = request.app
-    return Contracts(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+def _plain(cls: type[S]) -> Callable[[web.Request], S]:
+    """A factory of a service that needs only the running collector's store and clock."""
+
+    def make(request: web.Request) -> S:
+        return cls(request.app[keys.STORE], request.app[keys.CLOCK])
+
+    make.__doc__ = cls.__doc__
+    return make
 
 
-def billing(request: web.Request) -> Billing:
-    """Billing settings, devices' billing, ledgers, invoices and value reports."""
-    app = request.app
-    return Billing(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
-
-
-def silences(request: web.Request) -> Silences:
-    """Silences."""
-    app = request.app
-    return Silences(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify)
+incidents = _plain(Incidents)
+contracts = _plain(Contracts)
+billing = _plain(Billing)
+silences = _plain(Silences)
+clients = _plain(Clients)
+tokens = _plain(Tokens)
+technicians = _plain(Technicians)
 
 
 def channels(request: web.Request) -> Channels:
     """Notification channels (a new one is picked up by the notifier at once)."""
     app = request.app
-    return Channels(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify,
-                    changed=app[keys.NOTIFIER].forget_channels)
+    return Channels(app[keys.STORE], app[keys.CLOCK], changed=app[keys.NOTIFIER].forget_channels)
 
 
 def devices(request: web.Request) -> Devices:
@@ -54,22 +54,7 @@ def devices(request: web.Request) -> Devices:
     return Devices(app[keys.STORE], app[keys.CLOCK], offline_after(app[keys.SETTINGS]))
 
 
-def clients(request: web.Request) -> Clients:
-    """Clients and their sites."""
-    return Clients(request.app[keys.STORE], request.app[keys.CLOCK])
-
-
-def tokens(request: web.Request) -> Tokens:
-    """Enrolment tokens."""
-    return Tokens(request.app[keys.STORE], request.app[keys.CLOCK])
-
-
-def technicians(request: web.Request) -> Technicians:
-    """Technician accounts."""
-    return Technicians(request.app[keys.STORE], request.app[keys.CLOCK])
-
-
 def alerts(request: web.Request) -> Alerts:
     """Alerts and the technician's actions on them (notifications follow each change)."""
     app = request.app
-    return Alerts(app[keys.STORE], app[keys.CLOCK], app[keys.FEED].notify, app[keys.ON_CHANGE])
+    return Alerts(app[keys.STORE], app[keys.CLOCK], app[keys.ON_CHANGE])

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Recorder
 from collector.alerts.quiet import QuietHours, notify_now
 from collector.alerts.silence import Silence, held_until
-from collector.feed import Feed
 from collector.notify.deliver import Delivery, deliver
 from collector.notify.render import NotifyItem, render_digest, render_group
 from collector.rules import fingerprint, inhibitors
@@ -265,7 +264,6 @@ class Notifier:
     """Runs the pipeline: `on_change` takes a change to the queue, `dispatch` delivers; both take the time."""
 
     store: Store
-    feed: Feed
     claimer: str = f"{socket.gethostname()}:{os.getpid()}"
     # Channels are read on every alert change but change rarely: they are kept this long (another
     # collector's new channel is seen within it; this collector's own at once, through `forget_channels`).
@@ -329,7 +327,6 @@ class Notifier:
         if opened is not None:
             await Recorder(tx, now, "notify", DEFAULT_LIFECYCLE, self.on_change).record(
                 opened, "opened", {"reason": summary})
-        self.feed.notify()
 
     async def _digest(self, channel: ChannelRow, now: datetime) -> None:
         """Once a day at the channel's digest time: what opened, what is still open, what resolved."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -10,7 +9,7 @@ from pydantic import Field
 
 from collector.alerts.actions import ActionRefused, act
 from collector.alerts.dedupe import OnChange
-from collector.services.base import Service, nobody
+from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
 from collector.services.inputs import Input
 from collector.store import AlertRow, AlertState, Store
@@ -32,9 +31,8 @@ class ActionInput(Input):
 class Alerts(Service):
     """Alerts: list, history, the technician's actions (notified through `on_change`)."""
 
-    def __init__(self, store: Store, clock: Clock, wake: Callable[[], None] = nobody,
-                 on_change: OnChange | None = None) -> None:
-        super().__init__(store, clock, wake)
+    def __init__(self, store: Store, clock: Clock, on_change: OnChange | None = None) -> None:
+        super().__init__(store, clock)
         self.on_change = on_change
 
     async def list(self, state: AlertState | None) -> list[AlertRow]:
@@ -59,5 +57,4 @@ class Alerts(Service):
                 alert = await act(tx, alert_id, DONE[action], now, actor, wanted.note, until, self.on_change)
         except ActionRefused as exc:
             raise Conflict(str(exc)) from None
-        self.wake()
         return alert

@@ -95,7 +95,6 @@ class Billing(Service):
         async with self.store.transaction() as tx:
             await save_billing_settings(tx, settings)
             await self.publish(tx, "billing.settings", wanted.model_dump())
-        self.wake()
         return settings
 
     async def this_month(self) -> date:
@@ -114,7 +113,6 @@ class Billing(Service):
             ledger = await ledger_of(tx, agent.site.client_name)
             view = next(device_billing_view(d, ledger) for d in ledger.devices if d.agent_id == agent_id)
             await self.publish(tx, "device.billing", {**view, "client": ledger.client})
-        self.wake()
         return view
 
     async def ledger(self, client: str) -> Ledger:

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from collector.notify.deliver import Delivery, deliver, validate_url
 from collector.notify.render import render_test
-from collector.services.base import Service, nobody
+from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import Input, zone
 from collector.services.views import channel_view
@@ -41,11 +41,10 @@ class ChannelInput(Input):
 class Channels(Service):
     """Notification channels."""
 
-    def __init__(self, store: Store, clock: Clock, wake: Callable[[], None] = nobody,
-                 changed: Callable[[], None] = nobody) -> None:
-        super().__init__(store, clock, wake)
-        # Tells the notifier to read the channels again.
-        self.changed = changed
+    def __init__(self, store: Store, clock: Clock, changed: Callable[[], None] | None = None) -> None:
+        super().__init__(store, clock)
+        # Tells the notifier to read the channels again (the admin CLI has no notifier to tell).
+        self.changed = changed or (lambda: None)
 
     async def list(self) -> list[ChannelRow]:
         """Every channel."""
@@ -73,7 +72,6 @@ class Channels(Service):
         except ValueError as exc:
             raise Conflict(str(exc)) from exc
         self.changed()
-        self.wake()
         return channel
 
     async def test(self, name: str) -> Delivery:

@@ -96,7 +96,6 @@ class Contracts(Service):
             except ValueError as exc:
                 raise Conflict(str(exc)) from None
             await self.publish(tx, "contract.added", {"client": ledger.client, **contract_view(row)})
-        self.wake()
         return row
 
     async def rate_cards(self) -> list[RateCard]:
@@ -116,5 +115,4 @@ class Contracts(Service):
             except ValueError as exc:
                 raise Conflict(str(exc)) from None
             await self.publish(tx, "rates.added", rates_view(row, wanted.client))
-        self.wake()
         return RateCard(row, wanted.client)

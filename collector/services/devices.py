@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from collector.services.base import Service, nobody
+from collector.services.base import Service
 from collector.services.errors import NotFound
 from collector.settings import Settings
 from collector.store import AgentRow, AlertRow, Store
@@ -39,9 +38,8 @@ class Fleet:
 class Devices(Service):
     """Devices and whether they are online."""
 
-    def __init__(self, store: Store, clock: Clock, offline_after: timedelta,
-                 wake: Callable[[], None] = nobody) -> None:
-        super().__init__(store, clock, wake)
+    def __init__(self, store: Store, clock: Clock, offline_after: timedelta) -> None:
+        super().__init__(store, clock)
         self.offline_after = offline_after
 
     def online(self, agent: AgentRow, now: datetime) -> bool:

@@ -194,7 +194,6 @@ class Incidents(Service):
                 raise Conflict(f"alert {wanted.alert_id} belongs to incident "
                                f"{await tx.incident_of_alert(wanted.alert_id or 0)} already")
             await self.publish(tx, "incident.opened", incident_view(incident))
-        self.wake()
         return incident
 
     async def overview(self, client: str | None = None,
@@ -231,7 +230,6 @@ class Incidents(Service):
             incident = await incident_of(tx, incident_id)
             note = await tx.add_incident_note(incident_id, self.clock(), wanted.technician, wanted.text)
             await self.publish(tx, "incident.noted", {**note_view(note), "client": incident.client})
-        self.wake()
         return note
 
     async def link_alert(self, incident_id: int, alert_id: int) -> IncidentRow:
@@ -246,7 +244,6 @@ class Incidents(Service):
                                "already")
             linked = await incident_of(tx, incident_id)
             await self.publish(tx, "incident.linked", incident_view(linked))
-        self.wake()
         return linked
 
     async def close(self, incident_id: int, wanted: CloseInput) -> IncidentRow:
@@ -257,7 +254,6 @@ class Incidents(Service):
             if closed is None:
                 raise Conflict(f"incident {incident_id} is closed already")
             await self.publish(tx, "incident.closed", incident_view(closed))
-        self.wake()
         return closed
 
     async def timer(self, incident_id: int, action: TimerAction, wanted: TimerInput) -> BilledEntry:
@@ -276,7 +272,6 @@ class Incidents(Service):
                 raise Conflict(problem)
             done = await billed(tx, incident.client, entry)
             await self.publish(tx, TIMER_EVENTS[action], {**done.view(), "client": incident.client})
-        self.wake()
         return done
 
     async def add_time(self, incident_id: int, wanted: TimeInput) -> BilledEntry:
@@ -290,7 +285,6 @@ class Incidents(Service):
                 wanted.minutes, wanted.on_site, wanted.after_hours, wanted.override, reason, wanted.note))
             done = await billed(tx, incident.client, entry)
             await self.publish(tx, "time.added", {**done.view(), "client": incident.client})
-        self.wake()
         return done
 
     async def override(self, entry_id: int, wanted: OverrideInput) -> BilledEntry:
@@ -303,7 +297,6 @@ class Incidents(Service):
             incident = await incident_of(tx, entry.incident_id)
             done = await billed(tx, incident.client, entry)
             await self.publish(tx, "time.overridden", {**done.view(), "client": incident.client})
-        self.wake()
         return done
 
     async def add_part(self, incident_id: int, wanted: PartInput) -> Part:
@@ -314,5 +307,4 @@ class Incidents(Service):
             part = await tx.add_part(Part(0, incident_id, day, wanted.description, wanted.cost, wanted.price,
                                           wanted.quantity))
             await self.publish(tx, "part.added", {**part_view(part), "client": incident.client})
-        self.wake()
         return part

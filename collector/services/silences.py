@@ -78,7 +78,6 @@ class Silences(Service):
         async with self.store.transaction() as tx:
             saved = await tx.add_silence(silence, now)
             await tx.append_feed(now, "silence.created", silence_view(saved))
-        self.wake()
         return saved
 
     async def expire(self, silence_id: int) -> datetime:
@@ -88,5 +87,4 @@ class Silences(Service):
             if not await tx.expire_silence(silence_id, now):
                 raise NotFound(f"there is no active silence {silence_id}")
             await tx.append_feed(now, "silence.expired", {"silence_id": silence_id})
-        self.wake()
         return now

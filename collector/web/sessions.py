@@ -59,7 +59,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     """
     cookie = request.cookies.get(COOKIE)
     if cookie and not request.path.startswith(STATIC_PREFIX):
-        async with request.app[keys.STORE].transaction() as tx:
+        async with request.app[keys.STORE].read() as tx:
             session = await tx.web_session(token_hash(cookie), request.app[keys.CLOCK]())
         if session is not None:
             request[SESSION] = session

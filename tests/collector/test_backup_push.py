@@ -64,7 +64,7 @@ async def backup_alerts(client: TestClient) -> list[AlertRow]:
 
 async def sweep(client: TestClient, now: datetime) -> int:
     app = client.app
-    return await push.sweep(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], now)
+    return await push.sweep(app[keys.STORE], app[keys.SETTINGS], now)
 
 
 async def test_it_records_a_run_from_start_and_success_pings(client: TestClient) -> None:
@@ -93,7 +93,7 @@ async def test_a_start_counts_for_its_own_run_only(client: TestClient) -> None:
     app, t0 = client.app, datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
 
     async def ping(kind: PingKind, at: datetime) -> BackupJob:
-        await push.record_ping(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], token, kind, at)
+        await push.record_ping(app[keys.STORE], app[keys.SETTINGS], token, kind, at)
         return push.backup_job(await job_state(client))
 
     await ping("start", t0)
@@ -113,7 +113,7 @@ async def test_it_keeps_the_latest_pings_and_the_newest_good_runs(client: TestCl
     app, t0 = client.app, datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
     kinds: list[PingKind] = ["success", "success", *["fail"] * 150]
     for n, kind in enumerate(kinds):
-        await push.record_ping(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], token, kind,
+        await push.record_ping(app[keys.STORE], app[keys.SETTINGS], token, kind,
                                t0 + timedelta(hours=n), n)
     state = await job_state(client)
     assert [(ping.kind, ping.size_bytes) for ping in state.recent_good] == [("success", 1), ("success", 0)]
@@ -241,7 +241,7 @@ async def test_the_sweep_finds_a_late_daily_job_and_then_one_without_success(cli
     token = await new_job(client, created_at=created)
     app = client.app
     ran = created + timedelta(hours=1)
-    await push.record_ping(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], token, "success", ran)
+    await push.record_ping(app[keys.STORE], app[keys.SETTINGS], token, "success", ran)
 
     await sweep(client, ran + timedelta(hours=29))  # daily: 24 h + 6 h grace
     assert await backup_alerts(client) == []
@@ -276,7 +276,7 @@ async def test_the_sweeper_judges_push_jobs_against_the_clock(client: TestClient
     app = client.app
     later = created + timedelta(days=2)
     sweeper = asyncio.create_task(
-        push.run_sweeper(app[keys.STORE], app[keys.FEED], app[keys.SETTINGS], every=0.01, clock=lambda: later)
+        push.run_sweeper(app[keys.STORE], app[keys.SETTINGS], every=0.01, clock=lambda: later)
     )
     try:
         for _ in range(200):

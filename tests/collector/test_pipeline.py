@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from collector.alerts.dedupe import owner_of
-from collector.feed import Feed
 from collector.notify.pipeline import Notifier, stages
 from collector.rules import fingerprint, heartbeat
 from collector.store import AgentRow, AlertRow, ChannelRow, Store
@@ -22,7 +21,7 @@ def test_the_stages_run_in_the_documented_order() -> None:
 async def queued_for(store: Store, alert: AlertRow) -> int:
     """Pass an alert's opening through the stages before the queue; how many notifications were queued."""
     async with store.transaction() as tx:
-        await Notifier(store, Feed(store)).on_change(tx, alert, "opened", NOW)
+        await Notifier(store).on_change(tx, alert, "opened", NOW)
         return len([q for q in await tx.due_notifications(NOW + timedelta(days=1)) if q.alert == alert])
 
 
