@@ -22,7 +22,8 @@ def utc(value: datetime) -> datetime:
 
 def iso_text(value: datetime) -> str:
     """A moment as sortable ISO 8601 UTC text (always with microseconds, so equal lengths compare right)."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits (strftime's %Y does not on glibc) and is several times faster.
+    return utc(value).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def seconds(value: timedelta) -> int:
