@@ -15,13 +15,15 @@ from collector.services.errors import DomainError
 from collector.store import AlertRow, Tx
 from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, page, refusal, wants_json
-from shared.signals import all_rules
+from shared.signals import SIGNALS, all_rules, rule_matches
 
 STATES = ("open", "resolved", "all")
 SEVERITIES = ("critical", "warning", "unknown")
 FILTERS = ("client", "site", "severity", "kind")
 # The rules an alert can come from, offered in the feed's filter before any such alert exists.
 RULES = all_rules()
+# A signal in the filter shows all of its rules.
+SIGNAL_NAMES = tuple(signal.name for signal in SIGNALS)
 FEED_LIMIT = 200
 BACKUP_RUNS = 10
 # Choices offered for snoozing and for silencing from an alert, in minutes.
@@ -35,7 +37,8 @@ def _matches(view: dict[str, Any], filters: dict[str, str]) -> bool:
     """True when an alert passes the feed's filters (an empty filter passes everything)."""
     fields = {"client": view["client"], "site": view["site"], "severity": view["severity"],
               "kind": view["rule"]}
-    return all(not wanted or fields[name] == wanted for name, wanted in filters.items())
+    return all(not wanted or (rule_matches(wanted, fields[name]) if name == "kind" else fields[name] == wanted)
+               for name, wanted in filters.items())
 
 
 @page
@@ -50,7 +53,7 @@ async def feed_page(request: web.Request) -> web.Response:
         alerts = await tx.alerts(None if state == "all" else state)  # type: ignore[arg-type]
         clients = await tx.clients()
     views = [view for view in map(alert_view, alerts) if _matches(view, filters)]
-    rules = sorted({*RULES, *(a.rule for a in alerts)})
+    rules = sorted({*SIGNAL_NAMES, *RULES, *(a.rule for a in alerts)})
     sites = sorted({site for client in clients for site, _ in client.sites
                     if not filters["client"] or client.name == filters["client"]})
     return render(request, "feed.html", alerts=views[:FEED_LIMIT], more=max(0, len(views) - FEED_LIMIT),

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
+from collector.offline import sweep
 from collector.app import create_app
 from collector.services.technicians import Technicians
 from collector.settings import Settings
@@ -194,6 +195,19 @@ async def test_the_feed_filters_by_client_and_severity(client: TestClient, clock
     assert await feed_rows(client, "/?severity=warning&client=Acme+Tooling") == ["C: on FRONT-DESK"]
     assert await feed_rows(client, "/?client=Bakery+Berger") == []
     assert await feed_rows(client, "/?state=resolved") == []
+
+
+async def test_the_feed_filtered_by_a_signal_shows_every_rule_of_it(client: TestClient, clock: Clock) -> None:
+    await log_in(client)
+    await report_free(client, await enrolled(client, "RECEPTION-01"), clock, 2)
+    clock.advance(minutes=10)
+    app = client.app
+    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.UP_SINCE], clock.now, app[keys.ON_CHANGE])
+    offline = ["RECEPTION-01 is offline: last heartbeat 2026-11-23 09"]
+    assert await feed_rows(client, "/?kind=heartbeat") == offline
+    assert await feed_rows(client, "/?kind=heartbeat.offline") == offline
+    assert await feed_rows(client, "/?kind=disk_health") == ["C: on RECEPTION-01"]
+    assert "heartbeat" in (await (await client.get("/")).text()).split('name="kind"')[1].split("</select>")[0]
 
 
 async def feed_rows(client: TestClient, path: str) -> list[str]:

@@ -54,7 +54,9 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function wanted(alert) {
     const fields = { client: alert.client, site: alert.site, severity: alert.severity, kind: alert.rule };
-    return Object.entries(filters).every(([name, value]) => !value || fields[name] === value);
+    // A signal covers its rules: "updates" shows updates.security and updates.package_index.
+    const covers = (name, value) => fields[name] === value || (name === "kind" && fields.kind.startsWith(value + "."));
+    return Object.entries(filters).every(([name, value]) => !value || covers(name, value));
   }
 
   function fill(row, alert) {
