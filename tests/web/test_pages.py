@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
-from collector.offline import sweep
 from collector.app import create_app
+from collector.offline import sweep
 from collector.services.technicians import Technicians
 from collector.settings import Settings
 from collector.web import add_nav
