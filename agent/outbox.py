@@ -44,6 +44,9 @@ class OutboxStats:
     pending_bytes: int
     oldest_pending_at: datetime | None
     rejected: int
+    # The collector's reason for the newest refused envelope, and when that envelope was queued.
+    last_rejection: str | None
+    last_rejection_queued_at: datetime | None
     next_seq: int
     last_upload_at: datetime | None
     last_upload_result: str | None
@@ -98,9 +101,14 @@ def _stats(db: sqlite3.Connection) -> OutboxStats:
         "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(queued_at) FROM envelopes WHERE rejected IS NULL"
     ).fetchone()
     (rejected,) = db.execute("SELECT COUNT(*) FROM envelopes WHERE rejected IS NOT NULL").fetchone()
+    newest = db.execute(
+        "SELECT rejected, queued_at FROM envelopes WHERE rejected IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     return OutboxStats(
         pending=pending, pending_bytes=pending_bytes, oldest_pending_at=_from_ts(oldest), rejected=rejected,
+        last_rejection=newest[0] if newest else None,
+        last_rejection_queued_at=_from_ts(newest[1]) if newest else None,
         next_seq=int(meta.get("next_seq", 1)), last_upload_at=_from_ts(meta.get("last_upload_at")),
         last_upload_result=meta.get("last_upload_result"),
     )

@@ -63,6 +63,15 @@ class Heartbeat(Signal):
     memory_used_percent: float = fact("Physical memory in use", "percent", ge=0, le=100)
     filesystems: list[FilesystemUse] = fact("Space used per mounted filesystem", default_factory=list)
     users: list[UserSession] = fact("Logged-on user sessions", default_factory=list)
+    refused_reports: Int = fact(
+        "Reports in the agent's outbox that the collector refused as never acceptable (kept there, not resent)",
+        "count", ge=0, default=0,
+    )
+    last_refusal: str | None = fact("The collector's reason for the newest refused report", default=None,
+                                    max_length=ERROR_MAX)
+    last_refusal_queued_at: Timestamp | None = fact(
+        "When the newest refused report was collected and queued", "ISO 8601 timestamp", default=None
+    )
 
 
 class Unknown(Signal):

@@ -15,8 +15,9 @@ import psutil
 import shared
 from agent.checks import Check, CheckContext
 from agent.commands import Runner
+from agent.outbox import OUTBOX_FILE, read_stats
 from shared.base import Signal
-from shared.wire import FilesystemUse, Heartbeat, Interface, UserSession
+from shared.wire import ERROR_MAX, FilesystemUse, Heartbeat, Interface, UserSession
 
 RTF_GATEWAY = 0x2
 # Filesystem types that are not storage a technician looks after: snap packages mount one image each.
@@ -169,6 +170,7 @@ class HeartbeatCheck(Check):
         collected_at = self.context.clock()
         boot_time = datetime.fromtimestamp(psutil.boot_time(), UTC)
         memory = psutil.virtual_memory()
+        outbox = read_stats(self.context.state_dir / OUTBOX_FILE) if self.context.state_dir else None
         return [Heartbeat(
             collected_at=collected_at,
             hostname=socket.gethostname(),
@@ -185,4 +187,7 @@ class HeartbeatCheck(Check):
             memory_used_percent=memory.percent,
             filesystems=filesystems(),
             users=users(),
+            refused_reports=outbox.rejected if outbox else 0,
+            last_refusal=outbox.last_rejection[:ERROR_MAX] if outbox and outbox.last_rejection else None,
+            last_refusal_queued_at=outbox.last_rejection_queued_at if outbox else None,
         )]

@@ -11,9 +11,28 @@ RULE = "heartbeat.offline"
 SUBJECT = "device"
 
 
+REFUSED_RULE = "heartbeat.refused"
+# Refused reports keep their warning this long after the newest one, then it resolves by itself.
+REFUSED_FOR = timedelta(hours=24)
+
+
 def evaluate(signal: Heartbeat, history: History) -> list[Evaluation]:
-    """A heartbeat means the device is online: resolve its offline alert, if one is open."""
-    return [Evaluation(RULE, SUBJECT, "ok", f"{signal.hostname} is reporting again")]
+    """A heartbeat means the device is online (resolving its offline alert); it also says whether the
+    collector refused any of the device's reports lately (a check writing what can never be accepted)."""
+    return [Evaluation(RULE, SUBJECT, "ok", f"{signal.hostname} is reporting again"), refused(signal)]
+
+
+def refused(signal: Heartbeat) -> Evaluation:
+    """A warning while the collector refused one of the device's reports within REFUSED_FOR."""
+    recent = signal.last_refusal_queued_at is not None and (
+        signal.collected_at - signal.last_refusal_queued_at < REFUSED_FOR)
+    if not signal.refused_reports or not recent:
+        return Evaluation(REFUSED_RULE, "reports", "ok", f"the collector accepts {signal.hostname}'s reports")
+    summary = (f"the collector refused {signal.refused_reports} report(s) from {signal.hostname} as never "
+               f"acceptable: {signal.last_refusal or 'no reason given'}; update the agent or look at its outbox")
+    return Evaluation(REFUSED_RULE, "reports", "warning", summary, {
+        "refused_reports": signal.refused_reports, "last_refusal": signal.last_refusal,
+    })
 
 
 def evaluate_silence(
@@ -71,4 +90,5 @@ SPEC = RuleSpec(evaluate, alerts=(
     AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT),
     # While most of a site is down (power, internet), its devices' own alerts stay quiet.
     AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT),
+    AlertRule(REFUSED_RULE),
 ))

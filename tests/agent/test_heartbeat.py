@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -20,7 +21,9 @@ from agent.checks.heartbeat import (
 )
 from agent.checks.registry import all_checks
 from agent.commands import CommandResult
+from agent.outbox import OUTBOX_FILE, Outbox
 from shared.wire import Heartbeat
+from tests.support.clock import Clock
 
 ROUTES = Path(__file__).resolve().parents[1] / "fixtures" / "heartbeat"
 
@@ -107,3 +110,28 @@ def test_it_writes_addresses_in_cidr_form() -> None:
     assert cidr("192.168.1.9", "255.255.255.0") == "192.168.1.9/24"
     assert cidr("fe80::1%en0", "ffff:ffff:ffff:ffff::") == "fe80::1/64"
     assert cidr("2001:db8::5", None) == "2001:db8::5/128"
+
+
+async def test_the_heartbeat_says_when_the_collector_refused_reports(tmp_path: Path, clock: Clock) -> None:
+    outbox = Outbox(tmp_path / OUTBOX_FILE, "ag_test", "boot-1", clock=clock)
+    try:
+        first = outbox.put([heartbeat_at(clock.now)])
+        outbox.mark_rejected(first, "422 envelopes.0.signals.0.heartbeat.boot_time: Input should be greater than ...")
+        clock.advance(minutes=1)
+    finally:
+        outbox.close()
+    check = HeartbeatCheck(CheckContext(state_dir=tmp_path, clock=clock))
+    check.first_cpu_sample_seconds = 0.05
+    [signal] = await check.run()
+    assert isinstance(signal, Heartbeat), signal
+    assert (signal.refused_reports, signal.last_refusal_queued_at) == (1, clock.now - timedelta(minutes=1))
+    assert signal.last_refusal and signal.last_refusal.startswith("422 envelopes.0.signals.0.heartbeat.boot_time")
+    [clean] = await HeartbeatCheck(CheckContext(state_dir=tmp_path / "new", clock=clock)).run()
+    assert isinstance(clean, Heartbeat) and (clean.refused_reports, clean.last_refusal) == (0, None)
+
+
+def heartbeat_at(at: datetime) -> Heartbeat:
+    """A minimal heartbeat collected at `at`."""
+    return Heartbeat(collected_at=at, hostname="pc-01", os_name="Linux", os_version="12", agent_version="0.1",
+                     boot_time=at, uptime_seconds=0, cpu_count=1, cpu_percent=0, memory_total_bytes=1,
+                     memory_used_percent=0)

@@ -7,9 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collector.alerts.dedupe import owner_of
-from collector.rules import fingerprint
-from collector.rules.heartbeat import RULE, SITE_RULE, SITE_SUBJECT, SUBJECT, evaluate_silence
+from collector.rules import History, fingerprint
+from collector.rules.heartbeat import (
+    REFUSED_RULE,
+    RULE,
+    SITE_RULE,
+    SITE_SUBJECT,
+    SUBJECT,
+    evaluate,
+    evaluate_silence,
+)
 from collector.store import AgentRow, Store
+from shared.wire import Heartbeat
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 UP = NOW - timedelta(hours=1)
@@ -66,3 +75,26 @@ async def test_the_sweep_judges_only_devices_whose_silence_disagrees_with_their_
     # Whole sites are returned (Depot for "gone", Shop for "back", Lab for its site alert); Office has no candidate.
     assert candidates == {"depot-steady": False, "gone": False, "back": True, "shop-steady": False,
                           "lab-1": False, "lab-2": False}
+
+
+@pytest.mark.parametrize(
+    ("refused", "queued_ago", "expected"),
+    [
+        (0, None, "ok"),
+        (1, 5 * MIN, "warning"),  # the collector refused a report of this device a few minutes ago
+        (3, 23 * 60 * MIN, "warning"),
+        (3, 25 * 60 * MIN, "ok"),  # no refusal for a day: the newer reports are accepted again
+    ],
+)
+def test_reports_the_collector_refused_are_a_warning_for_a_day(
+    refused: int, queued_ago: timedelta | None, expected: str
+) -> None:
+    signal = Heartbeat(collected_at=NOW, hostname="PC-07", os_name="Windows", os_version="10", agent_version="0.1",
+                       boot_time=UP, uptime_seconds=3600, cpu_count=4, cpu_percent=1, memory_total_bytes=1 << 30,
+                       memory_used_percent=10, refused_reports=refused,
+                       last_refusal="422 envelopes.0.signals.0.updates.items: List should have at most 1024 items",
+                       last_refusal_queued_at=NOW - queued_ago if queued_ago else None)
+    [online, verdict] = evaluate(signal, History(now=NOW, hostname="PC-07"))
+    assert (online.rule, verdict.rule, verdict.status) == (RULE, REFUSED_RULE, expected)
+    if expected == "warning":
+        assert "refused" in verdict.summary and "List should have at most 1024 items" in verdict.summary
