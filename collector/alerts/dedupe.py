@@ -3,6 +3,7 @@ after hysteresis, a recent alert comes back by reopening, and an alert that keep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from collector.store import AgentRow, AlertOwner, AlertRow, Tx
 
 STATE_CHANGES = frozenset({"opened", "reopened", "resolved"})
 SITE_WIDE = "site-wide"
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,11 @@ async def apply(
     return recorder.published
 
 
+def words(summary: str) -> str:
+    """A summary with its numbers blanked out (8.5 GiB, 12 days, 2026-11-23 09:00 all become #)."""
+    return NUMBER.sub("#", summary)
+
+
 class Recorder:
     """The state changes of one `apply`, each recorded as an alert event and a feed event."""
 
@@ -142,7 +149,10 @@ class Recorder:
         )
         if updated.severity != current.severity or updated.summary != current.summary:
             change = {"from": current.severity, "to": updated.severity, "reason": evaluation.summary}
-            await self.record(updated, "changed", change)
+            # Only a new severity or new words are worth a message; a number moving in the text (free space,
+            # days pending) is an update: kept in the history and shown live, not sent.
+            worth_a_message = updated.severity != current.severity or words(updated.summary) != words(current.summary)
+            await self.record(updated, "changed" if worth_a_message else "updated", change)
         return updated
 
     async def record(self, alert: AlertRow, what: str, detail: dict[str, Any]) -> None:

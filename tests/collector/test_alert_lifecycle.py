@@ -47,6 +47,19 @@ async def test_an_alert_resolves_only_after_two_good_reports(client: TestClient,
     assert alert["state"] == "resolved"
 
 
+async def test_a_number_moving_in_the_text_is_an_update_and_a_new_severity_a_change(
+    client: TestClient, clock: Clock
+) -> None:
+    agent = await enrolled(client)
+    for free in (8, 7, 6, 2):  # a warning, a GiB less (and a forecast), a GiB less (same words), then critical
+        await report_free(client, agent, clock, free)
+        clock.advance(minutes=5)
+    [alert] = await volume_alerts(client)
+    whats = [what for what, _ in await history(client, alert["alert_id"])]
+    assert whats == ["opened", "changed", "updated", "changed"]
+    assert alert["severity"] == "critical"
+
+
 async def test_a_problem_that_comes_back_soon_reopens_the_same_alert(client: TestClient, clock: Clock) -> None:
     agent = await enrolled(client)
     for free in (5, 50, 50):

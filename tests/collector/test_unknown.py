@@ -22,4 +22,5 @@ def test_a_check_that_could_not_look_is_unknown_and_clears_when_it_collects_agai
         boot_time=NOW, uptime_seconds=1, cpu_count=1, cpu_percent=0, memory_total_bytes=1, memory_used_percent=1,
     )
     statuses = {(e.rule, e.subject): e.status for e in evaluate(rules["heartbeat"], beat, history)}
-    assert statuses == {("heartbeat.offline", "device"): "ok", ("unknown", "heartbeat"): "ok"}
+    assert statuses == {("heartbeat.offline", "device"): "ok", ("heartbeat.refused", "reports"): "ok",
+                        ("unknown", "heartbeat"): "ok"}

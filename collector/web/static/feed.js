@@ -11,7 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const filters = { client: list.dataset.client, site: list.dataset.site, severity: list.dataset.severity,
                     kind: list.dataset.kind };
-  const ALERT_EVENTS = ["opened", "reopened", "changed", "resolved", "acknowledged", "snoozed", "flapping"];
+  const ALERT_EVENTS = ["opened", "reopened", "changed", "updated", "resolved", "acknowledged", "snoozed", "flapping"];
   let lastId = list.dataset.after;
   let source = null;
   let audio = null;
