@@ -2,8 +2,10 @@
 
 Thresholds are per client: `history.settings["disk_health"]` may hold any of these keys (defaults):
 
-* `attribute_warn_above` (0): reallocated (5), reallocation events (196), pending (197),
-  offline-uncorrectable (198) and reported-uncorrect (187) counts above this warn. Growth always warns.
+* `attribute_warn_above` (0): reallocated (5), pending (197), offline-uncorrectable (198),
+  reported-uncorrect (187), end-to-end error (184) and SCSI grown-defect counts above this warn, and
+  growing they are critical (the disk is failing now); reallocation events (196) and spin-up retries (10)
+  above it warn, growing too. Interface CRC errors (199) and command timeouts (188) warn only when they grow.
 * `growth_window_days` (7): growth is measured against the oldest report within this many days
   (or, when there is none, the newest older one), so "8 -> 40 in a week" stays visible all week.
 * `wear_warning_percent` (90), `wear_critical_percent` (100): endurance used (NVMe percentage used,
@@ -31,16 +33,25 @@ RULE = "disk_health"
 GIB = 1024**3
 SEVERITY: dict[Status, int] = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 
-# Counts that warn above `attribute_warn_above` or when growing.
-COUNTED_ATTRIBUTES = {
+# Counts that warn above `attribute_warn_above`; growing, they say the disk is failing now (critical).
+COUNTED_ATTRIBUTES: dict[int | str, str] = {
     5: "reallocated sectors",
-    196: "reallocation events",
     197: "pending sectors",
     198: "offline-uncorrectable sectors",
     187: "reported uncorrectable errors",
+    184: "end-to-end errors (data corrupted inside the drive)",
+    "scsi_grown_defects": "grown defects (reallocated blocks)",
 }
-# Counts that are normal above zero but news when they grow.
-GROWTH_ATTRIBUTES = {199: "interface CRC errors (check the cable)"}
+# Counts that warn above `attribute_warn_above` and when growing, but do not alone say the disk is failing.
+WARNING_ATTRIBUTES: dict[int | str, str] = {
+    196: "reallocation events",
+    10: "spin-up retries",
+}
+# Counts that are normal above zero (or packed by some vendors) but news when they grow.
+GROWTH_ATTRIBUTES: dict[int | str, str] = {
+    199: "interface CRC errors (check the cable)",
+    188: "command timeouts (check the cable and power)",
+}
 NVME_CRITICAL_WARNINGS: dict[int, tuple[Status, str]] = {
     0: ("critical", "available spare below threshold"),
     1: ("warning", "temperature beyond a threshold"),
@@ -118,20 +129,18 @@ def _count(disk: DiskFacts, key: int | str) -> int | None:
 
 
 def _count_findings(disk: DiskFacts, candidates: list[DiskHealth], th: Thresholds) -> list[Finding]:
-    labels: dict[int | str, str] = {
-        **COUNTED_ATTRIBUTES,
-        **GROWTH_ATTRIBUTES,
-        "scsi_grown_defects": "grown defects (reallocated blocks)",
-    }
+    """A stable count above the threshold is a warning; a growing failure count is critical (8 -> 400
+    reallocated sectors in three days is a disk failing now, not a disk with a history)."""
     findings: list[Finding] = []
-    for key, label in labels.items():
+    for key, label in {**COUNTED_ATTRIBUTES, **WARNING_ATTRIBUTES, **GROWTH_ATTRIBUTES}.items():
         value = _count(disk, key)
         if value is None:
             continue
         earlier = _earlier_value(disk, key, candidates) if disk.serial else None
         if earlier and value > earlier[0]:
-            findings.append(("warning", f"{value} {label}, up from {earlier[0]} on {_day(earlier[1])}"))
-        elif key in COUNTED_ATTRIBUTES and value > th.attribute_warn_above:
+            status: Status = "critical" if key in COUNTED_ATTRIBUTES else "warning"
+            findings.append((status, f"{value} {label}, up from {earlier[0]} on {_day(earlier[1])}"))
+        elif key not in GROWTH_ATTRIBUTES and value > th.attribute_warn_above:
             findings.append(("warning", f"{value} {label}"))
     return findings
 

@@ -13,7 +13,7 @@ from agent.checks.disk_health.windows import parse_windows_disks
 from collector.diagnose import diagnose_smartctl_file
 from collector.rules import Evaluation, History
 from collector.rules.disk_health import GIB, evaluate, fill_forecast_days
-from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, NvmeHealth
+from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, NvmeHealth, SmartAttribute
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SMARTCTL = FIXTURES / "smartctl"
@@ -36,7 +36,7 @@ FIXTURE_VERDICTS = {
     "smart-nvme-failed.json": "critical",  # 7 NVMe media errors
     "smart-nvme.json": "ok",
     "smart-nvme2.json": "ok",  # 8382 error-log entries are not media errors
-    "smart-scsi.json": "ok",
+    "smart-scsi.json": "warning",  # 56 grown defects: a stable count, but not a healthy disk
     "smart-scsi2.json": "ok",
     "smart-fail.json": "unknown",  # open failed (exit bit 1)
     "smart-megaraid0.json": "unknown",  # exit bit 2, nothing wrong in what was read
@@ -263,13 +263,20 @@ def test_it_lets_a_client_treat_nvme_media_errors_as_a_warning():
     assert verdict(disk, history(nvme_media_errors_status="warning")).status == "warning"
 
 
-def test_it_accepts_a_configured_count_but_not_its_growth():
+def test_it_accepts_a_configured_count_but_its_growth_is_critical():
     accepted = with_counts(BASE, a5=8)
     assert verdict(accepted, history(attribute_warn_above=10)).status == "ok"
     earlier = signal(accepted, at=datetime(2025, 11, 3, 9, 0, tzinfo=UTC))
     grown = verdict(with_counts(BASE, a5=40), history(earlier, attribute_warn_above=10))
-    assert grown.status == "warning"
+    assert grown.status == "critical"
     assert "40 reallocated sectors, up from 8 on 3 Nov" in grown.summary
+
+
+def test_a_stable_count_is_a_warning_and_a_rising_one_critical():
+    three_days_ago = signal(with_counts(BASE, a5=8), at=NOW - timedelta(days=3))
+    assert verdict(with_counts(BASE, a5=8), history(three_days_ago)).status == "warning"
+    rising = verdict(with_counts(BASE, a5=400), history(three_days_ago))
+    assert (rising.status, "400 reallocated sectors, up from 8" in rising.summary) == ("critical", True)
 
 
 def test_it_measures_growth_from_the_oldest_report_within_the_window():
@@ -284,7 +291,7 @@ def test_it_measures_growth_from_the_oldest_report_within_the_window():
     assert "up from 0 on 21 Oct" in result.summary
 
 
-def test_it_warns_when_crc_errors_or_scsi_defects_grow():
+def test_crc_errors_growing_warn_and_scsi_defects_growing_are_critical():
     crc = verdict(
         with_counts(BASE, a199=120), history(signal(with_counts(BASE, a199=108), at=NOW - timedelta(days=1)))
     )
@@ -294,9 +301,10 @@ def test_it_warns_when_crc_errors_or_scsi_defects_grow():
     grown = verdict(
         scsi.model_copy(update={"scsi_grown_defects": 60}), history(signal(scsi, at=NOW - timedelta(days=1)))
     )
-    assert grown.status == "warning"
+    assert grown.status == "critical"
     assert "60 grown defects (reallocated blocks), up from 56" in grown.summary
-    assert verdict(scsi, history(signal(scsi, at=NOW - timedelta(days=1)))).status == "ok"
+    stable = verdict(scsi, history(signal(scsi, at=NOW - timedelta(days=1))))
+    assert (stable.status, stable.summary.endswith("56 grown defects (reallocated blocks)")) == ("warning", True)
 
 
 def test_it_does_not_compare_with_a_different_disk_or_an_unread_one():
@@ -462,3 +470,30 @@ def test_it_forecasts_only_from_reports_within_the_window():
 def test_it_fits_the_fill_rate(points, expected):
     days = fill_forecast_days(fs(60), NOW, points)
     assert days == (None if expected is None else pytest.approx(expected))
+
+
+def with_attribute(disk: DiskFacts, attribute_id: int, name: str, count: int) -> DiskFacts:
+    """The disk with this ATA attribute (replaced, or added where the drive had none) holding `count`."""
+    extra = SmartAttribute(id=attribute_id, name=name, value=100, worst=100, threshold=0, prefailure=False,
+                           raw_value=count, decoded=count)
+    return disk.model_copy(update={"attributes": [*(a for a in disk.attributes if a.id != attribute_id), extra]})
+
+
+@pytest.mark.parametrize(
+    ("attribute_id", "name", "before", "now", "expected"),
+    [
+        (184, "End-to-End_Error", 0, 0, "ok"),
+        (184, "End-to-End_Error", 2, 2, "warning"),
+        (184, "End-to-End_Error", 2, 3, "critical"),
+        (10, "Spin_Retry_Count", 4, 4, "warning"),
+        (10, "Spin_Retry_Count", 4, 9, "warning"),
+        (188, "Command_Timeout", 12, 12, "ok"),  # non-zero is common (and vendor-packed); growth is news
+        (188, "Command_Timeout", 12, 30, "warning"),
+    ],
+)
+def test_end_to_end_errors_spin_retries_and_command_timeouts_are_judged(
+    attribute_id: int, name: str, before: int, now: int, expected: str
+) -> None:
+    earlier = signal(with_attribute(with_counts(BASE, a5=0), attribute_id, name, before), at=NOW - timedelta(days=1))
+    found = verdict(with_attribute(with_counts(BASE, a5=0), attribute_id, name, now), history(earlier))
+    assert found.status == expected, found.summary
