@@ -58,8 +58,12 @@ class _Connection:
         return cls(await asyncio.get_running_loop().run_in_executor(executor, connect), executor)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(connection)` on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._db)
+        """Run `work(connection)` on the database thread; once submitted it runs even if the caller is cancelled.
+
+        A cancelled `run_in_executor` drops work still queued: a dropped ROLLBACK would leave the
+        connection inside a transaction for the next caller.
+        """
+        return await asyncio.shield(asyncio.wrap_future(self._executor.submit(work, self._db)))
 
     async def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """Execute one statement."""
@@ -73,10 +77,18 @@ class _Connection:
         """Execute one statement for each row of parameters."""
         await self.run(lambda db: db.executemany(sql, rows))
 
-    @property
-    def in_transaction(self) -> bool:
-        """True while a transaction is open."""
-        return self._db.in_transaction
+    async def end_transaction(self) -> None:
+        """Roll back the open transaction, if any, deciding on the database thread.
+
+        Deciding there, not here, keeps a cancelled caller safe: its BEGIN may still be queued on
+        the thread, and this runs after it, so the next block never finds a transaction open.
+        """
+
+        def end(db: sqlite3.Connection) -> None:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+        await self.run(end)
 
     async def close(self) -> None:
         """Close the connection and stop its thread."""
@@ -313,14 +325,13 @@ class SqliteStore(SqlStore):
             return
         reader = self._reader
         async with self._read_lock:
-            # A deferred BEGIN takes no lock; the first SELECT fixes the snapshot the block reads.
-            await reader.execute("BEGIN")
             try:
+                # A deferred BEGIN takes no lock; the first SELECT fixes the snapshot the block reads.
+                await reader.execute("BEGIN")
                 yield _SqliteTx(reader)
             finally:
-                # Nothing to commit; an error inside SQLite may have ended the transaction already.
-                if reader.in_transaction:
-                    await reader.execute("ROLLBACK")
+                # Nothing to commit; also reached when a closed feed cancels the reader mid-BEGIN.
+                await reader.end_transaction()
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[_Connection]:
@@ -329,12 +340,11 @@ class SqliteStore(SqlStore):
             raise RuntimeError("the store is not open")
         db = self._db
         async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                await db.execute("BEGIN IMMEDIATE")
                 yield db
                 await db.execute("COMMIT")
             except BaseException:
                 # Some errors (a full disk, an interrupt) end the transaction inside SQLite already.
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
+                await db.end_transaction()
                 raise

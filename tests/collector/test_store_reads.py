@@ -70,3 +70,30 @@ async def test_a_commit_without_feed_events_and_a_rolled_back_one_wake_nobody(st
     async with store.transaction() as tx:
         await tx.append_feed(T0, "alert_opened", {})
     assert woken == ["woken"]
+
+
+
+async def test_a_read_or_write_cancelled_at_any_step_leaves_the_store_usable(store: Store) -> None:
+    # A feed client that closes its stream cancels the handler wherever it stands: even mid-BEGIN,
+    # with the statement already running on the database thread. Where that lands varies, so try many.
+    async def read() -> None:
+        async with store.read() as reader:
+            await reader.feed_last_id()
+            await reader.get_meta("key")
+
+    async def write() -> None:
+        async with store.transaction() as tx:
+            await tx.set_meta("key", "cancelled")
+            await tx.append_feed(T0, "cancelled", {})
+
+    for steps in range(40):
+        for work in (read, write):
+            task = asyncio.ensure_future(work())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            async with store.transaction() as tx:
+                await tx.set_meta("after", f"{work.__name__} {steps}")
+            async with store.read() as reader:
+                assert await reader.get_meta("after") == f"{work.__name__} {steps}"
