@@ -13,7 +13,7 @@ from technician.text import table, write_output
 CONTRACT_FIELDS = ("effective_from", "start", "term_months", "workstation_rate", "server_rate", "included_hours",
                    "onboarding_workstation_months", "onboarding_server_months")
 RATE_FIELDS = ("effective_from", "hourly_rate", "minimum_minutes", "increment_minutes", "after_hours_multiplier",
-               "onsite_minimum_minutes", "client")
+               "onsite_minimum_minutes", "emergency_minimum_minutes", "client")
 COVERS = ("remote", "onsite", "after-hours")
 
 
@@ -55,10 +55,12 @@ async def list_rates(ctx: Context, args: argparse.Namespace) -> None:
     """`fieldpost rates list`."""
     rows = [
         [r["effective_from"], r["client"] or "everyone", r["hourly_rate"], f"{r['minimum_minutes']} min",
-         f"{r['increment_minutes']} min", f"x{r['after_hours_multiplier']}", f"{r['onsite_minimum_minutes']} min"]
+         f"{r['increment_minutes']} min", f"x{r['after_hours_multiplier']}", f"{r['onsite_minimum_minutes']} min",
+         f"{r['emergency_minimum_minutes']} min"]
         for r in (await ctx.collector.get("/api/v1/rates"))["rates"]
     ]
-    print(table(rows, ["FROM", "FOR", "HOURLY", "MINIMUM", "INCREMENT", "AFTER HOURS", "ON-SITE MINIMUM"])
+    print(table(rows, ["FROM", "FOR", "HOURLY", "MINIMUM", "INCREMENT", "AFTER HOURS", "ON-SITE MINIMUM",
+                       "EMERGENCY MINIMUM"])
           if rows else "no rate cards")
 
 
@@ -124,10 +126,14 @@ def register(commands: Any) -> None:
                    func=set_rates)
     card.add_argument("--from", dest="effective_from", required=True, help="YYYY-MM-DD")
     card.add_argument("--hourly", dest="hourly_rate", required=True, help="e.g. 90.00")
-    card.add_argument("--minimum", dest="minimum_minutes", type=int, default=60, help="minutes per entry")
+    card.add_argument("--minimum", dest="minimum_minutes", type=int, default=60,
+                      help="minutes per visit (an incident's time on one day)")
     card.add_argument("--increment", dest="increment_minutes", type=int, default=15, help="minutes")
     card.add_argument("--multiplier", dest="after_hours_multiplier", default="1.5", help="after hours/emergency")
-    card.add_argument("--onsite-minimum", dest="onsite_minimum_minutes", type=int, default=0, help="minutes")
+    card.add_argument("--onsite-minimum", dest="onsite_minimum_minutes", type=int, default=0,
+                      help="minutes for a visit with on-site time")
+    card.add_argument("--emergency-minimum", dest="emergency_minimum_minutes", type=int, default=0,
+                      help="minutes for an emergency incident's call-out (its first visit), e.g. 300")
     card.add_argument("--client", help="only for this client (default: everyone)")
     command(rates_verbs, "list", "rate card versions", func=list_rates)
 

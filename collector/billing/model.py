@@ -73,8 +73,9 @@ class Contract:
 class BreakFixRates:
     """One effective-dated version of the break/fix rate card (time not covered by a contract).
 
-    Minimums apply per time entry, then the billed minutes round up to the increment. The multiplier applies
-    once when the entry is after hours or its incident is an emergency (not twice when both).
+    Minimums apply per visit (an incident's time on one day), then the billed minutes round up to the
+    increment. The multiplier applies once when the visit is after hours or an emergency's call-out (not
+    twice when both); the agreed emergency minimum applies to that call-out visit only.
     """
 
     effective_from: date
@@ -84,6 +85,7 @@ class BreakFixRates:
     increment_minutes: int
     after_hours_multiplier: Decimal
     onsite_minimum_minutes: int
+    emergency_minimum_minutes: int = 0
 
     def __post_init__(self) -> None:
         _require_decimals(self, "hourly_rate", "after_hours_multiplier")

@@ -47,6 +47,7 @@ class RatesInput(Input):
     increment_minutes: int = Field(15, ge=1)
     after_hours_multiplier: Decimal = Field(Decimal("1.5"), ge=1)
     onsite_minimum_minutes: int = Field(0, ge=0)
+    emergency_minimum_minutes: int = Field(0, ge=0)
 
 
 @dataclass(frozen=True)

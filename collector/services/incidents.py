@@ -3,7 +3,7 @@ notes, parts, linking alerts, closing; and an incident with everything it holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -76,6 +76,24 @@ class TimeInput(Input):
     override: Classification | None = None
     override_reason: str | None = Field(None, max_length=500)
     note: str = Field("", max_length=2000)
+
+
+class TitleInput(Input):
+    """A new title for an incident: what the client reads on the invoice and in the value report."""
+
+    title: str = Field(min_length=1, max_length=200)
+    technician: str = TECHNICIAN
+
+
+class TimeEditInput(Input):
+    """A finished time entry corrected: only the fields given change."""
+
+    minutes: int | None = Field(None, gt=0, le=24 * 60)
+    start: AwareDatetime | None = None
+    on_site: bool | None = None
+    after_hours: bool | None = None
+    note: str | None = Field(None, max_length=2000)
+    technician: str = TECHNICIAN
 
 
 class OverrideInput(Input):
@@ -161,6 +179,22 @@ async def incident_of(tx: Tx, incident_id: int) -> IncidentRow:
     return incident
 
 
+def title_of(alert: AlertRow, limit: int = 120) -> str:
+    """An incident's first title from its alert: the summary's first line, cut at a word (retitle it for the client)."""
+    line = " ".join(alert.summary.strip().splitlines()[0].split()) if alert.summary.strip() else alert.rule
+    if len(line) <= limit:
+        return line
+    return line[: line.rfind(" ", 0, limit - 1) if " " in line[: limit - 1] else limit - 1].rstrip(" ,;:") + "…"
+
+
+async def entry_of(tx: Tx, entry_id: int) -> TimeEntryRow:
+    """The time entry, or NotFound."""
+    entry = await tx.time_entry(entry_id)
+    if entry is None:
+        raise NotFound(f"there is no time entry {entry_id}")
+    return entry
+
+
 async def billed(tx: Tx, client: str, entry: TimeEntryRow) -> BilledEntry:
     """How a stored entry is billed, read inside the same transaction."""
     return BilledEntry(entry, (await ledger_of(tx, client)).classification(entry))
@@ -181,7 +215,7 @@ class Incidents(Service):
                 alert = await tx.alert(wanted.alert_id)
                 if alert is None:
                     raise NotFound(f"there is no alert {wanted.alert_id}")
-                client, title = alert.owner.client, wanted.title or alert.summary
+                client, title = alert.owner.client, wanted.title or title_of(alert)
                 category = wanted.category or alert.rule
             elif wanted.client and wanted.title:
                 client, title, category = wanted.client, wanted.title, wanted.category or "request"
@@ -286,6 +320,50 @@ class Incidents(Service):
             done = await billed(tx, incident.client, entry)
             await self.publish(tx, "time.added", {**done.view(), "client": incident.client})
         return done
+
+    async def retitle(self, incident_id: int, wanted: TitleInput) -> IncidentRow:
+        """Give the incident the title the client should read (an alert's summary is a technician's words)."""
+        async with self.store.transaction() as tx:
+            before = await incident_of(tx, incident_id)
+            title = " ".join(wanted.title.split())
+            if not title:
+                raise Invalid("title", "the title must not be blank")
+            after = await tx.retitle_incident(incident_id, title)
+            assert after is not None
+            await self.publish(tx, "incident.retitled", {**incident_view(after), "was": before.title,
+                                                         "by": wanted.technician})
+        return after
+
+    async def edit_time(self, entry_id: int, wanted: TimeEditInput) -> BilledEntry:
+        """Correct a finished entry (minutes, start, place, hours, note); the feed keeps what it was."""
+        async with self.store.transaction() as tx:
+            before = await entry_of(tx, entry_id)
+            if before.running:
+                raise Conflict(f"time entry {entry_id} is a running timer: stop it first")
+            start = wanted.start or before.started_at
+            minutes = wanted.minutes or before.minutes or 0
+            after = await tx.edit_time_entry(replace(
+                before, started_at=start, stopped_at=start + timedelta(minutes=minutes), minutes=minutes,
+                on_site=before.on_site if wanted.on_site is None else wanted.on_site,
+                after_hours=before.after_hours if wanted.after_hours is None else wanted.after_hours,
+                note=before.note if wanted.note is None else wanted.note))
+            assert after is not None
+            incident = await incident_of(tx, after.incident_id)
+            done = await billed(tx, incident.client, after)
+            was = await billed(tx, incident.client, before)
+            await self.publish(tx, "time.edited", {**done.view(), "client": incident.client, "was": was.view(),
+                                                   "by": wanted.technician})
+        return done
+
+    async def delete_time(self, entry_id: int, technician: str) -> TimeEntryRow:
+        """Delete a time entry (recorded in error); the feed keeps what it was and who deleted it."""
+        async with self.store.transaction() as tx:
+            entry = await entry_of(tx, entry_id)
+            incident = await incident_of(tx, entry.incident_id)
+            await tx.delete_time_entry(entry_id)
+            await self.publish(tx, "time.deleted", {**entry_view(entry, None), "client": incident.client,
+                                                    "by": technician})
+        return entry
 
     async def override(self, entry_id: int, wanted: OverrideInput) -> BilledEntry:
         """Bill an entry differently than the rules would, saying why (None: as the rules say)."""

@@ -58,6 +58,7 @@ def rates_view(row: RatesRow, client: str | None) -> dict[str, Any]:
         "increment_minutes": r.increment_minutes,
         "after_hours_multiplier": money(r.after_hours_multiplier),
         "onsite_minimum_minutes": r.onsite_minimum_minutes,
+        "emergency_minimum_minutes": r.emergency_minimum_minutes,
     }
 
 

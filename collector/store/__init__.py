@@ -460,6 +460,9 @@ class Tx(Protocol):
     ) -> IncidentRow | None:
         """Close an open incident; None when it is not open."""
 
+    async def retitle_incident(self, incident_id: int, title: str) -> IncidentRow | None:
+        """Give an incident a new title; None when there is no such incident."""
+
     async def add_incident_note(self, incident_id: int, at: datetime, author: str, text: str) -> NoteRow:
         """Add a note to an incident."""
 
@@ -481,6 +484,15 @@ class Tx(Protocol):
         self, entry_id: int, override: Classification | None, reason: str | None
     ) -> TimeEntryRow | None:
         """Set or clear an entry's classification override; None when there is no such entry."""
+
+    async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        """One time entry, or None."""
+
+    async def edit_time_entry(self, entry: TimeEntryRow) -> TimeEntryRow | None:
+        """Replace a finished entry's start, minutes, place, hours and note; None when there is none to edit."""
+
+    async def delete_time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        """Delete a time entry; the deleted entry, or None when there was none."""
 
     async def time_entries(
         self, client_id: int | None = None, incident_id: int | None = None

@@ -771,12 +771,13 @@ class SqlTx:
         r = rates
         row = await self._row(
             "INSERT INTO breakfix_rates (client_id, effective_from, effective_to, hourly_rate, minimum_minutes, "
-            "increment_minutes, after_hours_multiplier, onsite_minimum_minutes, created_at) "
-            "VALUES (:client, :from_day, :to_day, :hourly, :minimum, :increment, :multiplier, :onsite, :at) "
+            "increment_minutes, after_hours_multiplier, onsite_minimum_minutes, emergency_minimum_minutes, "
+            "created_at) VALUES (:client, :from_day, :to_day, :hourly, :minimum, :increment, :multiplier, "
+            ":onsite, :emergency, :at) "
             "ON CONFLICT ((coalesce(client_id, 0)), effective_from) DO NOTHING RETURNING *",
             client=client_id, from_day=r.effective_from, to_day=r.effective_to, hourly=r.hourly_rate,
             minimum=r.minimum_minutes, increment=r.increment_minutes, multiplier=r.after_hours_multiplier,
-            onsite=r.onsite_minimum_minutes, at=at,
+            onsite=r.onsite_minimum_minutes, emergency=r.emergency_minimum_minutes, at=at,
         )
         if row is None:
             raise ValueError(f"a rate card version takes effect on {r.effective_from} already")
@@ -851,6 +852,10 @@ class SqlTx:
         )
         return await self.incident(incident_id) if closed == 1 else None
 
+    async def retitle_incident(self, incident_id: int, title: str) -> IncidentRow | None:
+        changed = await self._run("UPDATE incidents SET title = :title WHERE id = :id", title=title, id=incident_id)
+        return await self.incident(incident_id) if changed == 1 else None
+
     async def add_incident_note(self, incident_id: int, at: datetime, author: str, text: str) -> NoteRow:
         row = await self._row(
             "INSERT INTO incident_notes (incident_id, at, author, text) VALUES (:incident, :at, :author, :text) "
@@ -915,6 +920,25 @@ class SqlTx:
             "UPDATE time_entries SET override = :override, override_reason = :reason WHERE id = :id RETURNING *",
             override=override, reason=reason, id=entry_id,
         )
+        return _time_entry(row, self.codec) if row is not None else None
+
+    async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        row = await self._row("SELECT * FROM time_entries WHERE id = :id", id=entry_id)
+        return _time_entry(row, self.codec) if row is not None else None
+
+    async def edit_time_entry(self, entry: TimeEntryRow) -> TimeEntryRow | None:
+        e = entry
+        row = await self._row(
+            "UPDATE time_entries SET started_at = :started, stopped_at = :stopped, minutes = :minutes, "
+            "on_site = :on_site, after_hours = :after_hours, note = :note "
+            "WHERE id = :id AND minutes IS NOT NULL RETURNING *",
+            started=e.started_at, stopped=e.stopped_at, minutes=e.minutes, on_site=e.on_site,
+            after_hours=e.after_hours, note=e.note, id=e.entry_id,
+        )
+        return _time_entry(row, self.codec) if row is not None else None
+
+    async def delete_time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        row = await self._row("DELETE FROM time_entries WHERE id = :id RETURNING *", id=entry_id)
         return _time_entry(row, self.codec) if row is not None else None
 
     async def time_entries(self, client_id: int | None = None, incident_id: int | None = None) -> list[TimeEntryRow]:
@@ -1148,6 +1172,7 @@ def _rates(row: Row, c: Codec) -> RatesRow:
             increment_minutes=row["increment_minutes"],
             after_hours_multiplier=c.money(row["after_hours_multiplier"]),
             onsite_minimum_minutes=row["onsite_minimum_minutes"],
+            emergency_minimum_minutes=row["emergency_minimum_minutes"],
         ),
     )
 

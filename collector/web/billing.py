@@ -21,8 +21,8 @@ from collector.api import billing as api
 from collector.api.errors import status_of
 from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
-from collector.billing.model import Classification
-from collector.billing.pricing import month_bounds
+from collector.billing.model import Classification, InvoiceLine
+from collector.billing.pricing import cents, month_bounds, visit_entry_ids
 from collector.services.billing import month_of
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
@@ -55,7 +55,9 @@ class PricedEntry:
 
     @property
     def billed_as(self) -> str:
-        """How the entry is billed, in words."""
+        """How the entry is billed, in words (covered time charged for is past the included hours)."""
+        if self.classification == "covered" and self.amount:
+            return "beyond included hours"
         return BILLED_AS[self.classification] if self.classification else "running"
 
 
@@ -77,14 +79,25 @@ def priced(ledger: Ledger, entries: Iterable[TimeEntryRow]) -> tuple[list[Priced
             unpriced[first] = f"cannot price {first:%Y-%m}: {exc}"
             continue
         for line in bill.lines:
-            if line.kind == "time":
-                charged[line.ref] = charged.get(line.ref, Decimal("0.00")) + line.amount
+            charged.update(entry_shares(line, ledger.entries))
     result = []
     for entry in entries:
         known = not entry.running and month(entry) not in unpriced
-        amount = charged.get(f"entry:{entry.entry_id}", Decimal("0.00")) if known else None
+        amount = charged.get(str(entry.entry_id), Decimal("0.00")) if known else None
         result.append(PricedEntry(entry, ledger.classification(entry), amount))
     return result, "; ".join(unpriced.values()) or None
+
+
+def entry_shares(line: InvoiceLine, entries: Iterable[TimeEntryRow]) -> dict[str, Decimal]:
+    """A visit's amount shared among its entries by minutes worked (by entry id), the cents left to the last."""
+    ids = visit_entry_ids(line)
+    minutes = {str(e.entry_id): e.minutes or 0 for e in entries if str(e.entry_id) in ids}
+    worked = sum(minutes.values())
+    shares, left = {}, line.amount
+    for n, entry_id in enumerate(ids):
+        share = left if n == len(ids) - 1 else cents(line.amount * minutes.get(entry_id, 0) / (worked or 1))
+        shares[entry_id], left = share, left - share
+    return shares
 
 
 def client_path(client: str) -> str:

@@ -22,8 +22,10 @@ from collector.services.incidents import (
     IncidentInput,
     NoteInput,
     PartInput,
+    TimeEditInput,
     TimeInput,
     TimerInput,
+    TitleInput,
 )
 from collector.services.inputs import M, validated
 from collector.web.admin import fields_of
@@ -154,6 +156,35 @@ async def add_time(request: web.Request) -> web.Response:
 
 
 @incident_form
+async def retitle(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/title`: the title the client reads on invoices and reports."""
+    wanted = await input_of(request, TitleInput, technician=technician(request))
+    incident = await incidents(request).retitle(incident_id(request), wanted)
+    return see_other(f"/incidents/{incident.incident_id}", flash=f"Retitled: {incident.title}.")
+
+
+def entry_id(request: web.Request) -> int:
+    """The time entry the path names."""
+    return int(request.match_info["entry_id"])
+
+
+@incident_form
+async def edit_time(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/time/{entry_id}`: correct a finished entry (unticked boxes mean no)."""
+    fields = {"on_site": "false", "after_hours": "false", **await fields_of(request)}
+    wanted = validated(TimeEditInput, {**fields, "technician": technician(request)})
+    done = await incidents(request).edit_time(entry_id(request), wanted)
+    return see_other(f"/incidents/{done.entry.incident_id}", flash=f"Time entry {done.entry.entry_id} corrected.")
+
+
+@incident_form
+async def delete_time(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/time/{entry_id}/delete`: an entry recorded in error."""
+    entry = await incidents(request).delete_time(entry_id(request), technician(request))
+    return see_other(f"/incidents/{entry.incident_id}", flash=f"Time entry {entry.entry_id} deleted.")
+
+
+@incident_form
 async def add_note(request: web.Request) -> web.Response:
     """`POST /incidents/{id}/notes`: what was found or done, in words the client can read."""
     await incidents(request).add_note(incident_id(request),
@@ -185,6 +216,9 @@ def setup(app: web.Application) -> None:
     for action in TIMER_EVENTS:
         app.router.add_post(rf"/incidents/{{incident_id:\d+}}/timer/{action}", timer(action))
     app.router.add_post(r"/incidents/{incident_id:\d+}/time", add_time)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/title", retitle)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/time/{entry_id:\d+}", edit_time)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/time/{entry_id:\d+}/delete", delete_time)
     app.router.add_post(r"/incidents/{incident_id:\d+}/notes", add_note)
     app.router.add_post(r"/incidents/{incident_id:\d+}/parts", add_part)
     app.router.add_post(r"/incidents/{incident_id:\d+}/close", close)

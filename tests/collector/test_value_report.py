@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from collector.billing.model import BreakFixRates, Incident, TimeEntry
-from collector.billing.pricing import price_entry
+from collector.billing.pricing import breakfix_equivalent
 from shared.backup_results import BackupJob, BackupResults
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot, RebootReason
@@ -207,19 +207,19 @@ async def rule_sum(client: TestClient, incident_ids: list[int]) -> Decimal:
         D(RATES["after_hours_multiplier"]),
         RATES["onsite_minimum_minutes"],
     )
-    total = D("0.00")
+    incidents, entries = [], []
     for incident_id in incident_ids:
         shown = await api(client, "GET", f"/api/v1/incidents/{incident_id}")
-        model = Incident(
+        incidents.append(Incident(
             incident_id,
             ACME,
             shown["title"],
             shown["category"],
             datetime.fromisoformat(shown["opened_at"]),
             emergency=shown["emergency"],
-        )
+        ))
         for e in shown["time"]:
-            entry = TimeEntry(
+            entries.append(TimeEntry(
                 e["entry_id"],
                 incident_id,
                 e["technician"],
@@ -227,9 +227,8 @@ async def rule_sum(client: TestClient, incident_ids: list[int]) -> Decimal:
                 e["minutes"],
                 e["on_site"],
                 e["after_hours"],
-            )
-            total += price_entry(entry, model, rates).amount
-    return total
+            ))
+    return breakfix_equivalent(incidents, entries, [rates])
 
 
 async def test_the_six_month_report_lists_every_incident_with_its_alert_and_prices_the_same_entries(
