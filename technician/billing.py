@@ -15,6 +15,15 @@ CONTRACT_FIELDS = ("effective_from", "start", "term_months", "workstation_rate",
 RATE_FIELDS = ("effective_from", "hourly_rate", "minimum_minutes", "increment_minutes", "after_hours_multiplier",
                "onsite_minimum_minutes", "emergency_minimum_minutes", "client")
 COVERS = ("remote", "onsite", "after-hours")
+SETTING_HELP = {
+    "currency": "ISO 4217 code, e.g. EUR, GBP, USD",
+    "timezone": "the zone whose days time is billed by, e.g. Europe/Dublin",
+    "tax_rate": "the default tax rate in percent, e.g. 19 (a client's own rate or exemption wins)",
+    "tax_label": "what the tax is called on invoices, e.g. VAT, GST",
+    "payment_terms_days": "days until an invoice is due, e.g. 14",
+    "xero_account_code": "the Xero account every line is booked to, e.g. 200",
+    "xero_tax_type": "the Xero tax type for taxed invoices, e.g. '20%% (VAT on Income)'",
+}
 
 
 async def set_contract(ctx: Context, args: argparse.Namespace) -> None:
@@ -76,8 +85,38 @@ async def invoice(ctx: Context, args: argparse.Namespace) -> None:
     bill = await ctx.collector.get(path)
     rows = [[line["kind"], line["description"], line["quantity"], line["unit_price"], line["amount"]]
             for line in bill["lines"]]
+    tax = bill["tax"]
+    rows.append(["", "SUBTOTAL", "", bill["currency"], bill["totals"]["subtotal"]])
+    rows.append(["", tax["exemption"] or f"{tax['label']} {tax['rate']}%", "", bill["currency"], bill["totals"]["tax"]])
     rows.append(["", "TOTAL", "", bill["currency"], bill["totals"]["total"]])
     print(f"invoice for {bill['client']}, {bill['month']}\n" + table(rows, ["KIND", "LINE", "QTY", "PRICE", "AMOUNT"]))
+
+
+SETTINGS = ("currency", "timezone", "business_name", "business_address", "tax_id", "tax_label", "tax_rate",
+            "payment_terms_days", "bank_details", "xero_account_code", "xero_tax_type")
+
+
+async def settings(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing settings [--currency GBP --tax-rate 20 ...]`: show, or change what is given."""
+    changes = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+    if changes:
+        shown = await ctx.collector.post("/api/v1/billing/settings", changes)
+    else:
+        shown = await ctx.collector.get("/api/v1/billing/settings")
+    print(table([[name, str(shown[name])] for name in SETTINGS], ["SETTING", "VALUE"]))
+
+
+async def client_tax(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing tax CLIENT --rate 19 | --exempt REASON | --default`."""
+    if sum((args.rate is not None, args.exempt is not None, args.default)) != 1:
+        raise CliError("give one of --rate PERCENT, --exempt REASON or --default")
+    body = {"tax_rate": args.rate} if args.rate is not None else {"exemption": args.exempt or ""}
+    await ctx.collector.post(f"/api/v1/clients/{client_path(args.client)}/tax", body)
+    if args.rate is not None:
+        print(f"{args.client}'s invoices charge {args.rate}% tax")
+    else:
+        print(f"{args.client}'s invoices are exempt: {args.exempt}" if args.exempt
+              else f"{args.client}'s invoices charge the default rate")
 
 
 async def report(ctx: Context, args: argparse.Namespace) -> None:
@@ -95,7 +134,7 @@ async def report(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def register(commands: Any) -> None:
-    """Add `contract`, `rates`, `invoice` and `report`."""
+    """Add `contract`, `rates`, `billing`, `invoice` and `report`."""
     contract = command(commands, "contract", "a client's managed-service contract: set (a new version), list",
                        examples=("fieldpost contract list 'Acme Tooling'",))
     contract_verbs = actions(contract)
@@ -136,6 +175,24 @@ def register(commands: Any) -> None:
                       help="minutes for an emergency incident's call-out (its first visit), e.g. 300")
     card.add_argument("--client", help="only for this client (default: everyone)")
     command(rates_verbs, "list", "rate card versions", func=list_rates)
+
+    billing = command(commands, "billing", "billing settings (business, currency, tax, terms) and clients' tax")
+    billing_verbs = actions(billing)
+    setting_cmd = command(billing_verbs, "settings", "show the billing settings, or change those given",
+                          examples=("fieldpost billing settings",
+                                    "fieldpost billing settings --currency GBP --tax-label VAT --tax-rate 20 "
+                                    "--xero-tax-type '20% (VAT on Income)'"),
+                          func=settings)
+    for name in SETTINGS:
+        setting_cmd.add_argument("--" + name.replace("_", "-"), dest=name, help=SETTING_HELP.get(name))
+    tax = command(billing_verbs, "tax", "a client's own tax rate or exemption (or back to the default rate)",
+                  examples=("fieldpost billing tax 'Acme Tooling' --rate 19",
+                            "fieldpost billing tax 'Harbour Trust' --exempt 'Charity: exempt from VAT'"),
+                  func=client_tax)
+    tax.add_argument("client")
+    tax.add_argument("--rate", help="percent, e.g. 19")
+    tax.add_argument("--exempt", metavar="REASON", help="no tax; the invoice prints the reason")
+    tax.add_argument("--default", action="store_true", help="the default rate from the billing settings")
 
     bill = command(commands, "invoice", "a client's monthly invoice (printed, or as CSV)",
                    examples=("fieldpost invoice 'Acme Tooling' --month 2026-11",

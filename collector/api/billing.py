@@ -12,27 +12,33 @@ from collector.api.errors import parse
 from collector.api.technician import Handler, technician
 from collector.api.wiring import billing
 from collector.billing.export import generic_csv, qbo_csv, xero_csv
+from collector.billing.ledger import BillingSettings
+from collector.billing.model import Invoice
 from collector.billing.pricing import month_bounds
 from collector.billing.report import render_html, render_pdf
-from collector.services.billing import DeviceInput, SettingsInput, month_of, period
+from collector.services.billing import ClientTaxInput, DeviceInput, SettingsInput, month_of, period
 from collector.services.errors import Invalid
-from collector.services.views import device_billing_view, invoice_view
+from collector.services.views import billing_settings_view, client_tax_view, device_billing_view, invoice_view
 
-DAYS_TO_PAY = 14
 INVOICE_FORMATS = ("json", "csv", "qbo", "xero")
 REPORT_FORMATS = ("html", "pdf")
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    """`GET /api/v1/billing/settings`: the currency and billing time zone."""
-    settings = await billing(request).settings()
-    return web.json_response({"currency": settings.currency, "timezone": settings.timezone})
+    """`GET /api/v1/billing/settings`: who invoices, currency and zone, tax, terms and export accounts."""
+    return web.json_response(billing_settings_view(await billing(request).settings()))
 
 
 async def set_settings(request: web.Request) -> web.Response:
-    """`POST /api/v1/billing/settings`."""
+    """`POST /api/v1/billing/settings`: the settings given change, the others stay."""
     settings = await billing(request).set_settings(await parse(request, SettingsInput))
-    return web.json_response({"currency": settings.currency, "timezone": settings.timezone})
+    return web.json_response(billing_settings_view(settings))
+
+
+async def set_client_tax(request: web.Request) -> web.Response:
+    """`POST /api/v1/clients/{client}/tax`: the client's own rate, an exemption, or neither (the default)."""
+    tax = await billing(request).set_client_tax(request.match_info["client"], await parse(request, ClientTaxInput))
+    return web.json_response(client_tax_view(tax))
 
 
 async def set_device(request: web.Request) -> web.Response:
@@ -45,6 +51,16 @@ async def list_client_devices(request: web.Request) -> web.Response:
     """`GET /api/v1/clients/{client}/devices`: devices with class, contact and managed days."""
     ledger = await billing(request).ledger(request.match_info["client"])
     return web.json_response({"devices": [device_billing_view(d, ledger) for d in ledger.devices]})
+
+
+def xero_tax_type(invoice: Invoice, settings: BillingSettings) -> str:
+    """The Xero tax type for the invoice: "Tax Exempt" when none is due, else the one the settings name."""
+    if not invoice.tax.charged:
+        return "Tax Exempt"
+    if not settings.xero_tax_type:
+        raise Invalid("tax_type", f"{invoice.tax.label} {invoice.tax.charged}% is due: name its Xero tax type in the "
+                                  "billing settings (xero_tax_type) or pass tax_type")
+    return settings.xero_tax_type
 
 
 def chosen(request: web.Request, default: str, formats: tuple[str, ...]) -> str:
@@ -68,7 +84,7 @@ async def invoice(request: web.Request) -> web.Response:
         return web.json_response(invoice_view(bill.invoice))
     ledger = bill.ledger
     issued = month_bounds(month)[1] + timedelta(days=1)
-    due = issued + timedelta(days=int(request.query.get("due_days", DAYS_TO_PAY)))
+    due = issued + timedelta(days=int(request.query.get("due_days", ledger.settings.payment_terms_days)))
     number = request.query.get("number", f"FP-{ledger.client_id}-{month:%Y%m}")
     if fmt == "csv":
         text = generic_csv(bill.invoice)
@@ -76,8 +92,8 @@ async def invoice(request: web.Request) -> web.Response:
         text = qbo_csv(bill.invoice, customer=ledger.client, number=number, issued=issued, due=due)
     else:
         text = xero_csv(bill.invoice, customer=ledger.client, number=number, issued=issued, due=due,
-                        account_code=request.query.get("account_code", "200"),
-                        tax_type=request.query.get("tax_type", "Tax Exempt"))
+                        account_code=request.query.get("account_code", ledger.settings.xero_account_code),
+                        tax_type=request.query.get("tax_type", xero_tax_type(bill.invoice, ledger.settings)))
     name = f"{ledger.client}-{month:%Y-%m}-{fmt}.csv".replace(" ", "-")
     return web.Response(
         text=text, content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
@@ -106,6 +122,7 @@ async def value_report(request: web.Request) -> web.Response:
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/billing/settings", get_settings),
     ("POST", "/api/v1/billing/settings", set_settings),
+    ("POST", "/api/v1/clients/{client}/tax", set_client_tax),
     ("POST", "/api/v1/devices/{agent_id}/billing", set_device),
     ("GET", "/api/v1/clients/{client}/devices", list_client_devices),
     ("GET", "/api/v1/clients/{client}/invoice", invoice),

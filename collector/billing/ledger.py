@@ -5,8 +5,10 @@ This is the one billing module that touches the store; what it returns is priced
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.billing.model import (
@@ -16,23 +18,40 @@ from collector.billing.model import (
     Incident,
     Invoice,
     Part,
+    Tax,
     TimeEntry,
 )
 from collector.billing.pricing import classify, in_force, monthly_invoice
 from collector.billing.report import DISK_REPLACED, ValueReport, build_value_report
 from collector.store import Tx
-from collector.store.billing_rows import DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
+from collector.store.billing_rows import ClientTax, DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
 
-CURRENCY_META = "billing.currency"
-TIMEZONE_META = "billing.timezone"
+SETTINGS_META = "billing."
 
 
 @dataclass(frozen=True)
 class BillingSettings:
-    """The currency invoices are in, and the zone whose days they are billed by."""
+    """Who invoices, in which currency and zone, with which tax and terms, and how exports book the lines."""
 
     currency: str = "EUR"
     timezone: str = "UTC"
+    business_name: str = ""
+    business_address: str = ""
+    tax_id: str = ""
+    tax_label: str = "VAT"
+    tax_rate: Decimal = Decimal(0)
+    payment_terms_days: int = 14
+    bank_details: str = ""
+    # Xero books every line to this account with this tax type ("" : Xero's "Tax Exempt" when no tax is due).
+    xero_account_code: str = "200"
+    xero_tax_type: str = ""
+
+    def tax_for(self, client: ClientTax | None) -> Tax:
+        """The tax a client's invoices charge: its own rate or exemption, else the default rate."""
+        if client is not None and client.exemption:
+            return Tax(Decimal(0), self.tax_label, client.exemption)
+        rate = client.tax_rate if client is not None and client.tax_rate is not None else self.tax_rate
+        return Tax(rate, self.tax_label)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -45,18 +64,20 @@ class BillingSettings:
 
 
 async def billing_settings(tx: Tx) -> BillingSettings:
-    """The stored billing settings (EUR and UTC until set)."""
-    default = BillingSettings()
-    return BillingSettings(
-        await tx.get_meta(CURRENCY_META) or default.currency,
-        await tx.get_meta(TIMEZONE_META) or default.timezone,
-    )
+    """The stored billing settings (the defaults for what was never set)."""
+    given: dict[str, Any] = {}
+    for field in fields(BillingSettings):
+        text = await tx.get_meta(SETTINGS_META + field.name)
+        if text is not None:
+            kind = type(getattr(BillingSettings, field.name))
+            given[field.name] = kind(text)
+    return BillingSettings(**given)
 
 
 async def save_billing_settings(tx: Tx, settings: BillingSettings) -> None:
     """Store the billing settings."""
-    await tx.set_meta(CURRENCY_META, settings.currency)
-    await tx.set_meta(TIMEZONE_META, settings.timezone)
+    for field in fields(BillingSettings):
+        await tx.set_meta(SETTINGS_META + field.name, str(getattr(settings, field.name)))
 
 
 def rates_for(cards: list[RatesRow], client_id: int) -> list[BreakFixRates]:
@@ -78,6 +99,7 @@ class Ledger:
     incidents: list[IncidentRow]
     entries: list[TimeEntryRow]
     parts: list[Part]
+    tax: ClientTax | None = None
 
     def incident_models(self) -> list[Incident]:
         """The incidents as pricing sees them."""
@@ -108,6 +130,7 @@ class Ledger:
             self.entry_models(),
             self.parts,
             currency=self.settings.currency,
+            tax=self.settings.tax_for(self.tax),
         )
         return replace(invoice, client=self.client)
 
@@ -127,6 +150,7 @@ async def load_ledger(tx: Tx, client: str) -> Ledger | None:
         incidents=await tx.incidents(client_id, None),
         entries=await tx.time_entries(client_id=client_id),
         parts=await tx.parts(client_id=client_id),
+        tax=await tx.client_tax(client_id),
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Id = int | str
@@ -171,14 +171,43 @@ class InvoiceLine:
 
 @dataclass(frozen=True)
 class Totals:
-    """An invoice's sums by kind of line, and the grand total."""
+    """An invoice's sums by kind of line, the subtotal, the tax on it and the grand total."""
 
     currency: str
     contract: Decimal
     onboarding: Decimal
     time: Decimal
     parts: Decimal
+    subtotal: Decimal
+    tax: Decimal
     total: Decimal
+
+
+KINDS: tuple[LineKind, ...] = ("contract", "onboarding", "time", "parts")
+
+
+@dataclass(frozen=True)
+class Tax:
+    """The tax an invoice charges: a rate in percent and its name, or an exemption saying why there is none."""
+
+    rate: Decimal = Decimal(0)
+    label: str = "VAT"
+    exemption: str = ""
+
+    def __post_init__(self) -> None:
+        _require_decimals(self, "rate")
+        if not Decimal(0) <= self.rate < Decimal(100):
+            raise ValueError("a tax rate is a percentage from 0 to below 100")
+
+    @property
+    def charged(self) -> Decimal:
+        """The rate that applies: none when exempt."""
+        return Decimal(0) if self.exemption else self.rate
+
+    @property
+    def text(self) -> str:
+        """The tax as an invoice names it: "VAT 19%", or the exemption's reason."""
+        return self.exemption or f"{self.label} {self.rate.normalize():f}%"
 
 
 @dataclass(frozen=True)
@@ -189,10 +218,13 @@ class Invoice:
     month: date
     currency: str
     lines: tuple[InvoiceLine, ...]
+    tax: Tax = Tax()
 
     def totals(self) -> Totals:
-        """Sums of the (already quantised) lines by kind, so the total always equals the sum of the lines."""
-        by_kind = {f.name: Decimal("0.00") for f in fields(Totals) if f.name not in ("currency", "total")}
+        """Sums of the (already quantised) lines by kind; tax on the subtotal, rounded once, half up to cents."""
+        by_kind = dict.fromkeys(KINDS, Decimal("0.00"))
         for line in self.lines:
             by_kind[line.kind] += line.amount
-        return Totals(currency=self.currency, total=sum(by_kind.values(), Decimal("0.00")), **by_kind)
+        subtotal = sum(by_kind.values(), Decimal("0.00"))
+        tax = (subtotal * self.tax.charged / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return Totals(currency=self.currency, subtotal=subtotal, tax=tax, total=subtotal + tax, **by_kind)

@@ -29,6 +29,7 @@ from collector.billing.model import (
     Invoice,
     InvoiceLine,
     Part,
+    Tax,
     TimeEntry,
 )
 
@@ -37,6 +38,7 @@ QUANTITY = Decimal("0.0001")
 # Time on these incident categories is never charged: our own housekeeping, or redoing our own work.
 NON_BILLABLE_CATEGORIES = frozenset({"internal", "rework"})
 CHARGED_CLASSES: tuple[DeviceClass, ...] = ("workstation", "server")
+NO_TAX = Tax()
 # A time line's `ref`: this prefix, then the ids of the visit's entries joined by commas.
 VISIT_REF = "entries:"
 
@@ -368,6 +370,7 @@ def monthly_invoice(
     parts: Iterable[Part],
     *,
     currency: str,
+    tax: Tax = NO_TAX,
 ) -> Invoice:
     """The client's invoice for the month containing `month`: contract fees, onboarding, billable time, parts.
 
@@ -383,4 +386,4 @@ def monthly_invoice(
         *_time_lines(own_contracts, rates, own_incidents, entries, first, last),
         *_part_lines(parts, own_incidents, first, last),
     ]
-    return Invoice(client=client, month=first, currency=currency, lines=tuple(lines))
+    return Invoice(client=client, month=first, currency=currency, lines=tuple(lines), tax=tax)

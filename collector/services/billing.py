@@ -1,12 +1,14 @@
-"""Billing: the currency and time zone, devices' classes, a client's ledger, invoices and the value report."""
+"""Billing: settings (business, currency, zone, tax, terms), clients' tax, devices' classes, a client's ledger,
+invoices and the value report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from collector.billing.ledger import (
     BillingSettings,
@@ -22,17 +24,43 @@ from collector.billing.report import ValueReport
 from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import Input, zone
-from collector.services.views import device_billing_view
+from collector.services.views import client_tax_view, device_billing_view
 from collector.store import Tx
+from collector.store.billing_rows import ClientTax
 
 
 class SettingsInput(Input):
-    """The currency and the zone whose days time is billed by."""
+    """Billing settings to change (those left out stay as they are)."""
 
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR, GBP, USD")
-    timezone: str = Field("UTC", description="the zone whose days time is billed by, e.g. Europe/Dublin")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR, GBP, USD")
+    timezone: str | None = Field(None, description="the zone whose days time is billed by, e.g. Europe/Dublin")
+    business_name: str | None = Field(None, max_length=200)
+    business_address: str | None = Field(None, max_length=1000)
+    tax_id: str | None = Field(None, max_length=100, description="your VAT or tax number, printed on invoices")
+    tax_label: str | None = Field(None, min_length=1, max_length=40, description="e.g. VAT, GST, Sales tax")
+    tax_rate: Decimal | None = Field(None, ge=0, lt=100, decimal_places=3, description="default rate, percent")
+    payment_terms_days: int | None = Field(None, ge=0, le=365)
+    bank_details: str | None = Field(None, max_length=1000)
+    xero_account_code: str | None = Field(None, min_length=1, max_length=20)
+    xero_tax_type: str | None = Field(None, max_length=100, description="as named in Xero, for taxed invoices")
 
-    _zone = field_validator("timezone")(zone)
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone(value)
+
+
+class ClientTaxInput(Input):
+    """A client's own tax: a rate, or an exemption with the reason the invoice prints; neither: the default."""
+
+    tax_rate: Decimal | None = Field(None, ge=0, lt=100, decimal_places=3, description="percent")
+    exemption: str = Field("", max_length=200, description='e.g. "Reverse charge: the customer accounts for VAT"')
+
+    @model_validator(mode="after")
+    def _one(self) -> ClientTaxInput:
+        if self.tax_rate is not None and self.exemption.strip():
+            raise ValueError("give a tax rate or an exemption, not both")
+        return self
 
 
 class DeviceInput(Input):
@@ -90,12 +118,27 @@ class Billing(Service):
             return await billing_settings(tx)
 
     async def set_settings(self, wanted: SettingsInput) -> BillingSettings:
-        """Change the currency and billing time zone."""
-        settings = BillingSettings(wanted.currency, wanted.timezone)
+        """Change the settings given; the others stay as they are."""
+        changes = wanted.model_dump(exclude_none=True)
         async with self.store.transaction() as tx:
+            settings = replace(await billing_settings(tx), **changes)
             await save_billing_settings(tx, settings)
-            await self.publish(tx, "billing.settings", wanted.model_dump())
+            await self.publish(tx, "billing.settings", {key: str(value) for key, value in changes.items()})
         return settings
+
+    async def client_taxes(self) -> list[tuple[str, ClientTax | None]]:
+        """Every client with its own tax terms (None: the default rate)."""
+        async with self.store.read() as tx:
+            return [(c.name, await tx.client_tax(c.client_id)) for c in await tx.clients()]
+
+    async def set_client_tax(self, client: str, wanted: ClientTaxInput) -> ClientTax:
+        """A client's own tax rate or exemption (neither: the default rate applies again)."""
+        tax = ClientTax(wanted.tax_rate, wanted.exemption.strip())
+        async with self.store.transaction() as tx:
+            ledger = await ledger_of(tx, client)
+            await tx.set_client_tax(ledger.client_id, tax)
+            await self.publish(tx, "billing.client_tax", {"client": client, **client_tax_view(tax)})
+        return tax
 
     async def this_month(self) -> date:
         """The first day of the current month in the billing time zone."""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
 from collector.alerts.silence import Silence
-from collector.billing.ledger import Ledger
+from collector.billing.ledger import BillingSettings, Ledger
 from collector.billing.model import Classification, Invoice, Part
 from collector.notify.deliver import redact
 from collector.store import ChannelRow
 from collector.store.billing_rows import (
+    ClientTax,
     ContractRow,
     DeviceBillingRow,
     IncidentRow,
@@ -133,6 +135,17 @@ def part_view(part: Part) -> dict[str, Any]:
     }
 
 
+def billing_settings_view(settings: BillingSettings) -> dict[str, Any]:
+    """The billing settings, the tax rate as exact decimal text."""
+    return {field.name: str(value) if isinstance(value, Decimal) else value
+            for field in fields(settings) for value in [getattr(settings, field.name)]}
+
+
+def client_tax_view(tax: ClientTax) -> dict[str, Any]:
+    """A client's own tax terms (a rate of None and no exemption: the default rate)."""
+    return {"tax_rate": None if tax.tax_rate is None else f"{tax.tax_rate.normalize():f}", "exemption": tax.exemption}
+
+
 def invoice_view(invoice: Invoice) -> dict[str, Any]:
     """An invoice, amounts as exact decimal text."""
     totals = invoice.totals()
@@ -151,9 +164,11 @@ def invoice_view(invoice: Invoice) -> dict[str, Any]:
             }
             for line in invoice.lines
         ],
+        "tax": {"label": invoice.tax.label, "rate": f"{invoice.tax.charged.normalize():f}",
+                "exemption": invoice.tax.exemption},
         "totals": {
             name: money(getattr(totals, name))
-            for name in ("contract", "onboarding", "time", "parts", "total")
+            for name in ("contract", "onboarding", "time", "parts", "subtotal", "tax", "total")
         },
     }
 

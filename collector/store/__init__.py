@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
     from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
     from collector.store.billing_rows import (
+        ClientTax,
         ContractRow,
         DeviceBillingRow,
         IncidentRow,
@@ -484,6 +485,12 @@ class Tx(Protocol):
         self, entry_id: int, override: Classification | None, reason: str | None
     ) -> TimeEntryRow | None:
         """Set or clear an entry's classification override; None when there is no such entry."""
+
+    async def client_tax(self, client_id: int) -> ClientTax | None:
+        """A client's own tax terms, or None when it has none (the default rate applies)."""
+
+    async def set_client_tax(self, client_id: int, tax: ClientTax) -> None:
+        """Store a client's own tax terms (a rate of None and no exemption: back to the default rate)."""
 
     async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
         """One time entry, or None."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from decimal import Decimal
 from typing import Literal
 
 from collector.billing.model import (
@@ -50,6 +51,14 @@ class DeviceBillingRow:
             self.active_from or self.enrolled_at.astimezone(zone).date(),
             self.active_to or revoked,
         )
+
+
+@dataclass(frozen=True)
+class ClientTax:
+    """A client's own tax terms: a rate in percent (None: the default rate) or an exemption's reason."""
+
+    tax_rate: Decimal | None = None
+    exemption: str = ""
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from collector.store import (
 )
 from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
 from collector.store.billing_rows import (
+    ClientTax,
     ContractRow,
     DeviceBillingRow,
     IncidentRow,
@@ -921,6 +922,17 @@ class SqlTx:
             override=override, reason=reason, id=entry_id,
         )
         return _time_entry(row, self.codec) if row is not None else None
+
+    async def client_tax(self, client_id: int) -> ClientTax | None:
+        row = await self._row("SELECT * FROM client_tax WHERE client_id = :client", client=client_id)
+        return ClientTax(self.codec.money(row["tax_rate"]), row["exemption"]) if row is not None else None
+
+    async def set_client_tax(self, client_id: int, tax: ClientTax) -> None:
+        await self._run(
+            "INSERT INTO client_tax (client_id, tax_rate, exemption) VALUES (:client, :rate, :exemption) "
+            "ON CONFLICT (client_id) DO UPDATE SET tax_rate = excluded.tax_rate, exemption = excluded.exemption",
+            client=client_id, rate=tax.tax_rate, exemption=tax.exemption,
+        )
 
     async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
         row = await self._row("SELECT * FROM time_entries WHERE id = :id", id=entry_id)

@@ -23,12 +23,12 @@ from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification, InvoiceLine
 from collector.billing.pricing import cents, month_bounds, visit_entry_ids
-from collector.services.billing import month_of
+from collector.services.billing import ClientTaxInput, SettingsInput, month_of
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
-from collector.services.views import contract_view, rates_view
-from collector.store.billing_rows import TimeEntryRow
+from collector.services.views import client_tax_view, contract_view, rates_view
+from collector.store.billing_rows import ClientTax, TimeEntryRow
 from collector.web.admin import fields_of
 from collector.web.render import reasons, refused_page, render, see_other
 from collector.web.sessions import form, page
@@ -143,6 +143,7 @@ async def client_month_page(request: web.Request) -> web.Response:
     query = f"month={month_text(month)}"
     return render(request, "billing_month.html", client=client, month=month_text(month), bill=bill,
                   totals=bill.totals() if bill else None, currency=ledger.settings.currency, entries=entries,
+                  tax_text=bill.tax.text if bill else "",
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
                   next=month_text(last + timedelta(days=1)))
@@ -222,8 +223,56 @@ async def set_rates(request: web.Request) -> web.Response:
                      flash=f"Break/fix rates for {who} saved, from {card.row.rates.effective_from}.")
 
 
+# Settings ----------------------------------------------------------------------------------------------------
+
+# Free text a technician may clear; every other setting left empty in the form stays as it is.
+CLEARABLE = ("business_name", "business_address", "tax_id", "bank_details", "xero_tax_type")
+
+
+async def show_settings(request: web.Request, status: int = 200, errors: list[str] | None = None) -> web.Response:
+    """The billing settings form and each client's tax."""
+    settings = await billing(request).settings()
+    rows = []
+    for name, tax in await billing(request).client_taxes():
+        rows.append({"name": name, "charged": settings.tax_for(tax).text, **client_tax_view(tax or ClientTax())})
+    return render(request, "billing_settings.html", status=status, settings=settings, clients=rows,
+                  errors=errors or [])
+
+
+@page
+async def settings_page(request: web.Request) -> web.Response:
+    """`GET /billing/settings`: business, currency and zone, tax, terms, exports; each client's tax."""
+    return await show_settings(request)
+
+
+@form
+async def save_settings(request: web.Request) -> web.Response:
+    """`POST /billing/settings`."""
+    filled = {key: value for key, value in (await fields_of(request)).items() if value or key in CLEARABLE}
+    try:
+        await billing(request).set_settings(validated(SettingsInput, filled))
+    except DomainError as exc:
+        return await show_settings(request, status_of(exc), reasons(exc))
+    return see_other("/billing/settings", flash="Billing settings saved.")
+
+
+@form
+async def save_client_tax(request: web.Request) -> web.Response:
+    """`POST /billing/clients/{client}/tax`: a rate, an exemption, or neither (the default rate)."""
+    filled = {key: value for key, value in (await fields_of(request)).items() if value}
+    client = request.match_info["client"]
+    try:
+        await billing(request).set_client_tax(client, validated(ClientTaxInput, filled))
+    except DomainError as exc:
+        return await show_settings(request, status_of(exc), reasons(exc))
+    return see_other("/billing/settings", flash=f"Tax for {client} saved.")
+
+
 def setup(app: web.Application) -> None:
     """Register the billing pages."""
+    app.router.add_get("/billing/settings", settings_page)
+    app.router.add_post("/billing/settings", save_settings)
+    app.router.add_post("/billing/clients/{client}/tax", save_client_tax)
     app.router.add_get("/billing", billing_page)
     app.router.add_get("/billing/contracts", contracts_page)
     app.router.add_post("/billing/contracts", set_contract)

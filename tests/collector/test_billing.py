@@ -18,7 +18,7 @@ from collector.billing.export import (
     read_generic_csv,
     xero_csv,
 )
-from collector.billing.model import BreakFixRates, Contract, Device, Incident, Invoice, Part, TimeEntry
+from collector.billing.model import BreakFixRates, Contract, Device, Incident, Invoice, Part, Tax, TimeEntry
 from collector.billing.pricing import (
     Visit,
     breakfix_equivalent,
@@ -429,3 +429,29 @@ def test_priced_scenarios_worked_by_hand(contracts, incidents, entries, expected
     for (description, _), (start, _) in zip(got, expected, strict=True):
         assert description.startswith(start), description
     assert invoice.totals().total == sum(amount for _, amount in expected)
+
+
+@pytest.mark.parametrize(
+    ("tax", "expected"),
+    [
+        # 690.00 in fees + 90.00 of billable time = 780.00; 19 % of it = 148.20; total 928.20
+        (Tax(D(19)), ("VAT 19%", D("780.00"), D("148.20"), D("928.20"))),
+        # A charity's invoice: no tax, and the reason is printed where the tax would be.
+        (Tax(D(19), exemption="Charity: exempt from VAT"), ("Charity: exempt from VAT", D("780.00"), D("0.00"),
+                                                            D("780.00"))),
+        # 7.7 % of 780.00 = 60.06; the tax is rounded once, on the subtotal: total 840.06
+        (Tax(D("7.7"), label="MWST"), ("MWST 7.7%", D("780.00"), D("60.06"), D("840.06"))),
+    ],
+    ids=["taxed at 19 %", "exempt client at 0 %", "a rate with a decimal"],
+)
+def test_tax_is_charged_once_on_the_subtotal_or_the_exemption_is_named(tax: Tax, expected: tuple) -> None:
+    setup = TimeEntry(90, DISK.id, "sam", at(12), 30, override="billable", override_reason="not in the contract")
+    invoice = replace(acme(NOV, entries=[setup]), tax=tax)
+    totals = invoice.totals()
+    assert (invoice.tax.text, totals.subtotal, totals.tax, totals.total) == expected
+    text = generic_csv(invoice)
+    assert read_generic_csv(text) == totals
+    with pytest.raises(ValueError, match="add up"):
+        read_generic_csv(text.replace(f",{totals.tax},", ",1.00,"))
+    with pytest.raises(ValueError, match="percentage"):
+        Tax(D(100))

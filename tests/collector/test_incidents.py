@@ -182,6 +182,8 @@ async def test_it_charges_only_contract_fees_for_a_month_with_two_covered_incide
         "onboarding": "0.00",
         "time": "0.00",
         "parts": "0.00",
+        "subtotal": "690.00",
+        "tax": "0.00",
         "total": "690.00",
     }
     shown = await api(client, "GET", f"/api/v1/incidents/{disk['incident_id']}")
@@ -202,9 +204,9 @@ async def test_it_bills_a_break_fix_emergency_at_the_five_hour_minimum(client: T
     for till in ("TILL-01", "TILL-02"):
         await device(client, await enrol(client, till, BAKERY, "Shop"), "workstation", "2026-01-01")
     await api(client, "POST", "/api/v1/rates", RATES, 201)
-    # The bakery's own terms: an on-site call-out is billed at least 5 hours.
+    # The bakery's own terms: an emergency call-out is billed at least 5 hours.
     await api(
-        client, "POST", "/api/v1/rates", {**RATES, "client": BAKERY, "onsite_minimum_minutes": 300}, 201
+        client, "POST", "/api/v1/rates", {**RATES, "client": BAKERY, "emergency_minimum_minutes": 300}, 201
     )
     restore = await incident(
         client, "Restore two tills after a power cut", BAKERY, category="hardware", emergency=True
@@ -324,6 +326,8 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
         "onboarding": "1620.00",
         "time": "135.00",
         "parts": "119.00",
+        "subtotal": "2578.52",
+        "tax": "0.00",
         "total": "2578.52",
     }
     base = f"/api/v1/clients/{ACME}/invoice?month=2026-12"
