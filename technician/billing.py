@@ -93,7 +93,7 @@ async def invoice(ctx: Context, args: argparse.Namespace) -> None:
 
 
 SETTINGS = ("currency", "timezone", "business_name", "business_address", "tax_id", "tax_label", "tax_rate",
-            "payment_terms_days", "bank_details", "xero_account_code", "xero_tax_type")
+            "payment_terms_days", "bank_details", "invoice_prefix", "xero_account_code", "xero_tax_type")
 
 
 async def settings(ctx: Context, args: argparse.Namespace) -> None:
@@ -117,6 +117,41 @@ async def client_tax(ctx: Context, args: argparse.Namespace) -> None:
     else:
         print(f"{args.client}'s invoices are exempt: {args.exempt}" if args.exempt
               else f"{args.client}'s invoices charge the default rate")
+
+
+async def issue(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing issue CLIENT --month YYYY-MM [--pdf FILE]`."""
+    row = await ctx.collector.post(f"/api/v1/clients/{client_path(args.client)}/invoices", {"month": args.month})
+    print(f"invoice {row['number']} issued for {args.client}, {args.month}: {row['currency']} "
+          f"{row['totals']['total']}, due {row['due']}")
+    if args.pdf:
+        await write_issued_pdf(ctx, row["number"], args.pdf)
+
+
+async def write_issued_pdf(ctx: Context, number: str, target: str) -> None:
+    """Write an issued invoice's PDF."""
+    write_output(target, await ctx.collector.fetch(f"/api/v1/invoices/{urllib.parse.quote(number)}?format=pdf"))
+    if target != "-":
+        print(f"invoice {number} written to {target}")
+
+
+async def issued_pdf(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing pdf NUMBER FILE`."""
+    await write_issued_pdf(ctx, args.number, args.file)
+
+
+async def list_issued(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing invoices CLIENT`."""
+    rows = [[i["number"], i["month"], i["issued"], i["due"], f"{i['currency']} {i['totals']['total']}",
+             f"void: {i['void_reason']}" if i["voided_at"] else "issued"]
+            for i in (await ctx.collector.get(f"/api/v1/clients/{client_path(args.client)}/invoices"))["invoices"]]
+    print(table(rows, ["NUMBER", "MONTH", "ISSUED", "DUE", "TOTAL", "STATE"]) if rows else "no invoices issued")
+
+
+async def void(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing void NUMBER --reason TEXT`."""
+    await ctx.collector.post(f"/api/v1/invoices/{urllib.parse.quote(args.number)}/void", {"reason": args.reason})
+    print(f"invoice {args.number} voided; its month can be issued anew")
 
 
 async def report(ctx: Context, args: argparse.Namespace) -> None:
@@ -193,6 +228,22 @@ def register(commands: Any) -> None:
     tax.add_argument("--rate", help="percent, e.g. 19")
     tax.add_argument("--exempt", metavar="REASON", help="no tax; the invoice prints the reason")
     tax.add_argument("--default", action="store_true", help="the default rate from the billing settings")
+    issuing = command(billing_verbs, "issue", "issue a client's invoice for a month: numbered, and never changed",
+                      examples=("fieldpost billing issue 'Acme Tooling' --month 2026-11 --pdf INV-acme-2026-11.pdf",),
+                      func=issue)
+    issuing.add_argument("client")
+    issuing.add_argument("--month", required=True, help="YYYY-MM")
+    issuing.add_argument("--pdf", metavar="FILE", help="also write the issued invoice's PDF here")
+    command(billing_verbs, "invoices", "a client's issued invoices, voided ones too",
+            func=list_issued).add_argument("client")
+    pdf = command(billing_verbs, "pdf", "an issued invoice's PDF", examples=("fieldpost billing pdf INV-00007 a.pdf",),
+                  func=issued_pdf)
+    pdf.add_argument("number")
+    pdf.add_argument("file", help="where to write it (- for standard output)")
+    voiding = command(billing_verbs, "void", "void an issued invoice (it keeps its number; the month can be "
+                      "issued anew)", examples=("fieldpost billing void INV-00007 --reason 'wrong rate'",), func=void)
+    voiding.add_argument("number")
+    voiding.add_argument("--reason", required=True)
 
     bill = command(commands, "invoice", "a client's monthly invoice (printed, or as CSV)",
                    examples=("fieldpost invoice 'Acme Tooling' --month 2026-11",

@@ -15,10 +15,24 @@ from collector.billing.export import generic_csv, qbo_csv, xero_csv
 from collector.billing.ledger import BillingSettings
 from collector.billing.model import Invoice
 from collector.billing.pricing import month_bounds
-from collector.billing.report import render_html, render_pdf
-from collector.services.billing import ClientTaxInput, DeviceInput, SettingsInput, month_of, period
+from collector.billing.report import render_html, render_invoice, render_pdf
+from collector.services.billing import (
+    ClientTaxInput,
+    DeviceInput,
+    IssueInput,
+    SettingsInput,
+    VoidInput,
+    month_of,
+    period,
+)
 from collector.services.errors import Invalid
-from collector.services.views import billing_settings_view, client_tax_view, device_billing_view, invoice_view
+from collector.services.views import (
+    billing_settings_view,
+    client_tax_view,
+    device_billing_view,
+    invoice_view,
+    issued_view,
+)
 
 INVOICE_FORMATS = ("json", "csv", "qbo", "xero")
 REPORT_FORMATS = ("html", "pdf")
@@ -33,6 +47,38 @@ async def set_settings(request: web.Request) -> web.Response:
     """`POST /api/v1/billing/settings`: the settings given change, the others stay."""
     settings = await billing(request).set_settings(await parse(request, SettingsInput))
     return web.json_response(billing_settings_view(settings))
+
+
+async def issue_invoice(request: web.Request) -> web.Response:
+    """`POST /api/v1/clients/{client}/invoices` {"month": "YYYY-MM"}: issue it under the next number."""
+    row = await billing(request).issue(request.match_info["client"], await parse(request, IssueInput))
+    return web.json_response(issued_view(row), status=201)
+
+
+async def list_issued(request: web.Request) -> web.Response:
+    """`GET /api/v1/clients/{client}/invoices`: the client's issued invoices, voided ones too."""
+    rows = await billing(request).issued_for(request.match_info["client"])
+    return web.json_response({"invoices": [issued_view(row) for row in rows]})
+
+
+async def show_issued(request: web.Request) -> web.Response:
+    """`GET /api/v1/invoices/{number}[?format=json|html|pdf]`: an issued invoice exactly as issued."""
+    row = await billing(request).issued(request.match_info["number"])
+    fmt = chosen(request, "json", ("json", "html", "pdf"))
+    if fmt == "json":
+        return web.json_response(issued_view(row))
+    html = render_invoice(row.body, row.void_reason and f"{row.void_reason} ({row.voided_at:%Y-%m-%d})")
+    if fmt == "html":
+        return web.Response(text=html, content_type="text/html")
+    pdf = await asyncio.to_thread(render_pdf, html)
+    return web.Response(body=pdf, content_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{row.number}.pdf"'})
+
+
+async def void_invoice(request: web.Request) -> web.Response:
+    """`POST /api/v1/invoices/{number}/void` {"reason": "..."}: it keeps its number and says VOID."""
+    row = await billing(request).void(request.match_info["number"], await parse(request, VoidInput))
+    return web.json_response(issued_view(row))
 
 
 async def set_client_tax(request: web.Request) -> web.Response:
@@ -123,6 +169,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/billing/settings", get_settings),
     ("POST", "/api/v1/billing/settings", set_settings),
     ("POST", "/api/v1/clients/{client}/tax", set_client_tax),
+    ("POST", "/api/v1/clients/{client}/invoices", issue_invoice),
+    ("GET", "/api/v1/clients/{client}/invoices", list_issued),
+    ("GET", "/api/v1/invoices/{number}", show_issued),
+    ("POST", "/api/v1/invoices/{number}/void", void_invoice),
     ("POST", "/api/v1/devices/{agent_id}/billing", set_device),
     ("GET", "/api/v1/clients/{client}/devices", list_client_devices),
     ("GET", "/api/v1/clients/{client}/invoice", invoice),

@@ -42,6 +42,8 @@ class BillingSettings:
     tax_rate: Decimal = Decimal(0)
     payment_terms_days: int = 14
     bank_details: str = ""
+    # Issued invoices are numbered this prefix and a sequence without gaps: INV-00001, INV-00002, ...
+    invoice_prefix: str = "INV-"
     # Xero books every line to this account with this tax type ("" : Xero's "Tax Exempt" when no tax is due).
     xero_account_code: str = "200"
     xero_tax_type: str = ""

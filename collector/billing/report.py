@@ -291,6 +291,11 @@ def render_html(report: ValueReport) -> str:
     return _ENV.get_template("value_report.html.j2").render(r=report, money=money, local=local)
 
 
+def render_invoice(body: dict[str, Any], voided: str | None = None) -> str:
+    """An issued invoice as a standalone HTML page, from its stored body alone (`voided`: why it was voided)."""
+    return _ENV.get_template("invoice.html.j2").render(i=body, voided=voided)
+
+
 def render_pdf(html: str) -> bytes:
     """The HTML page printed to PDF by WeasyPrint (imported here: it loads Pango, which the API may lack)."""
     from weasyprint import HTML

@@ -4,7 +4,7 @@ invoices and the value report."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,10 +23,10 @@ from collector.billing.pricing import month_bounds
 from collector.billing.report import ValueReport
 from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
-from collector.services.inputs import Input, zone
-from collector.services.views import client_tax_view, device_billing_view
+from collector.services.inputs import TECHNICIAN, Input, zone
+from collector.services.views import client_tax_view, device_billing_view, invoice_view
 from collector.store import Tx
-from collector.store.billing_rows import ClientTax
+from collector.store.billing_rows import ClientTax, IssuedInvoiceRow
 
 
 class SettingsInput(Input):
@@ -41,6 +41,8 @@ class SettingsInput(Input):
     tax_rate: Decimal | None = Field(None, ge=0, lt=100, decimal_places=3, description="default rate, percent")
     payment_terms_days: int | None = Field(None, ge=0, le=365)
     bank_details: str | None = Field(None, max_length=1000)
+    invoice_prefix: str | None = Field(None, max_length=20, pattern=r"^[A-Za-z0-9/_-]*$",
+                                       description="issued invoices are numbered PREFIX00001, PREFIX00002, ...")
     xero_account_code: str | None = Field(None, min_length=1, max_length=20)
     xero_tax_type: str | None = Field(None, max_length=100, description="as named in Xero, for taxed invoices")
 
@@ -61,6 +63,20 @@ class ClientTaxInput(Input):
         if self.tax_rate is not None and self.exemption.strip():
             raise ValueError("give a tax rate or an exemption, not both")
         return self
+
+
+class IssueInput(Input):
+    """Issuing a client's invoice for a month."""
+
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
+    technician: str = TECHNICIAN
+
+
+class VoidInput(Input):
+    """Voiding an issued invoice, saying why (a new one can then be issued for the month)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    technician: str = TECHNICIAN
 
 
 class DeviceInput(Input):
@@ -125,6 +141,58 @@ class Billing(Service):
             await save_billing_settings(tx, settings)
             await self.publish(tx, "billing.settings", {key: str(value) for key, value in changes.items()})
         return settings
+
+    async def issue(self, client: str, wanted: IssueInput) -> IssuedInvoiceRow:
+        """Issue the client's invoice for the month under the next number: from now on it never changes."""
+        month = month_of(wanted.month)
+        async with self.store.transaction() as tx:
+            ledger = await ledger_of(tx, client)
+            try:
+                invoice = ledger.invoice(month)
+            except ValueError as exc:
+                raise Invalid("month", f"cannot price {month:%Y-%m}: {exc}") from None
+            settings = ledger.settings
+            issued = self.clock().astimezone(settings.zone).date()
+            due = issued + timedelta(days=settings.payment_terms_days)
+            body = {**invoice_view(invoice), "issued": issued.isoformat(), "due": due.isoformat(),
+                    "period": f"{month:%B %Y}", "seller": {
+                        name: getattr(settings, name)
+                        for name in ("business_name", "business_address", "tax_id", "bank_details")}}
+            row = await tx.issue_invoice(ledger.client_id, month, settings.invoice_prefix, self.clock(),
+                                         wanted.technician, due, body)
+            if row is None:
+                [live] = [i for i in await tx.issued_invoices(ledger.client_id, month) if i.voided_at is None]
+                raise Conflict(f"{client}'s invoice for {month:%Y-%m} is issued already as {live.number}: "
+                               "void it to issue a new one")
+            await self.publish(tx, "invoice.issued", {"number": row.number, "client": client,
+                                                      "month": wanted.month, "total": body["totals"]["total"],
+                                                      "by": wanted.technician})
+        return row
+
+    async def void(self, number: str, wanted: VoidInput) -> IssuedInvoiceRow:
+        """Void an issued invoice: it keeps its number and says VOID; the month can be issued anew."""
+        async with self.store.transaction() as tx:
+            row = await tx.void_invoice(number, self.clock(), wanted.technician, wanted.reason)
+            if row is None:
+                known = await tx.issued_invoice(number)
+                raise Conflict(f"invoice {number} is void already") if known else NotFound(
+                    f"there is no invoice {number}")
+            await self.publish(tx, "invoice.voided", {"number": number, "client": row.body["client"],
+                                                      "reason": wanted.reason, "by": wanted.technician})
+        return row
+
+    async def issued(self, number: str) -> IssuedInvoiceRow:
+        """An issued invoice by its number, or NotFound."""
+        async with self.store.read() as tx:
+            row = await tx.issued_invoice(number)
+        if row is None:
+            raise NotFound(f"there is no invoice {number}")
+        return row
+
+    async def issued_for(self, client: str, month: date | None = None) -> list[IssuedInvoiceRow]:
+        """A client's issued invoices (of one month), voided ones too, in issue order."""
+        async with self.store.read() as tx:
+            return await tx.issued_invoices((await ledger_of(tx, client)).client_id, month)
 
     async def client_taxes(self) -> list[tuple[str, ClientTax | None]]:
         """Every client with its own tax terms (None: the default rate)."""

@@ -195,6 +195,16 @@ async def entry_of(tx: Tx, entry_id: int) -> TimeEntryRow:
     return entry
 
 
+async def refuse_if_invoiced(tx: Tx, client: str, entry: TimeEntryRow) -> None:
+    """Conflict when the entry's month is on an issued invoice: issued invoices never change."""
+    ledger = await ledger_of(tx, client)
+    month = entry.started_at.astimezone(ledger.settings.zone).date().replace(day=1)
+    for issued in await tx.issued_invoices(ledger.client_id, month):
+        if issued.voided_at is None:
+            raise Conflict(f"time entry {entry.entry_id} is billed on invoice {issued.number}, issued already: "
+                           "void that invoice to change it")
+
+
 async def billed(tx: Tx, client: str, entry: TimeEntryRow) -> BilledEntry:
     """How a stored entry is billed, read inside the same transaction."""
     return BilledEntry(entry, (await ledger_of(tx, client)).classification(entry))
@@ -340,6 +350,8 @@ class Incidents(Service):
             before = await entry_of(tx, entry_id)
             if before.running:
                 raise Conflict(f"time entry {entry_id} is a running timer: stop it first")
+            incident = await incident_of(tx, before.incident_id)
+            await refuse_if_invoiced(tx, incident.client, before)
             start = wanted.start or before.started_at
             minutes = wanted.minutes or before.minutes or 0
             after = await tx.edit_time_entry(replace(
@@ -348,7 +360,7 @@ class Incidents(Service):
                 after_hours=before.after_hours if wanted.after_hours is None else wanted.after_hours,
                 note=before.note if wanted.note is None else wanted.note))
             assert after is not None
-            incident = await incident_of(tx, after.incident_id)
+            await refuse_if_invoiced(tx, incident.client, after)
             done = await billed(tx, incident.client, after)
             was = await billed(tx, incident.client, before)
             await self.publish(tx, "time.edited", {**done.view(), "client": incident.client, "was": was.view(),
@@ -360,6 +372,7 @@ class Incidents(Service):
         async with self.store.transaction() as tx:
             entry = await entry_of(tx, entry_id)
             incident = await incident_of(tx, entry.incident_id)
+            await refuse_if_invoiced(tx, incident.client, entry)
             await tx.delete_time_entry(entry_id)
             await self.publish(tx, "time.deleted", {**entry_view(entry, None), "client": incident.client,
                                                     "by": technician})
@@ -373,6 +386,7 @@ class Incidents(Service):
             if entry is None:
                 raise NotFound(f"there is no time entry {entry_id}")
             incident = await incident_of(tx, entry.incident_id)
+            await refuse_if_invoiced(tx, incident.client, entry)
             done = await billed(tx, incident.client, entry)
             await self.publish(tx, "time.overridden", {**done.view(), "client": incident.client})
         return done

@@ -16,6 +16,7 @@ from collector.store.billing_rows import (
     ContractRow,
     DeviceBillingRow,
     IncidentRow,
+    IssuedInvoiceRow,
     NoteRow,
     RatesRow,
     TimeEntryRow,
@@ -144,6 +145,13 @@ def billing_settings_view(settings: BillingSettings) -> dict[str, Any]:
 def client_tax_view(tax: ClientTax) -> dict[str, Any]:
     """A client's own tax terms (a rate of None and no exemption: the default rate)."""
     return {"tax_rate": None if tax.tax_rate is None else f"{tax.tax_rate.normalize():f}", "exemption": tax.exemption}
+
+
+def issued_view(row: IssuedInvoiceRow) -> dict[str, Any]:
+    """An issued invoice: its body as issued, and whether and why it was voided."""
+    return {**row.body, "issued_at": row.issued_at.isoformat(), "issued_by": row.issued_by,
+            "voided_at": row.voided_at.isoformat() if row.voided_at else None, "voided_by": row.voided_by,
+            "void_reason": row.void_reason}
 
 
 def invoice_view(invoice: Invoice) -> dict[str, Any]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         DeviceBillingRow,
         IncidentRow,
         IncidentStatus,
+        IssuedInvoiceRow,
         NoteRow,
         RatesRow,
         TimeEntryRow,
@@ -491,6 +492,21 @@ class Tx(Protocol):
 
     async def set_client_tax(self, client_id: int, tax: ClientTax) -> None:
         """Store a client's own tax terms (a rate of None and no exemption: back to the default rate)."""
+
+    async def issue_invoice(
+        self, client_id: int, month: date, prefix: str, at: datetime, by: str, due: date, body: dict[str, Any]
+    ) -> IssuedInvoiceRow | None:
+        """Store an issued invoice under the next number (`prefix` + sequence; `body["number"]` is set to it);
+        None when the client's month has a live invoice already."""
+
+    async def issued_invoices(self, client_id: int | None = None, month: date | None = None) -> list[IssuedInvoiceRow]:
+        """Issued invoices (of a client, of a month), voided ones too, in issue order."""
+
+    async def issued_invoice(self, number: str) -> IssuedInvoiceRow | None:
+        """The issued invoice with this number, or None."""
+
+    async def void_invoice(self, number: str, at: datetime, by: str, reason: str) -> IssuedInvoiceRow | None:
+        """Void a live invoice (it keeps its number); None when there is no live invoice with this number."""
 
     async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
         """One time entry, or None."""

@@ -52,6 +52,7 @@ from collector.store.billing_rows import (
     DeviceBillingRow,
     IncidentRow,
     IncidentStatus,
+    IssuedInvoiceRow,
     NoteRow,
     RatesRow,
     TimeEntryRow,
@@ -934,6 +935,45 @@ class SqlTx:
             client=client_id, rate=tax.tax_rate, exemption=tax.exemption,
         )
 
+    async def issue_invoice(
+        self, client_id: int, month: date, prefix: str, at: datetime, by: str, due: date, body: dict[str, Any]
+    ) -> IssuedInvoiceRow | None:
+        if await self._row("SELECT 1 FROM invoices WHERE client_id = :client AND month = :month "
+                           "AND voided_at IS NULL", client=client_id, month=month) is not None:
+            return None
+        # Numbers run without gaps in issue order (a voided invoice keeps its number): the write lock on
+        # SQLite, and on PostgreSQL the unique number, keep two collectors from taking the same one.
+        count = await self._row("SELECT COUNT(*) AS n FROM invoices")
+        number = f"{prefix}{(count['n'] if count else 0) + 1:05d}"
+        row = await self._row(
+            "INSERT INTO invoices (number, client_id, month, issued_at, issued_by, due, body) "
+            "VALUES (:number, :client, :month, :at, :by, :due, :body) RETURNING *",
+            number=number, client=client_id, month=month, at=at, by=by, due=due,
+            body=to_json({**body, "number": number}),
+        )
+        assert row is not None
+        return _issued(row, self.codec)
+
+    async def issued_invoices(self, client_id: int | None = None, month: date | None = None) -> list[IssuedInvoiceRow]:
+        rows = await self._rows(
+            "SELECT * FROM invoices WHERE (:client::bigint IS NULL OR client_id = :client) "
+            "AND (:month::date IS NULL OR month = :month) ORDER BY id",
+            client=client_id, month=month,
+        )
+        return [_issued(row, self.codec) for row in rows]
+
+    async def issued_invoice(self, number: str) -> IssuedInvoiceRow | None:
+        row = await self._row("SELECT * FROM invoices WHERE number = :number", number=number)
+        return _issued(row, self.codec) if row is not None else None
+
+    async def void_invoice(self, number: str, at: datetime, by: str, reason: str) -> IssuedInvoiceRow | None:
+        row = await self._row(
+            "UPDATE invoices SET voided_at = :at, voided_by = :by, void_reason = :reason "
+            "WHERE number = :number AND voided_at IS NULL RETURNING *",
+            at=at, by=by, reason=reason, number=number,
+        )
+        return _issued(row, self.codec) if row is not None else None
+
     async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
         row = await self._row("SELECT * FROM time_entries WHERE id = :id", id=entry_id)
         return _time_entry(row, self.codec) if row is not None else None
@@ -1186,6 +1226,14 @@ def _rates(row: Row, c: Codec) -> RatesRow:
             onsite_minimum_minutes=row["onsite_minimum_minutes"],
             emergency_minimum_minutes=row["emergency_minimum_minutes"],
         ),
+    )
+
+
+def _issued(row: Row, c: Codec) -> IssuedInvoiceRow:
+    """An issued invoice row."""
+    return IssuedInvoiceRow(
+        row["number"], row["client_id"], c.day(row["month"]), c.moment(row["issued_at"]), row["issued_by"],
+        c.day(row["due"]), from_json(row["body"]), c.moment(row["voided_at"]), row["voided_by"], row["void_reason"],
     )
 
 

@@ -23,15 +23,15 @@ from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification, InvoiceLine
 from collector.billing.pricing import cents, month_bounds, visit_entry_ids
-from collector.services.billing import ClientTaxInput, SettingsInput, month_of
+from collector.services.billing import ClientTaxInput, IssueInput, SettingsInput, VoidInput, month_of
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
 from collector.services.views import client_tax_view, contract_view, rates_view
 from collector.store.billing_rows import ClientTax, TimeEntryRow
 from collector.web.admin import fields_of
-from collector.web.render import reasons, refused_page, render, see_other
-from collector.web.sessions import form, page
+from collector.web.render import reasons, refused, refused_page, render, see_other
+from collector.web.sessions import form, page, technician
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 # Words for how time is billed, as the pages say it.
@@ -141,9 +141,11 @@ async def client_month_page(request: web.Request) -> web.Response:
         bill, problem = None, f"cannot price {month:%Y-%m}: {exc}"
     titles = {i.incident_id: i.title for i in ledger.incidents}
     query = f"month={month_text(month)}"
+    issued = await billing(request).issued_for(client, first)
     return render(request, "billing_month.html", client=client, month=month_text(month), bill=bill,
                   totals=bill.totals() if bill else None, currency=ledger.settings.currency, entries=entries,
-                  tax_text=bill.tax.text if bill else "",
+                  tax_text=bill.tax.text if bill else "", issued=issued,
+                  live=next((i for i in issued if i.voided_at is None), None),
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
                   next=month_text(last + timedelta(days=1)))
@@ -171,6 +173,40 @@ async def value_report(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@form
+async def issue(request: web.Request) -> web.Response:
+    """`POST /billing/clients/{client}/invoices`: issue the month's invoice (it never changes afterwards)."""
+    client = request.match_info["client"]
+    fields = await fields_of(request)
+    back = f"{client_path(client)}?month={fields.get('month', '')}"
+    try:
+        row = await billing(request).issue(client, validated(IssueInput, {**fields, "technician": technician(request)}))
+    except DomainError as exc:
+        return refused(exc, back, "issued")
+    return see_other(back, flash=f"Invoice {row.number} issued, due {row.due}.")
+
+
+@form
+async def void(request: web.Request) -> web.Response:
+    """`POST /billing/invoices/{number}/void`: void it, saying why; the month can then be issued anew."""
+    fields = await fields_of(request)
+    try:
+        row = await billing(request).void(request.match_info["number"],
+                                          validated(VoidInput, {**fields, "technician": technician(request)}))
+    except DomainError as exc:
+        return refused(exc, "/billing", "voided")
+    back = f"{client_path(row.body['client'])}?month={row.month:%Y-%m}"
+    return see_other(back, flash=f"Invoice {row.number} voided.")
+
+
+@page
+async def issued_invoice(request: web.Request) -> web.StreamResponse:
+    """`GET /billing/invoices/{number}?format=html|pdf`: the API's issued invoice, as issued."""
+    response = await _from_api(request, api.show_issued)
+    response.headers.setdefault("Content-Security-Policy", REPORT_CSP)
+    return response
+
+
 # Contracts and rates ---------------------------------------------------------------------------------------
 
 async def show_contracts(request: web.Request, client: str | None = None, status: int = 200,
@@ -182,7 +218,8 @@ async def show_contracts(request: web.Request, client: str | None = None, status
     by_client = {name: [contract_view(r) for r in rows] for name, rows in (await service.by_client()).items()}
     cards = await service.rate_cards()
     names = list(by_client)
-    chosen = client or request.query.get("client") or (names[0] if names else "")
+    # Only a client chosen on purpose: a form that quietly targeted the first client saved contracts on it.
+    chosen = client or request.query.get("client") or ""
     latest = by_client[chosen][-1] if by_client.get(chosen) else {}
     contract_form = {name: latest.get(name) or "" for name in CONTRACT_FIELDS if name != "effective_from"}
     contract_form |= {name: latest.get(name, name == "covers_remote") for name in COVERAGE}
@@ -270,6 +307,9 @@ async def save_client_tax(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Register the billing pages."""
+    app.router.add_post("/billing/clients/{client}/invoices", issue)
+    app.router.add_post("/billing/invoices/{number}/void", void)
+    app.router.add_get("/billing/invoices/{number}", issued_invoice)
     app.router.add_get("/billing/settings", settings_page)
     app.router.add_post("/billing/settings", save_settings)
     app.router.add_post("/billing/clients/{client}/tax", save_client_tax)

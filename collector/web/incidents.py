@@ -31,7 +31,7 @@ from collector.services.inputs import M, validated
 from collector.web.admin import fields_of
 from collector.web.billing import BILLED_AS, client_path, priced
 from collector.web.render import refused, refused_page, render, see_other
-from collector.web.sessions import SESSION, form, page
+from collector.web.sessions import form, page, technician
 
 CATEGORIES = ("request", "hardware", "software", "network", "backup", "internal", "rework")
 OVERRIDES = {"": "as the contract says", **BILLED_AS}
@@ -59,11 +59,6 @@ def incident_form(handler: Handler) -> Handler:
             return refused(exc, f"/incidents/{incident_id(request)}")
 
     return form(answered)
-
-
-def technician(request: web.Request) -> str:
-    """The logged-in technician's name: the one who does the work."""
-    return request[SESSION].name
 
 
 # Pages -----------------------------------------------------------------------------------------------------

@@ -3,14 +3,23 @@ reads carries the tax (or the exemption's reason), and Xero is never told "Tax E
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from aiohttp.test_utils import TestClient
 
 from tests.support.clock import Clock
 from tests.support.collector import TECH
+from tests.tooling import requires_tool
 from tests.web.conftest import critical_alert, log_in
 from tests.web.test_incident_pages import flash, post, rows
 
 MONTH = "/billing/clients/Acme%20Tooling?month=2026-11"
+
+
+def pdf_text(pdf: Path) -> str:
+    """The PDF's text as poppler's pdftotext reads it."""
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
 
 async def test_settings_and_a_clients_tax_reach_the_invoice_and_its_exports(client: TestClient, clock: Clock) -> None:
@@ -56,3 +65,57 @@ async def test_settings_and_a_clients_tax_reach_the_invoice_and_its_exports(clie
     assert bad.status == 422
     text = await bad.text()
     assert "unknown time zone" in text and "tax_rate" in text
+
+
+@requires_tool("pdftotext")
+async def test_an_issued_invoice_is_numbered_locked_and_reissued_only_after_it_is_voided(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/billing/rates", csrf, effective_from="2026-11-01", hourly_rate="80.00")
+    await post(client, "/billing/settings", csrf, currency="EUR", timezone="UTC", business_name="Kleinert IT",
+               business_address="Hafenstr. 4", tax_id="DE123456789", tax_label="MwSt", tax_rate="19",
+               payment_terms_days="10", bank_details="IBAN DE02 1203 0000 0000 2020 51", invoice_prefix="KIT-",
+               xero_account_code="8400", xero_tax_type="")
+    await post(client, "/alerts/1/incident", csrf)
+    await post(client, "/incidents/1/title", csrf, title="Disk C: full on the reception PC")
+    await post(client, "/incidents/1/time", csrf, minutes="50")
+    clock.advance(days=8)  # 1 December: November is invoiced
+
+    issued = await post(client, "/billing/clients/Acme%20Tooling/invoices", csrf, month="2026-11")
+    assert flash(issued) == "Invoice KIT-00001 issued, due 2026-12-11."
+    again = await post(client, "/billing/clients/Acme%20Tooling/invoices", csrf, month="2026-11")
+    assert flash(again) == ("Not issued: Acme Tooling&#39;s invoice for 2026-11 is issued already as KIT-00001: "
+                            "void it to issue a new one")
+    # The invoice as issued: seller, buyer, the incident's title and day, 19 % on the subtotal, where to pay.
+    pdf = tmp_path / "KIT-00001.pdf"
+    download = await client.get("/billing/invoices/KIT-00001?format=pdf")
+    assert (download.status, download.headers["Content-Type"]) == (200, "application/pdf")
+    pdf.write_bytes(await download.read())
+    text = " ".join(pdf_text(pdf).split())
+    for expected in ("Kleinert IT", "Tax number: DE123456789", "Bill to Acme Tooling", "Invoice KIT-00001",
+                     "Disk C: full on the reception PC, 23 Nov 2026, 50 min worked",
+                     "Subtotal EUR 80.00", "MwSt 19% EUR 15.20", "Total EUR 95.20", "Due 2026-12-11",
+                     "quoting KIT-00001. IBAN DE02 1203 0000 0000 2020 51"):
+        assert expected in text, text
+
+    # Issued means locked: the time it bills cannot change, and changed rates do not change it.
+    locked = await post(client, "/incidents/1/time/1", csrf, minutes="20")
+    assert flash(locked) == ("Not done: time entry 1 is billed on invoice KIT-00001, issued already: "
+                             "void that invoice to change it")
+    await post(client, "/billing/rates", csrf, effective_from="2026-11-02", hourly_rate="95.00")
+    kept = await (await client.get("/api/v1/invoices/KIT-00001", headers=TECH)).json()
+    assert (kept["totals"]["total"], kept["voided_at"]) == ("95.20", None)
+    month = await (await client.get(MONTH)).text()
+    assert "now comes to EUR 113.05: void KIT-00001 and issue a new invoice" in month
+
+    voided = await post(client, "/billing/invoices/KIT-00001/void", csrf, reason="rates changed")
+    assert flash(voided) == "Invoice KIT-00001 voided."
+    assert "VOID: rates changed" in await (await client.get("/billing/invoices/KIT-00001?format=html")).text()
+    reissued = await post(client, "/billing/clients/Acme%20Tooling/invoices", csrf, month="2026-11")
+    # 60 min x 95.00 = 95.00; 19 % = 18.05; total 113.05, under the next number.
+    assert flash(reissued) == "Invoice KIT-00002 issued, due 2026-12-11."
+    listed = (await (await client.get("/api/v1/clients/Acme%20Tooling/invoices", headers=TECH)).json())["invoices"]
+    assert [(i["number"], i["totals"]["total"], i["void_reason"]) for i in listed] == [
+        ("KIT-00001", "95.20", "rates changed"), ("KIT-00002", "113.05", None)]
