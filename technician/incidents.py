@@ -15,7 +15,12 @@ from technician.text import local_time, table
 
 
 def classified(entry: dict[str, Any]) -> str:
-    """How an entry is billed, in words."""
+    """How an entry is billed, in words: covered time past the included hours is said to be billed."""
+    charged = entry.get("charged")
+    if entry["classification"] == "covered" and charged not in (None, "0.00"):
+        return f"beyond the contract's included hours: {charged} billed"
+    if entry["classification"] == "billable" and charged is not None:
+        return f"billable: {charged}"
     return {
         "covered": "covered by the contract",
         "billable": "billable",

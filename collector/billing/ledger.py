@@ -5,6 +5,7 @@ This is the one billing module that touches the store; what it returns is priced
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from collector.billing.model import (
     Tax,
     TimeEntry,
 )
-from collector.billing.pricing import classify, in_force, monthly_invoice
+from collector.billing.pricing import classify, entry_shares, in_force, monthly_invoice
 from collector.billing.report import DISK_REPLACED, ValueReport, build_value_report
 from collector.store import Tx
 from collector.store.billing_rows import ClientTax, DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
@@ -119,6 +120,29 @@ class Ledger:
         model = entry.model(self.settings.zone)
         incident = next(i for i in self.incidents if i.incident_id == entry.incident_id)
         return classify(model, incident.model(), in_force(self.contracts, model.start.date()))
+
+    def charges(self, entries: Iterable[TimeEntryRow]) -> tuple[dict[int, Decimal], dict[date, str]]:
+        """What each finished entry adds to its month's invoice (0 when covered within the included hours or
+        not billed; absent when its month cannot be priced), and why each such month cannot be priced."""
+        zone = self.settings.zone
+        done = [e for e in entries if not e.running]
+        minutes = {str(e.entry_id): e.minutes or 0 for e in self.entries}
+        shares: dict[str, Decimal] = {}
+        unpriced: dict[date, str] = {}
+        for month in sorted({e.started_at.astimezone(zone).date().replace(day=1) for e in done}):
+            try:
+                bill = self.invoice(month)
+            except ValueError as exc:
+                unpriced[month] = f"cannot price {month:%Y-%m}: {exc}"
+                continue
+            for line in bill.lines:
+                shares.update(entry_shares(line, minutes))
+        charged = {
+            e.entry_id: shares.get(str(e.entry_id), Decimal("0.00"))
+            for e in done
+            if e.started_at.astimezone(zone).date().replace(day=1) not in unpriced
+        }
+        return charged, unpriced
 
     def invoice(self, month: date) -> Invoice:
         """The client's invoice for the month containing `month`, the client named rather than numbered."""

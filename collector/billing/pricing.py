@@ -207,6 +207,17 @@ def visit_entry_ids(line: InvoiceLine) -> list[str]:
     return line.ref.removeprefix(VISIT_REF).split(",") if line.ref.startswith(VISIT_REF) else []
 
 
+def entry_shares(line: InvoiceLine, minutes: dict[str, int]) -> dict[str, Decimal]:
+    """A visit's amount shared among its entries by minutes worked (by entry id), the cents left to the last."""
+    ids = visit_entry_ids(line)
+    worked = sum(minutes.get(entry_id, 0) for entry_id in ids)
+    shares, left = {}, line.amount
+    for n, entry_id in enumerate(ids):
+        share = left if n == len(ids) - 1 else cents(line.amount * minutes.get(entry_id, 0) / (worked or 1))
+        shares[entry_id], left = share, left - share
+    return shares
+
+
 def _rates_on(rates: Sequence[BreakFixRates], day: date) -> BreakFixRates:
     """The rate card in force on `day`; billable time without one is a configuration error."""
     card = in_force(rates, day)

@@ -119,10 +119,13 @@ class BilledEntry:
 
     entry: TimeEntryRow
     classification: Classification | None
+    # What its month's invoice charges for it (None: running, or the month cannot be priced yet).
+    charged: Decimal | None = None
 
     def view(self) -> dict[str, Any]:
         """The entry as the API and the feed show it."""
-        return entry_view(self.entry, self.classification)
+        return {**entry_view(self.entry, self.classification),
+                "charged": None if self.charged is None else f"{self.charged:.2f}"}
 
 
 @dataclass(frozen=True)
@@ -206,8 +209,9 @@ async def refuse_if_invoiced(tx: Tx, client: str, entry: TimeEntryRow) -> None:
 
 
 async def billed(tx: Tx, client: str, entry: TimeEntryRow) -> BilledEntry:
-    """How a stored entry is billed, read inside the same transaction."""
-    return BilledEntry(entry, (await ledger_of(tx, client)).classification(entry))
+    """How a stored entry is billed and what it is charged, read inside the same transaction."""
+    ledger = await ledger_of(tx, client)
+    return BilledEntry(entry, ledger.classification(entry), ledger.charges([entry])[0].get(entry.entry_id))
 
 
 class Incidents(Service):
@@ -362,8 +366,8 @@ class Incidents(Service):
             assert after is not None
             await refuse_if_invoiced(tx, incident.client, after)
             done = await billed(tx, incident.client, after)
-            was = await billed(tx, incident.client, before)
-            await self.publish(tx, "time.edited", {**done.view(), "client": incident.client, "was": was.view(),
+            await self.publish(tx, "time.edited", {**done.view(), "client": incident.client,
+                                                   "was": entry_view(before),
                                                    "by": wanted.technician})
         return done
 

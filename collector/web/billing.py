@@ -21,8 +21,8 @@ from collector.api import billing as api
 from collector.api.errors import status_of
 from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
-from collector.billing.model import Classification, InvoiceLine
-from collector.billing.pricing import cents, month_bounds, visit_entry_ids
+from collector.billing.model import Classification
+from collector.billing.pricing import month_bounds
 from collector.services.billing import ClientTaxInput, IssueInput, SettingsInput, VoidInput, month_of
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
@@ -64,40 +64,10 @@ class PricedEntry:
 def priced(ledger: Ledger, entries: Iterable[TimeEntryRow]) -> tuple[list[PricedEntry], str | None]:
     """Entries with their classification and what their month's invoice charges for each (0 when covered
     within the included hours, or non-billable; None when its month cannot be priced), and why it cannot."""
-    zone = ledger.settings.zone
-
-    def month(entry: TimeEntryRow) -> date:
-        return entry.started_at.astimezone(zone).date().replace(day=1)
-
     entries = list(entries)
-    charged: dict[str, Decimal] = {}
-    unpriced: dict[date, str] = {}
-    for first in sorted({month(e) for e in entries if not e.running}):
-        try:
-            bill = ledger.invoice(first)
-        except ValueError as exc:
-            unpriced[first] = f"cannot price {first:%Y-%m}: {exc}"
-            continue
-        for line in bill.lines:
-            charged.update(entry_shares(line, ledger.entries))
-    result = []
-    for entry in entries:
-        known = not entry.running and month(entry) not in unpriced
-        amount = charged.get(str(entry.entry_id), Decimal("0.00")) if known else None
-        result.append(PricedEntry(entry, ledger.classification(entry), amount))
+    charged, unpriced = ledger.charges(entries)
+    result = [PricedEntry(e, ledger.classification(e), charged.get(e.entry_id)) for e in entries]
     return result, "; ".join(unpriced.values()) or None
-
-
-def entry_shares(line: InvoiceLine, entries: Iterable[TimeEntryRow]) -> dict[str, Decimal]:
-    """A visit's amount shared among its entries by minutes worked (by entry id), the cents left to the last."""
-    ids = visit_entry_ids(line)
-    minutes = {str(e.entry_id): e.minutes or 0 for e in entries if str(e.entry_id) in ids}
-    worked = sum(minutes.values())
-    shares, left = {}, line.amount
-    for n, entry_id in enumerate(ids):
-        share = left if n == len(ids) - 1 else cents(line.amount * minutes.get(entry_id, 0) / (worked or 1))
-        shares[entry_id], left = share, left - share
-    return shares
 
 
 def client_path(client: str) -> str:
