@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 
 from shared.base import Signal
 from shared.clock import Clock, system_clock
-from shared.wire import SCHEMA_VERSION, Envelope, Unknown
+from shared.wire import LEGACY_EPOCH, SCHEMA_VERSION, Envelope, Unknown
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ class Outbox:
         self._db = _connect(path)
         self._db.executescript(SCHEMA)
         self._adopt(agent_id)
+        # The stream this outbox's sequence numbers count in; None: the legacy stream, named by no field.
+        self.epoch = self._stream()
 
     def close(self) -> None:
         """Close the file."""
@@ -180,6 +183,18 @@ class Outbox:
                 log.warning("outbox: %d envelopes of former agent %s kept unsent", stale, previous)
             self._set_meta(db, "agent_id", agent_id)
 
+    def _stream(self) -> str | None:
+        """The outbox's stream, chosen when the outbox is created: a new random id, so that the collector
+        tells this outbox's sequence numbers from those of an outbox that was lost. An outbox made before
+        streams existed goes on in the legacy stream, whose envelopes name none."""
+        epoch = self._meta("epoch")
+        if epoch is None:
+            with self._transaction() as db:
+                used = self._meta("next_seq") is not None
+                epoch = LEGACY_EPOCH if used else secrets.token_hex(8)
+                self._set_meta(db, "epoch", epoch)
+        return None if epoch == LEGACY_EPOCH else epoch
+
     def put(self, signals: Sequence[Signal], *, state_change: bool | None = None,
             now: datetime | None = None) -> int:
         """Queue one envelope durably and return its sequence number.
@@ -195,9 +210,10 @@ class Outbox:
             if state_change is None:
                 row = db.execute("SELECT digest FROM last_content WHERE kind = ?", (kind,)).fetchone()
                 state_change = kind not in ROUTINE_KINDS and (row is None or row[0] != digest)
-            envelope = Envelope(schema_version=SCHEMA_VERSION, agent_id=self.agent_id, seq=seq,
-                                boot_id=self.boot_id, sent_at=now, signals=list(signals))
-            body = envelope.model_dump_json()
+            envelope = Envelope(schema_version=SCHEMA_VERSION, agent_id=self.agent_id, epoch=self.epoch,
+                                seq=seq, boot_id=self.boot_id, sent_at=now, signals=list(signals))
+            # A legacy stream's envelopes carry no epoch field, which collectors from before streams refuse.
+            body = envelope.model_dump_json(exclude={"epoch"} if self.epoch is None else None)
             db.execute("INSERT INTO envelopes (seq, queued_at, state_change, size, body) "
                        "VALUES (?, ?, ?, ?, ?)",
                        (seq, now.timestamp(), int(state_change), len(body.encode()), body))

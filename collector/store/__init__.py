@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared.wire import LEGACY_EPOCH
+
 if TYPE_CHECKING:
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
@@ -79,6 +81,16 @@ class ObservationRow:
     kind: str
     collected_at: datetime
     payload: dict[str, Any]
+    epoch: str = LEGACY_EPOCH
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    """One stream of an agent's reports: from which sequence number and since when."""
+
+    epoch: str
+    first_seq: int
+    first_at: datetime
 
 
 @dataclass(frozen=True)
@@ -245,12 +257,18 @@ class Tx(Protocol):
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
-        rows: list[tuple[str, datetime, str]],
+        rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
         """Store an envelope and its signals as (kind, collected_at, payload JSON) rows.
 
-        False, and nothing written, when (agent_id, seq) was stored before.
+        False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
+
+    async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
+        """Record that the agent reports in this stream from `seq` on; True when the stream is new."""
+
+    async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
+        """The streams the agent has reported in, newest first."""
 
     async def touch_agent(
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
