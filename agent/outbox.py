@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.base import Signal
 from shared.clock import Clock, system_clock
 from shared.wire import LEGACY_EPOCH, SCHEMA_VERSION, Envelope, Unknown
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OUTBOX_FILE = "outbox.sqlite3"
 # Signals that repeat by nature: a new one carries no news, so they are the first to go when space is short.
@@ -51,6 +53,9 @@ class OutboxStats:
     next_seq: int
     last_upload_at: datetime | None
     last_upload_result: str | None
+    # What went wrong with the outbox itself (a damaged file moved aside), and when; None when nothing did.
+    warning: str | None = None
+    warning_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,38 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+# SQLite's primary result codes for a file that is not (or no longer) a sound database.
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class DamagedOutbox(Exception):
+    """The outbox file cannot be read as a sound database (truncated, overwritten, not SQLite)."""
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """True when SQLite says the file itself is damaged (not: locked, full, unwritable)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGE_CODES
+
+
+def _open_sound(path: Path) -> sqlite3.Connection:
+    """The outbox file, checked page by page; DamagedOutbox when it is not a sound database."""
+    db: sqlite3.Connection | None = None
+    try:
+        db = _connect(path)
+        db.executescript(SCHEMA)
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        if db is not None:
+            db.close()
+        if _is_damage(exc):
+            raise DamagedOutbox(str(exc)) from exc
+        raise
+    if problems != ["ok"]:
+        db.close()
+        raise DamagedOutbox("; ".join(problems))
+    return db
+
+
 def _stats(db: sqlite3.Connection) -> OutboxStats:
     """Counts and markers of the outbox behind `db`."""
     pending, pending_bytes, oldest = db.execute(
@@ -111,7 +148,8 @@ def _stats(db: sqlite3.Connection) -> OutboxStats:
         last_rejection=newest[0] if newest else None,
         last_rejection_queued_at=_from_ts(newest[1]) if newest else None,
         next_seq=int(meta.get("next_seq", 1)), last_upload_at=_from_ts(meta.get("last_upload_at")),
-        last_upload_result=meta.get("last_upload_result"),
+        last_upload_result=meta.get("last_upload_result"), warning=meta.get("warning"),
+        warning_at=_from_ts(meta.get("warning_at")),
     )
 
 
@@ -137,8 +175,11 @@ class Outbox:
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.clock = clock
-        self._db = _connect(path)
-        self._db.executescript(SCHEMA)
+        self.path = path
+        try:
+            self._db = _open_sound(path)
+        except DamagedOutbox as exc:
+            self._db = self._start_anew(str(exc))
         self._adopt(agent_id)
         # The stream this outbox's sequence numbers count in; None: the legacy stream, named by no field.
         self.epoch = self._stream()
@@ -146,6 +187,42 @@ class Outbox:
     def close(self) -> None:
         """Close the file."""
         self._db.close()
+
+    def _start_anew(self, damage: str) -> sqlite3.Connection:
+        """Move the damaged outbox file (and its WAL) aside and start an empty one, in a new stream.
+
+        The agent goes on reporting; what was queued in the damaged file is not sent, and the next
+        heartbeats carry the warning so the device shows it.
+        """
+        stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                os.replace(part, Path(f"{aside}{suffix}"))
+        warning = (f"the outbox was damaged ({damage}); it was moved aside to {aside.name} and a new one "
+                   "started, so reports still queued in it were not sent")
+        log.error("OUTBOX DAMAGED: %s (%s): moved aside to %s; a new outbox is started and the agent goes on",
+                  self.path, damage, aside)
+        db = _open_sound(self.path)
+        db.execute("BEGIN IMMEDIATE")
+        self._set_meta(db, "warning", warning)
+        self._set_meta(db, "warning_at", self.clock().timestamp())
+        db.execute("COMMIT")
+        return db
+
+    def _surviving_damage(self, operation: Callable[[], T]) -> T:
+        """Run `operation`; if the file turns out damaged while the agent runs, start anew and run it again."""
+        try:
+            return operation()
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            self._db.close()
+            self._db = self._start_anew(str(exc))
+            self._adopt(self.agent_id)
+            self.epoch = self._stream()
+            return operation()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -197,6 +274,11 @@ class Outbox:
 
     def put(self, signals: Sequence[Signal], *, state_change: bool | None = None,
             now: datetime | None = None) -> int:
+        """Queue one envelope durably and return its sequence number (see `_put`)."""
+        return self._surviving_damage(lambda: self._put(signals, state_change=state_change, now=now))
+
+    def _put(self, signals: Sequence[Signal], *, state_change: bool | None = None,
+             now: datetime | None = None) -> int:
         """Queue one envelope durably and return its sequence number.
 
         `state_change` None means: decided here, true when the content differs from the last set of the
@@ -254,6 +336,10 @@ class Outbox:
 
     def pending(self, max_bytes: int, limit: int = 100) -> list[tuple[int, str]]:
         """Envelopes to send, oldest first: up to `max_bytes` in all (at least one) and `limit` many."""
+        return self._surviving_damage(lambda: self._pending(max_bytes, limit))
+
+    def _pending(self, max_bytes: int, limit: int) -> list[tuple[int, str]]:
+        """The envelopes `pending` returns."""
         batch: list[tuple[int, str]] = []
         used = 0
         for seq, body, size in self._db.execute(

@@ -74,6 +74,11 @@ class Heartbeat(Signal):
     last_refusal_queued_at: Timestamp | None = fact(
         "When the newest refused report was collected and queued", "ISO 8601 timestamp", default=None
     )
+    outbox_warning: str | None = fact(
+        "What went wrong with the agent's outbox itself (a damaged file moved aside and a new one started)",
+        default=None, max_length=ERROR_MAX,
+    )
+    outbox_warning_at: Timestamp | None = fact("When that went wrong", "ISO 8601 timestamp", default=None)
 
 
 class Unknown(Signal):
