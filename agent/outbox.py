@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OUTBOX_FILE = "outbox.sqlite3"
+# The WAL is checkpointed every this many pages (SQLite's default is 1000) and cut back to this size after.
+WAL_PAGES = 256
+WAL_BYTES = 1024 * 1024
 # Signals that repeat by nature: a new one carries no news, so they are the first to go when space is short.
 ROUTINE_KINDS = frozenset({"heartbeat"})
 
@@ -53,9 +56,11 @@ class OutboxStats:
     next_seq: int
     last_upload_at: datetime | None
     last_upload_result: str | None
-    # What went wrong with the outbox itself (a damaged file moved aside), and when; None when nothing did.
+    # What went wrong with the outbox itself (a damaged file moved aside, reports dropped), and when.
     warning: str | None = None
     warning_at: datetime | None = None
+    # Routine envelopes dropped to stay within the bounds, since the outbox was created.
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is on disk before put() returns, so power loss cannot undo a queued envelope.
     db.execute("PRAGMA synchronous = FULL")
+    # Without a size limit a WAL never shrinks: on a small state disk it would hold the space it once took.
+    db.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+    db.execute(f"PRAGMA journal_size_limit = {WAL_BYTES}")
     return db
 
 
@@ -149,7 +157,7 @@ def _stats(db: sqlite3.Connection) -> OutboxStats:
         last_rejection_queued_at=_from_ts(newest[1]) if newest else None,
         next_seq=int(meta.get("next_seq", 1)), last_upload_at=_from_ts(meta.get("last_upload_at")),
         last_upload_result=meta.get("last_upload_result"), warning=meta.get("warning"),
-        warning_at=_from_ts(meta.get("warning_at")),
+        warning_at=_from_ts(meta.get("warning_at")), dropped=int(meta.get("dropped", 0)),
     )
 
 
@@ -328,6 +336,11 @@ class Outbox:
         if doomed:
             seqs = sorted(seq for seq, _ in doomed)
             db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs])
+            dropped = int(self._meta("dropped") or 0) + len(seqs)
+            self._set_meta(db, "dropped", dropped)
+            self._set_meta(db, "warning", f"{dropped} routine reports were dropped to keep the outbox within its "
+                           f"bounds ({self.max_bytes} bytes, {self.max_age}); state changes are kept")
+            self._set_meta(db, "warning_at", now.timestamp())
             log.warning("outbox over its bounds (%d bytes, %s): dropped %d envelopes (seq %s, %d bytes); "
                         "state changes are kept", self.max_bytes, self.max_age, len(seqs), _ranges(seqs),
                         sum(size for _, size in doomed))
@@ -352,9 +365,22 @@ class Outbox:
         return batch
 
     def ack(self, seqs: Iterable[int]) -> int:
-        """Delete envelopes the collector has stored; returns how many were deleted."""
-        with self._transaction() as db:
-            return db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+        """Delete envelopes the collector has stored; returns how many were deleted.
+
+        When the file cannot be written (a full disk) nothing is deleted and 0 returned: the uploader
+        then backs off as from a failed upload instead of sending the same batch again at once.
+        Once the outbox is empty, the WAL is checkpointed and cut back to nothing.
+        """
+        try:
+            with self._transaction() as db:
+                deleted = db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+        except sqlite3.OperationalError as exc:
+            log.error("outbox %s: cannot delete acknowledged envelopes (%s); they are sent again later",
+                      self.path, exc)
+            return 0
+        if self._db.execute("SELECT 1 FROM envelopes WHERE rejected IS NULL LIMIT 1").fetchone() is None:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
 
     def mark_rejected(self, seq: int, reason: str) -> None:
         """Keep an envelope the collector refused for inspection; it is not sent again."""
@@ -368,10 +394,13 @@ class Outbox:
         return [Rejected(seq, reason, body) for seq, reason, body in rows]
 
     def record_upload(self, result: str, now: datetime | None = None) -> None:
-        """Remember the outcome of the last upload round, for `status`."""
-        with self._transaction() as db:
-            self._set_meta(db, "last_upload_at", (now or self.clock()).timestamp())
-            self._set_meta(db, "last_upload_result", result)
+        """Remember the outcome of the last upload round, for `status` (not at all when the file is unwritable)."""
+        try:
+            with self._transaction() as db:
+                self._set_meta(db, "last_upload_at", (now or self.clock()).timestamp())
+                self._set_meta(db, "last_upload_result", result)
+        except sqlite3.OperationalError as exc:
+            log.warning("outbox: cannot record the upload result (%s)", exc)
 
     def stats(self) -> OutboxStats:
         """Counts and markers, as `status` shows them."""

@@ -75,10 +75,15 @@ class Heartbeat(Signal):
         "When the newest refused report was collected and queued", "ISO 8601 timestamp", default=None
     )
     outbox_warning: str | None = fact(
-        "What went wrong with the agent's outbox itself (a damaged file moved aside and a new one started)",
+        "What went wrong with the agent's outbox itself (a damaged file moved aside and a new one started, "
+        "routine reports dropped to stay within its bounds)",
         default=None, max_length=ERROR_MAX,
     )
     outbox_warning_at: Timestamp | None = fact("When that went wrong", "ISO 8601 timestamp", default=None)
+    dropped_reports: Int = fact(
+        "Routine reports the agent's outbox dropped, oldest first, to stay within its bounds (since it was created)",
+        "count", ge=0, default=0,
+    )
 
 
 class Unknown(Signal):
