@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,6 +129,9 @@ def _open_sound(path: Path) -> sqlite3.Connection:
     try:
         db = _connect(path)
         db.executescript(SCHEMA)
+        if "aged" not in {row[1] for row in db.execute("PRAGMA table_info(envelopes)")}:
+            # Outboxes from before the age clock: their envelopes are aged by the wall clock they were queued at.
+            db.execute("ALTER TABLE envelopes ADD COLUMN aged REAL")
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         if db is not None:
@@ -177,12 +181,14 @@ class Outbox:
     """Envelopes waiting to be sent, in one SQLite file; sequence numbers are never reused."""
 
     def __init__(self, path: Path, agent_id: str, boot_id: str, *, max_bytes: int = 50 * 1024 * 1024,
-                 max_age: timedelta = timedelta(days=14), clock: Clock = system_clock) -> None:
+                 max_age: timedelta = timedelta(days=14), clock: Clock = system_clock,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.agent_id = agent_id
         self.boot_id = boot_id
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.clock = clock
+        self.monotonic = monotonic
         self.path = path
         try:
             self._db = _open_sound(path)
@@ -304,29 +310,50 @@ class Outbox:
                                 seq=seq, boot_id=self.boot_id, sent_at=now, signals=list(signals))
             # A legacy stream's envelopes carry no epoch field, which collectors from before streams refuse.
             body = envelope.model_dump_json(exclude={"epoch"} if self.epoch is None else None)
-            db.execute("INSERT INTO envelopes (seq, queued_at, state_change, size, body) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (seq, now.timestamp(), int(state_change), len(body.encode()), body))
+            aged = self._age_clock(db, now)
+            db.execute("INSERT INTO envelopes (seq, queued_at, aged, state_change, size, body) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (seq, now.timestamp(), aged, int(state_change), len(body.encode()), body))
             self._set_meta(db, "next_seq", seq + 1)
             db.execute("INSERT INTO last_content (kind, digest) VALUES (?, ?) "
                        "ON CONFLICT (kind) DO UPDATE SET digest = excluded.digest", (kind, digest))
-            self._enforce_bounds(db, now)
+            self._enforce_bounds(db, now, aged)
         return seq
 
-    def _enforce_bounds(self, db: sqlite3.Connection, now: datetime) -> None:
-        """Drop what is too old, then the oldest droppable envelopes until under `max_bytes`.
+    def _age_clock(self, db: sqlite3.Connection, now: datetime) -> float:
+        """The outbox's own time, in seconds, by which envelopes grow old.
+
+        Within a boot it advances as the monotonic clock does, so a wall clock stepped by weeks (a PC whose
+        clock was wrong, then corrected, either way) neither ages what is queued nor makes it younger.
+        Across a reboot only the wall clock can tell how long the PC was off (never less than nothing).
+        """
+        wall, mono = now.timestamp(), self.monotonic()
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'age_%'").fetchall())
+        if "age_clock" not in meta:
+            aged = wall
+        else:
+            same_boot = meta.get("age_boot") == self.boot_id
+            step = mono - float(meta["age_mono"]) if same_boot else wall - float(meta["age_wall"])
+            aged = float(meta["age_clock"]) + max(0.0, step)
+        for key, value in (("age_clock", aged), ("age_wall", wall), ("age_mono", mono), ("age_boot", self.boot_id)):
+            self._set_meta(db, key, value)
+        return aged
+
+    def _enforce_bounds(self, db: sqlite3.Connection, now: datetime, aged: float) -> None:
+        """Drop what is older than `max_age` by the age clock (`aged` is its now), then the oldest droppable
+        envelopes until under `max_bytes`.
 
         Droppable are rejected envelopes (first: they will never be sent) and routine ones;
         state changes are never dropped, since the collector would miss the change itself.
         """
         droppable = "(state_change = 0 OR rejected IS NOT NULL)"
-        cutoff = (now - self.max_age).timestamp()
-        doomed = db.execute(f"SELECT seq, size FROM envelopes WHERE queued_at < ? AND {droppable}",
+        cutoff = aged - self.max_age.total_seconds()
+        doomed = db.execute(f"SELECT seq, size FROM envelopes WHERE COALESCE(aged, queued_at) < ? AND {droppable}",
                             (cutoff,)).fetchall()
         (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM envelopes").fetchone()
         total -= sum(size for _, size in doomed)
         if total > self.max_bytes:
-            rest = db.execute(f"SELECT seq, size FROM envelopes WHERE queued_at >= ? AND {droppable} "
+            rest = db.execute(f"SELECT seq, size FROM envelopes WHERE COALESCE(aged, queued_at) >= ? AND {droppable} "
                               "ORDER BY rejected IS NULL, seq", (cutoff,))
             for seq, size in rest:
                 if total <= self.max_bytes:
