@@ -70,6 +70,10 @@ class AgentRow:
     last_seen_at: datetime | None = None
     last_seq: int = 0
     revoked: bool = False
+    # Requests refused because the device's clock was off, the last of them, and by how much (+ ahead).
+    skew_refusals: int = 0
+    last_skew_at: datetime | None = None
+    last_skew_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,9 @@ class Tx(Protocol):
 
         False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
+
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> None:
+        """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead)."""
 
     async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
         """Record that the agent reports in this stream from `seq` on; True when the stream is new."""

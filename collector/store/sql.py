@@ -322,6 +322,12 @@ class SqlTx:
         )
         return [_observation(row, self.codec) for row in rows]
 
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> None:
+        await self._run(
+            "UPDATE agents SET skew_refusals = skew_refusals + 1, last_skew_at = :at, last_skew_seconds = :offset "
+            "WHERE agent_id = :agent", agent=agent_id, at=at, offset=offset_seconds,
+        )
+
     async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
         return await self._run(
             "INSERT INTO agent_epochs (agent_id, epoch, first_seq, first_at) VALUES (:agent, :epoch, :seq, :at) "
@@ -1049,6 +1055,9 @@ def _agent(row: Row, c: Codec) -> AgentRow:
         last_seen_at=c.moment(row["last_seen_at"]),
         last_seq=row["last_seq"],
         revoked=row["revoked_at"] is not None,
+        skew_refusals=row["skew_refusals"],
+        last_skew_at=c.moment(row["last_skew_at"]),
+        last_skew_seconds=row["last_skew_seconds"],
     )
 
 
