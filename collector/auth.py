@@ -20,9 +20,9 @@ class AuthError(Exception):
 class ClockSkew(AuthError):
     """A request rightly signed by a known agent whose clock is too far off the collector's."""
 
-    def __init__(self, message: str, agent_id: str, offset_seconds: int) -> None:
+    def __init__(self, message: str, agent: AgentRow, offset_seconds: int) -> None:
         super().__init__(message)
-        self.agent_id = agent_id
+        self.agent = agent
         self.offset_seconds = offset_seconds
 
 
@@ -81,6 +81,6 @@ class AgentAuthenticator:
         if abs(now - timestamp) > self._skew:
             raise ClockSkew(
                 f"request time is {int(timestamp - now):+d} s from the collector's clock "
-                f"(allowed ±{self._skew} s): check the PC's clock", agent_id, int(timestamp - now),
+                f"(allowed ±{self._skew} s): check the PC's clock", agent, int(timestamp - now),
             )
         return agent

@@ -94,13 +94,19 @@ async def enrol(request: web.Request) -> web.Response:
 
 
 async def note_skew(request: web.Request, skew: ClockSkew) -> None:
-    """Count the refusal on the device, so that a PC whose clock is off shows it (best effort: the
-    refusal is answered even when the count cannot be written)."""
+    """Count the refusal on the device, so that a PC whose clock is off shows it, and tell the feed at the
+    first since the device was last heard from (even its first report). Best effort: the refusal is
+    answered even when the count cannot be written."""
+    agent, now = skew.agent, request.app[keys.CLOCK]()
     try:
         async with request.app[keys.STORE].transaction() as tx:
-            await tx.note_skew(skew.agent_id, request.app[keys.CLOCK](), skew.offset_seconds)
+            if await tx.note_skew(agent.agent_id, now, skew.offset_seconds):
+                await tx.append_feed(now, "device.clock_skew", {
+                    "agent_id": agent.agent_id, "hostname": agent.hostname, "client": agent.site.client_name,
+                    "site": agent.site.site_name, "offset_seconds": skew.offset_seconds,
+                })
     except Exception:
-        log.warning("could not count the clock-skew refusal of agent %s", skew.agent_id, exc_info=True)
+        log.warning("could not count the clock-skew refusal of agent %s", agent.agent_id, exc_info=True)
 
 
 async def reports(request: web.Request) -> web.Response:

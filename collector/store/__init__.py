@@ -268,8 +268,9 @@ class Tx(Protocol):
         False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
 
-    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> None:
-        """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead)."""
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
+        """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead);
+        True when it is the first such refusal since the agent was last heard from."""
 
     async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
         """Record that the agent reports in this stream from `seq` on; True when the stream is new."""

@@ -322,11 +322,17 @@ class SqlTx:
         )
         return [_observation(row, self.codec) for row in rows]
 
-    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> None:
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
+        before = await self._row("SELECT last_skew_at, last_seen_at FROM agents WHERE agent_id = :agent",
+                                 agent=agent_id)
+        if before is None:
+            return False
+        last_skew, last_seen = self.codec.moment(before["last_skew_at"]), self.codec.moment(before["last_seen_at"])
         await self._run(
             "UPDATE agents SET skew_refusals = skew_refusals + 1, last_skew_at = :at, last_skew_seconds = :offset "
             "WHERE agent_id = :agent", agent=agent_id, at=at, offset=offset_seconds,
         )
+        return last_skew is None or (last_seen is not None and last_seen > last_skew)
 
     async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
         return await self._run(

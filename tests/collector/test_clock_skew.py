@@ -82,3 +82,26 @@ async def test_only_a_rightly_signed_request_counts_as_a_clock_refusal(client: T
     assert agent is not None
     assert (agent.skew_refusals, agent.last_skew_at, agent.last_skew_seconds) == (
         1, clock.now, -int(BEHIND.total_seconds()))
+
+
+async def clock_events(client: TestClient) -> list[int]:
+    async with store_of(client).read() as tx:
+        return [e.data["offset_seconds"] for e in await tx.feed_since(0, 1000) if e.type == "device.clock_skew"]
+
+
+async def test_the_feed_is_told_once_per_spell_even_for_a_device_refused_from_its_first_report(
+    client: TestClient, clock: Clock
+) -> None:
+    device = await enrolled(client)
+    stale = int((clock.now - BEHIND).timestamp())
+
+    async def send(timestamp: int | None) -> int:
+        body = device.body(device.envelope())
+        return (await client.post(REPORTS, data=body, headers=device.headers(body, timestamp=timestamp))).status
+
+    assert [await send(stale), await send(stale)] == [401, 401]
+    assert await clock_events(client) == [-int(BEHIND.total_seconds())], "flagged at its first refusal, once"
+    clock.advance(minutes=1)
+    assert await send(None) == 200
+    assert await send(int(clock.now.timestamp()) + 3600) == 401
+    assert await clock_events(client) == [-int(BEHIND.total_seconds()), 3600], "a new spell after contact"
