@@ -17,7 +17,7 @@ from collector.app import create_app
 from collector.settings import Settings
 from tests.support.agents import REPORTS, heartbeat
 from tests.support.clock import START, Clock
-from tests.support.collector import enrolled, store_of
+from tests.support.collector import TECH, enrolled, store_of
 
 BEHIND = timedelta(weeks=3)
 
@@ -77,6 +77,8 @@ async def test_only_a_rightly_signed_request_counts_as_a_clock_refusal(client: T
         response = await client.post(REPORTS, data=body, headers=headers)
         assert response.status == 401
     assert "check the PC's clock" in (await response.json())["error"]
+    [listed] = (await (await client.get("/api/v1/devices", headers=TECH)).json())["devices"]
+    assert (listed["clock_refusals"], listed["last_clock_offset_seconds"]) == (1, -int(BEHIND.total_seconds()))
     async with store_of(client).read() as tx:
         agent = await tx.agent(device.agent_id)
     assert agent is not None
