@@ -166,15 +166,27 @@ def _stats(db: sqlite3.Connection) -> OutboxStats:
 
 
 def read_stats(path: Path) -> OutboxStats | None:
-    """The outbox's stats without taking it over; None when there is no outbox yet."""
+    """The outbox's stats without taking it over; None when there is no outbox yet.
+
+    A damaged file reads as empty, with a warning saying so (the service moves it aside when it opens it).
+    """
     if not path.exists():
         return None
-    db = _connect(path)
     try:
-        db.executescript(SCHEMA)
-        return _stats(db)
-    finally:
-        db.close()
+        db = _connect(path)
+        try:
+            db.executescript(SCHEMA)
+            return _stats(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        if not _is_damage(exc):
+            raise
+        return OutboxStats(
+            pending=0, pending_bytes=0, oldest_pending_at=None, rejected=0, last_rejection=None,
+            last_rejection_queued_at=None, next_seq=1, last_upload_at=None, last_upload_result=None,
+            warning=f"the outbox file is damaged ({exc}); the agent service moves it aside and starts a new one",
+        )
 
 
 class Outbox:

@@ -12,9 +12,11 @@ import pytest
 
 from agent.checks import CheckContext
 from agent.checks.heartbeat import HeartbeatCheck
+from agent.cli import main
+from agent.identity import save_identity
 from agent.outbox import OUTBOX_FILE, Outbox, read_stats
 from collector.rules.heartbeat import OUTBOX_RULE, outbox
-from tests.agent.support import T0, heartbeat, unknown
+from tests.agent.support import T0, heartbeat, make_identity, unknown
 from tests.support.clock import Clock
 
 PAGE = 4096
@@ -97,3 +99,18 @@ def test_the_heartbeat_carries_the_warning_and_the_collector_warns_for_a_day(sta
     assert "moved aside" in verdict.summary
     later = beat.model_copy(update={"collected_at": T0 + timedelta(days=1)})
     assert outbox(later).status == "ok", "the warning resolves a day after the damage"
+
+
+def test_status_reads_a_damaged_outbox_as_a_warning_not_a_traceback(
+    state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = full_outbox(state_dir, count=5)
+    garbage(path)
+    stats = read_stats(path)
+    assert stats is not None and stats.pending == 0
+    assert stats.warning is not None and stats.warning.startswith("the outbox file is damaged (")
+    save_identity(state_dir, make_identity())
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\nstate_dir = "{state_dir}"\n')
+    assert main(["status", "--config", str(config)]) == 0
+    assert "warning:    the outbox file is damaged (file is not a database)" in capsys.readouterr().out
