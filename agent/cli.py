@@ -204,6 +204,9 @@ def _status(config: AgentConfig) -> int:
         oldest = f", oldest queued {stats.oldest_pending_at:%Y-%m-%d %H:%M:%S %Z}"
     print(f"outbox:     {stats.pending} envelopes waiting ({stats.pending_bytes} bytes{oldest}), "
           f"{stats.rejected} rejected kept for inspection, next seq {stats.next_seq}")
+    if stats.warning:
+        when = f" ({stats.warning_at:%Y-%m-%d %H:%M:%S %Z})" if stats.warning_at else ""
+        print(f"warning:    {stats.warning}{when}")
     if stats.last_upload_at is None:
         print("last upload: none yet")
     else:

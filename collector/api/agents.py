@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import math
 import secrets
 import time
@@ -13,10 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
 from collector.api import error
-from collector.auth import AuthError, token_hash
+from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
 from collector.store import AgentRow, EnrolmentRefused
 from shared.wire import SCHEMA_VERSION, ReportBatch
+
+log = logging.getLogger(__name__)
 
 REPORTS_PATH = "/api/v1/reports"
 UPLOAD_LIMITER = web.AppKey("upload_limiter", RateLimiter)
@@ -90,6 +93,22 @@ async def enrol(request: web.Request) -> web.Response:
     )
 
 
+async def note_skew(request: web.Request, skew: ClockSkew) -> None:
+    """Count the refusal on the device, so that a PC whose clock is off shows it, and tell the feed at the
+    first since the device was last heard from (even its first report). Best effort: the refusal is
+    answered even when the count cannot be written."""
+    agent, now = skew.agent, request.app[keys.CLOCK]()
+    try:
+        async with request.app[keys.STORE].transaction() as tx:
+            if await tx.note_skew(agent.agent_id, now, skew.offset_seconds):
+                await tx.append_feed(now, "device.clock_skew", {
+                    "agent_id": agent.agent_id, "hostname": agent.hostname, "client": agent.site.client_name,
+                    "site": agent.site.site_name, "offset_seconds": skew.offset_seconds,
+                })
+    except Exception:
+        log.warning("could not count the clock-skew refusal of agent %s", agent.agent_id, exc_info=True)
+
+
 async def reports(request: web.Request) -> web.Response:
     """Accept a signed batch of envelopes: authenticate, validate, then ingest (store, evaluate, publish)."""
     body = await read_body(request)
@@ -97,6 +116,9 @@ async def reports(request: web.Request) -> web.Response:
         agent = await request.app[keys.AUTH].authenticate(
             request.headers, request.method, REPORTS_PATH, body, request.app[keys.CLOCK]().timestamp()
         )
+    except ClockSkew as exc:
+        await note_skew(request, exc)
+        return error(401, str(exc))
     except AuthError as exc:
         return error(401, str(exc))
     limiter = request.app.get(UPLOAD_LIMITER)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared.wire import LEGACY_EPOCH
+
 if TYPE_CHECKING:
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
@@ -70,6 +72,10 @@ class AgentRow:
     last_seen_at: datetime | None = None
     last_seq: int = 0
     revoked: bool = False
+    # Requests refused because the device's clock was off, the last of them, and by how much (+ ahead).
+    skew_refusals: int = 0
+    last_skew_at: datetime | None = None
+    last_skew_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,16 @@ class ObservationRow:
     kind: str
     collected_at: datetime
     payload: dict[str, Any]
+    epoch: str = LEGACY_EPOCH
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    """One stream of an agent's reports: from which sequence number and since when."""
+
+    epoch: str
+    first_seq: int
+    first_at: datetime
 
 
 @dataclass(frozen=True)
@@ -247,12 +263,22 @@ class Tx(Protocol):
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
-        rows: list[tuple[str, datetime, str]],
+        rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
         """Store an envelope and its signals as (kind, collected_at, payload JSON) rows.
 
-        False, and nothing written, when (agent_id, seq) was stored before.
+        False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
+
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
+        """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead);
+        True when it is the first such refusal since the agent was last heard from."""
+
+    async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
+        """Record that the agent reports in this stream from `seq` on; True when the stream is new."""
+
+    async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
+        """The streams the agent has reported in, newest first."""
 
     async def touch_agent(
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None

@@ -19,6 +19,7 @@ from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import Codec, utc
 from collector.store.migrate import load_migrations, migrate
 from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
+from shared.wire import LEGACY_EPOCH
 
 # pg_advisory_xact_lock key that serialises migrations across collectors: "fieldpst" in ASCII.
 MIGRATION_LOCK = 0x6669656C64707374
@@ -84,19 +85,19 @@ class _PostgresTx(SqlTx):
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
-        rows: list[tuple[str, datetime, str]],
+        rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
         # One statement: the observations are inserted only when the report row was (not on a resend).
         row = await self._row(
-            "WITH report AS (INSERT INTO reports (agent_id, seq, boot_id, sent_at, received_at) "
-            "  VALUES (:agent, :seq, :boot, :sent, :received) ON CONFLICT (agent_id, seq) DO NOTHING "
-            "  RETURNING agent_id, seq), "
-            "signals AS (INSERT INTO observations (agent_id, seq, kind, collected_at, payload) "
-            "  SELECT r.agent_id, r.seq, o.kind, o.collected_at, o.payload FROM report r, "
+            "WITH report AS (INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) "
+            "  VALUES (:agent, :epoch, :seq, :boot, :sent, :received) ON CONFLICT (agent_id, epoch, seq) DO NOTHING "
+            "  RETURNING agent_id, epoch, seq), "
+            "signals AS (INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
+            "  SELECT r.agent_id, r.epoch, r.seq, o.kind, o.collected_at, o.payload FROM report r, "
             "  unnest(:kinds::text[], :times::timestamptz[], :payloads::json[]) WITH ORDINALITY "
             "    AS o(kind, collected_at, payload, n) ORDER BY o.n) "
             "SELECT count(*) AS stored FROM report",
-            agent=agent_id, seq=seq, boot=boot_id, sent=sent_at, received=received_at,
+            agent=agent_id, epoch=epoch, seq=seq, boot=boot_id, sent=sent_at, received=received_at,
             kinds=[kind for kind, _, _ in rows], times=[utc(at) for _, at, _ in rows],
             payloads=[payload for _, _, payload in rows],
         )

@@ -35,6 +35,7 @@ from collector.store import (
     ChannelRow,
     ClientRow,
     EnrolmentRefused,
+    EpochRow,
     FeedEvent,
     ObservationRow,
     PingKind,
@@ -322,6 +323,31 @@ class SqlTx:
             agent=agent_id, kind=kind, limit=limit,
         )
         return [_observation(row, self.codec) for row in rows]
+
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
+        before = await self._row("SELECT last_skew_at, last_seen_at FROM agents WHERE agent_id = :agent",
+                                 agent=agent_id)
+        if before is None:
+            return False
+        last_skew, last_seen = self.codec.moment(before["last_skew_at"]), self.codec.moment(before["last_seen_at"])
+        await self._run(
+            "UPDATE agents SET skew_refusals = skew_refusals + 1, last_skew_at = :at, last_skew_seconds = :offset "
+            "WHERE agent_id = :agent", agent=agent_id, at=at, offset=offset_seconds,
+        )
+        return last_skew is None or (last_seen is not None and last_seen > last_skew)
+
+    async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
+        return await self._run(
+            "INSERT INTO agent_epochs (agent_id, epoch, first_seq, first_at) VALUES (:agent, :epoch, :seq, :at) "
+            "ON CONFLICT (agent_id, epoch) DO NOTHING", agent=agent_id, epoch=epoch, seq=seq, at=at,
+        ) == 1
+
+    async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
+        rows = await self._rows(
+            "SELECT epoch, first_seq, first_at FROM agent_epochs WHERE agent_id = :agent ORDER BY first_at DESC",
+            agent=agent_id,
+        )
+        return [EpochRow(row["epoch"], row["first_seq"], self.codec.moment(row["first_at"])) for row in rows]
 
     async def site_observations(self, site_id: int, kind: str, since: datetime) -> list[tuple[str, ObservationRow]]:
         rows = await self._rows(
@@ -1111,13 +1137,16 @@ def _agent(row: Row, c: Codec) -> AgentRow:
         last_seen_at=c.moment(row["last_seen_at"]),
         last_seq=row["last_seq"],
         revoked=row["revoked_at"] is not None,
+        skew_refusals=row["skew_refusals"],
+        last_skew_at=c.moment(row["last_skew_at"]),
+        last_skew_seconds=row["last_skew_seconds"],
     )
 
 
 def _observation(row: Row, c: Codec) -> ObservationRow:
     """An observations row as an ObservationRow."""
     return ObservationRow(row["agent_id"], row["seq"], row["kind"], c.moment(row["collected_at"]),
-                          from_json(row["payload"]))
+                          from_json(row["payload"]), row["epoch"])
 
 
 def _feed_event(row: Row, c: Codec) -> FeedEvent:
