@@ -11,7 +11,7 @@ from technician.parsing import actions, client_path, command
 from technician.text import table, write_output
 
 CONTRACT_FIELDS = ("effective_from", "start", "term_months", "workstation_rate", "server_rate", "included_hours",
-                   "onboarding_workstation_months", "onboarding_server_months")
+                   "onboarding_workstation_months", "onboarding_server_months", "monthly_fee")
 RATE_FIELDS = ("effective_from", "hourly_rate", "minimum_minutes", "increment_minutes", "after_hours_multiplier",
                "onsite_minimum_minutes", "emergency_minimum_minutes", "client")
 COVERS = ("remote", "onsite", "after-hours")
@@ -23,6 +23,8 @@ SETTING_HELP = {
     "payment_terms_days": "days until an invoice is due, e.g. 14",
     "xero_account_code": "the Xero account every line is booked to, e.g. 200",
     "xero_tax_type": "the Xero tax type for taxed invoices, e.g. '20%% (VAT on Income)'",
+    "minimum_term_months": "contracts run at least this long, e.g. 36 (0: any term)",
+    "term_with_onboarding_months": "a shorter term allowed when the contract charges an onboarding fee, e.g. 12",
 }
 
 
@@ -93,7 +95,8 @@ async def invoice(ctx: Context, args: argparse.Namespace) -> None:
 
 
 SETTINGS = ("currency", "timezone", "business_name", "business_address", "tax_id", "tax_label", "tax_rate",
-            "payment_terms_days", "bank_details", "invoice_prefix", "xero_account_code", "xero_tax_type")
+            "payment_terms_days", "bank_details", "invoice_prefix", "minimum_term_months",
+            "term_with_onboarding_months", "xero_account_code", "xero_tax_type")
 
 
 async def settings(ctx: Context, args: argparse.Namespace) -> None:
@@ -117,6 +120,13 @@ async def client_tax(ctx: Context, args: argparse.Namespace) -> None:
     else:
         print(f"{args.client}'s invoices are exempt: {args.exempt}" if args.exempt
               else f"{args.client}'s invoices charge the default rate")
+
+
+async def add_charge(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost billing charge CLIENT --description TEXT --amount 1200.00 [--day DATE]`."""
+    body = {"description": args.description, "amount": args.amount, **({"day": args.day} if args.day else {})}
+    charge = await ctx.collector.post(f"/api/v1/clients/{client_path(args.client)}/charges", body)
+    print(f"one-off charge for {args.client} on {charge['day']}: {charge['description']}, {charge['amount']}")
 
 
 async def issue(ctx: Context, args: argparse.Namespace) -> None:
@@ -190,6 +200,7 @@ def register(commands: Any) -> None:
     setting.add_argument("--included-hours", help="covered hours a month (default: unlimited)")
     setting.add_argument("--onboarding-workstation-months", help="onboarding fee: months' rate per workstation")
     setting.add_argument("--onboarding-server-months", help="onboarding fee: months' rate per server")
+    setting.add_argument("--monthly-fee", help="a flat fee a month for the client as a whole, e.g. 250.00")
     command(contract_verbs, "list", "the contract's versions", func=list_contracts).add_argument("client")
 
     rates = command(commands, "rates", "break/fix rate card: set (a new version), list")
@@ -228,6 +239,13 @@ def register(commands: Any) -> None:
     tax.add_argument("--rate", help="percent, e.g. 19")
     tax.add_argument("--exempt", metavar="REASON", help="no tax; the invoice prints the reason")
     tax.add_argument("--default", action="store_true", help="the default rate from the billing settings")
+    charge = command(billing_verbs, "charge", "a one-off charge (project work), invoiced in the month of its day",
+                     examples=("fieldpost billing charge 'Acme Tooling' --description 'Server migration, fixed price' "
+                               "--amount 1200.00 --day 2026-11-20",), func=add_charge)
+    charge.add_argument("client")
+    charge.add_argument("--description", required=True)
+    charge.add_argument("--amount", required=True, help="e.g. 1200.00")
+    charge.add_argument("--day", help="YYYY-MM-DD (default: today)")
     issuing = command(billing_verbs, "issue", "issue a client's invoice for a month: numbered, and never changed",
                       examples=("fieldpost billing issue 'Acme Tooling' --month 2026-11 --pdf INV-acme-2026-11.pdf",),
                       func=issue)

@@ -17,6 +17,7 @@ from collector.billing.model import Invoice
 from collector.billing.pricing import month_bounds
 from collector.billing.report import render_html, render_invoice, render_pdf
 from collector.services.billing import (
+    ChargeInput,
     ClientTaxInput,
     DeviceInput,
     IssueInput,
@@ -28,6 +29,7 @@ from collector.services.billing import (
 from collector.services.errors import Invalid
 from collector.services.views import (
     billing_settings_view,
+    charge_view,
     client_tax_view,
     device_billing_view,
     invoice_view,
@@ -47,6 +49,12 @@ async def set_settings(request: web.Request) -> web.Response:
     """`POST /api/v1/billing/settings`: the settings given change, the others stay."""
     settings = await billing(request).set_settings(await parse(request, SettingsInput))
     return web.json_response(billing_settings_view(settings))
+
+
+async def add_charge(request: web.Request) -> web.Response:
+    """`POST /api/v1/clients/{client}/charges` {"description", "amount", "day"?}: a one-off charge."""
+    charge = await billing(request).add_charge(request.match_info["client"], await parse(request, ChargeInput))
+    return web.json_response(charge_view(charge), status=201)
 
 
 async def issue_invoice(request: web.Request) -> web.Response:
@@ -170,6 +178,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/v1/billing/settings", set_settings),
     ("POST", "/api/v1/clients/{client}/tax", set_client_tax),
     ("POST", "/api/v1/clients/{client}/invoices", issue_invoice),
+    ("POST", "/api/v1/clients/{client}/charges", add_charge),
     ("GET", "/api/v1/clients/{client}/invoices", list_issued),
     ("GET", "/api/v1/invoices/{number}", show_issued),
     ("POST", "/api/v1/invoices/{number}/void", void_invoice),

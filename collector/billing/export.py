@@ -71,6 +71,7 @@ XERO_HEADER = (
 ITEM_NAMES = {
     "contract": "Managed service",
     "onboarding": "Onboarding",
+    "fee": "Project work",
     "time": "Labour",
     "parts": "Hardware",
 }

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from collector.billing.model import (
     BreakFixRates,
+    Charge,
     Classification,
     Contract,
     Incident,
@@ -45,6 +46,20 @@ class BillingSettings:
     bank_details: str = ""
     # Issued invoices are numbered this prefix and a sequence without gaps: INV-00001, INV-00002, ...
     invoice_prefix: str = "INV-"
+    # Contract terms the business offers: at least this many months (0: any), or at least the shorter
+    # term when the contract charges an onboarding fee (0: no shorter term).
+    minimum_term_months: int = 0
+    term_with_onboarding_months: int = 0
+
+    def check_term(self, contract: Contract) -> str | None:
+        """Why the contract's term is not one the business offers, or None."""
+        if not self.minimum_term_months or contract.term_months >= self.minimum_term_months:
+            return None
+        shorter = self.term_with_onboarding_months
+        if shorter and contract.term_months >= shorter and contract.has_onboarding_fee:
+            return None
+        also = f"; {shorter} months with an onboarding fee" if shorter else ""
+        return f"the minimum term is {self.minimum_term_months} months{also}"
     # Xero books every line to this account with this tax type ("" : Xero's "Tax Exempt" when no tax is due).
     xero_account_code: str = "200"
     xero_tax_type: str = ""
@@ -103,6 +118,7 @@ class Ledger:
     entries: list[TimeEntryRow]
     parts: list[Part]
     tax: ClientTax | None = None
+    charges: tuple[Charge, ...] = ()
 
     def incident_models(self) -> list[Incident]:
         """The incidents as pricing sees them."""
@@ -121,7 +137,7 @@ class Ledger:
         incident = next(i for i in self.incidents if i.incident_id == entry.incident_id)
         return classify(model, incident.model(), in_force(self.contracts, model.start.date()))
 
-    def charges(self, entries: Iterable[TimeEntryRow]) -> tuple[dict[int, Decimal], dict[date, str]]:
+    def entry_charges(self, entries: Iterable[TimeEntryRow]) -> tuple[dict[int, Decimal], dict[date, str]]:
         """What each finished entry adds to its month's invoice (0 when covered within the included hours or
         not billed; absent when its month cannot be priced), and why each such month cannot be priced."""
         zone = self.settings.zone
@@ -157,6 +173,7 @@ class Ledger:
             self.parts,
             currency=self.settings.currency,
             tax=self.settings.tax_for(self.tax),
+            charges=self.charges,
         )
         return replace(invoice, client=self.client)
 
@@ -177,6 +194,7 @@ async def load_ledger(tx: Tx, client: str) -> Ledger | None:
         entries=await tx.time_entries(client_id=client_id),
         parts=await tx.parts(client_id=client_id),
         tax=await tx.client_tax(client_id),
+        charges=tuple(await tx.charges(client_id)),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 Id = int | str
 DeviceClass = Literal["workstation", "server", "network"]
 Classification = Literal["covered", "billable", "non_billable"]
-LineKind = Literal["contract", "onboarding", "time", "parts"]
+LineKind = Literal["contract", "onboarding", "fee", "time", "parts"]
 
 
 def _require_decimals(record: object, *names: str) -> None:
@@ -43,6 +43,8 @@ class Contract:
     included_hours: Decimal | None = None
     onboarding_workstation_months: Decimal = Decimal(0)
     onboarding_server_months: Decimal = Decimal(0)
+    # A flat fee per month for the client as a whole (not per device), prorated like the device rates.
+    monthly_fee: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
         _require_decimals(
@@ -52,7 +54,13 @@ class Contract:
             "included_hours",
             "onboarding_workstation_months",
             "onboarding_server_months",
+            "monthly_fee",
         )
+
+    @property
+    def has_onboarding_fee(self) -> bool:
+        """Whether the contract charges an onboarding fee for any class of device."""
+        return bool(self.onboarding_workstation_months or self.onboarding_server_months)
 
     def monthly_rate(self, device_class: DeviceClass) -> Decimal:
         """What one device of the class costs for a full month (network devices are not charged)."""
@@ -158,6 +166,20 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Charge:
+    """A one-off charge (project work, a fixed-price installation), invoiced in the month of its day."""
+
+    id: Id
+    client: Id
+    day: date
+    description: str
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        _require_decimals(self, "amount")
+
+
+@dataclass(frozen=True)
 class InvoiceLine:
     """One charged line; `amount` is authoritative, `quantity` and `unit_price` explain it to a reader."""
 
@@ -176,6 +198,7 @@ class Totals:
     currency: str
     contract: Decimal
     onboarding: Decimal
+    fee: Decimal
     time: Decimal
     parts: Decimal
     subtotal: Decimal
@@ -183,7 +206,7 @@ class Totals:
     total: Decimal
 
 
-KINDS: tuple[LineKind, ...] = ("contract", "onboarding", "time", "parts")
+KINDS: tuple[LineKind, ...] = ("contract", "onboarding", "fee", "time", "parts")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from collector.billing.model import (
     BreakFixRates,
+    Charge,
     Classification,
     Contract,
     Device,
@@ -277,6 +278,22 @@ def _contract_lines(
                     ref=f"device:{device.device_id}",
                 )
             )
+    for contract in sorted({c for c in (in_force(contracts, day) for day in days) if c is not None},
+                           key=lambda c: c.effective_from):
+        count = sum(in_force(contracts, day) == contract for day in days)
+        if contract.monthly_fee:
+            whole_month = count == len(days)
+            share = (Decimal(count) / len(days)).quantize(QUANTITY, rounding=ROUND_HALF_UP)
+            prorated.append(
+                InvoiceLine(
+                    kind="contract",
+                    description=f"Monthly service fee, {first:%B %Y}"
+                    + ("" if whole_month else f", {count}/{len(days)} days"),
+                    quantity=Decimal(1) if whole_month else share,
+                    unit_price=contract.monthly_fee,
+                    amount=cents(contract.monthly_fee * count / len(days)),
+                )
+            )
     ordered = sorted(
         full.items(), key=lambda item: (item[0][0].effective_from, CHARGED_CLASSES.index(item[0][1]))
     )
@@ -370,6 +387,16 @@ def _part_lines(
     ]
 
 
+def _charge_lines(charges: Iterable[Charge], client: Id, first: date, last: date) -> list[InvoiceLine]:
+    """The client's one-off charges dated in the month, in date order."""
+    mine = [c for c in charges if c.client == client and first <= c.day <= last]
+    return [
+        InvoiceLine(kind="fee", description=f"{c.description}, {c.day.day} {c.day:%b %Y}", quantity=Decimal(1),
+                    unit_price=c.amount, amount=cents(c.amount), ref=f"charge:{c.id}")
+        for c in sorted(mine, key=lambda c: (c.day, str(c.id)))
+    ]
+
+
 def monthly_invoice(
     client: Id,
     month: date,
@@ -382,6 +409,7 @@ def monthly_invoice(
     *,
     currency: str,
     tax: Tax = NO_TAX,
+    charges: Iterable[Charge] = (),
 ) -> Invoice:
     """The client's invoice for the month containing `month`: contract fees, onboarding, billable time, parts.
 
@@ -394,6 +422,7 @@ def monthly_invoice(
     lines = [
         *_contract_lines(own_contracts, devices, first, last),
         *_onboarding_lines(own_contracts, devices, first, last),
+        *_charge_lines(charges, client, first, last),
         *_time_lines(own_contracts, rates, own_incidents, entries, first, last),
         *_part_lines(parts, own_incidents, first, last),
     ]

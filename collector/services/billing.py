@@ -18,13 +18,13 @@ from collector.billing.ledger import (
     load_value_report,
     save_billing_settings,
 )
-from collector.billing.model import DeviceClass, Invoice
+from collector.billing.model import Charge, DeviceClass, Invoice
 from collector.billing.pricing import month_bounds
 from collector.billing.report import ValueReport
 from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import TECHNICIAN, Input, zone
-from collector.services.views import client_tax_view, device_billing_view, invoice_view
+from collector.services.views import charge_view, client_tax_view, device_billing_view, invoice_view
 from collector.store import Tx
 from collector.store.billing_rows import ClientTax, IssuedInvoiceRow
 
@@ -43,6 +43,9 @@ class SettingsInput(Input):
     bank_details: str | None = Field(None, max_length=1000)
     invoice_prefix: str | None = Field(None, max_length=20, pattern=r"^[A-Za-z0-9/_-]*$",
                                        description="issued invoices are numbered PREFIX00001, PREFIX00002, ...")
+    minimum_term_months: int | None = Field(None, ge=0, le=120, description="0: any term")
+    term_with_onboarding_months: int | None = Field(None, ge=0, le=120,
+                                                    description="a shorter term allowed with an onboarding fee")
     xero_account_code: str | None = Field(None, min_length=1, max_length=20)
     xero_tax_type: str | None = Field(None, max_length=100, description="as named in Xero, for taxed invoices")
 
@@ -63,6 +66,15 @@ class ClientTaxInput(Input):
         if self.tax_rate is not None and self.exemption.strip():
             raise ValueError("give a tax rate or an exemption, not both")
         return self
+
+
+class ChargeInput(Input):
+    """A one-off charge: project work, a fixed-price installation."""
+
+    description: str = Field(min_length=1, max_length=200)
+    amount: Decimal = Field(gt=0, decimal_places=2)
+    day: date | None = Field(None, description="the day it is for (default: today); invoiced in its month")
+    technician: str = TECHNICIAN
 
 
 class IssueInput(Input):
@@ -193,6 +205,21 @@ class Billing(Service):
         """A client's issued invoices (of one month), voided ones too, in issue order."""
         async with self.store.read() as tx:
             return await tx.issued_invoices((await ledger_of(tx, client)).client_id, month)
+
+    async def add_charge(self, client: str, wanted: ChargeInput) -> Charge:
+        """A one-off charge on the client's invoice for the month of its day."""
+        async with self.store.transaction() as tx:
+            ledger = await ledger_of(tx, client)
+            day = wanted.day or self.clock().astimezone(ledger.settings.zone).date()
+            for issued in await tx.issued_invoices(ledger.client_id, day.replace(day=1)):
+                if issued.voided_at is None:
+                    raise Conflict(f"{day:%Y-%m} is on invoice {issued.number}, issued already: date the charge in "
+                                   "another month, or void that invoice first")
+            charge = await tx.add_charge(ledger.client_id, day, " ".join(wanted.description.split()),
+                                         wanted.amount, self.clock(), wanted.technician)
+            await self.publish(tx, "charge.added", {"client": client, **charge_view(charge),
+                                                    "by": wanted.technician})
+        return charge
 
     async def client_taxes(self) -> list[tuple[str, ClientTax | None]]:
         """Every client with its own tax terms (None: the default rate)."""

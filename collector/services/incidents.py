@@ -211,7 +211,7 @@ async def refuse_if_invoiced(tx: Tx, client: str, entry: TimeEntryRow) -> None:
 async def billed(tx: Tx, client: str, entry: TimeEntryRow) -> BilledEntry:
     """How a stored entry is billed and what it is charged, read inside the same transaction."""
     ledger = await ledger_of(tx, client)
-    return BilledEntry(entry, ledger.classification(entry), ledger.charges([entry])[0].get(entry.entry_id))
+    return BilledEntry(entry, ledger.classification(entry), ledger.entry_charges([entry])[0].get(entry.entry_id))
 
 
 class Incidents(Service):

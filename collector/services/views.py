@@ -8,7 +8,7 @@ from typing import Any
 
 from collector.alerts.silence import Silence
 from collector.billing.ledger import BillingSettings, Ledger
-from collector.billing.model import Classification, Invoice, Part
+from collector.billing.model import Charge, Classification, Invoice, Part
 from collector.notify.deliver import redact
 from collector.store import ChannelRow
 from collector.store.billing_rows import (
@@ -45,7 +45,14 @@ def contract_view(row: ContractRow) -> dict[str, Any]:
         "included_hours": money(c.included_hours),
         "onboarding_workstation_months": money(c.onboarding_workstation_months),
         "onboarding_server_months": money(c.onboarding_server_months),
+        "monthly_fee": money(c.monthly_fee),
     }
+
+
+def charge_view(charge: Charge) -> dict[str, Any]:
+    """A one-off charge."""
+    return {"charge_id": charge.id, "day": charge.day.isoformat(), "description": charge.description,
+            "amount": money(charge.amount)}
 
 
 def rates_view(row: RatesRow, client: str | None) -> dict[str, Any]:
@@ -176,7 +183,7 @@ def invoice_view(invoice: Invoice) -> dict[str, Any]:
                 "exemption": invoice.tax.exemption},
         "totals": {
             name: money(getattr(totals, name))
-            for name in ("contract", "onboarding", "time", "parts", "subtotal", "tax", "total")
+            for name in ("contract", "onboarding", "fee", "time", "parts", "subtotal", "tax", "total")
         },
     }
 

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from shared.wire import LEGACY_EPOCH
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from collector.alerts.silence import Silence
-    from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
+    from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
     from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
     from collector.store.billing_rows import (
         ClientTax,
@@ -512,6 +514,13 @@ class Tx(Protocol):
         self, entry_id: int, override: Classification | None, reason: str | None
     ) -> TimeEntryRow | None:
         """Set or clear an entry's classification override; None when there is no such entry."""
+
+    async def add_charge(self, client_id: int, day: date, description: str, amount: Decimal, at: datetime,
+                         by: str) -> Charge:
+        """Record a one-off charge for a client (invoiced in the month of `day`)."""
+
+    async def charges(self, client_id: int) -> list[Charge]:
+        """A client's one-off charges, by day."""
 
     async def client_tax(self, client_id: int) -> ClientTax | None:
         """A client's own tax terms, or None when it has none (the default rate applies)."""

@@ -22,11 +22,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from collector.alerts.silence import Matchers, Silence
-from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
+from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
 from collector.store import (
     AgentRow,
     AlertOwner,
@@ -776,14 +777,15 @@ class SqlTx:
         row = await self._row(
             "INSERT INTO contracts (client_id, effective_from, effective_to, start, term_months, "
             "workstation_rate, server_rate, covers_remote, covers_onsite, covers_after_hours, included_hours, "
-            "onboarding_workstation_months, onboarding_server_months, created_at) "
+            "onboarding_workstation_months, onboarding_server_months, monthly_fee, created_at) "
             "VALUES (:client, :from_day, :to_day, :start, :term, :workstation, :server, :remote, :onsite, "
-            ":after_hours, :included, :onboard_ws, :onboard_srv, :at) "
+            ":after_hours, :included, :onboard_ws, :onboard_srv, :fee, :at) "
             "ON CONFLICT (client_id, effective_from) DO NOTHING RETURNING *",
             client=client_id, from_day=c.effective_from, to_day=c.effective_to, start=c.start, term=c.term_months,
             workstation=c.workstation_rate, server=c.server_rate, remote=c.covers_remote, onsite=c.covers_onsite,
             after_hours=c.covers_after_hours, included=c.included_hours,
-            onboard_ws=c.onboarding_workstation_months, onboard_srv=c.onboarding_server_months, at=at,
+            onboard_ws=c.onboarding_workstation_months, onboard_srv=c.onboarding_server_months, fee=c.monthly_fee,
+            at=at,
         )
         if row is None:
             raise ValueError(f"the client has a contract version taking effect on {c.effective_from}")
@@ -949,6 +951,21 @@ class SqlTx:
             override=override, reason=reason, id=entry_id,
         )
         return _time_entry(row, self.codec) if row is not None else None
+
+    async def add_charge(self, client_id: int, day: date, description: str, amount: Decimal, at: datetime,
+                         by: str) -> Charge:
+        row = await self._row(
+            "INSERT INTO one_off_charges (client_id, day, description, amount, created_at, created_by) "
+            "VALUES (:client, :day, :description, :amount, :at, :by) RETURNING *",
+            client=client_id, day=day, description=description, amount=amount, at=at, by=by,
+        )
+        assert row is not None
+        return _charge(row, self.codec)
+
+    async def charges(self, client_id: int) -> list[Charge]:
+        rows = await self._rows("SELECT * FROM one_off_charges WHERE client_id = :client ORDER BY day, id",
+                                client=client_id)
+        return [_charge(row, self.codec) for row in rows]
 
     async def client_tax(self, client_id: int) -> ClientTax | None:
         row = await self._row("SELECT * FROM client_tax WHERE client_id = :client", client=client_id)
@@ -1236,6 +1253,7 @@ def _contract(row: Row, c: Codec) -> ContractRow:
             included_hours=c.money(row["included_hours"]),
             onboarding_workstation_months=c.money(row["onboarding_workstation_months"]),
             onboarding_server_months=c.money(row["onboarding_server_months"]),
+            monthly_fee=c.money(row["monthly_fee"]),
         ),
     )
 
@@ -1256,6 +1274,11 @@ def _rates(row: Row, c: Codec) -> RatesRow:
             emergency_minimum_minutes=row["emergency_minimum_minutes"],
         ),
     )
+
+
+def _charge(row: Row, c: Codec) -> Charge:
+    """A one-off charge row."""
+    return Charge(row["id"], row["client_id"], c.day(row["day"]), row["description"], c.money(row["amount"]))
 
 
 def _issued(row: Row, c: Codec) -> IssuedInvoiceRow:

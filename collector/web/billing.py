@@ -23,7 +23,7 @@ from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification
 from collector.billing.pricing import month_bounds
-from collector.services.billing import ClientTaxInput, IssueInput, SettingsInput, VoidInput, month_of
+from collector.services.billing import ChargeInput, ClientTaxInput, IssueInput, SettingsInput, VoidInput, month_of
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
@@ -38,7 +38,7 @@ EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 BILLED_AS = {"covered": "covered", "billable": "billable", "non_billable": "non-billable"}
 # A contract version's fields as the form shows them (coverage flags are yes/no boxes).
 CONTRACT_FIELDS = ("effective_from", "start", "term_months", "workstation_rate", "server_rate",
-                   "included_hours", "onboarding_workstation_months", "onboarding_server_months")
+                   "included_hours", "onboarding_workstation_months", "onboarding_server_months", "monthly_fee")
 COVERAGE = {"covers_remote": "remote work", "covers_onsite": "on-site work",
             "covers_after_hours": "after hours"}
 # The report's own page (with its inline styles) may not run scripts or load anything.
@@ -65,7 +65,7 @@ def priced(ledger: Ledger, entries: Iterable[TimeEntryRow]) -> tuple[list[Priced
     """Entries with their classification and what their month's invoice charges for each (0 when covered
     within the included hours, or non-billable; None when its month cannot be priced), and why it cannot."""
     entries = list(entries)
-    charged, unpriced = ledger.charges(entries)
+    charged, unpriced = ledger.entry_charges(entries)
     result = [PricedEntry(e, ledger.classification(e), charged.get(e.entry_id)) for e in entries]
     return result, "; ".join(unpriced.values()) or None
 
@@ -154,6 +154,20 @@ async def issue(request: web.Request) -> web.Response:
     except DomainError as exc:
         return refused(exc, back, "issued")
     return see_other(back, flash=f"Invoice {row.number} issued, due {row.due}.")
+
+
+@form
+async def add_charge(request: web.Request) -> web.Response:
+    """`POST /billing/clients/{client}/charges`: a one-off charge (project work) on the month's invoice."""
+    client = request.match_info["client"]
+    fields = {key: value for key, value in (await fields_of(request)).items() if value}
+    back = f"{client_path(client)}?month={fields.pop('month', '')}"
+    try:
+        charge = await billing(request).add_charge(
+            client, validated(ChargeInput, {**fields, "technician": technician(request)}))
+    except DomainError as exc:
+        return refused(exc, back, "charged")
+    return see_other(back, flash=f"Charge added: {charge.description}, {charge.amount}.")
 
 
 @form
@@ -278,6 +292,7 @@ async def save_client_tax(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register the billing pages."""
     app.router.add_post("/billing/clients/{client}/invoices", issue)
+    app.router.add_post("/billing/clients/{client}/charges", add_charge)
     app.router.add_post("/billing/invoices/{number}/void", void)
     app.router.add_get("/billing/invoices/{number}", issued_invoice)
     app.router.add_get("/billing/settings", settings_page)

@@ -18,7 +18,18 @@ from collector.billing.export import (
     read_generic_csv,
     xero_csv,
 )
-from collector.billing.model import BreakFixRates, Contract, Device, Incident, Invoice, Part, Tax, TimeEntry
+from collector.billing.ledger import BillingSettings
+from collector.billing.model import (
+    BreakFixRates,
+    Charge,
+    Contract,
+    Device,
+    Incident,
+    Invoice,
+    Part,
+    Tax,
+    TimeEntry,
+)
 from collector.billing.pricing import (
     Visit,
     breakfix_equivalent,
@@ -455,3 +466,36 @@ def test_tax_is_charged_once_on_the_subtotal_or_the_exemption_is_named(tax: Tax,
         read_generic_csv(text.replace(f",{totals.tax},", ",1.00,"))
     with pytest.raises(ValueError, match="percentage"):
         Tax(D(100))
+
+
+def test_a_flat_monthly_fee_is_prorated_and_one_off_charges_land_in_their_month() -> None:
+    # From 11 November: 20 of 30 days. A flat 300.00 a month for the client, no device rates.
+    flat = replace(CONTRACT, effective_from=date(2026, 11, 11), start=date(2026, 11, 11), workstation_rate=D(0),
+                   server_rate=D(0), onboarding_workstation_months=D(0), onboarding_server_months=D(0),
+                   monthly_fee=D("300.00"))
+    migration = Charge(1, "acme", date(2026, 11, 20), "Server migration, fixed price", D("1200.00"))
+    later = Charge(2, "acme", date(2026, 12, 2), "New printer set up", D("150.00"))
+    other = Charge(3, "bakery", date(2026, 11, 20), "Till set-up", D("99.00"))
+    invoice = monthly_invoice("acme", NOV, [flat], [RATES], DEVICES, [], [], [], currency="EUR",
+                              charges=[later, migration, other])
+    # 300.00 x 20/30 = 200.00; the migration 1200.00; December's charge and the bakery's are not here.
+    assert [(line.kind, line.description, line.amount) for line in invoice.lines if line.amount] == [
+        ("contract", "Monthly service fee, November 2026, 20/30 days", D("200.00")),
+        ("fee", "Server migration, fixed price, 20 Nov 2026", D("1200.00")),
+    ]
+    assert (invoice.totals().fee, invoice.totals().total) == (D("1200.00"), D("1400.00"))
+    december = monthly_invoice("acme", DEC, [flat], [RATES], (), [], [], [], currency="EUR", charges=[later])
+    # A whole month: 300.00; the printer 150.00: 450.00
+    assert december.totals().total == D("450.00")
+    assert read_generic_csv(generic_csv(invoice)) == invoice.totals()
+
+
+def test_contract_terms_the_business_offers() -> None:
+    terms = BillingSettings(minimum_term_months=36, term_with_onboarding_months=12)
+    plain = replace(CONTRACT, onboarding_workstation_months=D(0), onboarding_server_months=D(0))
+    assert terms.check_term(replace(plain, term_months=36)) is None
+    assert terms.check_term(replace(plain, term_months=12)) == (
+        "the minimum term is 36 months; 12 months with an onboarding fee")
+    assert terms.check_term(replace(CONTRACT, term_months=12)) is None  # CONTRACT charges onboarding
+    assert terms.check_term(replace(CONTRACT, term_months=6)) is not None
+    assert BillingSettings().check_term(replace(plain, term_months=1)) is None

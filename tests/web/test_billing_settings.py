@@ -119,3 +119,32 @@ async def test_an_issued_invoice_is_numbered_locked_and_reissued_only_after_it_i
     listed = (await (await client.get("/api/v1/clients/Acme%20Tooling/invoices", headers=TECH)).json())["invoices"]
     assert [(i["number"], i["totals"]["total"], i["void_reason"]) for i in listed] == [
         ("KIT-00001", "95.20", "rates changed"), ("KIT-00002", "113.05", None)]
+
+
+async def test_term_rules_a_flat_fee_and_a_one_off_charge_through_the_dashboard(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await client.post("/api/v1/billing/settings", headers=TECH,
+                      json={"minimum_term_months": 36, "term_with_onboarding_months": 12})
+    contract = {"client": "Acme Tooling", "start": "2026-11-01", "term_months": "12", "workstation_rate": "0.00",
+                "server_rate": "0.00", "monthly_fee": "250.00", "covers_remote": "true"}
+    short = await client.post("/billing/contracts", data={"csrf": csrf, **contract})
+    assert short.status == 422
+    assert "the minimum term is 36 months; 12 months with an onboarding fee" in await short.text()
+    saved = await post(client, "/billing/contracts", csrf, **{**contract, "onboarding_workstation_months": "2"})
+    assert flash(saved) == "Contract for Acme Tooling saved, in force from 2026-11-01."
+    charged = await post(client, "/billing/clients/Acme%20Tooling/charges", csrf, month="2026-11",
+                         description="Server migration,\n fixed price", amount="1200.00", day="2026-11-20")
+    assert flash(charged) == "Charge added: Server migration, fixed price, 1200.00."
+    month = await (await client.get(MONTH)).text()
+    # 250.00 flat for the month; onboarding 2 months x 0.00 per workstation adds nothing; 1200.00: 1450.00
+    assert "Monthly service fee, November 2026" in month and "Server migration, fixed price, 20 Nov 2026" in month
+    assert '<td class="num" id="invoice-total">EUR 1,450.00</td>' in month
+    clock.advance(days=8)
+    await post(client, "/billing/clients/Acme%20Tooling/invoices", csrf, month="2026-11")
+    late = await client.post("/api/v1/clients/Acme%20Tooling/charges", headers=TECH,
+                             json={"description": "Forgotten cable", "amount": "12.00", "day": "2026-11-30"})
+    assert late.status == 409
+    assert "is on invoice INV-00001, issued already" in (await late.json())["error"]
