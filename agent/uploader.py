@@ -6,9 +6,10 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -21,11 +22,13 @@ from shared.signing import sign_headers
 log = logging.getLogger(__name__)
 
 REPORTS_PATH = "/api/v1/reports"
-# Worth trying again unchanged: the collector is busy, restarting or behind a failing proxy.
-RETRYABLE = frozenset({429, 502, 503, 504})
-# A refusal of this agent or of the address (3xx too: e.g. http redirected to https), not of the
-# envelopes: they stay queued and are retried slowly.
-REFUSED = frozenset({401, 403, 404})
+# Worth trying again unchanged, besides every 5xx and every network error: the collector or a proxy
+# timed out or asks for fewer requests. Nothing about them says the envelopes are wrong.
+TRANSIENT = frozenset({408, 429})
+# The only answers that name the payload itself as unacceptable: malformed (400), too large (413) or
+# not matching the schema (422). Any other 3xx/4xx refuses this agent or the address, not the envelopes:
+# they stay queued and are retried slowly.
+INVALID = frozenset({400, 413, 422})
 # Half the collector's default body limit (1 MiB), leaving room for a collector configured lower.
 BATCH_BYTES = 512 * 1024
 MAX_RETRY_AFTER = 3600.0
@@ -47,6 +50,11 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
 
 
+def is_transient(status: int | None) -> bool:
+    """True for an answer worth repeating unchanged after a wait: no answer, any 5xx, 408 or 429."""
+    return status is None or status >= 500 or status in TRANSIENT
+
+
 @dataclass(frozen=True)
 class Answer:
     """What one POST got: a status and body, or the network error that prevented one."""
@@ -65,12 +73,16 @@ class Answer:
 
 
 class Uploader:
-    """Sends queued envelopes oldest first; deletes them only after a 2xx that names them."""
+    """Sends queued envelopes oldest first; deletes them only after a 2xx that names them.
+
+    Waits are measured on `monotonic` (seconds), so a wall clock stepped back cannot stretch them.
+    """
 
     def __init__(self, outbox: Outbox, identity: Identity, collector_url: str, *,
                  batch_bytes: int = BATCH_BYTES, timeout: float = 30.0, backoff_base: float = 1.0,
                  backoff_cap: float = 300.0, clock: Clock = system_clock,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.outbox = outbox
         self.identity = identity
         self.url = collector_url.rstrip("/") + REPORTS_PATH
@@ -80,9 +92,10 @@ class Uploader:
         self.backoff_cap = backoff_cap
         self.clock = clock
         self.rand = rand
+        self.monotonic = monotonic
         self.failures = 0
-        # Nothing is sent before this time (None: no wait).
-        self.not_before: datetime | None = None
+        # Nothing is sent before this monotonic time (None: no wait).
+        self.not_before: float | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
@@ -95,16 +108,22 @@ class Uploader:
                 await self._session.close()
                 self._session = None
 
+    def waiting(self) -> float:
+        """Seconds left before the next upload may be sent (0: none to wait)."""
+        if self.not_before is None:
+            return 0.0
+        return max(0.0, self.not_before - self.monotonic())
+
     def _wait(self, seconds: float) -> float:
         """Send nothing for `seconds`; returns them."""
-        self.not_before = self.clock() + timedelta(seconds=seconds)
+        self.not_before = self.monotonic() + seconds
         return seconds
 
     def _back_off(self, retry_after: float | None) -> float:
-        """Wait as the collector asked, else exponentially longer with full jitter."""
+        """Wait as the collector asked, else exponentially longer with full jitter; never over the cap."""
         self.failures += 1
         if retry_after is not None:
-            return self._wait(retry_after)
+            return self._wait(min(retry_after, self.backoff_cap))
         return self._wait(self.rand() * min(self.backoff_cap, self.backoff_base * 2 ** (self.failures - 1)))
 
     async def _post(self, batch: list[tuple[int, str]]) -> Answer:
@@ -138,21 +157,26 @@ class Uploader:
         1. While backing off, do nothing.
         2. Send batches of pending envelopes, oldest first, until none are left (or the agent stops).
         3. 2xx: delete the envelopes it names.
-        4. 429/502/503/504 or no answer: stop; wait Retry-After, else back off exponentially with jitter.
-        5. 3xx/401/403/404 (this agent or address is refused): log loudly, keep all, wait the longest.
-        6. Any other answer refuses the payload: resend one envelope at a time to find the bad one,
-           and keep that one as rejected (not resent) with the collector's reason.
+        4. No answer, any 5xx, 408 or 429: stop; wait Retry-After, else back off exponentially with
+           full jitter, both capped; the envelopes stay queued.
+        5. 400/413/422 name the payload as invalid: resend the envelopes of that batch one at a time,
+           and keep one refused alone as rejected (kept, counted, reported; not resent).
+        6. Any other answer (3xx, 401, 403, 404, ...) refuses this agent or the address: log loudly,
+           keep all, wait the longest.
         """
-        if self.not_before is not None and self.clock() < self.not_before:
+        if self.waiting():
             return
         async with self._lock:
             sent = 0
-            single = False
+            # Envelopes up to this seq are sent one at a time, to find the one an invalid batch holds.
+            isolate_to = 0
             answer: Answer | None = None
             while not self._stopping:
-                batch = self.outbox.pending(1 if single else self.batch_bytes)
+                batch = self.outbox.pending(self.batch_bytes)
                 if not batch:
                     break
+                if batch[0][0] <= isolate_to:
+                    batch = batch[:1]
                 answer = await self._post(batch)
                 status = answer.status
                 if status is not None and 200 <= status < 300 and (acked := self._ack(batch, answer)):
@@ -160,12 +184,12 @@ class Uploader:
                     self.failures = 0
                     continue
                 # A 2xx naming none of the batch would loop forever; treat it as a failure to retry.
-                if status is None or status in RETRYABLE or 200 <= status < 300:
+                if is_transient(status) or 200 <= (status or 0) < 300:
                     delay = self._back_off(retry_after_seconds(answer.retry_after, self.clock()))
                     log.warning("upload of %d envelopes failed (%s); next try in %.1f s",
                                 len(batch), answer.what, delay)
                     break
-                if status in REFUSED or 300 <= status < 400:
+                if status not in INVALID:
                     self.failures += 1
                     self._wait(self.backoff_cap)
                     log.error("THE COLLECTOR REFUSES THIS AGENT (%s) at %s. Envelopes stay queued and are "
@@ -174,11 +198,12 @@ class Uploader:
                               self.backoff_cap)
                     break
                 if len(batch) > 1:
-                    single = True
+                    isolate_to = batch[-1][0]
                     continue
                 self.outbox.mark_rejected(batch[0][0], answer.what)
-                log.error("the collector rejected envelope %d (%s); it is kept in the outbox, not resent",
-                          batch[0][0], answer.what)
+                log.error("the collector rejected envelope %d (%s); it is kept in the outbox, not resent "
+                          "(%d rejected in all, reported with the heartbeat)",
+                          batch[0][0], answer.what, self.outbox.stats().rejected)
             if answer is not None:
                 result = f"sent {sent} envelopes"
                 if not (answer.status and 200 <= answer.status < 300):
