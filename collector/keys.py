@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from aiohttp import web
@@ -27,3 +28,5 @@ CLOCK = web.AppKey("clock", Clock)
 # The notification step, told of every change of an alert (None: nothing is notified).
 ON_CHANGE = web.AppKey("on_change", OnChange | None)
 NOTIFIER = web.AppKey("notifier", Notifier)
+# Set once the collector is shutting down: /readyz turns load balancers away.
+STOPPING = web.AppKey("stopping", asyncio.Event)

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
-from collector.api import error
+from collector.api import error, unavailable
 from collector.auth import AuthError, token_hash
 from collector.ratelimit import RateLimiter
 from collector.store import AgentRow, EnrolmentRefused
@@ -117,8 +117,7 @@ async def reports(request: web.Request) -> web.Response:
         result = await request.app[keys.INGEST].ingest(agent, batch, request.app[keys.CLOCK]())
     except Exception as exc:
         # Nothing of the batch was committed; the agent keeps it and sends it again.
-        return error(503, f"could not store the report ({type(exc).__name__}); send it again later",
-                     headers={"Retry-After": "30"})
+        return unavailable(f"could not store the report ({type(exc).__name__}); send it again later")
     return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates})
 
 
