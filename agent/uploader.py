@@ -17,6 +17,7 @@ import aiohttp
 from agent.identity import Identity, collector_reason
 from agent.outbox import Outbox
 from shared.clock import Clock, system_clock
+from shared.http import RECONNECT_HEADER
 from shared.signing import sign_headers
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ INVALID = frozenset({400, 413, 422})
 # Half the collector's default body limit (1 MiB), leaving room for a collector configured lower.
 BATCH_BYTES = 512 * 1024
 MAX_RETRY_AFTER = 3600.0
+# The longest wait between tries while the collector cannot be reached (no answer, or a gateway saying it
+# is down: 502/503/504 without Retry-After), until the collector's own hint says otherwise. Short, so that
+# catch-up after an outage is not bounded by the backoff; a refused connection costs the collector nothing.
+RECONNECT_CAP = 60.0
+UNREACHABLE = frozenset({502, 503, 504})
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -63,6 +69,8 @@ class Answer:
     body: str = ""
     retry_after: str | None = None
     error: str | None = None
+    # The collector's hint: seconds to wait at most between tries while it is unreachable.
+    reconnect: str | None = None
 
     @property
     def what(self) -> str:
@@ -94,6 +102,7 @@ class Uploader:
         self.rand = rand
         self.monotonic = monotonic
         self.failures = 0
+        self.reconnect_cap = min(RECONNECT_CAP, backoff_cap)
         # Nothing is sent before this monotonic time (None: no wait).
         self.not_before: float | None = None
         self._lock = asyncio.Lock()
@@ -119,12 +128,24 @@ class Uploader:
         self.not_before = self.monotonic() + seconds
         return seconds
 
-    def _back_off(self, retry_after: float | None) -> float:
-        """Wait as the collector asked, else exponentially longer with full jitter; never over the cap."""
+    def _back_off(self, answer: Answer) -> float:
+        """Wait as the collector asked, else exponentially longer with full jitter; never over the cap,
+        and while the collector is unreachable never over its reconnection hint."""
         self.failures += 1
+        retry_after = retry_after_seconds(answer.retry_after, self.clock())
         if retry_after is not None:
             return self._wait(min(retry_after, self.backoff_cap))
-        return self._wait(self.rand() * min(self.backoff_cap, self.backoff_base * 2 ** (self.failures - 1)))
+        cap = self.reconnect_cap if answer.status is None or answer.status in UNREACHABLE else self.backoff_cap
+        return self._wait(self.rand() * min(cap, self.backoff_base * 2 ** (self.failures - 1)))
+
+    def _take_hint(self, answer: Answer) -> None:
+        """Adopt the collector's reconnection hint (bounded by the backoff cap); a bad one is ignored."""
+        try:
+            hint = float(answer.reconnect or "")
+        except ValueError:
+            return
+        if hint > 0:
+            self.reconnect_cap = min(hint, self.backoff_cap)
 
     async def _post(self, batch: list[tuple[int, str]]) -> Answer:
         """POST one signed report batch."""
@@ -138,7 +159,8 @@ class Uploader:
             # No redirects: a redirected POST would arrive as a GET, and the signature names the path.
             post = self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
             async with post as resp:
-                return Answer(resp.status, await resp.text(), resp.headers.get("Retry-After"))
+                return Answer(resp.status, await resp.text(), resp.headers.get("Retry-After"),
+                              reconnect=resp.headers.get(RECONNECT_HEADER))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Answer(None, error=str(exc) or type(exc).__name__)
 
@@ -158,7 +180,8 @@ class Uploader:
         2. Send batches of pending envelopes, oldest first, until none are left (or the agent stops).
         3. 2xx: delete the envelopes it names.
         4. No answer, any 5xx, 408 or 429: stop; wait Retry-After, else back off exponentially with
-           full jitter, both capped; the envelopes stay queued.
+           full jitter, both capped (while the collector is unreachable, by its reconnection hint);
+           the envelopes stay queued.
         5. 400/413/422 name the payload as invalid: resend the envelopes of that batch one at a time,
            and keep one refused alone as rejected (kept, counted, reported; not resent).
         6. Any other answer (3xx, 401, 403, 404, ...) refuses this agent or the address: log loudly,
@@ -178,6 +201,7 @@ class Uploader:
                 if batch[0][0] <= isolate_to:
                     batch = batch[:1]
                 answer = await self._post(batch)
+                self._take_hint(answer)
                 status = answer.status
                 if status is not None and 200 <= status < 300 and (acked := self._ack(batch, answer)):
                     sent += acked
@@ -185,7 +209,7 @@ class Uploader:
                     continue
                 # A 2xx naming none of the batch would loop forever; treat it as a failure to retry.
                 if is_transient(status) or 200 <= (status or 0) < 300:
-                    delay = self._back_off(retry_after_seconds(answer.retry_after, self.clock()))
+                    delay = self._back_off(answer)
                     log.warning("upload of %d envelopes failed (%s); next try in %.1f s",
                                 len(batch), answer.what, delay)
                     break

@@ -22,7 +22,7 @@ from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.notify.pipeline import Notifier
-from collector.offline import announce_downtime, run_sweeper
+from collector.offline import Availability, announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store
 from shared import __version__
@@ -81,6 +81,8 @@ async def write_problem(app: web.Application) -> str | None:
         async with app[keys.STORE].transaction() as tx:
             await tx.set_meta(HEALTH_PROBE_META, app[keys.CLOCK]().isoformat())
     except Exception as exc:
+        if app[keys.STORE].is_transient(exc):
+            app[keys.AVAILABILITY].failed(app[keys.CLOCK]())
         return f"the database does not accept writes ({type(exc).__name__}: {exc})"
     return None
 
@@ -132,6 +134,7 @@ async def transient_errors(request: web.Request, handler: technician.Handler) ->
     except Exception as exc:
         if not request.app[keys.STORE].is_transient(exc):
             raise
+        request.app[keys.AVAILABILITY].failed(request.app[keys.CLOCK]())
         log.warning("%s %s: database unavailable (%s: %s); answered 503", request.method, request.path,
                     type(exc).__name__, exc)
         return unavailable(f"the database is busy or unavailable ({type(exc).__name__}: {exc}); try again later")
@@ -155,9 +158,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                               on_change=notifier.on_change)
     app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
     app[keys.UP_SINCE] = app[keys.CLOCK]()
+    app[keys.AVAILABILITY] = Availability(app[keys.UP_SINCE])
     await announce_downtime(store, settings, app[keys.UP_SINCE])
     sweepers = [
-        asyncio.create_task(run_sweeper(store, settings, app[keys.UP_SINCE], app[keys.CLOCK],
+        asyncio.create_task(run_sweeper(store, settings, app[keys.AVAILABILITY], app[keys.CLOCK],
                                         notifier.on_change)),
         # Late backups send nothing: push jobs are judged against the clock.
         asyncio.create_task(push.run_sweeper(store, settings, clock=app[keys.CLOCK],

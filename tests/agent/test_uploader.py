@@ -12,6 +12,7 @@ from aiohttp.test_utils import unused_port
 from agent.identity import Identity
 from agent.outbox import OUTBOX_FILE, Outbox
 from agent.uploader import Uploader, retry_after_seconds
+from shared.http import RECONNECT_HEADER
 from shared.wire import ReportBatch
 from tests.agent.support import T0, FakeCollector, heartbeat, loopback_server, unknown
 from tests.support.clock import Clock, Ticks
@@ -337,3 +338,97 @@ async def test_through_500s_then_408s_then_recovery_nothing_is_lost_or_rejected(
     stored = [seq for batch in collector.seqs_received[len(failing):] for seq in batch]
     assert stored == produced, "every envelope produced reached the collector, once, in order"
     assert outbox.rejected() == []
+
+
+async def test_while_the_collector_is_unreachable_the_backoff_is_capped_by_its_reconnection_hint(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(200, {"accepted": [1], "duplicates": []}, {RECONNECT_HEADER: "20"})]
+    collector.script += [(503, {"error": "no upstream"}, {})] * 5
+    ticks = Ticks()
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0), ticks, backoff_base=4.0, backoff_cap=300.0)
+    await uploader.upload_once()
+    fill(outbox, 1)
+    delays = []
+    for _ in range(5):
+        await uploader.upload_once()
+        delays.append(uploader.waiting())
+        wait_out(uploader, ticks)
+    await uploader.close()
+    assert delays == [4, 8, 16, 20, 20], "a gateway saying the collector is down: back within the hint"
+
+
+async def test_without_a_hint_an_unreachable_collector_is_retried_at_least_every_minute(
+    outbox: Outbox, identity: Identity
+) -> None:
+    fill(outbox, 1)
+    ticks = Ticks()
+    uploader = uploader_for(outbox, identity, f"http://127.0.0.1:{unused_port()}", Clock(T0), ticks,
+                            backoff_base=16.0, backoff_cap=300.0)
+    delays = []
+    for _ in range(4):
+        await uploader.upload_once()
+        delays.append(uploader.waiting())
+        wait_out(uploader, ticks)
+    await uploader.close()
+    assert delays == [16, 32, 60, 60]
+
+
+async def test_a_collector_that_answers_but_fails_is_backed_off_up_to_the_full_cap(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(500, {"error": "bug"}, {RECONNECT_HEADER: "20"})] * 4
+    ticks = Ticks()
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0), ticks, backoff_base=64.0, backoff_cap=300.0)
+    delays = []
+    for _ in range(4):
+        await uploader.upload_once()
+        delays.append(uploader.waiting())
+        wait_out(uploader, ticks)
+    await uploader.close()
+    assert delays == [64, 128, 256, 300]
+
+
+@pytest.mark.parametrize(("hint", "cap"), [("5", 5.0), ("900", 300.0), ("soon", 60.0), ("0", 60.0), (None, 60.0)])
+async def test_the_reconnection_hint_is_bounded_and_a_bad_one_ignored(
+    outbox: Outbox, identity: Identity, collector: FakeCollector, hint: str | None, cap: float
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(200, {"accepted": [1], "duplicates": []}, {RECONNECT_HEADER: hint} if hint else {})]
+    uploader = uploader_for(outbox, identity, collector.url, Clock(T0), backoff_cap=300.0)
+    await uploader.upload_once()
+    await uploader.close()
+    assert uploader.reconnect_cap == cap
+
+
+async def test_the_wall_clock_stepped_back_does_not_stretch_the_backoff(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(503, {"error": "busy"}, {"Retry-After": "30"})]
+    clock, ticks = Clock(T0), Ticks()
+    uploader = uploader_for(outbox, identity, collector.url, clock, ticks)
+    await uploader.upload_once()
+    clock.advance(hours=-6)  # an NTP correction of a clock that ran ahead
+    ticks.advance(30)
+    await uploader.upload_once()
+    await uploader.close()
+    assert collector.seqs_received == [[1], [1]]
+    assert pending(outbox) == []
+
+
+async def test_the_wall_clock_stepped_forward_does_not_cut_the_backoff_short(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    collector.script = [(503, {"error": "busy"}, {"Retry-After": "30"})]
+    clock, ticks = Clock(T0), Ticks()
+    uploader = uploader_for(outbox, identity, collector.url, clock, ticks)
+    await uploader.upload_once()
+    clock.advance(hours=6)
+    ticks.advance(29)
+    await uploader.upload_once()
+    await uploader.close()
+    assert collector.seqs_received == [[1]]
