@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -106,16 +107,37 @@ class Uploader:
         # Nothing is sent before this monotonic time (None: no wait).
         self.not_before: float | None = None
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
         """Let the batch in flight finish, then stop sending and close the connection."""
         self._stopping = True
+        self._wake.set()
         async with self._lock:
             if self._session is not None:
                 await self._session.close()
                 self._session = None
+
+    def wake(self) -> None:
+        """Start an upload round now (news was queued); a backoff still holds."""
+        self._wake.set()
+
+    async def run(self, interval: float) -> None:
+        """Upload rounds until `close()`: every `interval` seconds, sooner when woken or when a backoff ends.
+
+        The waits are asyncio's, on the monotonic clock: a wall clock stepped back cannot stall them.
+        """
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.upload_once()
+            except Exception:
+                # The outbox failing (a full disk): log it and try again next round, like a scheduled job.
+                log.exception("upload round failed; next round in %.0f s", interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.waiting() or interval)
 
     def waiting(self) -> float:
         """Seconds left before the next upload may be sent (0: none to wait)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -432,3 +433,39 @@ async def test_the_wall_clock_stepped_forward_does_not_cut_the_backoff_short(
     await uploader.upload_once()
     await uploader.close()
     assert collector.seqs_received == [[1]]
+
+
+async def test_its_rounds_keep_going_when_the_wall_clock_is_stepped_back(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    """Rounds wait on the monotonic clock: a wall clock stepped back by hours does not stall them."""
+    clock = Clock(T0)
+    uploader = Uploader(outbox, identity, collector.url, clock=clock)
+    rounds = asyncio.create_task(uploader.run(interval=0.01))
+    try:
+        for step in range(3):
+            fill(outbox, 1)
+            collector.received.clear()
+            await asyncio.wait_for(collector.received.wait(), 30)
+            clock.advance(hours=-6 * (step + 1))
+    finally:
+        await uploader.close()
+        await rounds
+    assert len(collector.batches) >= 3
+    assert pending(outbox) == []
+
+
+async def test_news_wakes_a_round_at_once_and_close_ends_the_rounds(
+    outbox: Outbox, identity: Identity, collector: FakeCollector
+) -> None:
+    fill(outbox, 1)
+    uploader = Uploader(outbox, identity, collector.url, clock=Clock(T0))
+    rounds = asyncio.create_task(uploader.run(interval=3600))
+    await asyncio.wait_for(collector.received.wait(), 30)  # the first round is immediate
+    collector.received.clear()
+    outbox.put([heartbeat()], now=T0)
+    uploader.wake()
+    await asyncio.wait_for(collector.received.wait(), 30)  # not an hour later
+    await uploader.close()
+    await asyncio.wait_for(rounds, 30)
+    assert collector.seqs_received == [[1], [2]]
