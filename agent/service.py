@@ -86,7 +86,8 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, cloc
     """
     collector_url = config.agent.collector_url or identity.collector_url
     outbox = open_outbox(config, identity, clock)
-    uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds, clock=clock)
+    uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds,
+                        backoff_cap=config.upload.backoff_cap_seconds, clock=clock)
     checks = build_checks(config, root=config.agent.root, clock=clock)
     scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id, clock=clock)
     scheduler.start()
