@@ -133,9 +133,10 @@ class Uploader:
             self._wake.clear()
             try:
                 await self.upload_once()
-            except Exception:
-                # The outbox failing (a full disk): log it and try again next round, like a scheduled job.
-                log.exception("upload round failed; next round in %.0f s", interval)
+            except Exception as exc:
+                # The outbox failing (a full disk, a lock): back off like any failure, not a resend every round.
+                delay = self._back_off(Answer(None, error=f"{type(exc).__name__}: {exc}"))
+                log.exception("upload round failed; next try in %.1f s", delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.waiting() or interval)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -469,3 +470,25 @@ async def test_news_wakes_a_round_at_once_and_close_ends_the_rounds(
     await uploader.close()
     await asyncio.wait_for(rounds, 30)
     assert collector.seqs_received == [[1], [2]]
+
+
+async def test_an_outbox_that_cannot_delete_what_was_acknowledged_backs_off_instead_of_resending_each_round(
+    outbox: Outbox, identity: Identity, collector: FakeCollector, state_dir: Path
+) -> None:
+    fill(outbox, 1)
+    outbox._db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(state_dir / OUTBOX_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the outbox: the acknowledgement cannot be applied
+    uploader = Uploader(outbox, identity, collector.url, clock=Clock(T0), rand=lambda: 1.0, backoff_base=30.0)
+    rounds = asyncio.create_task(uploader.run(interval=0.01))
+    try:
+        await asyncio.wait_for(collector.received.wait(), 30)
+        async with uploader._lock:  # the round has ended (its failure handled before the lock is free to us)
+            pass
+        assert uploader.waiting() > 20
+        assert len(collector.batches) == 1
+    finally:
+        other.close()
+        await uploader.close()
+        await rounds
+    assert pending(outbox) == [1], "kept: sent again after the wait, and acknowledged as a duplicate then"
