@@ -13,10 +13,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
-from collector.api import error
+from collector.api import error, unavailable
 from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
 from collector.store import AgentRow, EnrolmentRefused
+from shared.http import RECONNECT_HEADER
 from shared.wire import SCHEMA_VERSION, ReportBatch
 
 log = logging.getLogger(__name__)
@@ -139,15 +140,24 @@ async def reports(request: web.Request) -> web.Response:
         result = await request.app[keys.INGEST].ingest(agent, batch, request.app[keys.CLOCK]())
     except Exception as exc:
         # Nothing of the batch was committed; the agent keeps it and sends it again.
-        return error(503, f"could not store the report ({type(exc).__name__}); send it again later",
-                     headers={"Retry-After": "30"})
+        if request.app[keys.STORE].is_transient(exc):
+            request.app[keys.AVAILABILITY].failed(request.app[keys.CLOCK]())
+        return unavailable(f"could not store the report ({type(exc).__name__}); send it again later")
     return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates})
 
 
 
+async def reconnect_hint(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer to a report, whatever its status, tells the agent how long it may wait between tries
+    while the collector is unreachable: catch-up after an outage is bounded by this, not by its backoff."""
+    if request.path == REPORTS_PATH:
+        response.headers[RECONNECT_HEADER] = str(request.app[keys.SETTINGS].agent_reconnect_seconds)
+
+
 def setup(app: web.Application) -> None:
-    """Add the agents' routes (enrolment, reports) and the per-device upload limit."""
+    """Add the agents' routes (enrolment, reports), the per-device upload limit and the reconnection hint."""
     settings = app[keys.SETTINGS]
+    app.on_response_prepare.append(reconnect_hint)
     if settings.agent_uploads_per_minute:
         app[UPLOAD_LIMITER] = RateLimiter(settings.agent_uploads_per_minute, settings.agent_upload_burst)
     app.router.add_post("/api/v1/enrol", enrol)

@@ -632,6 +632,9 @@ class Store(Protocol):
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """A consistent read-only view for queries, which does not wait for the writer (a write on it fails)."""
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when `exc` says the database is busy, locked, full or unreachable: worth trying again later."""
+
 
 def open_store(url: str) -> Store:
     """The store for a database URL or path: `postgresql://...` (or `postgres://...`) is PostgreSQL;

@@ -25,6 +25,15 @@ from shared.wire import LEGACY_EPOCH
 MIGRATION_LOCK = 0x6669656C64707374
 POOL_MIN = 1
 POOL_MAX = 10
+# A statement waits at most this long for a lock another session holds (like SQLite's busy_timeout), then
+# fails as transient: a stuck session makes requests answer 503, not hang.
+LOCK_TIMEOUT_MS = 5000
+# SQLSTATE classes and codes of conditions of the moment: connection lost (08), a transaction to run again
+# (40: serialization failure, deadlock), resources short (53: disk full, too many connections), the server
+# shutting down or starting (57, which also covers a cancelled statement), a system error (58), lock not
+# available (55P03).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+TRANSIENT_SQLSTATES = frozenset({"55P03"})
 
 # Every push job (or the one numbered :job) with the pings its state is read from, tagged by what they are:
 # newest start, newest end, the ping right before that end, and the two newest good ones.
@@ -143,6 +152,8 @@ class _PostgresMigrationTx(SqlMigrationTx, _PostgresTx):
     """The migration runner's view of a PostgreSQL transaction."""
 
     async def exclude_others(self) -> None:
+        # Another collector's migrations may take longer than a request's lock wait: wait for them.
+        await self._conn.execute("SET LOCAL lock_timeout = 0")
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
 
     async def run_script(self, sql: str) -> None:
@@ -196,7 +207,8 @@ class PostgresStore(SqlStore):
         # Moments travel as UTC instants either way; the session zone only matters for text casts.
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=self._min_size, max_size=self._max_size,
-            server_settings={"timezone": "UTC", "application_name": "fieldpost-collector"},
+            server_settings={"timezone": "UTC", "application_name": "fieldpost-collector",
+                             "lock_timeout": str(LOCK_TIMEOUT_MS)},
         )
         try:
             await migrate(self.migration_tx, load_migrations("postgresql"))
@@ -208,6 +220,13 @@ class PostgresStore(SqlStore):
         """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`."""
         self._listener = await asyncpg.connect(self._dsn, server_settings={"application_name": "fieldpost-feed"})
         await self._listener.add_listener(FEED_CHANNEL, lambda *_: wake())
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, asyncpg.PostgresError):
+            state = exc.sqlstate or ""
+            return state in TRANSIENT_SQLSTATES or state.startswith(TRANSIENT_SQLSTATE_CLASSES)
+        # A connection lost or refused, or the pool closing under a request.
+        return isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError))
 
     async def close(self) -> None:
         """Close the feed listener and the pool (a store that is not open is left as it is)."""

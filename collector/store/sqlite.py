@@ -25,6 +25,10 @@ from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
 from shared.wire import LEGACY_EPOCH
 
 BUSY_TIMEOUT_MS = 5000
+# Result codes (primary, the low byte of extended ones) of a database that is busy, locked, full or failing
+# to read or write: conditions of the moment, not of the request.
+TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+                             sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOMEM})
 _CODEC = SqliteCodec()
 
 T = TypeVar("T")
@@ -317,6 +321,12 @@ class SqliteStore(SqlStore):
 
     async def watch_feed(self, wake: Callable[[], None]) -> None:
         """Nothing to watch: SQLite cannot tell other processes' writes, so the feed polls for them."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, sqlite3.Error):
+            code = getattr(exc, "sqlite_errorcode", None)
+            return code is not None and code & 0xFF in TRANSIENT_CODES
+        return isinstance(exc, OSError)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
