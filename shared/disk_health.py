@@ -18,7 +18,12 @@ SMARTCTL_EXIT_BITS: dict[int, str] = {
     7: "the device self-test log contains records of errors",
 }
 
-ReadStatus = Literal["complete", "partial", "unknown"]
+ReadStatus = Literal["complete", "partial", "unknown", "standby"]
+
+
+def serial_key(serial: str) -> str:
+    """A serial number as compared across paths and buses (smartctl, Windows WMI pad and case it differently)."""
+    return "".join(serial.split()).upper()
 
 
 def exit_bits(exit_status: int | None) -> list[int]:
@@ -84,7 +89,8 @@ class DiskFacts(WireModel):
     )
     protocol: str | None = fact("ATA, NVMe or SCSI (smartctl), or the Windows bus type", default=None)
     status_read: ReadStatus = fact(
-        "complete; partial (some data missing); unknown (the disk could not be read)"
+        "complete; partial (some data missing); unknown (the disk could not be read); "
+        "standby (asleep, not read so as not to spin it up)"
     )
     read_problems: list[str] = fact("Why the read was partial or failed, in words", default_factory=list)
     smartctl_exit_status: Int | None = fact("smartctl exit status bitmask (see smartctl(8))", "bitmask", default=None)

@@ -117,7 +117,7 @@ class Recorder:
 
     async def good(self, current: AlertRow, evaluation: Evaluation) -> None:
         """A good evaluation of an open alert: resolve it once hysteresis is met (or at once, as its rule says)."""
-        if not alert_rule(evaluation.rule).resolve_at_once:
+        if not (evaluation.gone or alert_rule(evaluation.rule).resolve_at_once):
             counted = await self.tx.record_good(current.alert_id, self.now)
             held_long = counted.good_since is not None and self.now - counted.good_since >= self.lifecycle.resolve_after
             if counted.good_streak < self.lifecycle.resolve_after_good and not held_long:

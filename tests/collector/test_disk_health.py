@@ -330,10 +330,14 @@ def test_it_records_a_replaced_disk_and_resolves_the_old_one():
             "disk MSK423Y20S3HBC in /dev/sdc was replaced by 9RK1XXXX",
             {
                 "event": "disk_replaced",
+                "resolution": "replaced",
                 "old_serial": "MSK423Y20S3HBC",
+                "old_model": "Hitachi HDS721050DLE630",
                 "new_serial": "9RK1XXXX",
+                "new_model": "WDC WD140EDFZ-11A0VA0",
                 "device": "/dev/sdc",
             },
+            gone=True,
         )
     ]
 
@@ -347,6 +351,78 @@ def test_it_does_not_call_a_disk_that_moved_slots_replaced():
     ]
     evaluations = evaluate(signal(*swapped), history(signal(first, second, at=NOW - timedelta(hours=1))))
     assert not [e for e in evaluations if e.details.get("event") == "disk_replaced"]
+
+
+def by_subject(evaluations: list[Evaluation], subject: str) -> list[Evaluation]:
+    return [e for e in evaluations if e.subject == subject]
+
+
+def test_a_disk_gone_from_the_scan_is_missing_by_its_serial_and_model():
+    first, second = healthy("smart-ata.json"), healthy("smart-nvme.json")
+    earlier = signal(first, second, at=NOW - timedelta(hours=2))
+    evaluations = evaluate(signal(first), history(signal(first, second, at=NOW - timedelta(hours=1)), earlier))
+    (missing,) = by_subject(evaluations, f"disk:{second.serial}")
+    assert missing.status == "critical"
+    assert missing.summary.startswith(f"disk missing: {second.model} (serial {second.serial}) on books-pc")
+    assert missing.details["event"] == "disk_missing"
+    # Still missing an hour later: the same alert, no second event; a removable disk may only warn.
+    later = evaluate(signal(first), history(signal(first), signal(first, second), missing_disk_status="warning"))
+    (again,) = by_subject(later, f"disk:{second.serial}")
+    assert (again.status, "event" in again.details) == ("warning", False)
+
+
+def test_a_known_disk_that_cannot_be_opened_keeps_its_own_subject():
+    known = healthy("smart-ata.json")
+    hung = DiskFacts(device=known.device, source="smartctl", status_read="unknown",
+                     read_problems=["smartctl did not answer within 60 s"])
+    evaluations = evaluate(signal(hung), history(signal(known, at=NOW - timedelta(hours=1))))
+    assert not by_subject(evaluations, f"disk:{known.device}")
+    (missing,) = by_subject(evaluations, f"disk:{known.serial}")
+    assert missing.status == "critical"
+    assert "disk missing" in missing.summary and "smartctl did not answer within 60 s" in missing.summary
+
+
+def test_a_disk_in_standby_is_skipped_not_unknown_nor_missing():
+    known = healthy("smart-ata.json")
+    asleep = DiskFacts(device=known.device, source="smartctl", status_read="standby")
+    evaluations = evaluate(signal(asleep), history(signal(known, at=NOW - timedelta(hours=1))))
+    assert [e.subject for e in evaluations] == ["disks"]
+
+
+def test_a_disk_swapped_to_another_path_and_bus_replaces_the_gone_one():
+    old = healthy("smart-fail2.json")  # SATA /dev/sdc
+    new = healthy("smart-nvme.json")  # cloned onto an NVMe drive
+    gone_hour = signal(at=NOW - timedelta(hours=1))
+    evaluations = evaluate(signal(new), history(gone_hour, signal(old, at=NOW - timedelta(hours=2))))
+    (replaced,) = by_subject(evaluations, f"disk:{old.serial}")
+    assert (replaced.status, replaced.gone, replaced.details["event"]) == ("ok", True, "disk_replaced")
+    assert replaced.summary == f"disk {old.serial} in /dev/sdc, now {new.device} was replaced by {new.serial}"
+    # Once replaced, the old disk is neither missing nor replaced again.
+    after = evaluate(signal(new, at=NOW + timedelta(hours=1)), history(signal(new), gone_hour, signal(old)))
+    assert not by_subject(after, f"disk:{old.serial}")
+
+
+def test_a_serial_padded_differently_is_the_same_disk():
+    disk = healthy("smart-ata.json")
+    padded = disk.model_copy(update={"serial": f"  {disk.serial.lower()} ", "device": "PhysicalDisk0"})
+    evaluations = evaluate(signal(padded), history(signal(disk, at=NOW - timedelta(hours=1))))
+    assert not [e for e in evaluations if "missing" in e.details or "event" in e.details]
+
+
+def test_it_says_nothing_about_missing_disks_when_it_could_not_look():
+    disk = healthy("smart-ata.json")
+    evaluations = evaluate(signal(error="smartctl not found"), history(signal(disk, at=NOW - timedelta(hours=1))))
+    assert [e.subject for e in evaluations] == ["disks"]
+
+
+def test_a_filesystem_no_longer_mounted_is_missing():
+    data = FilesystemFacts(mount="/srv/data", device="/dev/sdb1", fstype="ext4", total_bytes=100 * GIB,
+                           used_bytes=10 * GIB, free_bytes=90 * GIB)
+    evaluations = evaluate(signal(), history(signal(filesystems=(data,), at=NOW - timedelta(hours=1))))
+    (missing,) = by_subject(evaluations, "fs:/srv/data")
+    assert missing.status == "warning"
+    assert missing.summary == "/srv/data on books-pc is no longer mounted (/dev/sdb1, ext4, last seen on 10 Nov)"
+    assert missing.details["event"] == "filesystem_missing"
 
 
 # --- Windows ---------------------------------------------------------------------------------------------
