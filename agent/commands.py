@@ -6,9 +6,12 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class CommandNotFound(Exception):
@@ -42,9 +45,11 @@ def powershell(script: str) -> list[str]:
     return ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", POWERSHELL_UTF8 + script]
 
 
-# Each thread's running commands, so that a check's budget running out can kill what its collect started.
+# Each collect's running commands (by its thread), so that its budget running out can kill what it started.
 _LIVE: dict[int, set[subprocess.Popen[str]]] = {}
 _LIVE_LOCK = threading.Lock()
+# A helper thread working for a collect (e.g. reading disks side by side) files its commands under it.
+_WORKING_FOR = threading.local()
 # Its own process group on POSIX: killing it takes the tool's children too (a shell script's sleep, ssh...).
 _OWN_GROUP: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
 
@@ -73,7 +78,7 @@ def run_command(argv: Sequence[str], timeout: float = 60.0) -> CommandResult:
         )
     except FileNotFoundError as exc:
         raise CommandNotFound(f"{argv[0]} is not installed or not on PATH") from exc
-    owner = threading.get_ident()
+    owner = command_owner()
     with _LIVE_LOCK:
         _LIVE.setdefault(owner, set()).add(process)
     try:
@@ -89,6 +94,24 @@ def run_command(argv: Sequence[str], timeout: float = 60.0) -> CommandResult:
             if not _LIVE[owner]:
                 del _LIVE[owner]
     return CommandResult(tuple(argv), process.returncode, stdout, stderr)
+
+
+def command_owner() -> int:
+    """The collect the calling thread's commands belong to: its own thread, or the one it works for."""
+    return getattr(_WORKING_FOR, "owner", None) or threading.get_ident()
+
+
+def working_for(owner: int, work: Callable[[T], R]) -> Callable[[T], R]:
+    """`work` as run by a helper thread on behalf of the collect `owner` (whose budget kills its commands)."""
+
+    def run(item: T) -> R:
+        _WORKING_FOR.owner = owner
+        try:
+            return work(item)
+        finally:
+            _WORKING_FOR.owner = None
+
+    return run
 
 
 def kill_commands_of(thread_id: int) -> list[str]:

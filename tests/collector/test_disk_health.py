@@ -39,7 +39,7 @@ FIXTURE_VERDICTS = {
     "smart-scsi.json": "warning",  # 56 grown defects: a stable count, but not a healthy disk
     "smart-scsi2.json": "ok",
     "smart-fail.json": "unknown",  # open failed (exit bit 1)
-    "smart-megaraid0.json": "unknown",  # exit bit 2, nothing wrong in what was read
+    "smart-megaraid0.json": "ok",  # exit bit 2 alone behind a MegaRAID, yet fully read: not unknown
     "smart-raid.json": "unknown",  # RAID volume, no SMART
     "smart-pass.json": "unknown",  # -H only: no attributes
     "smartctl_info_nvme.json": "unknown",

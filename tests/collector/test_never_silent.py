@@ -22,7 +22,7 @@ from tests.support.agents import REPORTS, SimAgent, heartbeat
 from tests.support.clock import Clock
 from tests.support.collector import enrolled
 
-UNREADABLE = healthy("smart-megaraid0.json")  # exit bit 2 behind a MegaRAID: unknown
+UNREADABLE = healthy("smart-raid.json")  # a RAID volume without SMART data: unknown
 
 
 @pytest.fixture
