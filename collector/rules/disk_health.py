@@ -20,6 +20,8 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
   no longer open or read (it hangs), named by its serial and model; set "warning" for removable disks.
   A never-seen disk appearing while one is gone replaced it: the old disk's alert resolves as replaced.
 * `fs_missing_status` ("warning"): a filesystem mounted in an earlier report that is no longer mounted.
+* Software RAID (`/proc/mdstat`): a degraded array (members missing or failed) is critical, an inactive
+  one a warning (firmware RAID containers excepted).
 * `fs_fill_forecast_days` (14): warn when the volume fills within this many days at the rate of the
   last `fs_forecast_window_days` (7) of reports (least-squares line through free space over time).
 """
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
-from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, exit_bits, serial_key
+from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, RaidArray, exit_bits, serial_key
 
 RULE = "disk_health"
 GIB = 1024**3
@@ -493,6 +495,28 @@ def evaluate_filesystem(fs: FilesystemFacts, at: datetime, history: History, th:
     return Evaluation(RULE, f"fs:{fs.mount}", _worst(s for s, _ in findings), summary, details)
 
 
+def evaluate_array(array: RaidArray, hostname: str) -> Evaluation:
+    """One software RAID array's verdict: degraded (members missing or failed) is critical, rebuilding
+    onto a new member a warning until done, an array that should run but does not a warning."""
+    findings: list[Finding] = []
+    up, expected = array.members_up, array.members_expected
+    if array.failed_members:
+        findings.append(("critical", f"failed member(s): {', '.join(array.failed_members)}"))
+    if up is not None and expected is not None and up < expected:
+        findings.append(("critical", f"degraded: {up} of {expected} members in sync"))
+    if array.sync_action == "recovery" and findings:
+        done = f" ({array.sync_percent:.1f} % done)" if array.sync_percent is not None else ""
+        findings.append(("warning", f"rebuilding{done}"))
+    # Firmware RAID containers (external metadata) are inactive by nature; their volumes are arrays of their own.
+    if array.state.startswith("inactive") and not (array.metadata or "").startswith("external:"):
+        findings.append(("warning", "inactive: the array is not running"))
+    reasons = [text for _, text in findings]
+    name = f"{array.name} ({array.level or 'container'}) on {hostname}"
+    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
+    details = {"array": array.name, "level": array.level, "members": array.members, "reasons": reasons}
+    return Evaluation(RULE, f"raid:{array.name}", _worst(s for s, _ in findings), summary, details)
+
+
 def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
     """Verdicts on the disk reading as a whole, each disk, each replaced disk and each filesystem."""
     th = thresholds(Thresholds, history.settings, RULE)
@@ -515,6 +539,7 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
         *disks,
         *(evaluate_filesystem(fs, signal.collected_at, history, th) for fs in signal.filesystems),
         *missing_filesystems(signal, history, th),
+        *(evaluate_array(array, history.hostname) for array in signal.arrays),
     ]
 
 

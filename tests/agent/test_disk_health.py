@@ -13,6 +13,7 @@ import pytest
 from agent.checks import CheckContext
 from agent.checks.disk_health import DiskHealthCheck, smartctl_missing
 from agent.checks.disk_health.filesystems import read_filesystems, real_partitions
+from agent.checks.disk_health.mdstat import parse_mdstat
 from agent.checks.disk_health.smartctl import decode_raw, parse_xall, parse_xall_text
 from agent.checks.disk_health.windows import (
     PHYSICAL_DISKS_SCRIPT,
@@ -460,3 +461,34 @@ async def test_the_checks_budget_kills_the_disk_reads_it_started():
     assert signal.error == "timed out after 0.5 s; killed sh"
     check._running.join(10)
     assert not check._running.is_alive()
+
+
+# --- software RAID ---------------------------------------------------------------------------------------
+
+MDSTAT = Path(__file__).parent.parent / "fixtures" / "mdstat"
+
+
+def test_it_reads_each_md_array_from_a_recorded_mdstat():
+    arrays = {a.name: a for a in parse_mdstat((MDSTAT / "node_exporter.mdstat").read_text())}
+    assert list(arrays) == ["md3", "md127", "md0", "md4", "md6", "md8", "md7", "md9", "md10", "md11", "md12",
+                            "md219"]
+    md6 = arrays["md6"]
+    assert (md6.level, md6.members_expected, md6.members_up, md6.sync_action, md6.sync_percent) == (
+        "raid1", 2, 1, "recovery", 8.5)
+    assert (arrays["md7"].members_expected, arrays["md7"].members_up) == (4, 3)
+    assert arrays["md11"].state == "active (auto-read-only)"
+    assert (arrays["md219"].level, arrays["md219"].metadata, arrays["md219"].spare_members) == (
+        None, "external:imsm", ["sdb", "sdc", "sda"])
+    assert arrays["md10"].members_expected is None  # raid0: no redundancy to count
+    [raid5] = parse_mdstat((MDSTAT / "faulty_raid5.mdstat").read_text())
+    assert raid5.failed_members == ["sdd1", "sdc1"]
+
+
+def test_the_check_reports_the_arrays_of_a_linux_machine(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "mdstat").write_text((MDSTAT / "faulty_raid5.mdstat").read_text())
+    runner = RecordedRunner({}, missing={"smartctl"})
+    [signal] = DiskHealthCheck(CheckContext(run=runner, root=tmp_path), platform="linux").collect()
+    assert [a.name for a in signal.arrays] == ["md0"]
+    [signal] = DiskHealthCheck(CheckContext(run=runner, root=tmp_path / "none"), platform="linux").collect()
+    assert signal.arrays == []

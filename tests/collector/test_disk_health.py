@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.checks.disk_health.mdstat import parse_mdstat
 from agent.checks.disk_health.smartctl import parse_xall
 from agent.checks.disk_health.windows import parse_windows_disks
 from collector.diagnose import diagnose_smartctl_file
@@ -423,6 +424,32 @@ def test_a_filesystem_no_longer_mounted_is_missing():
     assert missing.status == "warning"
     assert missing.summary == "/srv/data on books-pc is no longer mounted (/dev/sdb1, ext4, last seen on 10 Nov)"
     assert missing.details["event"] == "filesystem_missing"
+
+
+# --- software RAID ---------------------------------------------------------------------------------------
+
+
+MDSTAT = FIXTURES / "mdstat"
+
+
+def test_a_degraded_array_is_critical_and_a_healthy_one_ok():
+    arrays = parse_mdstat((MDSTAT / "node_exporter.mdstat").read_text())
+    arrays += parse_mdstat((MDSTAT / "faulty_raid5.mdstat").read_text())[:1]
+    arrays[-1] = arrays[-1].model_copy(update={"name": "md20"})
+    verdicts = {e.subject: e for e in evaluate(DiskHealth(collected_at=NOW, arrays=arrays), history())}
+    statuses = {subject[5:]: e.status for subject, e in verdicts.items() if subject.startswith("raid:")}
+    assert statuses == {
+        "md3": "ok", "md127": "ok", "md0": "ok", "md8": "ok", "md9": "ok", "md10": "ok", "md11": "ok", "md12": "ok",
+        "md219": "ok",  # an IMSM container is inactive by nature
+        "md4": "warning",  # inactive
+        "md6": "critical",  # 1 of 2 in sync, rebuilding
+        "md7": "critical",  # raid6 with 3 of 4
+        "md20": "critical",  # two failed members
+    }
+    assert verdicts["raid:md6"].summary == (
+        "md6 (raid1) on books-pc: degraded: 1 of 2 members in sync; rebuilding (8.5 % done)"
+    )
+    assert "failed member(s): sdd1, sdc1" in verdicts["raid:md20"].summary
 
 
 # --- Windows ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from agent.checks import Check, CheckContext
 from agent.checks.disk_health.filesystems import read_filesystems
+from agent.checks.disk_health.mdstat import read_arrays
 from agent.checks.disk_health.smartctl import (
     ScannedDevice,
     SmartctlOutputError,
@@ -61,8 +62,10 @@ class DiskHealthCheck(Check):
                 disks = read_windows_disks(self.context.run, self.command_timeout)
         except SmartctlOutputError as exc:
             disks, error = [], f"smartctl --scan-open gave no device list: {exc}"
+        arrays = read_arrays(self.context.root) if self.platform == "linux" else []
         return [
-            DiskHealth(collected_at=collected_at, disks=disks, filesystems=read_filesystems(), error=error)
+            DiskHealth(collected_at=collected_at, disks=disks, filesystems=read_filesystems(), arrays=arrays,
+                       error=error)
         ]
 
     def smartctl_disks(self) -> list[DiskFacts]:
