@@ -16,9 +16,13 @@ from agent.checks.disk_health.filesystems import read_filesystems, real_partitio
 from agent.checks.disk_health.mdstat import parse_mdstat
 from agent.checks.disk_health.smartctl import decode_raw, parse_xall, parse_xall_text
 from agent.checks.disk_health.windows import (
+    DISK_DRIVES_SCRIPT,
+    FAILURE_PREDICT_DATA_SCRIPT,
+    FAILURE_PREDICT_THRESHOLDS_SCRIPT,
     PHYSICAL_DISKS_SCRIPT,
     RELIABILITY_SCRIPT,
     parse_windows_disks,
+    smart_page_attributes,
 )
 from agent.commands import CommandNotFound, CommandResult, powershell, run_command
 from shared.disk_health import DiskHealth
@@ -160,6 +164,37 @@ def test_it_falls_back_to_windows_storage_counters_without_smartctl():
     assert signal.error is None
     assert [d.source for d in signal.disks] == ["windows"] * 3
     assert signal.disks[1].windows_operational == ["Predictive Failure", "OK"]
+    assert [d.attributes for d in signal.disks] == [[], [], []], "no SMART data from the driver: none reported"
+
+
+def test_windows_disks_get_their_smart_attributes_from_the_disk_driver():
+    runner = RecordedRunner(
+        {
+            tuple(powershell(PHYSICAL_DISKS_SCRIPT)): (WINDOWS / "physical_disks_three.json", 0),
+            tuple(powershell(RELIABILITY_SCRIPT)): (WINDOWS / "reliability_counters_two.json", 0),
+            tuple(powershell(FAILURE_PREDICT_DATA_SCRIPT)): (WINDOWS / "failure_predict_data.json", 0),
+            tuple(powershell(FAILURE_PREDICT_THRESHOLDS_SCRIPT)): (WINDOWS / "failure_predict_thresholds.json", 0),
+            tuple(powershell(DISK_DRIVES_SCRIPT)): (WINDOWS / "disk_drives.json", 0),
+        },
+        missing={"smartctl"},
+    )
+    disks = {d.device: d for d in check_with(runner, platform="win32").disks}
+    hitachi = {a.id: a for a in disks["\\\\.\\PHYSICALDRIVE1"].attributes}
+    assert (hitachi[5].decoded, hitachi[5].when_failed, hitachi[5].threshold) == (1975, "now", 5)
+    assert (hitachi[197].decoded, hitachi[196].decoded, hitachi[194].decoded) == (8, 3831, 25)
+    assert disks["\\\\.\\PHYSICALDRIVE0"].attributes == []
+
+
+def test_the_smart_page_of_the_driver_reads_like_smartctls_table():
+    page = json.loads((WINDOWS / "failure_predict_data.json").read_text())["VendorSpecific"]
+    limits = json.loads((WINDOWS / "failure_predict_thresholds.json").read_text())["VendorSpecific"]
+    from_driver = {a.id: a for a in smart_page_attributes(page, limits, seagate=False)}
+    from_smartctl = {a.id: a for a in parse_xall(fixture("smart-fail2.json")).attributes}
+    assert from_driver.keys() == from_smartctl.keys()
+    for attr_id, attr in from_driver.items():
+        theirs = from_smartctl[attr_id]
+        assert (attr.value, attr.worst, attr.threshold, attr.raw_value, attr.decoded, attr.when_failed) == (
+            theirs.value, theirs.worst, theirs.threshold, theirs.raw_value, theirs.decoded, theirs.when_failed)
 
 
 def test_it_reports_a_scan_that_is_not_json_as_the_signal_error():
