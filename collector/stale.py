@@ -122,15 +122,38 @@ async def judge_device(tx: Tx, agent: AgentRow, now: datetime) -> list[Evaluatio
     return evaluations
 
 
+async def candidates(tx: Tx, online_since: datetime, now: datetime) -> list[AgentRow]:
+    """The online devices that may have a silent check or a persisting unknown, found cheaply (a few
+    index lookups per check, no payloads); `judge_device` then looks at each in full."""
+    online = {agent.agent_id: agent for agent in await tx.agents()
+              if not agent.revoked and agent.last_seen_at is not None and agent.last_seen_at >= online_since}
+    flagged = {alert.owner.agent_id for alert in await tx.alerts("open")
+               if alert.severity == "unknown" and alert.owner.agent_id}
+    for kind in CHECKS:
+        for agent_id, times in (await tx.recent_observed(kind, INTERVAL_RECORDS, online_since)).items():
+            interval = CheckRecord(kind, tuple(times), ()).interval()
+            if interval is not None and now - times[0] >= MISSED_RUNS * interval:
+                flagged.add(agent_id)
+    return [online[agent_id] for agent_id in sorted(flagged) if agent_id in online]
+
+
 async def sweep(store: Store, settings: Settings, now: datetime, on_change: OnChange | None = None) -> int:
-    """Judge every online device's checks; returns how many feed events were added."""
+    """Judge every online device's checks; returns how many feed events were added.
+
+    1. Read (without holding the writer): the candidates, devices with a check silent for 3 intervals by
+       its results alone, or with an open unknown alert.
+    2. In one write transaction, judge each candidate in full (results and failures, read again there, so
+       a report that arrived meanwhile counts) and apply the verdicts.
+    """
     online_since = now - timedelta(seconds=settings.heartbeat_interval_seconds * settings.offline_after_missed)
+    async with store.read() as tx:
+        devices = await candidates(tx, online_since, now)
+    if not devices:
+        return 0
     lifecycle = settings.alerts.lifecycle()
     published = 0
     async with store.transaction() as tx:
-        for agent in await tx.agents():
-            if agent.revoked or agent.last_seen_at is None or agent.last_seen_at < online_since:
-                continue
+        for agent in devices:
             evaluations = await judge_device(tx, agent, now)
             if evaluations:
                 published += await dedupe.apply(tx, agent, evaluations, now, ACTOR, lifecycle, on_change)

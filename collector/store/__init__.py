@@ -530,6 +530,10 @@ class Tx(Protocol):
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
 
+    async def recent_observed(self, kind: str, per_agent: int, seen_since: datetime) -> dict[str, list[datetime]]:
+        """When each unrevoked device seen since `seen_since` collected its newest `per_agent` signals of
+        `kind`, newest first, by agent_id; absent: never."""
+
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
     ) -> list[tuple[AgentRow, bool]]:
