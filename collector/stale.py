@@ -111,8 +111,14 @@ async def judge_device(tx: Tx, agent: AgentRow, now: datetime) -> list[Evaluatio
     evaluations = []
     for record in records.values():
         verdict = judge_check(record, agent.hostname, now)
-        current = open_alerts.get(fingerprint(unknown.RULE, agent.agent_id, record.kind))
-        if verdict is not None and (current is None or current.severity == "unknown"):
+        fp = fingerprint(unknown.RULE, agent.agent_id, record.kind)
+        current = open_alerts.get(fp)
+        if verdict is None or (current is not None and current.severity != "unknown"):
+            continue
+        resolved_at = await tx.last_resolved_at(fp) if current is None else None
+        # A technician who resolved this silence (a check taken out of the configuration) is not asked
+        # again until the check reports once more and then falls silent.
+        if resolved_at is None or resolved_at < datetime.fromisoformat(verdict.details["since"]):
             evaluations.append(verdict)
     for alert in open_alerts.values():
         kind = alert.subject if alert.rule == unknown.RULE else signal_of(alert.rule)

@@ -292,6 +292,9 @@ class Tx(Protocol):
         """Reopen the alert with this fingerprint resolved at or after `resolved_since`, if there is one
         (the occurrence is counted by the `update_alert` that follows)."""
 
+    async def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        """When the newest resolved alert of the fingerprint was resolved; None: none ever was."""
+
     async def alert(self, alert_id: int) -> AlertRow | None:
         """One alert, or None."""
 

@@ -461,6 +461,13 @@ class SqlTx:
             at=at, fp=fingerprint, since=resolved_since,
         )
 
+    async def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        row = await self._row(
+            "SELECT MAX(resolved_at) AS at FROM alerts WHERE fingerprint = :fp AND state = 'resolved'",
+            fp=fingerprint,
+        )
+        return self.codec.moment(row["at"]) if row is not None and row["at"] is not None else None
+
     async def alert(self, alert_id: int) -> AlertRow | None:
         return await self._alert_or_none("SELECT * FROM alerts WHERE id = :id", id=alert_id)
 

@@ -131,3 +131,28 @@ def test_the_interval_is_the_median_gap_of_the_latest_runs_results_and_failures(
     record = stale.CheckRecord("updates", tuple(runs[:3]), ((runs[3], "apt-get locked"),))
     assert record.interval() == timedelta(minutes=61)
     assert stale.CheckRecord("updates", (at,), ()).interval() is None, "one run says nothing about the interval"
+
+
+async def test_a_silence_the_technician_resolved_is_not_raised_again_until_the_check_returns(
+    client: TestClient, clock: Clock
+) -> None:
+    agent = await enrolled(client)
+    start = clock.now
+    for hour in range(3):
+        clock.now = start + timedelta(hours=hour)
+        await send(client, agent, DiskHealth(collected_at=clock.now))
+    clock.now = start + timedelta(hours=6)
+    await sweep_at(client, agent, clock)
+    silent = (await open_alerts(client))[("unknown", "disk_health")]
+    # The check was taken out of this PC's configuration: the technician says so.
+    await api(client, "POST", f"/api/v1/alerts/{silent['alert_id']}/resolve", {"note": "check disabled"})
+    clock.advance(hours=1)
+    assert await sweep_at(client, agent, clock) == 0
+    assert ("unknown", "disk_health") not in await open_alerts(client)
+    # Enabled again, it reports for a while, then falls silent: that is news again.
+    for _ in range(3):
+        clock.advance(hours=1)
+        await send(client, agent, DiskHealth(collected_at=clock.now))
+    clock.advance(hours=4)
+    await sweep_at(client, agent, clock)
+    assert (await open_alerts(client))[("unknown", "disk_health")]["severity"] == "warning"
