@@ -4,6 +4,8 @@ unknown verdict that persists is escalated to a warning and stays one until a us
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +13,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.checks import Check, CheckContext
 from collector import keys, stale
 from collector.app import create_app
+from shared.backup_results import BackupResults
 from shared.base import Signal
 from shared.disk_health import DiskHealth
 from shared.wire import Unknown
@@ -156,3 +160,52 @@ async def test_a_silence_the_technician_resolved_is_not_raised_again_until_the_c
     clock.advance(hours=4)
     await sweep_at(client, agent, clock)
     assert (await open_alerts(client))[("unknown", "disk_health")]["severity"] == "warning"
+
+
+class ImageShare(Check):
+    """A backup check reading a NAS share; from `hang_from` on, the mount hangs (a blocked read no one can kill)."""
+
+    kind = "backup_results"
+    timeout = 0.3
+
+    def __init__(self, clock: Clock, hang_from: int) -> None:
+        super().__init__(CheckContext(clock=clock))
+        self.runs, self.hang_from, self.mount = 0, hang_from, threading.Event()
+
+    def collect(self) -> list[Signal]:
+        self.runs += 1
+        if self.runs > self.hang_from:
+            self.mount.wait(30)
+        return [BackupResults(collected_at=self.context.clock())]
+
+
+class Disks(Check):
+    """The disk check, which keeps working."""
+
+    kind = "disk_health"
+
+    def collect(self) -> list[Signal]:
+        return [DiskHealth(collected_at=self.context.clock())]
+
+
+async def test_a_hung_mount_the_other_checks_keep_reporting_and_the_stuck_one_becomes_a_warning(
+    client: TestClient, clock: Clock
+) -> None:
+    agent = await enrolled(client)
+    share, disks = ImageShare(clock, hang_from=3), Disks(CheckContext(clock=clock))
+    start = clock.now
+    try:
+        for hour in range(7):  # both checks run hourly; the share hangs from the fourth run on
+            clock.now = start + timedelta(hours=hour)
+            signals = [s for found in await asyncio.gather(share.run(), disks.run()) for s in found]
+            assert [s.kind for s in signals] == ["backup_results" if hour < 3 else "unknown", "disk_health"]
+            await send(client, agent, *signals)
+        assert await sweep_at(client, agent, clock) > 0
+    finally:
+        share.mount.set()
+    alerts = await open_alerts(client)
+    stuck = alerts[("unknown", "backup_results")]
+    assert stuck["severity"] == "warning"
+    assert "backup_results has produced no usable result on RECEPTION-01 since" in stuck["summary"]
+    assert "last error: still stuck in the run that timed out after 0.3 s" in stuck["summary"]
+    assert ("unknown", "disk_health") not in alerts, "the disk check kept reporting"
