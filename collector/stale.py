@@ -105,7 +105,8 @@ async def check_records(tx: Tx, agent_id: str) -> dict[str, CheckRecord]:
 
 
 async def judge_device(tx: Tx, agent: AgentRow, now: datetime) -> list[Evaluation]:
-    """The device's silent checks and persisting unknowns that are not yet warnings."""
+    """The device's silent checks and persisting unknowns that are not yet warnings, as of `now` (the
+    newest collection time the device has sent)."""
     records = await check_records(tx, agent.agent_id)
     open_alerts = {alert.fingerprint: alert for alert in await tx.open_alerts_of(agent.agent_id)}
     evaluations = []
@@ -128,19 +129,28 @@ async def judge_device(tx: Tx, agent: AgentRow, now: datetime) -> list[Evaluatio
     return evaluations
 
 
-async def candidates(tx: Tx, online_since: datetime, now: datetime) -> list[AgentRow]:
+async def candidates(tx: Tx, online_since: datetime, now: datetime) -> list[tuple[AgentRow, datetime]]:
     """The online devices that may have a silent check or a persisting unknown, found cheaply (a few
-    index lookups per check, no payloads); `judge_device` then looks at each in full."""
+    index lookups per check, no payloads), each with the time to judge it at; `judge_device` then looks
+    at each in full.
+
+    A device is judged at the newest collection time it has sent (never later than now), not at the
+    collector's clock: a PC still uploading the backlog of a weekend offline has not gone silent.
+    """
     online = {agent.agent_id: agent for agent in await tx.agents()
               if not agent.revoked and agent.last_seen_at is not None and agent.last_seen_at >= online_since}
     flagged = {alert.owner.agent_id for alert in await tx.alerts("open")
                if alert.severity == "unknown" and alert.owner.agent_id}
+    recent = {kind: await tx.recent_observed(kind, 1 if kind == "heartbeat" else INTERVAL_RECORDS, online_since)
+              for kind in ("heartbeat", *CHECKS)}
+    heard = {agent_id: min(now, max(times[0] for found in recent.values() if (times := found.get(agent_id))))
+             for agent_id in {agent_id for found in recent.values() for agent_id in found}}
     for kind in CHECKS:
-        for agent_id, times in (await tx.recent_observed(kind, INTERVAL_RECORDS, online_since)).items():
+        for agent_id, times in recent[kind].items():
             interval = CheckRecord(kind, tuple(times), ()).interval()
-            if interval is not None and now - times[0] >= MISSED_RUNS * interval:
+            if interval is not None and heard[agent_id] - times[0] >= MISSED_RUNS * interval:
                 flagged.add(agent_id)
-    return [online[agent_id] for agent_id in sorted(flagged) if agent_id in online]
+    return [(online[agent_id], heard.get(agent_id, now)) for agent_id in sorted(flagged) if agent_id in online]
 
 
 async def sweep(store: Store, settings: Settings, now: datetime, on_change: OnChange | None = None) -> int:
@@ -159,8 +169,8 @@ async def sweep(store: Store, settings: Settings, now: datetime, on_change: OnCh
     lifecycle = settings.alerts.lifecycle()
     published = 0
     async with store.transaction() as tx:
-        for agent in devices:
-            evaluations = await judge_device(tx, agent, now)
+        for agent, heard_at in devices:
+            evaluations = await judge_device(tx, agent, heard_at)
             if evaluations:
                 published += await dedupe.apply(tx, agent, evaluations, now, ACTOR, lifecycle, on_change)
     return published

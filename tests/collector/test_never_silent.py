@@ -209,3 +209,16 @@ async def test_a_hung_mount_the_other_checks_keep_reporting_and_the_stuck_one_be
     assert "backup_results has produced no usable result on RECEPTION-01 since" in stuck["summary"]
     assert "last error: still stuck in the run that timed out after 0.3 s" in stuck["summary"]
     assert ("unknown", "disk_health") not in alerts, "the disk check kept reporting"
+
+
+async def test_a_pc_uploading_its_weekend_backlog_has_not_gone_silent(client: TestClient, clock: Clock) -> None:
+    agent = await enrolled(client)
+    friday = clock.now
+    for hour in range(3):
+        clock.now = friday + timedelta(hours=hour)
+        await send(client, agent, DiskHealth(collected_at=clock.now))
+    # Monday: the PC is back and its outbox has delivered Friday's heartbeat so far, not the rest yet.
+    clock.now = friday + timedelta(days=3)
+    await send(client, agent, heartbeat(agent.hostname, friday + timedelta(hours=2, minutes=30)))
+    assert await stale.sweep(client.app[keys.STORE], client.app[keys.SETTINGS], clock.now) == 0
+    assert ("unknown", "disk_health") not in await open_alerts(client)
