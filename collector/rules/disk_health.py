@@ -364,7 +364,7 @@ def missing_disk(known: KnownDisk, hostname: str, status: Status, problems: list
 def disk_evaluations(signal: DiskHealth, history: History, th: Thresholds) -> list[Evaluation]:
     """Each disk's verdict, each replaced disk and each disk gone missing, by serial across slots and buses."""
     roster = roster_of(history)
-    before = {key: roster.known[key] for key in roster.known}
+    before = dict(roster.known)
     replacements, vanished = roster.step(signal)
     evaluations = [replaced_disk(old, new) for old, new in replacements]
     for known in vanished:
