@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from collector import keys, push
+from collector import keys, push, stale
 from collector import web as dashboard
 from collector.api import agents, contracts, error, incidents, notifications, technician, unavailable
 from collector.api import billing as billing_api
@@ -163,6 +163,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     sweepers = [
         asyncio.create_task(run_sweeper(store, settings, app[keys.AVAILABILITY], app[keys.CLOCK],
                                         notifier.on_change)),
+        # A stuck check sends nothing either: its silence is judged against the clock too.
+        asyncio.create_task(stale.run_sweeper(store, settings, app[keys.CLOCK], notifier.on_change)),
         # Late backups send nothing: push jobs are judged against the clock.
         asyncio.create_task(push.run_sweeper(store, settings, clock=app[keys.CLOCK],
                                              on_change=notifier.on_change)),

@@ -59,6 +59,9 @@ class Settings(BaseModel):
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
     offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")
     offline_check_seconds: int = Field(15, gt=0, description="How often the collector looks for silent devices")
+    silent_check_seconds: int = Field(
+        300, gt=0, description="How often the collector looks for checks with no usable result for 3 runs"
+    )
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
     )

@@ -322,6 +322,9 @@ class Tx(Protocol):
         """Reopen the alert with this fingerprint resolved at or after `resolved_since`, if there is one
         (the occurrence is counted by the `update_alert` that follows)."""
 
+    async def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        """When the newest resolved alert of the fingerprint was resolved; None: none ever was."""
+
     async def alert(self, alert_id: int) -> AlertRow | None:
         """One alert, or None."""
 
@@ -599,6 +602,10 @@ class Tx(Protocol):
 
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
+
+    async def recent_observed(self, kind: str, per_agent: int, seen_since: datetime) -> dict[str, list[datetime]]:
+        """When each unrevoked device seen since `seen_since` collected its newest `per_agent` signals of
+        `kind`, newest first, by agent_id; absent: never."""
 
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime

@@ -372,6 +372,22 @@ class SqlTx:
                     found[row["agent_id"], kind] = self.codec.moment(row["at"])
         return found
 
+    async def recent_observed(self, kind: str, per_agent: int, seen_since: datetime) -> dict[str, list[datetime]]:
+        # Per device seen since then, the id of its per_agent-th newest observation of the kind (one lookup
+        # down the (agent_id, kind, id) index), then the observations from there: never a scan of the kind.
+        rows = await self._rows(
+            "WITH floor AS (SELECT a.agent_id, COALESCE((SELECT i.id FROM observations i "
+            "  WHERE i.agent_id = a.agent_id AND i.kind = :kind ORDER BY i.id DESC LIMIT 1 OFFSET :skip), 0) "
+            "  AS first_id FROM agents a WHERE a.revoked_at IS NULL AND a.last_seen_at >= :since) "
+            "SELECT o.agent_id, o.collected_at FROM floor f JOIN observations o ON o.agent_id = f.agent_id "
+            "AND o.kind = :kind AND o.id >= f.first_id ORDER BY o.agent_id, o.id DESC",
+            kind=kind, skip=per_agent - 1, since=seen_since,
+        )
+        found: dict[str, list[datetime]] = {}
+        for row in rows:
+            found.setdefault(row["agent_id"], []).append(self.codec.moment(row["collected_at"]))
+        return found
+
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
     ) -> list[tuple[AgentRow, bool]]:
@@ -473,6 +489,13 @@ class SqlTx:
             "AND NOT EXISTS (SELECT 1 FROM alerts WHERE fingerprint = :fp AND state = 'open') RETURNING *",
             at=at, fp=fingerprint, since=resolved_since,
         )
+
+    async def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        row = await self._row(
+            "SELECT MAX(resolved_at) AS at FROM alerts WHERE fingerprint = :fp AND state = 'resolved'",
+            fp=fingerprint,
+        )
+        return self.codec.moment(row["at"]) if row is not None and row["at"] is not None else None
 
     async def alert(self, alert_id: int) -> AlertRow | None:
         return await self._alert_or_none("SELECT * FROM alerts WHERE id = :id", id=alert_id)
