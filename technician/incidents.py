@@ -45,7 +45,8 @@ def incident_detail(incident: dict[str, Any]) -> str:
         f"{' on site' if e['on_site'] else ''}{' after hours' if e['after_hours'] else ''}: {classified(e)}"
         for e in incident["time"]
     ]
-    lines += [f"  part {p['day']} {p['quantity']} x {p['description']} at {p['price']}" for p in incident["parts"]]
+    lines += [f"  part #{p['part_id']} {p['day']} {p['quantity']} x {p['description']} at {p['price']}"
+              for p in incident["parts"]]
     if incident["closed_at"]:
         lines.append(f"  closed {local_time(incident['closed_at'])}: {incident['resolution'] or '-'}")
     lines.append(f"  {incident['minutes']} min in all")
@@ -108,6 +109,13 @@ async def edit_time(ctx: Context, args: argparse.Namespace) -> None:
         raise CliError("say what to correct: --minutes, --at, --onsite/--remote, --after-hours/--in-hours, --note")
     entry = await ctx.collector.post(f"/api/v1/time/{args.entry_id}", {**body, "technician": args.technician})
     print(f"time entry {entry['entry_id']} corrected: {entry['minutes']} min ({classified(entry)})")
+
+
+async def delete_part(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost incident delete-part PART`."""
+    query = urllib.parse.urlencode({"technician": args.technician})
+    part = await ctx.collector.delete(f"/api/v1/parts/{args.part_id}?{query}")
+    print(f"part {args.part_id} deleted: {part['description']}")
 
 
 async def delete_time(ctx: Context, args: argparse.Namespace) -> None:
@@ -181,6 +189,10 @@ def register(commands: Any) -> None:
                       func=retitle_incident)
     retitle.add_argument("incident_id", type=int)
     retitle.add_argument("title")
+    gone = command(verbs, "delete-part", "delete a part recorded in error (add it again to correct it)",
+                   examples=("fieldpost incident delete-part 3",), func=delete_part)
+    gone.add_argument("part_id", type=int, help="the part's id (fieldpost incident show ID lists them)")
+    gone.add_argument("--technician", default="technician", help="who deletes it (kept in the live feed)")
     close = command(verbs, "close", "close it", func=close_incident)
     close.add_argument("incident_id", type=int)
     close.add_argument("--resolution", default="", help="what fixed it, for the client's report")

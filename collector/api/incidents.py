@@ -124,6 +124,13 @@ async def delete_time(request: web.Request) -> web.Response:
     return web.json_response(entry_view(deleted, None))
 
 
+async def delete_part(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/parts/{part_id}?technician=NAME`: a part recorded in error."""
+    part = await incidents(request).delete_part(int(request.match_info["part_id"]),
+                                                request.query.get("technician", TECHNICIAN))
+    return web.json_response(part_view(part))
+
+
 async def add_part(request: web.Request) -> web.Response:
     """`POST /api/v1/incidents/{id}/parts`: hardware fitted, with what it cost and what the client pays."""
     part = await incidents(request).add_part(incident_id(request), await parse(request, PartInput))
@@ -143,6 +150,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/api/v1/incidents/{incident_id:\d+}/title", retitle),
     ("POST", r"/api/v1/time/{entry_id:\d+}", edit_time),
     ("DELETE", r"/api/v1/time/{entry_id:\d+}", delete_time),
+    ("DELETE", r"/api/v1/parts/{part_id:\d+}", delete_part),
     ("POST", r"/api/v1/time/{entry_id:\d+}/override", override_time),
 ]
 

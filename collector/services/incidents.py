@@ -198,13 +198,16 @@ async def entry_of(tx: Tx, entry_id: int) -> TimeEntryRow:
     return entry
 
 
-async def refuse_if_invoiced(tx: Tx, client: str, entry: TimeEntryRow) -> None:
-    """Conflict when the entry's month is on an issued invoice: issued invoices never change."""
+async def refuse_if_invoiced(tx: Tx, client: str, what: TimeEntryRow | Part) -> None:
+    """Conflict when the time entry's or part's month is on an issued invoice: issued invoices never change."""
     ledger = await ledger_of(tx, client)
-    month = entry.started_at.astimezone(ledger.settings.zone).date().replace(day=1)
-    for issued in await tx.issued_invoices(ledger.client_id, month):
+    if isinstance(what, Part):
+        day, name = what.day, f"the part {what.description!r} of {what.day}"
+    else:
+        day, name = what.started_at.astimezone(ledger.settings.zone).date(), f"time entry {what.entry_id}"
+    for issued in await tx.issued_invoices(ledger.client_id, day.replace(day=1)):
         if issued.voided_at is None:
-            raise Conflict(f"time entry {entry.entry_id} is billed on invoice {issued.number}, issued already: "
+            raise Conflict(f"{name} is billed on invoice {issued.number}, issued already: "
                            "void that invoice to change it")
 
 
@@ -395,6 +398,17 @@ class Incidents(Service):
             await self.publish(tx, "time.overridden", {**done.view(), "client": incident.client})
         return done
 
+    async def delete_part(self, part_id: int, technician: str) -> Part:
+        """Delete a part recorded in error (re-add it to correct it); the feed keeps what it was."""
+        async with self.store.transaction() as tx:
+            part = await tx.delete_part(part_id)
+            if part is None:
+                raise NotFound(f"there is no part {part_id}")
+            incident = await incident_of(tx, part.incident_id)
+            await refuse_if_invoiced(tx, incident.client, part)
+            await self.publish(tx, "part.deleted", {**part_view(part), "client": incident.client, "by": technician})
+        return part
+
     async def add_part(self, incident_id: int, wanted: PartInput) -> Part:
         """Hardware fitted (on `day`, default today in the billing time zone)."""
         async with self.store.transaction() as tx:
@@ -402,5 +416,6 @@ class Incidents(Service):
             day = wanted.day or self.clock().astimezone((await billing_settings(tx)).zone).date()
             part = await tx.add_part(Part(0, incident_id, day, wanted.description, wanted.cost, wanted.price,
                                           wanted.quantity))
+            await refuse_if_invoiced(tx, incident.client, part)
             await self.publish(tx, "part.added", {**part_view(part), "client": incident.client})
         return part

@@ -518,6 +518,9 @@ class Tx(Protocol):
     ) -> TimeEntryRow | None:
         """Set or clear an entry's classification override; None when there is no such entry."""
 
+    async def delete_part(self, part_id: int) -> Part | None:
+        """Delete a part; the deleted part, or None when there was none."""
+
     async def add_charge(self, client_id: int, day: date, description: str, amount: Decimal, at: datetime,
                          by: str) -> Charge:
         """Record a one-off charge for a client (invoiced in the month of `day`)."""

@@ -1078,6 +1078,10 @@ class SqlTx:
         assert row is not None
         return _part(row, self.codec)
 
+    async def delete_part(self, part_id: int) -> Part | None:
+        row = await self._row("DELETE FROM parts WHERE id = :id RETURNING *", id=part_id)
+        return _part(row, self.codec) if row is not None else None
+
     async def parts(self, client_id: int | None = None, incident_id: int | None = None) -> list[Part]:
         rows = await self._rows(
             "SELECT p.* FROM parts p JOIN incidents i ON i.id = p.incident_id "

@@ -180,6 +180,13 @@ async def delete_time(request: web.Request) -> web.Response:
 
 
 @incident_form
+async def delete_part(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/parts/{part_id}/delete`: a part recorded in error."""
+    part = await incidents(request).delete_part(int(request.match_info["part_id"]), technician(request))
+    return see_other(f"/incidents/{part.incident_id}", flash=f"Part deleted: {part.description}.")
+
+
+@incident_form
 async def add_note(request: web.Request) -> web.Response:
     """`POST /incidents/{id}/notes`: what was found or done, in words the client can read."""
     await incidents(request).add_note(incident_id(request),
@@ -212,6 +219,7 @@ def setup(app: web.Application) -> None:
         app.router.add_post(rf"/incidents/{{incident_id:\d+}}/timer/{action}", timer(action))
     app.router.add_post(r"/incidents/{incident_id:\d+}/time", add_time)
     app.router.add_post(r"/incidents/{incident_id:\d+}/title", retitle)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/parts/{part_id:\d+}/delete", delete_part)
     app.router.add_post(r"/incidents/{incident_id:\d+}/time/{entry_id:\d+}", edit_time)
     app.router.add_post(r"/incidents/{incident_id:\d+}/time/{entry_id:\d+}/delete", delete_time)
     app.router.add_post(r"/incidents/{incident_id:\d+}/notes", add_note)

@@ -104,6 +104,10 @@ async def test_an_issued_invoice_is_numbered_locked_and_reissued_only_after_it_i
     locked = await post(client, "/incidents/1/time/1", csrf, minutes="20")
     assert flash(locked) == ("Not done: time entry 1 is billed on invoice KIT-00001, issued already: "
                              "void that invoice to change it")
+    late_part = await post(client, "/incidents/1/parts", csrf, description="Cable", cost="1.00", price="2.00",
+                           day="2026-11-30")
+    assert flash(late_part) == ("Not done: the part &#39;Cable&#39; of 2026-11-30 is billed on invoice KIT-00001, "
+                                "issued already: void that invoice to change it")
     await post(client, "/billing/rates", csrf, effective_from="2026-11-02", hourly_rate="95.00")
     kept = await (await client.get("/api/v1/invoices/KIT-00001", headers=TECH)).json()
     assert (kept["totals"]["total"], kept["voided_at"]) == ("95.20", None)

@@ -185,3 +185,9 @@ async def test_a_time_entry_is_corrected_or_deleted_and_the_feed_keeps_what_it_w
     assert "running timer" in (await refused.json())["error"]
     api = await client.delete("/api/v1/time/1?technician=sam", headers=TECH)
     assert (api.status, (await api.json())["minutes"]) == (200, 95)
+    # A part recorded in error is deleted (and added again to correct it).
+    await post(client, "/incidents/1/parts", csrf, description="USB drive", cost="8.00", price="12.50")
+    gone = await post(client, "/incidents/1/parts/1/delete", csrf)
+    assert flash(gone) == "Part deleted: USB drive."
+    assert "No parts fitted." in await (await client.get("/incidents/1")).text()
+    assert (await client.delete("/api/v1/parts/1", headers=TECH)).status == 404
