@@ -38,6 +38,8 @@ class BillingSettings:
     currency: str = "EUR"
     timezone: str = "UTC"
     business_name: str = ""
+    # The business's logo as a data: URL (PNG, JPEG or SVG), shown on invoices and value reports.
+    logo: str = ""
     business_address: str = ""
     tax_id: str = ""
     tax_label: str = "VAT"

@@ -83,6 +83,9 @@ class ValueReport:
     billed_time: Decimal
     parts_price: Decimal
     months: list[date]
+    # Who prepared it, from the billing settings: the report carries the business's name and logo.
+    business_name: str = ""
+    logo: str = ""
 
     @property
     def minutes_worked(self) -> int:
@@ -225,6 +228,8 @@ def build_value_report(
         ),
         parts_price=sum((cents(p.price * p.quantity) for w in work for p in w.parts), Decimal("0.00")),
         months=months,
+        business_name=ledger.settings.business_name,
+        logo=ledger.settings.logo,
     )
 
 

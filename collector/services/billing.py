@@ -3,6 +3,7 @@ invoices and the value report."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -28,6 +29,20 @@ from collector.services.views import charge_view, client_tax_view, device_billin
 from collector.store import Tx
 from collector.store.billing_rows import ClientTax, IssuedInvoiceRow
 
+LOGO_MAX_BYTES = 256 * 1024
+LOGO_MAX_CHARS = 64 + LOGO_MAX_BYTES * 4 // 3
+LOGO_PATTERN = r"^(data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/]+={0,2})?$"
+LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml"}
+
+
+def logo_url(content_type: str, data: bytes) -> str:
+    """An uploaded logo as a data: URL, or Invalid when it is not a small PNG, JPEG or SVG."""
+    if content_type not in LOGO_TYPES:
+        raise Invalid("logo", f"the logo must be a PNG, JPEG or SVG image, not {content_type or 'unknown'}")
+    if len(data) > LOGO_MAX_BYTES:
+        raise Invalid("logo", f"the logo must be at most {LOGO_MAX_BYTES // 1024} KiB")
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
 
 class SettingsInput(Input):
     """Billing settings to change (those left out stay as they are)."""
@@ -35,6 +50,8 @@ class SettingsInput(Input):
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR, GBP, USD")
     timezone: str | None = Field(None, description="the zone whose days time is billed by, e.g. Europe/Dublin")
     business_name: str | None = Field(None, max_length=200)
+    logo: str | None = Field(None, max_length=LOGO_MAX_CHARS, pattern=LOGO_PATTERN,
+                             description="a data: URL of a PNG, JPEG or SVG image (\"\": none)")
     business_address: str | None = Field(None, max_length=1000)
     tax_id: str | None = Field(None, max_length=100, description="your VAT or tax number, printed on invoices")
     tax_label: str | None = Field(None, min_length=1, max_length=40, description="e.g. VAT, GST, Sales tax")
@@ -169,7 +186,7 @@ class Billing(Service):
             body = {**invoice_view(invoice), "issued": issued.isoformat(), "due": due.isoformat(),
                     "period": f"{month:%B %Y}", "seller": {
                         name: getattr(settings, name)
-                        for name in ("business_name", "business_address", "tax_id", "bank_details")}}
+                        for name in ("business_name", "business_address", "tax_id", "bank_details", "logo")}}
             row = await tx.issue_invoice(ledger.client_id, month, settings.invoice_prefix, self.clock(),
                                          wanted.technician, due, body)
             if row is None:

@@ -23,7 +23,15 @@ from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification
 from collector.billing.pricing import month_bounds
-from collector.services.billing import ChargeInput, ClientTaxInput, IssueInput, SettingsInput, VoidInput, month_of
+from collector.services.billing import (
+    ChargeInput,
+    ClientTaxInput,
+    IssueInput,
+    SettingsInput,
+    VoidInput,
+    logo_url,
+    month_of,
+)
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
@@ -269,8 +277,17 @@ async def settings_page(request: web.Request) -> web.Response:
 @form
 async def save_settings(request: web.Request) -> web.Response:
     """`POST /billing/settings`."""
-    filled = {key: value for key, value in (await fields_of(request)).items() if value or key in CLEARABLE}
+    posted = await request.post()
+    filled = await fields_of(request)
+    # fields_of leaves blank fields out; a blanked free-text field means "clear it".
+    filled |= {key: "" for key in CLEARABLE if key in posted and key not in filled}
+    upload = posted.get("logo_file")
     try:
+        if isinstance(upload, web.FileField) and upload.filename:
+            filled["logo"] = logo_url(upload.content_type, upload.file.read())
+        if posted.get("remove_logo"):
+            filled["logo"] = ""
+        filled.pop("remove_logo", None)
         await billing(request).set_settings(validated(SettingsInput, filled))
     except DomainError as exc:
         return await show_settings(request, status_of(exc), reasons(exc))

@@ -3,9 +3,11 @@ reads carries the tax (or the exemption's reason), and Xero is never told "Tax E
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from tests.support.clock import Clock
@@ -152,3 +154,38 @@ async def test_term_rules_a_flat_fee_and_a_one_off_charge_through_the_dashboard(
                              json={"description": "Forgotten cable", "amount": "12.00", "day": "2026-11-30"})
     assert late.status == 409
     assert "is on invoice INV-00001, issued already" in (await late.json())["error"]
+
+
+async def test_a_logo_uploaded_in_the_settings_brands_invoices_and_value_reports(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    # A real 1x1 PNG.
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360f8cf000000020101" "00a6d3e7a70000000049454e44ae426082")
+    form = aiohttp.FormData({"csrf": csrf, "business_name": "Kleinert IT", "bank_details": ""})
+    form.add_field("logo_file", png, filename="logo.png", content_type="image/png")
+    saved = await client.post("/billing/settings", data=form)
+    assert flash(await saved.text()) == "Billing settings saved."
+    logo = "data:image/png;base64," + base64.b64encode(png).decode()
+    assert (await (await client.get("/api/v1/billing/settings", headers=TECH)).json())["logo"] == logo
+    report = await (await client.get("/billing/clients/Acme%20Tooling/report?month=2026-11")).text()
+    assert f'<img class="logo" src="{logo}"' in report and "by Kleinert IT" in report
+    clock.advance(days=8)
+    await post(client, "/billing/rates", csrf, effective_from="2026-11-01", hourly_rate="80.00")
+    await post(client, "/alerts/1/incident", csrf)
+    await post(client, "/incidents/1/time", csrf, minutes="30", start="2026-11-23T10:00:00+00:00")
+    await post(client, "/billing/clients/Acme%20Tooling/invoices", csrf, month="2026-11")
+    invoice = await (await client.get("/billing/invoices/INV-00001?format=html")).text()
+    assert f'<img class="logo" src="{logo}"' in invoice
+
+    bad = aiohttp.FormData({"csrf": csrf})
+    bad.add_field("logo_file", b"MZ\x90\x00", filename="logo.exe", content_type="application/octet-stream")
+    refused = await client.post("/billing/settings", data=bad)
+    assert refused.status == 422
+    assert "the logo must be a PNG, JPEG or SVG image" in await refused.text()
+    cleared = aiohttp.FormData({"csrf": csrf, "remove_logo": "yes", "business_name": ""})
+    await client.post("/billing/settings", data=cleared)
+    shown = await (await client.get("/api/v1/billing/settings", headers=TECH)).json()
+    assert (shown["logo"], shown["business_name"]) == ("", "")
