@@ -43,7 +43,9 @@ async def test_a_clock_weeks_behind_is_counted_on_the_device_and_loses_no_report
     ticks = [0.0]
     outbox = Outbox(tmp_path / OUTBOX_FILE, identity.agent_id, "boot-1", clock=pc_clock,
                     monotonic=lambda: ticks[0])
-    uploader = Uploader(outbox, identity, identity.collector_url, clock=pc_clock, rand=lambda: 0.0)
+    # Every ten minutes, past the uploader's backoff after a refusal (at most 300 s), it tries again.
+    uploader = Uploader(outbox, identity, identity.collector_url, clock=pc_clock, rand=lambda: 0.0,
+                        monotonic=lambda: ticks[0])
     for _ in range(124):
         pc_clock.advance(minutes=10)
         clock.advance(minutes=10)
