@@ -4,7 +4,7 @@ and the value report (HTML and PDF)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 
 from aiohttp import web
 
@@ -128,8 +128,9 @@ def chosen(request: web.Request, default: str, formats: tuple[str, ...]) -> str:
 async def invoice(request: web.Request) -> web.Response:
     """`GET /api/v1/clients/{client}/invoice?month=YYYY-MM[&format=json|csv|qbo|xero]`.
 
-    QuickBooks Online and Xero imports also take `number`, `due_days`, and for Xero `account_code` and
-    `tax_type`, as they are named in the accounting package.
+    An issued month is exported as issued (its number, dates and lines); otherwise QuickBooks Online and
+    Xero imports also take `number` and `due_days`. Xero takes `account_code` and `tax_type`, as they are
+    named in the accounting package.
     """
     month = month_of(request.query.get("month"))
     fmt = chosen(request, "json", INVOICE_FORMATS)
@@ -137,9 +138,13 @@ async def invoice(request: web.Request) -> web.Response:
     if fmt == "json":
         return web.json_response(invoice_view(bill.invoice))
     ledger = bill.ledger
-    issued = month_bounds(month)[1] + timedelta(days=1)
-    due = issued + timedelta(days=int(request.query.get("due_days", ledger.settings.payment_terms_days)))
-    number = request.query.get("number", f"FP-{ledger.client_id}-{month:%Y%m}")
+    if bill.issued is not None:
+        # Issued: the accounting package gets the invoice's own number and dates, and its lines as issued.
+        issued, due, number = date.fromisoformat(bill.issued.body["issued"]), bill.issued.due, bill.issued.number
+    else:
+        issued = month_bounds(month)[1] + timedelta(days=1)
+        due = issued + timedelta(days=int(request.query.get("due_days", ledger.settings.payment_terms_days)))
+        number = request.query.get("number", f"FP-{ledger.client_id}-{month:%Y%m}")
     if fmt == "csv":
         text = generic_csv(bill.invoice)
     elif fmt == "qbo":

@@ -19,7 +19,7 @@ from collector.billing.ledger import (
     load_value_report,
     save_billing_settings,
 )
-from collector.billing.model import Charge, DeviceClass, Invoice
+from collector.billing.model import Charge, DeviceClass, Invoice, InvoiceLine, Tax
 from collector.billing.pricing import month_bounds
 from collector.billing.report import ValueReport
 from collector.services.base import Service
@@ -123,6 +123,19 @@ class Bill:
 
     ledger: Ledger
     invoice: Invoice
+    issued: IssuedInvoiceRow | None = None
+
+
+def invoice_from_body(body: dict[str, Any]) -> Invoice:
+    """An issued invoice's stored body back as the invoice it was, for the exports to carry the same lines."""
+    lines = tuple(
+        InvoiceLine(line["kind"], line["description"], Decimal(line["quantity"]), Decimal(line["unit_price"]),
+                    Decimal(line["amount"]), line["ref"])
+        for line in body["lines"]
+    )
+    tax = body["tax"]
+    return Invoice(body["client"], month_of(body["month"]), body["currency"], lines,
+                   Tax(Decimal(tax["rate"]), tax["label"], tax["exemption"]))
 
 
 def month_of(text: str | None) -> date:
@@ -276,8 +289,11 @@ class Billing(Service):
             return await ledger_of(tx, client)
 
     async def invoice(self, client: str, month: date) -> Bill:
-        """The client's invoice for a month (Conflict when the month cannot be priced)."""
+        """The client's invoice for a month: as issued when it was, else priced now (Conflict when it cannot be)."""
         ledger = await self.ledger(client)
+        live = [i for i in await self.issued_for(client, month) if i.voided_at is None]
+        if live:
+            return Bill(ledger, invoice_from_body(live[0].body), live[0])
         try:
             return Bill(ledger, ledger.invoice(month))
         except ValueError as exc:

@@ -113,6 +113,14 @@ async def test_an_issued_invoice_is_numbered_locked_and_reissued_only_after_it_i
     await post(client, "/billing/rates", csrf, effective_from="2026-11-02", hourly_rate="95.00")
     kept = await (await client.get("/api/v1/invoices/KIT-00001", headers=TECH)).json()
     assert (kept["totals"]["total"], kept["voided_at"]) == ("95.20", None)
+    # The accounting exports carry the invoice as issued: its number, dates and lines, not today's prices.
+    await client.post("/api/v1/billing/settings", headers=TECH, json={"xero_tax_type": "19% Umsatzsteuer"})
+    xero = await (await client.get("/api/v1/clients/Acme%20Tooling/invoice?month=2026-11&format=xero",
+                                   headers=TECH)).text()
+    assert ",KIT-00001,2026-11,01/12/2026,11/12/2026," in xero and ",80.00,,8400,19% Umsatzsteuer," in xero
+    exported = await (await client.get("/api/v1/clients/Acme%20Tooling/invoice?month=2026-11",
+                                       headers=TECH)).json()
+    assert exported["totals"]["total"] == "95.20"
     month = await (await client.get(MONTH)).text()
     assert "now comes to EUR 113.05: void KIT-00001 and issue a new invoice" in month
 
