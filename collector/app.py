@@ -18,7 +18,7 @@ from collector.api import agents, contracts, error, incidents, notifications, te
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.api.errors import domain_errors
-from collector.auth import AgentAuthenticator, token_hash
+from collector.auth import ADMIN_TOKEN_META, AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.notify.pipeline import Notifier
@@ -29,9 +29,6 @@ from shared import __version__
 from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
-
-ADMIN_TOKEN_META = "technician_token_hash"
-
 
 def admin_token_file(settings: Settings) -> Path | None:
     """Where a generated technician token is written: next to the database file."""
@@ -59,18 +56,16 @@ async def issue_technician_token(store: Store, settings: Settings) -> str:
     return token
 
 
-async def technician_token_hash(store: Store, settings: Settings) -> str:
-    """The hash of the technician token: from settings, else the stored one, else a newly issued one."""
+async def ensure_technician_token(store: Store, settings: Settings) -> None:
+    """Issue a technician token on first start (none in settings, none stored yet)."""
     if settings.admin_token:
-        return token_hash(settings.admin_token)
+        return
     async with store.transaction() as tx:
-        stored = await tx.get_meta(ADMIN_TOKEN_META)
-    if stored:
-        return stored
+        if await tx.get_meta(ADMIN_TOKEN_META):
+            return
     token = await issue_technician_token(store, settings)
     where = admin_token_file(settings)
     log.warning("technician token created%s", f" and written to {where}" if where else f": {token}")
-    return token_hash(token)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -114,7 +109,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[keys.ON_CHANGE] = notifier.on_change
     app[keys.INGEST] = Ingest(store, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
                               on_change=notifier.on_change)
-    app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
+    await ensure_technician_token(store, settings)
     app[keys.UP_SINCE] = app[keys.CLOCK]()
     await announce_downtime(store, settings, app[keys.UP_SINCE])
     sweepers = [

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("clients", help="list clients, their sites and device counts")
     revoke = commands.add_parser(
         "revoke", help="refuse a device's reports from now on (a lost or retired PC)",
-        description="Revoked agents get 401 on every request; a running collector notices within 30 s.",
+        description="Revoked agents get 401 on every request, from their next one on.",
     )
     revoke.add_argument("agent_id", help="agent id as `fieldpost devices` shows it")
     commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
@@ -269,6 +269,10 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             print(f"fieldpost-collector user: {exc.reason}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
+        if settings.admin_token:
+            print("fieldpost-collector admin-token: the technician token is set in the settings "
+                  "(admin_token); change it there and restart the collector", file=sys.stderr)
+            return 1
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:
         serve(settings, clock)

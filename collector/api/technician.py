@@ -33,8 +33,8 @@ def technician(handler: Handler) -> Handler:
         presented = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
         # EventSource in a browser cannot send headers, so the feed also takes ?token=.
         presented = presented or request.query.get("token")
-        if BROWSER_TECHNICIAN not in request and not technician_allowed(
-            presented, request.app[keys.TECHNICIAN_TOKEN_HASH]
+        if BROWSER_TECHNICIAN not in request and not await technician_allowed(
+            presented, request.app[keys.STORE], request.app[keys.SETTINGS]
         ):
             return error(401, "technician token missing or wrong (Authorization: Bearer TOKEN)")
         return await handler(request)
