@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -24,8 +25,14 @@ LOGIN_CSRF_COOKIE = "fieldpost_login"
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after logging in: a path on this collector only, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after logging in: a path on this collector only, never another site.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so `/<tab>/evil.example/`
+    leaves the site: any control character, space or backslash sends the browser home instead.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if any(ch <= " " or ch in "\\\x7f" for ch in target) or urlsplit(target).netloc:
         return "/"
     return target
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from collector import keys
+from collector.web.login import safe_next
 from collector.web.sessions import COOKIE
 from tests.support.clock import Clock
 from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_in
@@ -101,14 +103,45 @@ async def test_the_session_cookie_is_secure_behind_an_https_proxy(client: TestCl
     assert "Secure" in cookie and "HttpOnly" in cookie
 
 
-async def test_after_login_it_goes_back_only_to_a_page_of_this_collector(client: TestClient) -> None:
-    for target, expected in (("/settings/tokens", "/settings/tokens"), ("//evil.example/x", "/"),
-                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
-        client.session.cookie_jar.clear()
-        [token] = LOGIN_CSRF.findall(await (await client.get("/login")).text())
-        response = await client.post("/login", params={"next": target}, allow_redirects=False,
-                                     data={"csrf": token, "name": NAME, "password": PASSWORD})
-        assert response.headers["Location"] == expected, target
+# Where `next` may send the browser after login: a path of this collector, or else the feed ("/").
+NEXT_TARGETS = [
+    ("/settings/tokens", "/settings/tokens"),
+    ("/alerts/1?from=feed#history", "/alerts/1?from=feed#history"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),  # a path of ours (the browser keeps the escapes)
+    ("//evil.example/x", "/"),
+    ("/\t/evil.example/", "/"),  # browsers drop the tab: //evil.example/
+    ("/\n/evil.example/", "/"),
+    ("/\r\n/evil.example/", "/"),
+    ("/ /evil.example/", "/"),
+    ("\\\\evil.example", "/"),
+    ("/\\evil.example", "/"),
+    ("https://evil.example/", "/"),
+    ("javascript:alert(1)", "/"),
+    ("evil.example", "/"),
+    ("", "/"),
+    ("/\x7f/evil.example", "/"),
+]
+
+
+@pytest.mark.parametrize(("target", "expected"), NEXT_TARGETS)
+def test_next_is_followed_only_to_a_path_of_this_collector(target: str, expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("/settings/tokens", "/settings/tokens"), ("/%09/evil.example/", "/"), ("//evil.example/x", "/"),
+    ("https://evil.example/", "/"), ("/%5Cevil.example", "/"), ("%5C%5Cevil.example", "/"),
+])
+async def test_after_login_it_goes_back_only_to_a_page_of_this_collector(
+    client: TestClient, raw: str, expected: str
+) -> None:
+    [token] = LOGIN_CSRF.findall(await (await client.get("/login")).text())
+    url = client.make_url("/login").with_query(None)
+    response = await client.session.post(f"{url}?next={raw}", allow_redirects=False,
+                                         data={"csrf": token, "name": NAME, "password": PASSWORD})
+    assert response.headers["Location"] == expected, raw
+    again = await client.session.get(f"{url}?next={raw}", allow_redirects=False)  # logged in: straight on
+    assert again.headers["Location"] == expected, raw
 
 
 async def test_logging_out_ends_the_session_for_pages_and_the_api(client: TestClient) -> None:
