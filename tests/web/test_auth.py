@@ -7,7 +7,7 @@ import re
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiohttp.web import Application
+from aiohttp.web import AbstractResource, Application
 
 from collector import keys
 from collector.web.login import safe_next
@@ -19,6 +19,7 @@ from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_i
 SAMPLES = {"alert_id": "1", "silence_id": "1", "token_hash": "a" * 64, "name": "phone", "agent_id": "ag_x",
            "action": "acknowledge"}
 NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/login")
+AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/push")
 
 
 def dashboard_paths(app: Application, method: str) -> list[str]:
@@ -172,3 +173,38 @@ async def test_the_api_takes_a_session_for_reads_and_for_writes_only_with_the_cs
     acked = await client.post(path, json={"note": "from the browser"}, headers={"X-CSRF-Token": csrf})
     assert acked.status == 200
     assert (await acked.json())["acknowledged_by"] == "technician"
+
+
+def sample_path(resource: AbstractResource) -> str:
+    """A path the resource matches, its parameters filled from SAMPLES (an action also as a timer's)."""
+    canonical = resource.canonical
+    for samples in (SAMPLES, {**SAMPLES, "action": "start"}):
+        path = re.sub(r"\{(\w+)\}", lambda m, samples=samples: samples.get(m[1], "1"), canonical)
+        pattern = resource.get_info().get("pattern")
+        if pattern is None or pattern.fullmatch(path):
+            return path
+    raise AssertionError(f"no sample path for {canonical}")
+
+
+def api_paths(app: Application) -> list[tuple[str, str]]:
+    """Every technician API route (method, sample path): not the agents' enrolment, reports or push pings."""
+    routes = []
+    for route in app.router.routes():
+        canonical = route.resource.canonical if route.resource else ""
+        if canonical.startswith("/api/v1/") and not canonical.startswith(AGENT_API) and route.method != "HEAD":
+            routes.append((route.method, sample_path(route.resource)))
+    return sorted(set(routes))
+
+
+async def test_the_api_refuses_the_technician_token_in_the_url(client: TestClient, clock: Clock) -> None:
+    await critical_alert(client, clock)
+    routes = api_paths(client.app)
+    assert {("GET", "/api/v1/feed"), ("POST", "/api/v1/alerts/1/acknowledge")} <= set(routes)
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer tech-secret"}):
+            response = await client.request(method, path, params={"token": "tech-secret"}, json={}, headers=headers)
+            assert response.status == 400, (method, path)
+            assert "not accepted in the URL" in (await response.json())["error"], (method, path)
+    async with client.app[keys.STORE].read() as tx:
+        alert = await tx.alert(1)
+    assert alert is not None and alert.acknowledged_at is None
