@@ -62,6 +62,9 @@ class Settings(BaseModel):
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
     )
+    login_concurrent_checks: int = Field(
+        2, ge=1, description="Password checks run at once (argon2 takes 64 MiB each); more logins get 503 at once"
+    )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
         120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"

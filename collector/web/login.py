@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from urllib.parse import urlsplit
 
@@ -20,8 +21,13 @@ from collector.web.sessions import (
     start_session,
     tokens_match,
 )
+from collector.web.throttle import CheckGate, LoginThrottle, in_words
 
 LOGIN_CSRF_COOKIE = "fieldpost_login"
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+GATE = web.AppKey("login_gate", CheckGate)
+# A busy collector asks the browser to come back this soon: a password check takes well under a second.
+BUSY_RETRY_SECONDS = 2
 
 
 def safe_next(target: str | None) -> str:
@@ -37,12 +43,15 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _login_form(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
+def _login_form(request: web.Request, status: int = 200, error: str | None = None,
+                retry_after: int | None = None) -> web.Response:
     """The login page with a fresh CSRF token in its cookie and its form."""
     token = secrets.token_urlsafe(32)
     response = render(request, "login.html", status=status, login_csrf=token, error=error,
                       next=safe_next(request.query.get("next")))
     set_secret_cookie(request, response, LOGIN_CSRF_COOKIE, token)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -59,10 +68,27 @@ async def login(request: web.Request) -> web.Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not tokens_match(str(fields.get(CSRF_FIELD, "")), expected):
         return refusal(403, "This login form is out of date (missing or wrong CSRF token): reload the page.")
-    technician = await technicians(request).authenticate(str(fields.get("name", "")),
-                                                         str(fields.get("password", "")))
+    name, address = str(fields.get("name", "")), request.remote or "unknown"
+    now = request.app[keys.CLOCK]()
+    throttle = request.app[THROTTLE]
+    lock = throttle.lock(name, address, now)
+    if lock is not None:
+        wait = lock.until - now
+        return _login_form(request, 429, f"Too many failed logins {lock.subject}: try again in "
+                           f"{in_words(wait)} (after {lock.until:%H:%M:%S} UTC).",
+                           retry_after=math.ceil(wait.total_seconds()))
+    gate = request.app[GATE]
+    if not gate.enter():
+        return _login_form(request, 503, "The collector is busy checking other logins: try again in a few "
+                           "seconds.", retry_after=BUSY_RETRY_SECONDS)
+    try:
+        technician = await technicians(request).authenticate(name, str(fields.get("password", "")))
+    finally:
+        gate.leave()
     if technician is None:
+        throttle.failed(name, address, now)
         return _login_form(request, 401, "Wrong name or password.")
+    throttle.succeeded(name)
     response = see_other(safe_next(request.query.get("next")))
     await start_session(request, response, technician, request.app[keys.CLOCK]())
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -78,7 +104,9 @@ async def logout(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Register the login and logout routes."""
+    """Register the login and logout routes, with the login throttle and the bound on password checks."""
+    app[THROTTLE] = LoginThrottle()
+    app[GATE] = CheckGate(app[keys.SETTINGS].login_concurrent_checks)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
