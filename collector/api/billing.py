@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from collector.api.errors import parse
+from collector.api.errors import parse, query_values, whole_number
 from collector.api.technician import Handler, technician
 from collector.api.wiring import billing
 from collector.billing.export import generic_csv, qbo_csv, xero_csv
@@ -20,6 +20,7 @@ from collector.services.billing import ClientTaxInput, DeviceInput, SettingsInpu
 from collector.services.errors import Invalid
 from collector.services.views import billing_settings_view, client_tax_view, device_billing_view, invoice_view
 
+LONGEST_DAYS_TO_PAY = 365
 INVOICE_FORMATS = ("json", "csv", "qbo", "xero")
 REPORT_FORMATS = ("html", "pdf")
 
@@ -77,14 +78,18 @@ async def invoice(request: web.Request) -> web.Response:
     QuickBooks Online and Xero imports also take `number`, `due_days`, and for Xero `account_code` and
     `tax_type`, as they are named in the accounting package.
     """
-    month = month_of(request.query.get("month"))
-    fmt = chosen(request, "json", INVOICE_FORMATS)
+    with query_values():
+        month = month_of(request.query.get("month"))
+        fmt = chosen(request, "json", INVOICE_FORMATS)
     bill = await billing(request).invoice(request.match_info["client"], month)
     if fmt == "json":
         return web.json_response(invoice_view(bill.invoice))
     ledger = bill.ledger
     issued = month_bounds(month)[1] + timedelta(days=1)
-    due = issued + timedelta(days=int(request.query.get("due_days", ledger.settings.payment_terms_days)))
+    with query_values():
+        days_to_pay = whole_number("due_days", request.query.get("due_days"), ledger.settings.payment_terms_days,
+                                   0, LONGEST_DAYS_TO_PAY)
+    due = issued + timedelta(days=days_to_pay)
     number = request.query.get("number", f"FP-{ledger.client_id}-{month:%Y%m}")
     if fmt == "csv":
         text = generic_csv(bill.invoice)
@@ -103,8 +108,9 @@ async def invoice(request: web.Request) -> web.Response:
 async def value_report(request: web.Request) -> web.Response:
     """`GET /api/v1/clients/{client}/report?month=YYYY-MM` (or `from`/`to`) `[&format=html|pdf]`."""
     query = request.query
-    first, last = period(query.get("month"), query.get("from"), query.get("to"))
-    fmt = chosen(request, "html", REPORT_FORMATS)
+    with query_values():
+        first, last = period(query.get("month"), query.get("from"), query.get("to"))
+        fmt = chosen(request, "html", REPORT_FORMATS)
     client = request.match_info["client"]
     html = render_html(await billing(request).value_report(client, first, last))
     if fmt == "html":

@@ -11,14 +11,16 @@ from aiohttp import web
 from collector import keys
 from collector.alerts.dedupe import alert_view
 from collector.api import error, wiring
-from collector.api.errors import parse
+from collector.api.errors import BadQuery, parse, whole_number
 from collector.auth import technician_allowed
 from collector.services.alerts import ActionInput
 from collector.services.devices import DeviceStatus
-from collector.services.errors import Invalid
 from collector.store import FeedEvent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The largest event id a client may resume after (a 64-bit database integer).
+LAST_EVENT_ID = 2**63 - 1
 
 # The technician logged in to the dashboard in this browser: set by the web layer's session middleware
 # (for anything but a read only when the request also carries the session's CSRF token).
@@ -66,7 +68,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     """`GET /api/v1/alerts?state=open|resolved|all` (default open), newest first."""
     state = request.query.get("state", "open")
     if state not in ("open", "resolved", "all"):
-        raise Invalid("state", "the state must be open, resolved or all")
+        raise BadQuery("state", "the state must be open, resolved or all")
     listed = await wiring.alerts(request).list(None if state == "all" else state)  # type: ignore[arg-type]
     return web.json_response({"alerts": [alert_view(a) for a in listed]})
 
@@ -117,10 +119,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     feed = request.app[keys.FEED]
     resume = request.headers.get("Last-Event-ID") or request.query.get("after")
     if resume is not None:
-        try:
-            after = int(resume)
-        except ValueError:
-            return error(422, "Last-Event-ID must be an event id (a number)")
+        after = whole_number("Last-Event-ID (or after)", resume, 0, 0, LAST_EVENT_ID)
     else:
         after = await feed.latest_id()
     response = web.StreamResponse(headers={

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from collector import keys
 from collector.api import billing as api
-from collector.api.errors import status_of
+from collector.api.errors import query_values, status_of
 from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification, InvoiceLine
@@ -127,7 +127,8 @@ async def client_month_page(request: web.Request) -> web.Response:
     client = request.match_info["client"]
     try:
         wanted = request.query.get("month")
-        month = month_of(wanted) if wanted else await billing(request).this_month()
+        with query_values():
+            month = month_of(wanted) if wanted else await billing(request).this_month()
         ledger = await billing(request).ledger(client)
     except DomainError as exc:
         return refused_page(request, exc)

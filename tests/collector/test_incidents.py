@@ -448,7 +448,7 @@ async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(cl
         "there is no active silence 7")
     assert (await api(client, "GET", f"/api/v1/clients/{BAKERY}/contracts", status=404))["error"] == (
         f"there is no client {BAKERY!r}")
-    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=422)
+    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=400)
     assert bad_month["problems"] == [{"field": "month", "message": "the month must be YYYY-MM, e.g. 2026-11"}]
     by_hand = await api(client, "POST", "/api/v1/incidents", {"title": "no client"}, status=422)
     assert by_hand == {"error": "give alert_id, or client and title"}
