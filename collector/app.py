@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from collector import keys, push
+from collector import headers, keys, push
 from collector import web as dashboard
 from collector.api import agents, contracts, error, incidents, notifications, technician
 from collector.api import billing as billing_api
@@ -149,6 +149,7 @@ def create_app(
     app[keys.ON_CHANGE] = None
     app[keys.STORE] = store or open_store(settings.db)
     app.cleanup_ctx.append(_services)
+    headers.setup(app)
     agents.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
     app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)

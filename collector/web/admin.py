@@ -10,6 +10,7 @@ from aiohttp import web
 
 from collector.api.errors import status_of
 from collector.api.wiring import channels, clients, silences, tokens
+from collector.headers import served_over_https
 from collector.install import install_commands
 from collector.services.channels import ChannelInput
 from collector.services.errors import DomainError
@@ -18,7 +19,7 @@ from collector.services.silences import SilenceInput
 from collector.services.views import channel_view, silence_view
 from collector.web.alerts import DURATIONS, RULES, SEVERITIES
 from collector.web.render import reasons, render, see_other
-from collector.web.sessions import SESSION, form, page, served_over_https
+from collector.web.sessions import SESSION, form, page
 
 # Lifetimes offered for a new enrolment token (None: never expires).
 EXPIRIES = {"": "never", "1": "1 day", "7": "7 days", "30": "30 days"}

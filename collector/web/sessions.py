@@ -18,6 +18,7 @@ from aiohttp import web
 from collector import keys
 from collector.api.technician import BROWSER_TECHNICIAN
 from collector.auth import token_hash
+from collector.headers import served_over_https
 from collector.store.account_rows import TechnicianRow, WebSessionRow
 
 COOKIE = "fieldpost_session"
@@ -30,12 +31,6 @@ STATIC_PREFIX = "/static/"
 SESSION = web.RequestKey("web_session", WebSessionRow)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def served_over_https(request: web.Request) -> bool:
-    """True when the browser talks https to us or to the reverse proxy in front (X-Forwarded-Proto)."""
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return request.secure or forwarded == "https"
 
 
 def set_secret_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
