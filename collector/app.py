@@ -14,6 +14,7 @@ from aiohttp import web
 
 from collector import headers, keys, push
 from collector import web as dashboard
+from collector.access import Access, declare
 from collector.api import agents, contracts, error, incidents, notifications, technician
 from collector.api import billing as billing_api
 from collector.api import push as push_api
@@ -68,6 +69,7 @@ async def ensure_technician_token(store: Store, settings: Settings) -> None:
     log.warning("technician token created%s", f" and written to {where}" if where else f": {token}")
 
 
+@declare(Access.PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
     """`GET /healthz`: 200 when the database answers."""
     try:

@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
+from collector.access import Access, declare
 from collector.api import error
 from collector.auth import AuthError, token_hash
 from collector.ratelimit import RateLimiter
@@ -60,6 +61,7 @@ async def read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
+@declare(Access.AGENT)
 async def enrol(request: web.Request) -> web.Response:
     """Exchange an enrolment token and a public key for an agent id, in the token's client and site."""
     try:
@@ -90,6 +92,7 @@ async def enrol(request: web.Request) -> web.Response:
     )
 
 
+@declare(Access.AGENT)
 async def reports(request: web.Request) -> web.Response:
     """Accept a signed batch of envelopes: authenticate, validate, then ingest (store, evaluate, publish)."""
     body = await read_body(request)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from collector import keys
+from collector.access import Access, declare
 from collector.alerts.dedupe import alert_view
 from collector.api import error, wiring
 from collector.api.errors import BadQuery, parse, whole_number
@@ -44,7 +45,7 @@ def technician(handler: Handler) -> Handler:
             return error(401, "technician token missing or wrong (Authorization: Bearer TOKEN)")
         return await handler(request)
 
-    return guarded
+    return declare(Access.TECHNICIAN)(guarded)
 
 
 def device_view(status: DeviceStatus) -> dict[str, Any]:

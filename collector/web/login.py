@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from collector import keys
+from collector.access import Access, declare
 from collector.api.wiring import technicians
 from collector.web.render import render, see_other
 from collector.web.sessions import (
@@ -55,6 +56,7 @@ def _login_form(request: web.Request, status: int = 200, error: str | None = Non
     return response
 
 
+@declare(Access.PUBLIC)
 async def login_page(request: web.Request) -> web.Response:
     """`GET /login`: the login form (a logged-in browser goes straight on)."""
     if SESSION in request:
@@ -62,6 +64,7 @@ async def login_page(request: web.Request) -> web.Response:
     return _login_form(request)
 
 
+@declare(Access.PUBLIC)
 async def login(request: web.Request) -> web.Response:
     """`POST /login`: check the name and password; on success start a session and go on."""
     fields = await request.post()

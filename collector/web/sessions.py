@@ -16,6 +16,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from collector import keys
+from collector.access import Access, declare
 from collector.api.technician import BROWSER_TECHNICIAN
 from collector.auth import token_hash
 from collector.headers import served_over_https
@@ -92,7 +93,7 @@ def page(handler: Handler) -> Handler:
             return web.Response(status=303, headers={"Location": login})
         return await handler(request)
 
-    return guarded
+    return declare(Access.TECHNICIAN)(guarded)
 
 
 def refusal(status: int, message: str) -> web.Response:
@@ -113,7 +114,7 @@ def form(handler: Handler) -> Handler:
             return refusal(403, "This form is out of date (missing or wrong CSRF token): reload and retry.")
         return await handler(request)
 
-    return guarded
+    return declare(Access.TECHNICIAN)(guarded)
 
 
 def wants_json(request: web.Request) -> bool:
