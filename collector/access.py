@@ -43,3 +43,12 @@ def required(route: AbstractRoute) -> Access | None:
     found = getattr(route.handler, ATTRIBUTE, None)
     return found if isinstance(found, Access) else None
 
+
+
+OWNER_ONLY = ("only the collector's owner may do this (accounts, enrolment tokens, notification channels, "
+              "billing settings, contracts): log in as the owner")
+
+
+def permits(role: str, need: Access) -> bool:
+    """True when an account of this role may call a route that requires `need` (a technician or owner one)."""
+    return need is not Access.OWNER or role == "owner"

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from collector.access import Access
 from collector.api.errors import parse, query_values, whole_number
 from collector.api.technician import Handler, technician
 from collector.api.wiring import billing
@@ -125,18 +126,19 @@ async def value_report(request: web.Request) -> web.Response:
     )
 
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/api/v1/billing/settings", get_settings),
-    ("POST", "/api/v1/billing/settings", set_settings),
-    ("POST", "/api/v1/clients/{client}/tax", set_client_tax),
-    ("POST", "/api/v1/devices/{agent_id}/billing", set_device),
-    ("GET", "/api/v1/clients/{client}/devices", list_client_devices),
-    ("GET", "/api/v1/clients/{client}/invoice", invoice),
-    ("GET", "/api/v1/clients/{client}/report", value_report),
+# Changing how the business bills is the owner's; reading invoices and reports is every technician's.
+ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("GET", "/api/v1/billing/settings", get_settings, Access.TECHNICIAN),
+    ("POST", "/api/v1/billing/settings", set_settings, Access.OWNER),
+    ("POST", "/api/v1/clients/{client}/tax", set_client_tax, Access.OWNER),
+    ("POST", "/api/v1/devices/{agent_id}/billing", set_device, Access.OWNER),
+    ("GET", "/api/v1/clients/{client}/devices", list_client_devices, Access.TECHNICIAN),
+    ("GET", "/api/v1/clients/{client}/invoice", invoice, Access.TECHNICIAN),
+    ("GET", "/api/v1/clients/{client}/report", value_report, Access.TECHNICIAN),
 ]
 
 
 def setup(app: web.Application) -> None:
-    """Register the routes (all for the technician)."""
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, technician(handler))
+    """Register the routes, each for the technician or the owner as ROUTES says."""
+    for method, path, handler, need in ROUTES:
+        app.router.add_route(method, path, technician(handler, need))

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from collector import keys
-from collector.access import Access, declare
+from collector.access import OWNER_ONLY, Access, declare, permits
 from collector.alerts.dedupe import alert_view
 from collector.api import error, wiring
 from collector.api.errors import BadQuery, parse, whole_number
@@ -26,10 +26,12 @@ LAST_EVENT_ID = 2**63 - 1
 # The technician logged in to the dashboard in this browser: set by the web layer's session middleware
 # (for anything but a read only when the request also carries the session's CSRF token).
 BROWSER_TECHNICIAN = web.RequestKey("browser_technician", str)
+BROWSER_ROLE = web.RequestKey("browser_role", str)
 
 
-def technician(handler: Handler) -> Handler:
-    """Refuse the request (401) unless it carries the technician token or a dashboard session."""
+def technician(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
+    """Refuse the request (401) unless it carries the technician token or a dashboard session, and (403) a
+    session whose role may not do what the route needs. The token is the collector's own key: owner."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         if "token" in request.query:
@@ -39,13 +41,19 @@ def technician(handler: Handler) -> Handler:
                          "send it as Authorization: Bearer TOKEN")
         header = request.headers.get("Authorization", "")
         presented = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        if BROWSER_TECHNICIAN not in request and not await technician_allowed(
-            presented, request.app[keys.STORE], request.app[keys.SETTINGS]
-        ):
+        token = await technician_allowed(presented, request.app[keys.STORE], request.app[keys.SETTINGS])
+        if not token and BROWSER_TECHNICIAN not in request:
             return error(401, "technician token missing or wrong (Authorization: Bearer TOKEN)")
+        if not token and not permits(request[BROWSER_ROLE], need):
+            return error(403, OWNER_ONLY)
         return await handler(request)
 
-    return declare(Access.TECHNICIAN)(guarded)
+    return declare(need)(guarded)
+
+
+def owner(handler: Handler) -> Handler:
+    """As `technician`, for the owner only (setting the collector up)."""
+    return technician(handler, Access.OWNER)
 
 
 def device_view(status: DeviceStatus) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from collector.services.views import client_tax_view, contract_view, rates_view
 from collector.store.billing_rows import ClientTax, TimeEntryRow
 from collector.web.admin import fields_of
 from collector.web.render import reasons, refused_page, render, see_other
-from collector.web.sessions import form, page
+from collector.web.sessions import owner_form, owner_page, page
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 # Words for how time is billed, as the pages say it.
@@ -190,13 +190,13 @@ async def show_contracts(request: web.Request, client: str | None = None, status
                   today=request.app[keys.CLOCK]().date().isoformat())
 
 
-@page
+@owner_page
 async def contracts_page(request: web.Request) -> web.Response:
     """`GET /billing/contracts[?client=NAME]`: contracts and break/fix rates."""
     return await show_contracts(request)
 
 
-@form
+@owner_form
 async def set_contract(request: web.Request) -> web.Response:
     """`POST /billing/contracts`: a client's contract, or a new version of it from `effective_from`."""
     filled = await fields_of(request)
@@ -209,7 +209,7 @@ async def set_contract(request: web.Request) -> web.Response:
                      flash=f"Contract for {client} saved, in force from {row.contract.effective_from}.")
 
 
-@form
+@owner_form
 async def set_rates(request: web.Request) -> web.Response:
     """`POST /billing/rates`: a break/fix rate card version for one client, or for everyone."""
     try:
@@ -237,13 +237,13 @@ async def show_settings(request: web.Request, status: int = 200, errors: list[st
                   errors=errors or [])
 
 
-@page
+@owner_page
 async def settings_page(request: web.Request) -> web.Response:
     """`GET /billing/settings`: business, currency and zone, tax, terms, exports; each client's tax."""
     return await show_settings(request)
 
 
-@form
+@owner_form
 async def save_settings(request: web.Request) -> web.Response:
     """`POST /billing/settings`."""
     filled = {key: value for key, value in (await fields_of(request)).items() if value or key in CLEARABLE}
@@ -254,7 +254,7 @@ async def save_settings(request: web.Request) -> web.Response:
     return see_other("/billing/settings", flash="Billing settings saved.")
 
 
-@form
+@owner_form
 async def save_client_tax(request: web.Request) -> web.Response:
     """`POST /billing/clients/{client}/tax`: a rate, an exemption, or neither (the default rate)."""
     filled = {key: value for key, value in (await fields_of(request)).items() if value}

@@ -16,8 +16,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from collector import keys
-from collector.access import Access, declare
-from collector.api.technician import BROWSER_TECHNICIAN
+from collector.access import OWNER_ONLY, Access, declare, permits
+from collector.api.technician import BROWSER_ROLE, BROWSER_TECHNICIAN
 from collector.auth import token_hash
 from collector.headers import served_over_https
 from collector.store.account_rows import TechnicianRow, WebSessionRow
@@ -28,6 +28,8 @@ CSRF_HEADER = "X-CSRF-Token"
 LIFETIME = timedelta(days=14)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATIC_PREFIX = "/static/"
+
+OWNER_ONLY_PAGE = f"{OWNER_ONLY[:1].upper()}{OWNER_ONLY[1:]}."
 
 SESSION = web.RequestKey("web_session", WebSessionRow)
 
@@ -62,6 +64,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             header = request.headers.get(CSRF_HEADER)
             if request.method in SAFE_METHODS or tokens_match(header, session.csrf_token):
                 request[BROWSER_TECHNICIAN] = session.name
+                request[BROWSER_ROLE] = session.role
     return await handler(request)
 
 
@@ -84,16 +87,29 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
     response.del_cookie(COOKIE, path="/")
 
 
-def page(handler: Handler) -> Handler:
-    """A page: without a session, redirect to the login page (and come back here after it)."""
+def page(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
+    """A page: without a session, redirect to the login page (and come back here after it); 403 for a
+    session whose role may not see it."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         if SESSION not in request:
             login = f"/login?next={quote(request.path_qs, safe='')}"
             return web.Response(status=303, headers={"Location": login})
+        if not permits(request[SESSION].role, need):
+            return refusal(403, OWNER_ONLY_PAGE)
         return await handler(request)
 
-    return declare(Access.TECHNICIAN)(guarded)
+    return declare(need)(guarded)
+
+
+def owner_page(handler: Handler) -> Handler:
+    """A page for the owner only."""
+    return page(handler, Access.OWNER)
+
+
+def owner_form(handler: Handler) -> Handler:
+    """A form for the owner only."""
+    return form(handler, Access.OWNER)
 
 
 def refusal(status: int, message: str) -> web.Response:
@@ -101,8 +117,9 @@ def refusal(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message, headers={"Cache-Control": "no-store"})
 
 
-def form(handler: Handler) -> Handler:
-    """A form's POST: 401 without a session, 403 without the session's CSRF token (field or header)."""
+def form(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
+    """A form's POST: 401 without a session, 403 without the session's CSRF token (field or header) or for a
+    session whose role may not send it."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         session = request.get(SESSION)
@@ -112,9 +129,11 @@ def form(handler: Handler) -> Handler:
         presented = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
         if not isinstance(presented, str) or not tokens_match(presented, session.csrf_token):
             return refusal(403, "This form is out of date (missing or wrong CSRF token): reload and retry.")
+        if not permits(session.role, need):
+            return refusal(403, OWNER_ONLY_PAGE)
         return await handler(request)
 
-    return declare(Access.TECHNICIAN)(guarded)
+    return declare(need)(guarded)
 
 
 def wants_json(request: web.Request) -> bool:

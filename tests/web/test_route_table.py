@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from aiohttp.web_urldispatcher import AbstractRoute
 
+from collector import keys
 from collector.access import Access, required
+from collector.services.technicians import Technicians
+from tests.support.collector import TECH
+from tests.web.conftest import log_in
 from tests.web.test_auth import sample_path
 
 # METHOD path: requirement, for every route but HEAD (which answers as its GET does).
@@ -28,9 +33,9 @@ POST /api/v1/alerts/{alert_id}/{action}: technician
 GET /api/v1/devices: technician
 GET /api/v1/clients: technician
 GET /api/v1/feed: technician
-GET /api/v1/channels: technician
-POST /api/v1/channels: technician
-POST /api/v1/channels/{name}/test: technician
+GET /api/v1/channels: owner
+POST /api/v1/channels: owner
+POST /api/v1/channels/{name}/test: owner
 GET /api/v1/silences: technician
 POST /api/v1/silences: technician
 POST /api/v1/silences/{silence_id}/expire: technician
@@ -41,15 +46,15 @@ POST /alerts/{alert_id}/silence: technician
 GET /clients: technician
 GET /devices/{agent_id}: technician
 GET /settings: technician
-GET /settings/channels: technician
+GET /settings/channels: owner
 GET /settings/silences: technician
-GET /settings/tokens: technician
-POST /settings/channels: technician
-POST /settings/channels/{name}/test: technician
+GET /settings/tokens: owner
+POST /settings/channels: owner
+POST /settings/channels/{name}/test: owner
 POST /settings/silences: technician
 POST /settings/silences/{silence_id}/expire: technician
-POST /settings/tokens: technician
-POST /settings/tokens/{token_hash}/revoke: technician
+POST /settings/tokens: owner
+POST /settings/tokens/{token_hash}/revoke: owner
 GET /incidents: technician
 POST /incidents: technician
 GET /incidents/{incident_id}: technician
@@ -61,15 +66,15 @@ POST /incidents/{incident_id}/notes: technician
 POST /incidents/{incident_id}/parts: technician
 POST /incidents/{incident_id}/close: technician
 GET /billing: technician
-GET /billing/contracts: technician
-POST /billing/contracts: technician
-POST /billing/rates: technician
+GET /billing/contracts: owner
+POST /billing/contracts: owner
+POST /billing/rates: owner
 GET /billing/clients/{client}: technician
 GET /billing/clients/{client}/invoice: technician
 GET /billing/clients/{client}/report: technician
 GET /api/v1/billing/settings: technician
-POST /api/v1/billing/settings: technician
-POST /api/v1/devices/{agent_id}/billing: technician
+POST /api/v1/billing/settings: owner
+POST /api/v1/devices/{agent_id}/billing: owner
 GET /api/v1/clients/{client}/devices: technician
 GET /api/v1/clients/{client}/invoice: technician
 GET /api/v1/clients/{client}/report: technician
@@ -83,10 +88,10 @@ POST /api/v1/incidents/{incident_id}/timer/{action}: technician
 POST /api/v1/incidents/{incident_id}/time: technician
 POST /api/v1/incidents/{incident_id}/parts: technician
 POST /api/v1/time/{entry_id}/override: technician
-GET /api/v1/clients/{client}/contracts: technician
-POST /api/v1/clients/{client}/contracts: technician
-GET /api/v1/rates: technician
-POST /api/v1/rates: technician
+GET /api/v1/clients/{client}/contracts: owner
+POST /api/v1/clients/{client}/contracts: owner
+GET /api/v1/rates: owner
+POST /api/v1/rates: owner
 """
 
 
@@ -138,3 +143,45 @@ async def test_each_declared_requirement_is_enforced_on_a_stranger(client: TestC
             assert response.status == 404, where  # no such job
         else:
             assert access is Access.PUBLIC and response.status in (200, 403), where  # 403: login without its CSRF
+
+
+async def as_session(client: TestClient, route: AbstractRoute, csrf: str) -> ClientResponse:
+    """The route called by the logged-in browser (forms with the session's CSRF token, scripts' header too)."""
+    return await client.request(route.method, sample_path(route.resource), data={"csrf": csrf},
+                                headers={"X-CSRF-Token": csrf}, allow_redirects=False)
+
+
+def routes_needing(client: TestClient, *needs: Access) -> list[AbstractRoute]:
+    return [r for r in client.app.router.routes() if r.method != "HEAD" and required(r) in needs]
+
+
+async def test_a_technician_account_is_refused_every_owner_route_and_served_the_others(client: TestClient) -> None:
+    ben = await Technicians(client.app[keys.STORE], client.app[keys.CLOCK]).add("ben", "another good password")
+    assert ben.role == "technician", "accounts after the first are technicians unless told otherwise"
+    csrf = await log_in(client, "ben", "another good password")
+    owners = routes_needing(client, Access.OWNER)
+    assert len(owners) == TABLE.count(": owner")
+    for route in owners:
+        response = await as_session(client, route, csrf)
+        assert response.status == 403, f"{route.method} {route.resource.canonical}"
+        assert "only the collector's owner may do this" in (await response.text()).lower()
+    for route in routes_needing(client, Access.TECHNICIAN):
+        if route.resource.canonical in ("/logout", "/api/v1/feed"):
+            continue  # logging out ends the session; the feed never ends
+        response = await as_session(client, route, csrf)
+        assert response.status != 403, f"{route.method} {route.resource.canonical}"
+    settings = await client.get("/settings", allow_redirects=False)
+    assert settings.headers["Location"] == "/settings/silences"
+
+
+async def test_the_owner_and_the_token_are_served_every_owner_route(client: TestClient) -> None:
+    for route in routes_needing(client, Access.OWNER):
+        if not route.resource.canonical.startswith("/api/"):
+            continue  # the token opens the API; the pages want a browser session
+        response = await client.request(route.method, sample_path(route.resource), json={}, headers=TECH,
+                                        allow_redirects=False)
+        assert response.status not in (401, 403), f"{route.method} {route.resource.canonical}"
+    csrf = await log_in(client)  # anna, the first account: the owner
+    for route in routes_needing(client, Access.OWNER):
+        response = await as_session(client, route, csrf)
+        assert response.status not in (401, 403), f"{route.method} {route.resource.canonical}"
