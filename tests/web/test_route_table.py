@@ -185,3 +185,16 @@ async def test_the_owner_and_the_token_are_served_every_owner_route(client: Test
     for route in routes_needing(client, Access.OWNER):
         response = await as_session(client, route, csrf)
         assert response.status not in (401, 403), f"{route.method} {route.resource.canonical}"
+
+
+async def test_a_technician_is_not_shown_links_to_the_owners_pages(client: TestClient) -> None:
+    await Technicians(client.app[keys.STORE], client.app[keys.CLOCK]).add("ben", "another good password")
+    await log_in(client, "ben", "another good password")
+    for path in ("/settings/silences", "/billing"):
+        page = await (await client.get(path)).text()
+        assert 'href="/settings/channels"' not in page and 'href="/settings/tokens"' not in page, path
+        assert 'href="/billing/contracts"' not in page, path
+    client.session.cookie_jar.clear()
+    await log_in(client)
+    page = await (await client.get("/settings/silences")).text()
+    assert 'href="/settings/channels"' in page and 'href="/settings/tokens"' in page
