@@ -65,10 +65,17 @@ POST /incidents/{incident_id}/time: technician
 POST /incidents/{incident_id}/notes: technician
 POST /incidents/{incident_id}/parts: technician
 POST /incidents/{incident_id}/close: technician
+POST /incidents/{incident_id}/title: technician
+POST /incidents/{incident_id}/time/{entry_id}: technician
+POST /incidents/{incident_id}/time/{entry_id}/delete: technician
 GET /billing: technician
 GET /billing/contracts: owner
 POST /billing/contracts: owner
 POST /billing/rates: owner
+GET /billing/settings: owner
+POST /billing/settings: owner
+POST /billing/clients/{client}/tax: owner
+POST /api/v1/clients/{client}/tax: owner
 GET /billing/clients/{client}: technician
 GET /billing/clients/{client}/invoice: technician
 GET /billing/clients/{client}/report: technician
@@ -88,6 +95,9 @@ POST /api/v1/incidents/{incident_id}/timer/{action}: technician
 POST /api/v1/incidents/{incident_id}/time: technician
 POST /api/v1/incidents/{incident_id}/parts: technician
 POST /api/v1/time/{entry_id}/override: technician
+POST /api/v1/incidents/{incident_id}/title: technician
+POST /api/v1/time/{entry_id}: technician
+DELETE /api/v1/time/{entry_id}: technician
 GET /api/v1/clients/{client}/contracts: owner
 POST /api/v1/clients/{client}/contracts: owner
 GET /api/v1/rates: owner
