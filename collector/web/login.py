@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -44,6 +45,18 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def client_address(request: web.Request) -> str:
+    """The browser's address: the peer's, or, from a reverse proxy on this machine (Caddy, nginx), the address
+    the proxy appended to X-Forwarded-For; else every login through the proxy would share one address."""
+    peer = request.remote or "unknown"
+    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+    try:
+        behind_proxy = ip_address(peer).is_loopback
+    except ValueError:
+        behind_proxy = False
+    return forwarded if forwarded and behind_proxy else peer
+
+
 def _login_form(request: web.Request, status: int = 200, error: str | None = None,
                 retry_after: int | None = None) -> web.Response:
     """The login page with a fresh CSRF token in its cookie and its form."""
@@ -71,7 +84,7 @@ async def login(request: web.Request) -> web.Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not tokens_match(str(fields.get(CSRF_FIELD, "")), expected):
         return refusal(403, "This login form is out of date (missing or wrong CSRF token): reload the page.")
-    name, address = str(fields.get("name", "")), request.remote or "unknown"
+    name, address = str(fields.get("name", "")), client_address(request)
     now = request.app[keys.CLOCK]()
     throttle = request.app[THROTTLE]
     lock = throttle.lock(name, address, now)

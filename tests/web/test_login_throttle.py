@@ -32,11 +32,12 @@ def test_a_wait_is_said_in_words(wait: timedelta, words: str) -> None:
     assert in_words(wait) == words
 
 
-async def attempt(client: TestClient, password: str, name: str = NAME) -> ClientResponse:
+async def attempt(client: TestClient, password: str, name: str = NAME,
+                  headers: dict[str, str] | None = None) -> ClientResponse:
     """One try at the login form, as a browser makes it (fresh form, its CSRF token)."""
     [token] = LOGIN_CSRF.findall(await (await client.get("/login")).text())
     return await client.post("/login", data={"csrf": token, "name": name, "password": password},
-                             allow_redirects=False)
+                             headers=headers, allow_redirects=False)
 
 
 async def assert_locked(response: ClientResponse, seconds: int, subject: str) -> None:
@@ -84,3 +85,11 @@ async def test_a_login_beyond_the_concurrent_password_checks_is_answered_busy_at
         gate.leave()
     assert (await attempt(client, PASSWORD)).status == 303
     assert gate.busy == 0
+
+
+async def test_behind_a_reverse_proxy_on_this_machine_each_browser_has_its_own_address(client: TestClient) -> None:
+    attacker, owner = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}, {"X-Forwarded-For": "203.0.113.8"}
+    for n in range(FREE_PER_ADDRESS + 1):
+        assert (await attempt(client, "password123!", name=f"admin{n}", headers=attacker)).status == 401
+    await assert_locked(await attempt(client, PASSWORD, headers=attacker), 2, "from this address")
+    assert (await attempt(client, PASSWORD, headers=owner)).status == 303
