@@ -27,6 +27,7 @@ from collector.services.technicians import Technicians
 from collector.services.tokens import Tokens
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
+from collector.store.account_rows import ROLES
 from shared import __version__
 from shared.clock import Clock, system_clock
 from shared.wire import json_schema
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("clients", help="list clients, their sites and device counts")
     revoke = commands.add_parser(
         "revoke", help="refuse a device's reports from now on (a lost or retired PC)",
-        description="Revoked agents get 401 on every request; a running collector notices within 30 s.",
+        description="Revoked agents get 401 on every request, from their next one on.",
     )
     revoke.add_argument("agent_id", help="agent id as `fieldpost devices` shows it")
     commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
@@ -98,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("name", help='login name, e.g. "anna"')
         action.add_argument("--password-stdin", action="store_true",
                             help="read the password from standard input")
+        if name == "add":
+            action.add_argument("--role", choices=ROLES, help="owner (sets the collector up: accounts, tokens, "
+                                "channels, billing, contracts) or technician (alerts, incidents, time); "
+                                "default: the first account is the owner, later ones technicians")
 
     install = commands.add_parser(
         "install", help="install the collector as a systemd service with its own user",
@@ -194,8 +199,9 @@ async def user_command(store: Store, args: argparse.Namespace, password: str, cl
     """Create a technician or change their password; returns what happened, in words."""
     technicians = Technicians(store, clock)
     if args.user_command == "add":
-        await technicians.add(args.name, password)
-        return f"technician {args.name!r} created: log in to the dashboard at the collector's address"
+        added = await technicians.add(args.name, password, args.role)
+        role = "the owner" if added.role == "owner" else "a technician"
+        return f"technician {args.name!r} created as {role}: log in to the dashboard at the collector's address"
     await technicians.change_password(args.name, password)
     return f"password of {args.name!r} changed; their browsers were logged out"
 
@@ -269,6 +275,10 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             print(f"fieldpost-collector user: {exc.reason}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
+        if settings.admin_token:
+            print("fieldpost-collector admin-token: the technician token is set in the settings "
+                  "(admin_token); change it there and restart the collector", file=sys.stderr)
+            return 1
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:
         serve(settings, clock)

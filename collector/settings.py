@@ -65,6 +65,12 @@ class Settings(BaseModel):
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
     )
+    public_url: str | None = Field(
+        None, description="URL browsers reach the collector at, e.g. https://rmm.example.com (https: HSTS on)"
+    )
+    login_concurrent_checks: int = Field(
+        2, ge=1, description="Password checks run at once (argon2 takes 64 MiB each); more logins get 503 at once"
+    )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
         120, ge=0, description="After the collector starts (or its database recovers), wait this long before "

@@ -62,3 +62,19 @@ async def test_a_technician_it_adds_can_log_in_and_a_second_one_of_that_name_is_
     assert await technicians.authenticate("anna", "wrong password!") is None
     code, _, err = await run(capsys, database, clock, "user", "add", "anna", "--password-stdin")
     assert code == 1 and "there is a technician named 'anna' already" in err
+
+
+async def test_the_first_account_is_the_owner_and_later_ones_technicians_unless_a_role_is_given(
+    store: Store, database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = []
+    for name, role in (("anna", []), ("ben", []), ("carla", ["--role", "owner"]), ("dan", ["--role", "technician"])):
+        monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\ncorrect horse battery\n"))
+        code, out, _ = await run(capsys, database, Clock(), "user", "add", name, "--password-stdin", *role)
+        assert code == 0
+        said.append(out.split(":")[0])
+    assert said == ["technician 'anna' created as the owner", "technician 'ben' created as a technician",
+                    "technician 'carla' created as the owner", "technician 'dan' created as a technician"]
+    async with store.read() as tx:
+        roles = [(await tx.technician(name)).role for name in ("anna", "ben", "carla", "dan")]  # type: ignore[union-attr]
+    assert roles == ["owner", "technician", "owner", "technician"]

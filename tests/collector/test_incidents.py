@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -180,6 +181,7 @@ async def test_it_charges_only_contract_fees_for_a_month_with_two_covered_incide
     assert bill["totals"] | {} == {
         "contract": "690.00",
         "onboarding": "0.00",
+        "fee": "0.00",
         "time": "0.00",
         "parts": "0.00",
         "subtotal": "690.00",
@@ -324,6 +326,7 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
     assert bill["totals"] == {
         "contract": "704.52",
         "onboarding": "1620.00",
+        "fee": "0.00",
         "time": "135.00",
         "parts": "119.00",
         "subtotal": "2578.52",
@@ -446,7 +449,7 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
 
     # Billing settings and tax, then the month issued, listed, printed and voided: all from the terminal.
     shown = await run("billing", "settings", "--business-name", "Kleinert IT", "--tax-rate", "19")
-    assert "business_name       Kleinert IT" in shown and "tax_rate            19" in shown
+    assert re.search(r"business_name +Kleinert IT", shown) and re.search(r"tax_rate +19\n", shown)
     assert "Acme Tooling's invoices charge 7% tax" in await run("billing", "tax", ACME, "--rate", "7")
     # 847.50 + 7 % (59.325, rounded half up) 59.33 = 906.83
     assert "VAT 7%" in await run("invoice", ACME, "--month", "2026-11")
@@ -466,7 +469,7 @@ async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(cl
         "there is no active silence 7")
     assert (await api(client, "GET", f"/api/v1/clients/{BAKERY}/contracts", status=404))["error"] == (
         f"there is no client {BAKERY!r}")
-    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=422)
+    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=400)
     assert bad_month["problems"] == [{"field": "month", "message": "the month must be YYYY-MM, e.g. 2026-11"}]
     by_hand = await api(client, "POST", "/api/v1/incidents", {"title": "no client"}, status=422)
     assert by_hand == {"error": "give alert_id, or client and title"}
