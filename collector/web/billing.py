@@ -32,6 +32,7 @@ from collector.store.billing_rows import TimeEntryRow
 from collector.web.admin import fields_of
 from collector.web.render import reasons, refused_page, render, see_other
 from collector.web.sessions import form, page
+from shared.spreadsheet import EXPORT_NOTE
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 # Words for how time is billed, as the pages say it.
@@ -131,6 +132,7 @@ async def client_month_page(request: web.Request) -> web.Response:
     return render(request, "billing_month.html", client=client, month=month_text(month), bill=bill,
                   totals=bill.totals() if bill else None, currency=ledger.settings.currency, entries=entries,
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
+                  export_note=EXPORT_NOTE,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
                   next=month_text(last + timedelta(days=1)))
 
