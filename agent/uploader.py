@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import aiohttp
 
 from agent.identity import Identity, collector_reason
 from agent.outbox import Outbox
+from agent.transport import collector_session
 from shared.clock import Clock, system_clock
 from shared.signing import sign_headers
 
@@ -70,8 +72,9 @@ class Uploader:
     def __init__(self, outbox: Outbox, identity: Identity, collector_url: str, *,
                  batch_bytes: int = BATCH_BYTES, timeout: float = 30.0, backoff_base: float = 1.0,
                  backoff_cap: float = 300.0, clock: Clock = system_clock,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, tls: ssl.SSLContext | bool = True) -> None:
         self.outbox = outbox
+        self.tls = tls
         self.identity = identity
         self.url = collector_url.rstrip("/") + REPORTS_PATH
         self.batch_bytes = batch_bytes
@@ -114,12 +117,15 @@ class Uploader:
                                int(self.clock().timestamp()))
         headers["Content-Type"] = "application/json"
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = collector_session(self.tls, self.timeout)
         try:
             # No redirects: a redirected POST would arrive as a GET, and the signature names the path.
             post = self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
             async with post as resp:
                 return Answer(resp.status, await resp.text(), resp.headers.get("Retry-After"))
+        except aiohttp.ClientSSLError as exc:
+            return Answer(None, error=f"the collector's certificate is not trusted ({exc}); "
+                                      "check agent.ca_file and collector_url")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Answer(None, error=str(exc) or type(exc).__name__)
 

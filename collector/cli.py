@@ -33,6 +33,8 @@ from shared.wire import json_schema
 
 DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Shown in printed commands when the collector does not know its public address (the public_url setting).
+PLACEHOLDER_URL = "https://COLLECTOR"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -75,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--site", required=True, help='site name, e.g. "Main office" (created on first use)')
     create.add_argument("--expires", type=parse_duration, help="lifetime such as 24h or 7d (default: never)")
     create.add_argument("--uses", type=positive_int, help="how many PCs may enrol with it (default: unlimited)")
-    create.add_argument("--collector-url", default="http://COLLECTOR:8470",
-                        help="URL agents reach the collector at, shown in the printed enrol command")
+    create.add_argument("--collector-url", help="https:// URL agents reach the collector at, shown in the printed "
+                        f"install command (default: the public_url setting, else {PLACEHOLDER_URL})")
 
     revoke_token = token_commands.add_parser("revoke", help="stop a token from enrolling more PCs")
     revoke_token.add_argument("token", help="the token as printed by `token create`")
@@ -130,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="allowed lateness such as 6h (default: the rule's for the schedule)")
     job_create.add_argument("--timezone", default="UTC",
                             help="IANA time zone a cron schedule is read in (default UTC)")
-    job_create.add_argument("--collector-url", default="http://COLLECTOR:8470",
-                            help="URL scripts reach the collector at, used in the printed push URL")
+    job_create.add_argument("--collector-url", help="https:// URL scripts reach the collector at, used in the printed "
+                            f"push URL (default: the public_url setting, else {PLACEHOLDER_URL})")
     job_commands.add_parser("list", help="list push jobs and their last ping")
     return parser
 
@@ -218,6 +220,8 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     except SettingsError as exc:
         print(f"fieldpost-collector: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "collector_url", "") is None:
+        args.collector_url = settings.public_url or PLACEHOLDER_URL
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
     elif args.command == "revoke" or (args.command == "token" and args.token_command == "revoke"):

@@ -45,6 +45,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     listen: str = Field("127.0.0.1:8470", description="Address and port to serve on (HOST:PORT)")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+", description="The collector's address as agents and backup scripts "
+        "reach it, e.g. https://fp.example.net: used in the install commands and push URLs it shows"
+    )
     db: str = Field("collector.db", description="SQLite database file (created on first start)")
     admin_token: str | None = Field(
         None, description="Technician API token; when unset, one is generated and written next to the database"

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector import keys
 from collector.api.errors import status_of
 from collector.api.wiring import channels, clients, silences, tokens
 from collector.install import install_commands
@@ -19,6 +20,7 @@ from collector.services.views import channel_view, silence_view
 from collector.web.alerts import DURATIONS, RULES, SEVERITIES
 from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, page, served_over_https
+from shared.loopback import is_loopback
 
 # Lifetimes offered for a new enrolment token (None: never expires).
 EXPIRIES = {"": "never", "1": "1 day", "7": "7 days", "30": "30 days"}
@@ -72,8 +74,13 @@ async def settings_page(request: web.Request) -> web.Response:
 
 
 def collector_url(request: web.Request) -> str:
-    """The collector's address as this browser reached it: a good guess for where agents reach it."""
-    return f"{'https' if served_over_https(request) else 'http'}://{request.host}"
+    """Where agents reach the collector: `public_url` when set, else the host this browser reached, over https
+    (agents refuse plain http to another machine) unless it is this machine reached over http."""
+    public = request.app[keys.SETTINGS].public_url
+    if public:
+        return public.rstrip("/")
+    plain = not served_over_https(request) and is_loopback(request.url.host or "")
+    return f"{'http' if plain else 'https'}://{request.host}"
 
 
 # Channels ------------------------------------------------------------------------------------------------

@@ -42,6 +42,18 @@ async def test_a_token_it_creates_is_listed_for_its_site_and_revoked_once(
     assert code == 1 and "no such token, or it was revoked before" in err
 
 
+async def test_the_install_command_it_prints_is_https_to_the_public_url(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create = ("token", "create", "--client", "Acme Tooling", "--site", "HQ")
+    code, _, err = await run(capsys, database, Clock(), *create)
+    assert code == 0 and "fieldpost-agent install --collector https://COLLECTOR --token" in err
+    monkeypatch.setenv("FIELDPOST_COLLECTOR_PUBLIC_URL", "https://fp.example.net")
+    code, _, err = await run(capsys, database, Clock(), *create)
+    assert code == 0 and "fieldpost-agent install --collector https://fp.example.net --token" in err
+    assert "http://" not in err
+
+
 async def test_it_refuses_to_revoke_a_device_it_does_not_know(
     store: Store, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

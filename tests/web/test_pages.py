@@ -167,6 +167,17 @@ async def test_a_new_token_shows_the_install_commands_enrols_a_pc_and_can_be_rev
     assert "revoked" in await second.text()
 
 
+async def test_the_install_command_reaches_a_collector_on_another_machine_over_https(client: TestClient) -> None:
+    csrf = await log_in(client)
+    form = {"csrf": csrf, "client": "Bakery Berger", "site": "Shop", "expires_days": "7"}
+    # Reached as fp.example.net over plain http (a LAN address): agents would refuse http there.
+    created = await client.post("/settings/tokens", data=form, headers={"Host": "fp.example.net:8470"})
+    assert "fieldpost-agent install --collector https://fp.example.net:8470 --token" in html.unescape(
+        await created.text())
+    listed = await client.get("/settings/tokens", headers={"Host": "fp.example.net:8470"})
+    assert 'name="collector_url" value="https://fp.example.net:8470"' in await listed.text()
+
+
 async def test_a_channel_is_created_from_the_form_and_sends_a_test_message(client: TestClient) -> None:
     csrf = await log_in(client)
     refused = await client.post("/settings/channels",
