@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import re
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the collector (the default)")
     serve.add_argument("--listen", help="HOST:PORT to serve on (default 127.0.0.1:8470)")
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve https with this certificate (chain), "
+                       "for setups without a reverse proxy (setting: tls_cert; needs --tls-key)")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key (setting: tls_key)")
 
     commands.add_parser("schema", help="print the JSON Schema of the reports agents send")
 
@@ -202,13 +206,14 @@ async def user_command(store: Store, args: argparse.Namespace, password: str, cl
     return f"password of {args.name!r} changed; their browsers were logged out"
 
 
-def serve(settings: Settings, clock: Clock = system_clock) -> None:
-    """Run the collector until interrupted."""
+def serve(settings: Settings, clock: Clock = system_clock, tls: ssl.SSLContext | None = None) -> None:
+    """Run the collector until interrupted; over https when given a TLS context."""
     host, port = settings.host_port
-    print(f"fieldpost-collector {__version__} on http://{host}:{port} (database {settings.db})", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"fieldpost-collector {__version__} on {scheme}://{host}:{port} (database {settings.db})", flush=True)
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
     web.run_app(create_app(settings, clock=clock), host=host, port=port, print=None, shutdown_timeout=5,
-                access_log=access_log)
+                access_log=access_log, ssl_context=tls)
 
 
 def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
@@ -216,7 +221,9 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(args.config, db=args.db, listen=getattr(args, "listen", None))
+        settings = load_settings(args.config, db=args.db, listen=getattr(args, "listen", None),
+                                 tls_cert=getattr(args, "tls_cert", None), tls_key=getattr(args, "tls_key", None))
+        tls = settings.server_tls() if args.command in (None, "serve") else None
     except SettingsError as exc:
         print(f"fieldpost-collector: {exc}", file=sys.stderr)
         return 2
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     elif args.command == "admin-token":
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:
-        serve(settings, clock)
+        serve(settings, clock, tls)
     return 0
 
 

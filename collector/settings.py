@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.alerts.dedupe import Lifecycle
 
@@ -49,6 +50,10 @@ class Settings(BaseModel):
         None, pattern=r"^https?://[^/\s]+", description="The collector's address as agents and backup scripts "
         "reach it, e.g. https://fp.example.net: used in the install commands and push URLs it shows"
     )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) to serve https with, without a reverse proxy (with tls_key)"
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     db: str = Field("collector.db", description="SQLite database file (created on first start)")
     admin_token: str | None = Field(
         None, description="Technician API token; when unset, one is generated and written next to the database"
@@ -79,6 +84,26 @@ class Settings(BaseModel):
         default_factory=dict,
         description='Per-client overrides, e.g. [client_rules."Acme Tooling".disk_health]',
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        """A certificate without its key (or the reverse) is a mistake, not plain http."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (https) or neither (http behind a reverse proxy)")
+        return self
+
+    def server_tls(self) -> ssl.SSLContext | None:
+        """The TLS context to serve https with, or None for plain http; `SettingsError` if it cannot load."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"collector.tls_cert/tls_key ({self.tls_cert}, {self.tls_key}): cannot load the "
+                                f"certificate and its key: {exc}") from exc
+        return context
 
     def rule_settings(self, client: str) -> dict[str, dict[str, Any]]:
         """Thresholds by signal kind for one client: the client's overrides on top of the defaults."""
