@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.transport import InsecureTransport, check_collector_url, collector_session, ssl_context
 from shared.clock import Clock, system_clock
+from shared.private import private_dir
 from shared.signing import enrol_request
 
 KEY_FILE = "agent.key"
@@ -98,7 +99,7 @@ def collector_reason(body: str) -> str:
 def prepare_state_dir(state_dir: Path) -> None:
     """Create the state directory (owner-only) and make sure this account can write to it."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(state_dir)
     except OSError as exc:
         raise EnrolmentError(f"cannot create the state directory {state_dir}: {exc.strerror}") from exc
     if not os.access(state_dir, os.W_OK):
@@ -107,8 +108,8 @@ def prepare_state_dir(state_dir: Path) -> None:
 
 
 def save_identity(state_dir: Path, identity: Identity) -> None:
-    """Write the private key (owner-only) and then the identity file into the state directory."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write the private key and then the identity file into the state directory, all owner-only."""
+    private_dir(state_dir)
     pem = identity.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())
     write_private_file(state_dir / KEY_FILE, pem)
@@ -116,7 +117,7 @@ def save_identity(state_dir: Path, identity: Identity) -> None:
     facts = {"agent_id": identity.agent_id, "collector_url": identity.collector_url,
              "client": identity.client, "site": identity.site,
              "enrolled_at": identity.enrolled_at.isoformat()}
-    write_private_file(state_dir / IDENTITY_FILE, (json.dumps(facts, indent=2) + "\n").encode(), 0o644)
+    write_private_file(state_dir / IDENTITY_FILE, (json.dumps(facts, indent=2) + "\n").encode())
 
 
 async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool = False,

@@ -288,3 +288,15 @@ async def test_the_api_and_the_pages_count_a_device_offline_on_the_collectors_cl
     # Three missed heartbeats of a minute, on the test's clock (the wall clock has not moved).
     clock.advance(minutes=3)
     assert await online() == (False, "offline", "offline")
+
+
+async def test_a_channel_url_is_shown_masked_on_the_page_and_in_the_api(client: TestClient) -> None:
+    url = "mailtos://tech:hunter22@smtp.example.net?from=alerts@example.net&to=tech@example.net"
+    created = await client.post("/api/v1/channels", json={"name": "mail", "url": url}, headers=TECH)
+    assert created.status == 201, await created.text()
+    listed = await (await client.get("/api/v1/channels", headers=TECH)).text()
+    await log_in(client)
+    shown = await (await client.get("/settings/channels")).text()
+    for answer in (await created.text(), listed, shown):
+        assert "hunter22" not in answer
+        assert "mailtos://tech:****@smtp.example.net" in html.unescape(answer)  # enough to recognise it
