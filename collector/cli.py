@@ -25,7 +25,7 @@ from collector.services.clients import Clients
 from collector.services.devices import Devices, offline_after
 from collector.services.errors import DomainError, Invalid
 from collector.services.technicians import Technicians
-from collector.services.tokens import Tokens
+from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES, Tokens
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
 from shared import __version__
@@ -44,6 +44,16 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def lifetime(text: str) -> timedelta | None:
+    """A token's lifetime: a duration, or `never` (None)."""
+    return None if text.strip().lower() == "never" else parse_duration(text)
+
+
+def uses_count(text: str) -> int | None:
+    """How many PCs a token admits: a whole number, or `unlimited` (None)."""
+    return None if text.strip().lower() == "unlimited" else positive_int(text)
 
 
 def positive_int(text: str) -> int:
@@ -76,11 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="enrolment tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
-    create = token_commands.add_parser("create", help="create an enrolment token for a client's site")
+    create = token_commands.add_parser(
+        "create", help="create an enrolment token for a client's site",
+        description=f"Create an enrolment token for a client's site and print it with the agent install commands. "
+        f"It is pasted into install commands, so by default it works for {DEFAULT_LIFETIME.days} days and for "
+        f"{DEFAULT_USES} PCs, whichever ends first; after that an agent that tries it is told the token expired "
+        "or is used up.")
     create.add_argument("--client", required=True, help='client name, e.g. "Acme Tooling" (created on first use)')
     create.add_argument("--site", required=True, help='site name, e.g. "Main office" (created on first use)')
-    create.add_argument("--expires", type=parse_duration, help="lifetime such as 24h or 7d (default: never)")
-    create.add_argument("--uses", type=positive_int, help="how many PCs may enrol with it (default: unlimited)")
+    create.add_argument("--expires", type=lifetime, default=DEFAULT_LIFETIME, metavar="DURATION",
+                        help=f"lifetime such as 24h or 30d, or 'never' (default: {DEFAULT_LIFETIME.days}d)")
+    create.add_argument("--uses", type=uses_count, default=DEFAULT_USES, metavar="N",
+                        help=f"how many PCs may enrol with it, or 'unlimited' (default: {DEFAULT_USES})")
     create.add_argument("--collector-url", help="https:// URL agents reach the collector at, shown in the printed "
                         f"install command (default: the public_url setting, else {PLACEHOLDER_URL})")
 
@@ -240,6 +257,9 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     elif args.command == "token":
         token = asyncio.run(with_store(settings, lambda store: create_token(store, args, clock)))
         print(token)
+        until = f"until {clock() + args.expires:%Y-%m-%d %H:%M %Z}" if args.expires else "without expiry"
+        uses = f"for {args.uses} PC{'s' if args.uses != 1 else ''}" if args.uses else "for any number of PCs"
+        print(f"\nThe token works {until}, {uses}.", file=sys.stderr)
         commands = install_commands(args.collector_url, token)
         lines = [f"  {system}:\n    {command}" for system, command in commands.items()]
         print("\nInstall the agent on the client's PC with one line (as root / Administrator):", *lines,

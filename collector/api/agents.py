@@ -15,6 +15,7 @@ from collector import keys
 from collector.api import error
 from collector.auth import AuthError, token_hash
 from collector.ratelimit import RateLimiter
+from collector.services.tokens import REFUSED_HINT
 from collector.store import AgentRow, EnrolmentRefused
 from shared.wire import SCHEMA_VERSION, ReportBatch
 
@@ -84,7 +85,7 @@ async def enrol(request: web.Request) -> web.Response:
                 "client": site.client_name, "site": site.site_name,
             })
     except EnrolmentRefused as exc:
-        return error(401, str(exc))
+        return error(401, f"{exc}; {REFUSED_HINT}")
     return web.json_response(
         {"agent_id": agent_id, "client": site.client_name, "site": site.site_name}, status=201
     )

@@ -16,6 +16,7 @@ from collector.services.channels import ChannelInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
 from collector.services.silences import SilenceInput
+from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES
 from collector.services.views import channel_view, silence_view
 from collector.web.alerts import DURATIONS, RULES, SEVERITIES
 from collector.web.render import reasons, render, see_other
@@ -54,7 +55,8 @@ async def _silences(request: web.Request) -> dict[str, Any]:
 async def _tokens(request: web.Request) -> dict[str, Any]:
     """What the enrolment tokens page lists and offers."""
     return {"tokens": await tokens(request).list(), "clients": await clients(request).list(),
-            "expiries": EXPIRIES, "collector_url": collector_url(request)}
+            "expiries": EXPIRIES, "collector_url": collector_url(request),
+            "default_days": str(DEFAULT_LIFETIME.days), "default_uses": DEFAULT_USES}
 
 
 PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "tokens": _tokens}

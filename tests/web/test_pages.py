@@ -6,6 +6,7 @@ import asyncio
 import html
 import re
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,20 @@ async def test_a_new_token_shows_the_install_commands_enrols_a_pc_and_can_be_rev
     assert "Token revoked." in await (await client.post(revoke, data={"csrf": csrf})).text()
     second = await client.post("/api/v1/enrol", json=SimAgent("TILL-02").enrol_body(token))
     assert "revoked" in await second.text()
+
+
+async def test_the_token_form_offers_a_week_and_fifty_pcs_and_says_why(client: TestClient) -> None:
+    csrf = await log_in(client)
+    form = await (await client.get("/settings/tokens")).text()
+    assert "by default it works for 7 days and 50 PCs" in form
+    assert '<option value="7" selected>7 days</option>' in form
+    assert 'name="uses" type="number" min="1" value="50"' in form
+    made = await client.post("/settings/tokens", data={"csrf": csrf, "client": "Bakery Berger", "site": "Shop",
+                                                       "expires_days": "7", "uses": "50"})
+    assert made.status == 201
+    async with client.app[keys.STORE].read() as tx:
+        [token] = await tx.enrolment_tokens()
+    assert (token.expires_at - token.created_at, token.uses_left) == (timedelta(days=7), 50)
 
 
 async def test_the_install_command_reaches_a_collector_on_another_machine_over_https(client: TestClient) -> None:
