@@ -7,6 +7,7 @@ unsent reports. SQLite creates a database file 0644 under the usual umask, but g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -30,7 +31,10 @@ def private_dir(path: Path) -> Path:
 def private_sqlite(path: Path) -> Path:
     """Make sure a SQLite database file exists owner-only (0600) before SQLite opens it, and its companion
     files from an earlier run are too; SQLite then creates new companions with the database's mode."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600))
+    # Only ever a new file: closing a descriptor of a database this process has open would drop
+    # SQLite's POSIX locks on it (they belong to the process, not the descriptor).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600))
     for candidate in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_COMPANIONS)):
         if candidate.exists():
             _narrow(candidate, 0o600)
