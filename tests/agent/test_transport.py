@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import unused_port
 
 from agent.cli import main
 from agent.identity import save_identity
 from agent.install import InstallError, install
-from agent.transport import InsecureTransport, check_collector_url
+from agent.outbox import OUTBOX_FILE, Outbox, read_stats
+from agent.transport import InsecureTransport, check_collector_url, ssl_context
+from agent.uploader import Uploader
 from shared.loopback import is_loopback
-from tests.agent.support import make_identity
+from tests.agent.support import T0, heartbeat, make_identity
+from tests.support.tls import CertificateAuthority
 
 REMOTE = "http://fp.example.net:8470"
 
@@ -76,3 +82,41 @@ def test_install_refuses_plain_http_to_another_machine_before_writing_anything(t
     with pytest.raises(InstallError, match="plain http:// to another machine"):
         asyncio.run(install(REMOTE, "t", tmp_path, "linux", say=lambda _: None))
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_the_uploader_keeps_reports_and_says_so_when_the_collector_is_signed_by_another_ca(
+    tmp_path: Path,
+) -> None:
+    trusted, other = CertificateAuthority(tmp_path / "a", "ours"), CertificateAuthority(tmp_path / "b", "theirs")
+    served = other.server("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(served.cert, served.key)
+    async def accept(request: web.Request) -> web.Response:
+        return web.json_response({"accepted": [1], "duplicates": []})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/reports", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = unused_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    identity = make_identity(f"https://127.0.0.1:{port}")
+    outbox = Outbox(tmp_path / OUTBOX_FILE, identity.agent_id, "boot-1")
+    uploader = Uploader(outbox, identity, identity.collector_url, tls=ssl_context(trusted.cert), rand=lambda: 1.0)
+    try:
+        outbox.put([heartbeat()], now=T0)
+        await uploader.upload_once()
+        stats = read_stats(tmp_path / OUTBOX_FILE)
+        assert stats is not None and stats.pending == 1, "nothing is lost"
+        assert "the collector's certificate is not trusted" in (stats.last_upload_result or "")
+        assert "agent.ca_file" in (stats.last_upload_result or "")
+    finally:
+        await uploader.close()
+        outbox.close()
+        await runner.cleanup()
+
+
+def test_an_unreadable_ca_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(InsecureTransport, match=r"agent.ca_file .*ca.pem: cannot load a CA certificate"):
+        ssl_context(tmp_path / "ca.pem")
