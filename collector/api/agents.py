@@ -17,6 +17,7 @@ from collector.access import Access, declare
 from collector.api import error, unavailable
 from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
+from collector.services.tokens import REFUSED_HINT
 from collector.store import AgentRow, EnrolmentRefused
 from shared.http import RECONNECT_HEADER
 from shared.wire import SCHEMA_VERSION, ReportBatch
@@ -90,7 +91,7 @@ async def enrol(request: web.Request) -> web.Response:
                 "client": site.client_name, "site": site.site_name,
             })
     except EnrolmentRefused as exc:
-        return error(401, str(exc))
+        return error(401, f"{exc}; {REFUSED_HINT}")
     return web.json_response(
         {"agent_id": agent_id, "client": site.client_name, "site": site.site_name}, status=201
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector import keys
 from collector.api.errors import status_of
 from collector.api.wiring import channels, clients, silences, tokens
 from collector.headers import served_over_https
@@ -16,10 +17,12 @@ from collector.services.channels import ChannelInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
 from collector.services.silences import SilenceInput
+from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES
 from collector.services.views import channel_view, silence_view
 from collector.web.alerts import DURATIONS, RULES, SEVERITIES
 from collector.web.render import reasons, render, see_other
 from collector.web.sessions import SESSION, form, owner_form, owner_page, page
+from shared.loopback import is_loopback
 
 # Lifetimes offered for a new enrolment token (None: never expires).
 EXPIRIES = {"": "never", "1": "1 day", "7": "7 days", "30": "30 days"}
@@ -53,7 +56,8 @@ async def _silences(request: web.Request) -> dict[str, Any]:
 async def _tokens(request: web.Request) -> dict[str, Any]:
     """What the enrolment tokens page lists and offers."""
     return {"tokens": await tokens(request).list(), "clients": await clients(request).list(),
-            "expiries": EXPIRIES, "collector_url": collector_url(request)}
+            "expiries": EXPIRIES, "collector_url": collector_url(request),
+            "default_days": str(DEFAULT_LIFETIME.days), "default_uses": DEFAULT_USES}
 
 
 PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "tokens": _tokens}
@@ -74,8 +78,13 @@ async def settings_page(request: web.Request) -> web.Response:
 
 
 def collector_url(request: web.Request) -> str:
-    """The collector's address as this browser reached it: a good guess for where agents reach it."""
-    return f"{'https' if served_over_https(request) else 'http'}://{request.host}"
+    """Where agents reach the collector: `public_url` when set, else the host this browser reached, over https
+    (agents refuse plain http to another machine) unless it is this machine reached over http."""
+    public = request.app[keys.SETTINGS].public_url
+    if public:
+        return public.rstrip("/")
+    plain = not served_over_https(request) and is_loopback(request.url.host or "")
+    return f"{'http' if plain else 'https'}://{request.host}"
 
 
 # Channels ------------------------------------------------------------------------------------------------

