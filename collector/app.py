@@ -160,6 +160,8 @@ def create_app(
     app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)
     app.router.add_get("/api/v1/devices", technician.list_devices)
     app.router.add_get("/api/v1/clients", technician.list_clients)
+    app.router.add_put("/api/v1/clients/{name}/hours", technician.set_client_hours)
+    app.router.add_put("/api/v1/devices/{agent_id}/class", technician.set_device_class)
     app.router.add_get("/api/v1/feed", technician.feed)
     app.router.add_get("/healthz", healthz)
     notifications.setup(app)

@@ -142,7 +142,10 @@ class Ingest:
         if not result.accepted:
             return result
         signals = [s for e in request.batch.envelopes for s in e.signals]
-        hostname = next((s.hostname for s in reversed(signals) if isinstance(s, Heartbeat)), None)
+        beat = next((s for s in reversed(signals) if isinstance(s, Heartbeat)), None)
+        hostname = beat.hostname if beat else None
+        if beat is not None and beat.device_class is not None and beat.device_class != agent.reported_class:
+            await tx.set_reported_class(agent.agent_id, beat.device_class)
         # First contact goes into the feed before the device's first alerts.
         if await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None:
             await tx.append_feed(now, "device.online", {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from collector.rules import AlertRule, Evaluation, History, RuleSpec
+from collector.rules.expectations import Expectation
 from shared.wire import Heartbeat
 
 RULE = "heartbeat.offline"
@@ -42,8 +43,13 @@ def evaluate_silence(
     offline_after: timedelta,
     collector_up_since: datetime,
     grace: timedelta,
+    expect: Expectation | None = None,
 ) -> Evaluation | None:
-    """Offline when nothing arrived for `offline_after`; None while the collector itself is in its grace period.
+    """What a device's silence means for what it is; None while the collector itself is in its grace period.
+
+    A server (or a device of no known class: `expect` None) silent for `offline_after` is critical at once.
+    A workstation or laptop being off is normal: it is a warning only when it stayed off through the start
+    of its client's latest business day, or for `expect.off_days` days.
 
     After the collector was down, agents' outboxes need time to drain, so nobody is declared offline
     until `grace` has passed since the collector came up.
@@ -53,12 +59,24 @@ def evaluate_silence(
     silent_for = now - last_seen
     if silent_for < offline_after:
         return Evaluation(RULE, SUBJECT, "ok", f"{hostname} is reporting")
-    # The summary names the last heartbeat, not the silence so far, so repeated sweeps do not count as changes.
-    return Evaluation(
-        RULE, SUBJECT, "critical",
-        f"{hostname} is offline: last heartbeat {last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
-        {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())},
-    )
+    details = {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())}
+    # Summaries name the last heartbeat, not the silence so far, so repeated sweeps do not count as changes.
+    last = f"last heartbeat {last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if expect is None or expect.always_on():
+        return Evaluation(RULE, SUBJECT, "critical", f"{hostname} is offline: {last}", details)
+    what = expect.device_class
+    if silent_for >= timedelta(days=expect.off_days):
+        return Evaluation(RULE, SUBJECT, "warning",
+                          f"{hostname} ({what}) has been off for more than {expect.off_days} days: {last}",
+                          {**details, "device_class": what})
+    began = expect.hours.latest_start(now)
+    # Missed only once the day's start is `offline_after` behind us: a PC switched on at 08:01 is not late.
+    if began is not None and last_seen < began and now - began >= offline_after:
+        return Evaluation(RULE, SUBJECT, "warning",
+                          f"{hostname} ({what}) did not come on for business hours: {last}; check it is "
+                          f"switched on and connected", {**details, "device_class": what,
+                                                         "business_day_began": began.isoformat()})
+    return Evaluation(RULE, SUBJECT, "ok", f"{hostname} ({what}) is switched off, which is normal for a {what}")
 
 
 SITE_RULE = "heartbeat.site_offline"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared import device_class as classes
+
 if TYPE_CHECKING:
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
@@ -48,12 +50,23 @@ class SiteRef:
 
 
 @dataclass(frozen=True)
+class ClientHours:
+    """A client's own business hours as stored: each part None where the collector's default applies."""
+
+    days: str | None = None
+    start: time | None = None
+    end: time | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
 class ClientRow:
     """A client with its sites and how many devices each has."""
 
     client_id: int
     name: str
     sites: list[tuple[str, int]] = field(default_factory=list)
+    hours: ClientHours = field(default_factory=ClientHours)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,14 @@ class AgentRow:
     last_seen_at: datetime | None = None
     last_seq: int = 0
     revoked: bool = False
+    # What the agent says the device is, and what a technician said instead (which wins).
+    reported_class: classes.DeviceClass | None = None
+    class_override: classes.DeviceClass | None = None
+
+    @property
+    def device_class(self) -> classes.DeviceClass | None:
+        """The class the device is judged by: the technician's override, else the agent's, else None."""
+        return self.class_override or self.reported_class
 
 
 @dataclass(frozen=True)
@@ -256,6 +277,18 @@ class Tx(Protocol):
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
     ) -> datetime | None:
         """Update when the agent was last heard from (never moving backwards); returns the previous time."""
+
+    async def set_reported_class(self, agent_id: str, device_class: classes.DeviceClass) -> None:
+        """Keep the class the agent reports (written only when it differs from the stored one)."""
+
+    async def set_class_override(self, agent_id: str, device_class: classes.DeviceClass | None) -> bool:
+        """Override the device's class (None: back to the agent's); False for an unknown device."""
+
+    async def client_hours(self) -> dict[int, ClientHours]:
+        """Every client's own business hours, by client id."""
+
+    async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
+        """Replace the client's own business hours (None parts: the collector's defaults)."""
 
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         """The agent's latest observations of a kind, newest first."""
@@ -532,8 +565,9 @@ class Tx(Protocol):
 
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
-    ) -> list[tuple[AgentRow, bool]]:
-        """The devices the offline sweep must judge, each with whether it has an open `device_rule` alert.
+    ) -> list[tuple[AgentRow, Severity | None]]:
+        """The devices the offline sweep must judge, each with the severity of its open `device_rule` alert
+        (None: none is open).
 
         Every enrolled, seen, unrevoked device of each site that has a device that fell silent (seen at or
         before `silent_since`) with no such alert open, or was seen since with one open, or that has an open
