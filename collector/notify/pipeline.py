@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 SEVERITY_RANK = {"unknown": 0, "warning": 1, "critical": 2}
 # Changes the technician hears about; acknowledging and snoozing are the technician's own doing.
 NOTIFIED = frozenset({"opened", "reopened", "changed", "resolved", "flapping", "reminder"})
+# The news of a problem: of a critical one it is urgent.
+URGENT_EVENTS = frozenset({"opened", "reopened", "changed"})
 # Retries of a failed delivery; after the last one (or a permanent error) the channel is broken.
 RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
 COLLECTOR = AlertOwner(None, None, "fieldpost", "collector", "collector")
@@ -175,9 +177,16 @@ async def silence(notifier: Notifier, change: Change) -> None:
 # Stages of a dispatch round
 
 
+def urgent(queued: QueuedNotification) -> bool:
+    """News of a critical problem (not a resolution, nor a reminder): it bypasses the group interval, still
+    grouped with what else arrives within the group wait; everything else keeps the channel's pace."""
+    return queued.alert.severity == "critical" and queued.event in URGENT_EVENTS
+
+
 async def group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list[Flush]:
     """Claim, per working channel, the due notifications once its group wait and group interval are over
-    (a notification released early from a silence waits while another silence still holds it)."""
+    (criticals need only the group wait; a notification released early from a silence waits while another
+    silence still holds it)."""
     async with notifier.store.transaction() as tx:
         channels = {channel.channel_id: channel for channel in await tx.channels()}
         silences = await tx.silences()
@@ -189,9 +198,11 @@ async def group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list
                 waiting.setdefault(queued.channel_id, []).append(queued)
         for channel_id, items in waiting.items():
             channel = channels[channel_id]
-            waited = now - min(item.due_at for item in items) >= channel.group_wait
             spaced = channel.last_sent_at is None or now - channel.last_sent_at >= channel.group_interval
-            if waited and spaced:
+            if not spaced:  # a critical problem goes out without waiting for the channel's group interval
+                items = [item for item in items if urgent(item)]
+            waited = bool(items) and now - min(item.due_at for item in items) >= channel.group_wait
+            if waited:
                 claimed = set(await tx.claim([item.notification_id for item in items], notifier.claimer))
                 if claimed:  # another collector may have claimed them all
                     flushes.append(Flush(channel, [item for item in items if item.notification_id in claimed]))

@@ -159,3 +159,27 @@ async def test_a_technician_overrides_the_class_and_the_clients_business_hours(
     back = await client.put(f"/api/v1/devices/{desk.agent_id}/class", headers=TECH, json={"device_class": None})
     assert (await back.json())["device_class"] == "workstation"
 
+
+async def test_a_critical_does_not_wait_for_the_group_interval_but_a_warning_does(
+    client: TestClient, clock: Clock
+) -> None:
+    async with SmtpReceiver() as smtp, WebhookReceiver() as hook:
+        for name, url in (("mail", smtp.apprise_url()), ("phone", hook.apprise_url())):
+            await channel(client, url, name=name, group_interval_seconds=300)  # at most one message in 5 minutes
+        desk, other, server = [await enrolled(client, name) for name in ("DESK-01", "DESK-02", "SERVER-01")]
+        await report_free(client, desk, clock, 8)  # a warning
+        await run_until(client, clock, clock.now + timedelta(seconds=30), timedelta(seconds=30), sweeping=False)
+        assert len(sent(smtp, hook)) == 1
+        await report_free(client, other, clock, 8)  # another warning, 30 s after the first message
+        await report_free(client, server, clock, 2)  # and a critical
+        await run_until(client, clock, clock.now + timedelta(seconds=20), timedelta(seconds=10), sweeping=False)
+        assert len(sent(smtp, hook)) == 1, "still grouped: the group wait holds even a critical"
+        await run_until(client, clock, clock.now + timedelta(seconds=10), timedelta(seconds=10), sweeping=False)
+        titles = sent(smtp, hook)
+        assert len(titles) == 2 and "CRITICAL" in titles[1] and "SERVER-01" in titles[1], titles
+        assert "DESK-02" not in hook.bodies[1]["message"], "the warning keeps the channel's pace"
+        await run_until(client, clock, clock.now + timedelta(minutes=4), timedelta(seconds=30), sweeping=False)
+        assert len(sent(smtp, hook)) == 2
+        await run_until(client, clock, clock.now + timedelta(minutes=1), timedelta(seconds=30), sweeping=False)
+        titles = sent(smtp, hook)
+        assert len(titles) == 3 and "DESK-02" in titles[2], titles
