@@ -109,7 +109,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     store.on_feed_events(feed.notify)
     await store.watch_feed(feed.notify)
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
-    notifier = Notifier(store)
+    notifier = Notifier(store, public_url=settings.public_url)
     app[keys.NOTIFIER] = notifier
     app[keys.ON_CHANGE] = notifier.on_change
     app[keys.INGEST] = Ingest(store, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),

@@ -92,6 +92,10 @@ class Settings(BaseModel):
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
     )
+    public_url: str = Field(
+        "", description="The dashboard's address as the technician's browser reaches it (https://rmm.example.com), "
+        "for links to alerts in messages; empty: messages carry no link"
+    )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
         120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"

@@ -22,7 +22,7 @@ from collector.alerts.quiet import QuietHours, notify_now
 from collector.alerts.silence import Silence, held_until
 from collector.notify.deliver import Delivery, deliver
 from collector.notify.render import NotifyItem, render_digest, render_group
-from collector.rules import fingerprint, inhibitors
+from collector.rules import alert_rule, fingerprint, inhibitors
 from collector.store import AlertOwner, AlertRow, ChannelRow, QueuedNotification, Store, Tx
 from shared.signals import rule_matches
 
@@ -239,13 +239,9 @@ async def _stale(tx: Tx, queued: QueuedNotification) -> bool:
 async def deliver_group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list[Flush]:
     """Send each channel's group as one message."""
     for flush in flushes:
-        flush.title, body = render_group([
-            NotifyItem(item.alert.alert_id, item.event, item.alert.severity, item.alert.owner.client,
-                       item.alert.owner.site, item.alert.owner.hostname if item.alert.agent_id else "",
-                       item.alert.summary, item.created_at)
-            for item in flush.items
-        ])
-        flush.result = await deliver(flush.channel.url, flush.title, body)
+        message = render_group([notifier.item(item.alert, item.event, item.created_at) for item in flush.items])
+        flush.title = message.title
+        flush.result = await deliver(flush.channel.url, message.title, message.text, message.html)
     return flushes
 
 
@@ -275,12 +271,21 @@ class Notifier:
     """Runs the pipeline: `on_change` takes a change to the queue, `dispatch` delivers; both take the time."""
 
     store: Store
+    # The dashboard's address for links in messages (collector.public_url); empty: no links.
+    public_url: str = ""
     claimer: str = f"{socket.gethostname()}:{os.getpid()}"
     # Channels are read on every alert change but change rarely: they are kept this long (another
     # collector's new channel is seen within it; this collector's own at once, through `forget_channels`).
     channels_for: float = 5.0
     pipeline: Stages = field(default_factory=stages)
     _channels: tuple[float, list[ChannelRow]] | None = None
+
+    def item(self, alert: AlertRow, event: str, at: datetime) -> NotifyItem:
+        """One alert event as a message shows it: where, what, what to do, and its link on the dashboard."""
+        link = f"{self.public_url.rstrip('/')}/alerts/{alert.alert_id}" if self.public_url else ""
+        return NotifyItem(alert.alert_id, event, alert.severity, alert.owner.client, alert.owner.site,
+                          alert.owner.hostname if alert.agent_id else "", alert.summary, at, link,
+                          alert_rule(alert.rule).action)
 
     def forget_channels(self) -> None:
         """Read the channels afresh on the next change (one was created, tested or broken)."""
@@ -351,12 +356,9 @@ class Notifier:
             still_open = [alert for alert in await tx.alerts("open") if wants(channel, alert)]
 
         def items(wanted: set[str]) -> list[NotifyItem]:
-            return [NotifyItem(a.alert_id, what, a.severity, a.owner.client, a.owner.site,
-                               a.owner.hostname if a.agent_id else "", a.summary, at)
-                    for a, at, what in changes if what in wanted and wants(channel, a)]
+            return [self.item(a, what, at) for a, at, what in changes if what in wanted and wants(channel, a)]
 
-        opened = [NotifyItem(a.alert_id, "open", a.severity, a.owner.client, a.owner.site,
-                             a.owner.hostname if a.agent_id else "", a.summary, a.opened_at) for a in still_open]
+        opened = [self.item(a, "open", a.opened_at) for a in still_open]
         title, body = render_digest(items({"opened", "reopened"}), opened, items({"resolved"}), local.date())
         result = await deliver(channel.url, title, body)
         async with self.store.transaction() as tx:

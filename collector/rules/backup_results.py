@@ -237,4 +237,6 @@ def evaluate(signal: BackupResults, history: History) -> list[Evaluation]:
     return [evaluate_job(job, signal.collected_at, history) for job in signal.jobs]
 
 
-SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(RULE),))
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
+    AlertRule(RULE, action="read the backup job's log, fix the cause and run it again"),
+))

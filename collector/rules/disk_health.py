@@ -380,4 +380,6 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
 
 
 # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
-SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(AlertRule(RULE),))
+SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(
+    AlertRule(RULE, action="free space, or back up the disk and plan its replacement"),
+))

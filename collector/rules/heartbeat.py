@@ -105,8 +105,10 @@ def evaluate_site(
 
 SPEC = RuleSpec(evaluate, alerts=(
     # One heartbeat proves the device is back; while it is offline its other alerts stay quiet.
-    AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT),
+    AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT,
+              action="check the device has power and network, then that the fieldpost agent service runs"),
     # While most of a site is down (power, internet), its devices' own alerts stay quiet.
-    AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT),
-    AlertRule(REFUSED_RULE),
+    AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT,
+              action="call the site: power cut or internet outage?"),
+    AlertRule(REFUSED_RULE, action="update the agent, or look at its outbox"),
 ))

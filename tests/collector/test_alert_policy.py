@@ -183,3 +183,38 @@ async def test_a_critical_does_not_wait_for_the_group_interval_but_a_warning_doe
         await run_until(client, clock, clock.now + timedelta(minutes=1), timedelta(seconds=30), sweeping=False)
         titles = sent(smtp, hook)
         assert len(titles) == 3 and "DESK-02" in titles[2], titles
+
+
+async def test_a_message_lists_each_alert_once_with_where_what_to_do_and_its_link_in_html_and_text(
+    database: str, clock: Clock
+) -> None:
+    settings = settings_for(database).model_copy(update={"public_url": "https://rmm.example.com/"})
+    async with (
+        TestClient(TestServer(create_app(settings, clock=clock))) as client,
+        SmtpReceiver() as smtp, WebhookReceiver() as hook,
+    ):
+        await channel(client, smtp.apprise_url(), name="mail")
+        await channel(client, hook.apprise_url(), name="phone")
+        server, desk = await enrolled(client, "SERVER-01"), await enrolled(client, "DESK-01")
+        await report_free(client, server, clock, 8)  # a warning...
+        await report_free(client, desk, clock, 8)
+        clock.advance(seconds=10)
+        await report_free(client, server, clock, 2)  # ... that turns critical within the group wait
+        await run_until(client, clock, clock.now + timedelta(seconds=30), timedelta(seconds=30), sweeping=False)
+        [title] = sent(smtp, hook)
+        assert title == "[fieldpost] 2 alerts: 1 critical, 1 warning"
+        text = hook.bodies[0]["message"]
+        lines = text.splitlines()
+        assert len(lines) == 2 and lines[0].startswith("Acme Tooling / Main office / SERVER-01: Now CRITICAL")
+        assert lines[1].startswith("Acme Tooling / Main office / DESK-01: WARNING")
+        alerts = {a["hostname"]: a["alert_id"] for a in
+                  (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]}
+        assert lines[0].endswith(f" https://rmm.example.com/alerts/{alerts['SERVER-01']}")
+        assert "free space, or back up the disk and plan its replacement" in lines[0]
+        [mail] = smtp.messages
+        assert mail.get_content_type() == "multipart/alternative"
+        plain = mail.get_body(("plain",)).get_content()
+        html = mail.get_body(("html",)).get_content()
+        assert plain.count("Acme Tooling / Main office / SERVER-01") == 1, plain
+        assert f'<a href="https://rmm.example.com/alerts/{alerts["SERVER-01"]}">' in html
+        assert html.count("<li>") == 2
