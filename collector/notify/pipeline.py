@@ -33,8 +33,9 @@ SEVERITY_RANK = {"unknown": 0, "warning": 1, "critical": 2}
 NOTIFIED = frozenset({"opened", "reopened", "changed", "resolved", "flapping", "reminder"})
 # The news of a problem: of a critical one it is urgent.
 URGENT_EVENTS = frozenset({"opened", "reopened", "changed"})
-# Retries of a failed delivery; after the last one (or a permanent error) the channel is broken.
-RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
+# Retries of a failed delivery, each wait twice the one before; after the last one (or a permanent error)
+# the channel is broken, about four minutes after the first failure, and its alert goes to the others.
+RETRY_DELAYS = tuple(timedelta(seconds=15 * 2**n) for n in range(4))
 COLLECTOR = AlertOwner(None, None, "fieldpost", "collector", "collector")
 # The collector's own alert about a channel that cannot deliver (no signal owns it).
 CHANNEL_BROKEN = "channel_broken"
@@ -125,7 +126,7 @@ async def route(notifier: Notifier, change: Change) -> None:
     if event not in NOTIFIED or (alert.flapping and event != "flapping"):
         return
     for channel in await notifier.current_channels(change.tx):
-        if not wants(channel, alert):
+        if channel.disabled_at is not None or not wants(channel, alert):
             continue
         if event == "reminder":
             last = await change.tx.last_notified(alert.alert_id, channel.channel_id, sent_only=False)
@@ -194,14 +195,16 @@ async def group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list
         for queued in await tx.due_notifications(now):
             if queued.reason == "silenced" and silenced_until(silences, queued.alert, now):
                 continue
-            if channels[queued.channel_id].broken_at is None:
+            if channels[queued.channel_id].working:
                 waiting.setdefault(queued.channel_id, []).append(queued)
         for channel_id, items in waiting.items():
             channel = channels[channel_id]
             spaced = channel.last_sent_at is None or now - channel.last_sent_at >= channel.group_interval
             if not spaced:  # a critical problem goes out without waiting for the channel's group interval
                 items = [item for item in items if urgent(item)]
-            waited = bool(items) and now - min(item.due_at for item in items) >= channel.group_wait
+            # A retry is due at its backoff's end; a first try once the group wait has gathered its group.
+            waited = bool(items) and now >= min(
+                item.due_at + (timedelta(0) if item.attempts else channel.group_wait) for item in items)
             if waited:
                 claimed = set(await tx.claim([item.notification_id for item in items], notifier.claimer))
                 if claimed:  # another collector may have claimed them all
@@ -346,7 +349,7 @@ class Notifier:
 
     async def _digest(self, channel: ChannelRow, now: datetime) -> None:
         """Once a day at the channel's digest time: what opened, what is still open, what resolved."""
-        if channel.digest_at is None or channel.broken_at is not None:
+        if channel.digest_at is None or not channel.working:
             return
         local = now.astimezone(ZoneInfo(channel.timezone))
         if local.time() < channel.digest_at or channel.last_digest_on == local.date():

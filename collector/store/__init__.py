@@ -165,6 +165,12 @@ class ChannelRow:
     failures: int = 0
     broken_at: datetime | None = None
     broken_reason: str | None = None
+    disabled_at: datetime | None = None
+
+    @property
+    def working(self) -> bool:
+        """Neither broken nor switched off: messages go to it."""
+        return self.broken_at is None and self.disabled_at is None
 
 
 @dataclass(frozen=True)
@@ -384,6 +390,15 @@ class Tx(Protocol):
         self, channel_id: int, at: datetime, ok: bool, items: int, title: str, error: str | None
     ) -> ChannelRow:
         """Log one delivery attempt; success resets the channel's failure count and marks when it last sent."""
+
+    async def update_channel(self, channel: ChannelRow) -> ChannelRow:
+        """Replace the channel's settings (by `channel_id`); it counts as working again (ValueError: name taken)."""
+
+    async def disable_channel(self, channel_id: int, at: datetime | None) -> ChannelRow | None:
+        """Switch the channel off (`at`) or on again (None); None for an unknown channel."""
+
+    async def delete_channel(self, channel_id: int) -> None:
+        """Remove the channel with its queue and its delivery log."""
 
     async def mark_channel_broken(self, channel_id: int, at: datetime, reason: str) -> None:
         """Stop using a channel until a technician fixes it."""

@@ -622,6 +622,35 @@ class SqlTx:
         assert row is not None  # the channel exists: the delivery row's foreign key says so
         return _channel(row, self.codec)
 
+    async def update_channel(self, channel: ChannelRow) -> ChannelRow:
+        if await self._row("SELECT id FROM channels WHERE name = :name AND id <> :channel",
+                           name=channel.name, channel=channel.channel_id) is not None:
+            raise ValueError(f"there is a channel named {channel.name!r} already")
+        row = await self._row(
+            "UPDATE channels SET name = :name, url = :url, min_severity = :severity, clients = :clients, "
+            "kinds = :kinds, quiet_start = :quiet_start, quiet_end = :quiet_end, timezone = :timezone, "
+            "digest_at = :digest_at, group_wait_seconds = :wait, group_interval_seconds = :interval, "
+            "repeat_interval_seconds = :repeat, failures = 0, broken_at = NULL, broken_reason = NULL "
+            "WHERE id = :channel RETURNING *",
+            channel=channel.channel_id, name=channel.name, url=channel.url, severity=channel.min_severity,
+            clients=to_json(list(channel.clients)), kinds=to_json(list(channel.kinds)),
+            quiet_start=channel.quiet_start, quiet_end=channel.quiet_end, timezone=channel.timezone,
+            digest_at=channel.digest_at, wait=seconds(channel.group_wait),
+            interval=seconds(channel.group_interval), repeat=seconds(channel.repeat_interval),
+        )
+        assert row is not None, "update_channel is given a channel that exists"
+        return _channel(row, self.codec)
+
+    async def disable_channel(self, channel_id: int, at: datetime | None) -> ChannelRow | None:
+        row = await self._row("UPDATE channels SET disabled_at = :at WHERE id = :channel RETURNING *",
+                              at=at, channel=channel_id)
+        return _channel(row, self.codec) if row is not None else None
+
+    async def delete_channel(self, channel_id: int) -> None:
+        await self._run("DELETE FROM notifications WHERE channel_id = :channel", channel=channel_id)
+        await self._run("DELETE FROM deliveries WHERE channel_id = :channel", channel=channel_id)
+        await self._run("DELETE FROM channels WHERE id = :channel", channel=channel_id)
+
     async def mark_channel_broken(self, channel_id: int, at: datetime, reason: str) -> None:
         await self._run(
             "UPDATE channels SET broken_at = :at, broken_reason = :reason WHERE id = :channel",
@@ -1101,6 +1130,7 @@ def _channel(row: Row, c: Codec) -> ChannelRow:
         repeat_interval=timedelta(seconds=row["repeat_interval_seconds"]),
         last_sent_at=c.moment(row["last_sent_at"]), last_digest_on=c.day(row["last_digest_on"]),
         failures=row["failures"], broken_at=c.moment(row["broken_at"]), broken_reason=row["broken_reason"],
+        disabled_at=c.moment(row["disabled_at"]),
     )
 
 

@@ -186,6 +186,26 @@ async def test_a_channel_is_created_from_the_form_and_sends_a_test_message(clien
         assert "phone" in message.body["title"]
 
 
+async def test_a_channel_is_edited_switched_off_and_deleted_from_the_dashboard(client: TestClient) -> None:
+    csrf = await log_in(client)
+    async with WebhookReceiver() as hook, WebhookReceiver() as moved:
+        await client.post("/settings/channels", data={"csrf": csrf, "name": "phone", "url": hook.apprise_url()})
+        edited = await client.post("/settings/channels/phone/edit",
+                                   data={"csrf": csrf, "url": moved.apprise_url(), "min_severity": "critical"})
+        assert "Channel &#39;phone&#39; changed." in await edited.text()
+        refused = await client.post("/settings/channels/phone/edit", data={"csrf": csrf, "url": "nothing://x"})
+        assert "Channel &#39;phone&#39; not changed" in await refused.text()
+        off = await client.post("/settings/channels/phone/disable", data={"csrf": csrf})
+        page = await off.text()
+        assert "switched off" in page and "Switch on" in page and "(off)" in page
+        [channel] = (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"]
+        assert channel["min_severity"] == "critical" and channel["disabled"]
+        assert str(moved.port) in channel["url"]
+        gone = await client.post("/settings/channels/phone/delete", data={"csrf": csrf})
+        assert "Channel &#39;phone&#39; deleted." in await gone.text()
+        assert (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"] == []
+
+
 async def test_the_feed_filters_by_client_and_severity(client: TestClient, clock: Clock) -> None:
     await log_in(client)
     await report_free(client, await enrolled(client, "RECEPTION-01"), clock, 2)

@@ -1,4 +1,5 @@
--- Device classes and business hours (issue 17): what a device is decides what its silence means.
+-- Device classes and business hours (issue 17): what a device is decides what its silence means;
+-- and channels a technician can switch off.
 -- The agent reports its class; a technician may override it. A client's business hours are NULL until
 -- set: the collector's defaults ([collector.business_hours]) apply.
 
@@ -10,3 +11,6 @@ ALTER TABLE clients ADD COLUMN business_days TEXT;        -- canonical day list:
 ALTER TABLE clients ADD COLUMN business_start TIME;       -- local time of day
 ALTER TABLE clients ADD COLUMN business_end TIME;         -- local time of day
 ALTER TABLE clients ADD COLUMN timezone TEXT;             -- IANA zone of the client's business hours
+
+-- A channel the technician switched off for now: nothing is queued for it, nor sent.
+ALTER TABLE channels ADD COLUMN disabled_at TIMESTAMPTZ;
