@@ -360,6 +360,9 @@ class Tx(Protocol):
     async def feed_since(self, after_id: int, limit: int) -> list[FeedEvent]:
         """Feed events with id greater than `after_id`, oldest first."""
 
+    async def recent_feed(self, type: str, since: datetime, limit: int) -> list[FeedEvent]:
+        """The newest feed events of one type at or after `since`, newest first, at most `limit`."""
+
     async def feed_last_id(self) -> int:
         """The id of the newest feed event, 0 when there is none."""
 

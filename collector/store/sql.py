@@ -527,6 +527,13 @@ class SqlTx:
         )
         return [_feed_event(row, self.codec) for row in rows]
 
+    async def recent_feed(self, type: str, since: datetime, limit: int) -> list[FeedEvent]:
+        rows = await self._rows(
+            "SELECT * FROM feed_events WHERE type = :type AND at >= :since ORDER BY id DESC LIMIT :limit",
+            type=type, since=since, limit=limit,
+        )
+        return [_feed_event(row, self.codec) for row in rows]
+
     async def feed_last_id(self) -> int:
         row = await self._row("SELECT coalesce(max(id), 0) AS id FROM feed_events")
         return row["id"] if row is not None else 0

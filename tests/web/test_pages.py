@@ -6,6 +6,7 @@ import asyncio
 import html
 import re
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
-from collector.offline import sweep
+from collector.offline import ALIVE, announce_downtime, sweep
 from collector.services.technicians import Technicians
 from collector.settings import Settings
 from collector.web import add_nav
@@ -204,6 +205,19 @@ async def test_a_channel_is_edited_switched_off_and_deleted_from_the_dashboard(c
         gone = await client.post("/settings/channels/phone/delete", data={"csrf": csrf})
         assert "Channel &#39;phone&#39; deleted." in await gone.text()
         assert (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"] == []
+
+
+async def test_the_feed_page_says_when_the_collector_itself_was_down(client: TestClient, clock: Clock) -> None:
+    await log_in(client)
+    assert "collector itself was down" not in await (await client.get("/")).text()
+    store = client.app[keys.STORE]
+    async with store.transaction() as tx:
+        await tx.set_meta(ALIVE, (clock.now - timedelta(hours=3)).isoformat())
+    await announce_downtime(store, client.app[keys.SETTINGS], clock.now)
+    page_text = html.unescape(re.sub(r"<[^>]+>", "", await (await client.get("/")).text()))
+    assert "The collector itself was down from" in page_text
+    clock.advance(days=8)
+    assert "collector itself was down" not in await (await client.get("/")).text(), "a week later: history"
 
 
 async def test_the_feed_filters_by_client_and_severity(client: TestClient, clock: Clock) -> None:
