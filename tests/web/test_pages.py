@@ -207,6 +207,26 @@ async def test_a_channel_is_edited_switched_off_and_deleted_from_the_dashboard(c
         assert (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"] == []
 
 
+async def test_a_devices_class_and_a_clients_business_hours_are_set_from_the_dashboard(client: TestClient) -> None:
+    csrf = await log_in(client)
+    agent = await enrolled(client, "DESK-01")
+    page_text = await (await client.get(f"/devices/{agent.agent_id}")).text()
+    assert "its agent names none: judged as a server" in page_text
+    done = await client.post(f"/devices/{agent.agent_id}/class", data={"csrf": csrf, "device_class": "laptop"})
+    assert "DESK-01 is judged as a laptop." in html.unescape(await done.text())
+    assert "set by hand" in await (await client.get(f"/devices/{agent.agent_id}")).text()
+    refused = await client.post(f"/devices/{agent.agent_id}/class", data={"csrf": csrf, "device_class": "toaster"})
+    assert "Not changed" in html.unescape(await refused.text())
+    assert "Business hours: mon,tue,wed,thu,fri 08:00 to 18:00" in await (await client.get("/clients")).text()
+    saved = await client.post("/clients/Acme Tooling/hours",
+                              data={"csrf": csrf, "days": "mon-sat", "start": "07:00", "timezone": "Europe/Vienna"})
+    text = html.unescape(await saved.text())
+    assert "Business hours of Acme Tooling saved." in text
+    assert "Business hours: mon,tue,wed,thu,fri,sat 07:00 to 18:00" in text and "Europe/Vienna" in text
+    bad = await client.post("/clients/Acme Tooling/hours", data={"csrf": csrf, "timezone": "Mars/Base"})
+    assert "unknown time zone" in html.unescape(await bad.text())
+
+
 async def test_the_feed_page_says_when_the_collector_itself_was_down(client: TestClient, clock: Clock) -> None:
     await log_in(client)
     assert "collector itself was down" not in await (await client.get("/")).text()
