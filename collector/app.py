@@ -151,7 +151,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     store.on_feed_events(feed.notify)
     await store.watch_feed(feed.notify)
     app[keys.AUTH] = AgentAuthenticator(store, settings.clock_skew_seconds)
-    notifier = Notifier(store)
+    notifier = Notifier(store, public_url=settings.public_url or "")
     app[keys.NOTIFIER] = notifier
     app[keys.ON_CHANGE] = notifier.on_change
     app[keys.INGEST] = Ingest(store, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
@@ -209,6 +209,8 @@ def create_app(
     app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)
     app.router.add_get("/api/v1/devices", technician.list_devices)
     app.router.add_get("/api/v1/clients", technician.list_clients)
+    app.router.add_put("/api/v1/clients/{name}/hours", technician.set_client_hours)
+    app.router.add_put("/api/v1/devices/{agent_id}/class", technician.set_device_class)
     app.router.add_get("/api/v1/feed", technician.feed)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

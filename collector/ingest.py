@@ -154,7 +154,10 @@ class Ingest:
         if not result.accepted:
             return result
         signals = [s for e in request.batch.envelopes for s in e.signals]
-        hostname = next((s.hostname for s in reversed(signals) if isinstance(s, Heartbeat)), None)
+        beat = next((s for s in reversed(signals) if isinstance(s, Heartbeat)), None)
+        hostname = beat.hostname if beat else None
+        if beat is not None and beat.device_class is not None and beat.device_class != agent.reported_class:
+            await tx.set_reported_class(agent.agent_id, beat.device_class)
         device = {"agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
                   "client": agent.site.client_name, "site": agent.site.site_name}
         # First contact goes into the feed before the device's first alerts.

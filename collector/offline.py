@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from collector.alerts import dedupe
 from collector.alerts.dedupe import OnChange
 from collector.rules import Evaluation, heartbeat
+from collector.rules.expectations import UNKNOWN_CLASS, Expectation
 from collector.settings import Settings
-from collector.store import AgentRow, Store
+from collector.store import AgentRow, ClientHours, Store
 from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
@@ -66,22 +67,35 @@ async def sweep(
     lifecycle = settings.alerts.lifecycle()
     published = 0
     async with store.transaction() as tx:
-        sites: dict[int, list[tuple[AgentRow, bool, Evaluation]]] = {}
-        for agent, offline_open in await tx.offline_candidates(heartbeat.RULE, heartbeat.SITE_RULE,
-                                                               now - offline_after):
+        sites: dict[int, list[tuple[AgentRow, str | None, Evaluation, Expectation]]] = {}
+        candidates = await tx.offline_candidates(heartbeat.RULE, heartbeat.SITE_RULE, now - offline_after)
+        hours = await tx.client_hours() if candidates else {}
+        for agent, open_severity in candidates:
+            expect = expectation(agent, settings, hours)
             verdict = heartbeat.evaluate_silence(agent.hostname, agent.last_seen_at, now, offline_after,
-                                                 up_since, grace)
+                                                 up_since, grace, expect)
             if verdict is not None:  # None: the collector's own grace period after it was down
-                sites.setdefault(agent.site.site_id, []).append((agent, offline_open, verdict))
+                sites.setdefault(agent.site.site_id, []).append((agent, open_severity, verdict, expect))
         for devices in sites.values():
-            silent = [(agent.hostname, agent.last_seen_at) for agent, _, v in devices if v.status != "ok"]
-            site = heartbeat.evaluate_site(devices[0][0].site.site_name, silent, len(devices), SITE_WINDOW)
+            # A site is down when the devices expected on now went silent together: at night, its servers.
+            expected = [(agent, v) for agent, _, v, expect in devices if expect.expected_up(now)]
+            silent = [(agent.hostname, agent.last_seen_at) for agent, v in expected if v.status != "ok"]
+            site = heartbeat.evaluate_site(devices[0][0].site.site_name, silent, len(expected), SITE_WINDOW)
             published += await dedupe.apply(tx, devices[0][0], [site], now, SITE_ACTOR, lifecycle, on_change)
-            for agent, offline_open, verdict in devices:
-                if (verdict.status != "ok") != offline_open:
+            for agent, open_severity, verdict, _ in devices:
+                if (None if verdict.status == "ok" else verdict.status) != open_severity:
                     published += await dedupe.apply(tx, agent, [verdict], now, DEVICE_ACTOR, lifecycle, on_change)
         await tx.set_meta(ALIVE, now.isoformat())
     return published
+
+
+def expectation(agent: AgentRow, settings: Settings, hours: dict[int, ClientHours]) -> Expectation:
+    """What is expected of the device: its class (a device of no known class counts as a server) and its
+    client's business hours (the collector's defaults where the client has none)."""
+    defaults = settings.business_hours
+    return Expectation(agent.device_class or UNKNOWN_CLASS,
+                       defaults.for_client(hours.get(agent.site.client_id, ClientHours())),
+                       defaults.workstation_off_days)
 
 
 async def run_sweeper(

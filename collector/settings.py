@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import ssl
 import tomllib
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.alerts.dedupe import Lifecycle
+from collector.rules.expectations import BusinessHours, format_days, known_zone, parse_days
+from collector.store import ClientHours
 
 
 class SettingsError(Exception):
@@ -38,6 +40,34 @@ class AlertSettings(BaseModel):
             flapping_threshold=self.flapping_threshold,
             flapping_window=timedelta(minutes=self.flapping_window_minutes),
         )
+
+
+class BusinessHoursSettings(BaseModel):
+    """`[collector.business_hours]`: when workstations are expected on, for clients without hours of their own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: str = Field("mon-fri", description="Working days, e.g. mon-fri or mon-thu,sat")
+    start: time = Field(time(8, 0), description="Local time business hours begin (HH:MM)")
+    end: time = Field(time(18, 0), description="Local time business hours end (HH:MM)")
+    timezone: str = Field("UTC", description="The collector's default time zone (IANA name, e.g. Europe/Berlin)")
+    workstation_off_days: int = Field(
+        3, ge=1, description="Days a workstation or laptop may stay off before it is a warning (holidays, leave)"
+    )
+
+    _days = field_validator("days")(lambda value: format_days(parse_days(value)))
+    _zone = field_validator("timezone")(known_zone)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHoursSettings:
+        if self.start >= self.end:
+            raise ValueError("business hours must start before they end")
+        return self
+
+    def for_client(self, own: ClientHours) -> BusinessHours:
+        """A client's business hours: its own where it has them, these defaults elsewhere."""
+        return BusinessHours(parse_days(own.days or self.days), own.start or self.start, own.end or self.end,
+                             own.timezone or self.timezone)
 
 
 class Settings(BaseModel):
@@ -89,6 +119,9 @@ class Settings(BaseModel):
     )
 
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert lifecycle ([collector.alerts])")
+    business_hours: BusinessHoursSettings = Field(
+        default_factory=BusinessHoursSettings, description="Default business hours ([collector.business_hours])"
+    )
     rules: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Rule thresholds by signal kind, e.g. [rules.disk_health]"
     )

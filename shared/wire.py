@@ -8,6 +8,7 @@ from pydantic import Field, TypeAdapter
 
 from shared.backup_results import BackupResults
 from shared.base import HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
+from shared.device_class import DeviceClass
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
@@ -83,6 +84,11 @@ class Heartbeat(Signal):
     dropped_reports: Int = fact(
         "Routine reports the agent's outbox dropped, oldest first, to stay within its bounds (since it was created)",
         "count", ge=0, default=0,
+    )
+    device_class: DeviceClass | None = fact(
+        "What the device is, as its agent sees it: server (a server OS), laptop (has a battery) or workstation; "
+        "it sets what is expected of it (a server is always on, a workstation during business hours)",
+        default=None,
     )
 
 

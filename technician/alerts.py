@@ -47,13 +47,36 @@ def alert_detail(alert: dict[str, Any]) -> str:
 
 
 def feed_line(event_type: str, data: dict[str, Any]) -> str:
-    """One feed event as one terminal line."""
+    """One feed event of any type as one terminal line: when, how bad, what, where (as far as it has one)."""
     when = local_time(data.get("at"))
-    where = f"{data.get('client', '?')} / {data.get('site', '?')} / {data.get('hostname', '?')}"
+    where = " / ".join(str(data[key]) for key in ("client", "site", "hostname") if data.get(key))
+    place = f"{where}: " if where else ""
     if event_type.startswith("alert."):
         what = event_type.removeprefix("alert.")
-        return f"{when}  {data['severity'].upper():8}  {what:8}  #{data['alert_id']}  {where}: {data['summary']}"
-    return f"{when}  {'INFO':8}  {event_type.removeprefix('device.'):8}  {where}"
+        return f"{when}  {data['severity'].upper():8}  {what:8}  #{data['alert_id']}  {place}{data['summary']}"
+    level = "DOWN" if event_type == "collector.down" else "INFO"
+    return f"{when}  {level:8}  {event_type:18}  {place}{describe(event_type, data)}"
+
+
+# What says most about an event, in order: the first field an event has is its text.
+DESCRIBING = ("summary", "title", "text", "description", "comment")
+
+
+def describe(event_type: str, data: dict[str, Any]) -> str:
+    """The words of a feed event that is not an alert's change (an incident, a channel, a silence, ...)."""
+    text = next((str(data[key]) for key in DESCRIBING if data.get(key)), "")
+    if event_type.startswith("channel."):
+        text = f"channel {data.get('name', '?')} ({data.get('url', '')})" + (
+            f" broken: {data['broken']}" if data.get("broken") else "")
+    elif event_type.startswith("time."):
+        text = f"{data.get('technician', '?')}: {data.get('minutes') or 'timer running'} min"
+    elif event_type == "silence.expired":
+        text = f"silence {data.get('silence_id', '?')} expired"
+    elif event_type == "silence.created":
+        matchers = ", ".join(f"{k}={v}" for k, v in (data.get("matchers") or {}).items()) or "everything"
+        text = f"silence {data.get('silence_id', '?')} on {matchers}: {text}"
+    ids = [f"#{data[key]}" for key in ("incident_id", "alert_id") if data.get(key)]
+    return " ".join([*ids, text]).strip() or ", ".join(f"{k}={v}" for k, v in data.items() if k != "at")
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str, str]]:

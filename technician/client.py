@@ -108,9 +108,17 @@ class Collector:
         """POST a JSON body to an API path and return the JSON answer."""
         return json.loads(await self.request("POST", path, body))
 
+    async def patch(self, path: str, body: dict[str, Any]) -> Any:
+        """PATCH an API path with a JSON body and return the JSON answer."""
+        return json.loads(await self.request("PATCH", path, body))
+
     async def delete(self, path: str) -> Any:
         """DELETE an API path and return the JSON answer."""
         return json.loads(await self.request("DELETE", path))
+
+    async def put(self, path: str, body: dict[str, Any]) -> Any:
+        """PUT a JSON body to an API path and return the JSON answer."""
+        return json.loads(await self.request("PUT", path, body))
 
     async def fetch(self, path: str) -> bytes:
         """GET a non-JSON API path (a CSV, a page, a PDF) as bytes."""

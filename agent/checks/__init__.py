@@ -40,6 +40,7 @@ class Check:
     default_interval: ClassVar[float] = 300.0
     # The thread of the latest collect (a check runs one collect at a time).
     _running: threading.Thread | None = None
+    _stuck: threading.Thread | None = None
 
     def __init__(self, context: CheckContext | None = None) -> None:
         self.context = context or CheckContext()
@@ -55,7 +56,9 @@ class Check:
         stuck where nothing can kill it (a hung network mount) keeps only its own thread, and the check is
         not started again while it is: each run until it ends reports that it is stuck.
         """
-        stuck = self._running
+        # Only a run that timed out can be stuck: one that delivered its result may still be finishing its
+        # thread for a moment, and is not.
+        stuck = self._stuck
         if stuck is not None and stuck.is_alive():
             error = (f"still stuck in the run that timed out after {self.timeout:g} s "
                      "(e.g. a hung network mount); not started again until it ends")
@@ -63,6 +66,7 @@ class Check:
             try:
                 return await self._collect_in_own_thread()
             except TimeoutError:
+                self._stuck = self._running
                 killed = kill_commands_of(self._running.ident) if self._running and self._running.ident else []
                 error = f"timed out after {self.timeout:g} s" + (f"; killed {', '.join(killed)}" if killed else "")
             except CommandNotFound as exc:

@@ -17,6 +17,7 @@ from agent.checks import Check, CheckContext
 from agent.commands import Runner
 from agent.outbox import OUTBOX_FILE, read_stats
 from shared.base import Signal
+from shared.device_class import classify
 from shared.wire import ERROR_MAX, FilesystemUse, Heartbeat, Interface, UserSession
 
 RTF_GATEWAY = 0x2
@@ -149,6 +150,21 @@ def os_version() -> str:
     return f"{platform.release()} ({platform.version()})"
 
 
+def has_battery() -> bool:
+    """True when the machine has a battery (a laptop); psutil cannot tell on every platform."""
+    sensors = getattr(psutil, "sensors_battery", None)
+    try:
+        return sensors is not None and sensors() is not None
+    except (OSError, RuntimeError):
+        return False
+
+
+def has_desktop(root: Path) -> bool:
+    """True when a Linux machine has a graphical session installed (X11 or Wayland): not a bare server."""
+    return any(any((root / folder).glob("*.desktop"))
+               for folder in ("usr/share/xsessions", "usr/share/wayland-sessions"))
+
+
 class HeartbeatCheck(Check):
     """The device is alive: identity, addresses, gateway and a load summary."""
 
@@ -193,4 +209,6 @@ class HeartbeatCheck(Check):
             outbox_warning=outbox.warning[:ERROR_MAX] if outbox and outbox.warning else None,
             outbox_warning_at=outbox.warning_at if outbox else None,
             dropped_reports=outbox.dropped if outbox else 0,
+            device_class=classify(platform.system(), os_version(), has_battery(),
+                                  sys.platform != "linux" or has_desktop(self.context.root)),
         )]

@@ -14,9 +14,14 @@ from collector.alerts.dedupe import alert_view
 from collector.api import error, wiring
 from collector.api.errors import BadQuery, parse, whole_number
 from collector.auth import technician_allowed
+from collector.rules.expectations import UNKNOWN_CLASS, format_days
 from collector.services.alerts import ActionInput
+from collector.services.clients import HoursInput
 from collector.services.devices import DeviceStatus
-from collector.store import FeedEvent
+from collector.services.inputs import Input
+from collector.settings import Settings
+from collector.store import ClientRow, FeedEvent
+from shared.device_class import DeviceClass
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,6 +77,10 @@ def device_view(status: DeviceStatus) -> dict[str, Any]:
         # Requests refused because the PC's clock was off, and the last offset (+ ahead, seconds).
         "clock_refusals": agent.skew_refusals,
         "last_clock_offset_seconds": agent.last_skew_seconds,
+        # What the device is judged as (a device of no known class as a server), and where that comes from.
+        "device_class": agent.device_class or UNKNOWN_CLASS,
+        "reported_class": agent.reported_class,
+        "class_override": agent.class_override,
     }
 
 
@@ -110,13 +119,47 @@ async def list_devices(request: web.Request) -> web.Response:
     return web.json_response({"devices": [device_view(d) for d in fleet.devices]})
 
 
+def client_view(client: ClientRow, settings: Settings) -> dict[str, Any]:
+    """A client as the API shows it: its sites and the business hours its workstations are judged by."""
+    hours = settings.business_hours.for_client(client.hours)
+    return {
+        "name": client.name,
+        "sites": [{"name": name, "devices": n} for name, n in client.sites],
+        "business_hours": {"days": format_days(hours.days), "start": hours.start.strftime("%H:%M"),
+                           "end": hours.end.strftime("%H:%M"), "timezone": hours.timezone},
+        "own_business_hours": {"days": client.hours.days, "timezone": client.hours.timezone,
+                               **{k: t.strftime("%H:%M") if t else None
+                                  for k, t in (("start", client.hours.start), ("end", client.hours.end))}},
+    }
+
+
 @technician
 async def list_clients(request: web.Request) -> web.Response:
-    """`GET /api/v1/clients`: clients with their sites and device counts."""
+    """`GET /api/v1/clients`: clients with their sites, device counts and business hours."""
     clients = await wiring.clients(request).list()
-    return web.json_response({"clients": [
-        {"name": c.name, "sites": [{"name": name, "devices": n} for name, n in c.sites]} for c in clients
-    ]})
+    return web.json_response({"clients": [client_view(c, request.app[keys.SETTINGS]) for c in clients]})
+
+
+@technician
+async def set_client_hours(request: web.Request) -> web.Response:
+    """`PUT /api/v1/clients/{name}/hours` with `{"days": "mon-fri", "start": "08:00", "end": "18:00",
+    "timezone": "Europe/Berlin"}`; a part left out takes the collector's default."""
+    client = await wiring.clients(request).set_hours(request.match_info["name"], await parse(request, HoursInput))
+    return web.json_response(client_view(client, request.app[keys.SETTINGS]))
+
+
+class ClassInput(Input):
+    """What a device is, whatever its agent says; null: what its agent says."""
+
+    device_class: DeviceClass | None
+
+
+@technician
+async def set_device_class(request: web.Request) -> web.Response:
+    """`PUT /api/v1/devices/{agent_id}/class` with `{"device_class": "server"|"workstation"|"laptop"|null}`."""
+    wanted = await parse(request, ClassInput)
+    status = await wiring.devices(request).set_class(request.match_info["agent_id"], wanted.device_class)
+    return web.json_response(device_view(status))
 
 
 def sse(event: FeedEvent) -> bytes:

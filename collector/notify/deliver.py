@@ -37,12 +37,15 @@ class Delivery:
     error: str | None
 
 
-async def deliver(url: str, title: str, body: str, timeout: float = 30) -> Delivery:  # noqa: ASYNC109
-    """Send `title`/`body` (plain text) to the one apprise `url`, giving up after `timeout` seconds."""
+async def deliver(
+    url: str, title: str, body: str, html: str = "", timeout: float = 30  # noqa: ASYNC109
+) -> Delivery:
+    """Send `title`/`body` (plain text) to the one apprise `url`, giving up after `timeout` seconds; a service
+    that prefers HTML (mail) gets `html` where given, and apprise writes the plain-text part from it."""
     # apprise blocks; its own deadline ends the wait, as a thread cannot be cancelled. Should that deadline
     # fail (a plugin that ignores it, a thread wait that never wakes), the event loop's stops waiting anyway.
     try:
-        return await asyncio.wait_for(asyncio.to_thread(_deliver, url, title, body, timeout), timeout + BACKSTOP)
+        return await asyncio.wait_for(asyncio.to_thread(_deliver, url, title, body, html, timeout), timeout + BACKSTOP)
     except TimeoutError:
         return Delivery(ok=False, permanent=False, error=f"the delivery did not finish within {timeout:g} s")
 
@@ -102,14 +105,20 @@ def _load(url: str) -> tuple[NotifyBase | None, str | None]:
     return None, f"apprise cannot read this {service} URL: check it against the service's URL syntax"
 
 
-def _deliver(url: str, title: str, body: str, timeout: float) -> Delivery:
+def _deliver(url: str, title: str, body: str, html: str, timeout: float) -> Delivery:
     """Blocking delivery through a fresh Apprise object (nothing shared with other threads)."""
     plugin, error = _load(url)
     if plugin is None:
         return Delivery(ok=False, permanent=True, error=error)
     sender = apprise.Apprise()
     sender.add(plugin)
-    with sender.notify(body=body, title=title, body_format=NotifyFormat.TEXT, timeout=timeout) as result:
+    # A plugin names the formats it takes, the one it prefers first.
+    formats = plugin.notify_format if isinstance(plugin.notify_format, tuple) else (plugin.notify_format,)
+    if html and formats[0] == NotifyFormat.HTML:
+        body, body_format = html, NotifyFormat.HTML
+    else:
+        body_format = NotifyFormat.TEXT
+    with sender.notify(body=body, title=title, body_format=body_format, timeout=timeout) as result:
         return _outcome(result)
 
 

@@ -22,7 +22,7 @@ from collector.alerts.quiet import QuietHours, notify_now
 from collector.alerts.silence import Silence, held_until
 from collector.notify.deliver import Delivery, deliver
 from collector.notify.render import NotifyItem, render_digest, render_group
-from collector.rules import fingerprint, inhibitors
+from collector.rules import alert_rule, fingerprint, inhibitors
 from collector.store import AlertOwner, AlertRow, ChannelRow, QueuedNotification, Store, Tx
 from shared.signals import rule_matches
 
@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 SEVERITY_RANK = {"unknown": 0, "warning": 1, "critical": 2}
 # Changes the technician hears about; acknowledging and snoozing are the technician's own doing.
 NOTIFIED = frozenset({"opened", "reopened", "changed", "resolved", "flapping", "reminder"})
-# Retries of a failed delivery; after the last one (or a permanent error) the channel is broken.
-RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
+# The news of a problem: of a critical one it is urgent.
+URGENT_EVENTS = frozenset({"opened", "reopened", "changed"})
+# Retries of a failed delivery, each wait twice the one before; after the last one (or a permanent error)
+# the channel is broken, about four minutes after the first failure, and its alert goes to the others.
+RETRY_DELAYS = tuple(timedelta(seconds=15 * 2**n) for n in range(4))
 COLLECTOR = AlertOwner(None, None, "fieldpost", "collector", "collector")
 # The collector's own alert about a channel that cannot deliver (no signal owns it).
 CHANNEL_BROKEN = "channel_broken"
@@ -123,7 +126,7 @@ async def route(notifier: Notifier, change: Change) -> None:
     if event not in NOTIFIED or (alert.flapping and event != "flapping"):
         return
     for channel in await notifier.current_channels(change.tx):
-        if not wants(channel, alert):
+        if channel.disabled_at is not None or not wants(channel, alert):
             continue
         if event == "reminder":
             last = await change.tx.last_notified(alert.alert_id, channel.channel_id, sent_only=False)
@@ -175,9 +178,16 @@ async def silence(notifier: Notifier, change: Change) -> None:
 # Stages of a dispatch round
 
 
+def urgent(queued: QueuedNotification) -> bool:
+    """News of a critical problem (not a resolution, nor a reminder): it bypasses the group interval, still
+    grouped with what else arrives within the group wait; everything else keeps the channel's pace."""
+    return queued.alert.severity == "critical" and queued.event in URGENT_EVENTS
+
+
 async def group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list[Flush]:
     """Claim, per working channel, the due notifications once its group wait and group interval are over
-    (a notification released early from a silence waits while another silence still holds it)."""
+    (criticals need only the group wait; a notification released early from a silence waits while another
+    silence still holds it)."""
     async with notifier.store.transaction() as tx:
         channels = {channel.channel_id: channel for channel in await tx.channels()}
         silences = await tx.silences()
@@ -185,13 +195,17 @@ async def group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list
         for queued in await tx.due_notifications(now):
             if queued.reason == "silenced" and silenced_until(silences, queued.alert, now):
                 continue
-            if channels[queued.channel_id].broken_at is None:
+            if channels[queued.channel_id].working:
                 waiting.setdefault(queued.channel_id, []).append(queued)
         for channel_id, items in waiting.items():
             channel = channels[channel_id]
-            waited = now - min(item.due_at for item in items) >= channel.group_wait
             spaced = channel.last_sent_at is None or now - channel.last_sent_at >= channel.group_interval
-            if waited and spaced:
+            if not spaced:  # a critical problem goes out without waiting for the channel's group interval
+                items = [item for item in items if urgent(item)]
+            # A retry is due at its backoff's end; a first try once the group wait has gathered its group.
+            waited = bool(items) and now >= min(
+                item.due_at + (timedelta(0) if item.attempts else channel.group_wait) for item in items)
+            if waited:
                 claimed = set(await tx.claim([item.notification_id for item in items], notifier.claimer))
                 if claimed:  # another collector may have claimed them all
                     flushes.append(Flush(channel, [item for item in items if item.notification_id in claimed]))
@@ -228,13 +242,9 @@ async def _stale(tx: Tx, queued: QueuedNotification) -> bool:
 async def deliver_group(notifier: Notifier, flushes: list[Flush], now: datetime) -> list[Flush]:
     """Send each channel's group as one message."""
     for flush in flushes:
-        flush.title, body = render_group([
-            NotifyItem(item.alert.alert_id, item.event, item.alert.severity, item.alert.owner.client,
-                       item.alert.owner.site, item.alert.owner.hostname if item.alert.agent_id else "",
-                       item.alert.summary, item.created_at)
-            for item in flush.items
-        ])
-        flush.result = await deliver(flush.channel.url, flush.title, body)
+        message = render_group([notifier.item(item.alert, item.event, item.created_at) for item in flush.items])
+        flush.title = message.title
+        flush.result = await deliver(flush.channel.url, message.title, message.text, message.html)
     return flushes
 
 
@@ -264,12 +274,21 @@ class Notifier:
     """Runs the pipeline: `on_change` takes a change to the queue, `dispatch` delivers; both take the time."""
 
     store: Store
+    # The dashboard's address for links in messages (collector.public_url); empty: no links.
+    public_url: str = ""
     claimer: str = f"{socket.gethostname()}:{os.getpid()}"
     # Channels are read on every alert change but change rarely: they are kept this long (another
     # collector's new channel is seen within it; this collector's own at once, through `forget_channels`).
     channels_for: float = 5.0
     pipeline: Stages = field(default_factory=stages)
     _channels: tuple[float, list[ChannelRow]] | None = None
+
+    def item(self, alert: AlertRow, event: str, at: datetime) -> NotifyItem:
+        """One alert event as a message shows it: where, what, what to do, and its link on the dashboard."""
+        link = f"{self.public_url.rstrip('/')}/alerts/{alert.alert_id}" if self.public_url else ""
+        return NotifyItem(alert.alert_id, event, alert.severity, alert.owner.client, alert.owner.site,
+                          alert.owner.hostname if alert.agent_id else "", alert.summary, at, link,
+                          alert_rule(alert.rule).action)
 
     def forget_channels(self) -> None:
         """Read the channels afresh on the next change (one was created, tested or broken)."""
@@ -330,7 +349,7 @@ class Notifier:
 
     async def _digest(self, channel: ChannelRow, now: datetime) -> None:
         """Once a day at the channel's digest time: what opened, what is still open, what resolved."""
-        if channel.digest_at is None or channel.broken_at is not None:
+        if channel.digest_at is None or not channel.working:
             return
         local = now.astimezone(ZoneInfo(channel.timezone))
         if local.time() < channel.digest_at or channel.last_digest_on == local.date():
@@ -340,12 +359,9 @@ class Notifier:
             still_open = [alert for alert in await tx.alerts("open") if wants(channel, alert)]
 
         def items(wanted: set[str]) -> list[NotifyItem]:
-            return [NotifyItem(a.alert_id, what, a.severity, a.owner.client, a.owner.site,
-                               a.owner.hostname if a.agent_id else "", a.summary, at)
-                    for a, at, what in changes if what in wanted and wants(channel, a)]
+            return [self.item(a, what, at) for a, at, what in changes if what in wanted and wants(channel, a)]
 
-        opened = [NotifyItem(a.alert_id, "open", a.severity, a.owner.client, a.owner.site,
-                             a.owner.hostname if a.agent_id else "", a.summary, a.opened_at) for a in still_open]
+        opened = [self.item(a, "open", a.opened_at) for a in still_open]
         title, body = render_digest(items({"opened", "reopened"}), opened, items({"resolved"}), local.date())
         result = await deliver(channel.url, title, body)
         async with self.store.transaction() as tx:

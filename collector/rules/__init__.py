@@ -75,6 +75,8 @@ class AlertRule:
     inhibits: Literal["device", "site"] | None = None
     # The subject of this rule's alerts when it has one per owner (how the inhibiting alert is found).
     subject: str = ""
+    # What the technician should do about an alert of this rule, shown in its messages ("" where it depends).
+    action: str = ""
 
 
 @dataclass(frozen=True)

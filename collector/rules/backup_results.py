@@ -6,9 +6,11 @@ One evaluation per job, subject `backup:<job name>`, its status the worst of the
 * warning: late (a due run has not happened within the grace); finished with warnings; nothing added
   for N runs in a row where earlier runs did add data; total size dropped by more than X % against the
   run before; free space at the destination below a threshold.
-* unknown: the job has never reported a run and is not due yet (silence is not success: once the first
-  run is due and its grace has passed, it is late).
-* ok: otherwise; the next good run resolves an open alert.
+* ok: a job that has never run is fine until its first run is due (silence is not success: once the first
+  run is due and its grace has passed, it is late); otherwise the next good run resolves an open alert.
+
+A run's error in a summary is one line, the last of its log (where tools print the error); the details keep
+all of it.
 
 Schedules: "daily" and "weekly" are periods counted from the last run; a cron expression (read in the
 device's time zone) has due times, so a Sunday-only job is not late on Tuesday.
@@ -102,6 +104,13 @@ def activity(job: BackupJob) -> datetime | None:
     """When the job last did anything the tool recorded: a run ending or starting, or a success."""
     times = [t for t in (job.last_run_ended_at, job.last_run_started_at, job.last_success_at) if t]
     return max(times, default=None)
+
+
+def last_line(text: str | None, limit: int = 200) -> str:
+    """The last non-empty line of a log or error, its spaces collapsed, at most `limit` characters (its end)."""
+    lines = [" ".join(line.split()) for line in (text or "").splitlines()]
+    line = next((line for line in reversed(lines) if line), "")
+    return line if len(line) <= limit else "…" + line[-(limit - 1):]
 
 
 def newest(*times: datetime | None) -> datetime | None:
@@ -209,21 +218,20 @@ def evaluate_job(job: BackupJob, collected_at: datetime, history: History) -> Ev
     since = configured_since(job, collected_at, history)
     found = timing(job, since, last_run, last_success, history)
     if job.last_result == "failed":
-        found.append(("critical", f"last run failed: {job.error or 'no reason given'}"))
+        found.append(("critical", f"last run failed: {last_line(job.error) or 'no reason given'}"))
     elif job.last_result == "warning":
-        found.append(("warning", f"last run finished with warnings: {job.error or 'no detail given'}"))
+        found.append(("warning", f"last run finished with warnings: {last_line(job.error) or 'no detail given'}"))
     found += content(job, earlier, history)
     minimum = setting(history, "min_free_gib") * 2**30
     if job.destination_free_bytes is not None and job.destination_free_bytes < minimum:
         found.append(
             ("warning", f"only {job.destination_free_bytes / 2**30:.1f} GiB free at the destination")
         )
-    if not found and last_run is None:
-        found.append(("unknown", f"no run reported yet{': ' + job.error if job.error else ''}"))
     status: Status = max((s for s, _ in found), key=ORDER.__getitem__, default="ok")
-    good = (
-        f"last good backup {span(history.now - last_success)} ago" if last_success else "no good backup known"
-    )
+    if last_success:
+        good = f"last good backup {span(history.now - last_success)} ago"
+    else:
+        good = "first run not due yet" if last_run is None else "no good backup known"
     reasons = "; ".join(text for s, text in sorted(found, key=lambda f: -ORDER[f[0]]))
     summary = f"{job.name} ({job.tool}): {reasons or good}"
     details = {
@@ -240,4 +248,6 @@ def evaluate(signal: BackupResults, history: History) -> list[Evaluation]:
     return [evaluate_job(job, signal.collected_at, history) for job in signal.jobs]
 
 
-SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(RULE),))
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
+    AlertRule(RULE, action="read the backup job's log, fix the cause and run it again"),
+))

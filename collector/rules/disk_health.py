@@ -478,7 +478,8 @@ def evaluate_filesystem(fs: FilesystemFacts, at: datetime, history: History, th:
         if old.mount == fs.mount
     ]
     days = fill_forecast_days(fs, at, earlier)
-    if days is not None and days < th.fs_fill_forecast_days:
+    # Already critically full, a forecast is no new reason: it would only turn each report into a message.
+    if days is not None and days < th.fs_fill_forecast_days and all(sev != "critical" for sev, _ in findings):
         findings.append(("warning", f"full in about {days:.0f} days at the current rate"))
     reasons = [text for _, text in findings]
     free_gib = fs.free_bytes / GIB
@@ -544,4 +545,6 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
 
 
 # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
-SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(AlertRule(RULE),))
+SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(
+    AlertRule(RULE, action="free space, or back up the disk and plan its replacement"),
+))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from collector.rules import AlertRule, Evaluation, History, RuleSpec
+from collector.rules.expectations import Expectation
 from shared.wire import Heartbeat
 
 RULE = "heartbeat.offline"
@@ -55,8 +56,13 @@ def evaluate_silence(
     offline_after: timedelta,
     collector_up_since: datetime,
     grace: timedelta,
+    expect: Expectation | None = None,
 ) -> Evaluation | None:
-    """Offline when nothing arrived for `offline_after`; None while the collector itself is in its grace period.
+    """What a device's silence means for what it is; None while the collector itself is in its grace period.
+
+    A server (or a device of no known class: `expect` None) silent for `offline_after` is critical at once.
+    A workstation or laptop being off is normal: it is a warning only when it stayed off through the start
+    of its client's latest business day, or for `expect.off_days` days.
 
     After the collector was down, agents' outboxes need time to drain, so nobody is declared offline
     until `grace` has passed since the collector came up.
@@ -66,12 +72,24 @@ def evaluate_silence(
     silent_for = now - last_seen
     if silent_for < offline_after:
         return Evaluation(RULE, SUBJECT, "ok", f"{hostname} is reporting")
-    # The summary names the last heartbeat, not the silence so far, so repeated sweeps do not count as changes.
-    return Evaluation(
-        RULE, SUBJECT, "critical",
-        f"{hostname} is offline: last heartbeat {last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
-        {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())},
-    )
+    details = {"last_seen_at": last_seen.isoformat(), "silent_seconds": int(silent_for.total_seconds())}
+    # Summaries name the last heartbeat, not the silence so far, so repeated sweeps do not count as changes.
+    last = f"last heartbeat {last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if expect is None or expect.always_on():
+        return Evaluation(RULE, SUBJECT, "critical", f"{hostname} is offline: {last}", details)
+    what = expect.device_class
+    if silent_for >= timedelta(days=expect.off_days):
+        return Evaluation(RULE, SUBJECT, "warning",
+                          f"{hostname} ({what}) has been off for more than {expect.off_days} days: {last}",
+                          {**details, "device_class": what})
+    began = expect.hours.latest_start(now)
+    # Missed only once the day's start is `offline_after` behind us: a PC switched on at 08:01 is not late.
+    if began is not None and last_seen < began and now - began >= offline_after:
+        return Evaluation(RULE, SUBJECT, "warning",
+                          f"{hostname} ({what}) did not come on for business hours: {last}; check it is "
+                          f"switched on and connected", {**details, "device_class": what,
+                                                         "business_day_began": began.isoformat()})
+    return Evaluation(RULE, SUBJECT, "ok", f"{hostname} ({what}) is switched off, which is normal for a {what}")
 
 
 SITE_RULE = "heartbeat.site_offline"
@@ -100,9 +118,11 @@ def evaluate_site(
 
 SPEC = RuleSpec(evaluate, alerts=(
     # One heartbeat proves the device is back; while it is offline its other alerts stay quiet.
-    AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT),
+    AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT,
+              action="check the device has power and network, then that the fieldpost agent service runs"),
     # While most of a site is down (power, internet), its devices' own alerts stay quiet.
-    AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT),
-    AlertRule(REFUSED_RULE),
-    AlertRule(OUTBOX_RULE),
+    AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT,
+              action="call the site: power cut or internet outage?"),
+    AlertRule(REFUSED_RULE, action="update the agent, or look at its outbox"),
+    AlertRule(OUTBOX_RULE, action="look at the agent's log and state directory (a damaged outbox was moved aside)"),
 ))

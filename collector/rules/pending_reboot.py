@@ -116,4 +116,7 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
     return Evaluation(RULE, SUBJECT, status, summary, details)
 
 
-SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(RULE), AlertRule(NOT_CLEARED_RULE)))
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
+    AlertRule(RULE, action="schedule a reboot with the user"),
+    AlertRule(NOT_CLEARED_RULE, action="reboot did not finish the updates: look at the update log"),
+))

@@ -471,4 +471,6 @@ def evaluate(signal: PrinterIpConflict, history: History) -> list[Evaluation]:
     return [replace(e, scope="site") for e in correlate(new, history.site, history.now, history.settings)]
 
 
-SPEC = RuleSpec(evaluate, site_hours=SITE_HOURS, alerts=(AlertRule(RULE),))
+SPEC = RuleSpec(evaluate, site_hours=SITE_HOURS, alerts=(
+    AlertRule(RULE, action="give one of the devices another address (a DHCP reservation)"),
+))

@@ -21,4 +21,6 @@ def evaluate(signal: Unknown, history: History) -> list[Evaluation]:
 
 
 # One good collection proves the check works again.
-SPEC = RuleSpec(evaluate, alerts=(AlertRule(RULE, resolve_at_once=True),))
+SPEC = RuleSpec(evaluate, alerts=(
+    AlertRule(RULE, resolve_at_once=True, action="read the error; look at the agent's log on the device"),
+))

@@ -92,4 +92,7 @@ def evaluate(signal: Updates, history: History) -> list[Evaluation]:
     return [evaluate_security(signal, history), *evaluate_index(signal, history)]
 
 
-SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(AlertRule(SECURITY_RULE), AlertRule(INDEX_RULE)))
+SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
+    AlertRule(SECURITY_RULE, action="install the pending security updates"),
+    AlertRule(INDEX_RULE, action="refresh the package index (apt update) and look at why it fails"),
+))

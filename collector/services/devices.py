@@ -11,6 +11,7 @@ from collector.services.errors import NotFound
 from collector.settings import Settings
 from collector.store import AgentRow, AlertRow, Store
 from shared.clock import Clock
+from shared.device_class import DeviceClass
 
 
 def offline_after(settings: Settings) -> timedelta:
@@ -68,6 +69,13 @@ class Devices(Service):
                 raise NotFound(f"there is no device {agent_id}")
             open_alerts = await tx.open_alerts_of(agent_id)
         return DeviceStatus(agent, self.online(agent, self.clock()), open_alerts)
+
+    async def set_class(self, agent_id: str, device_class: DeviceClass | None) -> DeviceStatus:
+        """Say what the device is, whatever its agent reports (None: the agent's class again)."""
+        async with self.store.transaction() as tx:
+            if not await tx.set_class_override(agent_id, device_class):
+                raise NotFound(f"there is no device {agent_id}")
+        return await self.device(agent_id)
 
     async def revoke(self, agent_id: str) -> None:
         """Refuse the device's reports from now on (a lost or retired PC)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from collector.rules.expectations import known_zone
 from collector.services.errors import Invalid
 
 TECHNICIAN = "technician"
@@ -45,8 +45,4 @@ def validated(model: type[M], data: bytes | dict[str, Any]) -> M:
 
 def zone(value: str) -> str:
     """An IANA time zone name."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Berlin)") from None
-    return value
+    return known_zone(value)

@@ -198,6 +198,7 @@ def channel_view(channel: ChannelRow) -> dict[str, Any]:
         "timezone": channel.timezone, "digest_at": channel.digest_at.strftime("%H:%M") if channel.digest_at else None,
         "last_sent_at": channel.last_sent_at.isoformat() if channel.last_sent_at else None,
         "broken": channel.broken_reason,
+        "disabled": channel.disabled_at.isoformat() if channel.disabled_at else None,
     }
 
 

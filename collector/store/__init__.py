@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared import device_class as classes
 from shared.wire import LEGACY_EPOCH
 
 if TYPE_CHECKING:
@@ -54,12 +55,23 @@ class SiteRef:
 
 
 @dataclass(frozen=True)
+class ClientHours:
+    """A client's own business hours as stored: each part None where the collector's default applies."""
+
+    days: str | None = None
+    start: time | None = None
+    end: time | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
 class ClientRow:
     """A client with its sites and how many devices each has."""
 
     client_id: int
     name: str
     sites: list[tuple[str, int]] = field(default_factory=list)
+    hours: ClientHours = field(default_factory=ClientHours)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,14 @@ class AgentRow:
     skew_refusals: int = 0
     last_skew_at: datetime | None = None
     last_skew_seconds: int | None = None
+    # What the agent says the device is, and what a technician said instead (which wins).
+    reported_class: classes.DeviceClass | None = None
+    class_override: classes.DeviceClass | None = None
+
+    @property
+    def device_class(self) -> classes.DeviceClass | None:
+        """The class the device is judged by: the technician's override, else the agent's, else None."""
+        return self.class_override or self.reported_class
 
 
 @dataclass(frozen=True)
@@ -164,6 +184,12 @@ class ChannelRow:
     failures: int = 0
     broken_at: datetime | None = None
     broken_reason: str | None = None
+    disabled_at: datetime | None = None
+
+    @property
+    def working(self) -> bool:
+        """Neither broken nor switched off: messages go to it."""
+        return self.broken_at is None and self.disabled_at is None
 
 
 @dataclass(frozen=True)
@@ -287,6 +313,18 @@ class Tx(Protocol):
     ) -> datetime | None:
         """Update when the agent was last heard from (never moving backwards); returns the previous time."""
 
+    async def set_reported_class(self, agent_id: str, device_class: classes.DeviceClass) -> None:
+        """Keep the class the agent reports (written only when it differs from the stored one)."""
+
+    async def set_class_override(self, agent_id: str, device_class: classes.DeviceClass | None) -> bool:
+        """Override the device's class (None: back to the agent's); False for an unknown device."""
+
+    async def client_hours(self) -> dict[int, ClientHours]:
+        """Every client's own business hours, by client id."""
+
+    async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
+        """Replace the client's own business hours (None parts: the collector's defaults)."""
+
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         """The agent's latest observations of a kind, newest first."""
 
@@ -354,6 +392,9 @@ class Tx(Protocol):
     async def feed_since(self, after_id: int, limit: int) -> list[FeedEvent]:
         """Feed events with id greater than `after_id`, oldest first."""
 
+    async def recent_feed(self, type: str, since: datetime, limit: int) -> list[FeedEvent]:
+        """The newest feed events of one type at or after `since`, newest first, at most `limit`."""
+
     async def feed_last_id(self) -> int:
         """The id of the newest feed event, 0 when there is none."""
 
@@ -384,6 +425,15 @@ class Tx(Protocol):
         self, channel_id: int, at: datetime, ok: bool, items: int, title: str, error: str | None
     ) -> ChannelRow:
         """Log one delivery attempt; success resets the channel's failure count and marks when it last sent."""
+
+    async def update_channel(self, channel: ChannelRow) -> ChannelRow:
+        """Replace the channel's settings (by `channel_id`); it counts as working again (ValueError: name taken)."""
+
+    async def disable_channel(self, channel_id: int, at: datetime | None) -> ChannelRow | None:
+        """Switch the channel off (`at`) or on again (None); None for an unknown channel."""
+
+    async def delete_channel(self, channel_id: int) -> None:
+        """Remove the channel with its queue and its delivery log."""
 
     async def mark_channel_broken(self, channel_id: int, at: datetime, reason: str) -> None:
         """Stop using a channel until a technician fixes it."""
@@ -614,8 +664,9 @@ class Tx(Protocol):
 
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
-    ) -> list[tuple[AgentRow, bool]]:
-        """The devices the offline sweep must judge, each with whether it has an open `device_rule` alert.
+    ) -> list[tuple[AgentRow, Severity | None]]:
+        """The devices the offline sweep must judge, each with the severity of its open `device_rule` alert
+        (None: none is open).
 
         Every enrolled, seen, unrevoked device of each site that has a device that fell silent (seen at or
         before `silent_since`) with no such alert open, or was seen since with one open, or that has an open

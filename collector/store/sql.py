@@ -34,6 +34,7 @@ from collector.store import (
     AlertRow,
     AlertState,
     ChannelRow,
+    ClientHours,
     ClientRow,
     EnrolmentRefused,
     EpochRow,
@@ -61,6 +62,7 @@ from collector.store.billing_rows import (
 )
 from collector.store.codec import Codec, from_json, iso_text, seconds, to_json
 from collector.store.migrate import Migration, MigrationTx
+from shared import device_class as classes
 
 Dialect = Literal["sqlite", "postgresql"]
 # A row as either driver returns it: read by column name.
@@ -236,14 +238,14 @@ class SqlTx:
 
     async def clients(self) -> list[ClientRow]:
         rows = await self._rows(
-            "SELECT c.id, c.name, s.name AS site_name, count(a.agent_id) AS devices FROM clients c "
+            "SELECT c.*, s.name AS site_name, count(a.agent_id) AS devices FROM clients c "
             "LEFT JOIN sites s ON s.client_id = c.id "
             "LEFT JOIN agents a ON a.site_id = s.id AND a.revoked_at IS NULL "
             "GROUP BY c.id, s.id ORDER BY c.name, s.name"
         )
         clients: dict[int, ClientRow] = {}
         for row in rows:
-            client = clients.setdefault(row["id"], ClientRow(row["id"], row["name"]))
+            client = clients.setdefault(row["id"], ClientRow(row["id"], row["name"], hours=_hours(row, self.codec)))
             if row["site_name"] is not None:
                 client.sites.append((row["site_name"], row["devices"]))
         return list(clients.values())
@@ -318,6 +320,28 @@ class SqlTx:
         rows = await self._rows(_AGENTS + " ORDER BY c.name, s.name, a.hostname, a.agent_id")
         return [_agent(row, self.codec) for row in rows]
 
+    async def set_reported_class(self, agent_id: str, device_class: classes.DeviceClass) -> None:
+        await self._run(
+            "UPDATE agents SET device_class = :cls WHERE agent_id = :agent "
+            "AND (device_class IS NULL OR device_class <> :cls)", agent=agent_id, cls=device_class,
+        )
+
+    async def set_class_override(self, agent_id: str, device_class: classes.DeviceClass | None) -> bool:
+        changed = await self._run("UPDATE agents SET device_class_override = :cls WHERE agent_id = :agent",
+                                  agent=agent_id, cls=device_class)
+        return changed == 1
+
+    async def client_hours(self) -> dict[int, ClientHours]:
+        rows = await self._rows("SELECT * FROM clients")
+        return {row["id"]: _hours(row, self.codec) for row in rows}
+
+    async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
+        await self._run(
+            "UPDATE clients SET business_days = :days, business_start = :start, business_end = :end, "
+            "timezone = :zone WHERE id = :client",
+            client=client_id, days=hours.days, start=hours.start, end=hours.end, zone=hours.timezone,
+        )
+
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         rows = await self._rows(
             "SELECT * FROM observations WHERE agent_id = :agent AND kind = :kind ORDER BY id DESC LIMIT :limit",
@@ -390,25 +414,25 @@ class SqlTx:
 
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
-    ) -> list[tuple[AgentRow, bool]]:
+    ) -> list[tuple[AgentRow, Severity | None]]:
         # Devices whose state disagrees with their offline alert (open, or not, while seen after
         # `silent_since`, or not), and every device of their sites and of sites with an open site alert.
         # Open alerts are few: they are read first.
         rows = await self._rows(
-            "WITH offline AS (SELECT agent_id FROM alerts WHERE state = 'open' AND rule = :device_rule), "
+            "WITH offline AS (SELECT agent_id, severity FROM alerts WHERE state = 'open' AND rule = :device_rule), "
             "seen AS (SELECT a.agent_id, a.site_id, a.last_seen_at <= :silent_since AS silent, "
-            "  o.agent_id IS NOT NULL AS offline_open "
+            "  o.agent_id IS NOT NULL AS offline_open, o.severity AS offline_severity "
             "  FROM agents a LEFT JOIN offline o ON o.agent_id = a.agent_id "
             "  WHERE a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL), "
             "due AS (SELECT site_id FROM seen WHERE silent <> offline_open "
             "  UNION SELECT site_id FROM alerts WHERE state = 'open' AND rule = :site_rule) "
-            "SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name, seen.offline_open "
+            "SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name, seen.offline_severity "
             "FROM seen JOIN agents a ON a.agent_id = seen.agent_id "
             "JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id "
             "WHERE seen.site_id IN (SELECT site_id FROM due) ORDER BY a.site_id, a.agent_id",
             device_rule=device_rule, site_rule=site_rule, silent_since=silent_since,
         )
-        return [(_agent(row, self.codec), bool(row["offline_open"])) for row in rows]
+        return [(_agent(row, self.codec), row["offline_severity"]) for row in rows]
 
     # Alerts ----------------------------------------------------------------------------------------------
 
@@ -555,6 +579,13 @@ class SqlTx:
         )
         return [_feed_event(row, self.codec) for row in rows]
 
+    async def recent_feed(self, type: str, since: datetime, limit: int) -> list[FeedEvent]:
+        rows = await self._rows(
+            "SELECT * FROM feed_events WHERE type = :type AND at >= :since ORDER BY id DESC LIMIT :limit",
+            type=type, since=since, limit=limit,
+        )
+        return [_feed_event(row, self.codec) for row in rows]
+
     async def feed_last_id(self) -> int:
         row = await self._row("SELECT coalesce(max(id), 0) AS id FROM feed_events")
         return row["id"] if row is not None else 0
@@ -649,6 +680,35 @@ class SqlTx:
         )
         assert row is not None  # the channel exists: the delivery row's foreign key says so
         return _channel(row, self.codec)
+
+    async def update_channel(self, channel: ChannelRow) -> ChannelRow:
+        if await self._row("SELECT id FROM channels WHERE name = :name AND id <> :channel",
+                           name=channel.name, channel=channel.channel_id) is not None:
+            raise ValueError(f"there is a channel named {channel.name!r} already")
+        row = await self._row(
+            "UPDATE channels SET name = :name, url = :url, min_severity = :severity, clients = :clients, "
+            "kinds = :kinds, quiet_start = :quiet_start, quiet_end = :quiet_end, timezone = :timezone, "
+            "digest_at = :digest_at, group_wait_seconds = :wait, group_interval_seconds = :interval, "
+            "repeat_interval_seconds = :repeat, failures = 0, broken_at = NULL, broken_reason = NULL "
+            "WHERE id = :channel RETURNING *",
+            channel=channel.channel_id, name=channel.name, url=channel.url, severity=channel.min_severity,
+            clients=to_json(list(channel.clients)), kinds=to_json(list(channel.kinds)),
+            quiet_start=channel.quiet_start, quiet_end=channel.quiet_end, timezone=channel.timezone,
+            digest_at=channel.digest_at, wait=seconds(channel.group_wait),
+            interval=seconds(channel.group_interval), repeat=seconds(channel.repeat_interval),
+        )
+        assert row is not None, "update_channel is given a channel that exists"
+        return _channel(row, self.codec)
+
+    async def disable_channel(self, channel_id: int, at: datetime | None) -> ChannelRow | None:
+        row = await self._row("UPDATE channels SET disabled_at = :at WHERE id = :channel RETURNING *",
+                              at=at, channel=channel_id)
+        return _channel(row, self.codec) if row is not None else None
+
+    async def delete_channel(self, channel_id: int) -> None:
+        await self._run("DELETE FROM notifications WHERE channel_id = :channel", channel=channel_id)
+        await self._run("DELETE FROM deliveries WHERE channel_id = :channel", channel=channel_id)
+        await self._run("DELETE FROM channels WHERE id = :channel", channel=channel_id)
 
     async def mark_channel_broken(self, channel_id: int, at: datetime, reason: str) -> None:
         await self._run(
@@ -1187,7 +1247,15 @@ def _agent(row: Row, c: Codec) -> AgentRow:
         skew_refusals=row["skew_refusals"],
         last_skew_at=c.moment(row["last_skew_at"]),
         last_skew_seconds=row["last_skew_seconds"],
+        reported_class=row["device_class"],
+        class_override=row["device_class_override"],
     )
+
+
+def _hours(row: Row, c: Codec) -> ClientHours:
+    """A clients row's own business hours."""
+    return ClientHours(row["business_days"], c.time_of_day(row["business_start"]),
+                       c.time_of_day(row["business_end"]), row["timezone"])
 
 
 def _observation(row: Row, c: Codec) -> ObservationRow:
@@ -1221,6 +1289,7 @@ def _channel(row: Row, c: Codec) -> ChannelRow:
         repeat_interval=timedelta(seconds=row["repeat_interval_seconds"]),
         last_sent_at=c.moment(row["last_sent_at"]), last_digest_on=c.day(row["last_digest_on"]),
         failures=row["failures"], broken_at=c.moment(row["broken_at"]), broken_reason=row["broken_reason"],
+        disabled_at=c.moment(row["disabled_at"]),
     )
 
 

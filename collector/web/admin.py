@@ -112,6 +112,26 @@ async def test_channel(request: web.Request) -> web.Response:
     return see_other("/settings/channels", flash=f"Test message to {name!r} {outcome}")
 
 
+@owner_form
+async def change_channel(request: web.Request) -> web.Response:
+    """`POST /settings/channels/{name}/edit|disable|enable|delete`: change, switch off or on, or remove it."""
+    name, verb = request.match_info["name"], request.match_info["verb"]
+    service = channels(request)
+    try:
+        if verb == "edit":
+            filled = await fields_of(request)
+            await service.edit(name, {key: value for key, value in filled.items()
+                                      if key in ("url", "min_severity") and value})
+        elif verb == "delete":
+            await service.delete(name)
+        else:
+            await service.switch(name, verb == "enable")
+    except DomainError as exc:
+        return see_other("/settings/channels", flash=f"Channel {name!r} not changed: {'; '.join(reasons(exc))}")
+    done = {"edit": "changed", "delete": "deleted", "enable": "switched on", "disable": "switched off"}[verb]
+    return see_other("/settings/channels", flash=f"Channel {name!r} {done}.")
+
+
 # Silences ------------------------------------------------------------------------------------------------
 
 @form
@@ -181,6 +201,7 @@ def setup(app: web.Application) -> None:
         app.router.add_get(f"/settings/{name}", guard(settings_page))
     app.router.add_post("/settings/channels", create_channel)
     app.router.add_post("/settings/channels/{name}/test", test_channel)
+    app.router.add_post("/settings/channels/{name}/{verb:edit|disable|enable|delete}", change_channel)
     app.router.add_post("/settings/silences", create_silence)
     app.router.add_post(r"/settings/silences/{silence_id:\d+}/expire", expire_silence)
     app.router.add_post("/settings/tokens", create_token)

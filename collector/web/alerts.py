@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,8 @@ RULES = all_rules()
 # A signal in the filter shows all of its rules.
 SIGNAL_NAMES = tuple(signal.name for signal in SIGNALS)
 FEED_LIMIT = 200
+# The collector's own outages are shown this long: while it was down, nothing was judged or sent.
+DOWNTIMES_SHOWN = timedelta(days=7)
 BACKUP_RUNS = 10
 # Choices offered for snoozing and for silencing from an alert, in minutes.
 DURATIONS = {60: "1 hour", 240: "4 hours", 1440: "1 day", 10080: "1 week"}
@@ -52,13 +55,15 @@ async def feed_page(request: web.Request) -> web.Response:
         after = await tx.feed_last_id()
         alerts = await tx.alerts(None if state == "all" else state)  # type: ignore[arg-type]
         clients = await tx.clients()
+        downtimes = await tx.recent_feed("collector.down", request.app[keys.CLOCK]() - DOWNTIMES_SHOWN, 3)
     views = [view for view in map(alert_view, alerts) if _matches(view, filters)]
     rules = sorted({*SIGNAL_NAMES, *RULES, *(a.rule for a in alerts)})
     sites = sorted({site for client in clients for site, _ in client.sites
                     if not filters["client"] or client.name == filters["client"]})
     return render(request, "feed.html", alerts=views[:FEED_LIMIT], more=max(0, len(views) - FEED_LIMIT),
                   after=after, filters=filters, state=state, states=STATES, clients=[c.name for c in clients],
-                  sites=sites, severities=SEVERITIES, rules=rules, blank=BLANK)
+                  sites=sites, severities=SEVERITIES, rules=rules, blank=BLANK,
+                  downtimes=[event.data for event in downtimes])
 
 
 async def _disk_facts(tx: Tx, alert: AlertRow) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from markupsafe import Markup
@@ -13,12 +14,16 @@ from markupsafe import Markup
 from collector import keys
 from collector.api import wiring
 from collector.rules.disk_health import Thresholds, fill_forecast_days
-from collector.services.errors import DomainError
+from collector.rules.expectations import UNKNOWN_CLASS, format_days
+from collector.services.clients import HoursInput
+from collector.services.errors import DomainError, Invalid
+from collector.services.inputs import validated
 from collector.store import AlertRow, ObservationRow
 from collector.web.charts import Series, line_chart
-from collector.web.render import refused_page, render, size
-from collector.web.sessions import page
+from collector.web.render import reasons, refused_page, render, see_other, size
+from collector.web.sessions import form, page
 from shared import signals
+from shared.device_class import DEVICE_CLASSES
 from shared.disk_health import FilesystemFacts
 
 # (signal kind, column heading, the rules whose alerts say how that signal is doing)
@@ -61,8 +66,10 @@ async def clients_page(request: web.Request) -> web.Response:
             "signals": [glance(kind, rules, status.open_alerts, seen.get((agent.agent_id, kind)))
                         for kind, _, rules in SIGNALS],
         })
+    defaults = request.app[keys.SETTINGS].business_hours
+    hours = {c.name: defaults.for_client(c.hours) for c in clients}
     return render(request, "clients.html", clients=clients, devices=devices, site_wide=fleet.site_wide,
-                  headings=[heading for _, heading, _ in SIGNALS])
+                  headings=[heading for _, heading, _ in SIGNALS], hours=hours, format_days=format_days)
 
 
 def _disk_name(disk: dict[str, Any]) -> str:
@@ -171,13 +178,44 @@ async def device_page(request: web.Request) -> web.Response:
     signals = [(heading, glance(kind, rules, open_alerts, seen.get((agent_id, kind))),
                 seen.get((agent_id, kind))) for kind, heading, rules in SIGNALS]
     return render(request, "device.html", agent=agent, by_rule=by_rule, signals=signals,
-                  online=status.online, streams=streams,
+                  online=status.online, streams=streams, judged_as=agent.device_class or UNKNOWN_CLASS,
+                  classes=DEVICE_CLASSES,
                   latest_disks=disks[0].payload if disks else None,
                   latest_backups=backups[0].payload.get("jobs", []) if backups else [],
                   charts=_charts(disks, backups))
+
+
+@form
+async def set_device_class(request: web.Request) -> web.Response:
+    """`POST /devices/{agent_id}/class`: what the device is (`agent`: what its agent reports)."""
+    agent_id = request.match_info["agent_id"]
+    wanted = str((await request.post()).get("device_class", ""))
+    try:
+        if wanted not in (*DEVICE_CLASSES, "agent"):
+            raise Invalid("device_class", f"{wanted!r} is not server, workstation, laptop or agent")
+        status = await wiring.devices(request).set_class(agent_id, None if wanted == "agent" else wanted)  # type: ignore[arg-type]
+    except DomainError as exc:
+        return see_other(f"/devices/{quote(agent_id)}", flash=f"Not changed: {'; '.join(reasons(exc))}")
+    judged = status.agent.device_class or UNKNOWN_CLASS
+    return see_other(f"/devices/{quote(agent_id)}", flash=f"{status.agent.hostname} is judged as a {judged}.")
+
+
+@form
+async def set_client_hours(request: web.Request) -> web.Response:
+    """`POST /clients/{name}/hours`: the client's business hours (blank fields: the collector's defaults)."""
+    name = request.match_info["name"]
+    filled = {key: value for key, value in (await request.post()).items()
+              if key in ("days", "start", "end", "timezone") and value}
+    try:
+        await wiring.clients(request).set_hours(name, validated(HoursInput, filled))
+    except DomainError as exc:
+        return see_other("/clients", flash=f"Business hours of {name} not changed: {'; '.join(reasons(exc))}")
+    return see_other("/clients", flash=f"Business hours of {name} saved.")
 
 
 def setup(app: web.Application) -> None:
     """Register the clients and device pages."""
     app.router.add_get("/clients", clients_page)
     app.router.add_get("/devices/{agent_id}", device_page)
+    app.router.add_post("/devices/{agent_id}/class", set_device_class)
+    app.router.add_post("/clients/{name}/hours", set_client_hours)

@@ -15,6 +15,8 @@ from agent.checks.heartbeat import (
     HeartbeatCheck,
     cidr,
     default_gateway,
+    has_battery,
+    has_desktop,
     parse_netstat_rn,
     parse_proc_net_route,
     parse_route_print,
@@ -135,3 +137,21 @@ def heartbeat_at(at: datetime) -> Heartbeat:
     return Heartbeat(collected_at=at, hostname="pc-01", os_name="Linux", os_version="12", agent_version="0.1",
                      boot_time=at, uptime_seconds=0, cpu_count=1, cpu_percent=0, memory_total_bytes=1,
                      memory_used_percent=0)
+
+
+def test_a_linux_machine_with_a_graphical_session_installed_has_a_desktop(tmp_path: Path) -> None:
+    assert not has_desktop(tmp_path), "a bare Linux is a server"
+    (tmp_path / "usr/share/wayland-sessions").mkdir(parents=True)
+    (tmp_path / "usr/share/wayland-sessions/gnome.desktop").write_text("[Desktop Entry]\n")
+    assert has_desktop(tmp_path)
+
+
+async def test_the_heartbeat_says_what_the_device_is() -> None:
+    check = HeartbeatCheck(CheckContext(root=Path("/nonexistent")))
+    check.first_cpu_sample_seconds = 0.05
+    [signal] = await check.run()
+    assert isinstance(signal, Heartbeat)
+    # This test machine: Linux without a desktop (a server) unless it has a battery or is not Linux.
+    assert signal.device_class in ("server", "workstation", "laptop")
+    if signal.os_name == "Linux" and not has_battery():
+        assert signal.device_class == "server"

@@ -189,20 +189,25 @@ def test_a_good_recent_run_is_ok_and_says_when() -> None:
     assert (found.status, found.summary) == ("ok", "bookkeeping (restic): last good backup 8 h ago")
 
 
-# --- never reported: unknown, then late ---------------------------------------------------------------------
+# --- never reported: nothing until due, then late ---------------------------------------------------------------------
 
 
 def silent(at: datetime) -> BackupResults:
     return signal(job(last_result="unknown", error="no snapshot in the repository yet"), at=at)
 
 
-def test_a_job_that_never_ran_is_unknown_while_its_first_run_is_not_due() -> None:
+def test_a_job_that_never_ran_is_no_alert_while_its_first_run_is_not_due() -> None:
     previous = [silent(TUESDAY - n * H) for n in range(1, 10)]
     found = verdict(job(last_result="unknown", error="no snapshot in the repository yet"), *previous)
-    assert (found.status, found.summary) == (
-        "unknown",
-        "bookkeeping (restic): no run reported yet: no snapshot in the repository yet",
-    )
+    assert (found.status, found.summary) == ("ok", "bookkeeping (restic): first run not due yet")
+
+
+def test_a_failed_runs_summary_is_the_last_line_of_its_log_and_the_details_keep_all_of_it() -> None:
+    log = "repository opened\n  Fatal:   unable to save snapshot:\tdisk full  \n\n"
+    found = verdict(job(last_result="failed", error=log))
+    assert "\n" not in found.summary
+    assert found.summary.endswith("last run failed: Fatal: unable to save snapshot: disk full")
+    assert found.details["error"] == log
 
 
 def test_a_job_that_never_ran_is_late_once_a_run_was_due() -> None:

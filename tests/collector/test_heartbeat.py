@@ -70,7 +70,7 @@ async def test_the_sweep_judges_only_devices_whose_silence_disagrees_with_their_
             if name == "lab-1":
                 await tx.insert_alert(fingerprint(SITE_RULE, f"site:{agent.site.site_id}", SITE_SUBJECT), SITE_RULE,
                                       owner_of(agent, "site"), SITE_SUBJECT, "critical", "Lab is down", {}, NOW)
-        candidates = {agent.agent_id: alert_open for agent, alert_open in
+        candidates = {agent.agent_id: severity is not None for agent, severity in
                       await tx.offline_candidates(RULE, SITE_RULE, cutoff)}
     # Whole sites are returned (Depot for "gone", Shop for "back", Lab for its site alert); Office has no candidate.
     assert candidates == {"depot-steady": False, "gone": False, "back": True, "shop-steady": False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -198,18 +199,27 @@ def test_it_shows_only_the_parameters_the_url_gave() -> None:
 
 
 def test_it_titles_a_single_alert_by_severity_place_and_summary() -> None:
-    title, body = render_group([item()])
-    assert title == "CRITICAL Acme Tooling / RECEPTION-01: disk sda failing: 8 reallocated sectors"
-    assert body.splitlines() == [
+    message = render_group([item()])
+    assert message.title == "CRITICAL Acme Tooling / RECEPTION-01: disk sda failing: 8 reallocated sectors"
+    assert message.text.splitlines() == [
         "disk sda failing: 8 reallocated sectors",
         "Client: Acme Tooling",
         "Site: Main office",
         "Device: RECEPTION-01",
         "Severity: critical",
         "Opened: 2026-11-23 03:12 UTC",
-        "Alert #42",
+        "Alert: #42",
         "Acknowledge: fieldpost alerts ack 42",
     ]
+
+
+def test_a_single_alert_says_what_to_do_and_links_to_the_dashboard_in_text_and_html() -> None:
+    linked = replace(item(), link="https://rmm.example.com/alerts/42", action="replace the disk <soon>")
+    message = render_group([linked])
+    assert "What to do: replace the disk <soon>" in message.text.splitlines()
+    assert "Open: https://rmm.example.com/alerts/42" in message.text.splitlines()
+    assert '<a href="https://rmm.example.com/alerts/42">' in message.html
+    assert "replace the disk &lt;soon&gt;" in message.html, "escaped"
 
 
 @pytest.mark.parametrize(
@@ -226,14 +236,14 @@ def test_it_titles_a_single_alert_by_severity_place_and_summary() -> None:
 def test_it_titles_each_event_for_what_happened(
     event: str, severity: str, hostname: str, title_start: str
 ) -> None:
-    title, body = render_group([item(event=event, severity=severity, hostname=hostname)])
-    assert title.startswith(title_start)
-    assert ("Acknowledge:" in body) == (event != "resolved")
-    assert ("Device:" in body) == bool(hostname)
+    message = render_group([item(event=event, severity=severity, hostname=hostname)])
+    assert message.title.startswith(title_start)
+    assert ("Acknowledge:" in message.text) == (event != "resolved")
+    assert ("Device:" in message.text) == bool(hostname)
 
 
 def test_it_sums_up_a_burst_with_criticals_first_and_resolutions_last() -> None:
-    title, body = render_group(
+    message = render_group(
         [
             item(1, "resolved", "warning", "PC-01", "backup ok again", AT),
             item(2, "opened", "warning", "PC-02", "reboot pending for 9 days", AT),
@@ -241,25 +251,38 @@ def test_it_sums_up_a_burst_with_criticals_first_and_resolutions_last() -> None:
             item(4, "reminder", "critical", "PC-04", "disk failing", AT),
         ]
     )
-    assert title == "[fieldpost] 4 alerts: 2 critical, 1 warning, 1 resolved"
-    assert body.splitlines() == [
-        "Still CRITICAL Acme Tooling / PC-04: disk failing (#4, 2026-11-23 03:12 UTC)",
-        "CRITICAL Acme Tooling / PC-03: disk failing (#3, 2026-11-23 03:13 UTC)",
-        "WARNING Acme Tooling / PC-02: reboot pending for 9 days (#2, 2026-11-23 03:12 UTC)",
-        "RESOLVED Acme Tooling / PC-01: backup ok again (#1, 2026-11-23 03:12 UTC)",
+    assert message.title == "[fieldpost] 4 alerts: 2 critical, 1 warning, 1 resolved"
+    assert message.text.splitlines() == [
+        "Acme Tooling / Main office / PC-04: Still CRITICAL disk failing (#4, 2026-11-23 03:12 UTC)",
+        "Acme Tooling / Main office / PC-03: CRITICAL disk failing (#3, 2026-11-23 03:13 UTC)",
+        "Acme Tooling / Main office / PC-02: WARNING reboot pending for 9 days (#2, 2026-11-23 03:12 UTC)",
+        "Acme Tooling / Main office / PC-01: RESOLVED backup ok again (#1, 2026-11-23 03:12 UTC)",
     ]
+    assert message.html.count("<li>") == 4 and "<strong>Acme Tooling / Main office / PC-04</strong>" in message.html
+
+
+def test_two_events_of_one_alert_in_a_burst_are_one_line_its_latest() -> None:
+    message = render_group([
+        item(7, "opened", "warning", "PC-07", "disk 8 % free", AT),
+        item(7, "changed", "critical", "PC-07", "disk 3 % free", AT + timedelta(minutes=1)),
+        item(8, "opened", "critical", "PC-08", "disk failing", AT),
+    ])
+    assert message.title == "[fieldpost] 2 alerts: 2 critical"
+    assert [line.split(":")[0] for line in message.text.splitlines()] == [
+        "Acme Tooling / Main office / PC-08", "Acme Tooling / Main office / PC-07"]
+    assert "Now CRITICAL disk 3 % free" in message.text and "8 % free" not in message.text
 
 
 def test_it_cuts_a_long_burst_and_says_how_many_are_left_out() -> None:
-    title, body = render_group([item(alert_id=n, hostname=f"PC-{n:02}") for n in range(1, 41)])
-    lines = body.splitlines()
-    assert title == "[fieldpost] 40 alerts: 40 critical"
+    message = render_group([item(alert_id=n, hostname=f"PC-{n:02}") for n in range(1, 41)])
+    lines = message.text.splitlines()
+    assert message.title == "[fieldpost] 40 alerts: 40 critical"
     assert len(lines) == MAX_LINES
     assert lines[-1] == f"... and {40 - MAX_LINES + 1} more: see `fieldpost alerts`"
 
 
 def test_it_keeps_titles_short() -> None:
-    title, _ = render_group([item(summary="x" * 300)])
+    title = render_group([item(summary="x" * 300)]).title
     assert len(title) == MAX_TITLE and title.endswith("…")
 
 
@@ -277,11 +300,11 @@ def test_it_lists_opened_still_open_and_resolved_in_the_digest() -> None:
     )
     assert title == "[fieldpost] Digest 2026-11-23: 1 opened, 2 still open, 0 resolved"
     assert body.split("\n\n") == [
-        "Opened (1):\nWARNING Acme Tooling / PC-05: printer address conflict (#5, 2026-11-23 03:12 UTC)",
+        "Opened (1):\nAcme Tooling / Main office / PC-05: WARNING printer address conflict (#5, 2026-11-23 03:12 UTC)",
         "Still open (2):\n"
-        "CRITICAL Acme Tooling / RECEPTION-01: disk sda failing: 8 reallocated sectors"
+        "Acme Tooling / Main office / RECEPTION-01: CRITICAL disk sda failing: 8 reallocated sectors"
         " (#3, 2026-11-23 03:12 UTC)\n"
-        "WARNING Acme Tooling / PC-05: printer address conflict (#5, 2026-11-23 03:12 UTC)",
+        "Acme Tooling / Main office / PC-05: WARNING printer address conflict (#5, 2026-11-23 03:12 UTC)",
         "Resolved (0):\nnone",
     ]
 

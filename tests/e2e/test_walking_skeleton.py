@@ -87,6 +87,6 @@ async def test_the_technician_cli_follows_the_feed(
     out, err = await asyncio.wait_for(follower.communicate(), 30)
     lines = out.decode().splitlines()
     assert follower.returncode == 0, err.decode()
-    assert [line.split()[3] for line in lines] == ["enrolled", "online"]
+    assert [line.split()[3] for line in lines] == ["device.enrolled", "device.online"]
     assert all("Acme Tooling / Main office" in line for line in lines)
     assert time.monotonic() - began < 30

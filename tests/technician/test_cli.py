@@ -43,7 +43,8 @@ def parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iter
 def test_every_command_runs_a_handler_and_explains_itself() -> None:
     commands = [(path, p) for path, p in parsers(build_parser()) if path]
     assert {path[0] for path, _ in commands} == {"alerts", "devices", "device", "incident", "time", "contract",
-                                              "rates", "billing", "invoice", "report", "silence", "channel", "diagnose"}
+                                              "rates", "billing", "invoice", "report", "silence", "channel", "diagnose",
+                                              "device-class", "client-hours"}
     assert len(commands) > 30
     for path, parser in commands:
         assert parser.description, f"fieldpost {' '.join(path)} --help says what it does"
@@ -125,6 +126,16 @@ async def test_a_wrong_token_is_one_line(collector_url: str) -> None:
     right = await asyncio.to_thread(fieldpost, "--url", collector_url, "--token", "tech-secret", "devices")
     assert (right.returncode, right.stdout) == (0, "no devices enrolled yet\n"), right.stderr
 
+
+
+async def test_business_hours_and_device_classes_are_set_from_the_command_line(collector_url: str) -> None:
+    tech = ("--url", collector_url, "--token", "tech-secret")
+    unknown = await asyncio.to_thread(fieldpost, *tech, "client-hours", "Nobody", "--days", "mon-fri")
+    assert unknown.returncode == 1 and "there is no client 'Nobody'" in unknown.stderr
+    bad = await asyncio.to_thread(fieldpost, *tech, "client-hours", "Nobody", "--days", "monday")
+    assert bad.returncode == 1 and "'monday' is not a day" in bad.stderr, bad.stderr
+    device = await asyncio.to_thread(fieldpost, *tech, "device-class", "no-such-agent", "server")
+    assert device.returncode == 1 and "there is no device no-such-agent" in device.stderr
 
 
 async def test_a_proxys_error_page_is_one_line() -> None:

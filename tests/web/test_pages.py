@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
-from collector.offline import sweep
+from collector.offline import ALIVE, announce_downtime, sweep
 from collector.services.technicians import Technicians
 from collector.settings import Settings
 from collector.web import add_nav
@@ -210,6 +210,59 @@ async def test_a_channel_is_created_from_the_form_and_sends_a_test_message(clien
         assert "Test message to &#39;phone&#39; sent" in await tested.text()
         [message] = await hook.wait_for(1)
         assert "phone" in message.body["title"]
+
+
+async def test_a_channel_is_edited_switched_off_and_deleted_from_the_dashboard(client: TestClient) -> None:
+    csrf = await log_in(client)
+    async with WebhookReceiver() as hook, WebhookReceiver() as moved:
+        await client.post("/settings/channels", data={"csrf": csrf, "name": "phone", "url": hook.apprise_url()})
+        edited = await client.post("/settings/channels/phone/edit",
+                                   data={"csrf": csrf, "url": moved.apprise_url(), "min_severity": "critical"})
+        assert "Channel &#39;phone&#39; changed." in await edited.text()
+        refused = await client.post("/settings/channels/phone/edit", data={"csrf": csrf, "url": "nothing://x"})
+        assert "Channel &#39;phone&#39; not changed" in await refused.text()
+        off = await client.post("/settings/channels/phone/disable", data={"csrf": csrf})
+        page = await off.text()
+        assert "switched off" in page and "Switch on" in page and "(off)" in page
+        [channel] = (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"]
+        assert channel["min_severity"] == "critical" and channel["disabled"]
+        assert str(moved.port) in channel["url"]
+        gone = await client.post("/settings/channels/phone/delete", data={"csrf": csrf})
+        assert "Channel &#39;phone&#39; deleted." in await gone.text()
+        assert (await (await client.get("/api/v1/channels", headers=TECH)).json())["channels"] == []
+
+
+async def test_a_devices_class_and_a_clients_business_hours_are_set_from_the_dashboard(client: TestClient) -> None:
+    csrf = await log_in(client)
+    agent = await enrolled(client, "DESK-01")
+    page_text = await (await client.get(f"/devices/{agent.agent_id}")).text()
+    assert "its agent names none: judged as a server" in page_text
+    done = await client.post(f"/devices/{agent.agent_id}/class", data={"csrf": csrf, "device_class": "laptop"})
+    assert "DESK-01 is judged as a laptop." in html.unescape(await done.text())
+    assert "set by hand" in await (await client.get(f"/devices/{agent.agent_id}")).text()
+    refused = await client.post(f"/devices/{agent.agent_id}/class", data={"csrf": csrf, "device_class": "toaster"})
+    assert "Not changed" in html.unescape(await refused.text())
+    assert "Business hours: mon,tue,wed,thu,fri 08:00 to 18:00" in await (await client.get("/clients")).text()
+    saved = await client.post("/clients/Acme Tooling/hours",
+                              data={"csrf": csrf, "days": "mon-sat", "start": "07:00", "timezone": "Europe/Vienna"})
+    text = html.unescape(await saved.text())
+    assert "Business hours of Acme Tooling saved." in text
+    assert "Business hours: mon,tue,wed,thu,fri,sat 07:00 to 18:00" in text and "Europe/Vienna" in text
+    bad = await client.post("/clients/Acme Tooling/hours", data={"csrf": csrf, "timezone": "Mars/Base"})
+    assert "unknown time zone" in html.unescape(await bad.text())
+
+
+async def test_the_feed_page_says_when_the_collector_itself_was_down(client: TestClient, clock: Clock) -> None:
+    await log_in(client)
+    assert "collector itself was down" not in await (await client.get("/")).text()
+    store = client.app[keys.STORE]
+    async with store.transaction() as tx:
+        await tx.set_meta(ALIVE, (clock.now - timedelta(hours=3)).isoformat())
+    await announce_downtime(store, client.app[keys.SETTINGS], clock.now)
+    page_text = html.unescape(re.sub(r"<[^>]+>", "", await (await client.get("/")).text()))
+    assert "The collector itself was down from" in page_text
+    clock.advance(days=8)
+    assert "collector itself was down" not in await (await client.get("/")).text(), "a week later: history"
 
 
 async def test_the_feed_filters_by_client_and_severity(client: TestClient, clock: Clock) -> None:

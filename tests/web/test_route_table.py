@@ -37,6 +37,13 @@ GET /api/v1/feed: technician
 GET /api/v1/channels: owner
 POST /api/v1/channels: owner
 POST /api/v1/channels/{name}/test: owner
+PATCH /api/v1/channels/{name}: owner
+DELETE /api/v1/channels/{name}: owner
+POST /api/v1/channels/{name}/{switch}: owner
+PUT /api/v1/devices/{agent_id}/class: technician
+PUT /api/v1/clients/{name}/hours: technician
+POST /devices/{agent_id}/class: technician
+POST /clients/{name}/hours: technician
 GET /api/v1/silences: technician
 POST /api/v1/silences: technician
 POST /api/v1/silences/{silence_id}/expire: technician
@@ -52,6 +59,7 @@ GET /settings/silences: technician
 GET /settings/tokens: owner
 POST /settings/channels: owner
 POST /settings/channels/{name}/test: owner
+POST /settings/channels/{name}/{verb}: owner
 POST /settings/silences: technician
 POST /settings/silences/{silence_id}/expire: technician
 POST /settings/tokens: owner
