@@ -260,9 +260,11 @@ class Tx(Protocol):
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         """The agent's latest observations of a kind, newest first."""
 
-    async def site_observations(self, site_id: int, kind: str, since: datetime) -> list[tuple[str, ObservationRow]]:
-        """Observations of a kind from every device of a site collected since a time, newest first,
-        each with its device's hostname."""
+    async def site_observations(
+        self, site_id: int, kind: str, since: datetime, until: datetime, per_device: int, limit: int
+    ) -> list[tuple[str, ObservationRow]]:
+        """Observations of a kind from every device of a site collected between two times, newest first,
+        each with its device's hostname: at most `per_device` of each device and `limit` in all."""
 
     async def open_alert(self, fingerprint: str) -> AlertRow | None:
         """The open alert with this fingerprint, if any."""

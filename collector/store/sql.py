@@ -321,11 +321,17 @@ class SqlTx:
         )
         return [_observation(row, self.codec) for row in rows]
 
-    async def site_observations(self, site_id: int, kind: str, since: datetime) -> list[tuple[str, ObservationRow]]:
+    async def site_observations(
+        self, site_id: int, kind: str, since: datetime, until: datetime, per_device: int, limit: int
+    ) -> list[tuple[str, ObservationRow]]:
+        # Each device's newest `per_device` first: one device that floods its site cannot push the others out.
         rows = await self._rows(
-            "SELECT o.*, a.hostname FROM observations o JOIN agents a ON a.agent_id = o.agent_id "
-            "WHERE a.site_id = :site AND o.kind = :kind AND o.collected_at >= :since ORDER BY o.id DESC",
-            site=site_id, kind=kind, since=since,
+            "SELECT * FROM (SELECT o.*, a.hostname, "
+            "ROW_NUMBER() OVER (PARTITION BY o.agent_id ORDER BY o.id DESC) AS nth "
+            "FROM observations o JOIN agents a ON a.agent_id = o.agent_id "
+            "WHERE a.site_id = :site AND o.kind = :kind AND o.collected_at >= :since AND o.collected_at <= :until"
+            ") recent WHERE nth <= :per_device ORDER BY id DESC LIMIT :limit",
+            site=site_id, kind=kind, since=since, until=until, per_device=per_device, limit=limit,
         )
         return [(row["hostname"], _observation(row, self.codec)) for row in rows]
 
