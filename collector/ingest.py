@@ -20,8 +20,9 @@ from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
 from collector.store import AgentRow, ObservationRow, Store, Tx
+from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
-from shared.wire import SIGNAL_ADAPTER, Heartbeat, ReportBatch
+from shared.wire import Heartbeat, ReportBatch
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Ingest:
         # Settings do not change while the collector runs, so each client's thresholds are merged once.
         self._thresholds = functools.cache(thresholds or (lambda client: {}))
         self._rules = rules if rules is not None else rules_by_kind()
-        self._parsed: OrderedDict[tuple[str, int, str], Signal] = OrderedDict()
+        self._parsed: OrderedDict[int, Signal] = OrderedDict()
         self._queue: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -225,7 +226,7 @@ class Ingest:
                         windows[key] = (min(low, since), max(high, until))
         for agent_id, kind in recent.previous:
             rows = await tx.observations(agent_id, kind, self._rules[kind].history)
-            recent.previous[agent_id, kind] = self._signals(rows)
+            recent.previous[agent_id, kind] = [s for s in self._signals(rows) if s is not None]
         for (site_id, kind), (since, until) in windows.items():
             spec = self._rules[kind]
             rows = await tx.site_observations(site_id, kind, since, until, spec.site_rows_per_device,
@@ -233,19 +234,24 @@ class Ingest:
             recent.site[site_id, kind] = [
                 SiteReport(row.agent_id, host, row.collected_at, signal)
                 for (host, row), signal in zip(rows, self._signals([row for _, row in rows]), strict=True)
+                if signal is not None
             ]
         return recent
 
-    def _signals(self, rows: list[ObservationRow]) -> list[Signal]:
-        """Stored rows as their signals, in order."""
+    def _signals(self, rows: list[ObservationRow]) -> list[Signal | None]:
+        """Stored rows as their signals, in order; None for a row the schema refuses (noted, then skipped)."""
         return [self._parse(row) for row in rows]
 
-    def _parse(self, row: ObservationRow) -> Signal:
+    def _parse(self, row: ObservationRow) -> Signal | None:
         """A stored signal as its model, parsed once and then kept (least recently used goes first)."""
-        key = (row.agent_id, row.seq, row.kind)
+        key = row.row_id
         signal = self._parsed.get(key)
         if signal is None:
-            signal = SIGNAL_ADAPTER.validate_python(row.payload)
+            try:
+                signal = parse_signal(row.payload)
+            except DECODE_ERRORS as exc:
+                self._store.unreadable.note(row.what, row.agent_id, exc)
+                return None
             self._parsed[key] = signal
             if len(self._parsed) > PARSED_CACHE:
                 self._parsed.popitem(last=False)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from collector.store.unreadable import Unreadable, observation_name
+
 if TYPE_CHECKING:
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
@@ -79,6 +81,13 @@ class ObservationRow:
     kind: str
     collected_at: datetime
     payload: dict[str, Any]
+    # Which row it is (how an unreadable one is named and counted once); not part of what was observed.
+    row_id: int = field(default=0, compare=False)
+
+    @property
+    def what(self) -> str:
+        """The row as Unreadable names it."""
+        return observation_name(self.row_id)
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,9 @@ class PushJobState:
 
 class Tx(Protocol):
     """Operations available inside one transaction."""
+
+    # The rows met that could not be used, shared by every transaction of the store.
+    unreadable: Unreadable
 
     async def site(self, client: str, site: str) -> SiteRef:
         """The site, creating the client and site on first use."""
@@ -545,6 +557,9 @@ class Tx(Protocol):
 
 class Store(Protocol):
     """A database the collector keeps everything in."""
+
+    # The rows its readers met and could not use (skipped, logged once, counted per device).
+    unreadable: Unreadable
 
     async def watch_feed(self, wake: Callable[[], None]) -> None:
         """Call `wake` whenever any collector on this database adds to the feed (where the database can tell)."""
