@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, model_validator
 
 from shared.backup_results import BackupResults
-from shared.base import HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
+from shared.base import PRINTABLE, HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
@@ -56,7 +56,7 @@ class Heartbeat(Signal):
     """The device is alive: who and what it is, and a summary of its load."""
 
     kind: Literal["heartbeat"] = "heartbeat"
-    hostname: str = fact("Host name of the device", min_length=1, max_length=255)
+    hostname: str = fact("Host name of the device", min_length=1, max_length=255, pattern=PRINTABLE)
     os_name: str = fact("Operating system family (Windows, Linux, Darwin)")
     os_version: str = fact("Operating system release and version")
     agent_version: str = fact("fieldpost agent version")

@@ -16,6 +16,7 @@ from collector.api import error
 from collector.auth import AuthError, token_hash
 from collector.ratelimit import RateLimiter
 from collector.store import AgentRow, EnrolmentRefused
+from shared.base import PRINTABLE
 from shared.wire import SCHEMA_VERSION, ReportBatch
 
 REPORTS_PATH = "/api/v1/reports"
@@ -29,7 +30,7 @@ class EnrolRequest(BaseModel):
 
     token: str = Field(min_length=1, max_length=200)
     public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key")
-    hostname: str = Field(min_length=1, max_length=255)
+    hostname: str = Field(min_length=1, max_length=255, pattern=PRINTABLE)
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:
