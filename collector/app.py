@@ -14,7 +14,7 @@ from aiohttp import web
 
 from collector import keys, push
 from collector import web as dashboard
-from collector.api import agents, contracts, error, incidents, notifications, technician
+from collector.api import agents, contracts, error, incidents, notifications, openapi, technician
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.api.errors import domain_errors
@@ -155,6 +155,7 @@ def create_app(
     app[keys.STORE] = store or open_store(settings.db)
     app.cleanup_ctx.append(_services)
     agents.setup(app)
+    openapi.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
     app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)
     app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)

@@ -29,7 +29,8 @@ class EnrolRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=200)
-    public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key")
+    public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key", max_length=64,
+                            pattern=r"^[A-Za-z0-9+/]*={0,2}$")
     hostname: str = Field(min_length=1, max_length=255, pattern=PRINTABLE)
 
 
