@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-dates lint bench clean
+.PHONY: run test test-fast test-dates faults lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test-dates: $(STAMP)
 	  faketime -f "$$at" $(BIN)/python -m pytest -q -p no:cacheprovider tests/collector tests/web tests/agent \
 	    --deselect tests/web/test_browser.py || exit 1; \
 	done
+
+# The delivery guarantee under faults (real processes, a few minutes): prints produced / stored / lost / duplicated.
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ from agent.checks.backup_results import BackupResultsCheck, job_report, local_zo
 from agent.checks.backup_results.jobs import ScriptJob, parse_jobs
 from agent.checks.backup_results.script import record_result
 from agent.config import CONFIG_ENV, AgentConfig, CollectorUrl, ConfigError, default_config_path, load_config
-from agent.identity import EnrolmentError, NotEnrolled, enrol, load_identity
+from agent.identity import EnrolmentError, IdentityError, enrol, load_identity
 from agent.install import InstallError, install, uninstall
 from agent.outbox import OUTBOX_FILE, read_stats
 from agent.service import UnknownCheck, check_once, open_outbox, run_until_signalled
@@ -189,7 +189,7 @@ def _status(config: AgentConfig) -> int:
     state_dir = config.agent.state_dir
     try:
         identity = load_identity(state_dir)
-    except NotEnrolled as exc:
+    except IdentityError as exc:
         print(exc)
         return EXIT_FAILED
     print(f"agent:      {identity.agent_id} (client {identity.client!r}, site {identity.site!r})")
@@ -204,6 +204,9 @@ def _status(config: AgentConfig) -> int:
         oldest = f", oldest queued {stats.oldest_pending_at:%Y-%m-%d %H:%M:%S %Z}"
     print(f"outbox:     {stats.pending} envelopes waiting ({stats.pending_bytes} bytes{oldest}), "
           f"{stats.rejected} rejected kept for inspection, next seq {stats.next_seq}")
+    if stats.warning:
+        when = f" ({stats.warning_at:%Y-%m-%d %H:%M:%S %Z})" if stats.warning_at else ""
+        print(f"warning:    {stats.warning}{when}")
     if stats.last_upload_at is None:
         print("last upload: none yet")
     else:
@@ -224,8 +227,8 @@ def _backup_report(config: AgentConfig, args: argparse.Namespace, clock: Clock) 
     state_dir = config.agent.state_dir
     try:
         identity = load_identity(state_dir)
-    except NotEnrolled as exc:
-        print(f"fieldpost-agent: cannot report backup results: this PC is {exc}", file=sys.stderr)
+    except IdentityError as exc:
+        print(f"fieldpost-agent: cannot report backup results: {exc}", file=sys.stderr)
         return EXIT_FAILED
     now = clock()
     try:
@@ -283,7 +286,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock = system_clock) -> int:
         return _backup_report(config, args, clock)
     try:
         identity = load_identity(config.agent.state_dir)
-    except NotEnrolled as exc:
+    except IdentityError as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
     asyncio.run(run_until_signalled(config, identity, clock))

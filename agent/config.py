@@ -103,6 +103,9 @@ class UploadSection(Section):
 
     interval_seconds: float = Field(10.0, gt=0, description="Seconds between upload rounds")
     timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one upload request")
+    backoff_cap_seconds: float = Field(
+        300.0, gt=0, description="Longest wait between tries while uploads fail (the collector's reconnection "
+        "hint shortens it while the collector is unreachable)")
 
 
 class MaintenanceSection(Section):

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -23,12 +24,26 @@ ENROL_PATH = "/api/v1/enrol"
 ENROL_TIMEOUT = 30.0
 
 
-class NotEnrolled(Exception):
+class IdentityError(Exception):
+    """The identity cannot be used; the message says why and what to do."""
+
+
+class NotEnrolled(IdentityError):
     """This agent has no identity yet."""
 
     def __init__(self, state_dir: Path) -> None:
         super().__init__(f"not enrolled (no {state_dir / IDENTITY_FILE}): "
                          "run fieldpost-agent enroll --collector URL --token TOKEN")
+
+
+class DamagedIdentity(IdentityError):
+    """The identity or key file is unreadable or damaged."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"{path} is damaged or unreadable ({problem}): restore the state directory from a backup, or enrol "
+            "this PC again with `fieldpost-agent enroll --force --collector URL --token TOKEN` (it then "
+            "reports as a new device)")
 
 
 class EnrolmentError(Exception):
@@ -53,18 +68,37 @@ def is_enrolled(state_dir: Path) -> bool:
 
 
 def load_identity(state_dir: Path) -> Identity:
-    """The identity written at enrolment; `NotEnrolled` when there is none."""
+    """The identity written at enrolment; `NotEnrolled` when there is none, `DamagedIdentity` when its
+    identity or key file cannot be read or makes no sense."""
+    path = state_dir / IDENTITY_FILE
     try:
-        facts = json.loads((state_dir / IDENTITY_FILE).read_text())
+        facts = json.loads(path.read_text())
+        identity = {name: facts[name] for name in ("agent_id", "collector_url", "client", "site")}
+        if not all(isinstance(value, str) and value for value in identity.values()):
+            raise DamagedIdentity(path, "agent_id, collector_url, client and site must be non-empty text")
+        enrolled_at = datetime.fromisoformat(facts["enrolled_at"])
     except FileNotFoundError as exc:
         raise NotEnrolled(state_dir) from exc
-    key = serialization.load_pem_private_key((state_dir / KEY_FILE).read_bytes(), password=None)
+    except OSError as exc:
+        raise DamagedIdentity(path, exc.strerror or type(exc).__name__) from exc
+    except ValueError as exc:
+        raise DamagedIdentity(path, f"not valid JSON or not a date: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise DamagedIdentity(path, f"missing or wrong entry {exc}") from exc
+    return Identity(**identity, enrolled_at=enrolled_at, key=load_key(state_dir / KEY_FILE))
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The agent's private key, or `DamagedIdentity` saying what is wrong with its file."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise DamagedIdentity(path, exc.strerror or type(exc).__name__) from exc
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise DamagedIdentity(path, f"not a readable PEM private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{state_dir / KEY_FILE} is not an Ed25519 private key")
-    return Identity(
-        agent_id=facts["agent_id"], collector_url=facts["collector_url"], client=facts["client"],
-        site=facts["site"], enrolled_at=datetime.fromisoformat(facts["enrolled_at"]), key=key,
-    )
+        raise DamagedIdentity(path, "not an Ed25519 private key")
+    return key
 
 
 def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:

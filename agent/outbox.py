@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.base import Signal
 from shared.clock import Clock, system_clock
-from shared.wire import SCHEMA_VERSION, Envelope, Unknown
+from shared.wire import LEGACY_EPOCH, SCHEMA_VERSION, Envelope, Unknown
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OUTBOX_FILE = "outbox.sqlite3"
+# The WAL is checkpointed every this many pages (SQLite's default is 1000) and cut back to this size after.
+WAL_PAGES = 256
+WAL_BYTES = 1024 * 1024
 # Signals that repeat by nature: a new one carries no news, so they are the first to go when space is short.
 ROUTINE_KINDS = frozenset({"heartbeat"})
 
@@ -50,6 +57,11 @@ class OutboxStats:
     next_seq: int
     last_upload_at: datetime | None
     last_upload_result: str | None
+    # What went wrong with the outbox itself (a damaged file moved aside, reports dropped), and when.
+    warning: str | None = None
+    warning_at: datetime | None = None
+    # Routine envelopes dropped to stay within the bounds, since the outbox was created.
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,44 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is on disk before put() returns, so power loss cannot undo a queued envelope.
     db.execute("PRAGMA synchronous = FULL")
+    # Without a size limit a WAL never shrinks: on a small state disk it would hold the space it once took.
+    db.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+    db.execute(f"PRAGMA journal_size_limit = {WAL_BYTES}")
+    return db
+
+
+# SQLite's primary result codes for a file that is not (or no longer) a sound database.
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class DamagedOutbox(Exception):
+    """The outbox file cannot be read as a sound database (truncated, overwritten, not SQLite)."""
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """True when SQLite says the file itself is damaged (not: locked, full, unwritable)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGE_CODES
+
+
+def _open_sound(path: Path) -> sqlite3.Connection:
+    """The outbox file, checked page by page; DamagedOutbox when it is not a sound database."""
+    db: sqlite3.Connection | None = None
+    try:
+        db = _connect(path)
+        db.executescript(SCHEMA)
+        if "aged" not in {row[1] for row in db.execute("PRAGMA table_info(envelopes)")}:
+            # Outboxes from before the age clock: their envelopes are aged by the wall clock they were queued at.
+            db.execute("ALTER TABLE envelopes ADD COLUMN aged REAL")
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        if db is not None:
+            db.close()
+        if _is_damage(exc):
+            raise DamagedOutbox(str(exc)) from exc
+        raise
+    if problems != ["ok"]:
+        db.close()
+        raise DamagedOutbox("; ".join(problems))
     return db
 
 
@@ -110,39 +160,95 @@ def _stats(db: sqlite3.Connection) -> OutboxStats:
         last_rejection=newest[0] if newest else None,
         last_rejection_queued_at=_from_ts(newest[1]) if newest else None,
         next_seq=int(meta.get("next_seq", 1)), last_upload_at=_from_ts(meta.get("last_upload_at")),
-        last_upload_result=meta.get("last_upload_result"),
+        last_upload_result=meta.get("last_upload_result"), warning=meta.get("warning"),
+        warning_at=_from_ts(meta.get("warning_at")), dropped=int(meta.get("dropped", 0)),
     )
 
 
 def read_stats(path: Path) -> OutboxStats | None:
-    """The outbox's stats without taking it over; None when there is no outbox yet."""
+    """The outbox's stats without taking it over; None when there is no outbox yet.
+
+    A damaged file reads as empty, with a warning saying so (the service moves it aside when it opens it).
+    """
     if not path.exists():
         return None
-    db = _connect(path)
     try:
-        db.executescript(SCHEMA)
-        return _stats(db)
-    finally:
-        db.close()
+        db = _connect(path)
+        try:
+            db.executescript(SCHEMA)
+            return _stats(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        if not _is_damage(exc):
+            raise
+        return OutboxStats(
+            pending=0, pending_bytes=0, oldest_pending_at=None, rejected=0, last_rejection=None,
+            last_rejection_queued_at=None, next_seq=1, last_upload_at=None, last_upload_result=None,
+            warning=f"the outbox file is damaged ({exc}); the agent service moves it aside and starts a new one",
+        )
 
 
 class Outbox:
     """Envelopes waiting to be sent, in one SQLite file; sequence numbers are never reused."""
 
     def __init__(self, path: Path, agent_id: str, boot_id: str, *, max_bytes: int = 50 * 1024 * 1024,
-                 max_age: timedelta = timedelta(days=14), clock: Clock = system_clock) -> None:
+                 max_age: timedelta = timedelta(days=14), clock: Clock = system_clock,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.agent_id = agent_id
         self.boot_id = boot_id
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.clock = clock
-        self._db = _connect(path)
-        self._db.executescript(SCHEMA)
+        self.monotonic = monotonic
+        self.path = path
+        try:
+            self._db = _open_sound(path)
+        except DamagedOutbox as exc:
+            self._db = self._start_anew(str(exc))
         self._adopt(agent_id)
+        # The stream this outbox's sequence numbers count in; None: the legacy stream, named by no field.
+        self.epoch = self._stream()
 
     def close(self) -> None:
         """Close the file."""
         self._db.close()
+
+    def _start_anew(self, damage: str) -> sqlite3.Connection:
+        """Move the damaged outbox file (and its WAL) aside and start an empty one, in a new stream.
+
+        The agent goes on reporting; what was queued in the damaged file is not sent, and the next
+        heartbeats carry the warning so the device shows it.
+        """
+        stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                os.replace(part, Path(f"{aside}{suffix}"))
+        warning = (f"the outbox was damaged ({damage}); it was moved aside to {aside.name} and a new one "
+                   "started, so reports still queued in it were not sent")
+        log.error("OUTBOX DAMAGED: %s (%s): moved aside to %s; a new outbox is started and the agent goes on",
+                  self.path, damage, aside)
+        db = _open_sound(self.path)
+        db.execute("BEGIN IMMEDIATE")
+        self._set_meta(db, "warning", warning)
+        self._set_meta(db, "warning_at", self.clock().timestamp())
+        db.execute("COMMIT")
+        return db
+
+    def _surviving_damage(self, operation: Callable[[], T]) -> T:
+        """Run `operation`; if the file turns out damaged while the agent runs, start anew and run it again."""
+        try:
+            return operation()
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            self._db.close()
+            self._db = self._start_anew(str(exc))
+            self._adopt(self.agent_id)
+            self.epoch = self._stream()
+            return operation()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -180,8 +286,25 @@ class Outbox:
                 log.warning("outbox: %d envelopes of former agent %s kept unsent", stale, previous)
             self._set_meta(db, "agent_id", agent_id)
 
+    def _stream(self) -> str | None:
+        """The outbox's stream, chosen when the outbox is created: a new random id, so that the collector
+        tells this outbox's sequence numbers from those of an outbox that was lost. An outbox made before
+        streams existed goes on in the legacy stream, whose envelopes name none."""
+        epoch = self._meta("epoch")
+        if epoch is None:
+            with self._transaction() as db:
+                used = self._meta("next_seq") is not None
+                epoch = LEGACY_EPOCH if used else secrets.token_hex(8)
+                self._set_meta(db, "epoch", epoch)
+        return None if epoch == LEGACY_EPOCH else epoch
+
     def put(self, signals: Sequence[Signal], *, state_change: bool | None = None,
             now: datetime | None = None) -> int:
+        """Queue one envelope durably and return its sequence number (see `_put`)."""
+        return self._surviving_damage(lambda: self._put(signals, state_change=state_change, now=now))
+
+    def _put(self, signals: Sequence[Signal], *, state_change: bool | None = None,
+             now: datetime | None = None) -> int:
         """Queue one envelope durably and return its sequence number.
 
         `state_change` None means: decided here, true when the content differs from the last set of the
@@ -195,32 +318,54 @@ class Outbox:
             if state_change is None:
                 row = db.execute("SELECT digest FROM last_content WHERE kind = ?", (kind,)).fetchone()
                 state_change = kind not in ROUTINE_KINDS and (row is None or row[0] != digest)
-            envelope = Envelope(schema_version=SCHEMA_VERSION, agent_id=self.agent_id, seq=seq,
-                                boot_id=self.boot_id, sent_at=now, signals=list(signals))
-            body = envelope.model_dump_json()
-            db.execute("INSERT INTO envelopes (seq, queued_at, state_change, size, body) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (seq, now.timestamp(), int(state_change), len(body.encode()), body))
+            envelope = Envelope(schema_version=SCHEMA_VERSION, agent_id=self.agent_id, epoch=self.epoch,
+                                seq=seq, boot_id=self.boot_id, sent_at=now, signals=list(signals))
+            # A legacy stream's envelopes carry no epoch field, which collectors from before streams refuse.
+            body = envelope.model_dump_json(exclude={"epoch"} if self.epoch is None else None)
+            aged = self._age_clock(db, now)
+            db.execute("INSERT INTO envelopes (seq, queued_at, aged, state_change, size, body) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (seq, now.timestamp(), aged, int(state_change), len(body.encode()), body))
             self._set_meta(db, "next_seq", seq + 1)
             db.execute("INSERT INTO last_content (kind, digest) VALUES (?, ?) "
                        "ON CONFLICT (kind) DO UPDATE SET digest = excluded.digest", (kind, digest))
-            self._enforce_bounds(db, now)
+            self._enforce_bounds(db, now, aged)
         return seq
 
-    def _enforce_bounds(self, db: sqlite3.Connection, now: datetime) -> None:
-        """Drop what is too old, then the oldest droppable envelopes until under `max_bytes`.
+    def _age_clock(self, db: sqlite3.Connection, now: datetime) -> float:
+        """The outbox's own time, in seconds, by which envelopes grow old.
+
+        Within a boot it advances as the monotonic clock does, so a wall clock stepped by weeks (a PC whose
+        clock was wrong, then corrected, either way) neither ages what is queued nor makes it younger.
+        Across a reboot only the wall clock can tell how long the PC was off (never less than nothing).
+        """
+        wall, mono = now.timestamp(), self.monotonic()
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'age_%'").fetchall())
+        if "age_clock" not in meta:
+            aged = wall
+        else:
+            same_boot = meta.get("age_boot") == self.boot_id
+            step = mono - float(meta["age_mono"]) if same_boot else wall - float(meta["age_wall"])
+            aged = float(meta["age_clock"]) + max(0.0, step)
+        for key, value in (("age_clock", aged), ("age_wall", wall), ("age_mono", mono), ("age_boot", self.boot_id)):
+            self._set_meta(db, key, value)
+        return aged
+
+    def _enforce_bounds(self, db: sqlite3.Connection, now: datetime, aged: float) -> None:
+        """Drop what is older than `max_age` by the age clock (`aged` is its now), then the oldest droppable
+        envelopes until under `max_bytes`.
 
         Droppable are rejected envelopes (first: they will never be sent) and routine ones;
         state changes are never dropped, since the collector would miss the change itself.
         """
         droppable = "(state_change = 0 OR rejected IS NOT NULL)"
-        cutoff = (now - self.max_age).timestamp()
-        doomed = db.execute(f"SELECT seq, size FROM envelopes WHERE queued_at < ? AND {droppable}",
+        cutoff = aged - self.max_age.total_seconds()
+        doomed = db.execute(f"SELECT seq, size FROM envelopes WHERE COALESCE(aged, queued_at) < ? AND {droppable}",
                             (cutoff,)).fetchall()
         (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM envelopes").fetchone()
         total -= sum(size for _, size in doomed)
         if total > self.max_bytes:
-            rest = db.execute(f"SELECT seq, size FROM envelopes WHERE queued_at >= ? AND {droppable} "
+            rest = db.execute(f"SELECT seq, size FROM envelopes WHERE COALESCE(aged, queued_at) >= ? AND {droppable} "
                               "ORDER BY rejected IS NULL, seq", (cutoff,))
             for seq, size in rest:
                 if total <= self.max_bytes:
@@ -230,6 +375,11 @@ class Outbox:
         if doomed:
             seqs = sorted(seq for seq, _ in doomed)
             db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs])
+            dropped = int(self._meta("dropped") or 0) + len(seqs)
+            self._set_meta(db, "dropped", dropped)
+            self._set_meta(db, "warning", f"{dropped} routine reports were dropped to keep the outbox within its "
+                           f"bounds ({self.max_bytes} bytes, {self.max_age}); state changes are kept")
+            self._set_meta(db, "warning_at", now.timestamp())
             log.warning("outbox over its bounds (%d bytes, %s): dropped %d envelopes (seq %s, %d bytes); "
                         "state changes are kept", self.max_bytes, self.max_age, len(seqs), _ranges(seqs),
                         sum(size for _, size in doomed))
@@ -238,6 +388,10 @@ class Outbox:
 
     def pending(self, max_bytes: int, limit: int = 100) -> list[tuple[int, str]]:
         """Envelopes to send, oldest first: up to `max_bytes` in all (at least one) and `limit` many."""
+        return self._surviving_damage(lambda: self._pending(max_bytes, limit))
+
+    def _pending(self, max_bytes: int, limit: int) -> list[tuple[int, str]]:
+        """The envelopes `pending` returns."""
         batch: list[tuple[int, str]] = []
         used = 0
         for seq, body, size in self._db.execute(
@@ -250,9 +404,22 @@ class Outbox:
         return batch
 
     def ack(self, seqs: Iterable[int]) -> int:
-        """Delete envelopes the collector has stored; returns how many were deleted."""
-        with self._transaction() as db:
-            return db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+        """Delete envelopes the collector has stored; returns how many were deleted.
+
+        When the file cannot be written (a full disk) nothing is deleted and 0 returned: the uploader
+        then backs off as from a failed upload instead of sending the same batch again at once.
+        Once the outbox is empty, the WAL is checkpointed and cut back to nothing.
+        """
+        try:
+            with self._transaction() as db:
+                deleted = db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+        except sqlite3.OperationalError as exc:
+            log.error("outbox %s: cannot delete acknowledged envelopes (%s); they are sent again later",
+                      self.path, exc)
+            return 0
+        if self._db.execute("SELECT 1 FROM envelopes WHERE rejected IS NULL LIMIT 1").fetchone() is None:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
 
     def mark_rejected(self, seq: int, reason: str) -> None:
         """Keep an envelope the collector refused for inspection; it is not sent again."""
@@ -266,10 +433,13 @@ class Outbox:
         return [Rejected(seq, reason, body) for seq, reason, body in rows]
 
     def record_upload(self, result: str, now: datetime | None = None) -> None:
-        """Remember the outcome of the last upload round, for `status`."""
-        with self._transaction() as db:
-            self._set_meta(db, "last_upload_at", (now or self.clock()).timestamp())
-            self._set_meta(db, "last_upload_result", result)
+        """Remember the outcome of the last upload round, for `status` (not at all when the file is unwritable)."""
+        try:
+            with self._transaction() as db:
+                self._set_meta(db, "last_upload_at", (now or self.clock()).timestamp())
+                self._set_meta(db, "last_upload_result", result)
+        except sqlite3.OperationalError as exc:
+            log.warning("outbox: cannot record the upload result (%s)", exc)
 
     def stats(self) -> OutboxStats:
         """Counts and markers, as `status` shows them."""

@@ -1,4 +1,5 @@
-"""The schedule: one APScheduler job per enabled check, spread by splay and jitter, plus the upload job."""
+"""The schedule: one APScheduler job per enabled check, spread by splay and jitter, plus nightly maintenance
+(the uploader keeps its own rounds, on the monotonic clock: see Uploader.run)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
-UPLOAD_JOB = "upload"
 NIGHTLY_JOB = "nightly"
 
 
@@ -42,11 +42,12 @@ def build_scheduler(
     config: AgentConfig, checks: Mapping[str, Check], outbox: Outbox, uploader: Uploader, agent_id: str,
     *, now: datetime | None = None, rand: Callable[[], float] = random.random, clock: Clock = system_clock,
 ) -> AsyncIOScheduler:
-    """A scheduler (not started) with a job per check, the upload job and the nightly maintenance job.
+    """A scheduler (not started) with a job per check and the nightly maintenance job.
 
     Each check first runs after a random splay, then every interval shifted by jitter, so that a site's
     agents do not all report at once after a power cut. A late run is run once (coalesce), and a run
-    still going when the next is due makes that one wait (max_instances=1).
+    still going when the next is due makes that one wait (max_instances=1). A check's news wakes the
+    uploader, so it does not wait for the upload interval.
     """
     # APScheduler compares job times with the wall clock itself, so they are read from it too.
     now = now or system_clock()
@@ -57,21 +58,14 @@ def build_scheduler(
     })
     jitter = config.schedule.jitter_seconds or None
 
-    def upload_soon() -> None:
-        """Bring the next upload round forward, so news does not wait for the upload interval."""
-        scheduler.modify_job(UPLOAD_JOB, next_run_time=system_clock())
-
     for kind, check in checks.items():
         interval = config.check(kind).interval_seconds or check.default_interval
         first = now + timedelta(seconds=rand() * config.schedule.splay_seconds)
         scheduler.add_job(
             collect_into, IntervalTrigger(seconds=interval, start_date=first, jitter=jitter, timezone=UTC),
-            args=(check, outbox, upload_soon), id=check_job_id(kind), name=f"check {kind}",
+            args=(check, outbox, uploader.wake), id=check_job_id(kind), name=f"check {kind}",
             next_run_time=first,
         )
-    # The first round is immediate: envelopes left from the last run should not wait.
-    upload_every = IntervalTrigger(seconds=config.upload.interval_seconds, timezone=UTC)
-    scheduler.add_job(uploader.upload_once, upload_every, id=UPLOAD_JOB, name="upload", next_run_time=now)
     scheduler.add_job(run_nightly, nightly_trigger(config, agent_id), args=(checks, outbox, uploader.upload_once,
                       config.maintenance, lambda: clock().astimezone()), id=NIGHTLY_JOB, name="nightly maintenance")
     return scheduler

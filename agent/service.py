@@ -81,15 +81,18 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, cloc
     """Run the agent until `stop` is set.
 
     1. Open the outbox and build the enabled checks and the uploader.
-    2. Start the scheduler: check jobs fill the outbox, the upload job drains it.
+    2. Start the scheduler (check jobs fill the outbox) and the uploader's rounds (which drain it).
     3. On stop: start no new job, let the batch being uploaded finish, then shut down.
     """
     collector_url = config.agent.collector_url or identity.collector_url
     outbox = open_outbox(config, identity, clock)
-    uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds, clock=clock)
+    uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds,
+                        backoff_cap=config.upload.backoff_cap_seconds, clock=clock)
     checks = build_checks(config, root=config.agent.root, clock=clock)
     scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id, clock=clock)
     scheduler.start()
+    # The first round is immediate: envelopes left from the last run should not wait.
+    uploads = asyncio.create_task(uploader.run(config.upload.interval_seconds))
     # READY=1 and watchdog pings for systemd (Type=notify); a no-op anywhere else.
     notifier = asyncio.create_task(sdnotify.supervise(stop))
     log.info("agent %s (client %s, site %s) running checks %s, reporting to %s",
@@ -101,6 +104,7 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, cloc
         notifier.cancel()
         scheduler.pause()
         await uploader.close()
+        await uploads
         # Check runs still going are cancelled; they have not queued anything, so nothing is half-written.
         scheduler.shutdown(wait=False)
         await asyncio.sleep(0)

@@ -17,7 +17,7 @@ import win32service
 import win32serviceutil
 
 from agent.config import load_config
-from agent.identity import load_identity
+from agent.identity import IdentityError, load_identity
 from agent.install import SERVICE
 from agent.service import run
 
@@ -51,6 +51,9 @@ class AgentService(win32serviceutil.ServiceFramework):
         logging.basicConfig(level=logging.INFO, handlers=[logging.handlers.NTEventLogHandler(SERVICE)])
         try:
             asyncio.run(self._main())
+        except IdentityError as exc:
+            log.error("the agent cannot start: %s", exc)
+            os._exit(1)
         except Exception:
             log.exception("the agent stopped on an error; the service's recovery actions restart it")
             # Leaving without SERVICE_STOPPED is a crash to the service manager, which then applies recovery.

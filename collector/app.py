@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from collector import keys, push
+from collector import keys, push, stale
 from collector import web as dashboard
-from collector.api import agents, contracts, error, incidents, notifications, openapi, technician
+from collector.api import agents, contracts, error, incidents, notifications, openapi, technician, unavailable
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.api.errors import domain_errors
@@ -22,7 +22,7 @@ from collector.auth import AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.notify.pipeline import Notifier
-from collector.offline import announce_downtime, run_sweeper
+from collector.offline import Availability, announce_downtime, run_sweeper
 from collector.settings import Settings
 from collector.store import Store, open_store
 from shared import __version__
@@ -31,6 +31,8 @@ from shared.clock import Clock, system_clock
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_META = "technician_token_hash"
+# Written by each health probe: a store that answers reads but refuses writes is not healthy.
+HEALTH_PROBE_META = "health_probe_at"
 
 
 def admin_token_file(settings: Settings) -> Path | None:
@@ -73,14 +75,40 @@ async def technician_token_hash(store: Store, settings: Settings) -> str:
     return token_hash(token)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """`GET /healthz`: 200 when the database answers."""
+async def write_problem(app: web.Application) -> str | None:
+    """Why the store does not accept writes now (a real write is tried), or None when it does."""
     try:
-        async with request.app[keys.STORE].read() as tx:
-            await tx.get_meta(ADMIN_TOKEN_META)
+        async with app[keys.STORE].transaction() as tx:
+            await tx.set_meta(HEALTH_PROBE_META, app[keys.CLOCK]().isoformat())
     except Exception as exc:
-        return error(503, f"database unavailable: {exc}")
+        if app[keys.STORE].is_transient(exc):
+            app[keys.AVAILABILITY].failed(app[keys.CLOCK]())
+        return f"the database does not accept writes ({type(exc).__name__}: {exc})"
+    return None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """`GET /healthz`: 200 when the database accepts writes, else 503 with the reason."""
+    problem = await write_problem(request.app)
+    if problem is not None:
+        return unavailable(problem)
     return web.json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """`GET /readyz`, for load balancers: 200 while this collector takes reports; 503 once it is stopping
+    (so no new request is sent to it) or while its database does not accept writes."""
+    if request.app[keys.STOPPING].is_set():
+        return unavailable("the collector is stopping")
+    problem = await write_problem(request.app)
+    if problem is not None:
+        return unavailable(problem)
+    return web.json_response({"status": "ready", "version": __version__})
+
+
+async def _stopping(app: web.Application) -> None:
+    """At shutdown, before connections are closed: /readyz answers 503 from now on."""
+    app[keys.STOPPING].set()
 
 
 @web.middleware
@@ -96,6 +124,20 @@ async def json_errors(request: web.Request, handler: technician.Handler) -> web.
         if exc.status < 400:
             raise
         return error(exc.status, exc.reason)
+
+
+@web.middleware
+async def transient_errors(request: web.Request, handler: technician.Handler) -> web.StreamResponse:
+    """A database busy, locked, full or unreachable anywhere in a request answers 503 + Retry-After, not 500."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if not request.app[keys.STORE].is_transient(exc):
+            raise
+        request.app[keys.AVAILABILITY].failed(request.app[keys.CLOCK]())
+        log.warning("%s %s: database unavailable (%s: %s); answered 503", request.method, request.path,
+                    type(exc).__name__, exc)
+        return unavailable(f"the database is busy or unavailable ({type(exc).__name__}: {exc}); try again later")
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
@@ -116,10 +158,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                               on_change=notifier.on_change)
     app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
     app[keys.UP_SINCE] = app[keys.CLOCK]()
+    app[keys.AVAILABILITY] = Availability(app[keys.UP_SINCE])
     await announce_downtime(store, settings, app[keys.UP_SINCE])
     sweepers = [
-        asyncio.create_task(run_sweeper(store, settings, app[keys.UP_SINCE], app[keys.CLOCK],
+        asyncio.create_task(run_sweeper(store, settings, app[keys.AVAILABILITY], app[keys.CLOCK],
                                         notifier.on_change)),
+        # A stuck check sends nothing either: its silence is judged against the clock too.
+        asyncio.create_task(stale.run_sweeper(store, settings, app[keys.CLOCK], notifier.on_change)),
         # Late backups send nothing: push jobs are judged against the clock.
         asyncio.create_task(push.run_sweeper(store, settings, clock=app[keys.CLOCK],
                                              on_change=notifier.on_change)),
@@ -148,11 +193,14 @@ def create_app(
     settings: Settings, store: Store | None = None, clock: Clock = system_clock
 ) -> web.Application:
     """The collector as an aiohttp application (the store is opened when the app starts)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, domain_errors])
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[transient_errors, json_errors, domain_errors])
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
     app[keys.ON_CHANGE] = None
+    app[keys.STOPPING] = asyncio.Event()
     app[keys.STORE] = store or open_store(settings.db)
+    app.on_shutdown.append(_stopping)
     app.cleanup_ctx.append(_services)
     agents.setup(app)
     openapi.setup(app)
@@ -163,6 +211,7 @@ def create_app(
     app.router.add_get("/api/v1/clients", technician.list_clients)
     app.router.add_get("/api/v1/feed", technician.feed)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     notifications.setup(app)
     push_api.setup(app)
     dashboard.setup(app)

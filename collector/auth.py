@@ -17,6 +17,15 @@ class AuthError(Exception):
     """A request is not authenticated; the message is the reason given to the caller."""
 
 
+class ClockSkew(AuthError):
+    """A request rightly signed by a known agent whose clock is too far off the collector's."""
+
+    def __init__(self, message: str, agent: AgentRow, offset_seconds: int) -> None:
+        super().__init__(message)
+        self.agent = agent
+        self.offset_seconds = offset_seconds
+
+
 def token_hash(token: str) -> str:
     """How a token is kept: only its SHA-256, so a leaked database grants nothing."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -63,14 +72,15 @@ class AgentAuthenticator:
             timestamp = int(stamp)
         except ValueError:
             raise AuthError(f"{TIME_HEADER} is not a Unix time") from None
-        if abs(now - timestamp) > self._skew:
-            raise AuthError(
-                f"request time is {int(timestamp - now):+d} s from the collector's clock "
-                f"(allowed ±{self._skew} s): check the PC's clock"
-            )
         agent, key = await self._lookup(agent_id)
         if agent.revoked:
             raise AuthError(f"agent {agent_id!r} was revoked")
         if not verify(key, agent_id, method, path, body, timestamp, signature):
             raise AuthError("signature does not match: the request was altered or signed with another key")
+        # Checked after the signature, so that only the agent itself can have its clock counted as off.
+        if abs(now - timestamp) > self._skew:
+            raise ClockSkew(
+                f"request time is {int(timestamp - now):+d} s from the collector's clock "
+                f"(allowed ±{self._skew} s): check the PC's clock", agent, int(timestamp - now),
+            )
         return agent

@@ -36,12 +36,13 @@ def diagnose_smartctl_file(
     disk = parse_xall_text(text)
     history = History(now=now, hostname="diagnose", settings=settings or {})
     evaluations = evaluate(DiskHealth(collected_at=now, disks=[disk]), history)
-    verdict = next(e for e in evaluations if e.subject == disk_subject(disk))
+    verdict = next((e for e in evaluations if e.subject == disk_subject(disk)), None)
     return {
         "file": str(path),
         "device": disk.device,
         "model": disk.model,
         "serial": disk.serial,
-        "status": verdict.status,
-        "reasons": verdict.details["reasons"],
+        # No verdict: a disk asleep, left alone (`-n standby`), is judged at its next read.
+        "status": verdict.status if verdict else disk.status_read,
+        "reasons": verdict.details["reasons"] if verdict else disk.read_problems,
     }

@@ -22,7 +22,7 @@ from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate,
 from collector.store import AgentRow, ObservationRow, Store, Tx
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
-from shared.wire import Heartbeat, ReportBatch
+from shared.wire import LEGACY_EPOCH, Heartbeat, ReportBatch
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class IngestResult:
 
     accepted: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
+    # The stream the newest accepted envelope belongs to (None when none was accepted).
+    epoch: str | None = None
 
 
 @dataclass
@@ -110,6 +112,8 @@ class Ingest:
         self._thresholds = functools.cache(thresholds or (lambda client: {}))
         self._rules = rules if rules is not None else rules_by_kind()
         self._parsed: OrderedDict[int, Signal] = OrderedDict()
+        # Each agent's stream as of its last committed batch: the stream need not be looked up again.
+        self._streams: dict[str, str] = {}
         self._queue: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -163,6 +167,9 @@ class Ingest:
             recent = await self._recent(tx, group)
             for request in group:
                 results.append(await self._ingest(tx, request, recent))
+        for request, result in zip(group, results, strict=True):
+            if result.epoch is not None:
+                self._streams[request.agent.agent_id] = result.epoch
         return results
 
     async def _ingest(self, tx: Tx, request: _Request, recent: _Recent) -> IngestResult:
@@ -170,16 +177,21 @@ class Ingest:
         agent, now = request.agent, request.received_at
         result = IngestResult()
         evaluations: list[Evaluation] = []
+        # Each stream the batch adds to, with the first sequence number it adds.
+        streams: dict[str, int] = {}
         settings = self._thresholds(agent.site.client_name)
         for envelope in request.batch.envelopes:
             histories = recent.before(agent, envelope.signals)
             rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
+            epoch = envelope.epoch or LEGACY_EPOCH
             if not await tx.record_envelope(agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at,
-                                            now, rows):
+                                            now, rows, epoch=epoch):
                 result.duplicates.append(envelope.seq)
                 continue
             result.accepted.append(envelope.seq)
             recent.add(agent, envelope.signals)
+            result.epoch = epoch
+            streams.setdefault(epoch, envelope.seq)
             for signal in envelope.signals:
                 spec = self._rules.get(signal.kind)
                 if spec is not None:
@@ -192,12 +204,13 @@ class Ingest:
             return result
         signals = [s for e in request.batch.envelopes for s in e.signals]
         hostname = next((s.hostname for s in reversed(signals) if isinstance(s, Heartbeat)), None)
+        device = {"agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
+                  "client": agent.site.client_name, "site": agent.site.site_name}
         # First contact goes into the feed before the device's first alerts.
-        if await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None:
-            await tx.append_feed(now, "device.online", {
-                "agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
-                "client": agent.site.client_name, "site": agent.site.site_name,
-            })
+        first_contact = await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None
+        if first_contact:
+            await tx.append_feed(now, "device.online", device)
+        await self._note_streams(tx, agent, streams, now, device, first_contact)
         await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
         return result
 
@@ -237,6 +250,19 @@ class Ingest:
                 if signal is not None
             ]
         return recent
+
+    async def _note_streams(self, tx: Tx, agent: AgentRow, streams: dict[str, int], now: datetime,
+                            device: dict[str, Any], first_contact: bool) -> None:
+        """Record the streams the batch added to; a new one from a known device is an outbox reset, told
+        in the feed (its reports are stored: sequence numbers count anew within it)."""
+        known = self._streams.get(agent.agent_id)
+        for epoch, seq in streams.items():
+            if epoch == known or not await tx.note_epoch(agent.agent_id, epoch, seq, now):
+                continue
+            if not first_contact:
+                log.warning("agent %s reports in a new stream %s from seq %d: its outbox was reset",
+                            agent.agent_id, epoch, seq)
+                await tx.append_feed(now, "device.stream_reset", {**device, "epoch": epoch, "seq": seq})
 
     def _signals(self, rows: list[ObservationRow]) -> list[Signal | None]:
         """Stored rows as their signals, in order; None for a row the schema refuses (noted, then skipped)."""

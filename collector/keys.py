@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from collector.auth import AgentAuthenticator
 from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.notify.pipeline import Notifier
+from collector.offline import Availability
 from collector.settings import Settings
 from collector.store import Store
 from shared.clock import Clock
@@ -22,8 +24,11 @@ AUTH = web.AppKey("auth", AgentAuthenticator)
 INGEST = web.AppKey("ingest", Ingest)
 TECHNICIAN_TOKEN_HASH = web.AppKey("technician_token_hash", str)
 UP_SINCE = web.AppKey("up_since", datetime)
+AVAILABILITY = web.AppKey("availability", Availability)
 # The collector's time: the wall clock, or a clock the tests move.
 CLOCK = web.AppKey("clock", Clock)
 # The notification step, told of every change of an alert (None: nothing is notified).
 ON_CHANGE = web.AppKey("on_change", OnChange | None)
 NOTIFIER = web.AppKey("notifier", Notifier)
+# Set once the collector is shutting down: /readyz turns load balancers away.
+STOPPING = web.AppKey("stopping", asyncio.Event)

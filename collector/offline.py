@@ -23,6 +23,18 @@ DEVICE_ACTOR = f"rule:{heartbeat.RULE}"
 SITE_ACTOR = f"rule:{heartbeat.SITE_RULE}"
 
 
+class Availability:
+    """Since when the collector has been able to take reports: its start, or the last time its database failed
+    a request. The offline sweep's grace runs from then, so no device is offline because the collector was."""
+
+    def __init__(self, up_since: datetime) -> None:
+        self.since = up_since
+
+    def failed(self, at: datetime) -> None:
+        """The database failed a request at `at` (busy, locked, full, unreachable): agents are backing off."""
+        self.since = max(self.since, at)
+
+
 async def announce_downtime(store: Store, settings: Settings, now: datetime) -> None:
     """After the collector itself was down, say so in the feed: "I was down from ... to ..."."""
     async with store.transaction() as tx:
@@ -73,13 +85,13 @@ async def sweep(
 
 
 async def run_sweeper(
-    store: Store, settings: Settings, up_since: datetime,
+    store: Store, settings: Settings, availability: Availability,
     clock: Clock = system_clock, on_change: OnChange | None = None,
 ) -> None:
     """Sweep every `offline_check_seconds` until cancelled; a failed sweep is logged and retried."""
     while True:
         await asyncio.sleep(settings.offline_check_seconds)
         try:
-            await sweep(store, settings, up_since, clock(), on_change)
+            await sweep(store, settings, availability.since, clock(), on_change)
         except Exception:
             log.exception("offline sweep failed; retrying in %s s", settings.offline_check_seconds)

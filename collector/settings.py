@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.alerts.dedupe import Lifecycle
 
@@ -59,12 +59,20 @@ class Settings(BaseModel):
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
     offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")
     offline_check_seconds: int = Field(15, gt=0, description="How often the collector looks for silent devices")
+    silent_check_seconds: int = Field(
+        300, gt=0, description="How often the collector looks for checks with no usable result for 3 runs"
+    )
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
     )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
-        120, ge=0, description="After the collector starts, wait this long before declaring anyone offline"
+        120, ge=0, description="After the collector starts (or its database recovers), wait this long before "
+        "declaring anyone offline; at least agent_reconnect_seconds (0: no grace)"
+    )
+    agent_reconnect_seconds: int = Field(
+        30, ge=1, le=300, description="Longest wait between an agent's tries while the collector is unreachable "
+        "(told to agents with every answer): how soon after an outage every agent is back"
     )
 
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert lifecycle ([collector.alerts])")
@@ -75,6 +83,14 @@ class Settings(BaseModel):
         default_factory=dict,
         description='Per-client overrides, e.g. [client_rules."Acme Tooling".disk_health]',
     )
+
+    @model_validator(mode="after")
+    def _grace_covers_reconnection(self) -> Settings:
+        """A grace shorter than the agents' reconnection would declare devices offline for the collector's outage."""
+        if 0 < self.startup_grace_seconds < self.agent_reconnect_seconds:
+            raise ValueError(f"startup_grace_seconds ({self.startup_grace_seconds}) must be at least "
+                             f"agent_reconnect_seconds ({self.agent_reconnect_seconds}), or 0")
+        return self
 
     def rule_settings(self, client: str) -> dict[str, dict[str, Any]]:
         """Thresholds by signal kind for one client: the client's overrides on top of the defaults."""

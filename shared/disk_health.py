@@ -18,7 +18,12 @@ SMARTCTL_EXIT_BITS: dict[int, str] = {
     7: "the device self-test log contains records of errors",
 }
 
-ReadStatus = Literal["complete", "partial", "unknown"]
+ReadStatus = Literal["complete", "partial", "unknown", "standby"]
+
+
+def serial_key(serial: str) -> str:
+    """A serial number as compared across paths and buses (smartctl, Windows WMI pad and case it differently)."""
+    return "".join(serial.split()).upper()
 
 
 def exit_bits(exit_status: int | None) -> list[int]:
@@ -84,7 +89,8 @@ class DiskFacts(WireModel):
     )
     protocol: str | None = fact("ATA, NVMe or SCSI (smartctl), or the Windows bus type", default=None)
     status_read: ReadStatus = fact(
-        "complete; partial (some data missing); unknown (the disk could not be read)"
+        "complete; partial (some data missing); unknown (the disk could not be read); "
+        "standby (asleep, not read so as not to spin it up)"
     )
     read_problems: list[str] = fact("Why the read was partial or failed, in words", default_factory=list)
     smartctl_exit_status: Int | None = fact("smartctl exit status bitmask (see smartctl(8))", "bitmask", default=None)
@@ -148,12 +154,32 @@ class FilesystemFacts(WireModel):
     inodes_free: Int | None = fact("Inodes available to ordinary users", "count", default=None, ge=0)
 
 
+class RaidArray(WireModel):
+    """One Linux software RAID array (md) as `/proc/mdstat` shows it."""
+
+    name: str = fact("Array name (md0, md127)")
+    level: str | None = fact("RAID level (raid1, raid5, raid10, raid0, linear); null for a container", default=None)
+    state: str = fact("active, active (auto-read-only), inactive, ...")
+    metadata: str | None = fact("Superblock format (1.2, external:imsm for a firmware RAID container)",
+                                default=None)
+    members: list[str] = fact("Member devices (sda1, nvme0n1p2)", default_factory=list)
+    failed_members: list[str] = fact("Members marked failed (F)", default_factory=list)
+    spare_members: list[str] = fact("Members that are spares (S)", default_factory=list)
+    members_expected: Int | None = fact("Members the array should have (redundant levels)", "count",
+                                        default=None, ge=0)
+    members_up: Int | None = fact("Members in sync", "count", default=None, ge=0)
+    sync_action: str | None = fact("recovery, resync, reshape, check or repair under way (or waiting)",
+                                   default=None)
+    sync_percent: float | None = fact("Progress of the sync action", "percent", default=None, ge=0, le=100)
+
+
 class DiskHealth(Signal):
     """Disk health and filesystem space of one device, as facts; the collector's rule gives the verdict."""
 
     kind: Literal["disk_health"] = "disk_health"
     disks: list[DiskFacts] = fact("Every disk found, read or not", default_factory=list)
     filesystems: list[FilesystemFacts] = fact("Every real mounted filesystem", default_factory=list)
+    arrays: list[RaidArray] = fact("Software RAID arrays (Linux md, /proc/mdstat)", default_factory=list)
     error: str | None = fact(
         "Why disks could not be looked at at all (e.g. smartctl not installed), with what to do about it",
         default=None,

@@ -33,8 +33,8 @@ class SignalInfo:
 
 
 SIGNALS: tuple[SignalInfo, ...] = (
-    SignalInfo("heartbeat", Heartbeat, "Online", ("heartbeat.offline", "heartbeat.site_offline", "heartbeat.refused"),
-               at_a_glance=False),
+    SignalInfo("heartbeat", Heartbeat, "Online", ("heartbeat.offline", "heartbeat.site_offline", "heartbeat.refused",
+                                                 "heartbeat.outbox"), at_a_glance=False),
     # A check that could not look: one rule, `unknown`, whose subject names the check (see collector/rules/unknown).
     SignalInfo("unknown", Unknown, "Check failed", ("unknown",), at_a_glance=False, own_check=False),
     SignalInfo("disk_health", DiskHealth, "Disks", ("disk_health",)),

@@ -23,6 +23,8 @@ MAX_ENVELOPES_PER_UPLOAD = 100
 # A backlog of one signal of a kind per envelope always fits in one upload.
 MAX_OF_ONE_KIND_PER_UPLOAD = MAX_ENVELOPES_PER_UPLOAD
 ERROR_MAX = 2000  # characters of a check's failure text; the agent cuts longer ones
+# The stream of an envelope that names none: agents from before epochs, and outboxes they created.
+LEGACY_EPOCH = "legacy"
 
 
 class Interface(WireModel):
@@ -79,6 +81,16 @@ class Heartbeat(Signal):
     last_refusal_queued_at: Timestamp | None = fact(
         "When the newest refused report was collected and queued", "ISO 8601 timestamp", default=None
     )
+    outbox_warning: str | None = fact(
+        "What went wrong with the agent's outbox itself (a damaged file moved aside and a new one started, "
+        "routine reports dropped to stay within its bounds)",
+        default=None, max_length=ERROR_MAX,
+    )
+    outbox_warning_at: Timestamp | None = fact("When that went wrong", "ISO 8601 timestamp", default=None)
+    dropped_reports: Int = fact(
+        "Routine reports the agent's outbox dropped, oldest first, to stay within its bounds (since it was created)",
+        "count", ge=0, default=0,
+    )
 
 
 class Unknown(Signal):
@@ -99,7 +111,12 @@ class Envelope(WireModel):
 
     schema_version: Literal[1] = fact("Wire schema version; the collector rejects versions it does not know", "version")
     agent_id: str = fact("Agent id issued at enrolment", min_length=1, max_length=64)
-    seq: Int = fact("Per-agent sequence number, increasing by one per envelope, kept across restarts",
+    epoch: str | None = fact(
+        "The agent's stream: a random id chosen when its outbox was created (a new one after a lost or damaged "
+        f"outbox); sequence numbers count within it. Absent: the {LEGACY_EPOCH!r} stream of older agents",
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", default=None,
+    )
+    seq: Int = fact("Per-stream sequence number, increasing by one per envelope, kept across restarts",
                     "count", ge=1)
     boot_id: str = fact("Identifier of the device's current boot; changes at every reboot",
                         min_length=1, max_length=64)

@@ -108,6 +108,10 @@ class Collector:
         """POST a JSON body to an API path and return the JSON answer."""
         return json.loads(await self.request("POST", path, body))
 
+    async def delete(self, path: str) -> Any:
+        """DELETE an API path and return the JSON answer."""
+        return json.loads(await self.request("DELETE", path))
+
     async def fetch(self, path: str) -> bytes:
         """GET a non-JSON API path (a CSV, a page, a PDF) as bytes."""
         return await self.request("GET", path)

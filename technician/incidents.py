@@ -9,13 +9,18 @@ from datetime import datetime
 from typing import Any
 
 from technician.alerts import alert_detail
-from technician.client import Context
+from technician.client import CliError, Context
 from technician.parsing import actions, command
 from technician.text import local_time, table
 
 
 def classified(entry: dict[str, Any]) -> str:
-    """How an entry is billed, in words."""
+    """How an entry is billed, in words: covered time past the included hours is said to be billed."""
+    charged = entry.get("charged")
+    if entry["classification"] == "covered" and charged not in (None, "0.00"):
+        return f"beyond the contract's included hours: {charged} billed"
+    if entry["classification"] == "billable" and charged is not None:
+        return f"billable: {charged}"
     return {
         "covered": "covered by the contract",
         "billable": "billable",
@@ -40,7 +45,8 @@ def incident_detail(incident: dict[str, Any]) -> str:
         f"{' on site' if e['on_site'] else ''}{' after hours' if e['after_hours'] else ''}: {classified(e)}"
         for e in incident["time"]
     ]
-    lines += [f"  part {p['day']} {p['quantity']} x {p['description']} at {p['price']}" for p in incident["parts"]]
+    lines += [f"  part #{p['part_id']} {p['day']} {p['quantity']} x {p['description']} at {p['price']}"
+              for p in incident["parts"]]
     if incident["closed_at"]:
         lines.append(f"  closed {local_time(incident['closed_at'])}: {incident['resolution'] or '-'}")
     lines.append(f"  {incident['minutes']} min in all")
@@ -88,6 +94,37 @@ async def close_incident(ctx: Context, args: argparse.Namespace) -> None:
     print(f"incident {closed['incident_id']} closed: {closed['title']}")
 
 
+async def retitle_incident(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost incident retitle ID TITLE`."""
+    incident = await ctx.collector.post(f"/api/v1/incidents/{args.incident_id}/title", {"title": args.title})
+    print(f"incident {incident['incident_id']} is now titled: {incident['title']}")
+
+
+async def edit_time(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost time edit ENTRY [--minutes N] [--at WHEN] [--onsite|--remote] [--after-hours|--in-hours]`."""
+    given = {"minutes": args.minutes, "start": args.at.isoformat() if args.at else None, "on_site": args.on_site,
+             "after_hours": args.after_hours, "note": args.note}
+    body = {key: value for key, value in given.items() if value is not None}
+    if not body:
+        raise CliError("say what to correct: --minutes, --at, --onsite/--remote, --after-hours/--in-hours, --note")
+    entry = await ctx.collector.post(f"/api/v1/time/{args.entry_id}", {**body, "technician": args.technician})
+    print(f"time entry {entry['entry_id']} corrected: {entry['minutes']} min ({classified(entry)})")
+
+
+async def delete_part(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost incident delete-part PART`."""
+    query = urllib.parse.urlencode({"technician": args.technician})
+    part = await ctx.collector.delete(f"/api/v1/parts/{args.part_id}?{query}")
+    print(f"part {args.part_id} deleted: {part['description']}")
+
+
+async def delete_time(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost time delete ENTRY`."""
+    query = urllib.parse.urlencode({"technician": args.technician})
+    entry = await ctx.collector.delete(f"/api/v1/time/{args.entry_id}?{query}")
+    print(f"time entry {entry['entry_id']} deleted ({entry['minutes']} min on incident {entry['incident_id']})")
+
+
 def time_body(args: argparse.Namespace) -> dict[str, Any]:
     """Who worked, and for start/add where and when."""
     body: dict[str, Any] = {"technician": args.technician}
@@ -131,9 +168,10 @@ def register(commands: Any) -> None:
                       examples=("fieldpost incident open --from-alert 42 --emergency",), func=open_incident)
     opening.add_argument("--from-alert", type=int, dest="alert_id", help="the alert that caught it")
     opening.add_argument("--client", help="by hand: whose incident it is")
-    opening.add_argument("--title", help="what it is about (default: the alert's summary)")
+    opening.add_argument("--title", help="what it is about (default: the alert summary's first line)")
     opening.add_argument("--category", help="e.g. hardware, network, request, internal (not billed)")
-    opening.add_argument("--emergency", action="store_true", help="billed with the after-hours multiplier")
+    opening.add_argument("--emergency", action="store_true",
+                         help="its call-out (first visit) billed at the emergency minimum and multiplier")
     listing = command(verbs, "list", "incidents, oldest first",
                       examples=("fieldpost incident list --client 'Acme Tooling' --status all",), func=list_incidents)
     listing.add_argument("--client")
@@ -146,6 +184,15 @@ def register(commands: Any) -> None:
                    func=note_incident)
     note.add_argument("incident_id", type=int)
     note.add_argument("text")
+    retitle = command(verbs, "retitle", "the title the client reads on invoices and reports",
+                      examples=("fieldpost incident retitle 7 'Failing disk in the bookkeeping PC replaced'",),
+                      func=retitle_incident)
+    retitle.add_argument("incident_id", type=int)
+    retitle.add_argument("title")
+    gone = command(verbs, "delete-part", "delete a part recorded in error (add it again to correct it)",
+                   examples=("fieldpost incident delete-part 3",), func=delete_part)
+    gone.add_argument("part_id", type=int, help="the part's id (fieldpost incident show ID lists them)")
+    gone.add_argument("--technician", default="technician", help="who deletes it (kept in the live feed)")
     close = command(verbs, "close", "close it", func=close_incident)
     close.add_argument("incident_id", type=int)
     close.add_argument("--resolution", default="", help="what fixed it, for the client's report")
@@ -175,3 +222,18 @@ def register(commands: Any) -> None:
     add.add_argument("--override", choices=["covered", "billable", "non_billable"],
                      help="bill it this way instead of by the rules (needs --reason)")
     add.add_argument("--reason", help="why the override")
+    edit = command(time_verbs, "edit", "correct a finished time entry (only what you give changes)",
+                   examples=("fieldpost time edit 12 --minutes 40 --note 'replaced the toner too'",), func=edit_time)
+    edit.add_argument("entry_id", type=int, help="the entry's id (fieldpost incident show ID lists them)")
+    edit.add_argument("--minutes", type=int)
+    edit.add_argument("--at", type=datetime.fromisoformat, help="when it began")
+    edit.add_argument("--onsite", dest="on_site", action="store_const", const=True, help="it was on site")
+    edit.add_argument("--remote", dest="on_site", action="store_const", const=False, help="it was remote")
+    edit.add_argument("--after-hours", dest="after_hours", action="store_const", const=True)
+    edit.add_argument("--in-hours", dest="after_hours", action="store_const", const=False)
+    edit.add_argument("--note")
+    edit.add_argument("--technician", default="technician", help="who corrects it (kept in the live feed)")
+    delete = command(time_verbs, "delete", "delete a time entry recorded in error",
+                     examples=("fieldpost time delete 12",), func=delete_time)
+    delete.add_argument("entry_id", type=int)
+    delete.add_argument("--technician", default="technician", help="who deletes it (kept in the live feed)")

@@ -1,15 +1,17 @@
-"""Checks: small classes that only collect facts; the base owns timeout, thread hop and failure."""
+"""Checks: small classes that only collect facts; the base owns timeout, own thread, killing and failure."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent.commands import CommandNotFound, Runner, run_command
+from agent.commands import CommandNotFound, Runner, kill_commands_of, run_command
 from shared.base import Signal
 from shared.clock import Clock, system_clock
 from shared.wire import ERROR_MAX, Unknown
@@ -36,6 +38,8 @@ class Check:
     kind: ClassVar[str]
     timeout: ClassVar[float] = 120.0
     default_interval: ClassVar[float] = 300.0
+    # The thread of the latest collect (a check runs one collect at a time).
+    _running: threading.Thread | None = None
 
     def __init__(self, context: CheckContext | None = None) -> None:
         self.context = context or CheckContext()
@@ -45,17 +49,54 @@ class Check:
         raise NotImplementedError
 
     async def run(self) -> list[Signal]:
-        """Collect off the event loop within the timeout; any failure becomes an `unknown` signal."""
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self.collect), self.timeout)
-        except TimeoutError:
-            error = f"timed out after {self.timeout:.0f} s"
-        except CommandNotFound as exc:
-            error = str(exc)
-        except Exception as exc:
-            log.exception("check %s failed", self.kind)
-            error = f"{type(exc).__name__}: {exc}"
+        """Collect in the check's own thread within its budget; any failure becomes an `unknown` signal.
+
+        When the budget runs out, the commands the collect is running are killed, so it ends. A collect
+        stuck where nothing can kill it (a hung network mount) keeps only its own thread, and the check is
+        not started again while it is: each run until it ends reports that it is stuck.
+        """
+        stuck = self._running
+        if stuck is not None and stuck.is_alive():
+            error = (f"still stuck in the run that timed out after {self.timeout:g} s "
+                     "(e.g. a hung network mount); not started again until it ends")
+        else:
+            try:
+                return await self._collect_in_own_thread()
+            except TimeoutError:
+                killed = kill_commands_of(self._running.ident) if self._running and self._running.ident else []
+                error = f"timed out after {self.timeout:g} s" + (f"; killed {', '.join(killed)}" if killed else "")
+            except CommandNotFound as exc:
+                error = str(exc)
+            except Exception as exc:
+                log.exception("check %s failed", self.kind)
+                error = f"{type(exc).__name__}: {exc}"
         # A failure quoting a whole tool output must still fit the wire schema's bound.
         if len(error) > ERROR_MAX:
             error = error[: ERROR_MAX - 1] + "…"
         return [Unknown(collected_at=self.context.clock(), check=self.kind, error=error)]
+
+    async def _collect_in_own_thread(self) -> list[Signal]:
+        """`collect` in a thread of its own (never the shared pool, which hung collects would starve)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Signal]] = loop.create_future()
+
+        def settle(outcome: list[Signal] | BaseException) -> None:
+            if done.done():
+                return  # the budget ran out first: the late outcome is dropped
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+
+        def collect() -> None:
+            outcome: list[Signal] | BaseException
+            try:
+                outcome = self.collect()
+            except BaseException as exc:
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(settle, outcome)
+
+        self._running = threading.Thread(target=collect, name=f"check {self.kind}", daemon=True)
+        self._running.start()
+        return await asyncio.wait_for(done, self.timeout)

@@ -190,4 +190,7 @@ class HeartbeatCheck(Check):
             refused_reports=outbox.rejected if outbox else 0,
             last_refusal=outbox.last_rejection[:ERROR_MAX] if outbox and outbox.last_rejection else None,
             last_refusal_queued_at=outbox.last_rejection_queued_at if outbox else None,
+            outbox_warning=outbox.warning[:ERROR_MAX] if outbox and outbox.warning else None,
+            outbox_warning_at=outbox.warning_at if outbox else None,
+            dropped_reports=outbox.dropped if outbox else 0,
         )]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,7 +117,7 @@ class Recorder:
 
     async def good(self, current: AlertRow, evaluation: Evaluation) -> None:
         """A good evaluation of an open alert: resolve it once hysteresis is met (or at once, as its rule says)."""
-        if not alert_rule(evaluation.rule).resolve_at_once:
+        if not (evaluation.gone or alert_rule(evaluation.rule).resolve_at_once):
             counted = await self.tx.record_good(current.alert_id, self.now)
             held_long = counted.good_since is not None and self.now - counted.good_since >= self.lifecycle.resolve_after
             if counted.good_streak < self.lifecycle.resolve_after_good and not held_long:
@@ -128,6 +128,11 @@ class Recorder:
 
     async def bad(self, current: AlertRow | None, fp: str, owner: AlertOwner, evaluation: Evaluation) -> AlertRow:
         """A bad evaluation: open, reopen or update the alert; returns it as it is now."""
+        if current is not None and evaluation.status == "unknown" and current.details.get("escalated"):
+            # An unknown escalated by the never-silent sweep stays a warning, in the sweep's words, until a
+            # usable result resolves it: otherwise each report and each sweep would flip it back and forth.
+            evaluation = replace(evaluation, status=current.severity, summary=current.summary,
+                                 details=current.details)
         if current is None:
             reopened = await self.tx.reopen_alert(fp, self.now - self.lifecycle.reopen_within, self.now)
             if reopened is not None:

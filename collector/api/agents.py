@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import math
 import secrets
 import time
@@ -12,12 +13,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
-from collector.api import error
-from collector.auth import AuthError, token_hash
+from collector.api import error, unavailable
+from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
 from collector.store import AgentRow, EnrolmentRefused
 from shared.base import PRINTABLE
+from shared.http import RECONNECT_HEADER
 from shared.wire import SCHEMA_VERSION, ReportBatch
+
+log = logging.getLogger(__name__)
 
 REPORTS_PATH = "/api/v1/reports"
 UPLOAD_LIMITER = web.AppKey("upload_limiter", RateLimiter)
@@ -92,6 +96,22 @@ async def enrol(request: web.Request) -> web.Response:
     )
 
 
+async def note_skew(request: web.Request, skew: ClockSkew) -> None:
+    """Count the refusal on the device, so that a PC whose clock is off shows it, and tell the feed at the
+    first since the device was last heard from (even its first report). Best effort: the refusal is
+    answered even when the count cannot be written."""
+    agent, now = skew.agent, request.app[keys.CLOCK]()
+    try:
+        async with request.app[keys.STORE].transaction() as tx:
+            if await tx.note_skew(agent.agent_id, now, skew.offset_seconds):
+                await tx.append_feed(now, "device.clock_skew", {
+                    "agent_id": agent.agent_id, "hostname": agent.hostname, "client": agent.site.client_name,
+                    "site": agent.site.site_name, "offset_seconds": skew.offset_seconds,
+                })
+    except Exception:
+        log.warning("could not count the clock-skew refusal of agent %s", agent.agent_id, exc_info=True)
+
+
 async def reports(request: web.Request) -> web.Response:
     """Accept a signed batch of envelopes: authenticate, validate, then ingest (store, evaluate, publish)."""
     body = await read_body(request)
@@ -99,6 +119,9 @@ async def reports(request: web.Request) -> web.Response:
         agent = await request.app[keys.AUTH].authenticate(
             request.headers, request.method, REPORTS_PATH, body, request.app[keys.CLOCK]().timestamp()
         )
+    except ClockSkew as exc:
+        await note_skew(request, exc)
+        return error(401, str(exc))
     except AuthError as exc:
         return error(401, str(exc))
     limiter = request.app.get(UPLOAD_LIMITER)
@@ -119,15 +142,24 @@ async def reports(request: web.Request) -> web.Response:
         result = await request.app[keys.INGEST].ingest(agent, batch, request.app[keys.CLOCK]())
     except Exception as exc:
         # Nothing of the batch was committed; the agent keeps it and sends it again.
-        return error(503, f"could not store the report ({type(exc).__name__}); send it again later",
-                     headers={"Retry-After": "30"})
+        if request.app[keys.STORE].is_transient(exc):
+            request.app[keys.AVAILABILITY].failed(request.app[keys.CLOCK]())
+        return unavailable(f"could not store the report ({type(exc).__name__}); send it again later")
     return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates})
 
 
 
+async def reconnect_hint(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer to a report, whatever its status, tells the agent how long it may wait between tries
+    while the collector is unreachable: catch-up after an outage is bounded by this, not by its backoff."""
+    if request.path == REPORTS_PATH:
+        response.headers[RECONNECT_HEADER] = str(request.app[keys.SETTINGS].agent_reconnect_seconds)
+
+
 def setup(app: web.Application) -> None:
-    """Add the agents' routes (enrolment, reports) and the per-device upload limit."""
+    """Add the agents' routes (enrolment, reports), the per-device upload limit and the reconnection hint."""
     settings = app[keys.SETTINGS]
+    app.on_response_prepare.append(reconnect_hint)
     if settings.agent_uploads_per_minute:
         app[UPLOAD_LIMITER] = RateLimiter(settings.agent_uploads_per_minute, settings.agent_upload_burst)
     app.router.add_post("/api/v1/enrol", enrol)

@@ -18,9 +18,12 @@ from collector.services.incidents import (
     NoteInput,
     OverrideInput,
     PartInput,
+    TimeEditInput,
     TimeInput,
     TimerInput,
+    TitleInput,
 )
+from collector.services.inputs import TECHNICIAN
 from collector.services.views import entry_view, incident_view, note_view, part_view
 
 STATUSES = ("open", "closed", "all")
@@ -101,6 +104,33 @@ async def override_time(request: web.Request) -> web.Response:
     return web.json_response(done.view())
 
 
+async def retitle(request: web.Request) -> web.Response:
+    """`POST /api/v1/incidents/{id}/title`: the title the client reads on invoices and reports."""
+    incident = await incidents(request).retitle(incident_id(request), await parse(request, TitleInput))
+    return web.json_response(incident_view(incident))
+
+
+async def edit_time(request: web.Request) -> web.Response:
+    """`POST /api/v1/time/{entry_id}`: correct a finished entry (only the fields given change)."""
+    entry_id = int(request.match_info["entry_id"])
+    done = await incidents(request).edit_time(entry_id, await parse(request, TimeEditInput))
+    return web.json_response(done.view())
+
+
+async def delete_time(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/time/{entry_id}?technician=NAME`: delete an entry recorded in error."""
+    entry_id = int(request.match_info["entry_id"])
+    deleted = await incidents(request).delete_time(entry_id, request.query.get("technician", TECHNICIAN))
+    return web.json_response(entry_view(deleted, None))
+
+
+async def delete_part(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/parts/{part_id}?technician=NAME`: a part recorded in error."""
+    part = await incidents(request).delete_part(int(request.match_info["part_id"]),
+                                                request.query.get("technician", TECHNICIAN))
+    return web.json_response(part_view(part))
+
+
 async def add_part(request: web.Request) -> web.Response:
     """`POST /api/v1/incidents/{id}/parts`: hardware fitted, with what it cost and what the client pays."""
     part = await incidents(request).add_part(incident_id(request), await parse(request, PartInput))
@@ -117,6 +147,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/api/v1/incidents/{incident_id:\d+}/timer/{action:start|stop}", timer),
     ("POST", r"/api/v1/incidents/{incident_id:\d+}/time", add_time),
     ("POST", r"/api/v1/incidents/{incident_id:\d+}/parts", add_part),
+    ("POST", r"/api/v1/incidents/{incident_id:\d+}/title", retitle),
+    ("POST", r"/api/v1/time/{entry_id:\d+}", edit_time),
+    ("DELETE", r"/api/v1/time/{entry_id:\d+}", delete_time),
+    ("DELETE", r"/api/v1/parts/{part_id:\d+}", delete_part),
     ("POST", r"/api/v1/time/{entry_id:\d+}/override", override_time),
 ]
 

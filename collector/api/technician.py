@@ -55,6 +55,9 @@ def device_view(status: DeviceStatus) -> dict[str, Any]:
         "online": status.online,
         "open_alerts": len(status.open_alerts),
         "revoked": agent.revoked,
+        # Requests refused because the PC's clock was off, and the last offset (+ ahead, seconds).
+        "clock_refusals": agent.skew_refusals,
+        "last_clock_offset_seconds": agent.last_skew_seconds,
     }
 
 

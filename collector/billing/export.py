@@ -71,6 +71,7 @@ XERO_HEADER = (
 ITEM_NAMES = {
     "contract": "Managed service",
     "onboarding": "Onboarding",
+    "fee": "Project work",
     "time": "Labour",
     "parts": "Hardware",
 }
@@ -102,8 +103,9 @@ def _quantity_and_price(line: InvoiceLine) -> tuple[str, str]:
 
 
 def generic_csv(invoice: Invoice) -> str:
-    """One row per line and a last `total` row, amounts in the invoice's currency."""
+    """One row per line, then `tax` (its rate as the quantity) and `total` rows, in the invoice's currency."""
     head = (str(invoice.client), f"{invoice.month:%Y-%m}", invoice.currency)
+    totals = invoice.totals()
     rows = [
         (
             *head,
@@ -116,17 +118,19 @@ def generic_csv(invoice: Invoice) -> str:
         )
         for line in invoice.lines
     ]
-    rows.append((*head, "total", "Total", "", "", _number(invoice.totals().total), ""))
+    rows.append((*head, "tax", invoice.tax.text, _number(invoice.tax.charged.normalize()), "",
+                 _number(totals.tax), ""))
+    rows.append((*head, "total", "Total", "", "", _number(totals.total), ""))
     return _write(GENERIC_HEADER, rows)
 
 
 def read_generic_csv(text: str) -> Totals:
-    """The totals of a generic CSV, checking that its lines add up to its `total` row."""
+    """The totals of a generic CSV, checking that its lines and tax add up to its `total` row."""
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != GENERIC_HEADER:
         raise ValueError(f"not a generic invoice CSV: header {reader.fieldnames}")
     sums = {kind: Decimal("0.00") for kind in ITEM_NAMES}
-    currencies, stated = set(), None
+    currencies, stated, tax = set(), None, Decimal("0.00")
     for row in reader:
         currencies.add(row["currency"])
         try:
@@ -135,15 +139,18 @@ def read_generic_csv(text: str) -> Totals:
             raise ValueError(f"line {reader.line_num}: amount {row['amount']!r} is not a number") from None
         if row["kind"] == "total":
             stated = amount
+        elif row["kind"] == "tax":
+            tax = amount
         elif row["kind"] in sums:
             sums[row["kind"]] += amount
         else:
             raise ValueError(f"line {reader.line_num}: unknown kind {row['kind']!r}")
     if len(currencies) != 1 or stated is None:
         raise ValueError("an invoice CSV has one currency and a total row")
-    if stated != sum(sums.values()):
-        raise ValueError(f"the lines add up to {sum(sums.values())}, the total row says {stated}")
-    return Totals(currency=currencies.pop(), total=stated, **sums)
+    subtotal = sum(sums.values(), Decimal("0.00"))
+    if stated != subtotal + tax:
+        raise ValueError(f"the lines add up to {subtotal} and tax {tax}, the total row says {stated}")
+    return Totals(currency=currencies.pop(), subtotal=subtotal, tax=tax, total=stated, **sums)
 
 
 def qbo_csv(
@@ -179,7 +186,10 @@ def xero_csv(
     tax_type: str,
     date_format: str = "%d/%m/%Y",
 ) -> str:
-    """The invoice in Xero's sales invoice import template; `account_code` and `tax_type` as named in Xero."""
+    """The invoice in Xero's sales invoice import template; `account_code` and `tax_type` as named in Xero.
+
+    Xero computes the tax itself from the tax type, so the lines go out without tax.
+    """
     rows = []
     for line in invoice.lines:
         row = dict.fromkeys(XERO_HEADER, "")

@@ -5,34 +5,73 @@ This is the one billing module that touches the store; what it returns is priced
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.billing.model import (
     BreakFixRates,
+    Charge,
     Classification,
     Contract,
     Incident,
     Invoice,
     Part,
+    Tax,
     TimeEntry,
 )
-from collector.billing.pricing import classify, in_force, monthly_invoice
+from collector.billing.pricing import classify, entry_shares, in_force, monthly_invoice
 from collector.billing.report import DISK_REPLACED, ValueReport, build_value_report
 from collector.store import Tx
-from collector.store.billing_rows import DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
+from collector.store.billing_rows import ClientTax, DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
 
-CURRENCY_META = "billing.currency"
-TIMEZONE_META = "billing.timezone"
+SETTINGS_META = "billing."
 
 
 @dataclass(frozen=True)
 class BillingSettings:
-    """The currency invoices are in, and the zone whose days they are billed by."""
+    """Who invoices, in which currency and zone, with which tax and terms, and how exports book the lines."""
 
     currency: str = "EUR"
     timezone: str = "UTC"
+    business_name: str = ""
+    # The business's logo as a data: URL (PNG, JPEG or SVG), shown on invoices and value reports.
+    logo: str = ""
+    business_address: str = ""
+    tax_id: str = ""
+    tax_label: str = "VAT"
+    tax_rate: Decimal = Decimal(0)
+    payment_terms_days: int = 14
+    bank_details: str = ""
+    # Issued invoices are numbered this prefix and a sequence without gaps: INV-00001, INV-00002, ...
+    invoice_prefix: str = "INV-"
+    # Contract terms the business offers: at least this many months (0: any), or at least the shorter
+    # term when the contract charges an onboarding fee (0: no shorter term).
+    minimum_term_months: int = 0
+    term_with_onboarding_months: int = 0
+
+    def check_term(self, contract: Contract) -> str | None:
+        """Why the contract's term is not one the business offers, or None."""
+        if not self.minimum_term_months or contract.term_months >= self.minimum_term_months:
+            return None
+        shorter = self.term_with_onboarding_months
+        if shorter and contract.term_months >= shorter and contract.has_onboarding_fee:
+            return None
+        also = f"; {shorter} months with an onboarding fee" if shorter else ""
+        return f"the minimum term is {self.minimum_term_months} months{also}"
+    # Xero books every line to this account with this tax type ("" : Xero's "Tax Exempt" when no tax is due).
+    xero_account_code: str = "200"
+    xero_tax_type: str = ""
+
+    def tax_for(self, client: ClientTax | None) -> Tax:
+        """The tax a client's invoices charge: its own rate or exemption, else the default rate."""
+        if client is not None and client.exemption:
+            return Tax(Decimal(0), self.tax_label, client.exemption)
+        rate = client.tax_rate if client is not None and client.tax_rate is not None else self.tax_rate
+        return Tax(rate, self.tax_label)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -45,18 +84,20 @@ class BillingSettings:
 
 
 async def billing_settings(tx: Tx) -> BillingSettings:
-    """The stored billing settings (EUR and UTC until set)."""
-    default = BillingSettings()
-    return BillingSettings(
-        await tx.get_meta(CURRENCY_META) or default.currency,
-        await tx.get_meta(TIMEZONE_META) or default.timezone,
-    )
+    """The stored billing settings (the defaults for what was never set)."""
+    given: dict[str, Any] = {}
+    for field in fields(BillingSettings):
+        text = await tx.get_meta(SETTINGS_META + field.name)
+        if text is not None:
+            kind = type(getattr(BillingSettings, field.name))
+            given[field.name] = kind(text)
+    return BillingSettings(**given)
 
 
 async def save_billing_settings(tx: Tx, settings: BillingSettings) -> None:
     """Store the billing settings."""
-    await tx.set_meta(CURRENCY_META, settings.currency)
-    await tx.set_meta(TIMEZONE_META, settings.timezone)
+    for field in fields(BillingSettings):
+        await tx.set_meta(SETTINGS_META + field.name, str(getattr(settings, field.name)))
 
 
 def rates_for(cards: list[RatesRow], client_id: int) -> list[BreakFixRates]:
@@ -78,6 +119,8 @@ class Ledger:
     incidents: list[IncidentRow]
     entries: list[TimeEntryRow]
     parts: list[Part]
+    tax: ClientTax | None = None
+    charges: tuple[Charge, ...] = ()
 
     def incident_models(self) -> list[Incident]:
         """The incidents as pricing sees them."""
@@ -96,6 +139,29 @@ class Ledger:
         incident = next(i for i in self.incidents if i.incident_id == entry.incident_id)
         return classify(model, incident.model(), in_force(self.contracts, model.start.date()))
 
+    def entry_charges(self, entries: Iterable[TimeEntryRow]) -> tuple[dict[int, Decimal], dict[date, str]]:
+        """What each finished entry adds to its month's invoice (0 when covered within the included hours or
+        not billed; absent when its month cannot be priced), and why each such month cannot be priced."""
+        zone = self.settings.zone
+        done = [e for e in entries if not e.running]
+        minutes = {str(e.entry_id): e.minutes or 0 for e in self.entries}
+        shares: dict[str, Decimal] = {}
+        unpriced: dict[date, str] = {}
+        for month in sorted({e.started_at.astimezone(zone).date().replace(day=1) for e in done}):
+            try:
+                bill = self.invoice(month)
+            except ValueError as exc:
+                unpriced[month] = f"cannot price {month:%Y-%m}: {exc}"
+                continue
+            for line in bill.lines:
+                shares.update(entry_shares(line, minutes))
+        charged = {
+            e.entry_id: shares.get(str(e.entry_id), Decimal("0.00"))
+            for e in done
+            if e.started_at.astimezone(zone).date().replace(day=1) not in unpriced
+        }
+        return charged, unpriced
+
     def invoice(self, month: date) -> Invoice:
         """The client's invoice for the month containing `month`, the client named rather than numbered."""
         invoice = monthly_invoice(
@@ -108,6 +174,8 @@ class Ledger:
             self.entry_models(),
             self.parts,
             currency=self.settings.currency,
+            tax=self.settings.tax_for(self.tax),
+            charges=self.charges,
         )
         return replace(invoice, client=self.client)
 
@@ -127,6 +195,8 @@ async def load_ledger(tx: Tx, client: str) -> Ledger | None:
         incidents=await tx.incidents(client_id, None),
         entries=await tx.time_entries(client_id=client_id),
         parts=await tx.parts(client_id=client_id),
+        tax=await tx.client_tax(client_id),
+        charges=tuple(await tx.charges(client_id)),
     )
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Id = int | str
 DeviceClass = Literal["workstation", "server", "network"]
 Classification = Literal["covered", "billable", "non_billable"]
-LineKind = Literal["contract", "onboarding", "time", "parts"]
+LineKind = Literal["contract", "onboarding", "fee", "time", "parts"]
 
 
 def _require_decimals(record: object, *names: str) -> None:
@@ -43,6 +43,8 @@ class Contract:
     included_hours: Decimal | None = None
     onboarding_workstation_months: Decimal = Decimal(0)
     onboarding_server_months: Decimal = Decimal(0)
+    # A flat fee per month for the client as a whole (not per device), prorated like the device rates.
+    monthly_fee: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
         _require_decimals(
@@ -52,7 +54,13 @@ class Contract:
             "included_hours",
             "onboarding_workstation_months",
             "onboarding_server_months",
+            "monthly_fee",
         )
+
+    @property
+    def has_onboarding_fee(self) -> bool:
+        """Whether the contract charges an onboarding fee for any class of device."""
+        return bool(self.onboarding_workstation_months or self.onboarding_server_months)
 
     def monthly_rate(self, device_class: DeviceClass) -> Decimal:
         """What one device of the class costs for a full month (network devices are not charged)."""
@@ -73,8 +81,9 @@ class Contract:
 class BreakFixRates:
     """One effective-dated version of the break/fix rate card (time not covered by a contract).
 
-    Minimums apply per time entry, then the billed minutes round up to the increment. The multiplier applies
-    once when the entry is after hours or its incident is an emergency (not twice when both).
+    Minimums apply per visit (an incident's time on one day), then the billed minutes round up to the
+    increment. The multiplier applies once when the visit is after hours or an emergency's call-out (not
+    twice when both); the agreed emergency minimum applies to that call-out visit only.
     """
 
     effective_from: date
@@ -84,6 +93,7 @@ class BreakFixRates:
     increment_minutes: int
     after_hours_multiplier: Decimal
     onsite_minimum_minutes: int
+    emergency_minimum_minutes: int = 0
 
     def __post_init__(self) -> None:
         _require_decimals(self, "hourly_rate", "after_hours_multiplier")
@@ -156,6 +166,20 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Charge:
+    """A one-off charge (project work, a fixed-price installation), invoiced in the month of its day."""
+
+    id: Id
+    client: Id
+    day: date
+    description: str
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        _require_decimals(self, "amount")
+
+
+@dataclass(frozen=True)
 class InvoiceLine:
     """One charged line; `amount` is authoritative, `quantity` and `unit_price` explain it to a reader."""
 
@@ -169,14 +193,44 @@ class InvoiceLine:
 
 @dataclass(frozen=True)
 class Totals:
-    """An invoice's sums by kind of line, and the grand total."""
+    """An invoice's sums by kind of line, the subtotal, the tax on it and the grand total."""
 
     currency: str
     contract: Decimal
     onboarding: Decimal
+    fee: Decimal
     time: Decimal
     parts: Decimal
+    subtotal: Decimal
+    tax: Decimal
     total: Decimal
+
+
+KINDS: tuple[LineKind, ...] = ("contract", "onboarding", "fee", "time", "parts")
+
+
+@dataclass(frozen=True)
+class Tax:
+    """The tax an invoice charges: a rate in percent and its name, or an exemption saying why there is none."""
+
+    rate: Decimal = Decimal(0)
+    label: str = "VAT"
+    exemption: str = ""
+
+    def __post_init__(self) -> None:
+        _require_decimals(self, "rate")
+        if not Decimal(0) <= self.rate < Decimal(100):
+            raise ValueError("a tax rate is a percentage from 0 to below 100")
+
+    @property
+    def charged(self) -> Decimal:
+        """The rate that applies: none when exempt."""
+        return Decimal(0) if self.exemption else self.rate
+
+    @property
+    def text(self) -> str:
+        """The tax as an invoice names it: "VAT 19%", or the exemption's reason."""
+        return self.exemption or f"{self.label} {self.rate.normalize():f}%"
 
 
 @dataclass(frozen=True)
@@ -187,10 +241,13 @@ class Invoice:
     month: date
     currency: str
     lines: tuple[InvoiceLine, ...]
+    tax: Tax = Tax()
 
     def totals(self) -> Totals:
-        """Sums of the (already quantised) lines by kind, so the total always equals the sum of the lines."""
-        by_kind = {f.name: Decimal("0.00") for f in fields(Totals) if f.name not in ("currency", "total")}
+        """Sums of the (already quantised) lines by kind; tax on the subtotal, rounded once, half up to cents."""
+        by_kind = dict.fromkeys(KINDS, Decimal("0.00"))
         for line in self.lines:
             by_kind[line.kind] += line.amount
-        return Totals(currency=self.currency, total=sum(by_kind.values(), Decimal("0.00")), **by_kind)
+        subtotal = sum(by_kind.values(), Decimal("0.00"))
+        tax = (subtotal * self.tax.charged / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return Totals(currency=self.currency, subtotal=subtotal, tax=tax, total=subtotal + tax, **by_kind)

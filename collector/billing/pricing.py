@@ -13,13 +13,14 @@ from __future__ import annotations
 import calendar
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol, TypeVar
 
 from collector.billing.model import (
     BreakFixRates,
+    Charge,
     Classification,
     Contract,
     Device,
@@ -29,6 +30,7 @@ from collector.billing.model import (
     Invoice,
     InvoiceLine,
     Part,
+    Tax,
     TimeEntry,
 )
 
@@ -37,6 +39,9 @@ QUANTITY = Decimal("0.0001")
 # Time on these incident categories is never charged: our own housekeeping, or redoing our own work.
 NON_BILLABLE_CATEGORIES = frozenset({"internal", "rework"})
 CHARGED_CLASSES: tuple[DeviceClass, ...] = ("workstation", "server")
+NO_TAX = Tax()
+# A time line's `ref`: this prefix, then the ids of the visit's entries joined by commas.
+VISIT_REF = "entries:"
 
 
 class EffectiveDated(Protocol):
@@ -94,25 +99,99 @@ def classify(entry: TimeEntry, incident: Incident, contract: Contract | None) ->
     return "covered" if in_scope else "billable"
 
 
-def billed_minutes(entry: TimeEntry, rates: BreakFixRates) -> int:
-    """The entry's minutes raised to the minimum (and on-site call-out minimum), rounded up by increment."""
-    onsite = rates.onsite_minimum_minutes if entry.on_site else 0
-    minutes = max(entry.minutes, rates.minimum_minutes, onsite)
+@dataclass(frozen=True)
+class Visit:
+    """Time on one incident on one local day, priced as one: minimums and rounding apply once per visit.
+
+    After-hours work and time beyond a contract's included hours are visits of their own, so their
+    multiplier or missing minimum never spreads to the rest of the day. `callout` marks an emergency
+    incident's first visit: the only one its emergency minimum and surcharge apply to.
+    """
+
+    incident: Incident
+    day: date
+    entries: tuple[TimeEntry, ...]
+    after_hours: bool = False
+    callout: bool = False
+    beyond_included: bool = False
+
+    @property
+    def worked(self) -> int:
+        """Minutes worked on the visit."""
+        return sum(e.minutes for e in self.entries)
+
+    @property
+    def on_site(self) -> bool:
+        """Whether any of it was on site (the on-site minimum then applies to the visit)."""
+        return any(e.on_site for e in self.entries)
+
+
+def callout_days(incidents: Iterable[Incident], entries: Iterable[TimeEntry]) -> dict[Id, date]:
+    """Each emergency incident's call-out day: the first day anyone recorded time on it."""
+    emergencies = {i.id for i in incidents if i.emergency}
+    days: dict[Id, date] = {}
+    for entry in entries:
+        if entry.incident_id in emergencies:
+            day = entry.start.date()
+            days[entry.incident_id] = min(day, days.get(entry.incident_id, day))
+    return days
+
+
+def visits(
+    entries: Iterable[TimeEntry],
+    incidents: dict[Id, Incident],
+    callouts: dict[Id, date],
+    beyond_included: bool = False,
+) -> list[Visit]:
+    """The entries grouped into visits (incident, day, after hours), in time order."""
+    grouped: dict[tuple[Id, date, bool], list[TimeEntry]] = {}
+    for entry in sorted(entries, key=lambda e: (e.start, str(e.id))):
+        grouped.setdefault((entry.incident_id, entry.start.date(), entry.after_hours), []).append(entry)
+    return [
+        Visit(
+            incidents[incident_id],
+            day,
+            tuple(group),
+            after_hours,
+            callout=callouts.get(incident_id) == day,
+            beyond_included=beyond_included,
+        )
+        for (incident_id, day, after_hours), group in grouped.items()
+    ]
+
+
+def billed_minutes(visit: Visit, rates: BreakFixRates) -> int:
+    """The visit's minutes raised to its minimum (call-out, on-site, emergency), rounded up by increment.
+
+    Time beyond included hours has no minimum: the contract already pays for the technician's coming.
+    """
+    minimums = [] if visit.beyond_included else [rates.minimum_minutes]
+    if visit.on_site and not visit.beyond_included:
+        minimums.append(rates.onsite_minimum_minutes)
+    if visit.callout:
+        minimums.append(rates.emergency_minimum_minutes)
+    minutes = max(visit.worked, *minimums) if minimums else visit.worked
     return -(-minutes // rates.increment_minutes) * rates.increment_minutes
 
 
-def price_entry(entry: TimeEntry, incident: Incident, rates: BreakFixRates) -> InvoiceLine:
-    """The entry priced at break/fix rates: minimums, increment, then the after-hours/emergency multiplier."""
-    minutes = billed_minutes(entry, rates)
-    surcharged = entry.after_hours or incident.emergency
+def price_visit(visit: Visit, rates: BreakFixRates) -> InvoiceLine:
+    """The visit priced at break/fix rates: minimums, increment, then the after-hours/emergency multiplier.
+
+    The description is what the client reads: the incident's title and the day, then how the time was billed.
+    """
+    minutes = billed_minutes(visit, rates)
+    surcharged = visit.after_hours or visit.callout
     hourly = rates.hourly_rate * (rates.after_hours_multiplier if surcharged else 1)
+    count = len(visit.entries)
     notes = [
-        f"{incident.title}: {entry.technician} on {entry.start:%Y-%m-%d}",
-        f"{entry.minutes} min worked, {minutes} min billed",
-        *(["on-site"] if entry.on_site else []),
-        *(["after hours"] if entry.after_hours else []),
-        *(["emergency"] if incident.emergency else []),
+        f"{visit.incident.title}, {visit.day.day} {visit.day:%b %Y}",
+        *([f"{count} time entries"] if count > 1 else []),
+        f"{visit.worked} min worked, {minutes} min billed",
+        *(["on site"] if visit.on_site else []),
+        *(["after hours"] if visit.after_hours else []),
+        *(["emergency call-out"] if visit.callout else []),
         *([f"x{rates.after_hours_multiplier.normalize()}"] if surcharged else []),
+        *(["beyond included hours"] if visit.beyond_included else []),
     ]
     return InvoiceLine(
         kind="time",
@@ -120,8 +199,24 @@ def price_entry(entry: TimeEntry, incident: Incident, rates: BreakFixRates) -> I
         quantity=(Decimal(minutes) / 60).quantize(QUANTITY, rounding=ROUND_HALF_UP),
         unit_price=cents(hourly),
         amount=cents(hourly * minutes / 60),
-        ref=f"entry:{entry.id}",
+        ref=VISIT_REF + ",".join(str(e.id) for e in visit.entries),
     )
+
+
+def visit_entry_ids(line: InvoiceLine) -> list[str]:
+    """The ids of the time entries a time line prices (empty for other lines)."""
+    return line.ref.removeprefix(VISIT_REF).split(",") if line.ref.startswith(VISIT_REF) else []
+
+
+def entry_shares(line: InvoiceLine, minutes: dict[str, int]) -> dict[str, Decimal]:
+    """A visit's amount shared among its entries by minutes worked (by entry id), the cents left to the last."""
+    ids = visit_entry_ids(line)
+    worked = sum(minutes.get(entry_id, 0) for entry_id in ids)
+    shares, left = {}, line.amount
+    for n, entry_id in enumerate(ids):
+        share = left if n == len(ids) - 1 else cents(line.amount * minutes.get(entry_id, 0) / (worked or 1))
+        shares[entry_id], left = share, left - share
+    return shares
 
 
 def _rates_on(rates: Sequence[BreakFixRates], day: date) -> BreakFixRates:
@@ -133,16 +228,23 @@ def _rates_on(rates: Sequence[BreakFixRates], day: date) -> BreakFixRates:
 
 
 def breakfix_equivalent(
-    incidents: Iterable[Incident], entries: Iterable[TimeEntry], rates: Sequence[BreakFixRates]
+    incidents: Iterable[Incident],
+    entries: Iterable[TimeEntry],
+    rates: Sequence[BreakFixRates],
+    history: Iterable[TimeEntry] | None = None,
 ) -> Decimal:
-    """What the entries would cost without a contract: `price_entry` summed over all but non-billable ones."""
+    """What the entries would cost without a contract: their visits priced, non-billable time left out.
+
+    `history` (all the incidents' entries, default `entries`) tells which visit was an emergency's call-out.
+    """
+    entries = list(entries)
     by_id = {incident.id: incident for incident in incidents}
-    total = Decimal("0.00")
-    for entry in entries:
-        incident = by_id[entry.incident_id]
-        if classify(entry, incident, None) != "non_billable":
-            total += price_entry(entry, incident, _rates_on(rates, entry.start.date())).amount
-    return total
+    callouts = callout_days(by_id.values(), entries if history is None else history)
+    billable = [e for e in entries if classify(e, by_id[e.incident_id], None) != "non_billable"]
+    return sum(
+        (price_visit(v, _rates_on(rates, v.day)).amount for v in visits(billable, by_id, callouts)),
+        Decimal("0.00"),
+    )
 
 
 def _contract_lines(
@@ -174,6 +276,22 @@ def _contract_lines(
                     unit_price=rate,
                     amount=cents(rate * count / len(days)),
                     ref=f"device:{device.device_id}",
+                )
+            )
+    for contract in sorted({c for c in (in_force(contracts, day) for day in days) if c is not None},
+                           key=lambda c: c.effective_from):
+        count = sum(in_force(contracts, day) == contract for day in days)
+        if contract.monthly_fee:
+            whole_month = count == len(days)
+            share = (Decimal(count) / len(days)).quantize(QUANTITY, rounding=ROUND_HALF_UP)
+            prorated.append(
+                InvoiceLine(
+                    kind="contract",
+                    description=f"Monthly service fee, {first:%B %Y}"
+                    + ("" if whole_month else f", {count}/{len(days)} days"),
+                    quantity=Decimal(1) if whole_month else share,
+                    unit_price=contract.monthly_fee,
+                    amount=cents(contract.monthly_fee * count / len(days)),
                 )
             )
     ordered = sorted(
@@ -226,26 +344,29 @@ def _time_lines(
     first: date,
     last: date,
 ) -> list[InvoiceLine]:
-    """Billable entries priced; covered time beyond the contract's included hours priced for its excess."""
-    mine = [e for e in entries if e.incident_id in incidents and first <= e.start.date() <= last]
+    """Billable visits and covered time beyond the contract's included hours, priced, in date order."""
+    own = [e for e in entries if e.incident_id in incidents]
+    callouts = callout_days(incidents.values(), own)
+    billable: list[TimeEntry] = []
+    beyond: list[TimeEntry] = []
     covered_minutes = 0
-    lines = []
-    for entry in sorted(mine, key=lambda e: (e.start, str(e.id))):
-        incident, day = incidents[entry.incident_id], entry.start.date()
+    for entry in sorted(own, key=lambda e: (e.start, str(e.id))):
+        day = entry.start.date()
+        if not first <= day <= last:
+            continue
         contract = in_force(contracts, day)
-        classification = classify(entry, incident, contract)
+        classification = classify(entry, incidents[entry.incident_id], contract)
         if classification == "billable":
-            lines.append(price_entry(entry, incident, _rates_on(rates, day)))
+            billable.append(entry)
         elif classification == "covered" and contract is not None and contract.included_hours is not None:
             # Included hours are consumed in time order; the part of an entry past them is break/fix work.
             left = max(int(contract.included_hours * 60) - covered_minutes, 0)
             covered_minutes += min(entry.minutes, left)
             if entry.minutes > left:
-                line = price_entry(
-                    replace(entry, minutes=entry.minutes - left), incident, _rates_on(rates, day)
-                )
-                lines.append(replace(line, description=f"{line.description}, beyond included hours"))
-    return lines
+                beyond.append(replace(entry, minutes=entry.minutes - left))
+    every = [*visits(billable, incidents, callouts), *visits(beyond, incidents, {}, beyond_included=True)]
+    every.sort(key=lambda v: (v.entries[0].start, str(v.entries[0].id)))
+    return [price_visit(visit, _rates_on(rates, visit.day)) for visit in every]
 
 
 def _part_lines(
@@ -266,6 +387,16 @@ def _part_lines(
     ]
 
 
+def _charge_lines(charges: Iterable[Charge], client: Id, first: date, last: date) -> list[InvoiceLine]:
+    """The client's one-off charges dated in the month, in date order."""
+    mine = [c for c in charges if c.client == client and first <= c.day <= last]
+    return [
+        InvoiceLine(kind="fee", description=f"{c.description}, {c.day.day} {c.day:%b %Y}", quantity=Decimal(1),
+                    unit_price=c.amount, amount=cents(c.amount), ref=f"charge:{c.id}")
+        for c in sorted(mine, key=lambda c: (c.day, str(c.id)))
+    ]
+
+
 def monthly_invoice(
     client: Id,
     month: date,
@@ -277,6 +408,8 @@ def monthly_invoice(
     parts: Iterable[Part],
     *,
     currency: str,
+    tax: Tax = NO_TAX,
+    charges: Iterable[Charge] = (),
 ) -> Invoice:
     """The client's invoice for the month containing `month`: contract fees, onboarding, billable time, parts.
 
@@ -289,7 +422,8 @@ def monthly_invoice(
     lines = [
         *_contract_lines(own_contracts, devices, first, last),
         *_onboarding_lines(own_contracts, devices, first, last),
+        *_charge_lines(charges, client, first, last),
         *_time_lines(own_contracts, rates, own_incidents, entries, first, last),
         *_part_lines(parts, own_incidents, first, last),
     ]
-    return Invoice(client=client, month=first, currency=currency, lines=tuple(lines))
+    return Invoice(client=client, month=first, currency=currency, lines=tuple(lines), tax=tax)

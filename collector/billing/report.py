@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from collector.billing.model import Incident, Part, TimeEntry
-from collector.billing.pricing import breakfix_equivalent, cents
+from collector.billing.pricing import breakfix_equivalent, cents, visit_entry_ids
 from collector.store import AlertRow, FeedEvent
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
 
@@ -83,6 +83,9 @@ class ValueReport:
     billed_time: Decimal
     parts_price: Decimal
     months: list[date]
+    # Who prepared it, from the billing settings: the report carries the business's name and logo.
+    business_name: str = ""
+    logo: str = ""
 
     @property
     def minutes_worked(self) -> int:
@@ -204,7 +207,7 @@ def build_value_report(
         )
     months = _months(first, last)
     invoices = [ledger.invoice(month) for month in months]
-    refs = {f"entry:{entry_id}" for entry_id in in_period}
+    period_ids = {str(entry_id) for entry_id in in_period}
     return ValueReport(
         client=ledger.client,
         first=first,
@@ -220,18 +223,20 @@ def build_value_report(
         breakfix_cost=_breakfix(ledger, list(by_id.values()), ledger.entry_models(first, last)),
         contract_fees=sum((i.totals().contract + i.totals().onboarding for i in invoices), Decimal("0.00")),
         billed_time=sum(
-            (line.amount for i in invoices for line in i.lines if line.kind == "time" and line.ref in refs),
+            (line.amount for i in invoices for line in i.lines if period_ids.intersection(visit_entry_ids(line))),
             Decimal("0.00"),
         ),
         parts_price=sum((cents(p.price * p.quantity) for w in work for p in w.parts), Decimal("0.00")),
         months=months,
+        business_name=ledger.settings.business_name,
+        logo=ledger.settings.logo,
     )
 
 
 def _breakfix(ledger: Ledger, incidents: list[Incident], entries: list[TimeEntry]) -> Decimal | None:
     """`breakfix_equivalent` of the entries; None when no rate card is in force for one of them."""
     try:
-        return breakfix_equivalent(incidents, entries, ledger.rates)
+        return breakfix_equivalent(incidents, entries, ledger.rates, history=ledger.entry_models())
     except ValueError:
         return None
 
@@ -289,6 +294,11 @@ def render_html(report: ValueReport) -> str:
         return moment.astimezone(zone).strftime(fmt)
 
     return _ENV.get_template("value_report.html.j2").render(r=report, money=money, local=local)
+
+
+def render_invoice(body: dict[str, Any], voided: str | None = None) -> str:
+    """An issued invoice as a standalone HTML page, from its stored body alone (`voided`: why it was voided)."""
+    return _ENV.get_template("invoice.html.j2").render(i=body, voided=voided)
 
 
 def render_pdf(html: str) -> bytes:

@@ -30,6 +30,8 @@ class Evaluation:
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
     scope: Literal["device", "site"] = "device"
+    # The subject is gone for good (a replaced disk): an `ok` resolves its alert at once, without hysteresis.
+    gone: bool = False
 
 
 @dataclass(frozen=True)

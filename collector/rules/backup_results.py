@@ -186,7 +186,10 @@ def content(job: BackupJob, earlier: list[BackupJob], history: History) -> list[
             ("warning", f"the last {needed} runs added nothing, earlier runs did: is the source still there?")
         )
     previous = job.previous_bytes_total
-    if previous is None and len(distinct) > 1 and distinct[0] is job:
+    # Only like with like: an incremental image is not a full one that shrank.
+    if previous is None and len(distinct) > 1 and distinct[0] is job and (
+        distinct[1].detail.get("kind") == job.detail.get("kind")
+    ):
         previous = distinct[1].bytes_total
     limit = setting(history, "size_drop_percent")
     if job.bytes_total is not None and previous:

@@ -16,6 +16,12 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
   volume. For large volumes the share is capped by a minimum in bytes:
   `fs_warning_free_bytes` (50 GiB), `fs_critical_free_bytes` (20 GiB); a 4 TB volume warns at 50 GiB
   free, not at 400 GB. The same percentages apply to free inodes.
+* `missing_disk_status` ("critical"): a disk the device had that is gone from the scan, or that smartctl can
+  no longer open or read (it hangs), named by its serial and model; set "warning" for removable disks.
+  A never-seen disk appearing while one is gone replaced it: the old disk's alert resolves as replaced.
+* `fs_missing_status` ("warning"): a filesystem mounted in an earlier report that is no longer mounted.
+* Software RAID (`/proc/mdstat`): a degraded array (members missing or failed) is critical, an inactive
+  one a warning (firmware RAID containers excepted).
 * `fs_fill_forecast_days` (14): warn when the volume fills within this many days at the rate of the
   last `fs_forecast_window_days` (7) of reports (least-squares line through free space over time).
 """
@@ -23,11 +29,11 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
-from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, exit_bits
+from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, RaidArray, exit_bits, serial_key
 
 RULE = "disk_health"
 GIB = 1024**3
@@ -84,6 +90,8 @@ class Thresholds:
     fs_critical_free_bytes: int = 20 * GIB
     fs_fill_forecast_days: float = 14.0
     fs_forecast_window_days: float = 7.0
+    missing_disk_status: Status = "critical"
+    fs_missing_status: Status = "warning"
 
 
 Finding = tuple[Status, str]
@@ -260,24 +268,154 @@ def evaluate_disk(disk: DiskFacts, history: History, th: Thresholds) -> Evaluati
     return Evaluation(RULE, disk_subject(disk), status, summary, details)
 
 
-def replaced_disks(signal: DiskHealth, history: History) -> list[Evaluation]:
-    """A different serial in a slot than in the previous report: the old disk's alerts resolve."""
-    previous = _previous_signals(history)
-    if not previous:
-        return []
-    old_by_slot = {d.device: d.serial for d in previous[0].disks if d.serial}
-    present = {d.serial for d in signal.disks if d.serial}
-    return [
-        Evaluation(
-            RULE,
-            f"disk:{old}",
-            "ok",
-            f"disk {old} in {disk.device} was replaced by {disk.serial}",
-            {"event": "disk_replaced", "old_serial": old, "new_serial": disk.serial, "device": disk.device},
-        )
-        for disk in signal.disks
-        if disk.serial and (old := old_by_slot.get(disk.device)) and old != disk.serial and old not in present
+@dataclass
+class KnownDisk:
+    """A disk the device had: its identity as last read, and where and when."""
+
+    serial: str
+    model: str | None
+    device: str
+    seen_at: datetime
+
+
+@dataclass
+class Roster:
+    """The disks a device had, folded over its reports oldest first (the collector's memory of them).
+
+    `known` holds the disks believed to be in the device, read or missing; `missing` those absent from the
+    newest report; `ever` every serial ever seen, so that a disk never seen before can be told apart.
+    """
+
+    known: dict[str, KnownDisk] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+    ever: set[str] = field(default_factory=set)
+    by_slot: dict[str, str] = field(default_factory=dict)
+
+    def identify(self, disk: DiskFacts) -> str | None:
+        """The serial key of a disk: read from it, or, when it could not be read, the one last read in its slot."""
+        if disk.serial:
+            return serial_key(disk.serial)
+        return self.by_slot.get(disk.device)
+
+    def step(self, signal: DiskHealth) -> tuple[list[tuple[KnownDisk, DiskFacts]], list[KnownDisk]]:
+        """Take in one report: (old disk, new disk) replacements, and the disks that vanished with it."""
+        present = {key for disk in signal.disks if (key := self.identify(disk))}
+        fresh = [d for d in signal.disks if d.serial and serial_key(d.serial) not in self.ever]
+        gone = [key for key in self.known if key not in present]
+        replacements = []
+        for disk in fresh:
+            # A new disk in the slot of a gone one replaced it; otherwise it replaced the first gone disk.
+            old = next((k for k in gone if self.known[k].device == disk.device), gone[0] if gone else None)
+            if old is not None:
+                gone.remove(old)
+                replacements.append((self.known.pop(old), disk))
+                self.missing.discard(old)
+        vanished = [self.known[key] for key in gone if key not in self.missing]
+        self.missing = set(gone)
+        for disk in signal.disks:
+            if disk.serial:
+                key = serial_key(disk.serial)
+                self.ever.add(key)
+                self.by_slot[disk.device] = key
+                if disk.status_read != "unknown" or key not in self.known:
+                    self.known[key] = KnownDisk(disk.serial, disk.model, disk.device, signal.collected_at)
+        return replacements, vanished
+
+
+def roster_of(history: History) -> Roster:
+    """The device's disks as its earlier reports show them (reports that could not look at disks say nothing)."""
+    roster = Roster()
+    for signal in reversed(_previous_signals(history)):
+        if signal.error is None:
+            roster.step(signal)
+    return roster
+
+
+def replaced_disk(old: KnownDisk, new: DiskFacts) -> Evaluation:
+    """The old disk's alert resolves as replaced, and the replacement is recorded (the value report counts it)."""
+    where = old.device if old.device == new.device else f"{old.device}, now {new.device}"
+    return Evaluation(
+        RULE,
+        f"disk:{old.serial}",
+        "ok",
+        f"disk {old.serial} in {where} was replaced by {new.serial}",
+        {"event": "disk_replaced", "resolution": "replaced", "old_serial": old.serial, "old_model": old.model,
+         "new_serial": new.serial, "new_model": new.model, "device": new.device},
+        gone=True,
+    )
+
+
+def missing_disk(known: KnownDisk, hostname: str, status: Status, problems: list[str], first: bool) -> Evaluation:
+    """A disk the device had that is gone from the scan or can no longer be read: its own alert says so."""
+    why = f": {'; '.join(problems)}" if problems else ""
+    summary = (
+        f"disk missing: {known.model or 'disk'} (serial {known.serial}) on {hostname}, "
+        f"last read in {known.device} on {_day(known.seen_at)}{why}"
+    )
+    details: dict[str, object] = {
+        "device": known.device, "model": known.model, "serial": known.serial, "missing": True,
+        "last_read_at": known.seen_at.isoformat(), "reasons": [summary],
+    }
+    if first:
+        details["event"] = "disk_missing"
+    return Evaluation(RULE, f"disk:{known.serial}", status, summary, details)
+
+
+def disk_evaluations(signal: DiskHealth, history: History, th: Thresholds) -> list[Evaluation]:
+    """Each disk's verdict, each replaced disk and each disk gone missing, by serial across slots and buses."""
+    roster = roster_of(history)
+    before = dict(roster.known)
+    replacements, vanished = roster.step(signal)
+    evaluations = [replaced_disk(old, new) for old, new in replacements]
+    for known in vanished:
+        evaluations.append(missing_disk(known, history.hostname, th.missing_disk_status, [], True))
+    still_missing = roster.missing - {serial_key(k.serial) for k in vanished}
+    evaluations += [
+        missing_disk(roster.known[key], history.hostname, th.missing_disk_status, [], False) for key in still_missing
     ]
+    for disk in signal.disks:
+        if disk.status_read == "standby":
+            continue  # asleep, not read so as not to wake it: neither healthy nor missing
+        key = roster.identify(disk)
+        known = before.get(key) if key else None
+        if disk.status_read == "unknown" and not disk.serial and known is not None:
+            # A disk the device had that hangs smartctl or cannot be opened: its own alert, by its serial.
+            evaluations.append(
+                missing_disk(known, history.hostname, th.missing_disk_status, disk.read_problems, False)
+            )
+            continue
+        evaluations.append(evaluate_disk(disk, history, th))
+    return evaluations
+
+
+def known_mounts(history: History) -> dict[str, tuple[FilesystemFacts, datetime]]:
+    """Every filesystem the earlier reports show, as last seen."""
+    mounts: dict[str, tuple[FilesystemFacts, datetime]] = {}
+    for signal in _previous_signals(history):
+        for fs in signal.filesystems:
+            mounts.setdefault(fs.mount, (fs, signal.collected_at))
+    return mounts
+
+
+def missing_filesystems(signal: DiskHealth, history: History, th: Thresholds) -> list[Evaluation]:
+    """Filesystems mounted in earlier reports that are no longer mounted."""
+    present = {fs.mount for fs in signal.filesystems}
+    previous = _previous_signals(history)
+    newest = {fs.mount for fs in previous[0].filesystems} if previous else set()
+    evaluations = []
+    for mount, (fs, seen_at) in known_mounts(history).items():
+        if mount in present:
+            continue
+        summary = (
+            f"{mount} on {history.hostname} is no longer mounted ({fs.device}, {fs.fstype}, "
+            f"last seen on {_day(seen_at)})"
+        )
+        details: dict[str, object] = {"mount": mount, "device": fs.device, "missing": True,
+                                      "last_seen_at": seen_at.isoformat(), "reasons": [summary]}
+        if mount in newest:
+            details["event"] = "filesystem_missing"
+        evaluations.append(Evaluation(RULE, f"fs:{mount}", th.fs_missing_status, summary, details))
+    return evaluations
 
 
 def _free_fraction_findings(
@@ -357,6 +495,28 @@ def evaluate_filesystem(fs: FilesystemFacts, at: datetime, history: History, th:
     return Evaluation(RULE, f"fs:{fs.mount}", _worst(s for s, _ in findings), summary, details)
 
 
+def evaluate_array(array: RaidArray, hostname: str) -> Evaluation:
+    """One software RAID array's verdict: degraded (members missing or failed) is critical, rebuilding
+    onto a new member a warning until done, an array that should run but does not a warning."""
+    findings: list[Finding] = []
+    up, expected = array.members_up, array.members_expected
+    if array.failed_members:
+        findings.append(("critical", f"failed member(s): {', '.join(array.failed_members)}"))
+    if up is not None and expected is not None and up < expected:
+        findings.append(("critical", f"degraded: {up} of {expected} members in sync"))
+    if array.sync_action == "recovery" and findings:
+        done = f" ({array.sync_percent:.1f} % done)" if array.sync_percent is not None else ""
+        findings.append(("warning", f"rebuilding{done}"))
+    # Firmware RAID containers (external metadata) are inactive by nature; their volumes are arrays of their own.
+    if array.state.startswith("inactive") and not (array.metadata or "").startswith("external:"):
+        findings.append(("warning", "inactive: the array is not running"))
+    reasons = [text for _, text in findings]
+    name = f"{array.name} ({array.level or 'container'}) on {hostname}"
+    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
+    details = {"array": array.name, "level": array.level, "members": array.members, "reasons": reasons}
+    return Evaluation(RULE, f"raid:{array.name}", _worst(s for s, _ in findings), summary, details)
+
+
 def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
     """Verdicts on the disk reading as a whole, each disk, each replaced disk and each filesystem."""
     th = thresholds(Thresholds, history.settings, RULE)
@@ -370,11 +530,16 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
         )
     else:
         overall = Evaluation(RULE, "disks", "ok", f"{len(signal.disks)} disk(s) read on {history.hostname}")
+    # A reading that could not look at the disks says nothing about which are there.
+    disks = [evaluate_disk(d, history, th) for d in signal.disks] if signal.error else disk_evaluations(
+        signal, history, th
+    )
     return [
         overall,
-        *replaced_disks(signal, history),
-        *(evaluate_disk(disk, history, th) for disk in signal.disks),
+        *disks,
         *(evaluate_filesystem(fs, signal.collected_at, history, th) for fs in signal.filesystems),
+        *missing_filesystems(signal, history, th),
+        *(evaluate_array(array, history.hostname) for array in signal.arrays),
     ]
 
 

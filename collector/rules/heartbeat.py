@@ -19,7 +19,8 @@ REFUSED_FOR = timedelta(hours=24)
 def evaluate(signal: Heartbeat, history: History) -> list[Evaluation]:
     """A heartbeat means the device is online (resolving its offline alert); it also says whether the
     collector refused any of the device's reports lately (a check writing what can never be accepted)."""
-    return [Evaluation(RULE, SUBJECT, "ok", f"{signal.hostname} is reporting again"), refused(signal)]
+    return [Evaluation(RULE, SUBJECT, "ok", f"{signal.hostname} is reporting again"), refused(signal),
+            outbox(signal)]
 
 
 def refused(signal: Heartbeat) -> Evaluation:
@@ -33,6 +34,18 @@ def refused(signal: Heartbeat) -> Evaluation:
     return Evaluation(REFUSED_RULE, "reports", "warning", summary, {
         "refused_reports": signal.refused_reports, "last_refusal": signal.last_refusal,
     })
+
+
+OUTBOX_RULE = "heartbeat.outbox"
+
+
+def outbox(signal: Heartbeat) -> Evaluation:
+    """A warning for REFUSED_FOR after the agent found its outbox damaged and started a new one."""
+    at = signal.outbox_warning_at
+    if not signal.outbox_warning or at is None or signal.collected_at - at >= REFUSED_FOR:
+        return Evaluation(OUTBOX_RULE, "outbox", "ok", f"{signal.hostname}'s outbox is sound")
+    return Evaluation(OUTBOX_RULE, "outbox", "warning", f"{signal.hostname}: {signal.outbox_warning}",
+                      {"outbox_warning": signal.outbox_warning, "at": at.isoformat()})
 
 
 def evaluate_silence(
@@ -91,4 +104,5 @@ SPEC = RuleSpec(evaluate, alerts=(
     # While most of a site is down (power, internet), its devices' own alerts stay quiet.
     AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT),
     AlertRule(REFUSED_RULE),
+    AlertRule(OUTBOX_RULE),
 ))

@@ -1,12 +1,15 @@
-"""Billing: the currency and time zone, devices' classes, a client's ledger, invoices and the value report."""
+"""Billing: settings (business, currency, zone, tax, terms), clients' tax, devices' classes, a client's ledger,
+invoices and the value report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+import base64
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from collector.billing.ledger import (
     BillingSettings,
@@ -16,23 +19,93 @@ from collector.billing.ledger import (
     load_value_report,
     save_billing_settings,
 )
-from collector.billing.model import DeviceClass, Invoice
+from collector.billing.model import Charge, DeviceClass, Invoice, InvoiceLine, Tax
 from collector.billing.pricing import month_bounds
 from collector.billing.report import ValueReport
 from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
-from collector.services.inputs import Input, zone
-from collector.services.views import device_billing_view
+from collector.services.inputs import TECHNICIAN, Input, zone
+from collector.services.views import charge_view, client_tax_view, device_billing_view, invoice_view
 from collector.store import Tx
+from collector.store.billing_rows import ClientTax, IssuedInvoiceRow
+
+LOGO_MAX_BYTES = 256 * 1024
+LOGO_MAX_CHARS = 64 + LOGO_MAX_BYTES * 4 // 3
+LOGO_PATTERN = r"^(data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/]+={0,2})?$"
+LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml"}
+
+
+def logo_url(content_type: str, data: bytes) -> str:
+    """An uploaded logo as a data: URL, or Invalid when it is not a small PNG, JPEG or SVG."""
+    if content_type not in LOGO_TYPES:
+        raise Invalid("logo", f"the logo must be a PNG, JPEG or SVG image, not {content_type or 'unknown'}")
+    if len(data) > LOGO_MAX_BYTES:
+        raise Invalid("logo", f"the logo must be at most {LOGO_MAX_BYTES // 1024} KiB")
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
 class SettingsInput(Input):
-    """The currency and the zone whose days time is billed by."""
+    """Billing settings to change (those left out stay as they are)."""
 
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR, GBP, USD")
-    timezone: str = Field("UTC", description="the zone whose days time is billed by, e.g. Europe/Dublin")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR, GBP, USD")
+    timezone: str | None = Field(None, description="the zone whose days time is billed by, e.g. Europe/Dublin")
+    business_name: str | None = Field(None, max_length=200)
+    logo: str | None = Field(None, max_length=LOGO_MAX_CHARS, pattern=LOGO_PATTERN,
+                             description="a data: URL of a PNG, JPEG or SVG image (\"\": none)")
+    business_address: str | None = Field(None, max_length=1000)
+    tax_id: str | None = Field(None, max_length=100, description="your VAT or tax number, printed on invoices")
+    tax_label: str | None = Field(None, min_length=1, max_length=40, description="e.g. VAT, GST, Sales tax")
+    tax_rate: Decimal | None = Field(None, ge=0, lt=100, decimal_places=3, description="default rate, percent")
+    payment_terms_days: int | None = Field(None, ge=0, le=365)
+    bank_details: str | None = Field(None, max_length=1000)
+    invoice_prefix: str | None = Field(None, max_length=20, pattern=r"^[A-Za-z0-9/_-]*$",
+                                       description="issued invoices are numbered PREFIX00001, PREFIX00002, ...")
+    minimum_term_months: int | None = Field(None, ge=0, le=120, description="0: any term")
+    term_with_onboarding_months: int | None = Field(None, ge=0, le=120,
+                                                    description="a shorter term allowed with an onboarding fee")
+    xero_account_code: str | None = Field(None, min_length=1, max_length=20)
+    xero_tax_type: str | None = Field(None, max_length=100, description="as named in Xero, for taxed invoices")
 
-    _zone = field_validator("timezone")(zone)
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone(value)
+
+
+class ClientTaxInput(Input):
+    """A client's own tax: a rate, or an exemption with the reason the invoice prints; neither: the default."""
+
+    tax_rate: Decimal | None = Field(None, ge=0, lt=100, decimal_places=3, description="percent")
+    exemption: str = Field("", max_length=200, description='e.g. "Reverse charge: the customer accounts for VAT"')
+
+    @model_validator(mode="after")
+    def _one(self) -> ClientTaxInput:
+        if self.tax_rate is not None and self.exemption.strip():
+            raise ValueError("give a tax rate or an exemption, not both")
+        return self
+
+
+class ChargeInput(Input):
+    """A one-off charge: project work, a fixed-price installation."""
+
+    description: str = Field(min_length=1, max_length=200)
+    amount: Decimal = Field(gt=0, decimal_places=2)
+    day: date | None = Field(None, description="the day it is for (default: today); invoiced in its month")
+    technician: str = TECHNICIAN
+
+
+class IssueInput(Input):
+    """Issuing a client's invoice for a month."""
+
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
+    technician: str = TECHNICIAN
+
+
+class VoidInput(Input):
+    """Voiding an issued invoice, saying why (a new one can then be issued for the month)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    technician: str = TECHNICIAN
 
 
 class DeviceInput(Input):
@@ -50,6 +123,19 @@ class Bill:
 
     ledger: Ledger
     invoice: Invoice
+    issued: IssuedInvoiceRow | None = None
+
+
+def invoice_from_body(body: dict[str, Any]) -> Invoice:
+    """An issued invoice's stored body back as the invoice it was, for the exports to carry the same lines."""
+    lines = tuple(
+        InvoiceLine(line["kind"], line["description"], Decimal(line["quantity"]), Decimal(line["unit_price"]),
+                    Decimal(line["amount"]), line["ref"])
+        for line in body["lines"]
+    )
+    tax = body["tax"]
+    return Invoice(body["client"], month_of(body["month"]), body["currency"], lines,
+                   Tax(Decimal(tax["rate"]), tax["label"], tax["exemption"]))
 
 
 def month_of(text: str | None) -> date:
@@ -90,12 +176,94 @@ class Billing(Service):
             return await billing_settings(tx)
 
     async def set_settings(self, wanted: SettingsInput) -> BillingSettings:
-        """Change the currency and billing time zone."""
-        settings = BillingSettings(wanted.currency, wanted.timezone)
+        """Change the settings given; the others stay as they are."""
+        changes = wanted.model_dump(exclude_none=True)
         async with self.store.transaction() as tx:
+            settings = replace(await billing_settings(tx), **changes)
             await save_billing_settings(tx, settings)
-            await self.publish(tx, "billing.settings", wanted.model_dump())
+            await self.publish(tx, "billing.settings", {key: str(value) for key, value in changes.items()})
         return settings
+
+    async def issue(self, client: str, wanted: IssueInput) -> IssuedInvoiceRow:
+        """Issue the client's invoice for the month under the next number: from now on it never changes."""
+        month = month_of(wanted.month)
+        async with self.store.transaction() as tx:
+            ledger = await ledger_of(tx, client)
+            try:
+                invoice = ledger.invoice(month)
+            except ValueError as exc:
+                raise Invalid("month", f"cannot price {month:%Y-%m}: {exc}") from None
+            settings = ledger.settings
+            issued = self.clock().astimezone(settings.zone).date()
+            due = issued + timedelta(days=settings.payment_terms_days)
+            body = {**invoice_view(invoice), "issued": issued.isoformat(), "due": due.isoformat(),
+                    "period": f"{month:%B %Y}", "seller": {
+                        name: getattr(settings, name)
+                        for name in ("business_name", "business_address", "tax_id", "bank_details", "logo")}}
+            row = await tx.issue_invoice(ledger.client_id, month, settings.invoice_prefix, self.clock(),
+                                         wanted.technician, due, body)
+            if row is None:
+                [live] = [i for i in await tx.issued_invoices(ledger.client_id, month) if i.voided_at is None]
+                raise Conflict(f"{client}'s invoice for {month:%Y-%m} is issued already as {live.number}: "
+                               "void it to issue a new one")
+            await self.publish(tx, "invoice.issued", {"number": row.number, "client": client,
+                                                      "month": wanted.month, "total": body["totals"]["total"],
+                                                      "by": wanted.technician})
+        return row
+
+    async def void(self, number: str, wanted: VoidInput) -> IssuedInvoiceRow:
+        """Void an issued invoice: it keeps its number and says VOID; the month can be issued anew."""
+        async with self.store.transaction() as tx:
+            row = await tx.void_invoice(number, self.clock(), wanted.technician, wanted.reason)
+            if row is None:
+                known = await tx.issued_invoice(number)
+                raise Conflict(f"invoice {number} is void already") if known else NotFound(
+                    f"there is no invoice {number}")
+            await self.publish(tx, "invoice.voided", {"number": number, "client": row.body["client"],
+                                                      "reason": wanted.reason, "by": wanted.technician})
+        return row
+
+    async def issued(self, number: str) -> IssuedInvoiceRow:
+        """An issued invoice by its number, or NotFound."""
+        async with self.store.read() as tx:
+            row = await tx.issued_invoice(number)
+        if row is None:
+            raise NotFound(f"there is no invoice {number}")
+        return row
+
+    async def issued_for(self, client: str, month: date | None = None) -> list[IssuedInvoiceRow]:
+        """A client's issued invoices (of one month), voided ones too, in issue order."""
+        async with self.store.read() as tx:
+            return await tx.issued_invoices((await ledger_of(tx, client)).client_id, month)
+
+    async def add_charge(self, client: str, wanted: ChargeInput) -> Charge:
+        """A one-off charge on the client's invoice for the month of its day."""
+        async with self.store.transaction() as tx:
+            ledger = await ledger_of(tx, client)
+            day = wanted.day or self.clock().astimezone(ledger.settings.zone).date()
+            for issued in await tx.issued_invoices(ledger.client_id, day.replace(day=1)):
+                if issued.voided_at is None:
+                    raise Conflict(f"{day:%Y-%m} is on invoice {issued.number}, issued already: date the charge in "
+                                   "another month, or void that invoice first")
+            charge = await tx.add_charge(ledger.client_id, day, " ".join(wanted.description.split()),
+                                         wanted.amount, self.clock(), wanted.technician)
+            await self.publish(tx, "charge.added", {"client": client, **charge_view(charge),
+                                                    "by": wanted.technician})
+        return charge
+
+    async def client_taxes(self) -> list[tuple[str, ClientTax | None]]:
+        """Every client with its own tax terms (None: the default rate)."""
+        async with self.store.read() as tx:
+            return [(c.name, await tx.client_tax(c.client_id)) for c in await tx.clients()]
+
+    async def set_client_tax(self, client: str, wanted: ClientTaxInput) -> ClientTax:
+        """A client's own tax rate or exemption (neither: the default rate applies again)."""
+        tax = ClientTax(wanted.tax_rate, wanted.exemption.strip())
+        async with self.store.transaction() as tx:
+            ledger = await ledger_of(tx, client)
+            await tx.set_client_tax(ledger.client_id, tax)
+            await self.publish(tx, "billing.client_tax", {"client": client, **client_tax_view(tax)})
+        return tax
 
     async def this_month(self) -> date:
         """The first day of the current month in the billing time zone."""
@@ -121,8 +289,11 @@ class Billing(Service):
             return await ledger_of(tx, client)
 
     async def invoice(self, client: str, month: date) -> Bill:
-        """The client's invoice for a month (Conflict when the month cannot be priced)."""
+        """The client's invoice for a month: as issued when it was, else priced now (Conflict when it cannot be)."""
         ledger = await self.ledger(client)
+        live = [i for i in await self.issued_for(client, month) if i.voided_at is None]
+        if live:
+            return Bill(ledger, invoice_from_body(live[0].body), live[0])
         try:
             return Bill(ledger, ledger.invoice(month))
         except ValueError as exc:

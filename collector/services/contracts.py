@@ -34,6 +34,7 @@ class ContractInput(Input):
     included_hours: Decimal | None = Field(None, ge=0)
     onboarding_workstation_months: Decimal | None = Field(None, ge=0)
     onboarding_server_months: Decimal | None = Field(None, ge=0)
+    monthly_fee: Decimal | None = Field(None, ge=0, decimal_places=2, description="flat, for the client, a month")
 
 
 class RatesInput(Input):
@@ -47,6 +48,7 @@ class RatesInput(Input):
     increment_minutes: int = Field(15, ge=1)
     after_hours_multiplier: Decimal = Field(Decimal("1.5"), ge=1)
     onsite_minimum_minutes: int = Field(0, ge=0)
+    emergency_minimum_minutes: int = Field(0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,12 @@ class Contracts(Service):
         async with self.store.transaction() as tx:
             ledger = await ledger_of(tx, client)
             previous = max(ledger.contracts, key=lambda c: c.effective_from, default=None)
+            contract = new_version(wanted, ledger.client_id, previous)
+            problem = ledger.settings.check_term(contract)
+            if problem is not None:
+                raise Invalid("term_months", problem)
             try:
-                row = await tx.add_contract(ledger.client_id, new_version(wanted, ledger.client_id, previous),
-                                            self.clock())
+                row = await tx.add_contract(ledger.client_id, contract, self.clock())
             except ValueError as exc:
                 raise Conflict(str(exc)) from None
             await self.publish(tx, "contract.added", {"client": ledger.client, **contract_view(row)})

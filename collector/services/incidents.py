@@ -3,7 +3,7 @@ notes, parts, linking alerts, closing; and an incident with everything it holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -78,6 +78,24 @@ class TimeInput(Input):
     note: str = Field("", max_length=2000)
 
 
+class TitleInput(Input):
+    """A new title for an incident: what the client reads on the invoice and in the value report."""
+
+    title: str = Field(min_length=1, max_length=200)
+    technician: str = TECHNICIAN
+
+
+class TimeEditInput(Input):
+    """A finished time entry corrected: only the fields given change."""
+
+    minutes: int | None = Field(None, gt=0, le=24 * 60)
+    start: AwareDatetime | None = None
+    on_site: bool | None = None
+    after_hours: bool | None = None
+    note: str | None = Field(None, max_length=2000)
+    technician: str = TECHNICIAN
+
+
 class OverrideInput(Input):
     """Billing an entry differently than the rules would (None: back to the automatic classification)."""
 
@@ -101,10 +119,13 @@ class BilledEntry:
 
     entry: TimeEntryRow
     classification: Classification | None
+    # What its month's invoice charges for it (None: running, or the month cannot be priced yet).
+    charged: Decimal | None = None
 
     def view(self) -> dict[str, Any]:
         """The entry as the API and the feed show it."""
-        return entry_view(self.entry, self.classification)
+        return {**entry_view(self.entry, self.classification),
+                "charged": None if self.charged is None else f"{self.charged:.2f}"}
 
 
 @dataclass(frozen=True)
@@ -161,9 +182,39 @@ async def incident_of(tx: Tx, incident_id: int) -> IncidentRow:
     return incident
 
 
+def title_of(alert: AlertRow, limit: int = 120) -> str:
+    """An incident's first title from its alert: the summary's first line, cut at a word (retitle it for the client)."""
+    line = " ".join(alert.summary.strip().splitlines()[0].split()) if alert.summary.strip() else alert.rule
+    if len(line) <= limit:
+        return line
+    return line[: line.rfind(" ", 0, limit - 1) if " " in line[: limit - 1] else limit - 1].rstrip(" ,;:") + "…"
+
+
+async def entry_of(tx: Tx, entry_id: int) -> TimeEntryRow:
+    """The time entry, or NotFound."""
+    entry = await tx.time_entry(entry_id)
+    if entry is None:
+        raise NotFound(f"there is no time entry {entry_id}")
+    return entry
+
+
+async def refuse_if_invoiced(tx: Tx, client: str, what: TimeEntryRow | Part) -> None:
+    """Conflict when the time entry's or part's month is on an issued invoice: issued invoices never change."""
+    ledger = await ledger_of(tx, client)
+    if isinstance(what, Part):
+        day, name = what.day, f"the part {what.description!r} of {what.day}"
+    else:
+        day, name = what.started_at.astimezone(ledger.settings.zone).date(), f"time entry {what.entry_id}"
+    for issued in await tx.issued_invoices(ledger.client_id, day.replace(day=1)):
+        if issued.voided_at is None:
+            raise Conflict(f"{name} is billed on invoice {issued.number}, issued already: "
+                           "void that invoice to change it")
+
+
 async def billed(tx: Tx, client: str, entry: TimeEntryRow) -> BilledEntry:
-    """How a stored entry is billed, read inside the same transaction."""
-    return BilledEntry(entry, (await ledger_of(tx, client)).classification(entry))
+    """How a stored entry is billed and what it is charged, read inside the same transaction."""
+    ledger = await ledger_of(tx, client)
+    return BilledEntry(entry, ledger.classification(entry), ledger.entry_charges([entry])[0].get(entry.entry_id))
 
 
 class Incidents(Service):
@@ -181,7 +232,7 @@ class Incidents(Service):
                 alert = await tx.alert(wanted.alert_id)
                 if alert is None:
                     raise NotFound(f"there is no alert {wanted.alert_id}")
-                client, title = alert.owner.client, wanted.title or alert.summary
+                client, title = alert.owner.client, wanted.title or title_of(alert)
                 category = wanted.category or alert.rule
             elif wanted.client and wanted.title:
                 client, title, category = wanted.client, wanted.title, wanted.category or "request"
@@ -287,6 +338,53 @@ class Incidents(Service):
             await self.publish(tx, "time.added", {**done.view(), "client": incident.client})
         return done
 
+    async def retitle(self, incident_id: int, wanted: TitleInput) -> IncidentRow:
+        """Give the incident the title the client should read (an alert's summary is a technician's words)."""
+        async with self.store.transaction() as tx:
+            before = await incident_of(tx, incident_id)
+            title = " ".join(wanted.title.split())
+            if not title:
+                raise Invalid("title", "the title must not be blank")
+            after = await tx.retitle_incident(incident_id, title)
+            assert after is not None
+            await self.publish(tx, "incident.retitled", {**incident_view(after), "was": before.title,
+                                                         "by": wanted.technician})
+        return after
+
+    async def edit_time(self, entry_id: int, wanted: TimeEditInput) -> BilledEntry:
+        """Correct a finished entry (minutes, start, place, hours, note); the feed keeps what it was."""
+        async with self.store.transaction() as tx:
+            before = await entry_of(tx, entry_id)
+            if before.running:
+                raise Conflict(f"time entry {entry_id} is a running timer: stop it first")
+            incident = await incident_of(tx, before.incident_id)
+            await refuse_if_invoiced(tx, incident.client, before)
+            start = wanted.start or before.started_at
+            minutes = wanted.minutes or before.minutes or 0
+            after = await tx.edit_time_entry(replace(
+                before, started_at=start, stopped_at=start + timedelta(minutes=minutes), minutes=minutes,
+                on_site=before.on_site if wanted.on_site is None else wanted.on_site,
+                after_hours=before.after_hours if wanted.after_hours is None else wanted.after_hours,
+                note=before.note if wanted.note is None else wanted.note))
+            assert after is not None
+            await refuse_if_invoiced(tx, incident.client, after)
+            done = await billed(tx, incident.client, after)
+            await self.publish(tx, "time.edited", {**done.view(), "client": incident.client,
+                                                   "was": entry_view(before),
+                                                   "by": wanted.technician})
+        return done
+
+    async def delete_time(self, entry_id: int, technician: str) -> TimeEntryRow:
+        """Delete a time entry (recorded in error); the feed keeps what it was and who deleted it."""
+        async with self.store.transaction() as tx:
+            entry = await entry_of(tx, entry_id)
+            incident = await incident_of(tx, entry.incident_id)
+            await refuse_if_invoiced(tx, incident.client, entry)
+            await tx.delete_time_entry(entry_id)
+            await self.publish(tx, "time.deleted", {**entry_view(entry, None), "client": incident.client,
+                                                    "by": technician})
+        return entry
+
     async def override(self, entry_id: int, wanted: OverrideInput) -> BilledEntry:
         """Bill an entry differently than the rules would, saying why (None: as the rules say)."""
         reason = check_override(wanted.override, wanted.reason, "reason")
@@ -295,9 +393,21 @@ class Incidents(Service):
             if entry is None:
                 raise NotFound(f"there is no time entry {entry_id}")
             incident = await incident_of(tx, entry.incident_id)
+            await refuse_if_invoiced(tx, incident.client, entry)
             done = await billed(tx, incident.client, entry)
             await self.publish(tx, "time.overridden", {**done.view(), "client": incident.client})
         return done
+
+    async def delete_part(self, part_id: int, technician: str) -> Part:
+        """Delete a part recorded in error (re-add it to correct it); the feed keeps what it was."""
+        async with self.store.transaction() as tx:
+            part = await tx.delete_part(part_id)
+            if part is None:
+                raise NotFound(f"there is no part {part_id}")
+            incident = await incident_of(tx, part.incident_id)
+            await refuse_if_invoiced(tx, incident.client, part)
+            await self.publish(tx, "part.deleted", {**part_view(part), "client": incident.client, "by": technician})
+        return part
 
     async def add_part(self, incident_id: int, wanted: PartInput) -> Part:
         """Hardware fitted (on `day`, default today in the billing time zone)."""
@@ -306,5 +416,6 @@ class Incidents(Service):
             day = wanted.day or self.clock().astimezone((await billing_settings(tx)).zone).date()
             part = await tx.add_part(Part(0, incident_id, day, wanted.description, wanted.cost, wanted.price,
                                           wanted.quantity))
+            await refuse_if_invoiced(tx, incident.client, part)
             await self.publish(tx, "part.added", {**part_view(part), "client": incident.client})
         return part

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
 from collector.alerts.silence import Silence
-from collector.billing.ledger import Ledger
-from collector.billing.model import Classification, Invoice, Part
+from collector.billing.ledger import BillingSettings, Ledger
+from collector.billing.model import Charge, Classification, Invoice, Part
 from collector.notify.deliver import redact
 from collector.store import ChannelRow
 from collector.store.billing_rows import (
+    ClientTax,
     ContractRow,
     DeviceBillingRow,
     IncidentRow,
+    IssuedInvoiceRow,
     NoteRow,
     RatesRow,
     TimeEntryRow,
@@ -42,7 +45,14 @@ def contract_view(row: ContractRow) -> dict[str, Any]:
         "included_hours": money(c.included_hours),
         "onboarding_workstation_months": money(c.onboarding_workstation_months),
         "onboarding_server_months": money(c.onboarding_server_months),
+        "monthly_fee": money(c.monthly_fee),
     }
+
+
+def charge_view(charge: Charge) -> dict[str, Any]:
+    """A one-off charge."""
+    return {"charge_id": charge.id, "day": charge.day.isoformat(), "description": charge.description,
+            "amount": money(charge.amount)}
 
 
 def rates_view(row: RatesRow, client: str | None) -> dict[str, Any]:
@@ -58,6 +68,7 @@ def rates_view(row: RatesRow, client: str | None) -> dict[str, Any]:
         "increment_minutes": r.increment_minutes,
         "after_hours_multiplier": money(r.after_hours_multiplier),
         "onsite_minimum_minutes": r.onsite_minimum_minutes,
+        "emergency_minimum_minutes": r.emergency_minimum_minutes,
     }
 
 
@@ -132,6 +143,24 @@ def part_view(part: Part) -> dict[str, Any]:
     }
 
 
+def billing_settings_view(settings: BillingSettings) -> dict[str, Any]:
+    """The billing settings, the tax rate as exact decimal text."""
+    return {field.name: str(value) if isinstance(value, Decimal) else value
+            for field in fields(settings) for value in [getattr(settings, field.name)]}
+
+
+def client_tax_view(tax: ClientTax) -> dict[str, Any]:
+    """A client's own tax terms (a rate of None and no exemption: the default rate)."""
+    return {"tax_rate": None if tax.tax_rate is None else f"{tax.tax_rate.normalize():f}", "exemption": tax.exemption}
+
+
+def issued_view(row: IssuedInvoiceRow) -> dict[str, Any]:
+    """An issued invoice: its body as issued, and whether and why it was voided."""
+    return {**row.body, "issued_at": row.issued_at.isoformat(), "issued_by": row.issued_by,
+            "voided_at": row.voided_at.isoformat() if row.voided_at else None, "voided_by": row.voided_by,
+            "void_reason": row.void_reason}
+
+
 def invoice_view(invoice: Invoice) -> dict[str, Any]:
     """An invoice, amounts as exact decimal text."""
     totals = invoice.totals()
@@ -150,9 +179,11 @@ def invoice_view(invoice: Invoice) -> dict[str, Any]:
             }
             for line in invoice.lines
         ],
+        "tax": {"label": invoice.tax.label, "rate": f"{invoice.tax.charged.normalize():f}",
+                "exemption": invoice.tax.exemption},
         "totals": {
             name: money(getattr(totals, name))
-            for name in ("contract", "onboarding", "time", "parts", "total")
+            for name in ("contract", "onboarding", "fee", "time", "parts", "subtotal", "tax", "total")
         },
     }
 

@@ -15,16 +15,21 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from collector.store.unreadable import Unreadable, observation_name
+from shared.wire import LEGACY_EPOCH
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from collector.alerts.silence import Silence
-    from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
+    from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
     from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
     from collector.store.billing_rows import (
+        ClientTax,
         ContractRow,
         DeviceBillingRow,
         IncidentRow,
         IncidentStatus,
+        IssuedInvoiceRow,
         NoteRow,
         RatesRow,
         TimeEntryRow,
@@ -70,6 +75,10 @@ class AgentRow:
     last_seen_at: datetime | None = None
     last_seq: int = 0
     revoked: bool = False
+    # Requests refused because the device's clock was off, the last of them, and by how much (+ ahead).
+    skew_refusals: int = 0
+    last_skew_at: datetime | None = None
+    last_skew_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class ObservationRow:
     kind: str
     collected_at: datetime
     payload: dict[str, Any]
+    epoch: str = LEGACY_EPOCH
     # Which row it is (how an unreadable one is named and counted once); not part of what was observed.
     row_id: int = field(default=0, compare=False)
 
@@ -88,6 +98,15 @@ class ObservationRow:
     def what(self) -> str:
         """The row as Unreadable names it."""
         return observation_name(self.row_id)
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    """One stream of an agent's reports: from which sequence number and since when."""
+
+    epoch: str
+    first_seq: int
+    first_at: datetime
 
 
 @dataclass(frozen=True)
@@ -257,12 +276,22 @@ class Tx(Protocol):
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
-        rows: list[tuple[str, datetime, str]],
+        rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
         """Store an envelope and its signals as (kind, collected_at, payload JSON) rows.
 
-        False, and nothing written, when (agent_id, seq) was stored before.
+        False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
+
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
+        """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead);
+        True when it is the first such refusal since the agent was last heard from."""
+
+    async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
+        """Record that the agent reports in this stream from `seq` on; True when the stream is new."""
+
+    async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
+        """The streams the agent has reported in, newest first."""
 
     async def touch_agent(
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
@@ -305,6 +334,9 @@ class Tx(Protocol):
     async def reopen_alert(self, fingerprint: str, resolved_since: datetime, at: datetime) -> AlertRow | None:
         """Reopen the alert with this fingerprint resolved at or after `resolved_since`, if there is one
         (the occurrence is counted by the `update_alert` that follows)."""
+
+    async def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        """When the newest resolved alert of the fingerprint was resolved; None: none ever was."""
 
     async def alert(self, alert_id: int) -> AlertRow | None:
         """One alert, or None."""
@@ -474,6 +506,9 @@ class Tx(Protocol):
     ) -> IncidentRow | None:
         """Close an open incident; None when it is not open."""
 
+    async def retitle_incident(self, incident_id: int, title: str) -> IncidentRow | None:
+        """Give an incident a new title; None when there is no such incident."""
+
     async def add_incident_note(self, incident_id: int, at: datetime, author: str, text: str) -> NoteRow:
         """Add a note to an incident."""
 
@@ -495,6 +530,46 @@ class Tx(Protocol):
         self, entry_id: int, override: Classification | None, reason: str | None
     ) -> TimeEntryRow | None:
         """Set or clear an entry's classification override; None when there is no such entry."""
+
+    async def delete_part(self, part_id: int) -> Part | None:
+        """Delete a part; the deleted part, or None when there was none."""
+
+    async def add_charge(self, client_id: int, day: date, description: str, amount: Decimal, at: datetime,
+                         by: str) -> Charge:
+        """Record a one-off charge for a client (invoiced in the month of `day`)."""
+
+    async def charges(self, client_id: int) -> list[Charge]:
+        """A client's one-off charges, by day."""
+
+    async def client_tax(self, client_id: int) -> ClientTax | None:
+        """A client's own tax terms, or None when it has none (the default rate applies)."""
+
+    async def set_client_tax(self, client_id: int, tax: ClientTax) -> None:
+        """Store a client's own tax terms (a rate of None and no exemption: back to the default rate)."""
+
+    async def issue_invoice(
+        self, client_id: int, month: date, prefix: str, at: datetime, by: str, due: date, body: dict[str, Any]
+    ) -> IssuedInvoiceRow | None:
+        """Store an issued invoice under the next number (`prefix` + sequence; `body["number"]` is set to it);
+        None when the client's month has a live invoice already."""
+
+    async def issued_invoices(self, client_id: int | None = None, month: date | None = None) -> list[IssuedInvoiceRow]:
+        """Issued invoices (of a client, of a month), voided ones too, in issue order."""
+
+    async def issued_invoice(self, number: str) -> IssuedInvoiceRow | None:
+        """The issued invoice with this number, or None."""
+
+    async def void_invoice(self, number: str, at: datetime, by: str, reason: str) -> IssuedInvoiceRow | None:
+        """Void a live invoice (it keeps its number); None when there is no live invoice with this number."""
+
+    async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        """One time entry, or None."""
+
+    async def edit_time_entry(self, entry: TimeEntryRow) -> TimeEntryRow | None:
+        """Replace a finished entry's start, minutes, place, hours and note; None when there is none to edit."""
+
+    async def delete_time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        """Delete a time entry; the deleted entry, or None when there was none."""
 
     async def time_entries(
         self, client_id: int | None = None, incident_id: int | None = None
@@ -544,6 +619,10 @@ class Tx(Protocol):
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         """When each device last reported each of these kinds, by (agent_id, kind); absent: never."""
 
+    async def recent_observed(self, kind: str, per_agent: int, seen_since: datetime) -> dict[str, list[datetime]]:
+        """When each unrevoked device seen since `seen_since` collected its newest `per_agent` signals of
+        `kind`, newest first, by agent_id; absent: never."""
+
     async def offline_candidates(
         self, device_rule: str, site_rule: str, silent_since: datetime
     ) -> list[tuple[AgentRow, bool]]:
@@ -578,6 +657,9 @@ class Store(Protocol):
 
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """A consistent read-only view for queries, which does not wait for the writer (a write on it fails)."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when `exc` says the database is busy, locked, full or unreachable: worth trying again later."""
 
 
 def open_store(url: str) -> Store:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
 from collector.billing.model import (
     BreakFixRates,
@@ -50,6 +51,30 @@ class DeviceBillingRow:
             self.active_from or self.enrolled_at.astimezone(zone).date(),
             self.active_to or revoked,
         )
+
+
+@dataclass(frozen=True)
+class IssuedInvoiceRow:
+    """An issued invoice: its number, whose and which month, when and by whom, and its body as issued."""
+
+    number: str
+    client_id: int
+    month: date
+    issued_at: datetime
+    issued_by: str
+    due: date
+    body: dict[str, Any]
+    voided_at: datetime | None = None
+    voided_by: str | None = None
+    void_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientTax:
+    """A client's own tax terms: a rate in percent (None: the default rate) or an exemption's reason."""
+
+    tax_rate: Decimal | None = None
+    exemption: str = ""
 
 
 @dataclass(frozen=True)

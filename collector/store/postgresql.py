@@ -19,11 +19,21 @@ from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import Codec, utc
 from collector.store.migrate import load_migrations, migrate
 from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
+from shared.wire import LEGACY_EPOCH
 
 # pg_advisory_xact_lock key that serialises migrations across collectors: "fieldpst" in ASCII.
 MIGRATION_LOCK = 0x6669656C64707374
 POOL_MIN = 1
 POOL_MAX = 10
+# A statement waits at most this long for a lock another session holds (like SQLite's busy_timeout), then
+# fails as transient: a stuck session makes requests answer 503, not hang.
+LOCK_TIMEOUT_MS = 5000
+# SQLSTATE classes and codes of conditions of the moment: connection lost (08), a transaction to run again
+# (40: serialization failure, deadlock), resources short (53: disk full, too many connections), the server
+# shutting down or starting (57, which also covers a cancelled statement), a system error (58), lock not
+# available (55P03).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+TRANSIENT_SQLSTATES = frozenset({"55P03"})
 
 # Every push job (or the one numbered :job) with the pings its state is read from, tagged by what they are:
 # newest start, newest end, the ping right before that end, and the two newest good ones.
@@ -84,19 +94,19 @@ class _PostgresTx(SqlTx):
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
-        rows: list[tuple[str, datetime, str]],
+        rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
         # One statement: the observations are inserted only when the report row was (not on a resend).
         row = await self._row(
-            "WITH report AS (INSERT INTO reports (agent_id, seq, boot_id, sent_at, received_at) "
-            "  VALUES (:agent, :seq, :boot, :sent, :received) ON CONFLICT (agent_id, seq) DO NOTHING "
-            "  RETURNING agent_id, seq), "
-            "signals AS (INSERT INTO observations (agent_id, seq, kind, collected_at, payload) "
-            "  SELECT r.agent_id, r.seq, o.kind, o.collected_at, o.payload FROM report r, "
+            "WITH report AS (INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) "
+            "  VALUES (:agent, :epoch, :seq, :boot, :sent, :received) ON CONFLICT (agent_id, epoch, seq) DO NOTHING "
+            "  RETURNING agent_id, epoch, seq), "
+            "signals AS (INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
+            "  SELECT r.agent_id, r.epoch, r.seq, o.kind, o.collected_at, o.payload FROM report r, "
             "  unnest(:kinds::text[], :times::timestamptz[], :payloads::json[]) WITH ORDINALITY "
             "    AS o(kind, collected_at, payload, n) ORDER BY o.n) "
             "SELECT count(*) AS stored FROM report",
-            agent=agent_id, seq=seq, boot=boot_id, sent=sent_at, received=received_at,
+            agent=agent_id, epoch=epoch, seq=seq, boot=boot_id, sent=sent_at, received=received_at,
             kinds=[kind for kind, _, _ in rows], times=[utc(at) for _, at, _ in rows],
             payloads=[payload for _, _, payload in rows],
         )
@@ -142,6 +152,8 @@ class _PostgresMigrationTx(SqlMigrationTx, _PostgresTx):
     """The migration runner's view of a PostgreSQL transaction."""
 
     async def exclude_others(self) -> None:
+        # Another collector's migrations may take longer than a request's lock wait: wait for them.
+        await self._conn.execute("SET LOCAL lock_timeout = 0")
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
 
     async def run_script(self, sql: str) -> None:
@@ -195,7 +207,8 @@ class PostgresStore(SqlStore):
         # Moments travel as UTC instants either way; the session zone only matters for text casts.
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=self._min_size, max_size=self._max_size,
-            server_settings={"timezone": "UTC", "application_name": "fieldpost-collector"},
+            server_settings={"timezone": "UTC", "application_name": "fieldpost-collector",
+                             "lock_timeout": str(LOCK_TIMEOUT_MS)},
         )
         try:
             await migrate(self.migration_tx, load_migrations("postgresql"))
@@ -207,6 +220,13 @@ class PostgresStore(SqlStore):
         """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`."""
         self._listener = await asyncpg.connect(self._dsn, server_settings={"application_name": "fieldpost-feed"})
         await self._listener.add_listener(FEED_CHANNEL, lambda *_: wake())
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, asyncpg.PostgresError):
+            state = exc.sqlstate or ""
+            return state in TRANSIENT_SQLSTATES or state.startswith(TRANSIENT_SQLSTATE_CLASSES)
+        # A connection lost or refused, or the pool closing under a request.
+        return isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError))
 
     async def close(self) -> None:
         """Close the feed listener and the pool (a store that is not open is left as it is)."""

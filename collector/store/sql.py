@@ -22,11 +22,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from collector.alerts.silence import Matchers, Silence
-from collector.billing.model import BreakFixRates, Classification, Contract, DeviceClass, Part
+from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
 from collector.store import (
     AgentRow,
     AlertOwner,
@@ -35,6 +36,7 @@ from collector.store import (
     ChannelRow,
     ClientRow,
     EnrolmentRefused,
+    EpochRow,
     FeedEvent,
     ObservationRow,
     PingKind,
@@ -47,10 +49,12 @@ from collector.store import (
 )
 from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
 from collector.store.billing_rows import (
+    ClientTax,
     ContractRow,
     DeviceBillingRow,
     IncidentRow,
     IncidentStatus,
+    IssuedInvoiceRow,
     NoteRow,
     RatesRow,
     TimeEntryRow,
@@ -324,6 +328,31 @@ class SqlTx:
         )
         return [observation for _, observation in self._observations(rows)]
 
+    async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
+        before = await self._row("SELECT last_skew_at, last_seen_at FROM agents WHERE agent_id = :agent",
+                                 agent=agent_id)
+        if before is None:
+            return False
+        last_skew, last_seen = self.codec.moment(before["last_skew_at"]), self.codec.moment(before["last_seen_at"])
+        await self._run(
+            "UPDATE agents SET skew_refusals = skew_refusals + 1, last_skew_at = :at, last_skew_seconds = :offset "
+            "WHERE agent_id = :agent", agent=agent_id, at=at, offset=offset_seconds,
+        )
+        return last_skew is None or (last_seen is not None and last_seen > last_skew)
+
+    async def note_epoch(self, agent_id: str, epoch: str, seq: int, at: datetime) -> bool:
+        return await self._run(
+            "INSERT INTO agent_epochs (agent_id, epoch, first_seq, first_at) VALUES (:agent, :epoch, :seq, :at) "
+            "ON CONFLICT (agent_id, epoch) DO NOTHING", agent=agent_id, epoch=epoch, seq=seq, at=at,
+        ) == 1
+
+    async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
+        rows = await self._rows(
+            "SELECT epoch, first_seq, first_at FROM agent_epochs WHERE agent_id = :agent ORDER BY first_at DESC",
+            agent=agent_id,
+        )
+        return [EpochRow(row["epoch"], row["first_seq"], self.codec.moment(row["first_at"])) for row in rows]
+
     async def site_observations(
         self, site_id: int, kind: str, since: datetime, until: datetime, per_device: int, limit: int
     ) -> list[tuple[str, ObservationRow]]:
@@ -363,6 +392,25 @@ class SqlTx:
                     found[row["agent_id"], kind] = self.codec.moment(row["collected_at"])
                 except DECODE_ERRORS as exc:
                     self.unreadable.note(observation_name(row["id"]), row["agent_id"], exc)
+        return found
+
+    async def recent_observed(self, kind: str, per_agent: int, seen_since: datetime) -> dict[str, list[datetime]]:
+        # Per device seen since then, the id of its per_agent-th newest observation of the kind (one lookup
+        # down the (agent_id, kind, id) index), then the observations from there: never a scan of the kind.
+        rows = await self._rows(
+            "WITH floor AS (SELECT a.agent_id, COALESCE((SELECT i.id FROM observations i "
+            "  WHERE i.agent_id = a.agent_id AND i.kind = :kind ORDER BY i.id DESC LIMIT 1 OFFSET :skip), 0) "
+            "  AS first_id FROM agents a WHERE a.revoked_at IS NULL AND a.last_seen_at >= :since) "
+            "SELECT o.id, o.agent_id, o.collected_at FROM floor f JOIN observations o ON o.agent_id = f.agent_id "
+            "AND o.kind = :kind AND o.id >= f.first_id ORDER BY o.agent_id, o.id DESC",
+            kind=kind, skip=per_agent - 1, since=seen_since,
+        )
+        found: dict[str, list[datetime]] = {}
+        for row in rows:
+            try:
+                found.setdefault(row["agent_id"], []).append(self.codec.moment(row["collected_at"]))
+            except DECODE_ERRORS as exc:
+                self.unreadable.note(observation_name(row["id"]), row["agent_id"], exc)
         return found
 
     async def offline_candidates(
@@ -466,6 +514,13 @@ class SqlTx:
             "AND NOT EXISTS (SELECT 1 FROM alerts WHERE fingerprint = :fp AND state = 'open') RETURNING *",
             at=at, fp=fingerprint, since=resolved_since,
         )
+
+    async def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        row = await self._row(
+            "SELECT MAX(resolved_at) AS at FROM alerts WHERE fingerprint = :fp AND state = 'resolved'",
+            fp=fingerprint,
+        )
+        return self.codec.moment(row["at"]) if row is not None and row["at"] is not None else None
 
     async def alert(self, alert_id: int) -> AlertRow | None:
         return await self._alert_or_none("SELECT * FROM alerts WHERE id = :id", id=alert_id)
@@ -770,14 +825,15 @@ class SqlTx:
         row = await self._row(
             "INSERT INTO contracts (client_id, effective_from, effective_to, start, term_months, "
             "workstation_rate, server_rate, covers_remote, covers_onsite, covers_after_hours, included_hours, "
-            "onboarding_workstation_months, onboarding_server_months, created_at) "
+            "onboarding_workstation_months, onboarding_server_months, monthly_fee, created_at) "
             "VALUES (:client, :from_day, :to_day, :start, :term, :workstation, :server, :remote, :onsite, "
-            ":after_hours, :included, :onboard_ws, :onboard_srv, :at) "
+            ":after_hours, :included, :onboard_ws, :onboard_srv, :fee, :at) "
             "ON CONFLICT (client_id, effective_from) DO NOTHING RETURNING *",
             client=client_id, from_day=c.effective_from, to_day=c.effective_to, start=c.start, term=c.term_months,
             workstation=c.workstation_rate, server=c.server_rate, remote=c.covers_remote, onsite=c.covers_onsite,
             after_hours=c.covers_after_hours, included=c.included_hours,
-            onboard_ws=c.onboarding_workstation_months, onboard_srv=c.onboarding_server_months, at=at,
+            onboard_ws=c.onboarding_workstation_months, onboard_srv=c.onboarding_server_months, fee=c.monthly_fee,
+            at=at,
         )
         if row is None:
             raise ValueError(f"the client has a contract version taking effect on {c.effective_from}")
@@ -793,12 +849,13 @@ class SqlTx:
         r = rates
         row = await self._row(
             "INSERT INTO breakfix_rates (client_id, effective_from, effective_to, hourly_rate, minimum_minutes, "
-            "increment_minutes, after_hours_multiplier, onsite_minimum_minutes, created_at) "
-            "VALUES (:client, :from_day, :to_day, :hourly, :minimum, :increment, :multiplier, :onsite, :at) "
+            "increment_minutes, after_hours_multiplier, onsite_minimum_minutes, emergency_minimum_minutes, "
+            "created_at) VALUES (:client, :from_day, :to_day, :hourly, :minimum, :increment, :multiplier, "
+            ":onsite, :emergency, :at) "
             "ON CONFLICT ((coalesce(client_id, 0)), effective_from) DO NOTHING RETURNING *",
             client=client_id, from_day=r.effective_from, to_day=r.effective_to, hourly=r.hourly_rate,
             minimum=r.minimum_minutes, increment=r.increment_minutes, multiplier=r.after_hours_multiplier,
-            onsite=r.onsite_minimum_minutes, at=at,
+            onsite=r.onsite_minimum_minutes, emergency=r.emergency_minimum_minutes, at=at,
         )
         if row is None:
             raise ValueError(f"a rate card version takes effect on {r.effective_from} already")
@@ -873,6 +930,10 @@ class SqlTx:
         )
         return await self.incident(incident_id) if closed == 1 else None
 
+    async def retitle_incident(self, incident_id: int, title: str) -> IncidentRow | None:
+        changed = await self._run("UPDATE incidents SET title = :title WHERE id = :id", title=title, id=incident_id)
+        return await self.incident(incident_id) if changed == 1 else None
+
     async def add_incident_note(self, incident_id: int, at: datetime, author: str, text: str) -> NoteRow:
         row = await self._row(
             "INSERT INTO incident_notes (incident_id, at, author, text) VALUES (:incident, :at, :author, :text) "
@@ -939,6 +1000,90 @@ class SqlTx:
         )
         return _time_entry(row, self.codec) if row is not None else None
 
+    async def add_charge(self, client_id: int, day: date, description: str, amount: Decimal, at: datetime,
+                         by: str) -> Charge:
+        row = await self._row(
+            "INSERT INTO one_off_charges (client_id, day, description, amount, created_at, created_by) "
+            "VALUES (:client, :day, :description, :amount, :at, :by) RETURNING *",
+            client=client_id, day=day, description=description, amount=amount, at=at, by=by,
+        )
+        assert row is not None
+        return _charge(row, self.codec)
+
+    async def charges(self, client_id: int) -> list[Charge]:
+        rows = await self._rows("SELECT * FROM one_off_charges WHERE client_id = :client ORDER BY day, id",
+                                client=client_id)
+        return [_charge(row, self.codec) for row in rows]
+
+    async def client_tax(self, client_id: int) -> ClientTax | None:
+        row = await self._row("SELECT * FROM client_tax WHERE client_id = :client", client=client_id)
+        return ClientTax(self.codec.money(row["tax_rate"]), row["exemption"]) if row is not None else None
+
+    async def set_client_tax(self, client_id: int, tax: ClientTax) -> None:
+        await self._run(
+            "INSERT INTO client_tax (client_id, tax_rate, exemption) VALUES (:client, :rate, :exemption) "
+            "ON CONFLICT (client_id) DO UPDATE SET tax_rate = excluded.tax_rate, exemption = excluded.exemption",
+            client=client_id, rate=tax.tax_rate, exemption=tax.exemption,
+        )
+
+    async def issue_invoice(
+        self, client_id: int, month: date, prefix: str, at: datetime, by: str, due: date, body: dict[str, Any]
+    ) -> IssuedInvoiceRow | None:
+        if await self._row("SELECT 1 FROM invoices WHERE client_id = :client AND month = :month "
+                           "AND voided_at IS NULL", client=client_id, month=month) is not None:
+            return None
+        # Numbers run without gaps in issue order (a voided invoice keeps its number): the write lock on
+        # SQLite, and on PostgreSQL the unique number, keep two collectors from taking the same one.
+        count = await self._row("SELECT COUNT(*) AS n FROM invoices")
+        number = f"{prefix}{(count['n'] if count else 0) + 1:05d}"
+        row = await self._row(
+            "INSERT INTO invoices (number, client_id, month, issued_at, issued_by, due, body) "
+            "VALUES (:number, :client, :month, :at, :by, :due, :body) RETURNING *",
+            number=number, client=client_id, month=month, at=at, by=by, due=due,
+            body=to_json({**body, "number": number}),
+        )
+        assert row is not None
+        return _issued(row, self.codec)
+
+    async def issued_invoices(self, client_id: int | None = None, month: date | None = None) -> list[IssuedInvoiceRow]:
+        rows = await self._rows(
+            "SELECT * FROM invoices WHERE (:client::bigint IS NULL OR client_id = :client) "
+            "AND (:month::date IS NULL OR month = :month) ORDER BY id",
+            client=client_id, month=month,
+        )
+        return [_issued(row, self.codec) for row in rows]
+
+    async def issued_invoice(self, number: str) -> IssuedInvoiceRow | None:
+        row = await self._row("SELECT * FROM invoices WHERE number = :number", number=number)
+        return _issued(row, self.codec) if row is not None else None
+
+    async def void_invoice(self, number: str, at: datetime, by: str, reason: str) -> IssuedInvoiceRow | None:
+        row = await self._row(
+            "UPDATE invoices SET voided_at = :at, voided_by = :by, void_reason = :reason "
+            "WHERE number = :number AND voided_at IS NULL RETURNING *",
+            at=at, by=by, reason=reason, number=number,
+        )
+        return _issued(row, self.codec) if row is not None else None
+
+    async def time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        row = await self._row("SELECT * FROM time_entries WHERE id = :id", id=entry_id)
+        return _time_entry(row, self.codec) if row is not None else None
+
+    async def edit_time_entry(self, entry: TimeEntryRow) -> TimeEntryRow | None:
+        e = entry
+        row = await self._row(
+            "UPDATE time_entries SET started_at = :started, stopped_at = :stopped, minutes = :minutes, "
+            "on_site = :on_site, after_hours = :after_hours, note = :note "
+            "WHERE id = :id AND minutes IS NOT NULL RETURNING *",
+            started=e.started_at, stopped=e.stopped_at, minutes=e.minutes, on_site=e.on_site,
+            after_hours=e.after_hours, note=e.note, id=e.entry_id,
+        )
+        return _time_entry(row, self.codec) if row is not None else None
+
+    async def delete_time_entry(self, entry_id: int) -> TimeEntryRow | None:
+        row = await self._row("DELETE FROM time_entries WHERE id = :id RETURNING *", id=entry_id)
+        return _time_entry(row, self.codec) if row is not None else None
+
     async def time_entries(self, client_id: int | None = None, incident_id: int | None = None) -> list[TimeEntryRow]:
         rows = await self._rows(
             "SELECT t.* FROM time_entries t JOIN incidents i ON i.id = t.incident_id "
@@ -957,6 +1102,10 @@ class SqlTx:
         )
         assert row is not None
         return _part(row, self.codec)
+
+    async def delete_part(self, part_id: int) -> Part | None:
+        row = await self._row("DELETE FROM parts WHERE id = :id RETURNING *", id=part_id)
+        return _part(row, self.codec) if row is not None else None
 
     async def parts(self, client_id: int | None = None, incident_id: int | None = None) -> list[Part]:
         rows = await self._rows(
@@ -1057,13 +1206,16 @@ def _agent(row: Row, c: Codec) -> AgentRow:
         last_seen_at=c.moment(row["last_seen_at"]),
         last_seq=row["last_seq"],
         revoked=row["revoked_at"] is not None,
+        skew_refusals=row["skew_refusals"],
+        last_skew_at=c.moment(row["last_skew_at"]),
+        last_skew_seconds=row["last_skew_seconds"],
     )
 
 
 def _observation(row: Row, c: Codec) -> ObservationRow:
     """An observations row as an ObservationRow."""
     return ObservationRow(row["agent_id"], row["seq"], row["kind"], c.moment(row["collected_at"]),
-                          signal_payload(row["payload"]), row["id"])
+                          signal_payload(row["payload"]), row["epoch"], row["id"])
 
 
 def _feed_event(row: Row, c: Codec) -> FeedEvent:
@@ -1153,6 +1305,7 @@ def _contract(row: Row, c: Codec) -> ContractRow:
             included_hours=c.money(row["included_hours"]),
             onboarding_workstation_months=c.money(row["onboarding_workstation_months"]),
             onboarding_server_months=c.money(row["onboarding_server_months"]),
+            monthly_fee=c.money(row["monthly_fee"]),
         ),
     )
 
@@ -1170,7 +1323,21 @@ def _rates(row: Row, c: Codec) -> RatesRow:
             increment_minutes=row["increment_minutes"],
             after_hours_multiplier=c.money(row["after_hours_multiplier"]),
             onsite_minimum_minutes=row["onsite_minimum_minutes"],
+            emergency_minimum_minutes=row["emergency_minimum_minutes"],
         ),
+    )
+
+
+def _charge(row: Row, c: Codec) -> Charge:
+    """A one-off charge row."""
+    return Charge(row["id"], row["client_id"], c.day(row["day"]), row["description"], c.money(row["amount"]))
+
+
+def _issued(row: Row, c: Codec) -> IssuedInvoiceRow:
+    """An issued invoice row."""
+    return IssuedInvoiceRow(
+        row["number"], row["client_id"], c.day(row["month"]), c.moment(row["issued_at"]), row["issued_by"],
+        c.day(row["due"]), from_json(row["body"]), c.moment(row["voided_at"]), row["voided_by"], row["void_reason"],
     )
 
 

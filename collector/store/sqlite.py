@@ -22,8 +22,13 @@ from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import SqliteCodec
 from collector.store.migrate import load_migrations, migrate
 from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
+from shared.wire import LEGACY_EPOCH
 
 BUSY_TIMEOUT_MS = 5000
+# Result codes (primary, the low byte of extended ones) of a database that is busy, locked, full or failing
+# to read or write: conditions of the moment, not of the request.
+TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+                             sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOMEM})
 _CODEC = SqliteCodec()
 
 T = TypeVar("T")
@@ -120,24 +125,25 @@ class _SqliteTx(SqlTx):
 
     async def record_envelope(
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
-        rows: list[tuple[str, datetime, str]],
+        rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
         # One trip to the database thread for the report and its observations: on the ingest path the
         # trips, not SQLite, were the cost.
         ts = self.codec.param
-        report = (agent_id, seq, boot_id, ts(sent_at), ts(received_at))
-        observations = [(agent_id, seq, kind, ts(at), payload) for kind, at, payload in rows]
+        report = (agent_id, epoch, seq, boot_id, ts(sent_at), ts(received_at))
+        observations = [(agent_id, epoch, seq, kind, ts(at), payload) for kind, at, payload in rows]
 
         def work(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
-                "INSERT INTO reports (agent_id, seq, boot_id, sent_at, received_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (agent_id, seq) DO NOTHING",
+                "INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, epoch, seq) DO NOTHING",
                 report,
             )
             if cursor.rowcount != 1:
                 return False
             db.executemany(
-                "INSERT INTO observations (agent_id, seq, kind, collected_at, payload) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 observations,
             )
             return True
@@ -315,6 +321,12 @@ class SqliteStore(SqlStore):
 
     async def watch_feed(self, wake: Callable[[], None]) -> None:
         """Nothing to watch: SQLite cannot tell other processes' writes, so the feed polls for them."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, sqlite3.Error):
+            code = getattr(exc, "sqlite_errorcode", None)
+            return code is not None and code & 0xFF in TRANSIENT_CODES
+        return isinstance(exc, OSError)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

@@ -23,22 +23,30 @@ from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification
 from collector.billing.pricing import month_bounds
-from collector.services.billing import month_of
+from collector.services.billing import (
+    ChargeInput,
+    ClientTaxInput,
+    IssueInput,
+    SettingsInput,
+    VoidInput,
+    logo_url,
+    month_of,
+)
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
-from collector.services.views import contract_view, rates_view
-from collector.store.billing_rows import TimeEntryRow
+from collector.services.views import client_tax_view, contract_view, rates_view
+from collector.store.billing_rows import ClientTax, TimeEntryRow
 from collector.web.admin import fields_of
-from collector.web.render import reasons, refused_page, render, see_other
-from collector.web.sessions import form, page
+from collector.web.render import reasons, refused, refused_page, render, see_other
+from collector.web.sessions import form, page, technician
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 # Words for how time is billed, as the pages say it.
 BILLED_AS = {"covered": "covered", "billable": "billable", "non_billable": "non-billable"}
 # A contract version's fields as the form shows them (coverage flags are yes/no boxes).
 CONTRACT_FIELDS = ("effective_from", "start", "term_months", "workstation_rate", "server_rate",
-                   "included_hours", "onboarding_workstation_months", "onboarding_server_months")
+                   "included_hours", "onboarding_workstation_months", "onboarding_server_months", "monthly_fee")
 COVERAGE = {"covers_remote": "remote work", "covers_onsite": "on-site work",
             "covers_after_hours": "after hours"}
 # The report's own page (with its inline styles) may not run scripts or load anything.
@@ -55,35 +63,18 @@ class PricedEntry:
 
     @property
     def billed_as(self) -> str:
-        """How the entry is billed, in words."""
+        """How the entry is billed, in words (covered time charged for is past the included hours)."""
+        if self.classification == "covered" and self.amount:
+            return "beyond included hours"
         return BILLED_AS[self.classification] if self.classification else "running"
 
 
 def priced(ledger: Ledger, entries: Iterable[TimeEntryRow]) -> tuple[list[PricedEntry], str | None]:
     """Entries with their classification and what their month's invoice charges for each (0 when covered
     within the included hours, or non-billable; None when its month cannot be priced), and why it cannot."""
-    zone = ledger.settings.zone
-
-    def month(entry: TimeEntryRow) -> date:
-        return entry.started_at.astimezone(zone).date().replace(day=1)
-
     entries = list(entries)
-    charged: dict[str, Decimal] = {}
-    unpriced: dict[date, str] = {}
-    for first in sorted({month(e) for e in entries if not e.running}):
-        try:
-            bill = ledger.invoice(first)
-        except ValueError as exc:
-            unpriced[first] = f"cannot price {first:%Y-%m}: {exc}"
-            continue
-        for line in bill.lines:
-            if line.kind == "time":
-                charged[line.ref] = charged.get(line.ref, Decimal("0.00")) + line.amount
-    result = []
-    for entry in entries:
-        known = not entry.running and month(entry) not in unpriced
-        amount = charged.get(f"entry:{entry.entry_id}", Decimal("0.00")) if known else None
-        result.append(PricedEntry(entry, ledger.classification(entry), amount))
+    charged, unpriced = ledger.entry_charges(entries)
+    result = [PricedEntry(e, ledger.classification(e), charged.get(e.entry_id)) for e in entries]
     return result, "; ".join(unpriced.values()) or None
 
 
@@ -128,8 +119,11 @@ async def client_month_page(request: web.Request) -> web.Response:
         bill, problem = None, f"cannot price {month:%Y-%m}: {exc}"
     titles = {i.incident_id: i.title for i in ledger.incidents}
     query = f"month={month_text(month)}"
+    issued = await billing(request).issued_for(client, first)
     return render(request, "billing_month.html", client=client, month=month_text(month), bill=bill,
                   totals=bill.totals() if bill else None, currency=ledger.settings.currency, entries=entries,
+                  tax_text=bill.tax.text if bill else "", issued=issued,
+                  live=next((i for i in issued if i.voided_at is None), None),
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
                   next=month_text(last + timedelta(days=1)))
@@ -157,6 +151,54 @@ async def value_report(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@form
+async def issue(request: web.Request) -> web.Response:
+    """`POST /billing/clients/{client}/invoices`: issue the month's invoice (it never changes afterwards)."""
+    client = request.match_info["client"]
+    fields = await fields_of(request)
+    back = f"{client_path(client)}?month={fields.get('month', '')}"
+    try:
+        row = await billing(request).issue(client, validated(IssueInput, {**fields, "technician": technician(request)}))
+    except DomainError as exc:
+        return refused(exc, back, "issued")
+    return see_other(back, flash=f"Invoice {row.number} issued, due {row.due}.")
+
+
+@form
+async def add_charge(request: web.Request) -> web.Response:
+    """`POST /billing/clients/{client}/charges`: a one-off charge (project work) on the month's invoice."""
+    client = request.match_info["client"]
+    fields = {key: value for key, value in (await fields_of(request)).items() if value}
+    back = f"{client_path(client)}?month={fields.pop('month', '')}"
+    try:
+        charge = await billing(request).add_charge(
+            client, validated(ChargeInput, {**fields, "technician": technician(request)}))
+    except DomainError as exc:
+        return refused(exc, back, "charged")
+    return see_other(back, flash=f"Charge added: {charge.description}, {charge.amount}.")
+
+
+@form
+async def void(request: web.Request) -> web.Response:
+    """`POST /billing/invoices/{number}/void`: void it, saying why; the month can then be issued anew."""
+    fields = await fields_of(request)
+    try:
+        row = await billing(request).void(request.match_info["number"],
+                                          validated(VoidInput, {**fields, "technician": technician(request)}))
+    except DomainError as exc:
+        return refused(exc, "/billing", "voided")
+    back = f"{client_path(row.body['client'])}?month={row.month:%Y-%m}"
+    return see_other(back, flash=f"Invoice {row.number} voided.")
+
+
+@page
+async def issued_invoice(request: web.Request) -> web.StreamResponse:
+    """`GET /billing/invoices/{number}?format=html|pdf`: the API's issued invoice, as issued."""
+    response = await _from_api(request, api.show_issued)
+    response.headers.setdefault("Content-Security-Policy", REPORT_CSP)
+    return response
+
+
 # Contracts and rates ---------------------------------------------------------------------------------------
 
 async def show_contracts(request: web.Request, client: str | None = None, status: int = 200,
@@ -168,7 +210,8 @@ async def show_contracts(request: web.Request, client: str | None = None, status
     by_client = {name: [contract_view(r) for r in rows] for name, rows in (await service.by_client()).items()}
     cards = await service.rate_cards()
     names = list(by_client)
-    chosen = client or request.query.get("client") or (names[0] if names else "")
+    # Only a client chosen on purpose: a form that quietly targeted the first client saved contracts on it.
+    chosen = client or request.query.get("client") or ""
     latest = by_client[chosen][-1] if by_client.get(chosen) else {}
     contract_form = {name: latest.get(name) or "" for name in CONTRACT_FIELDS if name != "effective_from"}
     contract_form |= {name: latest.get(name, name == "covers_remote") for name in COVERAGE}
@@ -209,8 +252,69 @@ async def set_rates(request: web.Request) -> web.Response:
                      flash=f"Break/fix rates for {who} saved, from {card.row.rates.effective_from}.")
 
 
+# Settings ----------------------------------------------------------------------------------------------------
+
+# Free text a technician may clear; every other setting left empty in the form stays as it is.
+CLEARABLE = ("business_name", "business_address", "tax_id", "bank_details", "xero_tax_type")
+
+
+async def show_settings(request: web.Request, status: int = 200, errors: list[str] | None = None) -> web.Response:
+    """The billing settings form and each client's tax."""
+    settings = await billing(request).settings()
+    rows = []
+    for name, tax in await billing(request).client_taxes():
+        rows.append({"name": name, "charged": settings.tax_for(tax).text, **client_tax_view(tax or ClientTax())})
+    return render(request, "billing_settings.html", status=status, settings=settings, clients=rows,
+                  errors=errors or [])
+
+
+@page
+async def settings_page(request: web.Request) -> web.Response:
+    """`GET /billing/settings`: business, currency and zone, tax, terms, exports; each client's tax."""
+    return await show_settings(request)
+
+
+@form
+async def save_settings(request: web.Request) -> web.Response:
+    """`POST /billing/settings`."""
+    posted = await request.post()
+    filled = await fields_of(request)
+    # fields_of leaves blank fields out; a blanked free-text field means "clear it".
+    filled |= {key: "" for key in CLEARABLE if key in posted and key not in filled}
+    upload = posted.get("logo_file")
+    try:
+        if isinstance(upload, web.FileField) and upload.filename:
+            filled["logo"] = logo_url(upload.content_type, upload.file.read())
+        if posted.get("remove_logo"):
+            filled["logo"] = ""
+        filled.pop("remove_logo", None)
+        await billing(request).set_settings(validated(SettingsInput, filled))
+    except DomainError as exc:
+        return await show_settings(request, status_of(exc), reasons(exc))
+    return see_other("/billing/settings", flash="Billing settings saved.")
+
+
+@form
+async def save_client_tax(request: web.Request) -> web.Response:
+    """`POST /billing/clients/{client}/tax`: a rate, an exemption, or neither (the default rate)."""
+    filled = {key: value for key, value in (await fields_of(request)).items() if value}
+    client = request.match_info["client"]
+    try:
+        await billing(request).set_client_tax(client, validated(ClientTaxInput, filled))
+    except DomainError as exc:
+        return await show_settings(request, status_of(exc), reasons(exc))
+    return see_other("/billing/settings", flash=f"Tax for {client} saved.")
+
+
 def setup(app: web.Application) -> None:
     """Register the billing pages."""
+    app.router.add_post("/billing/clients/{client}/invoices", issue)
+    app.router.add_post("/billing/clients/{client}/charges", add_charge)
+    app.router.add_post("/billing/invoices/{number}/void", void)
+    app.router.add_get("/billing/invoices/{number}", issued_invoice)
+    app.router.add_get("/billing/settings", settings_page)
+    app.router.add_post("/billing/settings", save_settings)
+    app.router.add_post("/billing/clients/{client}/tax", save_client_tax)
     app.router.add_get("/billing", billing_page)
     app.router.add_get("/billing/contracts", contracts_page)
     app.router.add_post("/billing/contracts", set_contract)

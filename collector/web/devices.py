@@ -164,13 +164,14 @@ async def device_page(request: web.Request) -> web.Response:
         seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
         disks = tx.unreadable.readable(await tx.observations(agent_id, "disk_health", HISTORY))
         backups = tx.unreadable.readable(await tx.observations(agent_id, "backup_results", HISTORY))
+        streams = await tx.agent_epochs(agent_id)
     by_rule: dict[str, list[AlertRow]] = defaultdict(list)
     for alert in sorted(open_alerts, key=lambda a: (-RANK.get(a.severity, 0), a.rule, a.subject)):
         by_rule[alert.rule].append(alert)
     signals = [(heading, glance(kind, rules, open_alerts, seen.get((agent_id, kind))),
                 seen.get((agent_id, kind))) for kind, heading, rules in SIGNALS]
     return render(request, "device.html", agent=agent, by_rule=by_rule, signals=signals,
-                  online=status.online,
+                  online=status.online, streams=streams,
                   latest_disks=disks[0].payload if disks else None,
                   latest_backups=backups[0].payload.get("jobs", []) if backups else [],
                   charts=_charts(disks, backups),

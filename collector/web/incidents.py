@@ -22,14 +22,16 @@ from collector.services.incidents import (
     IncidentInput,
     NoteInput,
     PartInput,
+    TimeEditInput,
     TimeInput,
     TimerInput,
+    TitleInput,
 )
 from collector.services.inputs import M, validated
 from collector.web.admin import fields_of
 from collector.web.billing import BILLED_AS, client_path, priced
 from collector.web.render import refused, refused_page, render, see_other
-from collector.web.sessions import SESSION, form, page
+from collector.web.sessions import form, page, technician
 
 CATEGORIES = ("request", "hardware", "software", "network", "backup", "internal", "rework")
 OVERRIDES = {"": "as the contract says", **BILLED_AS}
@@ -57,11 +59,6 @@ def incident_form(handler: Handler) -> Handler:
             return refused(exc, f"/incidents/{incident_id(request)}")
 
     return form(answered)
-
-
-def technician(request: web.Request) -> str:
-    """The logged-in technician's name: the one who does the work."""
-    return request[SESSION].name
 
 
 # Pages -----------------------------------------------------------------------------------------------------
@@ -154,6 +151,42 @@ async def add_time(request: web.Request) -> web.Response:
 
 
 @incident_form
+async def retitle(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/title`: the title the client reads on invoices and reports."""
+    wanted = await input_of(request, TitleInput, technician=technician(request))
+    incident = await incidents(request).retitle(incident_id(request), wanted)
+    return see_other(f"/incidents/{incident.incident_id}", flash=f"Retitled: {incident.title}.")
+
+
+def entry_id(request: web.Request) -> int:
+    """The time entry the path names."""
+    return int(request.match_info["entry_id"])
+
+
+@incident_form
+async def edit_time(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/time/{entry_id}`: correct a finished entry (unticked boxes mean no)."""
+    fields = {"on_site": "false", "after_hours": "false", **await fields_of(request)}
+    wanted = validated(TimeEditInput, {**fields, "technician": technician(request)})
+    done = await incidents(request).edit_time(entry_id(request), wanted)
+    return see_other(f"/incidents/{done.entry.incident_id}", flash=f"Time entry {done.entry.entry_id} corrected.")
+
+
+@incident_form
+async def delete_time(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/time/{entry_id}/delete`: an entry recorded in error."""
+    entry = await incidents(request).delete_time(entry_id(request), technician(request))
+    return see_other(f"/incidents/{entry.incident_id}", flash=f"Time entry {entry.entry_id} deleted.")
+
+
+@incident_form
+async def delete_part(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/parts/{part_id}/delete`: a part recorded in error."""
+    part = await incidents(request).delete_part(int(request.match_info["part_id"]), technician(request))
+    return see_other(f"/incidents/{part.incident_id}", flash=f"Part deleted: {part.description}.")
+
+
+@incident_form
 async def add_note(request: web.Request) -> web.Response:
     """`POST /incidents/{id}/notes`: what was found or done, in words the client can read."""
     await incidents(request).add_note(incident_id(request),
@@ -185,6 +218,10 @@ def setup(app: web.Application) -> None:
     for action in TIMER_EVENTS:
         app.router.add_post(rf"/incidents/{{incident_id:\d+}}/timer/{action}", timer(action))
     app.router.add_post(r"/incidents/{incident_id:\d+}/time", add_time)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/title", retitle)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/parts/{part_id:\d+}/delete", delete_part)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/time/{entry_id:\d+}", edit_time)
+    app.router.add_post(r"/incidents/{incident_id:\d+}/time/{entry_id:\d+}/delete", delete_time)
     app.router.add_post(r"/incidents/{incident_id:\d+}/notes", add_note)
     app.router.add_post(r"/incidents/{incident_id:\d+}/parts", add_part)
     app.router.add_post(r"/incidents/{incident_id:\d+}/close", close)

@@ -32,6 +32,11 @@ SESSION = web.RequestKey("web_session", WebSessionRow)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def technician(request: web.Request) -> str:
+    """The logged-in technician's name: the one who does the work."""
+    return request[SESSION].name
+
+
 def served_over_https(request: web.Request) -> bool:
     """True when the browser talks https to us or to the reverse proxy in front (X-Forwarded-Proto)."""
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()

@@ -114,7 +114,7 @@ def test_without_enrolment_it_says_so_and_writes_nothing(
 ) -> None:
     assert report(config_file, "--status", "success") == 1
     error = capsys.readouterr().err
-    assert "cannot report backup results: this PC is not enrolled" in error
+    assert "cannot report backup results: not enrolled" in error
     assert "fieldpost-agent enroll --collector URL --token TOKEN" in error
     assert list(state_dir.iterdir()) == []
 

@@ -712,8 +712,28 @@ def test_image_files_report_the_newest_image_its_size_and_the_one_before(tmp_pat
     )
     assert (job.last_result, job.last_success_at) == ("success", sunday)
     assert (job.bytes_total, job.previous_bytes_total) == (1000, 900)
-    assert job.detail == {"file": "PC-07/2024-05-05.mrimg"}
+    assert job.detail == {"file": "PC-07/2024-05-05.mrimg", "kind": "full"}
     assert job.destination_free_bytes and job.destination_free_bytes > 0
+
+
+@pytest.mark.parametrize(("full", "incremental", "older_incremental"), [
+    ("5A3C3E1F4A6B12D0-00-00.mrimg", "5A3C3E1F4A6B12D0-01-01.mrimg", "0B07C3E1F4A6B12D-02-02.mrimg"),  # Macrium Reflect
+    ("Job D2024-05-05.vbk", "Job D2024-05-06.vib", "Job D2024-04-30.vib"),  # Veeam
+    ("C_VOL-b001.spf", "C_VOL-b001-i001.spi", "C_VOL-b000-i006.spi"),  # ShadowProtect
+    ("Daily_full_b2_s1_v1.tib", "Daily_inc_b2_s2_v1.tib", "Daily_inc_b1_s7_v1.tib"),  # Acronis
+])
+def test_an_incremental_image_is_compared_with_incrementals_not_with_the_full_one(
+    tmp_path, full, incremental, older_incremental
+) -> None:
+    sunday = datetime(2024, 5, 5, 23, 40, tzinfo=UTC)
+    write(tmp_path / "nas" / older_incremental, "x" * 40, sunday - timedelta(days=6))
+    write(tmp_path / "nas" / full, "x" * 4000, sunday)
+    spec = {"name": "image", "tool": "imagefiles", "path": str(tmp_path / "nas"), "schedule": "daily"}
+    job = only(spec)
+    assert (job.bytes_total, job.previous_bytes_total, job.detail["kind"]) == (4000, None, "full")
+    write(tmp_path / "nas" / incremental, "x" * 120, sunday + timedelta(days=1))
+    job = only(spec)
+    assert (job.bytes_total, job.previous_bytes_total, job.detail["kind"]) == (120, 40, "incremental")
 
 
 def test_an_empty_newest_image_is_a_failure_and_the_last_good_one_is_kept(tmp_path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
+
+import psutil
 
 from agent.checks import Check
 from agent.commands import CommandNotFound, powershell, run_command
@@ -64,6 +68,59 @@ async def test_a_check_that_outlives_its_timeout_becomes_unknown() -> None:
     assert isinstance(signal, Unknown)
     assert signal.check == "printer_ip_conflict"
     assert signal.error.startswith("timed out after")
+
+
+class HungTool(Check):
+    """A check whose tool hangs (a `sleep` standing in for smartctl on a dying disk, or restic on a dead NAS)."""
+
+    kind = "backup_results"
+    timeout = 0.5
+
+    def collect(self) -> list[Signal]:
+        self.context.run(["sh", "-c", "sleep 300; echo never"], 600)
+        return []
+
+
+class Quick(Check):
+    """A check that answers at once."""
+
+    kind = "pending_reboot"
+
+    def collect(self) -> list[Signal]:
+        return [Unknown(collected_at=self.context.clock(), check="pending_reboot", error="fine")]
+
+
+def sleeps_of(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "sleep"]
+
+
+async def test_a_hung_tool_is_killed_and_the_other_checks_keep_reporting() -> None:
+    hung, quick = HungTool(), Quick()
+    # More runs than the shared thread pool has workers: a hung collect that kept one would starve the rest.
+    for _ in range(8):
+        stuck, answered = await asyncio.gather(hung.run(), quick.run())
+        [signal] = stuck
+        assert isinstance(signal, Unknown)
+        assert signal.error == "timed out after 0.5 s; killed sh"
+        assert answered[0].error == "fine"
+        hung._running.join(10)
+        assert not hung._running.is_alive(), "the collect ended once its tool was killed"
+    assert sleeps_of(os.getpid()) == [], "no tool left running"
+
+
+async def test_a_collect_stuck_where_nothing_can_kill_it_is_not_started_again() -> None:
+    check = Hanging()
+    try:
+        [first] = await check.run()
+        threads = threading.active_count()
+        [second] = await check.run()
+        assert first.error.startswith("timed out after")
+        assert second.error.startswith("still stuck in the run that timed out after")
+        assert threading.active_count() == threads, "no second thread for the same check"
+    finally:
+        check.release.set()
+    check._running.join(10)
+    assert await check.run() == [], "once it ends, the check runs again"
 
 
 class Verbose(Check):

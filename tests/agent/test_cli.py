@@ -152,3 +152,38 @@ def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> N
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"fieldpost-agent {shared.__version__}\n"
+
+
+DAMAGE = {
+    "identity truncated": ("identity.json", b'{"agent_id": "ag_1234", "collec'),
+    "identity emptied": ("identity.json", b""),
+    "identity garbage": ("identity.json", b"\x00\xff\x13 not json"),
+    "identity missing a field": ("identity.json", b'{"agent_id": "ag_1234"}'),
+    "identity not an object": ("identity.json", b"[1, 2]"),
+    "identity bad date": ("identity.json", None),
+    "key truncated": ("agent.key", b"-----BEGIN PRIVATE KEY-----\nMC4CAQAw"),
+    "key emptied": ("agent.key", b""),
+    "key removed": ("agent.key", b"REMOVE"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_damaged_identity_or_key_file_gives_a_clear_message_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], config_file: Path, state_dir: Path, damage: str, command: str
+) -> None:
+    save_identity(state_dir, make_identity("https://fp.example.net", "ag_1234"))
+    name, content = DAMAGE[damage]
+    path = state_dir / name
+    if content is None:
+        path.write_text(path.read_text().replace('"enrolled_at": "', '"enrolled_at": "yesterday'))
+    elif content == b"REMOVE":
+        path.unlink()
+    else:
+        path.write_bytes(content)
+    assert main(["--config", str(config_file), command]) == 1
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    assert f"{path} is damaged or unreadable" in text
+    assert "fieldpost-agent enroll --force" in text

@@ -13,13 +13,18 @@ import pytest
 from agent.checks import CheckContext
 from agent.checks.disk_health import DiskHealthCheck, smartctl_missing
 from agent.checks.disk_health.filesystems import read_filesystems, real_partitions
+from agent.checks.disk_health.mdstat import parse_mdstat
 from agent.checks.disk_health.smartctl import decode_raw, parse_xall, parse_xall_text
 from agent.checks.disk_health.windows import (
+    DISK_DRIVES_SCRIPT,
+    FAILURE_PREDICT_DATA_SCRIPT,
+    FAILURE_PREDICT_THRESHOLDS_SCRIPT,
     PHYSICAL_DISKS_SCRIPT,
     RELIABILITY_SCRIPT,
     parse_windows_disks,
+    smart_page_attributes,
 )
-from agent.commands import CommandNotFound, CommandResult, powershell
+from agent.commands import CommandNotFound, CommandResult, powershell, run_command
 from shared.disk_health import DiskHealth
 from shared.wire import Unknown
 
@@ -72,11 +77,11 @@ def test_it_scans_then_reads_each_disk_with_its_type():
     runner = RecordedRunner(
         {
             SCAN: (SMARTCTL / "smartctl_scan_megaraid.json", 0),
-            ("smartctl", "--xall", "--json", "-d", "megaraid,0", "/dev/bus/0"): (
+            ("smartctl", "--xall", "--json", "-n", "standby", "-d", "megaraid,0", "/dev/bus/0"): (
                 SMARTCTL / "smart-megaraid0.json",
                 4,
             ),
-            ("smartctl", "--xall", "--json", "-d", "megaraid,1", "/dev/bus/0"): (
+            ("smartctl", "--xall", "--json", "-n", "standby", "-d", "megaraid,1", "/dev/bus/0"): (
                 SMARTCTL / "smart-megaraid1.json",
                 4,
             ),
@@ -85,11 +90,12 @@ def test_it_scans_then_reads_each_disk_with_its_type():
     signal = check_with(runner)
     assert runner.calls == [
         SCAN,
-        ("smartctl", "--xall", "--json", "-d", "megaraid,0", "/dev/bus/0"),
-        ("smartctl", "--xall", "--json", "-d", "megaraid,1", "/dev/bus/0"),
+        ("smartctl", "--xall", "--json", "-n", "standby", "-d", "megaraid,0", "/dev/bus/0"),
+        ("smartctl", "--xall", "--json", "-n", "standby", "-d", "megaraid,1", "/dev/bus/0"),
     ]
     assert [d.device for d in signal.disks] == ["/dev/bus/0 [megaraid,0]", "/dev/bus/0 [megaraid,1]"]
-    assert [d.status_read for d in signal.disks] == ["partial", "partial"]
+    # Exit bit 2 behind the MegaRAID, yet everything read: complete, not a permanent unknown.
+    assert [d.status_read for d in signal.disks] == ["complete", "complete"]
     assert next(a.decoded for a in signal.disks[1].attributes if a.id == 5) == 387
     assert signal.error is None
 
@@ -98,7 +104,7 @@ def test_it_reports_a_failing_nvme_disk_with_its_health_log():
     runner = RecordedRunner(
         {
             SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0),
-            ("smartctl", "--xall", "--json", "-d", "nvme", "/dev/nvme0"): (
+            ("smartctl", "--xall", "--json", "-n", "standby", "-d", "nvme", "/dev/nvme0"): (
                 SMARTCTL / "smart-nvme-failed.json",
                 0,
             ),
@@ -119,7 +125,9 @@ def test_it_marks_a_disk_it_could_not_open_unknown_never_healthy():
     runner = RecordedRunner(
         {
             SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0),
-            ("smartctl", "--xall", "--json", "-d", "nvme", "/dev/nvme0"): (SMARTCTL / "smart-fail.json", 2),
+            ("smartctl", "--xall", "--json", "-n", "standby", "-d", "nvme", "/dev/nvme0"): (
+                SMARTCTL / "smart-fail.json", 2
+            ),
         }
     )
     (disk,) = check_with(runner).disks
@@ -156,6 +164,37 @@ def test_it_falls_back_to_windows_storage_counters_without_smartctl():
     assert signal.error is None
     assert [d.source for d in signal.disks] == ["windows"] * 3
     assert signal.disks[1].windows_operational == ["Predictive Failure", "OK"]
+    assert [d.attributes for d in signal.disks] == [[], [], []], "no SMART data from the driver: none reported"
+
+
+def test_windows_disks_get_their_smart_attributes_from_the_disk_driver():
+    runner = RecordedRunner(
+        {
+            tuple(powershell(PHYSICAL_DISKS_SCRIPT)): (WINDOWS / "physical_disks_three.json", 0),
+            tuple(powershell(RELIABILITY_SCRIPT)): (WINDOWS / "reliability_counters_two.json", 0),
+            tuple(powershell(FAILURE_PREDICT_DATA_SCRIPT)): (WINDOWS / "failure_predict_data.json", 0),
+            tuple(powershell(FAILURE_PREDICT_THRESHOLDS_SCRIPT)): (WINDOWS / "failure_predict_thresholds.json", 0),
+            tuple(powershell(DISK_DRIVES_SCRIPT)): (WINDOWS / "disk_drives.json", 0),
+        },
+        missing={"smartctl"},
+    )
+    disks = {d.device: d for d in check_with(runner, platform="win32").disks}
+    hitachi = {a.id: a for a in disks["\\\\.\\PHYSICALDRIVE1"].attributes}
+    assert (hitachi[5].decoded, hitachi[5].when_failed, hitachi[5].threshold) == (1975, "now", 5)
+    assert (hitachi[197].decoded, hitachi[196].decoded, hitachi[194].decoded) == (8, 3831, 25)
+    assert disks["\\\\.\\PHYSICALDRIVE0"].attributes == []
+
+
+def test_the_smart_page_of_the_driver_reads_like_smartctls_table():
+    page = json.loads((WINDOWS / "failure_predict_data.json").read_text())["VendorSpecific"]
+    limits = json.loads((WINDOWS / "failure_predict_thresholds.json").read_text())["VendorSpecific"]
+    from_driver = {a.id: a for a in smart_page_attributes(page, limits, seagate=False)}
+    from_smartctl = {a.id: a for a in parse_xall(fixture("smart-fail2.json")).attributes}
+    assert from_driver.keys() == from_smartctl.keys()
+    for attr_id, attr in from_driver.items():
+        theirs = from_smartctl[attr_id]
+        assert (attr.value, attr.worst, attr.threshold, attr.raw_value, attr.decoded, attr.when_failed) == (
+            theirs.value, theirs.worst, theirs.threshold, theirs.raw_value, theirs.decoded, theirs.when_failed)
 
 
 def test_it_reports_a_scan_that_is_not_json_as_the_signal_error():
@@ -169,7 +208,9 @@ async def test_it_runs_through_the_base_class_without_turning_into_unknown():
     runner = RecordedRunner(
         {
             SCAN: (SMARTCTL / "smartctl_scan_nvme.json", 0),
-            ("smartctl", "--xall", "--json", "-d", "nvme", "/dev/nvme0"): (SMARTCTL / "smart-nvme.json", 0),
+            ("smartctl", "--xall", "--json", "-n", "standby", "-d", "nvme", "/dev/nvme0"): (
+                SMARTCTL / "smart-nvme.json", 0
+            ),
         }
     )
     signals = await DiskHealthCheck(CheckContext(run=runner), platform="linux").run()
@@ -242,7 +283,7 @@ def test_it_turns_output_that_is_not_json_into_an_unknown_disk():
         (0, "complete"),
         (1, "unknown"),  # bit 0: command line did not parse
         (2, "unknown"),  # bit 1: device open failed
-        (4, "partial"),  # bit 2: a SMART command failed
+        (4, "complete"),  # bit 2 alone: a SMART command failed, yet everything needed was read
         (8, "complete"),  # bit 3: disk failing - read fine, verdict is the rule's
         (16 | 64, "complete"),
         (2 | 8, "unknown"),
@@ -252,6 +293,12 @@ def test_it_derives_the_read_status_from_the_exit_bits(exit_status, expected):
     disk = parse_xall(fixture("smart-ata.json"), exit_status=exit_status)
     assert disk.status_read == expected
     assert disk.smartctl_exit_status == exit_status
+
+
+def test_exit_bit_2_with_data_missing_is_partial_and_says_why():
+    disk = parse_xall(fixture("smart-raid.json"))
+    assert disk.status_read == "partial"
+    assert disk.read_problems[0].startswith("smartctl exit bit 2:")
 
 
 @pytest.mark.parametrize("name", ["smart-pass.json", "smartctl_info_nvme.json", "smart-sat.json"])
@@ -371,3 +418,112 @@ def test_it_reads_space_and_inodes_of_the_real_mounts_here():
         assert fs.total_bytes > 0
         assert fs.free_bytes <= fs.total_bytes
         assert fs.inodes_total is None or fs.inodes_free <= fs.inodes_total
+
+
+# --- sleeping disks and SCSI names -------------------------------------------------------------------------
+
+# What smartctl 7.3 writes for `--xall --json -n standby` on a sleeping disk (ataprint.cpp: an information
+# message, exit status 2), written out from the source: no sleeping disk was at hand to record.
+STANDBY_OUTPUT = {
+    "json_format_version": [1, 0],
+    "smartctl": {
+        "version": [7, 3],
+        "argv": ["smartctl", "--xall", "--json", "-n", "standby", "/dev/sdb"],
+        "messages": [{"string": "Device is in STANDBY mode, exit(2)", "severity": "information"}],
+        "exit_status": 2,
+    },
+    "device": {"name": "/dev/sdb", "info_name": "/dev/sdb [SAT]", "type": "sat", "protocol": "ATA"},
+}
+
+
+def test_a_sleeping_disk_is_left_asleep_and_reported_standby_not_unknown():
+    disk = parse_xall(STANDBY_OUTPUT, "/dev/sdb")
+    assert (disk.status_read, disk.read_problems) == ("standby", ["Device is in STANDBY mode, exit(2)"])
+
+
+def test_scsi_disks_are_named_with_smartctl_7_3_keys():
+    # smartctl 7.3 renamed SCSI vendor/product/model_name/revision to scsi_* (scsiprint.cpp).
+    data = fixture("smart-scsi.json")
+    for old in ("vendor", "product", "model_name", "revision"):
+        data[f"scsi_{old}"] = data.pop(old)
+    disk = parse_xall(data)
+    assert (disk.model, disk.firmware) == ("SEAGATE ST4000NM0043", "MS03")
+    del data["scsi_model_name"]
+    assert parse_xall(data).model == "SEAGATE ST4000NM0043"
+
+
+class HangingDisk(RecordedRunner):
+    """Recorded outputs, except that reading `hung` runs a real command that never answers."""
+
+    def __init__(self, answers: dict[tuple[str, ...], tuple[Path, int]], hung: tuple[str, ...]) -> None:
+        super().__init__(answers)
+        self.hung = hung
+
+    def __call__(self, argv: Sequence[str], timeout: float = 60.0) -> CommandResult:
+        if tuple(argv) == self.hung:
+            return run_command(["sh", "-c", "sleep 300"], timeout)
+        return super().__call__(argv, timeout)
+
+
+MEGARAID = ("smartctl", "--xall", "--json", "-n", "standby", "-d", "megaraid,{}", "/dev/bus/0")
+
+
+def megaraid(n: int) -> tuple[str, ...]:
+    return tuple(part.format(n) for part in MEGARAID)
+
+
+def test_a_hung_disk_costs_its_own_timeout_and_the_other_disks_are_read():
+    runner = HangingDisk({SCAN: (SMARTCTL / "smartctl_scan_megaraid.json", 0),
+                          megaraid(1): (SMARTCTL / "smart-megaraid1.json", 4)}, hung=megaraid(0))
+
+    class Quick(DiskHealthCheck):
+        command_timeout = 0.5
+
+    [signal] = Quick(CheckContext(run=runner), platform="linux").collect()
+    assert [d.status_read for d in signal.disks] == ["unknown", "complete"]
+    assert signal.disks[0].read_problems == ["smartctl did not answer within 0.5 s"]
+
+
+async def test_the_checks_budget_kills_the_disk_reads_it_started():
+    runner = HangingDisk({SCAN: (SMARTCTL / "smartctl_scan_megaraid.json", 0),
+                          megaraid(1): (SMARTCTL / "smart-megaraid1.json", 4)}, hung=megaraid(0))
+
+    class Budgeted(DiskHealthCheck):
+        timeout = 0.5
+
+    check = Budgeted(CheckContext(run=runner), platform="linux")
+    [signal] = await check.run()
+    assert signal.error == "timed out after 0.5 s; killed sh"
+    check._running.join(10)
+    assert not check._running.is_alive()
+
+
+# --- software RAID ---------------------------------------------------------------------------------------
+
+MDSTAT = Path(__file__).parent.parent / "fixtures" / "mdstat"
+
+
+def test_it_reads_each_md_array_from_a_recorded_mdstat():
+    arrays = {a.name: a for a in parse_mdstat((MDSTAT / "node_exporter.mdstat").read_text())}
+    assert list(arrays) == ["md3", "md127", "md0", "md4", "md6", "md8", "md7", "md9", "md10", "md11", "md12",
+                            "md219"]
+    md6 = arrays["md6"]
+    assert (md6.level, md6.members_expected, md6.members_up, md6.sync_action, md6.sync_percent) == (
+        "raid1", 2, 1, "recovery", 8.5)
+    assert (arrays["md7"].members_expected, arrays["md7"].members_up) == (4, 3)
+    assert arrays["md11"].state == "active (auto-read-only)"
+    assert (arrays["md219"].level, arrays["md219"].metadata, arrays["md219"].spare_members) == (
+        None, "external:imsm", ["sdb", "sdc", "sda"])
+    assert arrays["md10"].members_expected is None  # raid0: no redundancy to count
+    [raid5] = parse_mdstat((MDSTAT / "faulty_raid5.mdstat").read_text())
+    assert raid5.failed_members == ["sdd1", "sdc1"]
+
+
+def test_the_check_reports_the_arrays_of_a_linux_machine(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "mdstat").write_text((MDSTAT / "faulty_raid5.mdstat").read_text())
+    runner = RecordedRunner({}, missing={"smartctl"})
+    [signal] = DiskHealthCheck(CheckContext(run=runner, root=tmp_path), platform="linux").collect()
+    assert [a.name for a in signal.arrays] == ["md0"]
+    [signal] = DiskHealthCheck(CheckContext(run=runner, root=tmp_path / "none"), platform="linux").collect()
+    assert signal.arrays == []

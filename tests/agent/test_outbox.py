@@ -118,10 +118,13 @@ def test_rejected_envelopes_go_before_routine_ones_when_space_runs_out(state_dir
 
 
 def test_routine_envelopes_older_than_the_age_bound_are_dropped_state_changes_kept(state_dir: Path) -> None:
-    outbox = open_outbox(state_dir, max_age=timedelta(days=14))
+    days = 0.0  # the PC's monotonic clock, running with the wall clock
+    outbox = open_outbox(state_dir, max_age=timedelta(days=14), monotonic=lambda: days * 86400)
     outbox.put([unknown()], now=T0)
     outbox.put([heartbeat()], now=T0)
+    days = 10
     outbox.put([heartbeat()], now=T0 + timedelta(days=10))
+    days = 15
     outbox.put([heartbeat()], now=T0 + timedelta(days=15))
     assert stored_seqs(outbox) == [1, 3, 4]
 

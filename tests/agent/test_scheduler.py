@@ -13,7 +13,7 @@ from agent.config import parse_config
 from agent.identity import Identity
 from agent.nightly import start_offset
 from agent.outbox import OUTBOX_FILE, Outbox
-from agent.scheduler import NIGHTLY_JOB, UPLOAD_JOB, build_scheduler, check_job_id, collect_into
+from agent.scheduler import NIGHTLY_JOB, build_scheduler, check_job_id, collect_into
 from agent.uploader import Uploader
 from shared.base import Signal
 from shared.wire import Envelope, Unknown
@@ -60,7 +60,6 @@ interval_seconds = 7
     try:
         heartbeat = scheduler.get_job(check_job_id("heartbeat"))
         disk = scheduler.get_job(check_job_id("disk_health"))
-        upload = scheduler.get_job(UPLOAD_JOB)
         assert heartbeat.trigger.interval == timedelta(seconds=45)
         assert disk.trigger.interval == timedelta(seconds=3600), "a check's default interval applies"
         for job in (heartbeat, disk):
@@ -68,14 +67,12 @@ interval_seconds = 7
             assert job.trigger.jitter == 5
             assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, None)
             assert job.args[:2] == (checks[job.id.removeprefix("check:")], outbox)
-        assert upload.trigger.interval == timedelta(seconds=7)
-        assert upload.next_run_time == now, "leftover envelopes are sent at once"
         nightly = scheduler.get_job(NIGHTLY_JOB)
         local = nightly.trigger.get_next_fire_time(None, datetime.now().astimezone())
         offset = start_offset(identity.agent_id, config.maintenance)
         assert time(2) <= local.time() < time(3), "inside the first half of the 02:00-04:00 window"
         assert local.time() == (datetime(2000, 1, 1, 2) + offset).time(), "at this device's own offset"
-        assert len(scheduler.get_jobs()) == 4
+        assert len(scheduler.get_jobs()) == 3, "checks and nightly; the uploader keeps its own rounds"
     finally:
         scheduler.shutdown(wait=False)
 
@@ -94,12 +91,14 @@ async def test_a_check_job_queues_what_the_check_found_even_when_it_failed(outbo
 async def test_news_from_a_check_brings_the_next_upload_forward(outbox: Outbox, identity: Identity) -> None:
     config = parse_config("[upload]\ninterval_seconds = 600\n", "agent.toml")
     later = datetime.now(UTC) + timedelta(days=1)
-    scheduler = build_scheduler(config, {"disk_health": DiskHealth()}, outbox,
-                                Uploader(outbox, identity, identity.collector_url), identity.agent_id, now=later)
+    uploader = Uploader(outbox, identity, identity.collector_url)
+    scheduler = build_scheduler(config, {"disk_health": DiskHealth()}, outbox, uploader, identity.agent_id,
+                                now=later)
     scheduler.start(paused=True)
     try:
         job = scheduler.get_job(check_job_id("disk_health"))
+        assert not uploader._wake.is_set()
         await job.func(*job.args)
-        assert scheduler.get_job(UPLOAD_JOB).next_run_time <= datetime.now(UTC)
+        assert uploader._wake.is_set(), "the uploader is woken, not left to its interval"
     finally:
         scheduler.shutdown(wait=False)

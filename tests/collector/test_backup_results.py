@@ -279,6 +279,18 @@ def test_a_smaller_image_than_the_one_before_is_a_warning_without_history() -> N
     assert "total size dropped 67 %" in found.summary
 
 
+def test_the_first_incremental_image_after_a_full_one_is_not_a_size_drop() -> None:
+    full = job(TUESDAY - 2 * D, tool="imagefiles", schedule="daily", bytes_total=120 * GIB,
+               detail={"file": "PC-07/5A3C3E1F4A6B12D0-00-00.mrimg", "kind": "full"})
+    incremental = job(TUESDAY - D, tool="imagefiles", schedule="daily", bytes_total=3 * GIB,
+                      detail={"file": "PC-07/5A3C3E1F4A6B12D0-01-01.mrimg", "kind": "incremental"})
+    assert status(incremental, signal(full, at=TUESDAY - 2 * D + H)) == "ok"
+    # A full image that did shrink against the full one before is still told.
+    smaller = full.model_copy(update={"bytes_total": 40 * GIB, "last_success_at": TUESDAY - D,
+                                      "last_run_started_at": TUESDAY - D})
+    assert status(smaller, signal(full, at=TUESDAY - 2 * D + H)) == "warning"
+
+
 @pytest.mark.parametrize(("free_gib", "expected"), [(12, "ok"), (9, "warning")])
 def test_it_warns_when_the_destination_runs_out_of_space(free_gib, expected) -> None:
     assert status(job(TUESDAY - H, destination_free_bytes=free_gib * GIB)) == expected

@@ -18,8 +18,26 @@ from collector.billing.export import (
     read_generic_csv,
     xero_csv,
 )
-from collector.billing.model import BreakFixRates, Contract, Device, Incident, Invoice, Part, TimeEntry
-from collector.billing.pricing import breakfix_equivalent, classify, in_force, monthly_invoice, price_entry
+from collector.billing.ledger import BillingSettings
+from collector.billing.model import (
+    BreakFixRates,
+    Charge,
+    Contract,
+    Device,
+    Incident,
+    Invoice,
+    Part,
+    Tax,
+    TimeEntry,
+)
+from collector.billing.pricing import (
+    Visit,
+    breakfix_equivalent,
+    classify,
+    in_force,
+    monthly_invoice,
+    price_visit,
+)
 
 D = Decimal
 NOV = date(2026, 11, 1)
@@ -81,6 +99,12 @@ def acme(
     )
 
 
+def alone(entry: TimeEntry, incident: Incident, callout: bool = False) -> Decimal:
+    """What one entry costs as a visit of its own at RATES."""
+    visit = Visit(incident, entry.start.date(), (entry,), entry.after_hours, callout=callout)
+    return price_visit(visit, RATES).amount
+
+
 def amounts(invoice: Invoice) -> list[tuple[str, Decimal]]:
     """The invoice's lines as (kind, amount)."""
     return [(line.kind, line.amount) for line in invoice.lines]
@@ -100,8 +124,8 @@ def test_it_charges_only_contract_fees_when_both_incidents_are_covered() -> None
 
 
 def test_it_bills_an_emergency_call_out_at_the_five_hour_minimum() -> None:
-    # The bakery has no contract; its break/fix terms bill an on-site call-out at least 5 hours.
-    rates = replace(RATES, onsite_minimum_minutes=300)
+    # The bakery has no contract; its break/fix terms bill an emergency call-out at least 5 hours.
+    rates = replace(RATES, emergency_minimum_minutes=300)
     restore = Incident(
         9, "bakery", "Restore two tills after a power cut", "hardware", at(14, 7), emergency=True
     )
@@ -123,10 +147,10 @@ def test_it_applies_the_after_hours_multiplier_once() -> None:
     day = TimeEntry(30, DISK.id, "sam", at(5, 14), 70)
     night = replace(day, start=at(5, 22), after_hours=True)
     # 70 min -> rounded up to 75 min = 1.25 h; by day 1.25 x 90.00 = 112.50, after hours x1.5 = 168.75
-    assert price_entry(day, DISK, RATES).amount == D("112.50")
-    assert price_entry(night, DISK, RATES).amount == D("168.75")
-    # An after-hours entry on an emergency is still x1.5, not x2.25: 1.25 h x 135.00 = 168.75
-    assert price_entry(night, replace(DISK, emergency=True), RATES).amount == D("168.75")
+    assert alone(day, DISK) == D("112.50")
+    assert alone(night, DISK) == D("168.75")
+    # An after-hours call-out of an emergency is still x1.5, not x2.25: 1.25 h x 135.00 = 168.75
+    assert alone(night, replace(DISK, emergency=True), callout=True) == D("168.75")
     # Acme's contract does not cover after hours, so the night entry is billed on top of 690.00: 858.75
     assert acme(NOV, entries=[day, night]).totals().total == D("858.75")
 
@@ -241,8 +265,9 @@ def test_it_bills_covered_time_beyond_the_included_hours() -> None:
     capped = replace(CONTRACT, included_hours=D(2))
     entries = [TimeEntry(60, DISK.id, "sam", at(3), 90), TimeEntry(61, PRINTER.id, "sam", at(9), 60)]
     invoice = acme(NOV, contracts=(capped,), entries=entries)
-    # 2 h included: 90 min + the first 30 of 60; the other 30 min, raised to the minimum: 1 h x 90.00 = 90.00
-    assert amounts(invoice)[2:] == [("time", D("90.00"))]
+    # 2 h included: 90 min + the first 30 of 60; the other 30 min at 90.00 an hour = 45.00. No minimum:
+    # the contract already pays for the technician's coming.
+    assert amounts(invoice)[2:] == [("time", D("45.00"))]
     assert invoice.lines[2].description.endswith("beyond included hours")
 
 
@@ -258,7 +283,7 @@ def test_it_prices_the_break_fix_equivalent_with_the_same_function() -> None:
     # 90.00 + 180.00 + 135.00 = 405.00
     assert breakfix_equivalent(incidents, entries, [RATES]) == D("405.00")
     assert breakfix_equivalent(incidents, entries, [RATES]) == sum(
-        price_entry(e, by_id[e.incident_id], RATES).amount for e in entries[:3]
+        alone(e, by_id[e.incident_id]) for e in entries[:3]
     )
     # The same work for a client without a contract is invoiced at exactly that figure.
     no_contract = monthly_invoice("acme", NOV, [], [RATES], [], incidents, entries, [], currency="EUR")
@@ -337,3 +362,140 @@ def test_it_refuses_float_money_and_ambiguous_versions() -> None:
         replace(RATES, hourly_rate=90.0)
     with pytest.raises(ValueError, match="two versions"):
         in_force([CONTRACT, replace(CONTRACT, workstation_rate=D("50.00"))], date(2026, 11, 1))
+
+
+BAKERY_RATES = replace(RATES, emergency_minimum_minutes=300)
+POWER_CUT = Incident(9, "bakery", "Tills down after a power cut", "hardware", at(14, 7), emergency=True)
+PRINTER_JAM = Incident(10, "bakery", "Receipt printer jams", "hardware", at(16, 9))
+CAPPED = replace(CONTRACT, included_hours=D(2))
+ONE_YEAR = replace(CONTRACT, effective_from=date(2026, 11, 1), start=date(2026, 11, 1), term_months=12)
+
+
+@pytest.mark.parametrize(
+    ("contracts", "incidents", "entries", "expected"),
+    [
+        pytest.param(
+            (),
+            (POWER_CUT,),
+            [TimeEntry(1, 9, "sam", at(14, 8), 70, on_site=True), TimeEntry(2, 9, "sam", at(16, 10), 40)],
+            # Saturday call-out: 70 min worked -> the agreed 300 min, x1.5: 5 h x 135.00 = 675.00.
+            # Monday follow-up on the same incident: an ordinary visit, 40 -> 60 min x 90.00 = 90.00.
+            [("Tills down after a power cut, 14 Nov 2026", D("675.00")),
+             ("Tills down after a power cut, 16 Nov 2026", D("90.00"))],
+            id="emergency call-out at its 5-hour minimum, follow-up at normal rates",
+        ),
+        pytest.param(
+            (),
+            (PRINTER_JAM,),
+            [TimeEntry(3, 10, "sam", at(16, 9), 2), TimeEntry(4, 10, "sam", at(16, 11), 5),
+             TimeEntry(5, 10, "sam", at(17, 9), 20)],
+            # One visit on the 16th: 2 + 5 = 7 min -> one 60-minute minimum = 90.00 (not 2 x 90.00).
+            # Another visit on the 17th: 20 -> 60 min = 90.00.
+            [("Receipt printer jams, 16 Nov 2026, 2 time entries, 7 min worked, 60 min billed", D("90.00")),
+             ("Receipt printer jams, 17 Nov 2026, 20 min worked, 60 min billed", D("90.00"))],
+            id="two short entries are one visit, a visit on another day its own",
+        ),
+        pytest.param(
+            (),
+            (PRINTER_JAM,),
+            [TimeEntry(6, 10, "sam", at(16, 9), 70), TimeEntry(7, 10, "sam", at(16, 21), 20, after_hours=True)],
+            # The day's work: 70 -> 75 min x 90.00 = 112.50; the evening: 20 -> 60 min x 135.00 = 135.00.
+            [("Receipt printer jams, 16 Nov 2026, 70 min worked, 75 min billed", D("112.50")),
+             ("Receipt printer jams, 16 Nov 2026, 20 min worked, 60 min billed, after hours, x1.5", D("135.00"))],
+            id="after-hours work the same day is a visit of its own",
+        ),
+        pytest.param(
+            (CAPPED,),
+            (DISK, PRINTER),
+            [TimeEntry(8, 1, "sam", at(3), 90), TimeEntry(9, 2, "sam", at(9), 45),
+             TimeEntry(10, 2, "sam", at(9, 14), 20)],
+            # 2 h included: 90 min + 30 of the 45 on the 9th; beyond: 15 + 20 = 35 min, one visit,
+            # no minimum, rounded up to 45 min: 0.75 h x 90.00 = 67.50. Fees: 540.00 + 150.00.
+            [("Workstations under contract, November 2026", D("540.00")),
+             ("Servers under contract, November 2026", D("150.00")),
+             ("Printer address clash, 9 Nov 2026, 2 time entries, 35 min worked, 45 min billed, "
+              "beyond included hours", D("67.50"))],
+            id="a contract with 2 included hours bills the overflow, labelled",
+        ),
+        pytest.param(
+            (ONE_YEAR,),
+            (DISK,),
+            [],
+            # First month of a one-year contract: fees 540.00 + 150.00; onboarding 2 months' rate per
+            # workstation (12 x 90.00 = 1080.00) and 3 per server (450.00).
+            [("Workstations under contract, November 2026", D("540.00")),
+             ("Servers under contract, November 2026", D("150.00")),
+             ("Onboarding, workstations: 2 months' rate each", D("1080.00")),
+             ("Onboarding, servers: 3 months' rate each", D("450.00"))],
+            id="onboarding fee in a one-year contract's first month",
+        ),
+    ],
+)
+def test_priced_scenarios_worked_by_hand(contracts, incidents, entries, expected) -> None:
+    client = incidents[0].client
+    devices = DEVICES if contracts else ()
+    invoice = monthly_invoice(client, NOV, contracts, [BAKERY_RATES], devices, incidents, entries, [], currency="EUR")
+    got = [(line.description, line.amount) for line in invoice.lines]
+    assert [amount for _, amount in got] == [amount for _, amount in expected]
+    for (description, _), (start, _) in zip(got, expected, strict=True):
+        assert description.startswith(start), description
+    assert invoice.totals().total == sum(amount for _, amount in expected)
+
+
+@pytest.mark.parametrize(
+    ("tax", "expected"),
+    [
+        # 690.00 in fees + 90.00 of billable time = 780.00; 19 % of it = 148.20; total 928.20
+        (Tax(D(19)), ("VAT 19%", D("780.00"), D("148.20"), D("928.20"))),
+        # A charity's invoice: no tax, and the reason is printed where the tax would be.
+        (Tax(D(19), exemption="Charity: exempt from VAT"), ("Charity: exempt from VAT", D("780.00"), D("0.00"),
+                                                            D("780.00"))),
+        # 7.7 % of 780.00 = 60.06; the tax is rounded once, on the subtotal: total 840.06
+        (Tax(D("7.7"), label="MWST"), ("MWST 7.7%", D("780.00"), D("60.06"), D("840.06"))),
+    ],
+    ids=["taxed at 19 %", "exempt client at 0 %", "a rate with a decimal"],
+)
+def test_tax_is_charged_once_on_the_subtotal_or_the_exemption_is_named(tax: Tax, expected: tuple) -> None:
+    setup = TimeEntry(90, DISK.id, "sam", at(12), 30, override="billable", override_reason="not in the contract")
+    invoice = replace(acme(NOV, entries=[setup]), tax=tax)
+    totals = invoice.totals()
+    assert (invoice.tax.text, totals.subtotal, totals.tax, totals.total) == expected
+    text = generic_csv(invoice)
+    assert read_generic_csv(text) == totals
+    with pytest.raises(ValueError, match="add up"):
+        read_generic_csv(text.replace(f",{totals.tax},", ",1.00,"))
+    with pytest.raises(ValueError, match="percentage"):
+        Tax(D(100))
+
+
+def test_a_flat_monthly_fee_is_prorated_and_one_off_charges_land_in_their_month() -> None:
+    # From 11 November: 20 of 30 days. A flat 300.00 a month for the client, no device rates.
+    flat = replace(CONTRACT, effective_from=date(2026, 11, 11), start=date(2026, 11, 11), workstation_rate=D(0),
+                   server_rate=D(0), onboarding_workstation_months=D(0), onboarding_server_months=D(0),
+                   monthly_fee=D("300.00"))
+    migration = Charge(1, "acme", date(2026, 11, 20), "Server migration, fixed price", D("1200.00"))
+    later = Charge(2, "acme", date(2026, 12, 2), "New printer set up", D("150.00"))
+    other = Charge(3, "bakery", date(2026, 11, 20), "Till set-up", D("99.00"))
+    invoice = monthly_invoice("acme", NOV, [flat], [RATES], DEVICES, [], [], [], currency="EUR",
+                              charges=[later, migration, other])
+    # 300.00 x 20/30 = 200.00; the migration 1200.00; December's charge and the bakery's are not here.
+    assert [(line.kind, line.description, line.amount) for line in invoice.lines if line.amount] == [
+        ("contract", "Monthly service fee, November 2026, 20/30 days", D("200.00")),
+        ("fee", "Server migration, fixed price, 20 Nov 2026", D("1200.00")),
+    ]
+    assert (invoice.totals().fee, invoice.totals().total) == (D("1200.00"), D("1400.00"))
+    december = monthly_invoice("acme", DEC, [flat], [RATES], (), [], [], [], currency="EUR", charges=[later])
+    # A whole month: 300.00; the printer 150.00: 450.00
+    assert december.totals().total == D("450.00")
+    assert read_generic_csv(generic_csv(invoice)) == invoice.totals()
+
+
+def test_contract_terms_the_business_offers() -> None:
+    terms = BillingSettings(minimum_term_months=36, term_with_onboarding_months=12)
+    plain = replace(CONTRACT, onboarding_workstation_months=D(0), onboarding_server_months=D(0))
+    assert terms.check_term(replace(plain, term_months=36)) is None
+    assert terms.check_term(replace(plain, term_months=12)) == (
+        "the minimum term is 36 months; 12 months with an onboarding fee")
+    assert terms.check_term(replace(CONTRACT, term_months=12)) is None  # CONTRACT charges onboarding
+    assert terms.check_term(replace(CONTRACT, term_months=6)) is not None
+    assert BillingSettings().check_term(replace(plain, term_months=1)) is None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.checks.disk_health.mdstat import parse_mdstat
 from agent.checks.disk_health.smartctl import parse_xall
 from agent.checks.disk_health.windows import parse_windows_disks
 from collector.diagnose import diagnose_smartctl_file
@@ -39,7 +40,7 @@ FIXTURE_VERDICTS = {
     "smart-scsi.json": "warning",  # 56 grown defects: a stable count, but not a healthy disk
     "smart-scsi2.json": "ok",
     "smart-fail.json": "unknown",  # open failed (exit bit 1)
-    "smart-megaraid0.json": "unknown",  # exit bit 2, nothing wrong in what was read
+    "smart-megaraid0.json": "ok",  # exit bit 2 alone behind a MegaRAID, yet fully read: not unknown
     "smart-raid.json": "unknown",  # RAID volume, no SMART
     "smart-pass.json": "unknown",  # -H only: no attributes
     "smartctl_info_nvme.json": "unknown",
@@ -330,10 +331,14 @@ def test_it_records_a_replaced_disk_and_resolves_the_old_one():
             "disk MSK423Y20S3HBC in /dev/sdc was replaced by 9RK1XXXX",
             {
                 "event": "disk_replaced",
+                "resolution": "replaced",
                 "old_serial": "MSK423Y20S3HBC",
+                "old_model": "Hitachi HDS721050DLE630",
                 "new_serial": "9RK1XXXX",
+                "new_model": "WDC WD140EDFZ-11A0VA0",
                 "device": "/dev/sdc",
             },
+            gone=True,
         )
     ]
 
@@ -347,6 +352,104 @@ def test_it_does_not_call_a_disk_that_moved_slots_replaced():
     ]
     evaluations = evaluate(signal(*swapped), history(signal(first, second, at=NOW - timedelta(hours=1))))
     assert not [e for e in evaluations if e.details.get("event") == "disk_replaced"]
+
+
+def by_subject(evaluations: list[Evaluation], subject: str) -> list[Evaluation]:
+    return [e for e in evaluations if e.subject == subject]
+
+
+def test_a_disk_gone_from_the_scan_is_missing_by_its_serial_and_model():
+    first, second = healthy("smart-ata.json"), healthy("smart-nvme.json")
+    earlier = signal(first, second, at=NOW - timedelta(hours=2))
+    evaluations = evaluate(signal(first), history(signal(first, second, at=NOW - timedelta(hours=1)), earlier))
+    (missing,) = by_subject(evaluations, f"disk:{second.serial}")
+    assert missing.status == "critical"
+    assert missing.summary.startswith(f"disk missing: {second.model} (serial {second.serial}) on books-pc")
+    assert missing.details["event"] == "disk_missing"
+    # Still missing an hour later: the same alert, no second event; a removable disk may only warn.
+    later = evaluate(signal(first), history(signal(first), signal(first, second), missing_disk_status="warning"))
+    (again,) = by_subject(later, f"disk:{second.serial}")
+    assert (again.status, "event" in again.details) == ("warning", False)
+
+
+def test_a_known_disk_that_cannot_be_opened_keeps_its_own_subject():
+    known = healthy("smart-ata.json")
+    hung = DiskFacts(device=known.device, source="smartctl", status_read="unknown",
+                     read_problems=["smartctl did not answer within 60 s"])
+    evaluations = evaluate(signal(hung), history(signal(known, at=NOW - timedelta(hours=1))))
+    assert not by_subject(evaluations, f"disk:{known.device}")
+    (missing,) = by_subject(evaluations, f"disk:{known.serial}")
+    assert missing.status == "critical"
+    assert "disk missing" in missing.summary and "smartctl did not answer within 60 s" in missing.summary
+
+
+def test_a_disk_in_standby_is_skipped_not_unknown_nor_missing():
+    known = healthy("smart-ata.json")
+    asleep = DiskFacts(device=known.device, source="smartctl", status_read="standby")
+    evaluations = evaluate(signal(asleep), history(signal(known, at=NOW - timedelta(hours=1))))
+    assert [e.subject for e in evaluations] == ["disks"]
+
+
+def test_a_disk_swapped_to_another_path_and_bus_replaces_the_gone_one():
+    old = healthy("smart-fail2.json")  # SATA /dev/sdc
+    new = healthy("smart-nvme.json")  # cloned onto an NVMe drive
+    gone_hour = signal(at=NOW - timedelta(hours=1))
+    evaluations = evaluate(signal(new), history(gone_hour, signal(old, at=NOW - timedelta(hours=2))))
+    (replaced,) = by_subject(evaluations, f"disk:{old.serial}")
+    assert (replaced.status, replaced.gone, replaced.details["event"]) == ("ok", True, "disk_replaced")
+    assert replaced.summary == f"disk {old.serial} in /dev/sdc, now {new.device} was replaced by {new.serial}"
+    # Once replaced, the old disk is neither missing nor replaced again.
+    after = evaluate(signal(new, at=NOW + timedelta(hours=1)), history(signal(new), gone_hour, signal(old)))
+    assert not by_subject(after, f"disk:{old.serial}")
+
+
+def test_a_serial_padded_differently_is_the_same_disk():
+    disk = healthy("smart-ata.json")
+    padded = disk.model_copy(update={"serial": f"  {disk.serial.lower()} ", "device": "PhysicalDisk0"})
+    evaluations = evaluate(signal(padded), history(signal(disk, at=NOW - timedelta(hours=1))))
+    assert not [e for e in evaluations if "missing" in e.details or "event" in e.details]
+
+
+def test_it_says_nothing_about_missing_disks_when_it_could_not_look():
+    disk = healthy("smart-ata.json")
+    evaluations = evaluate(signal(error="smartctl not found"), history(signal(disk, at=NOW - timedelta(hours=1))))
+    assert [e.subject for e in evaluations] == ["disks"]
+
+
+def test_a_filesystem_no_longer_mounted_is_missing():
+    data = FilesystemFacts(mount="/srv/data", device="/dev/sdb1", fstype="ext4", total_bytes=100 * GIB,
+                           used_bytes=10 * GIB, free_bytes=90 * GIB)
+    evaluations = evaluate(signal(), history(signal(filesystems=(data,), at=NOW - timedelta(hours=1))))
+    (missing,) = by_subject(evaluations, "fs:/srv/data")
+    assert missing.status == "warning"
+    assert missing.summary == "/srv/data on books-pc is no longer mounted (/dev/sdb1, ext4, last seen on 10 Nov)"
+    assert missing.details["event"] == "filesystem_missing"
+
+
+# --- software RAID ---------------------------------------------------------------------------------------
+
+
+MDSTAT = FIXTURES / "mdstat"
+
+
+def test_a_degraded_array_is_critical_and_a_healthy_one_ok():
+    arrays = parse_mdstat((MDSTAT / "node_exporter.mdstat").read_text())
+    arrays += parse_mdstat((MDSTAT / "faulty_raid5.mdstat").read_text())[:1]
+    arrays[-1] = arrays[-1].model_copy(update={"name": "md20"})
+    verdicts = {e.subject: e for e in evaluate(DiskHealth(collected_at=NOW, arrays=arrays), history())}
+    statuses = {subject[5:]: e.status for subject, e in verdicts.items() if subject.startswith("raid:")}
+    assert statuses == {
+        "md3": "ok", "md127": "ok", "md0": "ok", "md8": "ok", "md9": "ok", "md10": "ok", "md11": "ok", "md12": "ok",
+        "md219": "ok",  # an IMSM container is inactive by nature
+        "md4": "warning",  # inactive
+        "md6": "critical",  # 1 of 2 in sync, rebuilding
+        "md7": "critical",  # raid6 with 3 of 4
+        "md20": "critical",  # two failed members
+    }
+    assert verdicts["raid:md6"].summary == (
+        "md6 (raid1) on books-pc: degraded: 1 of 2 members in sync; rebuilding (8.5 % done)"
+    )
+    assert "failed member(s): sdd1, sdc1" in verdicts["raid:md20"].summary
 
 
 # --- Windows ---------------------------------------------------------------------------------------------

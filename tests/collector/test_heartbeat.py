@@ -94,7 +94,7 @@ def test_reports_the_collector_refused_are_a_warning_for_a_day(
                        memory_used_percent=10, refused_reports=refused,
                        last_refusal="422 envelopes.0.signals.0.updates.items: List should have at most 1024 items",
                        last_refusal_queued_at=NOW - queued_ago if queued_ago else None)
-    [online, verdict] = evaluate(signal, History(now=NOW, hostname="PC-07"))
+    [online, verdict, _outbox] = evaluate(signal, History(now=NOW, hostname="PC-07"))
     assert (online.rule, verdict.rule, verdict.status) == (RULE, REFUSED_RULE, expected)
     if expected == "warning":
         assert "refused" in verdict.summary and "List should have at most 1024 items" in verdict.summary

@@ -182,6 +182,8 @@ async def test_it_charges_only_contract_fees_for_a_month_with_two_covered_incide
         "onboarding": "0.00",
         "time": "0.00",
         "parts": "0.00",
+        "subtotal": "690.00",
+        "tax": "0.00",
         "total": "690.00",
     }
     shown = await api(client, "GET", f"/api/v1/incidents/{disk['incident_id']}")
@@ -202,9 +204,9 @@ async def test_it_bills_a_break_fix_emergency_at_the_five_hour_minimum(client: T
     for till in ("TILL-01", "TILL-02"):
         await device(client, await enrol(client, till, BAKERY, "Shop"), "workstation", "2026-01-01")
     await api(client, "POST", "/api/v1/rates", RATES, 201)
-    # The bakery's own terms: an on-site call-out is billed at least 5 hours.
+    # The bakery's own terms: an emergency call-out is billed at least 5 hours.
     await api(
-        client, "POST", "/api/v1/rates", {**RATES, "client": BAKERY, "onsite_minimum_minutes": 300}, 201
+        client, "POST", "/api/v1/rates", {**RATES, "client": BAKERY, "emergency_minimum_minutes": 300}, 201
     )
     restore = await incident(
         client, "Restore two tills after a power cut", BAKERY, category="hardware", emergency=True
@@ -324,6 +326,8 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
         "onboarding": "1620.00",
         "time": "135.00",
         "parts": "119.00",
+        "subtotal": "2578.52",
+        "tax": "0.00",
         "total": "2578.52",
     }
     base = f"/api/v1/clients/{ACME}/invoice?month=2026-12"
@@ -408,6 +412,8 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
         "2",
         "--onboarding-server-months",
         "3",
+        "--included-hours",
+        "0.25",
     )
     opened = await run("incident", "open", "--from-alert", str(alert["alert_id"]))
     assert opened.startswith("incident 1 opened: ") and f"from alert #{alert['alert_id']}" in opened
@@ -416,10 +422,12 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
     )
     assert "timer started on incident 1" in await run("time", "start", "1")
     clock.advance(minutes=25)
-    assert "timer stopped on incident 1: 25 min (covered by the contract)" in await run("time", "stop", "1")
+    # 15 min are included; the other 10, rounded up to 15 min (no minimum beyond included hours) x 90.00 = 22.50
+    assert "timer stopped on incident 1: 25 min (beyond the contract's included hours: 22.50 billed)" in await run(
+        "time", "stop", "1")
     refused = await asyncio.to_thread(fieldpost, "time", "stop", "1")
     assert refused.returncode == 1 and "no timer running" in refused.stderr
-    assert "30 min added to incident 2 (billable)" in await run(
+    assert "30 min added to incident 2 (billable: 135.00)" in await run(
         "time", "add", "2", "--minutes", "30", "--after-hours"
     )
     assert "note added to incident 1" in await run("incident", "note", "1", "Freed 30 GB of old installers")
@@ -428,13 +436,27 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
     assert "Freed 30 GB of old installers" in shown and "25 min in all" in shown and "opened" in shown
     assert "Receptionist asked" in await run("incident", "list")
     printed = await run("invoice", ACME, "--month", "2026-11")
-    # 690.00 fees + 30 min after hours raised to 60 min x 135.00 = 135.00: 825.00
-    assert "TOTAL" in printed and "825.00" in printed
+    # 690.00 fees + 22.50 beyond included hours + 30 min after hours raised to 60 min x 135.00 = 135.00: 847.50
+    assert "TOTAL" in printed and "847.50" in printed
     target = tmp_path / "acme-2026-11.csv"
     assert "written to" in await run("invoice", ACME, "--month", "2026-11", "--csv", str(target))
-    assert read_generic_csv(target.read_text()).total == D("825.00")
+    assert read_generic_csv(target.read_text()).total == D("847.50")
     await run("invoice", ACME, "--month", "2026-11", "--csv", str(target), "--format", "xero")
     assert target.read_text().startswith("*ContactName,")
+
+    # Billing settings and tax, then the month issued, listed, printed and voided: all from the terminal.
+    shown = await run("billing", "settings", "--business-name", "Kleinert IT", "--tax-rate", "19")
+    assert "business_name       Kleinert IT" in shown and "tax_rate            19" in shown
+    assert "Acme Tooling's invoices charge 7% tax" in await run("billing", "tax", ACME, "--rate", "7")
+    # 847.50 + 7 % (59.325, rounded half up) 59.33 = 906.83
+    assert "VAT 7%" in await run("invoice", ACME, "--month", "2026-11")
+    pdf = tmp_path / "INV-00001.pdf"
+    issued = await run("billing", "issue", ACME, "--month", "2026-11", "--pdf", str(pdf))
+    assert "invoice INV-00001 issued for Acme Tooling, 2026-11: EUR 906.83, due" in issued
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert "INV-00001  2026-11" in await run("billing", "invoices", ACME)
+    assert "invoice INV-00001 voided" in await run("billing", "void", "INV-00001", "--reason", "wrong rate")
+    assert "void: wrong rate" in await run("billing", "invoices", ACME)
 
 
 async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(client: TestClient) -> None:

@@ -226,6 +226,25 @@ async def test_it_returns_an_agents_latest_observations_of_a_kind_newest_first(s
     ]
 
 
+async def test_it_returns_each_online_devices_latest_times_of_a_kind_in_one_read(store: Store) -> None:
+    await enrol(store)
+    await enrol(store, "agent-2", "pc-02")
+    await enrol(store, "agent-3", "pc-03")
+    async with store.transaction() as tx:
+        for seq in range(1, 6):
+            await tx.record_envelope("agent-1", seq, "boot", at(seq), at(seq), [
+                ("updates", at(seq), json.dumps({})), ("heartbeat", at(seq), json.dumps({})),
+            ])
+        await tx.record_envelope("agent-2", 1, "boot", at(1), at(1), [("updates", at(1), json.dumps({}))])
+        await tx.record_envelope("agent-3", 1, "boot", at(1), at(1), [("updates", at(1), json.dumps({}))])
+        for agent_id, seen in (("agent-1", at(5)), ("agent-2", at(1)), ("agent-3", at(-60))):
+            await tx.touch_agent(agent_id, seen, 1, None)
+    async with store.read() as tx:
+        found = await tx.recent_observed("updates", 3, at(0))
+    # agent-3 was last seen before `since`; agent-2 has one report of the kind.
+    assert found == {"agent-1": [at(5), at(4), at(3)], "agent-2": [at(1)]}
+
+
 async def test_it_never_moves_last_seen_or_last_seq_backwards(store: Store) -> None:
     await enrol(store)
     async with store.transaction() as tx:

@@ -23,4 +23,4 @@ def test_a_check_that_could_not_look_is_unknown_and_clears_when_it_collects_agai
     )
     statuses = {(e.rule, e.subject): e.status for e in evaluate(rules["heartbeat"], beat, history)}
     assert statuses == {("heartbeat.offline", "device"): "ok", ("heartbeat.refused", "reports"): "ok",
-                        ("unknown", "heartbeat"): "ok"}
+                        ("heartbeat.outbox", "outbox"): "ok", ("unknown", "heartbeat"): "ok"}

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from collector.billing.model import BreakFixRates, Incident, TimeEntry
-from collector.billing.pricing import price_entry
+from collector.billing.pricing import breakfix_equivalent
 from shared.backup_results import BackupJob, BackupResults
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot, RebootReason
@@ -142,9 +142,9 @@ async def six_months(client: TestClient, clock: Clock) -> History:
     new_disk = healthy("smart-ata2.json").model_copy(update={"device": failing.device})
     clock.now = at(7, 14, 13)
     await send(client, agents["WS-03"], DiskHealth(collected_at=clock.now, disks=[new_disk]))
-    await api(
-        client, "POST", f"/api/v1/alerts/{alerts['july']['alert_id']}/resolve", {"note": "disk replaced"}
-    )
+    # The new serial in the failing disk's place resolves its alert as replaced; nobody has to.
+    replaced = await api(client, "GET", f"/api/v1/alerts/{alerts['july']['alert_id']}")
+    assert (replaced["state"], replaced["history"][-1]["detail"]["resolution"]) == ("resolved", "replaced")
 
     clock.now = at(8, 20, 19)  # the owner phones in the evening
     incidents["august"] = await incident(client, "Guest Wi-Fi infection cleaned up", category="security")
@@ -207,19 +207,19 @@ async def rule_sum(client: TestClient, incident_ids: list[int]) -> Decimal:
         D(RATES["after_hours_multiplier"]),
         RATES["onsite_minimum_minutes"],
     )
-    total = D("0.00")
+    incidents, entries = [], []
     for incident_id in incident_ids:
         shown = await api(client, "GET", f"/api/v1/incidents/{incident_id}")
-        model = Incident(
+        incidents.append(Incident(
             incident_id,
             ACME,
             shown["title"],
             shown["category"],
             datetime.fromisoformat(shown["opened_at"]),
             emergency=shown["emergency"],
-        )
+        ))
         for e in shown["time"]:
-            entry = TimeEntry(
+            entries.append(TimeEntry(
                 e["entry_id"],
                 incident_id,
                 e["technician"],
@@ -227,9 +227,8 @@ async def rule_sum(client: TestClient, incident_ids: list[int]) -> Decimal:
                 e["minutes"],
                 e["on_site"],
                 e["after_hours"],
-            )
-            total += price_entry(entry, model, rates).amount
-    return total
+            ))
+    return breakfix_equivalent(incidents, entries, [rates])
 
 
 async def test_the_six_month_report_lists_every_incident_with_its_alert_and_prices_the_same_entries(

@@ -66,13 +66,12 @@ class Collector:
         """The SQLite database file."""
         return self.workdir / "collector.db"
 
-    def start(self, startup_grace_seconds: int = 0) -> None:
-        """Start (or restart) the collector and wait until it answers."""
+    def start(self, startup_grace_seconds: int = 0, **settings: Any) -> None:
+        """Start (or restart) the collector and wait until it answers; `settings` override the fast defaults."""
         config = self.workdir / "collector.toml"
-        config.write_text(
-            "[collector]\nheartbeat_interval_seconds = 1\noffline_after_missed = 3\n"
-            f"offline_check_seconds = 1\nstartup_grace_seconds = {startup_grace_seconds}\n"
-        )
+        values = {"heartbeat_interval_seconds": 1, "offline_after_missed": 3, "offline_check_seconds": 1,
+                  "startup_grace_seconds": startup_grace_seconds, "agent_reconnect_seconds": 1, **settings}
+        config.write_text("[collector]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items()))
         log = (self.workdir / "collector.log").open("ab")
         env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN}
         self.process = subprocess.Popen(
@@ -139,6 +138,10 @@ class Agent:
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     root: Path | None = None
+    # Where it sends its reports, when not straight to the collector (a proxy in between).
+    url: str | None = None
+    # More `[upload]` settings.
+    upload: Mapping[str, Any] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -154,10 +157,11 @@ class Agent:
     def write_config(self) -> None:
         """Fast intervals so a test sees several rounds in seconds."""
         lines = [
-            "[agent]", f'collector_url = "{self.collector.url}"', f'state_dir = "{self.state_dir}"',
+            "[agent]", f'collector_url = "{self.url or self.collector.url}"', f'state_dir = "{self.state_dir}"',
             *([f'root = "{self.root}"'] if self.root else []),
             "[schedule]", "splay_seconds = 0", "jitter_seconds = 0",
             "[upload]", "interval_seconds = 0.5", "timeout_seconds = 5",
+            *(f"{key} = {toml_value(value)}" for key, value in self.upload.items()),
             "[checks.heartbeat]", "interval_seconds = 1",
         ]
         from agent.checks.registry import all_checks

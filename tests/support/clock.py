@@ -19,3 +19,17 @@ class Clock:
     def advance(self, **delta: float) -> None:
         """Move on by a timedelta's worth (`minutes=70`, `days=1`)."""
         self.now += timedelta(**delta)
+
+
+class Ticks:
+    """A monotonic clock (seconds) the test moves by hand, for waits that must not follow the wall clock."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move on by `seconds`."""
+        self.now += seconds

@@ -16,7 +16,7 @@ from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_i
 # Values for the path parameters of the dashboard's routes.
 SAMPLES = {"alert_id": "1", "silence_id": "1", "token_hash": "a" * 64, "name": "phone", "agent_id": "ag_x",
            "action": "acknowledge"}
-NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/login")
+NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/readyz", "/login")
 
 
 def dashboard_paths(app: Application, method: str) -> list[str]:

@@ -222,6 +222,16 @@ async def test_a_technician_opens_an_incident_from_an_alert_times_the_work_and_s
     await expect(entry).to_contain_text(NAME)
     await expect(entry.locator(".billed")).to_have_text("billable")
     await expect(entry).to_contain_text("EUR 118.75")  # 70 min rounds up to 75 at 95.00 an hour
+    # The timer ran on while the technician was at lunch: the entry is corrected, and so is its price.
+    await entry.get_by_text("Edit").click()
+    await entry.get_by_label("Minutes").fill("40")
+    await entry.get_by_role("button", name="Save").click()
+    await expect(page.locator(".flash")).to_have_text("Time entry 1 corrected.")
+    await expect(entry).to_contain_text("EUR 95.00")  # 40 min: the 60-minute minimum at 95.00
+    await page.get_by_text("Retitle").click()
+    await page.get_by_label("Title the client reads").fill("Disk C: full on the reception PC")
+    await page.get_by_role("button", name="Save title").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Disk C: full on the reception PC")
     notes = page.get_by_role("region", name="Notes")
     await notes.get_by_role("textbox").fill("Removed 30 GiB of old installers; C: has room again.")
     await notes.get_by_role("button", name="Add note").click()
@@ -235,18 +245,24 @@ async def test_a_technician_opens_an_incident_from_an_alert_times_the_work_and_s
     month = page.locator("#month-time tbody tr")
     await expect(month).to_have_count(1)
     await expect(month).to_contain_text("billable")
-    await expect(month).to_contain_text("EUR 118.75")
-    await expect(page.locator("#invoice-lines")).to_contain_text("70 min worked, 75 min billed")
-    await expect(page.locator("#invoice-total")).to_have_text("EUR 118.75")
+    await expect(month).to_contain_text("EUR 95.00")
+    await expect(page.locator("#invoice-lines")).to_contain_text(
+        "Disk C: full on the reception PC, 23 Nov 2026, 40 min worked, 60 min billed")
+    await expect(page.locator("#invoice-total")).to_have_text("EUR 95.00")
     await shoot(page, "billing", "desktop")
     billing_url = page.url
 
     async with page.expect_download() as csv:
         await page.get_by_role("link", name="Invoice as CSV", exact=True).click()
-    assert "118.75" in (await downloaded(await csv.value)).decode()
+    assert "95.00" in (await downloaded(await csv.value)).decode()
     async with page.expect_download() as pdf:
         await page.get_by_role("link", name="Value report (PDF)").click()
     assert (await downloaded(await pdf.value)).startswith(b"%PDF")
+    await page.get_by_role("button", name="Issue invoice for 2026-11").click()
+    await expect(page.locator(".flash")).to_have_text("Invoice INV-00001 issued, due 2026-12-07.")
+    async with page.expect_download() as issued:
+        await page.locator("#issued-live").get_by_role("link", name="PDF").click()
+    assert (await downloaded(await issued.value)).startswith(b"%PDF")
     await page.get_by_role("link", name="Value report", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("IT service report for Acme Tooling")
     await expect(page.locator("body")).to_contain_text("old installers")

@@ -29,8 +29,8 @@ def flash(html: str) -> str:
 
 
 def rows(html: str, table: str) -> list[str]:
-    """The text of each body row of a table, tags removed, spaces squeezed."""
-    body = html.split(f'id="{table}"')[1].split("</tbody>")[0]
+    """The text of each body row of a table, tags and folded-away forms removed, spaces squeezed."""
+    body = re.sub(r"<details>.*?</details>", "", html.split(f'id="{table}"')[1].split("</tbody>")[0], flags=re.S)
     return [" ".join(re.sub(r"<[^>]+>", " ", "<tr" + row).split()) for row in body.split("<tr")[2:]]
 
 
@@ -75,11 +75,15 @@ async def test_it_bills_time_a_contract_covers_at_nothing_and_an_override_at_bre
     ]
     assert "USB drive" in shown and "Old installers removed." in shown and "space freed" in shown
 
+    # The alert's summary is the first title; the client reads the one the technician gives it.
+    assert "<h1 id=\"incident-title\">C: on RECEPTION-01: 2.0 % space free" in shown
+    retitled = await post(client, "/incidents/1/title", csrf, title="  Disk C: full on the reception PC ")
+    assert flash(retitled) == "Retitled: Disk C: full on the reception PC."
     month = await (await client.get("/billing/clients/Acme%20Tooling?month=2026-11")).text()
     contract, time, parts = rows(month, "invoice-lines")
     assert contract == "contract Workstation RECEPTION-01, 8/30 days 0.2667 EUR 30.00 EUR 8.00"
-    assert time.startswith("time C: on RECEPTION-01") and time.endswith(
-        f"{NAME} on 2026-11-23, 20 min worked, 60 min billed 1 EUR 80.00 EUR 80.00")
+    assert time == ("time Disk C: full on the reception PC, 23 Nov 2026, 20 min worked, 60 min billed "
+                    "1 EUR 80.00 EUR 80.00")
     assert parts.startswith("parts USB drive") and parts.endswith("2 EUR 12.50 EUR 25.00")
     assert '<td class="num" id="invoice-total">EUR 113.00</td>' in month
     listed = await (await client.get("/incidents")).text()
@@ -87,10 +91,11 @@ async def test_it_bills_time_a_contract_covers_at_nothing_and_an_override_at_bre
     overview = await (await client.get("/billing")).text()
     assert 'href="/billing/clients/Acme%20Tooling?month=2026-11">2026-11 (this month)' in overview
     settings = await (await client.get("/billing/contracts?client=Acme%20Tooling")).text()
-    assert rows(settings, "rates") == ["everyone 2026-11-01 to open-ended 80.00 60 min 15 min 1.5 0 min"]
+    assert rows(settings, "rates") == ["everyone 2026-11-01 to open-ended 80.00 60 min 15 min 1.5 0 min 0 min"]
     assert 'name="workstation_rate" inputmode="decimal" value="30.00"' in settings
     assert await feed_types(client) == ["rates.added", "contract.added", "incident.opened", "time.added",
-                                        "time.added", "part.added", "incident.noted", "incident.closed"]
+                                        "time.added", "part.added", "incident.noted", "incident.closed",
+                                        "incident.retitled"]
 
 
 async def test_it_shows_why_time_cannot_be_priced_and_refuses_a_second_timer(
@@ -140,3 +145,49 @@ async def test_an_override_needs_a_reason_and_a_reason_without_an_override_is_no
         entries = await tx.time_entries()
     assert [(e.minutes, e.override, e.override_reason) for e in entries] == [(10, None, None), (10, None, None)]
 
+
+
+async def test_a_time_entry_is_corrected_or_deleted_and_the_feed_keeps_what_it_was(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/billing/rates", csrf, effective_from="2026-11-01", hourly_rate="80.00")
+    await post(client, "/alerts/1/incident", csrf)
+    await post(client, "/incidents/1/time", csrf, minutes="20", note="first look")
+    await post(client, "/incidents/1/time", csrf, minutes="5", note="typed twice")
+    # One visit: 20 + 5 = 25 min -> the 60-minute minimum, 80.00, shared by minutes: 64.00 + 16.00.
+    shown = await (await client.get("/incidents/1")).text()
+    assert rows(shown, "time-entries") == [
+        f"{NAME} 2026-11-23 08:40 UTC 20 remote billable EUR 64.00 first look",
+        f"{NAME} 2026-11-23 08:55 UTC 5 remote billable EUR 16.00 typed twice",
+    ]
+    corrected = await post(client, "/incidents/1/time/1", csrf, minutes="95", on_site="true", note="disk swapped")
+    assert flash(corrected) == "Time entry 1 corrected."
+    deleted = await post(client, "/incidents/1/time/2/delete", csrf)
+    assert flash(deleted) == "Time entry 2 deleted."
+    # 95 min on site -> 105 min (15-minute increments) x 80.00 = 140.00
+    shown = await (await client.get("/incidents/1")).text()
+    assert rows(shown, "time-entries") == [f"{NAME} 2026-11-23 08:40 UTC 95 on site billable EUR 140.00 disk swapped"]
+    gone = await client.post("/incidents/1/time/2/delete", data={"csrf": csrf})
+    assert "Not done: there is no time entry 2" in await gone.text()
+    async with client.app[keys.STORE].read() as tx:
+        events = {event.type: event.data for event in await tx.feed_since(0, 1000)}
+    assert (events["time.edited"]["was"]["minutes"], events["time.edited"]["minutes"]) == (20, 95)
+    assert (events["time.edited"]["by"], events["time.deleted"]["by"]) == (NAME, NAME)
+    assert events["time.deleted"]["note"] == "typed twice"
+    # The API corrects and deletes alike, and a running timer must be stopped first.
+    await post(client, "/incidents/1/timer/start", csrf)
+    [running] = [e for e in (await (await client.get("/api/v1/incidents/1", headers=TECH)).json())["time"]
+                 if e["minutes"] is None]
+    refused = await client.post(f"/api/v1/time/{running['entry_id']}", headers=TECH, json={"minutes": 5})
+    assert refused.status == 409
+    assert "running timer" in (await refused.json())["error"]
+    api = await client.delete("/api/v1/time/1?technician=sam", headers=TECH)
+    assert (api.status, (await api.json())["minutes"]) == (200, 95)
+    # A part recorded in error is deleted (and added again to correct it).
+    await post(client, "/incidents/1/parts", csrf, description="USB drive", cost="8.00", price="12.50")
+    gone = await post(client, "/incidents/1/parts/1/delete", csrf)
+    assert flash(gone) == "Part deleted: USB drive."
+    assert "No parts fitted." in await (await client.get("/incidents/1")).text()
+    assert (await client.delete("/api/v1/parts/1", headers=TECH)).status == 404

@@ -18,6 +18,7 @@ first, Seagate's `raw24/raw32` error rates keep errors above the low 32 bits):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from shared.disk_health import (
 # The failure-predicting attributes (issue 3) plus the temperatures and Seagate error rates.
 REPORTED_ATTRIBUTES = frozenset({1, 5, 7, 9, 10, 184, 187, 188, 190, 194, 195, 196, 197, 198, 199, 201})
 SEAGATE_ERROR_RATES = frozenset({1, 7, 195})
+# smartctl -n standby: "Device is in STANDBY mode, exit(2)" (also SLEEP, IDLE, and "STANDBY (OS)").
+STANDBY = re.compile(r"Device is in [A-Z ()]+ mode, exit\(\d+\)")
 
 
 class SmartctlOutputError(ValueError):
@@ -76,7 +79,8 @@ def parse_scan(data: Mapping[str, Any]) -> list[ScannedDevice]:
 
 def xall_argv(device: ScannedDevice) -> list[str]:
     """The command that reads everything about one scanned device."""
-    argv = ["smartctl", "--xall", "--json"]
+    # -n standby: a sleeping disk is left asleep (smartctl says so and exits) rather than spun up every hour.
+    argv = ["smartctl", "--xall", "--json", "-n", "standby"]
     if device.type:
         argv += ["-d", device.type]
     return [*argv, device.name]
@@ -196,24 +200,48 @@ def _error_log_entries(data: Mapping[str, Any]) -> int | None:
 
 
 def _read_status(data: Mapping[str, Any], exit_status: int | None) -> tuple[ReadStatus, list[str]]:
-    """How completely smartctl could read the disk, with the reasons in words."""
-    problems = [
+    """How completely smartctl could read the disk, with the reasons in words.
+
+    Exit bit 2 alone (a SMART or other command failed) is common behind MegaRAID, on RAID volumes and on
+    SCSI disks: when everything the verdict needs was read anyway, the read is complete, not unknown.
+    """
+    errors = [
         f"smartctl: {msg['string']}"
         for msg in data.get("smartctl", {}).get("messages", [])
         if isinstance(msg, dict) and msg.get("severity") == "error"
     ]
     bits = exit_bits(exit_status)
-    problems += [f"smartctl exit bit {bit}: {SMARTCTL_EXIT_BITS[bit]}" for bit in bits if bit <= 2]
+    failed = [f"smartctl exit bit {bit}: {SMARTCTL_EXIT_BITS[bit]}" for bit in bits if bit <= 2]
     if 0 in bits or 1 in bits or "device" not in data:
-        return "unknown", problems or ["output names no device: not a per-disk smartctl output"]
+        return "unknown", errors + failed or ["output names no device: not a per-disk smartctl output"]
+    missing = []
     protocol = data["device"].get("protocol")
     if protocol == "ATA" and "ata_smart_attributes" not in data:
-        problems.append("output has no ATA SMART attribute table")
+        missing.append("output has no ATA SMART attribute table")
     if protocol == "NVMe" and "nvme_smart_health_information_log" not in data:
-        problems.append("output has no NVMe health log")
+        missing.append("output has no NVMe health log")
     if "passed" not in data.get("smart_status", {}):
-        problems.append("output has no SMART overall-health assessment")
-    return ("partial" if problems else "complete"), problems
+        missing.append("output has no SMART overall-health assessment")
+    if not errors and not missing:
+        return "complete", []
+    return "partial", errors + failed + missing
+
+
+def standby_message(data: Mapping[str, Any]) -> str | None:
+    """smartctl's note that it left a sleeping disk alone (`-n standby`), if that is what it did."""
+    for msg in data.get("smartctl", {}).get("messages", []):
+        if isinstance(msg, dict) and STANDBY.search(str(msg.get("string", ""))):
+            return str(msg["string"]).strip()
+    return None
+
+
+def model_of(data: Mapping[str, Any]) -> str | None:
+    """The model: ATA/NVMe `model_name`; SCSI `scsi_model_name` (smartctl >= 7.3) or vendor plus product."""
+    if data.get("model_name") or data.get("scsi_model_name"):
+        return str(data.get("model_name") or data.get("scsi_model_name"))
+    vendor = data.get("scsi_vendor") or data.get("vendor") or ""
+    product = data.get("scsi_product") or data.get("product") or ""
+    return f"{vendor} {product}".strip() or None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -224,10 +252,15 @@ def parse_xall(data: Mapping[str, Any], slot: str | None = None, exit_status: in
     """The facts in one `smartctl --xall --json` document; `exit_status` defaults to the one it records."""
     if exit_status is None:
         exit_status = data.get("smartctl", {}).get("exit_status")
-    status_read, problems = _read_status(data, exit_status)
     device = data.get("device", {})
     if slot is None:
         slot = _slot_from_output(data)
+    asleep = standby_message(data)
+    if asleep is not None:
+        return DiskFacts(device=slot, source="smartctl", protocol=device.get("protocol"), status_read="standby",
+                         read_problems=[asleep], smartctl_exit_status=exit_status, model=model_of(data),
+                         serial=data.get("serial_number") or None)
+    status_read, problems = _read_status(data, exit_status)
     failures, last_test, last_failed = _self_tests(data)
     nvme = _nvme(data)
     temperature = data.get("temperature", {}).get("current")
@@ -238,9 +271,9 @@ def parse_xall(data: Mapping[str, Any], slot: str | None = None, exit_status: in
         status_read=status_read,
         read_problems=problems,
         smartctl_exit_status=exit_status,
-        model=data.get("model_name"),
+        model=model_of(data),
         serial=(data.get("serial_number") or None),
-        firmware=data.get("firmware_version") or data.get("revision"),
+        firmware=data.get("firmware_version") or data.get("revision") or data.get("scsi_revision"),
         capacity_bytes=data.get("user_capacity", {}).get("bytes"),
         rotation_rpm=_int_or_none(data.get("rotation_rate")),
         power_on_hours=data.get("power_on_time", {}).get("hours"),

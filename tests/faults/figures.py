@@ -1,0 +1,67 @@
+"""What a fault scenario delivered, counted from the agents' outboxes and the collector's database."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from agent.outbox import OUTBOX_FILE
+from tests.e2e.harness import Agent, Collector
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One scenario's row: every envelope the agents produced is stored, or still kept in an outbox."""
+
+    scenario: str
+    produced: int
+    stored: int
+    kept: int
+    rejected: int
+    lost: int
+    duplicated: int
+    false_offline: int
+    catch_up_seconds: float
+    fault_answers: str
+
+
+ROWS: list[Figures] = []
+COLUMNS = ("scenario", "produced", "stored", "kept", "rejected", "lost", "duplicated", "false_offline",
+           "catch_up_seconds", "fault_answers")
+
+
+def count(scenario: str, collector: Collector, agents: list[Agent], catch_up: float, answers: str) -> Figures:
+    """Compare what each (stopped) agent numbered with what the collector stored and the outbox still holds."""
+    produced = stored = kept = rejected = lost = duplicated = offline = 0
+    with sqlite3.connect(collector.db) as db:
+        for agent in agents:
+            with sqlite3.connect(agent.state_dir / OUTBOX_FILE) as outbox:
+                [(next_seq,)] = outbox.execute("SELECT value FROM meta WHERE key = 'next_seq'")
+                waiting = {seq for (seq,) in outbox.execute("SELECT seq FROM envelopes WHERE rejected IS NULL")}
+                [(refused,)] = outbox.execute("SELECT count(*) FROM envelopes WHERE rejected IS NOT NULL")
+            have = {seq for (seq,) in db.execute("SELECT seq FROM reports WHERE agent_id = ?", (agent.agent_id,))}
+            [(twice,)] = db.execute(
+                "SELECT count(*) FROM (SELECT seq FROM observations WHERE agent_id = ? "
+                "GROUP BY seq, kind HAVING count(*) > 1)", (agent.agent_id,))
+            [(alerts,)] = db.execute("SELECT count(*) FROM alerts WHERE agent_id = ? AND rule = 'heartbeat.offline'",
+                                     (agent.agent_id,))
+            numbered = set(range(1, int(next_seq)))
+            produced += len(numbered)
+            stored += len(have & numbered)
+            kept += len(waiting)
+            rejected += refused
+            lost += len(numbered - have - waiting)
+            duplicated += twice
+            offline += alerts
+    row = Figures(scenario, produced, stored, kept, rejected, lost, duplicated, offline, round(catch_up, 1),
+                  answers)
+    ROWS.append(row)
+    print(table([row]))
+    return row
+
+
+def table(rows: list[Figures]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(getattr(row, name)) for name in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
