@@ -24,6 +24,7 @@ from agent.identity import EnrolmentError, IdentityError, enrol, load_identity
 from agent.install import InstallError, install, uninstall
 from agent.outbox import OUTBOX_FILE, read_stats
 from agent.service import UnknownCheck, check_once, open_outbox, run_until_signalled
+from agent.transport import InsecureTransport
 from shared.backup_results import BackupResults
 from shared.base import Signal
 from shared.clock import Clock, system_clock
@@ -49,14 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fieldpost-agent {shared.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("run", parents=[common], help="run the agent service until SIGINT/SIGTERM",
+    # Plain HTTP to another machine is refused unless allowed, by `run`, `enroll` and `install` alike.
+    plain = argparse.ArgumentParser(add_help=False)
+    plain.add_argument("--insecure-http", action="store_true", default=argparse.SUPPRESS,
+                       help="allow a plain http:// collector URL to another machine (the token and reports then "
+                            "cross the network unprotected; configuration: agent.insecure_http)")
+    commands.add_parser("run", parents=[common, plain], help="run the agent service until SIGINT/SIGTERM",
                         description="Run the checks on their schedule and upload the results; "
                                     "stops cleanly on Ctrl-C or SIGTERM. Needs an enrolled agent.")
 
     # What enrolment needs, shared by `enroll` and `install`.
-    enrolment = argparse.ArgumentParser(add_help=False)
+    enrolment = argparse.ArgumentParser(add_help=False, parents=[plain])
     enrolment.add_argument("--collector", required=True, metavar="URL",
-                           help="collector base URL, e.g. https://fp.example.net")
+                           help="collector base URL, e.g. https://fp.example.net (http:// only to this "
+                                "machine, unless --insecure-http)")
+    enrolment.add_argument("--ca-file", type=Path, metavar="PEM", default=argparse.SUPPRESS,
+                           help="trust only this CA for the collector's certificate (a private CA; "
+                                "configuration: agent.ca_file)")
     enrolment.add_argument("--token", required=True, help="enrolment token (from `fieldpost-collector token create`)")
     enroll = commands.add_parser(
         "enroll", parents=[common, enrolment], help="register this PC with a collector",
@@ -167,7 +177,8 @@ def _enroll(config: AgentConfig, collector: str, token: str, force: bool, clock:
     """`enroll`: register with the collector and keep the identity."""
     try:
         url = _validate_url(collector)
-        identity = asyncio.run(enrol(config.agent.state_dir, url, token, force=force, clock=clock))
+        identity = asyncio.run(enrol(config.agent.state_dir, url, token, force=force, clock=clock,
+                                     insecure_http=config.agent.insecure_http, ca_file=config.agent.ca_file))
     except EnrolmentError as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -252,7 +263,8 @@ def _install(args: argparse.Namespace) -> int:
     """`install` / `uninstall`: the service, its configuration and (install) the enrolment."""
     try:
         if args.command == "install":
-            asyncio.run(install(args.collector, args.token))
+            asyncio.run(install(args.collector, args.token, insecure_http=getattr(args, "insecure_http", False),
+                                ca_file=args.ca_file.absolute() if getattr(args, "ca_file", None) else None))
         else:
             uninstall(args.keep_state)
     except (InstallError, OSError) as exc:
@@ -267,7 +279,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock = system_clock) -> int:
     if args.command in ("install", "uninstall"):
         return _install(args)
     try:
-        config = load_config(args.config)
+        config = with_transport_options(load_config(args.config), args)
     except ConfigError as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -289,5 +301,15 @@ def main(argv: Sequence[str] | None = None, clock: Clock = system_clock) -> int:
     except IdentityError as exc:
         print(f"fieldpost-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    asyncio.run(run_until_signalled(config, identity, clock))
+    try:
+        asyncio.run(run_until_signalled(config, identity, clock))
+    except InsecureTransport as exc:
+        print(f"fieldpost-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
+
+
+def with_transport_options(config: AgentConfig, args: argparse.Namespace) -> AgentConfig:
+    """The configuration with `--insecure-http` and `--ca-file` from the command line taking precedence."""
+    given = {key: getattr(args, key) for key in ("insecure_http", "ca_file") if hasattr(args, key)}
+    return config.model_copy(update={"agent": config.agent.model_copy(update=given)}) if given else config

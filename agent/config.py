@@ -64,6 +64,10 @@ class AgentSection(Section):
         None, description="Collector base URL; when unset, the URL given at enrolment is used")
     state_dir: Path = Field(default_factory=platform_data_dir,
                             description="Identity, private key and outbox (platform default)")
+    insecure_http: bool = Field(False, description="Allow a plain http:// collector URL to another machine "
+                                "(the token and reports then cross the network unprotected)")
+    ca_file: Path | None = Field(None, description="PEM file of the CA that signed the collector's certificate; "
+                                 "when set, only certificates it signed are trusted (pinning)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging to stderr")
     root: Path = Field(Path("/"), description="Read the system's files under this directory "
                                              "(e.g. /host when the agent runs in a container)")

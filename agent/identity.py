@@ -15,7 +15,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.transport import InsecureTransport, check_collector_url, collector_session, ssl_context
 from shared.clock import Clock, system_clock
+from shared.private import private_dir
 from shared.signing import enrol_request
 
 KEY_FILE = "agent.key"
@@ -131,7 +133,7 @@ def collector_reason(body: str) -> str:
 def prepare_state_dir(state_dir: Path) -> None:
     """Create the state directory (owner-only) and make sure this account can write to it."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(state_dir)
     except OSError as exc:
         raise EnrolmentError(f"cannot create the state directory {state_dir}: {exc.strerror}") from exc
     if not os.access(state_dir, os.W_OK):
@@ -140,8 +142,8 @@ def prepare_state_dir(state_dir: Path) -> None:
 
 
 def save_identity(state_dir: Path, identity: Identity) -> None:
-    """Write the private key (owner-only) and then the identity file into the state directory."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write the private key and then the identity file into the state directory, all owner-only."""
+    private_dir(state_dir)
     pem = identity.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())
     write_private_file(state_dir / KEY_FILE, pem)
@@ -149,29 +151,40 @@ def save_identity(state_dir: Path, identity: Identity) -> None:
     facts = {"agent_id": identity.agent_id, "collector_url": identity.collector_url,
              "client": identity.client, "site": identity.site,
              "enrolled_at": identity.enrolled_at.isoformat()}
-    write_private_file(state_dir / IDENTITY_FILE, (json.dumps(facts, indent=2) + "\n").encode(), 0o644)
+    write_private_file(state_dir / IDENTITY_FILE, (json.dumps(facts, indent=2) + "\n").encode())
 
 
 async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool = False,
-                hostname: str | None = None, clock: Clock = system_clock) -> Identity:
+                hostname: str | None = None, clock: Clock = system_clock, insecure_http: bool = False,
+                ca_file: Path | None = None) -> Identity:
     """Create a key pair, register its public half with the collector, and keep the issued identity.
 
     Nothing is written unless the collector accepts; an existing identity is kept unless `force`.
     The state directory is checked first, so that the collector never registers an agent that
-    could not keep its identity.
+    could not keep its identity. Plain http:// to another machine is refused unless `insecure_http`;
+    `ca_file` pins the CA the collector's certificate must be signed by.
     """
     if is_enrolled(state_dir) and not force:
         raise EnrolmentError(f"already enrolled ({state_dir / IDENTITY_FILE}); use --force to enrol again")
-    prepare_state_dir(state_dir)
-    key = Ed25519PrivateKey.generate()
-    request = enrol_request(key, token, hostname or socket.gethostname())
-    url = collector_url.rstrip("/") + ENROL_PATH
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ENROL_TIMEOUT)) as session, \
-                session.post(url, json=request) as response:
-            body = await response.text()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise EnrolmentError(f"cannot reach the collector at {url}: {exc or type(exc).__name__}") from exc
+        check_collector_url(collector_url, insecure_http)
+        session = collector_session(ssl_context(ca_file), ENROL_TIMEOUT)
+    except InsecureTransport as exc:
+        raise EnrolmentError(str(exc)) from exc
+    url = collector_url.rstrip("/") + ENROL_PATH
+    async with session:
+        prepare_state_dir(state_dir)
+        key = Ed25519PrivateKey.generate()
+        request = enrol_request(key, token, hostname or socket.gethostname())
+        try:
+            async with session.post(url, json=request) as response:
+                body = await response.text()
+        except aiohttp.ClientSSLError as exc:
+            raise EnrolmentError(f"the collector at {url} is not who it should be: its certificate is not "
+                                 f"trusted ({exc}); if it uses a private CA, set agent.ca_file to that CA's "
+                                 "certificate") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EnrolmentError(f"cannot reach the collector at {url}: {exc or type(exc).__name__}") from exc
     if response.status != 201:
         raise EnrolmentError(
             f"the collector refused enrolment (HTTP {response.status}): {collector_reason(body)}")

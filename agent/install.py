@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from agent.commands import CommandResult, Runner, run_command
 from agent.config import CollectorUrl, ConfigError, default_config_path, parse_config, platform_data_dir
 from agent.identity import EnrolmentError, enrol, is_enrolled, write_private_file
+from agent.transport import InsecureTransport, check_collector_url
 
 SERVICE = "fieldpost-agent"
 LAUNCHD_LABEL = "net.fieldpost.agent"
@@ -135,12 +136,15 @@ def remove(root: Path, path: PurePath) -> str | None:
     return f"removed {path}"
 
 
-def config_text(collector_url: str, state_dir: PurePath) -> str:
+def config_text(collector_url: str, state_dir: PurePath, insecure_http: bool = False,
+                ca_file: Path | None = None) -> str:
     """The agent.toml that install writes (JSON strings are valid TOML basic strings)."""
     return ("# fieldpost agent, written by `fieldpost-agent install`; every key: README, \"Agent configuration\".\n"
             "[agent]\n"
             f"collector_url = {json.dumps(collector_url)}\n"
-            f"state_dir = {json.dumps(str(state_dir))}\n")
+            f"state_dir = {json.dumps(str(state_dir))}\n"
+            + ("insecure_http = true\n" if insecure_http else "")
+            + (f"ca_file = {json.dumps(str(ca_file))}\n" if ca_file else ""))
 
 
 def systemd_install(run: Runner, unit: str, reload: bool, restart: bool) -> list[str]:
@@ -320,7 +324,7 @@ def _check_privileges(root: Path) -> None:
 async def install(
     collector_url: str, token: str, root: Path = Path("/"), system: str = sys.platform, *,
     run: Runner = run_command, program: str | None = None, env: Mapping[str, str] = os.environ,
-    hostname: str | None = None, say: Say = print,
+    hostname: str | None = None, say: Say = print, insecure_http: bool = False, ca_file: Path | None = None,
 ) -> list[str]:
     """Write the configuration, enrol, install and start the service; returns (and says) what changed.
 
@@ -329,12 +333,16 @@ async def install(
     2. Enrol with `token`, unless already enrolled.
     3. Write the unit or plist, then register, enable and start the service (restart after a change).
     A second run finds everything in place and says so. `program` is what the service starts:
-    this installation's fieldpost-agent, or on Windows its python.exe.
+    this installation's fieldpost-agent, or on Windows its python.exe. `insecure_http` and `ca_file`
+    (an absolute path) go into agent.toml for the service too.
     """
     try:
         url = TypeAdapter(CollectorUrl).validate_python(collector_url)
+        check_collector_url(url, insecure_http)
     except ValidationError as exc:
         raise InstallError(f"--collector {collector_url!r}: {exc.errors()[0]['msg']}") from exc
+    except InsecureTransport as exc:
+        raise InstallError(str(exc)) from exc
     _check_privileges(root)
     manager = service_manager(system)
     lay = layout(system, env)
@@ -359,12 +367,14 @@ async def install(
     note(manager.secure_state_dir(run, root, lay.state_dir))
     config_changed = not config.exists()
     if config_changed:
-        note([place(root, lay.config, config_text(url, lay.state_dir).encode(), lay.config_mode)])
+        text = config_text(url, lay.state_dir, insecure_http, ca_file)
+        note([place(root, lay.config, text.encode(), lay.config_mode)])
 
     state_dir = under(root, lay.state_dir)
     if not is_enrolled(state_dir):
         try:
-            identity = await enrol(state_dir, url, token, hostname=hostname)
+            identity = await enrol(state_dir, url, token, hostname=hostname, insecure_http=insecure_http,
+                                   ca_file=ca_file)
         except EnrolmentError as exc:
             raise InstallError(str(exc)) from exc
         note([f"enrolled as {identity.agent_id} for client {identity.client!r}, site {identity.site!r}"])

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from shared.base import Signal
 from shared.clock import Clock, system_clock
+from shared.private import private_sqlite
 from shared.wire import LEGACY_EPOCH, SCHEMA_VERSION, Envelope, Unknown
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,9 @@ def _from_ts(value: float | str | None) -> datetime | None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, fsync at every commit."""
-    db = sqlite3.connect(path, isolation_level=None)
+    """A connection in autocommit mode (transactions are explicit), WAL, fsync at every commit; the file
+    (queued reports) owner-only."""
+    db = sqlite3.connect(private_sqlite(path), isolation_level=None)
     db.execute("PRAGMA busy_timeout = 5000")
     db.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is on disk before put() returns, so power loss cannot undo a queued envelope.

@@ -19,6 +19,7 @@ from agent.config import AgentConfig
 from agent.identity import Identity
 from agent.outbox import OUTBOX_FILE, Outbox
 from agent.scheduler import build_scheduler
+from agent.transport import check_collector_url, ssl_context
 from agent.uploader import Uploader
 from shared.base import Signal
 from shared.clock import Clock, system_clock
@@ -83,11 +84,15 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, cloc
     1. Open the outbox and build the enabled checks and the uploader.
     2. Start the scheduler (check jobs fill the outbox) and the uploader's rounds (which drain it).
     3. On stop: start no new job, let the batch being uploaded finish, then shut down.
+    Plain http:// to another machine (unless allowed) or an unreadable agent.ca_file raises
+    `InsecureTransport` before anything starts.
     """
     collector_url = config.agent.collector_url or identity.collector_url
+    check_collector_url(collector_url, config.agent.insecure_http)
+    tls = ssl_context(config.agent.ca_file)
     outbox = open_outbox(config, identity, clock)
     uploader = Uploader(outbox, identity, collector_url, timeout=config.upload.timeout_seconds,
-                        backoff_cap=config.upload.backoff_cap_seconds, clock=clock)
+                        backoff_cap=config.upload.backoff_cap_seconds, clock=clock, tls=tls)
     checks = build_checks(config, root=config.agent.root, clock=clock)
     scheduler = build_scheduler(config, checks, outbox, uploader, identity.agent_id, clock=clock)
     scheduler.start()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import aiohttp
 
 from agent.identity import Identity, collector_reason
 from agent.outbox import Outbox
+from agent.transport import collector_session
 from shared.clock import Clock, system_clock
 from shared.http import RECONNECT_HEADER
 from shared.signing import sign_headers
@@ -91,8 +93,9 @@ class Uploader:
                  batch_bytes: int = BATCH_BYTES, timeout: float = 30.0, backoff_base: float = 1.0,
                  backoff_cap: float = 300.0, clock: Clock = system_clock,
                  rand: Callable[[], float] = random.random,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, tls: ssl.SSLContext | bool = True) -> None:
         self.outbox = outbox
+        self.tls = tls
         self.identity = identity
         self.url = collector_url.rstrip("/") + REPORTS_PATH
         self.batch_bytes = batch_bytes
@@ -177,13 +180,16 @@ class Uploader:
                                int(self.clock().timestamp()))
         headers["Content-Type"] = "application/json"
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = collector_session(self.tls, self.timeout)
         try:
             # No redirects: a redirected POST would arrive as a GET, and the signature names the path.
             post = self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
             async with post as resp:
                 return Answer(resp.status, await resp.text(), resp.headers.get("Retry-After"),
                               reconnect=resp.headers.get(RECONNECT_HEADER))
+        except aiohttp.ClientSSLError as exc:
+            return Answer(None, error=f"the collector's certificate is not trusted ({exc}); "
+                                      "check agent.ca_file and collector_url")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Answer(None, error=str(exc) or type(exc).__name__)
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from collector import keys, push, stale
+from collector import headers, keys, push, stale
 from collector import web as dashboard
+from collector.access import Access, declare
 from collector.api import agents, contracts, error, incidents, notifications, openapi, technician, unavailable
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.api.errors import domain_errors
-from collector.auth import AgentAuthenticator, token_hash
+from collector.auth import ADMIN_TOKEN_META, AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.notify.pipeline import Notifier
@@ -30,7 +31,6 @@ from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
-ADMIN_TOKEN_META = "technician_token_hash"
 # Written by each health probe: a store that answers reads but refuses writes is not healthy.
 HEALTH_PROBE_META = "health_probe_at"
 
@@ -61,18 +61,16 @@ async def issue_technician_token(store: Store, settings: Settings) -> str:
     return token
 
 
-async def technician_token_hash(store: Store, settings: Settings) -> str:
-    """The hash of the technician token: from settings, else the stored one, else a newly issued one."""
+async def ensure_technician_token(store: Store, settings: Settings) -> None:
+    """Issue a technician token on first start (none in settings, none stored yet)."""
     if settings.admin_token:
-        return token_hash(settings.admin_token)
+        return
     async with store.transaction() as tx:
-        stored = await tx.get_meta(ADMIN_TOKEN_META)
-    if stored:
-        return stored
+        if await tx.get_meta(ADMIN_TOKEN_META):
+            return
     token = await issue_technician_token(store, settings)
     where = admin_token_file(settings)
     log.warning("technician token created%s", f" and written to {where}" if where else f": {token}")
-    return token_hash(token)
 
 
 async def write_problem(app: web.Application) -> str | None:
@@ -87,6 +85,7 @@ async def write_problem(app: web.Application) -> str | None:
     return None
 
 
+@declare(Access.PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
     """`GET /healthz`: 200 when the database accepts writes, else 503 with the reason."""
     problem = await write_problem(request.app)
@@ -95,6 +94,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
+@declare(Access.PUBLIC)
 async def readyz(request: web.Request) -> web.Response:
     """`GET /readyz`, for load balancers: 200 while this collector takes reports; 503 once it is stopping
     (so no new request is sent to it) or while its database does not accept writes."""
@@ -156,7 +156,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[keys.ON_CHANGE] = notifier.on_change
     app[keys.INGEST] = Ingest(store, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
                               on_change=notifier.on_change)
-    app[keys.TECHNICIAN_TOKEN_HASH] = await technician_token_hash(store, settings)
+    await ensure_technician_token(store, settings)
     app[keys.UP_SINCE] = app[keys.CLOCK]()
     app[keys.AVAILABILITY] = Availability(app[keys.UP_SINCE])
     await announce_downtime(store, settings, app[keys.UP_SINCE])
@@ -202,6 +202,7 @@ def create_app(
     app[keys.STORE] = store or open_store(settings.db)
     app.on_shutdown.append(_stopping)
     app.cleanup_ctx.append(_services)
+    headers.setup(app)
     agents.setup(app)
     openapi.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)

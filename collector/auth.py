@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from collector.settings import Settings
 from collector.store import AgentRow, Store
 from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER, verify
+
+# Where the SHA-256 of the technician token is kept (`fieldpost-collector admin-token` replaces it).
+ADMIN_TOKEN_META = "technician_token_hash"
 
 
 class AuthError(Exception):
@@ -31,33 +34,39 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def technician_allowed(presented: str | None, expected_hash: str) -> bool:
-    """True when the presented technician token matches (compared in constant time)."""
+async def technician_allowed(presented: str | None, store: Store, settings: Settings) -> bool:
+    """True when the presented technician token is the current one (compared in constant time).
+
+    The stored hash is read on every request, not kept: a token rotated by the CLI (or by another
+    collector process on the same database) takes effect at once.
+    """
     if not presented:
         return False
-    return hmac.compare_digest(token_hash(presented), expected_hash)
+    if settings.admin_token:
+        expected = token_hash(settings.admin_token)
+    else:
+        async with store.read() as tx:
+            expected = await tx.get_meta(ADMIN_TOKEN_META) or ""
+    return bool(expected) and hmac.compare_digest(token_hash(presented), expected)
 
 
 class AgentAuthenticator:
-    """Verifies agents' request signatures, keeping parsed public keys for `cache_seconds`."""
+    """Verifies agents' request signatures against the agent's row as stored now.
 
-    def __init__(self, store: Store, skew_seconds: int, cache_seconds: float = 30.0) -> None:
+    The row is read on every request (one indexed read) rather than cached, so a device revoked by the
+    CLI, the dashboard or another collector process is refused from its next request on.
+    """
+
+    def __init__(self, store: Store, skew_seconds: int) -> None:
         self._store = store
         self._skew = skew_seconds
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, AgentRow, Ed25519PublicKey]] = {}
 
     async def _lookup(self, agent_id: str) -> tuple[AgentRow, Ed25519PublicKey]:
-        cached = self._cache.get(agent_id)
-        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
-            return cached[1], cached[2]
         async with self._store.read() as tx:
             agent = await tx.agent(agent_id)
         if agent is None:
             raise AuthError(f"unknown agent {agent_id!r}: enrol it again with a new token")
-        key = Ed25519PublicKey.from_public_bytes(agent.public_key)
-        self._cache[agent_id] = (time.monotonic(), agent, key)
-        return agent, key
+        return agent, Ed25519PublicKey.from_public_bytes(agent.public_key)
 
     async def authenticate(
         self, headers: Mapping[str, str], method: str, path: str, body: bytes, now: float

@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import re
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -24,15 +25,18 @@ from collector.services.clients import Clients
 from collector.services.devices import Devices, offline_after
 from collector.services.errors import DomainError, Invalid
 from collector.services.technicians import Technicians
-from collector.services.tokens import Tokens
+from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES, Tokens
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
+from collector.store.account_rows import ROLES
 from shared import __version__
 from shared.clock import Clock, system_clock
 from shared.wire import json_schema
 
 DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Shown in printed commands when the collector does not know its public address (the public_url setting).
+PLACEHOLDER_URL = "https://COLLECTOR"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -41,6 +45,16 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def lifetime(text: str) -> timedelta | None:
+    """A token's lifetime: a duration, or `never` (None)."""
+    return None if text.strip().lower() == "never" else parse_duration(text)
+
+
+def uses_count(text: str) -> int | None:
+    """How many PCs a token admits: a whole number, or `unlimited` (None)."""
+    return None if text.strip().lower() == "unlimited" else positive_int(text)
 
 
 def positive_int(text: str) -> int:
@@ -65,18 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the collector (the default)")
     serve.add_argument("--listen", help="HOST:PORT to serve on (default 127.0.0.1:8470)")
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve https with this certificate (chain), "
+                       "for setups without a reverse proxy (setting: tls_cert; needs --tls-key)")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key (setting: tls_key)")
 
     commands.add_parser("schema", help="print the JSON Schema of the reports agents send")
 
     token = commands.add_parser("token", help="enrolment tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
-    create = token_commands.add_parser("create", help="create an enrolment token for a client's site")
+    create = token_commands.add_parser(
+        "create", help="create an enrolment token for a client's site",
+        description=f"Create an enrolment token for a client's site and print it with the agent install commands. "
+        f"It is pasted into install commands, so by default it works for {DEFAULT_LIFETIME.days} days and for "
+        f"{DEFAULT_USES} PCs, whichever ends first; after that an agent that tries it is told the token expired "
+        "or is used up.")
     create.add_argument("--client", required=True, help='client name, e.g. "Acme Tooling" (created on first use)')
     create.add_argument("--site", required=True, help='site name, e.g. "Main office" (created on first use)')
-    create.add_argument("--expires", type=parse_duration, help="lifetime such as 24h or 7d (default: never)")
-    create.add_argument("--uses", type=positive_int, help="how many PCs may enrol with it (default: unlimited)")
-    create.add_argument("--collector-url", default="http://COLLECTOR:8470",
-                        help="URL agents reach the collector at, shown in the printed enrol command")
+    create.add_argument("--expires", type=lifetime, default=DEFAULT_LIFETIME, metavar="DURATION",
+                        help=f"lifetime such as 24h or 30d, or 'never' (default: {DEFAULT_LIFETIME.days}d)")
+    create.add_argument("--uses", type=uses_count, default=DEFAULT_USES, metavar="N",
+                        help=f"how many PCs may enrol with it, or 'unlimited' (default: {DEFAULT_USES})")
+    create.add_argument("--collector-url", help="https:// URL agents reach the collector at, shown in the printed "
+                        f"install command (default: the public_url setting, else {PLACEHOLDER_URL})")
 
     revoke_token = token_commands.add_parser("revoke", help="stop a token from enrolling more PCs")
     revoke_token.add_argument("token", help="the token as printed by `token create`")
@@ -84,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("clients", help="list clients, their sites and device counts")
     revoke = commands.add_parser(
         "revoke", help="refuse a device's reports from now on (a lost or retired PC)",
-        description="Revoked agents get 401 on every request; a running collector notices within 30 s.",
+        description="Revoked agents get 401 on every request, from their next one on.",
     )
     revoke.add_argument("agent_id", help="agent id as `fieldpost devices` shows it")
     commands.add_parser("admin-token", help="issue a new technician API token (the old one stops working)")
@@ -98,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("name", help='login name, e.g. "anna"')
         action.add_argument("--password-stdin", action="store_true",
                             help="read the password from standard input")
+        if name == "add":
+            action.add_argument("--role", choices=ROLES, help="owner (sets the collector up: accounts, tokens, "
+                                "channels, billing, contracts) or technician (alerts, incidents, time); "
+                                "default: the first account is the owner, later ones technicians")
 
     install = commands.add_parser(
         "install", help="install the collector as a systemd service with its own user",
@@ -130,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="allowed lateness such as 6h (default: the rule's for the schedule)")
     job_create.add_argument("--timezone", default="UTC",
                             help="IANA time zone a cron schedule is read in (default UTC)")
-    job_create.add_argument("--collector-url", default="http://COLLECTOR:8470",
-                            help="URL scripts reach the collector at, used in the printed push URL")
+    job_create.add_argument("--collector-url", help="https:// URL scripts reach the collector at, used in the printed "
+                            f"push URL (default: the public_url setting, else {PLACEHOLDER_URL})")
     job_commands.add_parser("list", help="list push jobs and their last ping")
     return parser
 
@@ -194,19 +222,21 @@ async def user_command(store: Store, args: argparse.Namespace, password: str, cl
     """Create a technician or change their password; returns what happened, in words."""
     technicians = Technicians(store, clock)
     if args.user_command == "add":
-        await technicians.add(args.name, password)
-        return f"technician {args.name!r} created: log in to the dashboard at the collector's address"
+        added = await technicians.add(args.name, password, args.role)
+        role = "the owner" if added.role == "owner" else "a technician"
+        return f"technician {args.name!r} created as {role}: log in to the dashboard at the collector's address"
     await technicians.change_password(args.name, password)
     return f"password of {args.name!r} changed; their browsers were logged out"
 
 
-def serve(settings: Settings, clock: Clock = system_clock) -> None:
-    """Run the collector until interrupted."""
+def serve(settings: Settings, clock: Clock = system_clock, tls: ssl.SSLContext | None = None) -> None:
+    """Run the collector until interrupted; over https when given a TLS context."""
     host, port = settings.host_port
-    print(f"fieldpost-collector {__version__} on http://{host}:{port} (database {settings.db})", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"fieldpost-collector {__version__} on {scheme}://{host}:{port} (database {settings.db})", flush=True)
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
     web.run_app(create_app(settings, clock=clock), host=host, port=port, print=None, shutdown_timeout=5,
-                access_log=access_log)
+                access_log=access_log, ssl_context=tls)
 
 
 def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
@@ -214,10 +244,14 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(args.config, db=args.db, listen=getattr(args, "listen", None))
+        settings = load_settings(args.config, db=args.db, listen=getattr(args, "listen", None),
+                                 tls_cert=getattr(args, "tls_cert", None), tls_key=getattr(args, "tls_key", None))
+        tls = settings.server_tls() if args.command in (None, "serve") else None
     except SettingsError as exc:
         print(f"fieldpost-collector: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "collector_url", "") is None:
+        args.collector_url = settings.public_url or PLACEHOLDER_URL
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
     elif args.command == "revoke" or (args.command == "token" and args.token_command == "revoke"):
@@ -229,6 +263,9 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     elif args.command == "token":
         token = asyncio.run(with_store(settings, lambda store: create_token(store, args, clock)))
         print(token)
+        until = f"until {clock() + args.expires:%Y-%m-%d %H:%M %Z}" if args.expires else "without expiry"
+        uses = f"for {args.uses} PC{'s' if args.uses != 1 else ''}" if args.uses else "for any number of PCs"
+        print(f"\nThe token works {until}, {uses}.", file=sys.stderr)
         commands = install_commands(args.collector_url, token)
         lines = [f"  {system}:\n    {command}" for system, command in commands.items()]
         print("\nInstall the agent on the client's PC with one line (as root / Administrator):", *lines,
@@ -269,9 +306,13 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             print(f"fieldpost-collector user: {exc.reason}", file=sys.stderr)
             return 1
     elif args.command == "admin-token":
+        if settings.admin_token:
+            print("fieldpost-collector admin-token: the technician token is set in the settings "
+                  "(admin_token); change it there and restart the collector", file=sys.stderr)
+            return 1
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:
-        serve(settings, clock)
+        serve(settings, clock, tls)
     return 0
 
 

@@ -22,7 +22,6 @@ STORE = web.AppKey("store", Store)
 FEED = web.AppKey("feed", Feed)
 AUTH = web.AppKey("auth", AgentAuthenticator)
 INGEST = web.AppKey("ingest", Ingest)
-TECHNICIAN_TOKEN_HASH = web.AppKey("technician_token_hash", str)
 UP_SINCE = web.AppKey("up_since", datetime)
 AVAILABILITY = web.AppKey("availability", Availability)
 # The collector's time: the wall clock, or a clock the tests move.

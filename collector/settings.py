@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,15 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     listen: str = Field("127.0.0.1:8470", description="Address and port to serve on (HOST:PORT)")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+", description="The collector's address as agents, backup scripts and "
+        "browsers reach it, e.g. https://fp.example.net: used in install commands, push URLs and links in "
+        "messages (https: HSTS on)"
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) to serve https with, without a reverse proxy (with tls_key)"
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     db: str = Field("collector.db", description="SQLite database file (created on first start)")
     admin_token: str | None = Field(
         None, description="Technician API token; when unset, one is generated and written next to the database"
@@ -64,6 +74,9 @@ class Settings(BaseModel):
     )
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
+    )
+    login_concurrent_checks: int = Field(
+        2, ge=1, description="Password checks run at once (argon2 takes 64 MiB each); more logins get 503 at once"
     )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
@@ -91,6 +104,26 @@ class Settings(BaseModel):
             raise ValueError(f"startup_grace_seconds ({self.startup_grace_seconds}) must be at least "
                              f"agent_reconnect_seconds ({self.agent_reconnect_seconds}), or 0")
         return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        """A certificate without its key (or the reverse) is a mistake, not plain http."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (https) or neither (http behind a reverse proxy)")
+        return self
+
+    def server_tls(self) -> ssl.SSLContext | None:
+        """The TLS context to serve https with, or None for plain http; `SettingsError` if it cannot load."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"collector.tls_cert/tls_key ({self.tls_cert}, {self.tls_key}): cannot load the "
+                                f"certificate and its key: {exc}") from exc
+        return context
 
     def rule_settings(self, client: str) -> dict[str, dict[str, Any]]:
         """Thresholds by signal kind for one client: the client's overrides on top of the defaults."""

@@ -2,12 +2,13 @@
 # `make test`: the system packages the tests run for real (restic and borg backups, a CUPS server for
 # printer queues, iproute2 and procps (sysctl) for network namespaces, systemd-analyze for the units, Pango for the PDF
 # value report and pdftoppm to look at it, Chromium for the dashboard's browser tests, PostgreSQL for a
-# throw-away cluster the store tests start, libfaketime for `make test-dates`).
+# throw-away cluster the store tests start, libfaketime for `make test-dates`, nginx and Caddy for the reverse
+# proxy snippets in packaging/README.md).
 # Installed when run as root; otherwise listed.
 set -euo pipefail
 packages=(restic borgbackup cups cups-client iproute2 procps systemd
           libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils fonts-dejavu-core chromium
-          postgresql faketime)
+          postgresql faketime nginx-light caddy)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

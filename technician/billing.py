@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 import urllib.parse
 from typing import Any
 
+from shared.spreadsheet import EXPORT_NOTE
 from technician.client import CliError, Context
 from technician.parsing import actions, client_path, command
 from technician.text import table, write_output
@@ -264,6 +266,7 @@ def register(commands: Any) -> None:
     voiding.add_argument("--reason", required=True)
 
     bill = command(commands, "invoice", "a client's monthly invoice (printed, or as CSV)",
+                   description="A client's monthly invoice (printed, or as CSV).\n\n" + textwrap.fill(EXPORT_NOTE, 78),
                    examples=("fieldpost invoice 'Acme Tooling' --month 2026-11",
                              "fieldpost invoice 'Acme Tooling' --month 2026-11 --csv acme.csv --format xero"),
                    func=invoice)

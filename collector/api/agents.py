@@ -13,9 +13,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector import keys
+from collector.access import Access, declare
 from collector.api import error, unavailable
 from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
+from collector.services.tokens import REFUSED_HINT
 from collector.store import AgentRow, EnrolmentRefused
 from shared.base import PRINTABLE
 from shared.http import RECONNECT_HEADER
@@ -66,6 +68,7 @@ async def read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
+@declare(Access.AGENT)
 async def enrol(request: web.Request) -> web.Response:
     """Exchange an enrolment token and a public key for an agent id, in the token's client and site."""
     try:
@@ -90,7 +93,7 @@ async def enrol(request: web.Request) -> web.Response:
                 "client": site.client_name, "site": site.site_name,
             })
     except EnrolmentRefused as exc:
-        return error(401, str(exc))
+        return error(401, f"{exc}; {REFUSED_HINT}")
     return web.json_response(
         {"agent_id": agent_id, "client": site.client_name, "site": site.site_name}, status=201
     )
@@ -112,6 +115,7 @@ async def note_skew(request: web.Request, skew: ClockSkew) -> None:
         log.warning("could not count the clock-skew refusal of agent %s", agent.agent_id, exc_info=True)
 
 
+@declare(Access.AGENT)
 async def reports(request: web.Request) -> web.Response:
     """Accept a signed batch of envelopes: authenticate, validate, then ingest (store, evaluate, publish)."""
     body = await read_body(request)

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 
 from aiohttp import web
 
-from collector.api.errors import parse
+from collector.access import Access
+from collector.api.errors import parse, query_values, whole_number
 from collector.api.technician import Handler, technician
 from collector.api.wiring import billing
 from collector.billing.export import generic_csv, qbo_csv, xero_csv
@@ -36,6 +37,7 @@ from collector.services.views import (
     issued_view,
 )
 
+LONGEST_DAYS_TO_PAY = 365
 INVOICE_FORMATS = ("json", "csv", "qbo", "xero")
 REPORT_FORMATS = ("html", "pdf")
 
@@ -132,8 +134,9 @@ async def invoice(request: web.Request) -> web.Response:
     Xero imports also take `number` and `due_days`. Xero takes `account_code` and `tax_type`, as they are
     named in the accounting package.
     """
-    month = month_of(request.query.get("month"))
-    fmt = chosen(request, "json", INVOICE_FORMATS)
+    with query_values():
+        month = month_of(request.query.get("month"))
+        fmt = chosen(request, "json", INVOICE_FORMATS)
     bill = await billing(request).invoice(request.match_info["client"], month)
     if fmt == "json":
         return web.json_response(invoice_view(bill.invoice))
@@ -143,7 +146,10 @@ async def invoice(request: web.Request) -> web.Response:
         issued, due, number = date.fromisoformat(bill.issued.body["issued"]), bill.issued.due, bill.issued.number
     else:
         issued = month_bounds(month)[1] + timedelta(days=1)
-        due = issued + timedelta(days=int(request.query.get("due_days", ledger.settings.payment_terms_days)))
+        with query_values():
+            days_to_pay = whole_number("due_days", request.query.get("due_days"),
+                                       ledger.settings.payment_terms_days, 0, LONGEST_DAYS_TO_PAY)
+        due = issued + timedelta(days=days_to_pay)
         number = request.query.get("number", f"FP-{ledger.client_id}-{month:%Y%m}")
     if fmt == "csv":
         text = generic_csv(bill.invoice)
@@ -162,8 +168,9 @@ async def invoice(request: web.Request) -> web.Response:
 async def value_report(request: web.Request) -> web.Response:
     """`GET /api/v1/clients/{client}/report?month=YYYY-MM` (or `from`/`to`) `[&format=html|pdf]`."""
     query = request.query
-    first, last = period(query.get("month"), query.get("from"), query.get("to"))
-    fmt = chosen(request, "html", REPORT_FORMATS)
+    with query_values():
+        first, last = period(query.get("month"), query.get("from"), query.get("to"))
+        fmt = chosen(request, "html", REPORT_FORMATS)
     client = request.match_info["client"]
     html = render_html(await billing(request).value_report(client, first, last))
     if fmt == "html":
@@ -178,23 +185,25 @@ async def value_report(request: web.Request) -> web.Response:
     )
 
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/api/v1/billing/settings", get_settings),
-    ("POST", "/api/v1/billing/settings", set_settings),
-    ("POST", "/api/v1/clients/{client}/tax", set_client_tax),
-    ("POST", "/api/v1/clients/{client}/invoices", issue_invoice),
-    ("POST", "/api/v1/clients/{client}/charges", add_charge),
-    ("GET", "/api/v1/clients/{client}/invoices", list_issued),
-    ("GET", "/api/v1/invoices/{number}", show_issued),
-    ("POST", "/api/v1/invoices/{number}/void", void_invoice),
-    ("POST", "/api/v1/devices/{agent_id}/billing", set_device),
-    ("GET", "/api/v1/clients/{client}/devices", list_client_devices),
-    ("GET", "/api/v1/clients/{client}/invoice", invoice),
-    ("GET", "/api/v1/clients/{client}/report", value_report),
+# Changing how the business bills (and issuing or voiding invoices) is the owner's; reading invoices and
+# reports is every technician's.
+ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("GET", "/api/v1/billing/settings", get_settings, Access.TECHNICIAN),
+    ("POST", "/api/v1/billing/settings", set_settings, Access.OWNER),
+    ("POST", "/api/v1/clients/{client}/tax", set_client_tax, Access.OWNER),
+    ("POST", "/api/v1/clients/{client}/invoices", issue_invoice, Access.OWNER),
+    ("POST", "/api/v1/clients/{client}/charges", add_charge, Access.OWNER),
+    ("GET", "/api/v1/clients/{client}/invoices", list_issued, Access.TECHNICIAN),
+    ("GET", "/api/v1/invoices/{number}", show_issued, Access.TECHNICIAN),
+    ("POST", "/api/v1/invoices/{number}/void", void_invoice, Access.OWNER),
+    ("POST", "/api/v1/devices/{agent_id}/billing", set_device, Access.OWNER),
+    ("GET", "/api/v1/clients/{client}/devices", list_client_devices, Access.TECHNICIAN),
+    ("GET", "/api/v1/clients/{client}/invoice", invoice, Access.TECHNICIAN),
+    ("GET", "/api/v1/clients/{client}/report", value_report, Access.TECHNICIAN),
 ]
 
 
 def setup(app: web.Application) -> None:
-    """Register the routes (all for the technician)."""
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, technician(handler))
+    """Register the routes, each for the technician or the owner as ROUTES says."""
+    for method, path, handler, need in ROUTES:
+        app.router.add_route(method, path, technician(handler, need))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from collector.api.errors import parse
-from collector.api.technician import Handler, technician
+from collector.api.technician import Handler, owner
 from collector.api.wiring import contracts
 from collector.services.contracts import ContractInput, RatesInput
 from collector.services.views import contract_view, rates_view
@@ -44,6 +44,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
 
 
 def setup(app: web.Application) -> None:
-    """Register the routes (all for the technician)."""
+    """Register the routes (all for the owner: contracts and rates are how the business is set up)."""
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, technician(handler))
+        app.router.add_route(method, path, owner(handler))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -11,8 +13,15 @@ from collector.api import error
 from collector.services.errors import Conflict, DomainError, Invalid, NotFound
 from collector.services.inputs import M, validated
 
-STATUS: dict[type[DomainError], int] = {NotFound: 404, Invalid: 422, Conflict: 409}
 API_PREFIX = "/api/"
+
+
+class BadQuery(Invalid):
+    """A value in the URL's query is malformed: the request itself is wrong (400), not what it asks for."""
+
+
+# In order: the first kind an error is an instance of decides (a BadQuery is also Invalid).
+STATUS: dict[type[DomainError], int] = {BadQuery: 400, NotFound: 404, Invalid: 422, Conflict: 409}
 
 
 def status_of(exc: DomainError) -> int:
@@ -38,6 +47,26 @@ async def domain_errors(request: web.Request,
         if not request.path.startswith(API_PREFIX):
             raise
         return as_json(exc)
+
+
+@contextmanager
+def query_values() -> Iterator[None]:
+    """Read the URL's query inside this: a value refused as Invalid is answered 400 (BadQuery), never 500."""
+    try:
+        yield
+    except BadQuery:
+        raise
+    except Invalid as exc:
+        raise BadQuery(exc.field, exc.reason, exc.problems) from None
+
+
+def whole_number(field: str, text: str | None, default: int, low: int, high: int) -> int:
+    """A whole number from low to high as a query gives it (absent: `default`), or BadQuery naming the field."""
+    if text is None:
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,19}", text) or not low <= int(text) <= high:
+        raise BadQuery(field, f"must be a whole number from {low} to {high}, got {text[:40]!r}")
+    return int(text)
 
 
 async def parse(request: web.Request, model: type[M]) -> M:

@@ -7,10 +7,9 @@ from typing import Literal
 from aiohttp import web
 
 from collector.alerts.dedupe import alert_view
-from collector.api.errors import parse
+from collector.api.errors import BadQuery, parse
 from collector.api.technician import Handler, technician
 from collector.api.wiring import incidents
-from collector.services.errors import Invalid
 from collector.services.incidents import (
     CloseInput,
     IncidentInput,
@@ -44,7 +43,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     """`GET /api/v1/incidents?client=NAME&status=open|closed|all` (default open), oldest first."""
     status = request.query.get("status", "open")
     if status not in STATUSES:
-        raise Invalid("status", "the status must be open, closed or all")
+        raise BadQuery("status", "the status must be open, closed or all")
     listed = await incidents(request).overview(request.query.get("client"),
                                                None if status == "all" else status)  # type: ignore[arg-type]
     return web.json_response({"incidents": [{**incident_view(s.incident), "minutes": s.minutes} for s in listed]})

@@ -5,27 +5,27 @@ from __future__ import annotations
 from aiohttp import web
 
 from collector.api.errors import parse
-from collector.api.technician import technician
+from collector.api.technician import owner, technician
 from collector.api.wiring import channels, silences
 from collector.services.channels import ChannelInput
 from collector.services.silences import SilenceInput
 from collector.services.views import channel_view, silence_view
 
 
-@technician
+@owner
 async def list_channels(request: web.Request) -> web.Response:
     """`GET /api/v1/channels`."""
     return web.json_response({"channels": [channel_view(c) for c in await channels(request).list()]})
 
 
-@technician
+@owner
 async def create_channel(request: web.Request) -> web.Response:
     """`POST /api/v1/channels`: a new channel, after checking that apprise understands its URL."""
     channel = await channels(request).create(await parse(request, ChannelInput))
     return web.json_response(channel_view(channel), status=201)
 
 
-@technician
+@owner
 async def test_channel(request: web.Request) -> web.Response:
     """`POST /api/v1/channels/{name}/test`: send a test message now and say how it went."""
     result = await channels(request).test(request.match_info["name"])

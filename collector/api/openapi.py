@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from collector.access import Access, declare
 from collector.api.agents import REPORTS_PATH, EnrolRequest
 from shared import __version__
 from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER
@@ -118,6 +119,7 @@ def document() -> dict[str, Any]:
     }
 
 
+@declare(Access.PUBLIC)
 async def openapi(request: web.Request) -> web.Response:
     """`GET /api/v1/openapi.json`: the agent API's OpenAPI document."""
     return web.json_response(document())

@@ -14,6 +14,7 @@ from typing import cast
 from aiohttp import web
 
 from collector import keys, push
+from collector.access import Access, declare
 from collector.api import error
 from collector.auth import token_hash
 from collector.ratelimit import RateLimiter
@@ -39,6 +40,7 @@ async def read_log(request: web.Request) -> bytes | None:
     return bytes(body)
 
 
+@declare(Access.PUSH)
 async def ping(request: web.Request) -> web.Response:
     """Record a run's start or end for the job whose token is in the path, and judge the job."""
     token = request.match_info["token"]

@@ -9,37 +9,51 @@ from typing import Any
 from aiohttp import web
 
 from collector import keys
+from collector.access import OWNER_ONLY, Access, declare, permits
 from collector.alerts.dedupe import alert_view
 from collector.api import error, wiring
-from collector.api.errors import parse
+from collector.api.errors import BadQuery, parse, whole_number
 from collector.auth import technician_allowed
 from collector.services.alerts import ActionInput
 from collector.services.devices import DeviceStatus
-from collector.services.errors import Invalid
 from collector.store import FeedEvent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The largest event id a client may resume after (a 64-bit database integer).
+LAST_EVENT_ID = 2**63 - 1
+
 # The technician logged in to the dashboard in this browser: set by the web layer's session middleware
 # (for anything but a read only when the request also carries the session's CSRF token).
 BROWSER_TECHNICIAN = web.RequestKey("browser_technician", str)
+BROWSER_ROLE = web.RequestKey("browser_role", str)
 
 
-def technician(handler: Handler) -> Handler:
-    """Refuse the request (401) unless it carries the technician token or a dashboard session."""
+def technician(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
+    """Refuse the request (401) unless it carries the technician token or a dashboard session, and (403) a
+    session whose role may not do what the route needs. The token is the collector's own key: owner."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
+        if "token" in request.query:
+            # A token in the URL lands in access logs and browser history, and a link carrying it forges
+            # requests; the dashboard's feed rides on the session cookie instead.
+            return error(400, "the technician token is not accepted in the URL (?token=): "
+                         "send it as Authorization: Bearer TOKEN")
         header = request.headers.get("Authorization", "")
         presented = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        # EventSource in a browser cannot send headers, so the feed also takes ?token=.
-        presented = presented or request.query.get("token")
-        if BROWSER_TECHNICIAN not in request and not technician_allowed(
-            presented, request.app[keys.TECHNICIAN_TOKEN_HASH]
-        ):
+        token = await technician_allowed(presented, request.app[keys.STORE], request.app[keys.SETTINGS])
+        if not token and BROWSER_TECHNICIAN not in request:
             return error(401, "technician token missing or wrong (Authorization: Bearer TOKEN)")
+        if not token and not permits(request[BROWSER_ROLE], need):
+            return error(403, OWNER_ONLY)
         return await handler(request)
 
-    return guarded
+    return declare(need)(guarded)
+
+
+def owner(handler: Handler) -> Handler:
+    """As `technician`, for the owner only (setting the collector up)."""
+    return technician(handler, Access.OWNER)
 
 
 def device_view(status: DeviceStatus) -> dict[str, Any]:
@@ -66,7 +80,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     """`GET /api/v1/alerts?state=open|resolved|all` (default open), newest first."""
     state = request.query.get("state", "open")
     if state not in ("open", "resolved", "all"):
-        raise Invalid("state", "the state must be open, resolved or all")
+        raise BadQuery("state", "the state must be open, resolved or all")
     listed = await wiring.alerts(request).list(None if state == "all" else state)  # type: ignore[arg-type]
     return web.json_response({"alerts": [alert_view(a) for a in listed]})
 
@@ -117,10 +131,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     feed = request.app[keys.FEED]
     resume = request.headers.get("Last-Event-ID") or request.query.get("after")
     if resume is not None:
-        try:
-            after = int(resume)
-        except ValueError:
-            return error(422, "Last-Event-ID must be an event id (a number)")
+        after = whole_number("Last-Event-ID (or after)", resume, 0, 0, LAST_EVENT_ID)
     else:
         after = await feed.latest_id()
     response = web.StreamResponse(headers={

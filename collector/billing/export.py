@@ -2,18 +2,19 @@
 
 The QuickBooks Online columns are the ones its invoice import maps automatically (InvoiceNo, Customer,
 InvoiceDate, DueDate, ..., ItemAmount); the Xero columns are its sales invoice import template, in order.
-Both take one row per line, the invoice number repeated on each.
+Both take one row per line, the invoice number repeated on each. All three are written by
+`shared.spreadsheet.write_csv`, which neutralises formula cells and keeps one line per cell.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from collector.billing.model import Invoice, InvoiceLine, Totals
+from shared.spreadsheet import write_csv
 
 GENERIC_HEADER = (
     "client",
@@ -82,15 +83,6 @@ def _number(value: Decimal) -> str:
     return f"{value:f}"
 
 
-def _write(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """CSV text with CRLF line ends, as spreadsheet and accounting imports expect."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def _quantity_and_price(line: InvoiceLine) -> tuple[str, str]:
     """Quantity and unit price whose product is exactly the line amount, as both imports recompute it.
 
@@ -121,7 +113,7 @@ def generic_csv(invoice: Invoice) -> str:
     rows.append((*head, "tax", invoice.tax.text, _number(invoice.tax.charged.normalize()), "",
                  _number(totals.tax), ""))
     rows.append((*head, "total", "Total", "", "", _number(totals.total), ""))
-    return _write(GENERIC_HEADER, rows)
+    return write_csv(GENERIC_HEADER, rows)
 
 
 def read_generic_csv(text: str) -> Totals:
@@ -172,7 +164,7 @@ def qbo_csv(
         )
         for line in invoice.lines
     ]
-    return _write(QBO_HEADER, rows)
+    return write_csv(QBO_HEADER, rows)
 
 
 def xero_csv(
@@ -210,4 +202,4 @@ def xero_csv(
             }
         )
         rows.append(list(row.values()))
-    return _write(XERO_HEADER, rows)
+    return write_csv(XERO_HEADER, rows)

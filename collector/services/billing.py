@@ -138,12 +138,21 @@ def invoice_from_body(body: dict[str, Any]) -> Invoice:
                    Tax(Decimal(tax["rate"]), tax["label"], tax["exemption"]))
 
 
+# Months and days billing accepts: wide enough for any real invoice, far from the calendar's ends (the pages
+# and reports step a month or a day beyond what they show).
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
 def month_of(text: str | None) -> date:
-    """`YYYY-MM` as the month's first day, or Invalid."""
+    """`YYYY-MM` as the month's first day (between FIRST_DAY and LAST_DAY), or Invalid."""
     try:
-        return datetime.strptime(text or "", "%Y-%m").date()
+        month = datetime.strptime(text or "", "%Y-%m").date()
     except ValueError:
         raise Invalid("month", "the month must be YYYY-MM, e.g. 2026-11") from None
+    if not FIRST_DAY <= month <= LAST_DAY:
+        raise Invalid("month", f"the month must be from {FIRST_DAY:%Y-%m} to {LAST_DAY:%Y-%m}")
+    return month
 
 
 def period(month: str | None, first: str | None, last: str | None) -> tuple[date, date]:
@@ -154,6 +163,8 @@ def period(month: str | None, first: str | None, last: str | None) -> tuple[date
         begins, ends = date.fromisoformat(first or ""), date.fromisoformat(last or "")
     except ValueError:
         raise Invalid(None, "from and to must both be dates, e.g. from=2026-06-01&to=2026-11-30") from None
+    if not FIRST_DAY <= begins <= LAST_DAY or not FIRST_DAY <= ends <= LAST_DAY:
+        raise Invalid(None, f"from and to must be days from {FIRST_DAY} to {LAST_DAY}")
     if ends < begins:
         raise Invalid(None, "to is before from")
     return begins, ends

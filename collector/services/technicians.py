@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
-from collector.store.account_rows import TechnicianRow
+from collector.store.account_rows import Role, TechnicianRow
 
 MIN_PASSWORD = 10
 MAX_NAME = 64
@@ -47,13 +47,13 @@ def _verify(password_hash: str, password: str) -> bool:
 class Technicians(Service):
     """Technician accounts: add, change a password, log in."""
 
-    async def add(self, name: str, password: str) -> TechnicianRow:
-        """Create a technician who can log in to the dashboard."""
+    async def add(self, name: str, password: str, role: Role | None = None) -> TechnicianRow:
+        """Create an account that can log in to the dashboard (role None: the first is the owner)."""
         check_name(name)
         check_password(password)
         hashed = await asyncio.to_thread(_hasher.hash, password)
         async with self.store.transaction() as tx:
-            added = await tx.add_technician(name, hashed, self.clock())
+            added = await tx.add_technician(name, hashed, self.clock(), role)
         if added is None:
             raise Conflict(f"there is a technician named {name!r} already")
         return added

@@ -11,6 +11,12 @@ from collector.services.errors import NotFound
 from collector.store.account_rows import EnrolmentTokenRow
 
 PREFIX = "fp_enrol_"
+# A token is pasted into install commands (chat, mail, tickets): by default it stops working after a week
+# or after as many PCs as the largest site fieldpost is made for, whichever comes first.
+DEFAULT_LIFETIME = timedelta(days=7)
+DEFAULT_USES = 50
+REFUSED_HINT = ("a new token is made with `fieldpost-collector token create` or on the dashboard under "
+                "Settings page (Enrolment tokens)")
 
 
 class Tokens(Service):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
-    from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
+    from collector.store.account_rows import EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
     from collector.store.billing_rows import (
         ClientTax,
         ContractRow,
@@ -593,8 +593,10 @@ class Tx(Protocol):
 
     # Technician accounts ---------------------------------------------------------------------------------
 
-    async def add_technician(self, name: str, password_hash: str, at: datetime) -> TechnicianRow | None:
-        """Create a technician account; None when the name is taken."""
+    async def add_technician(self, name: str, password_hash: str, at: datetime,
+                             role: Role | None) -> TechnicianRow | None:
+        """Create an account; None when the name is taken. Role None: the first account is the owner, the
+        others technicians (decided by the database, so two first accounts at once cannot both be owners)."""
 
     async def technician(self, name: str) -> TechnicianRow | None:
         """The technician with this name, or None."""

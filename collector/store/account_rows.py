@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+# The owner sets the collector up (accounts, tokens, channels, billing setup, contracts); a technician works
+# alerts, incidents and time.
+Role = Literal["owner", "technician"]
+ROLES: tuple[Role, ...] = ("owner", "technician")
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,7 @@ class TechnicianRow:
     name: str
     password_hash: str
     created_at: datetime
+    role: Role
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class WebSessionRow:
     name: str
     csrf_token: str
     expires_at: datetime
+    role: Role
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from collector.store import (
     SiteRef,
     Tx,
 )
-from collector.store.account_rows import EnrolmentTokenRow, TechnicianRow, WebSessionRow
+from collector.store.account_rows import EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
 from collector.store.billing_rows import (
     ClientTax,
     ContractRow,
@@ -1118,11 +1118,13 @@ class SqlTx:
 
     # Technician accounts ---------------------------------------------------------------------------------
 
-    async def add_technician(self, name: str, password_hash: str, at: datetime) -> TechnicianRow | None:
+    async def add_technician(self, name: str, password_hash: str, at: datetime,
+                             role: Role | None) -> TechnicianRow | None:
         row = await self._row(
-            "INSERT INTO technicians (name, password_hash, created_at) VALUES (:name, :hash, :at) "
+            "INSERT INTO technicians (name, password_hash, created_at, role) VALUES (:name, :hash, :at, "
+            "COALESCE(:role, CASE WHEN EXISTS (SELECT 1 FROM technicians) THEN 'technician' ELSE 'owner' END)) "
             "ON CONFLICT (name) DO NOTHING RETURNING *",
-            name=name, hash=password_hash, at=at,
+            name=name, hash=password_hash, at=at, role=role,
         )
         return _technician(row, self.codec) if row is not None else None
 
@@ -1148,13 +1150,14 @@ class SqlTx:
 
     async def web_session(self, token_hash: str, now: datetime) -> WebSessionRow | None:
         row = await self._row(
-            "SELECT s.technician_id, t.name, s.csrf_token, s.expires_at FROM web_sessions s "
+            "SELECT s.technician_id, t.name, s.csrf_token, s.expires_at, t.role FROM web_sessions s "
             "JOIN technicians t ON t.id = s.technician_id WHERE s.token_hash = :token AND s.expires_at > :now",
             token=token_hash, now=now,
         )
         if row is None:
             return None
-        return WebSessionRow(row["technician_id"], row["name"], row["csrf_token"], self.codec.moment(row["expires_at"]))
+        return WebSessionRow(row["technician_id"], row["name"], row["csrf_token"],
+                             self.codec.moment(row["expires_at"]), row["role"])
 
     async def end_web_session(self, token_hash: str) -> None:
         await self._run("DELETE FROM web_sessions WHERE token_hash = :token", token=token_hash)
@@ -1284,7 +1287,7 @@ def _alert(row: Row, c: Codec) -> AlertRow:
 
 def _technician(row: Row, c: Codec) -> TechnicianRow:
     """A technicians row as a TechnicianRow."""
-    return TechnicianRow(row["id"], row["name"], row["password_hash"], c.moment(row["created_at"]))
+    return TechnicianRow(row["id"], row["name"], row["password_hash"], c.moment(row["created_at"]), row["role"])
 
 
 def _contract(row: Row, c: Codec) -> ContractRow:

@@ -22,6 +22,7 @@ from collector.store import PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import SqliteCodec
 from collector.store.migrate import load_migrations, migrate
 from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
+from shared.private import private_sqlite
 from shared.wire import LEGACY_EPOCH
 
 BUSY_TIMEOUT_MS = 5000
@@ -56,6 +57,8 @@ class _Connection:
                 uri = f"{Path(path).absolute().as_uri()}?mode=ro"
                 db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             else:
+                if path != ":memory:" and not path.startswith("file:"):
+                    private_sqlite(Path(path))  # it holds channel URLs with passwords
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             return db

@@ -8,17 +8,21 @@ from typing import Any
 
 from aiohttp import web
 
+from collector import keys
 from collector.api.errors import status_of
 from collector.api.wiring import channels, clients, silences, tokens
+from collector.headers import served_over_https
 from collector.install import install_commands
 from collector.services.channels import ChannelInput
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
 from collector.services.silences import SilenceInput
+from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES
 from collector.services.views import channel_view, silence_view
 from collector.web.alerts import DURATIONS, RULES, SEVERITIES
 from collector.web.render import reasons, render, see_other
-from collector.web.sessions import SESSION, form, page, served_over_https
+from collector.web.sessions import SESSION, form, owner_form, owner_page, page
+from shared.loopback import is_loopback
 
 # Lifetimes offered for a new enrolment token (None: never expires).
 EXPIRIES = {"": "never", "1": "1 day", "7": "7 days", "30": "30 days"}
@@ -52,10 +56,13 @@ async def _silences(request: web.Request) -> dict[str, Any]:
 async def _tokens(request: web.Request) -> dict[str, Any]:
     """What the enrolment tokens page lists and offers."""
     return {"tokens": await tokens(request).list(), "clients": await clients(request).list(),
-            "expiries": EXPIRIES, "collector_url": collector_url(request)}
+            "expiries": EXPIRIES, "collector_url": collector_url(request),
+            "default_days": str(DEFAULT_LIFETIME.days), "default_uses": DEFAULT_USES}
 
 
 PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "tokens": _tokens}
+# The settings pages a technician sees; the others (channels, enrolment tokens) are the owner's.
+TECHNICIAN_PAGES = ("silences",)
 
 
 async def show(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
@@ -65,20 +72,24 @@ async def show(request: web.Request, name: str, status: int = 200, **context: An
                   **{"errors": [], "filled": {}, "created": None, **listed, **context})
 
 
-@page
 async def settings_page(request: web.Request) -> web.Response:
     """`GET /settings/channels|silences|tokens`: what is set up, and a form for a new one."""
     return await show(request, request.path.removeprefix("/settings/"))
 
 
 def collector_url(request: web.Request) -> str:
-    """The collector's address as this browser reached it: a good guess for where agents reach it."""
-    return f"{'https' if served_over_https(request) else 'http'}://{request.host}"
+    """Where agents reach the collector: `public_url` when set, else the host this browser reached, over https
+    (agents refuse plain http to another machine) unless it is this machine reached over http."""
+    public = request.app[keys.SETTINGS].public_url
+    if public:
+        return public.rstrip("/")
+    plain = not served_over_https(request) and is_loopback(request.url.host or "")
+    return f"{'http' if plain else 'https'}://{request.host}"
 
 
 # Channels ------------------------------------------------------------------------------------------------
 
-@form
+@owner_form
 async def create_channel(request: web.Request) -> web.Response:
     """`POST /settings/channels`: a new channel, checked as the API checks it."""
     filled = await fields_of(request)
@@ -89,7 +100,7 @@ async def create_channel(request: web.Request) -> web.Response:
     return see_other("/settings/channels", flash=f"Channel {channel.name!r} created.")
 
 
-@form
+@owner_form
 async def test_channel(request: web.Request) -> web.Response:
     """`POST /settings/channels/{name}/test`: send a test message now and say how it went."""
     name = request.match_info["name"]
@@ -127,7 +138,7 @@ async def expire_silence(request: web.Request) -> web.Response:
 
 # Enrolment tokens ----------------------------------------------------------------------------------------
 
-@form
+@owner_form
 async def create_token(request: web.Request) -> web.Response:
     """`POST /settings/tokens`: a token for a client's site, shown once with the agent install commands."""
     fields = await fields_of(request)
@@ -147,7 +158,7 @@ async def create_token(request: web.Request) -> web.Response:
     return await show(request, "tokens", 201, created=created)
 
 
-@form
+@owner_form
 async def revoke_token(request: web.Request) -> web.Response:
     """`POST /settings/tokens/{hash}/revoke`: stop a token from enrolling more PCs."""
     try:
@@ -158,15 +169,16 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 async def first_settings_page(request: web.Request) -> web.Response:
-    """`GET /settings`: the first settings page."""
-    return see_other("/settings/channels")
+    """`GET /settings`: the first settings page this account may see."""
+    return see_other("/settings/channels" if request[SESSION].role == "owner" else "/settings/silences")
 
 
 def setup(app: web.Application) -> None:
     """Register the settings pages."""
     app.router.add_get("/settings", page(first_settings_page))
     for name in PAGES:
-        app.router.add_get(f"/settings/{name}", settings_page)
+        guard = page if name in TECHNICIAN_PAGES else owner_page
+        app.router.add_get(f"/settings/{name}", guard(settings_page))
     app.router.add_post("/settings/channels", create_channel)
     app.router.add_post("/settings/channels/{name}/test", test_channel)
     app.router.add_post("/settings/silences", create_silence)

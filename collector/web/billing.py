@@ -18,7 +18,7 @@ from aiohttp import web
 
 from collector import keys
 from collector.api import billing as api
-from collector.api.errors import status_of
+from collector.api.errors import query_values, status_of
 from collector.api.wiring import billing, clients, contracts
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification
@@ -39,7 +39,8 @@ from collector.services.views import client_tax_view, contract_view, rates_view
 from collector.store.billing_rows import ClientTax, TimeEntryRow
 from collector.web.admin import fields_of
 from collector.web.render import reasons, refused, refused_page, render, see_other
-from collector.web.sessions import form, page, technician
+from collector.web.sessions import owner_form, owner_page, page, technician
+from shared.spreadsheet import EXPORT_NOTE
 
 EXPORTS = {"csv": "CSV", "qbo": "QuickBooks Online CSV", "xero": "Xero CSV"}
 # Words for how time is billed, as the pages say it.
@@ -49,8 +50,6 @@ CONTRACT_FIELDS = ("effective_from", "start", "term_months", "workstation_rate",
                    "included_hours", "onboarding_workstation_months", "onboarding_server_months", "monthly_fee")
 COVERAGE = {"covers_remote": "remote work", "covers_onsite": "on-site work",
             "covers_after_hours": "after hours"}
-# The report's own page (with its inline styles) may not run scripts or load anything.
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,8 @@ async def client_month_page(request: web.Request) -> web.Response:
     client = request.match_info["client"]
     try:
         wanted = request.query.get("month")
-        month = month_of(wanted) if wanted else await billing(request).this_month()
+        with query_values():
+            month = month_of(wanted) if wanted else await billing(request).this_month()
         ledger = await billing(request).ledger(client)
     except DomainError as exc:
         return refused_page(request, exc)
@@ -125,6 +125,7 @@ async def client_month_page(request: web.Request) -> web.Response:
                   tax_text=bill.tax.text if bill else "", issued=issued,
                   live=next((i for i in issued if i.voided_at is None), None),
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
+                  export_note=EXPORT_NOTE,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
                   next=month_text(last + timedelta(days=1)))
 
@@ -145,13 +146,12 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 @page
 async def value_report(request: web.Request) -> web.StreamResponse:
-    """`GET /billing/clients/{client}/report?month=YYYY-MM&format=html|pdf`: the API's value report."""
-    response = await _from_api(request, api.value_report)
-    response.headers.setdefault("Content-Security-Policy", REPORT_CSP)
-    return response
+    """`GET /billing/clients/{client}/report?month=YYYY-MM&format=html|pdf`: the API's value report (its
+    locked-down CSP comes with every HTML answer that sets none, see `collector.headers`)."""
+    return await _from_api(request, api.value_report)
 
 
-@form
+@owner_form
 async def issue(request: web.Request) -> web.Response:
     """`POST /billing/clients/{client}/invoices`: issue the month's invoice (it never changes afterwards)."""
     client = request.match_info["client"]
@@ -164,7 +164,7 @@ async def issue(request: web.Request) -> web.Response:
     return see_other(back, flash=f"Invoice {row.number} issued, due {row.due}.")
 
 
-@form
+@owner_form
 async def add_charge(request: web.Request) -> web.Response:
     """`POST /billing/clients/{client}/charges`: a one-off charge (project work) on the month's invoice."""
     client = request.match_info["client"]
@@ -178,7 +178,7 @@ async def add_charge(request: web.Request) -> web.Response:
     return see_other(back, flash=f"Charge added: {charge.description}, {charge.amount}.")
 
 
-@form
+@owner_form
 async def void(request: web.Request) -> web.Response:
     """`POST /billing/invoices/{number}/void`: void it, saying why; the month can then be issued anew."""
     fields = await fields_of(request)
@@ -193,10 +193,9 @@ async def void(request: web.Request) -> web.Response:
 
 @page
 async def issued_invoice(request: web.Request) -> web.StreamResponse:
-    """`GET /billing/invoices/{number}?format=html|pdf`: the API's issued invoice, as issued."""
-    response = await _from_api(request, api.show_issued)
-    response.headers.setdefault("Content-Security-Policy", REPORT_CSP)
-    return response
+    """`GET /billing/invoices/{number}?format=html|pdf`: the API's issued invoice, as issued (with the
+    locked-down CSP every HTML answer that sets none gets, see `collector.headers`)."""
+    return await _from_api(request, api.show_issued)
 
 
 # Contracts and rates ---------------------------------------------------------------------------------------
@@ -221,13 +220,13 @@ async def show_contracts(request: web.Request, client: str | None = None, status
                   today=request.app[keys.CLOCK]().date().isoformat())
 
 
-@page
+@owner_page
 async def contracts_page(request: web.Request) -> web.Response:
     """`GET /billing/contracts[?client=NAME]`: contracts and break/fix rates."""
     return await show_contracts(request)
 
 
-@form
+@owner_form
 async def set_contract(request: web.Request) -> web.Response:
     """`POST /billing/contracts`: a client's contract, or a new version of it from `effective_from`."""
     filled = await fields_of(request)
@@ -240,7 +239,7 @@ async def set_contract(request: web.Request) -> web.Response:
                      flash=f"Contract for {client} saved, in force from {row.contract.effective_from}.")
 
 
-@form
+@owner_form
 async def set_rates(request: web.Request) -> web.Response:
     """`POST /billing/rates`: a break/fix rate card version for one client, or for everyone."""
     try:
@@ -268,13 +267,13 @@ async def show_settings(request: web.Request, status: int = 200, errors: list[st
                   errors=errors or [])
 
 
-@page
+@owner_page
 async def settings_page(request: web.Request) -> web.Response:
     """`GET /billing/settings`: business, currency and zone, tax, terms, exports; each client's tax."""
     return await show_settings(request)
 
 
-@form
+@owner_form
 async def save_settings(request: web.Request) -> web.Response:
     """`POST /billing/settings`."""
     posted = await request.post()
@@ -294,7 +293,7 @@ async def save_settings(request: web.Request) -> web.Response:
     return see_other("/billing/settings", flash="Billing settings saved.")
 
 
-@form
+@owner_form
 async def save_client_tax(request: web.Request) -> web.Response:
     """`POST /billing/clients/{client}/tax`: a rate, an exemption, or neither (the default rate)."""
     filled = {key: value for key, value in (await fields_of(request)).items() if value}

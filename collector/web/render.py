@@ -122,8 +122,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         flash=flash, now=request.app[keys.CLOCK](), **context,
     )
     response = web.Response(text=html, content_type="text/html", status=status,
-                            headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                                     "Referrer-Policy": "same-origin", "Content-Security-Policy": CSP})
+                            headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
     if flash:
         response.del_cookie(FLASH_COOKIE, path="/")
     return response

@@ -16,8 +16,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from collector import keys
-from collector.api.technician import BROWSER_TECHNICIAN
+from collector.access import OWNER_ONLY, Access, declare, permits
+from collector.api.technician import BROWSER_ROLE, BROWSER_TECHNICIAN
 from collector.auth import token_hash
+from collector.headers import served_over_https
 from collector.store.account_rows import TechnicianRow, WebSessionRow
 
 COOKIE = "fieldpost_session"
@@ -27,6 +29,8 @@ LIFETIME = timedelta(days=14)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATIC_PREFIX = "/static/"
 
+OWNER_ONLY_PAGE = f"{OWNER_ONLY[:1].upper()}{OWNER_ONLY[1:]}."
+
 SESSION = web.RequestKey("web_session", WebSessionRow)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,12 +39,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def technician(request: web.Request) -> str:
     """The logged-in technician's name: the one who does the work."""
     return request[SESSION].name
-
-
-def served_over_https(request: web.Request) -> bool:
-    """True when the browser talks https to us or to the reverse proxy in front (X-Forwarded-Proto)."""
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return request.secure or forwarded == "https"
 
 
 def set_secret_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
@@ -71,6 +69,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             header = request.headers.get(CSRF_HEADER)
             if request.method in SAFE_METHODS or tokens_match(header, session.csrf_token):
                 request[BROWSER_TECHNICIAN] = session.name
+                request[BROWSER_ROLE] = session.role
     return await handler(request)
 
 
@@ -93,16 +92,29 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
     response.del_cookie(COOKIE, path="/")
 
 
-def page(handler: Handler) -> Handler:
-    """A page: without a session, redirect to the login page (and come back here after it)."""
+def page(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
+    """A page: without a session, redirect to the login page (and come back here after it); 403 for a
+    session whose role may not see it."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         if SESSION not in request:
             login = f"/login?next={quote(request.path_qs, safe='')}"
             return web.Response(status=303, headers={"Location": login})
+        if not permits(request[SESSION].role, need):
+            return refusal(403, OWNER_ONLY_PAGE)
         return await handler(request)
 
-    return guarded
+    return declare(need)(guarded)
+
+
+def owner_page(handler: Handler) -> Handler:
+    """A page for the owner only."""
+    return page(handler, Access.OWNER)
+
+
+def owner_form(handler: Handler) -> Handler:
+    """A form for the owner only."""
+    return form(handler, Access.OWNER)
 
 
 def refusal(status: int, message: str) -> web.Response:
@@ -110,8 +122,9 @@ def refusal(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message, headers={"Cache-Control": "no-store"})
 
 
-def form(handler: Handler) -> Handler:
-    """A form's POST: 401 without a session, 403 without the session's CSRF token (field or header)."""
+def form(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
+    """A form's POST: 401 without a session, 403 without the session's CSRF token (field or header) or for a
+    session whose role may not send it."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         session = request.get(SESSION)
@@ -121,9 +134,11 @@ def form(handler: Handler) -> Handler:
         presented = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
         if not isinstance(presented, str) or not tokens_match(presented, session.csrf_token):
             return refusal(403, "This form is out of date (missing or wrong CSRF token): reload and retry.")
+        if not permits(session.role, need):
+            return refusal(403, OWNER_ONLY_PAGE)
         return await handler(request)
 
-    return guarded
+    return declare(need)(guarded)
 
 
 def wants_json(request: web.Request) -> bool:

@@ -8,13 +8,16 @@
     2. Installs the agent into that Python (not a virtual environment: pywin32 services cannot run from one).
     3. Runs `fieldpost-agent install`: writes the configuration, enrols with the token, registers the
        service (restarted on failure, logging to the Application event log) and starts it.
-    Running it again changes nothing; -Package upgrades (e.g. -Package "fieldpost==1.2.0").
+    Running it again changes nothing; -Package upgrades (e.g. -Package "fieldpost==1.2.0"). -CaFile pins a
+    private CA; -InsecureHttp allows a plain http:// collector on another machine (not recommended).
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory = $true)] [string] $Collector,
     [Parameter(Mandatory = $true)] [string] $Token,
-    [string] $Package = "fieldpost=={{version}}"
+    [string] $Package = "fieldpost=={{version}}",
+    [string] $CaFile = "",
+    [switch] $InsecureHttp
 )
 $ErrorActionPreference = "Stop"
 Set-StrictMode -Version 3
@@ -60,5 +63,8 @@ if (-not $python) {
 if ($LASTEXITCODE -ne 0) { throw "pip could not install $Package (exit $LASTEXITCODE)." }
 
 $agent = Join-Path (Split-Path $python) "Scripts\fieldpost-agent.exe"
-& $agent install --collector $Collector --token $Token
+$extra = @()
+if ($CaFile) { $extra += @("--ca-file", $CaFile) }
+if ($InsecureHttp) { $extra += "--insecure-http" }
+& $agent install --collector $Collector --token $Token @extra
 exit $LASTEXITCODE

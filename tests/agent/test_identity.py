@@ -25,7 +25,8 @@ from agent.identity import (
     load_identity,
     write_private_file,
 )
-from tests.agent.support import loopback_server
+from agent.outbox import OUTBOX_FILE, Outbox
+from tests.agent.support import T0, heartbeat, loopback_server
 
 
 class Enrolments:
@@ -97,6 +98,26 @@ async def test_the_private_key_is_readable_by_its_owner_only(state_dir: Path, en
         os.umask(old)
     assert stat.S_IMODE((state_dir / KEY_FILE).stat().st_mode) == 0o600
     assert files_in(state_dir) == sorted([IDENTITY_FILE, KEY_FILE]), "no temporary file is left behind"
+
+
+async def test_the_state_dir_and_every_file_in_it_are_owner_only_under_the_usual_umask(
+    tmp_path: Path, enrolments: Enrolments
+) -> None:
+    state_dir = tmp_path / "var" / "state"
+    state_dir.parent.mkdir()
+    state_dir.mkdir(mode=0o755)  # left wide by an earlier version or by hand
+    old = os.umask(0o022)
+    try:
+        identity = await enrol(state_dir, enrolments.url, "tok")
+        outbox = Outbox(state_dir / OUTBOX_FILE, identity.agent_id, "boot-1")
+        outbox.put([heartbeat()], now=T0)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in state_dir.iterdir()}
+        outbox.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    assert modes == {name: 0o600 for name in (KEY_FILE, IDENTITY_FILE, OUTBOX_FILE, f"{OUTBOX_FILE}-wal",
+                                              f"{OUTBOX_FILE}-shm")}
 
 
 def test_a_private_file_is_replaced_atomically_and_keeps_its_mode(tmp_path: Path) -> None:

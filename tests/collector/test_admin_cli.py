@@ -42,6 +42,35 @@ async def test_a_token_it_creates_is_listed_for_its_site_and_revoked_once(
     assert code == 1 and "no such token, or it was revoked before" in err
 
 
+async def test_a_token_expires_after_a_week_and_fifty_pcs_unless_told_otherwise(
+    store: Store, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = Clock()
+    create = ("token", "create", "--client", "Acme Tooling", "--site", "HQ")
+    code, _, err = await run(capsys, database, clock, *create)
+    assert code == 0 and f"The token works until {clock() + timedelta(days=7):%Y-%m-%d %H:%M} UTC, for 50 PCs." in err
+    code, _, err = await run(capsys, database, clock, *create, "--expires", "never", "--uses", "unlimited")
+    assert code == 0 and "The token works without expiry, for any number of PCs." in err
+    async with store.read() as tx:
+        made = sorted((t.expires_at is None, t.expires_at, t.uses_left) for t in await tx.enrolment_tokens())
+    assert made == [(False, clock() + timedelta(days=7), 50), (True, None, None)]
+    with pytest.raises(SystemExit):
+        main(["token", "create", "--help"])
+    assert "by default it works for 7 days and for 50 PCs" in " ".join(capsys.readouterr().out.split())
+
+
+async def test_the_install_command_it_prints_is_https_to_the_public_url(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create = ("token", "create", "--client", "Acme Tooling", "--site", "HQ")
+    code, _, err = await run(capsys, database, Clock(), *create)
+    assert code == 0 and "fieldpost-agent install --collector https://COLLECTOR --token" in err
+    monkeypatch.setenv("FIELDPOST_COLLECTOR_PUBLIC_URL", "https://fp.example.net")
+    code, _, err = await run(capsys, database, Clock(), *create)
+    assert code == 0 and "fieldpost-agent install --collector https://fp.example.net --token" in err
+    assert "http://" not in err
+
+
 async def test_it_refuses_to_revoke_a_device_it_does_not_know(
     store: Store, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -62,3 +91,19 @@ async def test_a_technician_it_adds_can_log_in_and_a_second_one_of_that_name_is_
     assert await technicians.authenticate("anna", "wrong password!") is None
     code, _, err = await run(capsys, database, clock, "user", "add", "anna", "--password-stdin")
     assert code == 1 and "there is a technician named 'anna' already" in err
+
+
+async def test_the_first_account_is_the_owner_and_later_ones_technicians_unless_a_role_is_given(
+    store: Store, database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = []
+    for name, role in (("anna", []), ("ben", []), ("carla", ["--role", "owner"]), ("dan", ["--role", "technician"])):
+        monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\ncorrect horse battery\n"))
+        code, out, _ = await run(capsys, database, Clock(), "user", "add", name, "--password-stdin", *role)
+        assert code == 0
+        said.append(out.split(":")[0])
+    assert said == ["technician 'anna' created as the owner", "technician 'ben' created as a technician",
+                    "technician 'carla' created as the owner", "technician 'dan' created as a technician"]
+    async with store.read() as tx:
+        roles = [(await tx.technician(name)).role for name in ("anna", "ben", "carla", "dan")]  # type: ignore[union-attr]
+    assert roles == ["owner", "technician", "owner", "technician"]

@@ -71,7 +71,8 @@ async def test_it_refuses_bad_enrolment_tokens(client: TestClient, reason: str, 
         token = "never-issued"
     response = await client.post("/api/v1/enrol", json=agent.enrol_body(token))
     assert response.status == 401
-    assert expected in (await response.json())["error"]
+    said = (await response.json())["error"]
+    assert expected in said and "a new token is made with `fieldpost-collector token create`" in said
 
 
 async def test_malformed_json_gets_422_and_stores_nothing(client: TestClient) -> None:

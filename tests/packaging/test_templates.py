@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import plistlib
 import re
 import shlex
@@ -136,3 +137,19 @@ def test_the_posix_install_lines_pass_awkward_values_through_both_shells() -> No
         *_, agent = inner.split(" && ")
         assert shlex.split(agent) == [f"{prefix}/bin/fieldpost-agent", "install", "--collector",
                                       "https://fp.example.net/it's", "--token", "tok'en $HOME"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="install.sh insists on root")
+def test_the_unix_install_script_passes_the_transport_options_to_the_agent(tmp_path: Path) -> None:
+    script = tmp_path / "install.sh"
+    script.write_text(installer_script("install.sh", version="0.1.0"))
+    prefix = tmp_path / "prefix with space"
+    (prefix / "bin").mkdir(parents=True)
+    for name, body in (("python", "exit 0"), ("fieldpost-agent", 'printf "%s|" "$@"')):
+        (prefix / "bin" / name).write_text(f"#!/bin/sh\n{body}\n")
+        (prefix / "bin" / name).chmod(0o755)
+    done = subprocess.run(["sh", str(script), "--collector", "https://fp.example.net", "--token", "fp_enrol_x",
+                           "--prefix", str(prefix), "--ca-file", "/etc/fp ca.pem", "--insecure-http"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split("|")[:-1] == ["install", "--collector", "https://fp.example.net", "--token",
+                                           "fp_enrol_x", "--ca-file", "/etc/fp ca.pem", "--insecure-http"]

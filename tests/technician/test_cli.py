@@ -51,6 +51,7 @@ def test_every_command_runs_a_handler_and_explains_itself() -> None:
         if not groups or not groups[0].required:
             assert callable(parser.get_default("func")), f"fieldpost {' '.join(path)} has a handler"
     assert "fieldpost alerts snooze 42 --for 2h" in fieldpost("alerts", "snooze", "--help").stdout
+    assert "CSV exports are safe to open in a spreadsheet" in fieldpost("invoice", "--help").stdout
 
 
 def test_version() -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from aiohttp.test_utils import TestClient
-from aiohttp.web import Application
+from aiohttp.web import AbstractResource, Application
 
 from collector import keys
+from collector.web.login import safe_next
 from collector.web.sessions import COOKIE
 from tests.support.clock import Clock
 from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_in
 
 # Values for the path parameters of the dashboard's routes.
 SAMPLES = {"alert_id": "1", "silence_id": "1", "token_hash": "a" * 64, "name": "phone", "agent_id": "ag_x",
-           "action": "acknowledge"}
+           "action": "acknowledge", "kind": "start", "token": "not-a-job"}
 NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/readyz", "/login")
+AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/push")
 
 
 def dashboard_paths(app: Application, method: str) -> list[str]:
@@ -101,14 +104,45 @@ async def test_the_session_cookie_is_secure_behind_an_https_proxy(client: TestCl
     assert "Secure" in cookie and "HttpOnly" in cookie
 
 
-async def test_after_login_it_goes_back_only_to_a_page_of_this_collector(client: TestClient) -> None:
-    for target, expected in (("/settings/tokens", "/settings/tokens"), ("//evil.example/x", "/"),
-                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
-        client.session.cookie_jar.clear()
-        [token] = LOGIN_CSRF.findall(await (await client.get("/login")).text())
-        response = await client.post("/login", params={"next": target}, allow_redirects=False,
-                                     data={"csrf": token, "name": NAME, "password": PASSWORD})
-        assert response.headers["Location"] == expected, target
+# Where `next` may send the browser after login: a path of this collector, or else the feed ("/").
+NEXT_TARGETS = [
+    ("/settings/tokens", "/settings/tokens"),
+    ("/alerts/1?from=feed#history", "/alerts/1?from=feed#history"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),  # a path of ours (the browser keeps the escapes)
+    ("//evil.example/x", "/"),
+    ("/\t/evil.example/", "/"),  # browsers drop the tab: //evil.example/
+    ("/\n/evil.example/", "/"),
+    ("/\r\n/evil.example/", "/"),
+    ("/ /evil.example/", "/"),
+    ("\\\\evil.example", "/"),
+    ("/\\evil.example", "/"),
+    ("https://evil.example/", "/"),
+    ("javascript:alert(1)", "/"),
+    ("evil.example", "/"),
+    ("", "/"),
+    ("/\x7f/evil.example", "/"),
+]
+
+
+@pytest.mark.parametrize(("target", "expected"), NEXT_TARGETS)
+def test_next_is_followed_only_to_a_path_of_this_collector(target: str, expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("/settings/tokens", "/settings/tokens"), ("/%09/evil.example/", "/"), ("//evil.example/x", "/"),
+    ("https://evil.example/", "/"), ("/%5Cevil.example", "/"), ("%5C%5Cevil.example", "/"),
+])
+async def test_after_login_it_goes_back_only_to_a_page_of_this_collector(
+    client: TestClient, raw: str, expected: str
+) -> None:
+    [token] = LOGIN_CSRF.findall(await (await client.get("/login")).text())
+    url = client.make_url("/login").with_query(None)
+    response = await client.session.post(f"{url}?next={raw}", allow_redirects=False,
+                                         data={"csrf": token, "name": NAME, "password": PASSWORD})
+    assert response.headers["Location"] == expected, raw
+    again = await client.session.get(f"{url}?next={raw}", allow_redirects=False)  # logged in: straight on
+    assert again.headers["Location"] == expected, raw
 
 
 async def test_logging_out_ends_the_session_for_pages_and_the_api(client: TestClient) -> None:
@@ -139,3 +173,38 @@ async def test_the_api_takes_a_session_for_reads_and_for_writes_only_with_the_cs
     acked = await client.post(path, json={"note": "from the browser"}, headers={"X-CSRF-Token": csrf})
     assert acked.status == 200
     assert (await acked.json())["acknowledged_by"] == "technician"
+
+
+def sample_path(resource: AbstractResource) -> str:
+    """A path the resource matches, its parameters filled from SAMPLES (an action also as a timer's)."""
+    canonical = resource.canonical
+    for samples in (SAMPLES, {**SAMPLES, "action": "start"}):
+        path = re.sub(r"\{(\w+)\}", lambda m, samples=samples: samples.get(m[1], "1"), canonical)
+        pattern = resource.get_info().get("pattern")
+        if pattern is None or pattern.fullmatch(path):
+            return path
+    raise AssertionError(f"no sample path for {canonical}")
+
+
+def api_paths(app: Application) -> list[tuple[str, str]]:
+    """Every technician API route (method, sample path): not the agents' enrolment, reports or push pings."""
+    routes = []
+    for route in app.router.routes():
+        canonical = route.resource.canonical if route.resource else ""
+        if canonical.startswith("/api/v1/") and not canonical.startswith(AGENT_API) and route.method != "HEAD":
+            routes.append((route.method, sample_path(route.resource)))
+    return sorted(set(routes))
+
+
+async def test_the_api_refuses_the_technician_token_in_the_url(client: TestClient, clock: Clock) -> None:
+    await critical_alert(client, clock)
+    routes = api_paths(client.app)
+    assert {("GET", "/api/v1/feed"), ("POST", "/api/v1/alerts/1/acknowledge")} <= set(routes)
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer tech-secret"}):
+            response = await client.request(method, path, params={"token": "tech-secret"}, json={}, headers=headers)
+            assert response.status == 400, (method, path)
+            assert "not accepted in the URL" in (await response.json())["error"], (method, path)
+    async with client.app[keys.STORE].read() as tx:
+        alert = await tx.alert(1)
+    assert alert is not None and alert.acknowledged_at is None

@@ -23,6 +23,7 @@ from playwright.async_api import (
     expect,
 )
 
+from collector.web.throttle import FREE_PER_ACCOUNT
 from tests.support.clock import Clock
 from tests.web.conftest import NAME, PASSWORD, critical_alert
 from tests.web.reports import report_week
@@ -274,4 +275,28 @@ async def test_a_technician_opens_an_incident_from_an_alert_times_the_work_and_s
         width = await small.evaluate("document.documentElement.scrollWidth")
         assert width <= SIZES["phone"]["width"], f"the {name} page is wider than a phone: {width}px"
     await phone.close()
+    await context.close()
+
+
+async def test_a_guessed_account_says_when_to_try_again_and_lets_the_technician_in_after_it(
+    client: TestClient, clock: Clock, browser: Browser
+) -> None:
+    context, page = await new_page(browser, client)
+    await page.goto("/login")
+
+    async def submit(password: str) -> None:
+        await page.get_by_label("Name").fill(NAME)
+        await page.get_by_label("Password").fill(password)
+        await page.get_by_role("button", name="Log in").click()
+
+    for n in range(FREE_PER_ACCOUNT + 1):
+        await submit(f"guess number {n}")
+        await expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    await submit(PASSWORD)
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "Too many failed logins for this account: try again in 2 seconds")
+    await shoot(page, "login-throttled", "desktop")
+    clock.advance(seconds=2)
+    await submit(PASSWORD)
+    await expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
     await context.close()

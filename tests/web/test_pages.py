@@ -6,6 +6,7 @@ import asyncio
 import html
 import re
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,31 @@ async def test_a_new_token_shows_the_install_commands_enrols_a_pc_and_can_be_rev
     assert "revoked" in await second.text()
 
 
+async def test_the_token_form_offers_a_week_and_fifty_pcs_and_says_why(client: TestClient) -> None:
+    csrf = await log_in(client)
+    form = await (await client.get("/settings/tokens")).text()
+    assert "by default it works for 7 days and 50 PCs" in form
+    assert '<option value="7" selected>7 days</option>' in form
+    assert 'name="uses" type="number" min="1" value="50"' in form
+    made = await client.post("/settings/tokens", data={"csrf": csrf, "client": "Bakery Berger", "site": "Shop",
+                                                       "expires_days": "7", "uses": "50"})
+    assert made.status == 201
+    async with client.app[keys.STORE].read() as tx:
+        [token] = await tx.enrolment_tokens()
+    assert (token.expires_at - token.created_at, token.uses_left) == (timedelta(days=7), 50)
+
+
+async def test_the_install_command_reaches_a_collector_on_another_machine_over_https(client: TestClient) -> None:
+    csrf = await log_in(client)
+    form = {"csrf": csrf, "client": "Bakery Berger", "site": "Shop", "expires_days": "7"}
+    # Reached as fp.example.net over plain http (a LAN address): agents would refuse http there.
+    created = await client.post("/settings/tokens", data=form, headers={"Host": "fp.example.net:8470"})
+    assert "fieldpost-agent install --collector https://fp.example.net:8470 --token" in html.unescape(
+        await created.text())
+    listed = await client.get("/settings/tokens", headers={"Host": "fp.example.net:8470"})
+    assert 'name="collector_url" value="https://fp.example.net:8470"' in await listed.text()
+
+
 async def test_a_channel_is_created_from_the_form_and_sends_a_test_message(client: TestClient) -> None:
     csrf = await log_in(client)
     refused = await client.post("/settings/channels",
@@ -277,3 +303,15 @@ async def test_the_api_and_the_pages_count_a_device_offline_on_the_collectors_cl
     # Three missed heartbeats of a minute, on the test's clock (the wall clock has not moved).
     clock.advance(minutes=3)
     assert await online() == (False, "offline", "offline")
+
+
+async def test_a_channel_url_is_shown_masked_on_the_page_and_in_the_api(client: TestClient) -> None:
+    url = "mailtos://tech:hunter22@smtp.example.net?from=alerts@example.net&to=tech@example.net"
+    created = await client.post("/api/v1/channels", json={"name": "mail", "url": url}, headers=TECH)
+    assert created.status == 201, await created.text()
+    listed = await (await client.get("/api/v1/channels", headers=TECH)).text()
+    await log_in(client)
+    shown = await (await client.get("/settings/channels")).text()
+    for answer in (await created.text(), listed, shown):
+        assert "hunter22" not in answer
+        assert "mailtos://tech:****@smtp.example.net" in html.unescape(answer)  # enough to recognise it
