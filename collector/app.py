@@ -15,7 +15,7 @@ from aiohttp import web
 from collector import headers, keys, push, stale
 from collector import web as dashboard
 from collector.access import Access, declare
-from collector.api import agents, contracts, error, incidents, notifications, technician, unavailable
+from collector.api import agents, contracts, error, incidents, notifications, openapi, technician, unavailable
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.api.errors import domain_errors
@@ -204,6 +204,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     headers.setup(app)
     agents.setup(app)
+    openapi.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
     app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)
     app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)

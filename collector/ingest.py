@@ -20,8 +20,9 @@ from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
 from collector.store import AgentRow, ObservationRow, Store, Tx
-from shared.base import Signal
-from shared.wire import LEGACY_EPOCH, SIGNAL_ADAPTER, Heartbeat, ReportBatch
+from collector.store.unreadable import DECODE_ERRORS, parse_signal
+from shared.base import FUTURE_SLACK, Signal
+from shared.wire import LEGACY_EPOCH, Heartbeat, ReportBatch
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,52 @@ class _Request:
     done: asyncio.Future[IngestResult]
 
 
+class _Recent:
+    """The history one group commit's rules look back on, newest first: read once for the group, then
+    kept up to date in memory as the group's envelopes are stored (as a read per envelope would see it)."""
+
+    def __init__(self, rules: Mapping[str, RuleSpec]) -> None:
+        self._rules = rules
+        self.previous: dict[tuple[str, str], list[Signal]] = {}
+        self.site: dict[tuple[int, str], list[SiteReport]] = {}
+
+    def before(
+        self, agent: AgentRow, signals: list[Signal]
+    ) -> dict[str, tuple[tuple[Signal, ...], tuple[SiteReport, ...]]]:
+        """Per kind among `signals`: the device's earlier signals, and the site's collected within the
+        rule's hours before the newest of `signals`."""
+        newest = max(s.collected_at for s in signals)
+        histories = {}
+        for kind in {s.kind for s in signals}:
+            spec = self._rules.get(kind)
+            if spec is None or not (spec.history or spec.site_hours):
+                continue
+            since = newest - timedelta(hours=spec.site_hours)
+            site = self.site.get((agent.site.site_id, kind), [])
+            histories[kind] = (tuple(self.previous.get((agent.agent_id, kind), ())),
+                               tuple(r for r in site if r.at >= since) if spec.site_hours else ())
+        return histories
+
+    def add(self, agent: AgentRow, signals: list[Signal]) -> None:
+        """Signals just stored for `agent`, in the order stored, as the newest of their histories."""
+        for signal in signals:
+            spec = self._rules.get(signal.kind)
+            if spec is None:
+                continue
+            previous = self.previous.get((agent.agent_id, signal.kind))
+            if previous is not None:
+                previous.insert(0, signal)
+                del previous[spec.history:]
+            site = self.site.get((agent.site.site_id, signal.kind))
+            if site is not None:
+                site.insert(0, SiteReport(agent.agent_id, agent.hostname, signal.collected_at, signal))
+                # The same bounds as the read: the device's oldest beyond its share goes, then the site's oldest.
+                mine = [n for n, report in enumerate(site) if report.agent_id == agent.agent_id]
+                if len(mine) > spec.site_rows_per_device:
+                    del site[mine[-1]]
+                del site[spec.site_rows:]
+
+
 class Ingest:
     """The store-evaluate-publish part of the hot path (after authentication and validation)."""
 
@@ -64,7 +111,7 @@ class Ingest:
         # Settings do not change while the collector runs, so each client's thresholds are merged once.
         self._thresholds = functools.cache(thresholds or (lambda client: {}))
         self._rules = rules if rules is not None else rules_by_kind()
-        self._parsed: OrderedDict[tuple[str, str, int, str], Signal] = OrderedDict()
+        self._parsed: OrderedDict[int, Signal] = OrderedDict()
         # Each agent's stream as of its last committed batch: the stream need not be looked up again.
         self._streams: dict[str, str] = {}
         self._queue: list[_Request] = []
@@ -117,14 +164,15 @@ class Ingest:
         """Ingest a group of requests in one transaction (the store wakes the feed when it commits events)."""
         results = []
         async with self._store.transaction() as tx:
+            recent = await self._recent(tx, group)
             for request in group:
-                results.append(await self._ingest(tx, request))
+                results.append(await self._ingest(tx, request, recent))
         for request, result in zip(group, results, strict=True):
             if result.epoch is not None:
                 self._streams[request.agent.agent_id] = result.epoch
         return results
 
-    async def _ingest(self, tx: Tx, request: _Request) -> IngestResult:
+    async def _ingest(self, tx: Tx, request: _Request, recent: _Recent) -> IngestResult:
         """Store one batch, evaluate its new signals and apply the verdicts."""
         agent, now = request.agent, request.received_at
         result = IngestResult()
@@ -133,7 +181,7 @@ class Ingest:
         streams: dict[str, int] = {}
         settings = self._thresholds(agent.site.client_name)
         for envelope in request.batch.envelopes:
-            histories = await self._histories(tx, agent, envelope.signals)
+            histories = recent.before(agent, envelope.signals)
             rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
             epoch = envelope.epoch or LEGACY_EPOCH
             if not await tx.record_envelope(agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at,
@@ -141,6 +189,7 @@ class Ingest:
                 result.duplicates.append(envelope.seq)
                 continue
             result.accepted.append(envelope.seq)
+            recent.add(agent, envelope.signals)
             result.epoch = epoch
             streams.setdefault(epoch, envelope.seq)
             for signal in envelope.signals:
@@ -168,6 +217,43 @@ class Ingest:
         await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
         return result
 
+    async def _recent(self, tx: Tx, group: list[_Request]) -> _Recent:
+        """What the group's rules look back on, read once for the whole group before anything is stored:
+        each device's latest signals of a kind, and each site's signals of a kind over the widest window
+        any envelope of the group needs (bounded in rows, and in time on both sides)."""
+        recent = _Recent(self._rules)
+        windows: dict[tuple[int, str], tuple[datetime, datetime]] = {}
+        for request in group:
+            agent = request.agent
+            # Nothing stored can be later than this (the schema's bound), whatever an older version wrote.
+            until = request.received_at + FUTURE_SLACK
+            for envelope in request.batch.envelopes:
+                newest = max(s.collected_at for s in envelope.signals)
+                for kind in {s.kind for s in envelope.signals}:
+                    spec = self._rules.get(kind)
+                    if spec is None:
+                        continue
+                    if spec.history:
+                        recent.previous.setdefault((agent.agent_id, kind), [])
+                    if spec.site_hours:
+                        since = newest - timedelta(hours=spec.site_hours)
+                        key = (agent.site.site_id, kind)
+                        low, high = windows.get(key, (since, until))
+                        windows[key] = (min(low, since), max(high, until))
+        for agent_id, kind in recent.previous:
+            rows = await tx.observations(agent_id, kind, self._rules[kind].history)
+            recent.previous[agent_id, kind] = [s for s in self._signals(rows) if s is not None]
+        for (site_id, kind), (since, until) in windows.items():
+            spec = self._rules[kind]
+            rows = await tx.site_observations(site_id, kind, since, until, spec.site_rows_per_device,
+                                              spec.site_rows)
+            recent.site[site_id, kind] = [
+                SiteReport(row.agent_id, host, row.collected_at, signal)
+                for (host, row), signal in zip(rows, self._signals([row for _, row in rows]), strict=True)
+                if signal is not None
+            ]
+        return recent
+
     async def _note_streams(self, tx: Tx, agent: AgentRow, streams: dict[str, int], now: datetime,
                             device: dict[str, Any], first_contact: bool) -> None:
         """Record the streams the batch added to; a new one from a known device is an outbox reset, told
@@ -181,33 +267,20 @@ class Ingest:
                             agent.agent_id, epoch, seq)
                 await tx.append_feed(now, "device.stream_reset", {**device, "epoch": epoch, "seq": seq})
 
-    async def _histories(
-        self, tx: Tx, agent: AgentRow, signals: list[Signal]
-    ) -> dict[str, tuple[tuple[Signal, ...], tuple[SiteReport, ...]]]:
-        """What each kind's rule looks back on: the device's earlier signals and the site's recent ones,
-        newest first, read before the new ones are stored."""
-        histories = {}
-        for kind in {s.kind for s in signals}:
-            spec = self._rules.get(kind)
-            if spec is None or not (spec.history or spec.site_hours):
-                continue
-            previous: tuple[Signal, ...] = ()
-            site: tuple[SiteReport, ...] = ()
-            if spec.history:
-                previous = tuple(map(self._parse, await tx.observations(agent.agent_id, kind, spec.history)))
-            if spec.site_hours:
-                since = max(s.collected_at for s in signals) - timedelta(hours=spec.site_hours)
-                rows = await tx.site_observations(agent.site.site_id, kind, since)
-                site = tuple(SiteReport(r.agent_id, host, r.collected_at, self._parse(r)) for host, r in rows)
-            histories[kind] = (previous, site)
-        return histories
+    def _signals(self, rows: list[ObservationRow]) -> list[Signal | None]:
+        """Stored rows as their signals, in order; None for a row the schema refuses (noted, then skipped)."""
+        return [self._parse(row) for row in rows]
 
-    def _parse(self, row: ObservationRow) -> Signal:
+    def _parse(self, row: ObservationRow) -> Signal | None:
         """A stored signal as its model, parsed once and then kept (least recently used goes first)."""
-        key = (row.agent_id, row.epoch, row.seq, row.kind)
+        key = row.row_id
         signal = self._parsed.get(key)
         if signal is None:
-            signal = SIGNAL_ADAPTER.validate_python(row.payload)
+            try:
+                signal = parse_signal(row.payload)
+            except DECODE_ERRORS as exc:
+                self._store.unreadable.note(row.what, row.agent_id, exc)
+                return None
             self._parsed[key] = signal
             if len(self._parsed) > PARSED_CACHE:
                 self._parsed.popitem(last=False)

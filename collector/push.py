@@ -194,7 +194,7 @@ async def create_job(
         if agent.revoked:
             raise PushJobRefused(f"device {agent_id} ({agent.hostname}) was revoked")
         # The agent's own jobs and push jobs share alert subjects, so one name must mean one job.
-        latest = await tx.observations(agent_id, "backup_results", 1)
+        latest = tx.unreadable.readable(await tx.observations(agent_id, "backup_results", 1))
         if latest and any(job.get("name") == name for job in latest[0].payload.get("jobs", [])):
             raise PushJobRefused(f"{agent.hostname} already reports a backup job named {name!r} itself")
         job = await tx.add_push_job(token_hash(token), agent_id, name, schedule, timezone, grace_seconds, now)

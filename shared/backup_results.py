@@ -17,6 +17,9 @@ Result = Literal["success", "warning", "failed", "unknown"]
 PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
+# A backup more than a year late is not late but gone; and a year keeps the rule's date arithmetic in range.
+GRACE_MAX_SECONDS = 366 * 24 * 3600
+
 
 def _day_number(token: str) -> int:
     """A crontab weekday (0-7 with 0 and 7 Sunday, or a three-letter name) as 0-7."""
@@ -93,6 +96,7 @@ class BackupJob(WireModel):
         "seconds",
         default=None,
         ge=0,
+        le=GRACE_MAX_SECONDS,
     )
     last_result: Result = fact(
         "Result of the last run: success, warning, failed, or unknown when none is known"

@@ -15,6 +15,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 INT64_MAX = 2**63 - 1  # the largest integer SQLite's INTEGER and PostgreSQL's bigint hold
 TEXT_MAX = 4096  # characters in any string that does not state its own bound
 LIST_MAX = 1024  # items in any list or mapping that does not state its own bound
+# A name people read (a hostname): no control characters, which no OS allows in one either.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # A collected_at up to a day ahead of the collector is accepted: the signature window already refuses
 # requests from an agent whose clock is off by more than minutes, so anything further ahead was stamped

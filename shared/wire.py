@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from shared.backup_results import BackupResults
-from shared.base import HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
+from shared.base import PRINTABLE, HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
 from shared.device_class import DeviceClass
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
@@ -16,6 +17,12 @@ from shared.updates import Updates
 
 SCHEMA_VERSION = 1
 MAX_SIGNALS_PER_ENVELOPE = 200
+# One check run yields one signal of its kind, and the agent queues one envelope per run: more of one kind
+# is no agent's report, and the collector's work (history reads, rules) grows with it.
+MAX_OF_ONE_KIND_PER_ENVELOPE = 10
+MAX_ENVELOPES_PER_UPLOAD = 100
+# A backlog of one signal of a kind per envelope always fits in one upload.
+MAX_OF_ONE_KIND_PER_UPLOAD = MAX_ENVELOPES_PER_UPLOAD
 ERROR_MAX = 2000  # characters of a check's failure text; the agent cuts longer ones
 # The stream of an envelope that names none: agents from before epochs, and outboxes they created.
 LEGACY_EPOCH = "legacy"
@@ -52,7 +59,7 @@ class Heartbeat(Signal):
     """The device is alive: who and what it is, and a summary of its load."""
 
     kind: Literal["heartbeat"] = "heartbeat"
-    hostname: str = fact("Host name of the device", min_length=1, max_length=255)
+    hostname: str = fact("Host name of the device", min_length=1, max_length=255, pattern=PRINTABLE)
     os_name: str = fact("Operating system family (Windows, Linux, Darwin)")
     os_version: str = fact("Operating system release and version")
     agent_version: str = fact("fieldpost agent version")
@@ -120,14 +127,36 @@ class Envelope(WireModel):
     boot_id: str = fact("Identifier of the device's current boot; changes at every reboot",
                         min_length=1, max_length=64)
     sent_at: Timestamp = fact("When the agent first queued this envelope", "ISO 8601 timestamp")
-    signals: list[AnySignal] = fact("The signals carried", min_length=1,
-                                    max_length=MAX_SIGNALS_PER_ENVELOPE)
+    signals: list[AnySignal] = fact(f"The signals carried, at most {MAX_OF_ONE_KIND_PER_ENVELOPE} of one kind",
+                                    min_length=1, max_length=MAX_SIGNALS_PER_ENVELOPE)
+
+    @model_validator(mode="after")
+    def _few_of_one_kind(self) -> Envelope:
+        """Refuse an envelope with more than MAX_OF_ONE_KIND_PER_ENVELOPE signals of one kind."""
+        _refuse_crowded(self.signals, MAX_OF_ONE_KIND_PER_ENVELOPE, "envelope")
+        return self
 
 
 class ReportBatch(WireModel):
     """The body of `POST /api/v1/reports`: one or more envelopes from the same agent, oldest first."""
 
-    envelopes: list[Envelope] = fact("Envelopes in sequence order", min_length=1, max_length=100)
+    envelopes: list[Envelope] = fact(
+        f"Envelopes in sequence order, with at most {MAX_OF_ONE_KIND_PER_UPLOAD} signals of one kind in all",
+        min_length=1, max_length=MAX_ENVELOPES_PER_UPLOAD,
+    )
+
+    @model_validator(mode="after")
+    def _few_of_one_kind(self) -> ReportBatch:
+        """Refuse an upload with more than MAX_OF_ONE_KIND_PER_UPLOAD signals of one kind."""
+        _refuse_crowded([s for e in self.envelopes for s in e.signals], MAX_OF_ONE_KIND_PER_UPLOAD, "upload")
+        return self
+
+
+def _refuse_crowded(signals: list[Signal], limit: int, where: str) -> None:
+    """Raise naming the kind when more than `limit` of `signals` are of one kind."""
+    kind, count = Counter(s.kind for s in signals).most_common(1)[0] if signals else ("", 0)
+    if count > limit:
+        raise ValueError(f"{count} {kind} signals in one {where}; at most {limit} of one kind are accepted")
 
 
 SIGNAL_ADAPTER: TypeAdapter[KnownSignal] = TypeAdapter(AnySignal)

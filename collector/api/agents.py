@@ -19,6 +19,7 @@ from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
 from collector.services.tokens import REFUSED_HINT
 from collector.store import AgentRow, EnrolmentRefused
+from shared.base import PRINTABLE
 from shared.http import RECONNECT_HEADER
 from shared.wire import SCHEMA_VERSION, ReportBatch
 
@@ -34,8 +35,9 @@ class EnrolRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=200)
-    public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key")
-    hostname: str = Field(min_length=1, max_length=255)
+    public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key", max_length=64,
+                            pattern=r"^[A-Za-z0-9+/]*={0,2}$")
+    hostname: str = Field(min_length=1, max_length=255, pattern=PRINTABLE)
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:

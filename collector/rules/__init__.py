@@ -81,12 +81,16 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """A signal's rule: how many of the device's earlier signals it sees, how many hours of the site's,
-    and the alert rules its evaluations are named by."""
+    """A signal's rule: how many of the device's earlier signals it sees, how many hours (and rows) of the
+    site's, and the alert rules its evaluations are named by."""
 
     evaluate: Rule
     history: int = 0
     site_hours: float = 0
+    # The site's history is bounded in rows too, per device and in all, so that its cost does not grow
+    # with what one device sends (the defaults hold a day of reports every 15 minutes from 50 devices).
+    site_rows_per_device: int = 200
+    site_rows: int = 5000
     alerts: tuple[AlertRule, ...] = ()
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from collector.store.unreadable import Unreadable, observation_name
 from shared import device_class as classes
 from shared.wire import LEGACY_EPOCH
 
@@ -110,6 +111,13 @@ class ObservationRow:
     collected_at: datetime
     payload: dict[str, Any]
     epoch: str = LEGACY_EPOCH
+    # Which row it is (how an unreadable one is named and counted once); not part of what was observed.
+    row_id: int = field(default=0, compare=False)
+
+    @property
+    def what(self) -> str:
+        """The row as Unreadable names it."""
+        return observation_name(self.row_id)
 
 
 @dataclass(frozen=True)
@@ -260,6 +268,9 @@ class PushJobState:
 class Tx(Protocol):
     """Operations available inside one transaction."""
 
+    # The rows met that could not be used, shared by every transaction of the store.
+    unreadable: Unreadable
+
     async def site(self, client: str, site: str) -> SiteRef:
         """The site, creating the client and site on first use."""
 
@@ -328,9 +339,11 @@ class Tx(Protocol):
     async def observations(self, agent_id: str, kind: str, limit: int) -> list[ObservationRow]:
         """The agent's latest observations of a kind, newest first."""
 
-    async def site_observations(self, site_id: int, kind: str, since: datetime) -> list[tuple[str, ObservationRow]]:
-        """Observations of a kind from every device of a site collected since a time, newest first,
-        each with its device's hostname."""
+    async def site_observations(
+        self, site_id: int, kind: str, since: datetime, until: datetime, per_device: int, limit: int
+    ) -> list[tuple[str, ObservationRow]]:
+        """Observations of a kind from every device of a site collected between two times, newest first,
+        each with its device's hostname: at most `per_device` of each device and `limit` in all."""
 
     async def open_alert(self, fingerprint: str) -> AlertRow | None:
         """The open alert with this fingerprint, if any."""
@@ -676,6 +689,9 @@ class Tx(Protocol):
 
 class Store(Protocol):
     """A database the collector keeps everything in."""
+
+    # The rows its readers met and could not use (skipped, logged once, counted per device).
+    unreadable: Unreadable
 
     async def watch_feed(self, wake: Callable[[], None]) -> None:
         """Call `wake` whenever any collector on this database adds to the feed (where the database can tell)."""

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+NUL_STAND_IN = "\u2400"  # SYMBOL FOR NULL
+
 
 def utc(value: datetime) -> datetime:
     """A moment in UTC; a naive one is refused, never guessed."""
@@ -46,6 +48,10 @@ class Codec:
 
     def param(self, value: Any) -> Any:
         """A Python value as a query parameter."""
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL's text cannot hold NUL: an alert's subject or summary quoting a reported string keeps
+            # a visible stand-in (the same each time, so fingerprints still match). JSON escapes NUL itself.
+            return value.replace("\x00", NUL_STAND_IN)
         if isinstance(value, datetime):
             return utc(value)
         if isinstance(value, time):

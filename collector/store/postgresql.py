@@ -243,7 +243,7 @@ class PostgresStore(SqlStore):
             raise RuntimeError("the store is not open")
         # REPEATABLE READ: every query of the block reads one snapshot; READ ONLY refuses writes.
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield _PostgresTx(conn)
+            yield _PostgresTx(conn, self.unreadable)
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[asyncpg.Connection]:

@@ -62,6 +62,7 @@ from collector.store.billing_rows import (
 )
 from collector.store.codec import Codec, from_json, iso_text, seconds, to_json
 from collector.store.migrate import Migration, MigrationTx
+from collector.store.unreadable import DECODE_ERRORS, Unreadable, observation_name, signal_payload
 from shared import device_class as classes
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -127,6 +128,7 @@ class SqlStore:
 
     def __init__(self) -> None:
         self._feed_listeners: list[Callable[[], None]] = []
+        self.unreadable = Unreadable()
 
     def _writing(self) -> AbstractAsyncContextManager[Any]:
         """The backend's connection for one write transaction: committed when the block ends, else rolled back."""
@@ -138,7 +140,7 @@ class SqlStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self._writing() as conn:
-            tx = self.tx_type(conn)
+            tx = self.tx_type(conn, self.unreadable)
             yield tx
         # Committed: wake this process's listeners when the transaction appended feed events.
         if tx.feed_appended:
@@ -149,7 +151,7 @@ class SqlStore:
     async def migration_tx(self) -> AsyncIterator[MigrationTx]:
         """A transaction for the migration runner, exclusive across every collector on the database."""
         async with self._writing() as conn:
-            tx = self.migration_tx_type(conn)
+            tx = self.migration_tx_type(conn, self.unreadable)
             await tx.exclude_others()
             yield tx
 
@@ -164,8 +166,9 @@ class SqlTx:
     # Insert a feed event (:at, :type, :data) returning its id and at.
     APPEND_FEED: ClassVar[str]
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, unreadable: Unreadable) -> None:
         self._conn = conn
+        self.unreadable = unreadable
         # Read by the store after COMMIT, to wake this process's feed.
         self.feed_appended = False
 
@@ -347,7 +350,7 @@ class SqlTx:
             "SELECT * FROM observations WHERE agent_id = :agent AND kind = :kind ORDER BY id DESC LIMIT :limit",
             agent=agent_id, kind=kind, limit=limit,
         )
-        return [_observation(row, self.codec) for row in rows]
+        return [observation for _, observation in self._observations(rows)]
 
     async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
         before = await self._row("SELECT last_skew_at, last_seen_at FROM agents WHERE agent_id = :agent",
@@ -374,26 +377,45 @@ class SqlTx:
         )
         return [EpochRow(row["epoch"], row["first_seq"], self.codec.moment(row["first_at"])) for row in rows]
 
-    async def site_observations(self, site_id: int, kind: str, since: datetime) -> list[tuple[str, ObservationRow]]:
+    async def site_observations(
+        self, site_id: int, kind: str, since: datetime, until: datetime, per_device: int, limit: int
+    ) -> list[tuple[str, ObservationRow]]:
+        # Each device's newest `per_device` first: one device that floods its site cannot push the others out.
         rows = await self._rows(
-            "SELECT o.*, a.hostname FROM observations o JOIN agents a ON a.agent_id = o.agent_id "
-            "WHERE a.site_id = :site AND o.kind = :kind AND o.collected_at >= :since ORDER BY o.id DESC",
-            site=site_id, kind=kind, since=since,
+            "SELECT * FROM (SELECT o.*, a.hostname, "
+            "ROW_NUMBER() OVER (PARTITION BY o.agent_id ORDER BY o.id DESC) AS nth "
+            "FROM observations o JOIN agents a ON a.agent_id = o.agent_id "
+            "WHERE a.site_id = :site AND o.kind = :kind AND o.collected_at >= :since AND o.collected_at <= :until"
+            ") recent WHERE nth <= :per_device ORDER BY id DESC LIMIT :limit",
+            site=site_id, kind=kind, since=since, until=until, per_device=per_device, limit=limit,
         )
-        return [(row["hostname"], _observation(row, self.codec)) for row in rows]
+        return [(row["hostname"], observation) for row, observation in self._observations(rows)]
+
+    def _observations(self, rows: list[Row]) -> list[tuple[Row, ObservationRow]]:
+        """Each observations row with its decoded form; a row that cannot be decoded is noted and left out."""
+        found = []
+        for row in rows:
+            try:
+                found.append((row, _observation(row, self.codec)))
+            except DECODE_ERRORS as exc:
+                self.unreadable.note(observation_name(row["id"]), row["agent_id"], exc)
+        return found
 
     async def last_observed(self, kinds: list[str]) -> dict[tuple[str, str], datetime]:
         found: dict[tuple[str, str], datetime] = {}
         for kind in kinds:
             # One lookup per device down the (agent_id, kind, id) index, not a scan of every observation.
             rows = await self._rows(
-                "SELECT a.agent_id, (SELECT o.collected_at FROM observations o WHERE o.agent_id = a.agent_id "
-                "AND o.kind = :kind ORDER BY o.id DESC LIMIT 1) AS at FROM agents a",
+                "SELECT a.agent_id, o.id, o.collected_at FROM agents a JOIN observations o ON o.id = "
+                "(SELECT n.id FROM observations n WHERE n.agent_id = a.agent_id AND n.kind = :kind "
+                "ORDER BY n.id DESC LIMIT 1)",
                 kind=kind,
             )
             for row in rows:
-                if row["at"] is not None:
-                    found[row["agent_id"], kind] = self.codec.moment(row["at"])
+                try:
+                    found[row["agent_id"], kind] = self.codec.moment(row["collected_at"])
+                except DECODE_ERRORS as exc:
+                    self.unreadable.note(observation_name(row["id"]), row["agent_id"], exc)
         return found
 
     async def recent_observed(self, kind: str, per_agent: int, seen_since: datetime) -> dict[str, list[datetime]]:
@@ -403,13 +425,16 @@ class SqlTx:
             "WITH floor AS (SELECT a.agent_id, COALESCE((SELECT i.id FROM observations i "
             "  WHERE i.agent_id = a.agent_id AND i.kind = :kind ORDER BY i.id DESC LIMIT 1 OFFSET :skip), 0) "
             "  AS first_id FROM agents a WHERE a.revoked_at IS NULL AND a.last_seen_at >= :since) "
-            "SELECT o.agent_id, o.collected_at FROM floor f JOIN observations o ON o.agent_id = f.agent_id "
+            "SELECT o.id, o.agent_id, o.collected_at FROM floor f JOIN observations o ON o.agent_id = f.agent_id "
             "AND o.kind = :kind AND o.id >= f.first_id ORDER BY o.agent_id, o.id DESC",
             kind=kind, skip=per_agent - 1, since=seen_since,
         )
         found: dict[str, list[datetime]] = {}
         for row in rows:
-            found.setdefault(row["agent_id"], []).append(self.codec.moment(row["collected_at"]))
+            try:
+                found.setdefault(row["agent_id"], []).append(self.codec.moment(row["collected_at"]))
+            except DECODE_ERRORS as exc:
+                self.unreadable.note(observation_name(row["id"]), row["agent_id"], exc)
         return found
 
     async def offline_candidates(
@@ -1261,7 +1286,7 @@ def _hours(row: Row, c: Codec) -> ClientHours:
 def _observation(row: Row, c: Codec) -> ObservationRow:
     """An observations row as an ObservationRow."""
     return ObservationRow(row["agent_id"], row["seq"], row["kind"], c.moment(row["collected_at"]),
-                          from_json(row["payload"]), row["epoch"])
+                          signal_payload(row["payload"]), row["epoch"], row["id"])
 
 
 def _feed_event(row: Row, c: Codec) -> FeedEvent:

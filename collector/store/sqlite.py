@@ -343,7 +343,7 @@ class SqliteStore(SqlStore):
             try:
                 # A deferred BEGIN takes no lock; the first SELECT fixes the snapshot the block reads.
                 await reader.execute("BEGIN")
-                yield _SqliteTx(reader)
+                yield _SqliteTx(reader, self.unreadable)
             finally:
                 # Nothing to commit; also reached when a closed feed cancels the reader mid-BEGIN.
                 await reader.end_transaction()

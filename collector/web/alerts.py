@@ -71,7 +71,7 @@ async def _disk_facts(tx: Tx, alert: AlertRow) -> dict[str, Any] | None:
     serial = alert.details.get("serial")
     if alert.rule != "disk_health" or not serial or alert.agent_id is None:
         return None
-    for observation in await tx.observations(alert.agent_id, "disk_health", 1):
+    for observation in tx.unreadable.readable(await tx.observations(alert.agent_id, "disk_health", 1)):
         for disk in observation.payload.get("disks", []):
             if disk.get("serial") == serial:
                 facts = {key: value for key, value in disk.items() if key != "attributes"}
@@ -86,7 +86,7 @@ async def _backup_runs(tx: Tx, alert: AlertRow) -> list[dict[str, Any]]:
     if alert.rule != "backup_results" or not job or alert.agent_id is None:
         return []
     runs: dict[str, dict[str, Any]] = {}
-    for observation in await tx.observations(alert.agent_id, "backup_results", 200):
+    for observation in tx.unreadable.readable(await tx.observations(alert.agent_id, "backup_results", 200)):
         for reported in observation.payload.get("jobs", []):
             ended = reported.get("last_run_ended_at") or reported.get("last_run_started_at")
             if reported.get("name") == job and ended and ended not in runs:

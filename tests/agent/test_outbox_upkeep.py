@@ -10,6 +10,7 @@ from agent.checks.heartbeat import HeartbeatCheck
 from agent.identity import Identity
 from agent.outbox import OUTBOX_FILE, WAL_BYTES, Outbox
 from agent.uploader import Uploader
+from shared.updates import AvailableUpdate, Updates
 from tests.agent.support import T0, FakeCollector, heartbeat, unknown
 from tests.support.clock import Clock
 
@@ -22,7 +23,9 @@ def wal_size(path: Path) -> int:
 def test_the_wal_stays_bounded_while_reports_queue_and_is_cut_back_once_they_are_sent(state_dir: Path) -> None:
     path = state_dir / OUTBOX_FILE
     outbox = Outbox(path, "ag_test", "boot-1")
-    big = [unknown(error=f"error {n} " + "x" * 1900) for n in range(200)]  # ~400 kB an envelope
+    # ~400 kB an envelope: one update list of a thousand long names (at most 10 signals of one kind an envelope).
+    items = [AvailableUpdate(name=f"package-{n}-" + "x" * 380, security=False) for n in range(1000)]
+    big = [Updates(collected_at=T0, manager="apt", security_count=0, other_count=1000, items=items)]
     seqs = [outbox.put(big, now=T0) for _ in range(12)]
     assert wal_size(path) <= 2 * WAL_BYTES, "checkpointed on the way: ~5 MB of reports, at most 2 MB of WAL"
     assert outbox.ack(seqs) == 12

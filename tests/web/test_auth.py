@@ -19,7 +19,7 @@ from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_i
 SAMPLES = {"alert_id": "1", "silence_id": "1", "token_hash": "a" * 64, "name": "phone", "agent_id": "ag_x",
            "action": "acknowledge", "kind": "start", "token": "not-a-job", "verb": "disable", "switch": "disable"}
 NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/readyz", "/login")
-AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/push")
+AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/push", "/api/v1/openapi.json")
 
 
 def dashboard_paths(app: Application, method: str) -> list[str]:
@@ -187,7 +187,7 @@ def sample_path(resource: AbstractResource) -> str:
 
 
 def api_paths(app: Application) -> list[tuple[str, str]]:
-    """Every technician API route (method, sample path): not the agents' enrolment, reports or push pings."""
+    """Every technician API route (method, sample path): not the agents' enrolment, reports, push pings or OpenAPI."""
     routes = []
     for route in app.router.routes():
         canonical = route.resource.canonical if route.resource else ""

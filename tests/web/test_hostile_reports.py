@@ -6,6 +6,7 @@ PC's bad report must not take the collector, its client or its site down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -131,3 +132,48 @@ def test_the_json_schema_states_a_bound_for_every_value() -> None:
 
     walk(json.loads(json.dumps(json_schema())), "#")
     assert unbounded == []
+
+
+def crowded(agent: SimAgent, envelopes: int, per_envelope: int) -> bytes:
+    """An upload of `envelopes` envelopes, each with `per_envelope` printer reports."""
+    return agent.body(*(agent.envelope([printers(agent)] * per_envelope) for _ in range(envelopes)))
+
+
+@pytest.mark.parametrize(("envelopes", "per_envelope", "field", "message"), [
+    (1, 11, "envelopes.0", "11 printer_ip_conflict signals in one envelope; at most 10 of one kind"),
+    (11, 10, "(body)", "110 printer_ip_conflict signals in one upload; at most 100 of one kind"),
+])
+async def test_too_many_signals_of_one_kind_get_422_naming_the_kind_and_the_limit(
+    client: TestClient, clock: Clock, envelopes: int, per_envelope: int, field: str, message: str
+) -> None:
+    hostile = await enrolled(client)
+    hostile.clock = clock
+    body = crowded(hostile, envelopes, per_envelope)
+    response = await client.post(REPORTS, data=body, headers=hostile.headers(body))
+    assert response.status == 422
+    [problem] = (await response.json())["problems"]
+    assert problem["field"] == field and message in problem["message"], problem
+
+
+async def test_a_pc_flooding_its_site_with_large_printer_uploads_blocks_no_site_mate(
+    client: TestClient, clock: Clock
+) -> None:
+    """Uploads as large as the caps allow, sent together with a site-mate's and answered 200 alike."""
+    hostile, mate = await enrolled(client, "RECEPTION-01"), await enrolled(client, "OFFICE-02")
+    hostile.clock = mate.clock = clock
+    # Large in what the collector stores and reads back, not in addresses (each address is its own verdict).
+    big = printers(hostile).model_copy(update={"problems": [f"{n}: " + "x" * 2000 for n in range(4)]})
+    floods = [hostile.body(*(hostile.envelope([big]) for _ in range(100))) for _ in range(4)]
+    assert all(700_000 < len(body) < 1024 * 1024 for body in floods)
+    mates = [mate.body(mate.envelope([heartbeat(mate.hostname, clock.now), printers(mate)])) for _ in range(3)]
+
+    answers = await asyncio.gather(
+        *(client.post(REPORTS, data=body, headers=hostile.headers(body)) for body in floods),
+        *(client.post(REPORTS, data=body, headers=mate.headers(body)) for body in mates),
+    )
+
+    assert [a.status for a in answers[4:]] == [200, 200, 200]
+    assert [a.status for a in answers[:4]] == [200, 200, 200, 200]
+    await log_in(client)
+    for page in ["/", "/clients", f"/devices/{hostile.agent_id}", f"/devices/{mate.agent_id}"]:
+        assert (await client.get(page)).status == 200, page

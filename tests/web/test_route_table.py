@@ -18,6 +18,7 @@ from tests.web.test_auth import sample_path
 TABLE = """
 POST /api/v1/enrol: agent
 POST /api/v1/reports: agent
+GET /api/v1/openapi.json: public
 GET /api/v1/push/{token}: push token
 POST /api/v1/push/{token}: push token
 GET /api/v1/push/{token}/{kind}: push token
