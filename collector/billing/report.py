@@ -86,6 +86,24 @@ class ValueReport:
     # Who prepared it, from the billing settings: the report carries the business's name and logo.
     business_name: str = ""
     logo: str = ""
+    # One-off fees apart from the monthly contract: onboarding (a contract's first month) and project work.
+    onboarding_fees: Decimal = Decimal("0.00")
+    one_off_fees: Decimal = Decimal("0.00")
+
+    @property
+    def has_contract(self) -> bool:
+        """Whether the client paid for a contract in the period (else the report makes the case for one)."""
+        return bool(self.contract_fees or self.onboarding_fees)
+
+    @property
+    def caught(self) -> list[WorkDone]:
+        """Work that monitoring caught (an alert opened it), as opposed to requests the client made."""
+        return [w for w in self.work if w.caught_by is not None]
+
+    @property
+    def critical_alerts(self) -> int:
+        """How many of the period's alerts were critical when last seen."""
+        return sum(a.alert.severity == "critical" for a in self.alerts)
 
     @property
     def minutes_worked(self) -> int:
@@ -94,8 +112,8 @@ class ValueReport:
 
     @property
     def paid_for_service(self) -> Decimal:
-        """What the client paid for monitoring and labour: contract fees plus time billed on top."""
-        return self.contract_fees + self.billed_time
+        """What the client paid for monitoring and labour: contract and onboarding fees plus time billed on top."""
+        return self.contract_fees + self.onboarding_fees + self.billed_time
 
     @property
     def median_acknowledge(self) -> timedelta | None:
@@ -221,7 +239,9 @@ def build_value_report(
         updates_completed=completed(alert_events, ledger.client, UPDATE_RULES, since, until),
         disks_replaced=disks_replaced,
         breakfix_cost=_breakfix(ledger, list(by_id.values()), ledger.entry_models(first, last)),
-        contract_fees=sum((i.totals().contract + i.totals().onboarding for i in invoices), Decimal("0.00")),
+        contract_fees=sum((i.totals().contract for i in invoices), Decimal("0.00")),
+        onboarding_fees=sum((i.totals().onboarding for i in invoices), Decimal("0.00")),
+        one_off_fees=sum((i.totals().fee for i in invoices), Decimal("0.00")),
         billed_time=sum(
             (line.amount for i in invoices for line in i.lines if period_ids.intersection(visit_entry_ids(line))),
             Decimal("0.00"),

@@ -25,7 +25,7 @@ from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot, RebootReason
 from tests.collector import test_incidents
 from tests.collector.test_disk_health import healthy
-from tests.collector.test_incidents import ACME, RATES, api, contracted, incident, work
+from tests.collector.test_incidents import ACME, BAKERY, RATES, api, contracted, incident, work
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, report_free
@@ -254,9 +254,10 @@ async def test_the_six_month_report_lists_every_incident_with_its_alert_and_pric
     expected = await rule_sum(client, list(history.incidents.values()))
     assert expected == D("1023.75")
     assert figure(html, "The same work, charged at") == "EUR 1,023.75"
-    # Contract: June 690.00 + onboarding 1530.00, then 5 x 690.00: 5670.00. After hours is not covered, so
-    # August 337.50 and October 236.25 were billed on top: 573.75; paid 6243.75.
-    assert figure(html, "Your service contract for 6 months") == "EUR 5,670.00"
+    # Contract: 6 x 690.00 = 4140.00; the one-off onboarding fee in June, 1530.00, on a line of its own. After
+    # hours is not covered, so August 337.50 and October 236.25 were billed on top: 573.75; paid 6243.75.
+    assert figure(html, "Your service contract for 6 months") == "EUR 4,140.00"
+    assert figure(html, "One-off onboarding fee") == "EUR 1,530.00"
     assert figure(html, "Work outside the contract") == "EUR 573.75"
     assert figure(html, "What you paid for support") == "EUR 6,243.75"
     tiles = dict(
@@ -264,14 +265,17 @@ async def test_the_six_month_report_lists_every_incident_with_its_alert_and_pric
         for value, label in re.findall(r'<div class="tile"><b>([^<]+)</b>([^<]+)</div>', html)
     )
     assert tiles == {
-        "problems caught and handled": "6",
+        # June, July, September and October came from alerts; August and the question were the client's calls.
+        "problems caught by monitoring and handled": "4",
+        "of your requests handled": "2",
         "of technician work": "6 h 50 min",  # 40 + 90 + 150 + 15 + 95 + 20 = 410 min
         "typical time until a technician was on it": "16 min",  # median of 12, 6, 30, 20
         "backups checked and confirmed": "4",  # 9, 11, 12 and 13 October
         "pending restarts completed": "1",
         "security update backlogs cleared": "0",
         "disks replaced": "1",
-        "warnings raised by monitoring": "5",
+        # July's failing disk and October's failed backup were critical; the others warnings.
+        "alerts raised by monitoring (2 critical)": "5",
     }
     assert "WS-03 on 14 July 2026" in text
 
@@ -362,3 +366,21 @@ async def test_the_pdf_renders_pages_with_content_and_the_cli_writes_it(
         check=False,
     )
     assert missing.returncode == 1 and "--pdf" in missing.stderr
+
+
+async def test_a_break_fix_clients_report_shows_what_the_work_cost_and_makes_the_case_for_a_contract(
+    client: TestClient, clock: Clock
+) -> None:
+    clock.now = at(11, 3, 9)
+    await test_incidents.enrol(client, "TILL-01", BAKERY)
+    await api(client, "POST", "/api/v1/rates", RATES, 201)
+    fix = await incident(client, "Receipt printer stopped printing", BAKERY)
+    await work(client, fix, "2026-11-03T10:00:00Z", 40, on_site=True)
+    clock.now = at(12, 1, 8)
+    html = await (await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-11", headers=TECH)).text()
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    # 40 min on site -> the 120-minute call-out minimum at 90.00 an hour = 180.00, billed by the hour.
+    assert figure(html, "The work below, at our pay-as-you-go") == "EUR 180.00"
+    assert "You have no service contract with us" in text
+    assert "Your service contract" not in text and "What this work would have cost without a contract" not in text
+    assert "1 of your requests handled" in text and "0 problems caught by monitoring and handled" in text
