@@ -12,10 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from collector import headers, keys, push, stale
+from collector import audit, headers, keys, push, stale
 from collector import web as dashboard
 from collector.access import Access, declare
 from collector.api import agents, contracts, error, incidents, notifications, openapi, technician, unavailable
+from collector.api import audit as audit_api
 from collector.api import billing as billing_api
 from collector.api import push as push_api
 from collector.api.errors import domain_errors
@@ -218,6 +219,9 @@ def create_app(
     notifications.setup(app)
     push_api.setup(app)
     dashboard.setup(app)
+    # Inside the session middleware, so it knows who is logged in.
+    app.middlewares.append(audit.audit_changes)
+    app.router.add_get("/api/v1/audit", audit_api.audit_log)
     billing_api.setup(app)
     incidents.setup(app)
     contracts.setup(app)

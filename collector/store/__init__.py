@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
-    from collector.store.account_rows import EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
+    from collector.store.account_rows import AuditEntry, EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
     from collector.store.billing_rows import (
         ClientTax,
         ContractRow,
@@ -590,6 +590,13 @@ class Tx(Protocol):
 
     async def charges(self, client_id: int) -> list[Charge]:
         """A client's one-off charges, by day."""
+
+    async def add_audit(self, at: datetime, actor: str, address: str, action: str, target: str, status: int,
+                        detail: dict[str, Any]) -> None:
+        """Record a person's change or login attempt in the audit log."""
+
+    async def audit_log(self, limit: int, before: int | None = None) -> list[AuditEntry]:
+        """The newest audit entries (older than entry `before`, when given), newest first."""
 
     async def client_tax(self, client_id: int) -> ClientTax | None:
         """A client's own tax terms, or None when it has none (the default rate applies)."""

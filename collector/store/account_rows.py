@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 # The owner sets the collector up (accounts, tokens, channels, billing setup, contracts); a technician works
 # alerts, incidents and time.
@@ -45,3 +45,17 @@ class EnrolmentTokenRow:
     expires_at: datetime | None
     uses_left: int | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded change or login attempt."""
+
+    entry_id: int
+    at: datetime
+    actor: str
+    address: str
+    action: str
+    target: str
+    status: int
+    detail: dict[str, Any]

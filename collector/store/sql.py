@@ -48,7 +48,7 @@ from collector.store import (
     SiteRef,
     Tx,
 )
-from collector.store.account_rows import EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
+from collector.store.account_rows import AuditEntry, EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
 from collector.store.billing_rows import (
     ClientTax,
     ContractRow,
@@ -1074,6 +1074,23 @@ class SqlTx:
         rows = await self._rows("SELECT * FROM one_off_charges WHERE client_id = :client ORDER BY day, id",
                                 client=client_id)
         return [_charge(row, self.codec) for row in rows]
+
+    async def add_audit(self, at: datetime, actor: str, address: str, action: str, target: str, status: int,
+                        detail: dict[str, Any]) -> None:
+        await self._run(
+            "INSERT INTO audit_log (at, actor, address, action, target, status, detail) "
+            "VALUES (:at, :actor, :address, :action, :target, :status, :detail)",
+            at=at, actor=actor, address=address, action=action, target=target, status=status,
+            detail=to_json(detail),
+        )
+
+    async def audit_log(self, limit: int, before: int | None = None) -> list[AuditEntry]:
+        rows = await self._rows(
+            "SELECT * FROM audit_log WHERE (:before::bigint IS NULL OR id < :before) ORDER BY id DESC LIMIT :limit",
+            before=before, limit=limit,
+        )
+        return [AuditEntry(row["id"], self.codec.moment(row["at"]), row["actor"], row["address"], row["action"],
+                           row["target"], row["status"], from_json(row["detail"])) for row in rows]
 
     async def client_tax(self, client_id: int) -> ClientTax | None:
         row = await self._row("SELECT * FROM client_tax WHERE client_id = :client", client=client_id)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from collector import keys
+from collector.api.audit import entries as audit_entries
 from collector.api.errors import status_of
 from collector.api.wiring import channels, clients, silences, tokens
 from collector.headers import served_over_https
@@ -60,7 +61,12 @@ async def _tokens(request: web.Request) -> dict[str, Any]:
             "default_days": str(DEFAULT_LIFETIME.days), "default_uses": DEFAULT_USES}
 
 
-PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "tokens": _tokens}
+async def _audit(request: web.Request) -> dict[str, Any]:
+    """The newest entries of the audit log (`?before=ID` pages back)."""
+    return {"entries": await audit_entries(request)}
+
+
+PAGES: dict[str, Reader] = {"channels": _channels, "silences": _silences, "tokens": _tokens, "audit": _audit}
 # The settings pages a technician sees; the others (channels, enrolment tokens) are the owner's.
 TECHNICIAN_PAGES = ("silences",)
 
@@ -73,7 +79,7 @@ async def show(request: web.Request, name: str, status: int = 200, **context: An
 
 
 async def settings_page(request: web.Request) -> web.Response:
-    """`GET /settings/channels|silences|tokens`: what is set up, and a form for a new one."""
+    """`GET /settings/channels|silences|tokens|audit`: what is set up, and a form for a new one."""
     return await show(request, request.path.removeprefix("/settings/"))
 
 

@@ -25,6 +25,7 @@ GET /api/v1/push/{token}/{kind}: push token
 POST /api/v1/push/{token}/{kind}: push token
 GET /healthz: public
 GET /readyz: public
+GET /api/v1/audit: owner
 GET /static: public
 GET /login: public
 POST /login: public
@@ -58,6 +59,7 @@ GET /settings: technician
 GET /settings/channels: owner
 GET /settings/silences: technician
 GET /settings/tokens: owner
+GET /settings/audit: owner
 POST /settings/channels: owner
 POST /settings/channels/{name}/test: owner
 POST /settings/channels/{name}/{verb}: owner
