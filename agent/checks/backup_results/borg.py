@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 from datetime import UTC, datetime, tzinfo
@@ -11,9 +12,13 @@ from typing import Any
 from agent.checks import CheckContext
 from agent.checks.backup_results import Facts, cut, free_bytes
 from agent.checks.backup_results.jobs import BorgJob, print_env_command, print_file_command
+from agent.checks.backup_results.runs import last_run, with_run
+from agent.checks.backup_results.script import state_dir_of
 from agent.commands import CommandNotFound
 
 WARNING_RC = 1
+# A `--list` line (status letter, space, path) is progress, not a problem.
+LIST_LINE = re.compile(r"^[AMUEdbchsipx?-] \S")
 # borg --log-json message ids of the failures a technician must tell apart.
 FAILURE_TEXT = {
     "Repository.DoesNotExist": "no borg repository at {repo}",
@@ -86,6 +91,21 @@ def problem(stderr: str, repository: str) -> str:
     return "; ".join(m.get("message", "") for m in messages) or "borg gave no reason"
 
 
+def run_problems(stdout: str, stderr: str) -> tuple[list[str], str | None]:
+    """The warnings (files skipped or changed) and the error of a wrapped `borg create`."""
+    errors: list[str] = []
+    fatal: str | None = None
+    for message in log_messages(stderr):
+        text = (message.get("message") or "").strip()
+        if not text or LIST_LINE.match(text):
+            continue
+        if message.get("levelname") == "WARNING" or "[Errno" in text:
+            errors.append(text)
+        elif message.get("levelname") in ("ERROR", "CRITICAL"):
+            fatal = text
+    return errors, fatal
+
+
 def archive_facts(answer: dict[str, Any], zone: tzinfo | None = None) -> Facts:
     """A good backup from the newest archive in `borg info --json` output; no archive means unknown."""
     archives = answer.get("archives") or []
@@ -109,7 +129,7 @@ def archive_facts(answer: dict[str, Any], zone: tzinfo | None = None) -> Facts:
 
 
 def collect(job: BorgJob, context: CheckContext, now: datetime) -> Facts:
-    """The job's facts from `borg info`; rc 1 keeps the facts but warns, rc 2 and up is a failure."""
+    """The job's facts from `borg info` and the last `backup-run` record; rc 1 warns, rc 2 and up fails."""
     if shutil.which(job.binary) is None:
         # Run through `env`, a missing borg would read as a failed backup rather than a check that cannot look.
         raise CommandNotFound(f"{job.binary} is not installed or not on PATH")
@@ -128,4 +148,5 @@ def collect(job: BorgJob, context: CheckContext, now: datetime) -> Facts:
     facts = archive_facts(json.loads(result.stdout))
     if result.returncode == WARNING_RC:
         facts |= {"last_result": "warning", "error": cut(problem(result.stderr, job.repository))}
+    facts = with_run(facts, last_run(state_dir_of(context), job.name))
     return {**facts, "destination_free_bytes": free}

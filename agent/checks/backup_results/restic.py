@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Any
 from agent.checks import CheckContext
 from agent.checks.backup_results import Facts, cut, free_bytes
 from agent.checks.backup_results.jobs import ResticJob, print_env_command
+from agent.checks.backup_results.runs import last_run, with_run
+from agent.checks.backup_results.script import state_dir_of
 from agent.checks.rootfs import mtime
 
 # Exit codes restic documents (10-12 since 0.17); older versions exit 1 and say it on stderr.
@@ -112,10 +115,22 @@ class BackupLog:
     exit_error: str | None = None
 
 
+def file_error(message: dict[str, Any]) -> str:
+    """One `--json` error line as text; restic < 0.17 gives {Op, Path, Err} instead of a message."""
+    error = message.get("error") or {}
+    text = error.get("message")
+    if not text and "Op" in error:
+        errno = error.get("Err")
+        text = f"{error['Op']}: {os.strerror(errno) if isinstance(errno, int) else errno}"
+    return f"{message.get('item', '')}: {text or ''}".strip(": ")
+
+
 def parse_backup_log(text: str) -> BackupLog:
-    """Summary, per-file errors and fatal error of a `restic backup --json` log; other lines are skipped."""
+    """Summary, per-file errors and fatal error of a `restic backup` log (`--json` or plain text)."""
     log = BackupLog()
     for line in text.splitlines():
+        if line.startswith("error: "):
+            log.errors.append(line.removeprefix("error: "))  # without --json, per-file errors are text
         if not line.startswith("{"):
             continue  # a line of plain text (restic before 0.17 prints fatal errors as text)
         try:
@@ -126,14 +141,19 @@ def parse_backup_log(text: str) -> BackupLog:
         if kind == "summary":
             log.summary = message
         elif kind == "error":
-            error = message.get("error") or {}
-            log.errors.append(f"{message.get('item', '')}: {error.get('message', '')}".strip(": "))
+            log.errors.append(file_error(message))
         elif kind == "exit_error":
             log.exit_error = message.get("message")
     if log.exit_error is None and log.summary is None:
         fatal = [line for line in text.splitlines() if line.startswith("Fatal:")]
         log.exit_error = fatal[-1] if fatal else None
     return log
+
+
+def run_problems(stdout: str, stderr: str) -> tuple[list[str], str | None]:
+    """The files a wrapped `restic backup` could not read and its fatal error."""
+    log = parse_backup_log(stdout + "\n" + stderr)
+    return log.errors, log.exit_error
 
 
 def same_snapshot(log: BackupLog, snapshot: dict[str, Any]) -> bool:
@@ -193,7 +213,7 @@ def with_log(
 
 
 def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
-    """The job's facts from the repository and, when configured, the last run's log."""
+    """The job's facts from the repository, corrected by the last run's log or `backup-run` record."""
     listed = context.run(snapshots_argv(job, socket.gethostname()), timeout=300.0)
     free = None if REMOTE.match(job.repository) else free_bytes(job.repository.removeprefix("local:"))
     if listed.returncode != 0:
@@ -218,4 +238,5 @@ def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
             Path(job.log_file).read_text(encoding="utf-8", errors="replace") if job.log_file.exists() else ""
         )
         facts = with_log(facts, snapshot, parse_backup_log(text), mtime(job.log_file))
+    facts = with_run(facts, last_run(state_dir_of(context), job.name))
     return {**facts, "destination_free_bytes": free}
