@@ -66,9 +66,10 @@ def shell(
 
 @pytest.fixture(autouse=True)
 def tool_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """restic's cache and borg's state inside the test's folder, not the user's home."""
+    """restic's cache, borg's state and the agent's records inside the test's folder, not the machine's."""
     monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "restic-cache"))
     monkeypatch.setenv("BORG_BASE_DIR", str(tmp_path / "borg-home"))
+    monkeypatch.setattr("agent.config.platform_data_dir", lambda: tmp_path / "agent-state")
 
 
 @pytest.fixture

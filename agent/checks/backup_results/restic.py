@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.checks import CheckContext
-from agent.checks.backup_results import Facts, cut, free_bytes
+from agent.checks.backup_results import Facts, cut, free_bytes, merged
+from agent.checks.backup_results.integrity import Outcome, checked
 from agent.checks.backup_results.jobs import ResticJob, print_env_command
 from agent.checks.backup_results.runs import last_run, with_run
 from agent.checks.backup_results.script import state_dir_of
 from agent.checks.rootfs import mtime
+from agent.commands import CommandResult
 
 # Exit codes restic documents (10-12 since 0.17); older versions exit 1 and say it on stderr.
 NO_REPOSITORY, LOCKED, WRONG_PASSWORD = 10, 11, 12
@@ -31,6 +33,10 @@ FAILURE_TEXT = {
     LOCKED: "the repository {repo} is locked by another restic process (or a stale lock)",
     WRONG_PASSWORD: "wrong password for the repository {repo}",
 }
+# `restic check` ends with this when it found damage (other failures: the check could not look).
+DAMAGED = "repository contains errors"
+# Its lines naming what is damaged.
+DAMAGE_LINES = ("error", "does not exist", "pack ", "tree ", "blob ", "Fatal:")
 # Backends that are not a local path: free space there cannot be seen from this device.
 REMOTE = re.compile(r"^(sftp|rest|s3|b2|azure|gs|swift|rclone):")
 
@@ -87,8 +93,8 @@ def parse_stats(stdout: str) -> tuple[int | None, int | None]:
     return answer.get("total_size"), answer.get("total_file_count")
 
 
-def failure(returncode: int, stderr: str, repository: str) -> str:
-    """What a failed restic command means, from the exit code or (before 0.17) from stderr."""
+def known_code(returncode: int, stderr: str) -> tuple[int, str]:
+    """The exit code that tells what went wrong (from stderr before 0.17) and restic's own message."""
     code = returncode
     message = ""
     for line in stderr.splitlines():
@@ -98,6 +104,12 @@ def failure(returncode: int, stderr: str, repository: str) -> str:
             code, message = exit_error.get("code", code), exit_error.get("message", "")
     if code not in FAILURE_TEXT:
         code = next((known for known, signs in STDERR_SIGNS if any(sign in stderr for sign in signs)), code)
+    return code, message
+
+
+def failure(returncode: int, stderr: str, repository: str) -> str:
+    """What a failed restic command means, from the exit code or (before 0.17) from stderr."""
+    code, message = known_code(returncode, stderr)
     text = message or next(
         (line for line in stderr.splitlines() if line.strip()), f"exit status {returncode}"
     )
@@ -212,17 +224,39 @@ def with_log(
     return facts
 
 
+def check_argv(job: ResticJob) -> list[str]:
+    """`restic check` of the repository's structure (not --read-data, which reads every pack).
+
+    It takes the exclusive lock, so it never judges a repository a backup is still writing.
+    """
+    return [job.binary, "--repo", job.repository, *password_args(job), "check"]
+
+
+def judge_check(result: CommandResult) -> Outcome:
+    """Passed, damaged (restic's "repository contains errors", with the errors) or not checked (why)."""
+    if result.returncode == 0:
+        return "passed", None
+    output = result.stdout + "\n" + result.stderr
+    if DAMAGED not in output:
+        return "not checked", failure(result.returncode, result.stderr, "")
+    errors = [line.strip() for line in output.splitlines() if any(sign in line for sign in DAMAGE_LINES)]
+    return "damaged", "; ".join(errors)
+
+
 def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
     """The job's facts from the repository, corrected by the last run's log or `backup-run` record."""
     listed = context.run(snapshots_argv(job, socket.gethostname()), timeout=300.0)
-    free = None if REMOTE.match(job.repository) else free_bytes(job.repository.removeprefix("local:"))
+    local = None if REMOTE.match(job.repository) else job.repository.removeprefix("local:")
+    free = None if local is None else free_bytes(local)
+    # Also when the listing fails: a damaged repository is often why.
+    integrity = checked(context, job.name, job.check_days, now, check_argv(job), judge_check, local)
     if listed.returncode != 0:
-        return {
+        failed = {
             # A lock (restic without --no-lock support, or a stale exclusive one) says nothing of the backup.
             "last_result": "unknown" if listed.returncode == LOCKED else "failed",
             "error": cut(failure(listed.returncode, listed.stderr, job.repository)),
-            "destination_free_bytes": free,
         }
+        return merged(failed, integrity, free)
     snapshot = newest_snapshot(listed.stdout)
     if snapshot is None:
         facts: Facts = {"last_result": "unknown", "error": "no snapshot in the repository yet"}
@@ -239,4 +273,4 @@ def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
         )
         facts = with_log(facts, snapshot, parse_backup_log(text), mtime(job.log_file))
     facts = with_run(facts, last_run(state_dir_of(context), job.name))
-    return {**facts, "destination_free_bytes": free}
+    return merged(facts, integrity, free)
