@@ -137,6 +137,8 @@ def test_a_borg_repository_with_a_truncated_segment_is_critical_repository_damag
     assert "errors found" in damaged.integrity_error
     # A fresh `borg info` cannot read the archive either: the listing fails too, and the check says why.
     assert damaged.last_result == "failed"
+    assert damaged.error and damaged.error.startswith("Data integrity error: Invalid segment entry header")
+    assert "Traceback" not in damaged.error
     status, summary = verdict(damaged, clock)
     assert status == "critical"
     assert "; repository damaged: Data integrity error: Segment entry data short read" in summary

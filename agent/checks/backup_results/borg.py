@@ -91,7 +91,13 @@ def problem(stderr: str, repository: str) -> str:
     for message in messages:
         if message.get("msgid") in FAILURE_TEXT:
             return f"{FAILURE_TEXT[message['msgid']].format(repo=repository)} ({message.get('message', '')})"
-    return "; ".join(m.get("message", "") for m in messages) or "borg gave no reason"
+    return "; ".join(texts(messages)) or "borg gave no reason"
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    """The messages' texts, without the Python traceback borg logs after an error it did not expect."""
+    found = (m.get("message", "").strip() for m in messages)
+    return [text for text in found if text and not text.startswith("Traceback (most recent call last)")]
 
 
 def run_problems(stdout: str, stderr: str) -> tuple[list[str], str | None]:
@@ -141,7 +147,7 @@ def judge_check(result: CommandResult) -> Outcome:
     if result.returncode == 0:
         return "passed", None
     messages = log_messages(result.stderr)
-    errors = [m.get("message", "").strip() for m in messages if m.get("levelname") in ("ERROR", "CRITICAL")]
+    errors = texts([m for m in messages if m.get("levelname") in ("ERROR", "CRITICAL")])
     if not any(DAMAGED in error or "integrity error" in error.lower() for error in errors):
         return "not checked", problem(result.stderr, "")
     return "damaged", "; ".join(errors)
