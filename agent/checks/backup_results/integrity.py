@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CHECKS_DIR = "backup-checks"
 # A quick check reads the repository's structure, not all its data; a remote one still takes minutes.
 CHECK_TIMEOUT = 300.0
+OUTSIDE_WINDOW_DELAY = timedelta(days=1)
 # What an integrity check said: passed, found damage, or could not look (locked, unreachable: try again).
 Outcome = tuple[Literal["passed", "damaged", "not checked"], str | None]
 
@@ -59,9 +60,18 @@ def last_check(state_dir: Path, name: str) -> IntegrityRecord | None:
         return None
 
 
-def is_due(record: IntegrityRecord | None, check_days: int, now: datetime) -> bool:
-    """An integrity check is due: enabled and never run, or the last one `check_days` or more ago."""
-    return check_days > 0 and (record is None or now - record.checked_at >= timedelta(days=check_days))
+def is_due(record: IntegrityRecord | None, check_days: int, now: datetime, maintenance: bool) -> bool:
+    """An integrity check is due: enabled and never run, or the last one `check_days` or more ago.
+
+    Outside the nightly maintenance window it waits a day longer, so it runs in the window when the PC is
+    on at night, and still runs when it is not.
+    """
+    if check_days <= 0:
+        return False
+    if record is None:
+        return True
+    delay = timedelta(0) if maintenance else OUTSIDE_WINDOW_DELAY
+    return now - record.checked_at >= timedelta(days=check_days) + delay
 
 
 def integrity_facts(record: IntegrityRecord | None) -> Facts:
@@ -100,7 +110,7 @@ def checked(
     """
     state_dir = state_dir_of(context)
     record = last_check(state_dir, name)
-    if not is_due(record, check_days, now):
+    if not is_due(record, check_days, now, context.maintenance):
         return integrity_facts(record)
     refused = foreign_owner(local_path)
     if refused:
