@@ -1,5 +1,5 @@
 """`fieldpost-agent`: run the agent service, enrol it, run checks by hand, show its status, install it,
-report a backup script's result."""
+report a backup script's result or run a restic/borg backup and report it."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import shared
-from agent.checks.backup_results import BackupResultsCheck, job_report, local_zone_name
-from agent.checks.backup_results.jobs import ScriptJob, parse_jobs
+from agent.checks import CheckContext
+from agent.checks.backup_results import BackupResultsCheck, borg, job_report, local_zone_name, restic
+from agent.checks.backup_results.jobs import BorgJob, Job, ResticJob, ScriptJob, parse_jobs
+from agent.checks.backup_results.runs import record_run, run_tool, verdict
 from agent.checks.backup_results.script import record_result
+from agent.commands import CommandNotFound
 from agent.config import CONFIG_ENV, AgentConfig, CollectorUrl, ConfigError, default_config_path, load_config
 from agent.identity import EnrolmentError, IdentityError, enrol, load_identity
 from agent.install import InstallError, install, uninstall
@@ -103,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bytes", type=whole_number, metavar="N", help="size of the backup, in bytes")
     report.add_argument("--message", metavar="TEXT",
                         help="what happened (for a failure: why; the end of the log says most)")
+
+    wrapped = commands.add_parser(
+        "backup-run", parents=[common], help="run a restic or borg backup and report how it ended",
+        description="For a restic or borg job in [[backup.jobs]] run by this PC's own scheduler (cron, a "
+                    "systemd timer, Task Scheduler): run the backup command given after `--`, pass its "
+                    "output through, record its exit status and the files it could not read, and queue "
+                    "the job's report. A run that skipped files (restic exit 3, borg exit 1) is then a "
+                    "warning, a failed run a failure, though the repository still shows the last backup. "
+                    "Exits with the backup command's own status.")
+    wrapped.add_argument("--job", required=True, metavar="NAME", help="the job's name in [[backup.jobs]]")
+    wrapped.add_argument("backup_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                         help="the backup command, e.g. -- restic backup --json /srv/data")
 
     commands.add_parser(
         "install", parents=[enrolment], help="install this PC's agent as a service: config, enrolment, start",
@@ -225,38 +240,97 @@ def _status(config: AgentConfig) -> int:
     return 0
 
 
-def _backup_report(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> int:
-    """`backup-report`: record a script job's result and queue it for the collector."""
+def _configured_job(config: AgentConfig, name: str, kinds: tuple[type, ...], example: str) -> Job | None:
+    """The backup job `name` when it is of one of `kinds`; else None after telling how to declare it."""
     jobs = parse_jobs(config.check(BackupResultsCheck.kind).settings.get("jobs") or [])
-    job = next((job for job in jobs if job.name == args.job), None)
-    if not isinstance(job, ScriptJob):
-        what = f"is a {job.tool} job" if job else "is not in the configuration"
-        print(f"fieldpost-agent: backup job {args.job!r} {what}; a script reports a job declared as\n"
-              f'  [[backup.jobs]]\n  name = "{args.job}"\n  tool = "script"\n  schedule = "daily"',
-              file=sys.stderr)
-        return EXIT_USAGE
+    job = next((job for job in jobs if job.name == name), None)
+    if isinstance(job, kinds):
+        return job
+    what = f"is a {job.tool} job" if job else "is not in the configuration"
+    print(f"fieldpost-agent: backup job {name!r} {what}; declare it as\n"
+          f'  [[backup.jobs]]\n  name = "{name}"\n  {example}\n  schedule = "daily"', file=sys.stderr)
+    return None
+
+
+def _queue_job(config: AgentConfig, signal: BackupResults, clock: Clock) -> int | str:
+    """Queue one job's report; returns the envelope number, or why it could not be queued."""
     state_dir = config.agent.state_dir
     try:
         identity = load_identity(state_dir)
+    except IdentityError as exc:
+        return str(exc)
+    try:
+        outbox = open_outbox(config, identity, clock)
+        try:
+            return outbox.put([signal])
+        finally:
+            outbox.close()
+    except (OSError, sqlite3.Error) as exc:
+        return f"cannot write to {state_dir} ({exc}): run this as the agent service's user"
+
+
+def _backup_report(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> int:
+    """`backup-report`: record a script job's result and queue it for the collector."""
+    job = _configured_job(config, args.job, (ScriptJob,), 'tool = "script"')
+    if job is None:
+        return EXIT_USAGE
+    state_dir = config.agent.state_dir
+    try:
+        load_identity(state_dir)
     except IdentityError as exc:
         print(f"fieldpost-agent: cannot report backup results: {exc}", file=sys.stderr)
         return EXIT_FAILED
     now = clock()
     try:
         facts = record_result(state_dir, job.name, args.status, now, args.bytes, args.message)
-        outbox = open_outbox(config, identity, clock)
-        try:
-            signal = BackupResults(collected_at=now, jobs=[job_report(job, local_zone_name(), facts)])
-            seq = outbox.put([signal])
-        finally:
-            outbox.close()
-    except (OSError, sqlite3.Error) as exc:
+    except OSError as exc:
         print(f"fieldpost-agent: cannot write to {state_dir} ({exc}): run this as the agent service's user",
               file=sys.stderr)
+        return EXIT_FAILED
+    seq = _queue_job(config, BackupResults(collected_at=now, jobs=[job_report(job, local_zone_name(), facts)]),
+                     clock)
+    if isinstance(seq, str):
+        print(f"fieldpost-agent: cannot report backup results: {seq}", file=sys.stderr)
         return EXIT_FAILED
     print(f"backup job {job.name!r}: {args.status} recorded and queued (envelope {seq}); "
           "the agent service sends it to the collector")
     return 0
+
+
+def _backup_run(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> int:
+    """`backup-run`: run a restic/borg backup, record how it ended and queue the job's report."""
+    argv = args.backup_command[1:] if args.backup_command[:1] == ["--"] else args.backup_command
+    if not argv:
+        print("fieldpost-agent: backup-run needs the backup command after `--`, e.g.\n"
+              "  fieldpost-agent backup-run --job NAME -- restic backup --json /srv/data", file=sys.stderr)
+        return EXIT_USAGE
+    job = _configured_job(config, args.job, (ResticJob, BorgJob), 'tool = "restic"  # or "borg"')
+    if job is None:
+        return EXIT_USAGE
+    started = clock()
+    try:
+        returncode, stdout, stderr = run_tool(argv)
+        errors, fatal = (restic if job.tool == "restic" else borg).run_problems(stdout, stderr)
+    except CommandNotFound as exc:
+        returncode, errors, fatal = 127, [], str(exc)  # the status a shell gives a missing program
+    state_dir = config.agent.state_dir
+    try:
+        record = record_run(state_dir, job.name, job.tool, returncode, started, clock(), errors, fatal)
+    except OSError as exc:
+        print(f"fieldpost-agent: cannot record the run in {state_dir} ({exc})", file=sys.stderr)
+        return returncode or EXIT_FAILED
+    check = BackupResultsCheck(CheckContext(settings={"jobs": []}, state_dir=state_dir, clock=clock))
+    now = clock()
+    signal = BackupResults(collected_at=now, jobs=[check.report(job, now, local_zone_name())])
+    seq = _queue_job(config, signal, clock)
+    outcome = f"{verdict(record)} (exit status {returncode})"
+    if isinstance(seq, str):
+        print(f"fieldpost-agent: backup job {job.name!r}: {outcome} recorded, not queued: {seq}", file=sys.stderr)
+    else:
+        print(f"fieldpost-agent: backup job {job.name!r}: {outcome} recorded and queued (envelope {seq})",
+              file=sys.stderr)
+    # A tool killed by a signal exits as a shell would report it.
+    return returncode if returncode >= 0 else 128 - returncode
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -296,6 +370,8 @@ def main(argv: Sequence[str] | None = None, clock: Clock = system_clock) -> int:
         return _status(config)
     if args.command == "backup-report":
         return _backup_report(config, args, clock)
+    if args.command == "backup-run":
+        return _backup_run(config, args, clock)
     try:
         identity = load_identity(config.agent.state_dir)
     except IdentityError as exc:

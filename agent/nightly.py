@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from agent.checks import Check
@@ -23,6 +24,7 @@ from shared.pending_reboot import PendingReboot
 log = logging.getLogger(__name__)
 
 NIGHTLY_KINDS = ("updates", "pending_reboot")
+BACKUP_KIND = "backup_results"
 
 
 def start_offset(agent_id: str, settings: MaintenanceSection) -> timedelta:
@@ -43,6 +45,7 @@ async def run_nightly(
 ) -> Decision | None:
     """One nightly run; returns the reboot decision (None when the pending_reboot check is off).
 
+    0. Run the backup_results check in maintenance mode (due repository integrity checks) and queue it.
     1. Run the updates and pending_reboot checks and queue what they found.
     2. Decide on a reboot by the policy, using the sessions the check just saw.
     3. Report the decision (as the check's `last_action`) and upload it, so the technician sees
@@ -50,6 +53,10 @@ async def run_nightly(
     4. Write down the boot being left and its reasons (so a reason the reboot does not clear stops the
        policy and is reported), then reboot, after the warning delay when users are logged on.
     """
+    backups = checks.get(BACKUP_KIND)
+    if backups is not None:
+        # Its repository integrity checks are due in the window first (and outside it only a day later).
+        outbox.put(await type(backups)(replace(backups.context, maintenance=True)).run())
     for kind in NIGHTLY_KINDS:
         check = checks.get(kind)
         if check is None:

@@ -130,6 +130,16 @@ class BackupJob(WireModel):
     error: str | None = fact(
         "What went wrong, in the tool's words where possible", default=None, max_length=2000
     )
+    integrity_checked_at: Timestamp | None = fact(
+        "When the repository's integrity was last checked (restic check, borg check); null: never",
+        "ISO 8601 timestamp",
+        default=None,
+    )
+    integrity_error: str | None = fact(
+        "What the last integrity check found damaged, in the tool's words; null when it passed",
+        default=None,
+        max_length=2000,
+    )
     detail: dict[str, str] = fact(
         "Tool-specific facts: snapshot id, archive name, image file, event id...", default_factory=dict
     )

@@ -30,6 +30,8 @@ class CheckContext:
     state_dir: Path | None = None
     # The agent's one clock: every collected_at comes from it.
     clock: Clock = system_clock
+    # True for the run in the nightly maintenance window, when heavy work that is due is best done.
+    maintenance: bool = False
 
 
 class Check:

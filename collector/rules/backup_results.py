@@ -2,7 +2,8 @@
 
 One evaluation per job, subject `backup:<job name>`, its status the worst of these findings:
 
-* critical: the last run failed; or no success within 3 periods of the schedule.
+* critical: the last run failed; the repository's integrity check (restic/borg check) found damage; or no
+  success within 3 periods of the schedule.
 * warning: late (a due run has not happened within the grace); finished with warnings; nothing added
   for N runs in a row where earlier runs did add data; total size dropped by more than X % against the
   run before; free space at the destination below a threshold.
@@ -221,6 +222,9 @@ def evaluate_job(job: BackupJob, collected_at: datetime, history: History) -> Ev
         found.append(("critical", f"last run failed: {last_line(job.error) or 'no reason given'}"))
     elif job.last_result == "warning":
         found.append(("warning", f"last run finished with warnings: {last_line(job.error) or 'no detail given'}"))
+    if job.integrity_error:
+        # When it was checked is in the details: a date in the summary would re-notify at every re-check.
+        found.append(("critical", f"repository damaged: {job.integrity_error}"))
     found += content(job, earlier, history)
     minimum = setting(history, "min_free_gib") * 2**30
     if job.destination_free_bytes is not None and job.destination_free_bytes < minimum:

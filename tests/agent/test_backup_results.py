@@ -22,6 +22,7 @@ from agent.checks.backup_results import restic as restic_provider
 from agent.checks.backup_results.eventlog import Event, events_script, parse_events
 from agent.checks.backup_results.jobs import BackupSettings, MacriumJob, parse_jobs
 from agent.checks.backup_results.macrium import event_classifier
+from agent.commands import CommandResult
 from shared.backup_results import BackupJob, BackupResults
 from tests.agent.recorded_runs import FIXTURES, Recorded
 from tests.tooling import requires_tool
@@ -65,9 +66,10 @@ def shell(
 
 @pytest.fixture(autouse=True)
 def tool_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """restic's cache and borg's state inside the test's folder, not the user's home."""
+    """restic's cache, borg's state and the agent's records inside the test's folder, not the machine's."""
     monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "restic-cache"))
     monkeypatch.setenv("BORG_BASE_DIR", str(tmp_path / "borg-home"))
+    monkeypatch.setattr("agent.config.platform_data_dir", lambda: tmp_path / "agent-state")
 
 
 @pytest.fixture
@@ -464,6 +466,16 @@ def at(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp).replace(tzinfo=UTC)
 
 
+def wsb_logs(operational: str, application: str) -> Any:
+    """A runner answering the operational log's query with one recording and the Application log's with another."""
+
+    def run(argv: Any, timeout: float = 60.0) -> CommandResult:
+        name = application if "LogName='Application'" in argv[-1] else operational
+        return CommandResult(tuple(argv), 0, (BACKUP / name).read_text(encoding="utf-8"), "")
+
+    return run
+
+
 @pytest.mark.parametrize(
     ("fixture", "result", "ended", "success", "error"),
     [
@@ -484,8 +496,7 @@ def at(stamp: str) -> datetime:
     ],
 )
 def test_it_reads_windows_server_backup_events(fixture, result, ended, success, error) -> None:
-    run = Recorded({("powershell.exe",): (f"backup/{fixture}", 0)})
-    job = only({"name": "server-image", "tool": "wsb"}, run=run)
+    job = only({"name": "server-image", "tool": "wsb"}, run=wsb_logs(fixture, "eventlog-none.json"))
     assert job.last_result == result
     assert job.last_run_ended_at == (at(ended) if ended else None)
     assert job.last_success_at == (at(success) if success else None)
@@ -503,18 +514,58 @@ def test_windows_server_backup_event_ids_mean_what_microsoft_documents(
     assert wsb.classify(Event(id=event_id, level=4, time=at("2024-05-05T21:00:00"), message="")) == result
 
 
+@pytest.mark.parametrize("event_id", [517, 521, 528, 544, 545, 546, 561, 564, 612])
+@pytest.mark.parametrize(("level", "result"), [(1, "failed"), (2, "failed"), (3, "warning"), (4, None)])
+def test_application_log_backup_events_are_judged_by_their_level(event_id: int, level: int, result) -> None:
+    event = Event(id=event_id, level=level, time=at("2024-05-05T21:00:00"), message="")
+    assert wsb.classify(event) == result
+
+
+@pytest.mark.parametrize(
+    ("operational", "application", "error_id", "ended", "success", "error"),
+    [
+        # The operational log holds the good run of the 5th; the failure of the 6th is only in Application.
+        ("wsb-success.json", "wsb-app-failed.json", "517", "2024-05-06T21:05:12.311", "2024-05-05T21:47:30.977",
+         "failed with following error code '0x807800C5' (There was a failure in preparing the backup image"),
+        # The operational log was cleared: the Application log still tells the disk was not there.
+        ("eventlog-none.json", "wsb-app-no-target.json", "561", "2024-05-07T21:00:09.004", None,
+         "failed as the backup storage location could not be found"),
+    ],
+)
+def test_a_failure_only_the_application_log_records_is_the_last_run(
+    operational, application, error_id, ended, success, error
+) -> None:
+    job = only({"name": "server-image", "tool": "wsb"}, run=wsb_logs(operational, application))
+    assert job.last_result == "failed"
+    assert job.last_run_ended_at == at(ended)
+    assert job.last_success_at == (at(success) if success else None)
+    assert job.error and error in job.error
+    assert job.detail == {"event_id": error_id, "provider": "Microsoft-Windows-Backup"}
+
+
+def test_an_application_log_failure_older_than_the_last_success_does_not_count() -> None:
+    operational = parse_events((BACKUP / "wsb-success.json").read_text(encoding="utf-8"))
+    application = parse_events((BACKUP / "wsb-app-failed.json").read_text(encoding="utf-8"))
+    older = [event for event in application if event.id == 521]
+    assert wsb.facts(operational, older)["last_result"] == "success"
+    assert wsb.facts(operational, application)["last_result"] == "failed"
+
+
 def test_it_asks_for_exactly_the_windows_server_backup_outcome_events() -> None:
     run = Recorded({("powershell.exe",): ("backup/eventlog-none.json", 0)})
     only({"name": "server-image", "tool": "wsb"}, run=run)
     script = run.calls[0][-1]
     assert "LogName='Microsoft-Windows-Backup'; Id=4,5,6,7,8,9,13,14,17,18,19,20,21,22,49,50,52" in script
+    application = run.calls[1][-1]
+    assert (
+        "LogName='Application'; Id=517,521,528,544,545,546,561,564,612; ProviderName='Microsoft-Windows-Backup'"
+        in application
+    )
     assert "ConvertTo-Json -InputObject @(" in script
 
 
 def test_a_missing_event_log_names_the_missing_software() -> None:
     def no_log(argv, timeout=60.0):
-        from agent.commands import CommandResult
-
         return CommandResult(
             tuple(argv),
             1,

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.checks import CheckContext
+from agent.checks.backup_results import BackupResultsCheck
 from agent.checks.pending_reboot import PendingRebootCheck
 from agent.config import parse_config
 from agent.nightly import run_nightly
 from agent.outbox import Outbox
+from shared.backup_results import BackupResults
 from shared.pending_reboot import PendingReboot
 from shared.wire import Envelope
 from tests.agent.test_pending_reboot import BOOT, NO_TOOLS, linux_tree, suser, touch
@@ -99,3 +101,27 @@ async def test_a_user_puts_the_reboot_off_three_nights_then_is_warned_and_it_res
 
     assert decisions == ["skip", "skip", "skip", "warn_then_reboot"]
     assert reboots == [15]
+
+
+async def test_the_nightly_run_reports_backups_in_maintenance_mode_first(tmp_path: Path) -> None:
+    # A script job needs no tool: the check reports it, run with the maintenance flag integrity checks need.
+    seen: list[bool] = []
+
+    class Backups(BackupResultsCheck):
+        def collect(self) -> list:
+            seen.append(self.context.maintenance)
+            return super().collect()
+
+    backups = Backups(CheckContext(settings={"jobs": [{"name": "nas", "tool": "script"}]}, state_dir=tmp_path))
+    outbox = Outbox(tmp_path / "outbox.sqlite3", "ag_1", "boot-1")
+
+    async def upload() -> None:
+        pass
+
+    settings = parse_config("", "agent.toml").maintenance
+    assert await run_nightly({"backup_results": backups}, outbox, upload, settings, now=lambda: NIGHT) is None
+    assert seen == [True]
+    assert backups.context.maintenance is False, "the regular runs stay as they are"
+    [(_, body)] = outbox.pending(1 << 20)
+    [signal] = Envelope.model_validate_json(body).signals
+    assert isinstance(signal, BackupResults) and signal.jobs[0].name == "nas"

@@ -340,3 +340,12 @@ async def test_a_friday_report_uploaded_on_monday_is_judged_on_friday_not_late(d
         assert response.status == 200, await response.text()
         alerts = await (await client.get("/api/v1/alerts", headers=TECH)).json()
         assert [a for a in alerts["alerts"] if a["rule"].startswith("backup_results")] == []
+
+
+def test_a_damaged_repository_is_critical_though_its_last_run_succeeded() -> None:
+    damaged = job(TUESDAY - H, integrity_checked_at=TUESDAY - 2 * H, integrity_error="pack 6167a068: does not exist")
+    found = verdict(damaged)
+    assert found.status == "critical"
+    assert found.summary == "bookkeeping (restic): repository damaged: pack 6167a068: does not exist"
+    assert found.details["integrity_checked_at"] == (TUESDAY - 2 * H).isoformat().replace("+00:00", "Z")
+    assert status(job(TUESDAY - H, integrity_checked_at=TUESDAY - 2 * H)) == "ok"

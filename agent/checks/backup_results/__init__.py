@@ -68,6 +68,12 @@ def cut(text: str) -> str:
     return text.strip()[:MAX_ERROR]
 
 
+def merged(facts: Facts, integrity: Facts, free: int | None) -> Facts:
+    """A repository job's facts with its integrity facts and the destination's free space."""
+    detail = {**facts.get("detail", {}), **integrity.get("detail", {})}
+    return {**facts, **integrity, "detail": detail, "destination_free_bytes": free}
+
+
 def job_report(job: Job, timezone: str, facts: Facts) -> BackupJob:
     """The wire entry of one job: its identity from the config plus what the provider found."""
     grace = job.grace_hours * 3600 if job.grace_hours is not None else None

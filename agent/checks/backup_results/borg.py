@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from agent.checks import CheckContext
-from agent.checks.backup_results import Facts, cut, free_bytes
+from agent.checks.backup_results import Facts, cut, free_bytes, merged
+from agent.checks.backup_results.integrity import Outcome, checked
 from agent.checks.backup_results.jobs import BorgJob, print_env_command, print_file_command
-from agent.commands import CommandNotFound
+from agent.checks.backup_results.runs import last_run, with_run
+from agent.checks.backup_results.script import state_dir_of
+from agent.commands import CommandNotFound, CommandResult
 
 WARNING_RC = 1
+# `borg check` ends with "... check, errors found." when it found damage.
+DAMAGED = "errors found"
+# A `--list` line (status letter, space, path) is progress, not a problem.
+LIST_LINE = re.compile(r"^[AMUEdbchsipx?-] \S")
 # borg --log-json message ids of the failures a technician must tell apart.
 FAILURE_TEXT = {
     "Repository.DoesNotExist": "no borg repository at {repo}",
@@ -83,7 +91,28 @@ def problem(stderr: str, repository: str) -> str:
     for message in messages:
         if message.get("msgid") in FAILURE_TEXT:
             return f"{FAILURE_TEXT[message['msgid']].format(repo=repository)} ({message.get('message', '')})"
-    return "; ".join(m.get("message", "") for m in messages) or "borg gave no reason"
+    return "; ".join(texts(messages)) or "borg gave no reason"
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    """The messages' texts, without the Python traceback borg logs after an error it did not expect."""
+    found = (m.get("message", "").strip() for m in messages)
+    return [text for text in found if text and not text.startswith("Traceback (most recent call last)")]
+
+
+def run_problems(stdout: str, stderr: str) -> tuple[list[str], str | None]:
+    """The warnings (files skipped or changed) and the error of a wrapped `borg create`."""
+    errors: list[str] = []
+    fatal: str | None = None
+    for message in log_messages(stderr):
+        text = (message.get("message") or "").strip()
+        if not text or LIST_LINE.match(text):
+            continue
+        if message.get("levelname") == "WARNING" or "[Errno" in text:
+            errors.append(text)
+        elif message.get("levelname") in ("ERROR", "CRITICAL"):
+            fatal = text
+    return errors, fatal
 
 
 def archive_facts(answer: dict[str, Any], zone: tzinfo | None = None) -> Facts:
@@ -108,24 +137,42 @@ def archive_facts(answer: dict[str, Any], zone: tzinfo | None = None) -> Facts:
     }
 
 
+def check_argv(job: BorgJob) -> list[str]:
+    """`borg check --repository-only`: the segments and index, quickly, without the passphrase."""
+    return [*environment(job), job.binary, "--log-json", "check", "--repository-only", job.repository]
+
+
+def judge_check(result: CommandResult) -> Outcome:
+    """Passed, damaged (borg's "errors found", with its errors) or not checked (locked, missing: why)."""
+    if result.returncode == 0:
+        return "passed", None
+    messages = log_messages(result.stderr)
+    errors = texts([m for m in messages if m.get("levelname") in ("ERROR", "CRITICAL")])
+    if not any(DAMAGED in error or "integrity error" in error.lower() for error in errors):
+        return "not checked", problem(result.stderr, "")
+    return "damaged", "; ".join(errors)
+
+
 def collect(job: BorgJob, context: CheckContext, now: datetime) -> Facts:
-    """The job's facts from `borg info`; rc 1 keeps the facts but warns, rc 2 and up is a failure."""
+    """The job's facts from `borg info` and the last `backup-run` record; rc 1 warns, rc 2 and up fails."""
     if shutil.which(job.binary) is None:
         # Run through `env`, a missing borg would read as a failed backup rather than a check that cannot look.
         raise CommandNotFound(f"{job.binary} is not installed or not on PATH")
     result = context.run(info_argv(job), timeout=540.0)
-    free = (
-        free_bytes(job.repository) if "://" not in job.repository and ":" not in job.repository[2:] else None
-    )
+    local = job.repository if "://" not in job.repository and ":" not in job.repository[2:] else None
+    free = None if local is None else free_bytes(local)
+    # Also when `borg info` fails: a damaged repository is often why.
+    integrity = checked(context, job.name, job.check_days, now, check_argv(job), judge_check, local)
     if result.returncode > WARNING_RC or (result.returncode and not result.stdout.strip()):
         locked = any(m.get("msgid") in LOCK_IDS for m in log_messages(result.stderr))
-        return {
+        failed = {
             # A lock says the repository is busy, not that the backup failed.
             "last_result": "unknown" if locked else "failed",
             "error": cut(problem(result.stderr, job.repository)),
-            "destination_free_bytes": free,
         }
+        return merged(failed, integrity, free)
     facts = archive_facts(json.loads(result.stdout))
     if result.returncode == WARNING_RC:
         facts |= {"last_result": "warning", "error": cut(problem(result.stderr, job.repository))}
-    return {**facts, "destination_free_bytes": free}
+    facts = with_run(facts, last_run(state_dir_of(context), job.name))
+    return merged(facts, integrity, free)

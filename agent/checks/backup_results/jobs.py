@@ -63,7 +63,16 @@ def print_file_command(path: Path) -> list[str]:
     return [sys.executable, "-c", PRINT_FILE, str(path)]
 
 
-class ResticJob(JobBase):
+class RepositoryJob(JobBase):
+    """A job backing up into a repository whose integrity the agent checks now and then."""
+
+    check_days: int = Field(
+        7, ge=0, description="Check the repository's integrity (restic check / borg check --repository-only) "
+        "every this many days; 0: never"
+    )
+
+
+class ResticJob(RepositoryJob):
     """A restic repository; the newest snapshot matching host/paths/tags is this job's last backup."""
 
     tool: Literal["restic"]
@@ -87,7 +96,7 @@ class ResticJob(JobBase):
         return self
 
 
-class BorgJob(JobBase):
+class BorgJob(RepositoryJob):
     """A borg repository; its newest archive is this job's last backup."""
 
     tool: Literal["borg"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -11,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.checks import CheckContext
-from agent.checks.backup_results import Facts, cut, free_bytes
+from agent.checks.backup_results import Facts, cut, free_bytes, merged
+from agent.checks.backup_results.integrity import Outcome, checked
 from agent.checks.backup_results.jobs import ResticJob, print_env_command
+from agent.checks.backup_results.runs import last_run, with_run
+from agent.checks.backup_results.script import state_dir_of
 from agent.checks.rootfs import mtime
+from agent.commands import CommandResult
 
 # Exit codes restic documents (10-12 since 0.17); older versions exit 1 and say it on stderr.
 NO_REPOSITORY, LOCKED, WRONG_PASSWORD = 10, 11, 12
@@ -28,6 +33,10 @@ FAILURE_TEXT = {
     LOCKED: "the repository {repo} is locked by another restic process (or a stale lock)",
     WRONG_PASSWORD: "wrong password for the repository {repo}",
 }
+# `restic check` ends with this when it found damage (other failures: the check could not look).
+DAMAGED = "repository contains errors"
+# Its lines naming what is damaged.
+DAMAGE_LINES = ("error", "does not exist", "pack ", "tree ", "blob ", "Fatal:")
 # Backends that are not a local path: free space there cannot be seen from this device.
 REMOTE = re.compile(r"^(sftp|rest|s3|b2|azure|gs|swift|rclone):")
 
@@ -84,8 +93,8 @@ def parse_stats(stdout: str) -> tuple[int | None, int | None]:
     return answer.get("total_size"), answer.get("total_file_count")
 
 
-def failure(returncode: int, stderr: str, repository: str) -> str:
-    """What a failed restic command means, from the exit code or (before 0.17) from stderr."""
+def known_code(returncode: int, stderr: str) -> tuple[int, str]:
+    """The exit code that tells what went wrong (from stderr before 0.17) and restic's own message."""
     code = returncode
     message = ""
     for line in stderr.splitlines():
@@ -95,6 +104,12 @@ def failure(returncode: int, stderr: str, repository: str) -> str:
             code, message = exit_error.get("code", code), exit_error.get("message", "")
     if code not in FAILURE_TEXT:
         code = next((known for known, signs in STDERR_SIGNS if any(sign in stderr for sign in signs)), code)
+    return code, message
+
+
+def failure(returncode: int, stderr: str, repository: str) -> str:
+    """What a failed restic command means, from the exit code or (before 0.17) from stderr."""
+    code, message = known_code(returncode, stderr)
     text = message or next(
         (line for line in stderr.splitlines() if line.strip()), f"exit status {returncode}"
     )
@@ -112,10 +127,22 @@ class BackupLog:
     exit_error: str | None = None
 
 
+def file_error(message: dict[str, Any]) -> str:
+    """One `--json` error line as text; restic < 0.17 gives {Op, Path, Err} instead of a message."""
+    error = message.get("error") or {}
+    text = error.get("message")
+    if not text and "Op" in error:
+        errno = error.get("Err")
+        text = f"{error['Op']}: {os.strerror(errno) if isinstance(errno, int) else errno}"
+    return f"{message.get('item', '')}: {text or ''}".strip(": ")
+
+
 def parse_backup_log(text: str) -> BackupLog:
-    """Summary, per-file errors and fatal error of a `restic backup --json` log; other lines are skipped."""
+    """Summary, per-file errors and fatal error of a `restic backup` log (`--json` or plain text)."""
     log = BackupLog()
     for line in text.splitlines():
+        if line.startswith("error: "):
+            log.errors.append(line.removeprefix("error: "))  # without --json, per-file errors are text
         if not line.startswith("{"):
             continue  # a line of plain text (restic before 0.17 prints fatal errors as text)
         try:
@@ -126,14 +153,19 @@ def parse_backup_log(text: str) -> BackupLog:
         if kind == "summary":
             log.summary = message
         elif kind == "error":
-            error = message.get("error") or {}
-            log.errors.append(f"{message.get('item', '')}: {error.get('message', '')}".strip(": "))
+            log.errors.append(file_error(message))
         elif kind == "exit_error":
             log.exit_error = message.get("message")
     if log.exit_error is None and log.summary is None:
         fatal = [line for line in text.splitlines() if line.startswith("Fatal:")]
         log.exit_error = fatal[-1] if fatal else None
     return log
+
+
+def run_problems(stdout: str, stderr: str) -> tuple[list[str], str | None]:
+    """The files a wrapped `restic backup` could not read and its fatal error."""
+    log = parse_backup_log(stdout + "\n" + stderr)
+    return log.errors, log.exit_error
 
 
 def same_snapshot(log: BackupLog, snapshot: dict[str, Any]) -> bool:
@@ -192,17 +224,39 @@ def with_log(
     return facts
 
 
+def check_argv(job: ResticJob) -> list[str]:
+    """`restic check` of the repository's structure (not --read-data, which reads every pack).
+
+    It takes the exclusive lock, so it never judges a repository a backup is still writing.
+    """
+    return [job.binary, "--repo", job.repository, *password_args(job), "check"]
+
+
+def judge_check(result: CommandResult) -> Outcome:
+    """Passed, damaged (restic's "repository contains errors", with the errors) or not checked (why)."""
+    if result.returncode == 0:
+        return "passed", None
+    output = result.stdout + "\n" + result.stderr
+    if DAMAGED not in output:
+        return "not checked", failure(result.returncode, result.stderr, "")
+    errors = [line.strip() for line in output.splitlines() if any(sign in line for sign in DAMAGE_LINES)]
+    return "damaged", "; ".join(errors)
+
+
 def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
-    """The job's facts from the repository and, when configured, the last run's log."""
+    """The job's facts from the repository, corrected by the last run's log or `backup-run` record."""
     listed = context.run(snapshots_argv(job, socket.gethostname()), timeout=300.0)
-    free = None if REMOTE.match(job.repository) else free_bytes(job.repository.removeprefix("local:"))
+    local = None if REMOTE.match(job.repository) else job.repository.removeprefix("local:")
+    free = None if local is None else free_bytes(local)
+    # Also when the listing fails: a damaged repository is often why.
+    integrity = checked(context, job.name, job.check_days, now, check_argv(job), judge_check, local)
     if listed.returncode != 0:
-        return {
+        failed = {
             # A lock (restic without --no-lock support, or a stale exclusive one) says nothing of the backup.
             "last_result": "unknown" if listed.returncode == LOCKED else "failed",
             "error": cut(failure(listed.returncode, listed.stderr, job.repository)),
-            "destination_free_bytes": free,
         }
+        return merged(failed, integrity, free)
     snapshot = newest_snapshot(listed.stdout)
     if snapshot is None:
         facts: Facts = {"last_result": "unknown", "error": "no snapshot in the repository yet"}
@@ -218,4 +272,5 @@ def collect(job: ResticJob, context: CheckContext, now: datetime) -> Facts:
             Path(job.log_file).read_text(encoding="utf-8", errors="replace") if job.log_file.exists() else ""
         )
         facts = with_log(facts, snapshot, parse_backup_log(text), mtime(job.log_file))
-    return {**facts, "destination_free_bytes": free}
+    facts = with_run(facts, last_run(state_dir_of(context), job.name))
+    return merged(facts, integrity, free)
