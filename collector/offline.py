@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 
 from collector.alerts import dedupe
@@ -52,9 +53,12 @@ async def announce_downtime(store: Store, settings: Settings, now: datetime) -> 
 
 
 async def sweep(
-    store: Store, settings: Settings, up_since: datetime, now: datetime, on_change: OnChange | None = None
+    store: Store, settings: Settings, availability: Availability, now: datetime, on_change: OnChange | None = None
 ) -> int:
     """Judge the devices whose silence may have changed something; returns how many feed events were added.
+
+    A sweep the database held back for a heartbeat interval or more (a write lock another process held) counts
+    as the database failing: the devices' reports were held back just as long, so the grace starts again.
 
     1. Candidates come from the database: devices silent past the limit with no offline alert open, devices
        seen again with one open, and all devices of their sites and of sites with an open site alert
@@ -66,7 +70,13 @@ async def sweep(
     grace = timedelta(seconds=settings.startup_grace_seconds)
     lifecycle = settings.alerts.lifecycle()
     published = 0
+    asked = time.monotonic()
     async with store.transaction() as tx:
+        held = time.monotonic() - asked
+        if held >= settings.heartbeat_interval_seconds:
+            now += timedelta(seconds=held)
+            availability.failed(now)
+        up_since = availability.since
         sites: dict[int, list[tuple[AgentRow, str | None, Evaluation, Expectation]]] = {}
         candidates = await tx.offline_candidates(heartbeat.RULE, heartbeat.SITE_RULE, now - offline_after)
         hours = await tx.client_hours() if candidates else {}
@@ -106,6 +116,8 @@ async def run_sweeper(
     while True:
         await asyncio.sleep(settings.offline_check_seconds)
         try:
-            await sweep(store, settings, availability.since, clock(), on_change)
-        except Exception:
+            await sweep(store, settings, availability, clock(), on_change)
+        except Exception as exc:
+            if store.is_transient(exc):
+                availability.failed(clock())
             log.exception("offline sweep failed; retrying in %s s", settings.offline_check_seconds)

@@ -56,7 +56,7 @@ async def run_until(client: TestClient, clock: Clock, until: datetime, every: ti
         for device, device_class in beating:
             await beat(client, device, device_class)
         if sweeping:
-            await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.UP_SINCE], clock.now, app[keys.ON_CHANGE])
+            await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.AVAILABILITY], clock.now, app[keys.ON_CHANGE])
         await app[keys.NOTIFIER].dispatch(clock.now)
 
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
-from collector.offline import sweep
+from collector.offline import Availability, sweep
 from collector.settings import Settings
 from tests.notify_receivers import SmtpReceiver, WebhookReceiver
 from tests.support.clock import Clock
@@ -217,7 +217,7 @@ async def test_a_silence_naming_a_signal_holds_every_rule_of_it(
     await report_free(client, agent, clock, 50)
     clock.advance(minutes=10)
     app = client.app
-    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.UP_SINCE], clock.now, app[keys.ON_CHANGE])
+    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.AVAILABILITY], clock.now, app[keys.ON_CHANGE])
     await dispatch(client, clock, minutes=1)
     alerts = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
     assert [a["rule"] for a in alerts] == ["heartbeat.offline"], "recorded"
@@ -249,7 +249,7 @@ async def test_a_failing_channel_is_retried_then_marked_broken_and_reported_else
 async def test_after_the_collector_was_down_the_feed_says_so(database: str, clock: Clock) -> None:
     settings = settings_for(database)
     async with TestClient(TestServer(create_app(settings, clock=clock))) as first:
-        await sweep(first.app[keys.STORE], settings, clock.now, clock.now)
+        await sweep(first.app[keys.STORE], settings, Availability(clock.now), clock.now)
     clock.advance(hours=2)
     async with (
         TestClient(TestServer(create_app(settings, clock=clock))) as again,
@@ -275,7 +275,7 @@ async def test_a_site_outage_is_one_notification_not_thirty(
 
     async def sweep_and_dispatch() -> None:
         app = client.app
-        await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.UP_SINCE], clock.now,
+        await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.AVAILABILITY], clock.now,
                     app[keys.ON_CHANGE])
         await dispatch(client, clock, minutes=1)
 

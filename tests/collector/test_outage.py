@@ -4,6 +4,7 @@ the collector tells agents how soon to come back, and its grace covers that; the
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,7 +44,7 @@ async def report(client: TestClient, agent: SimAgent) -> int:
 
 async def run_sweep(client: TestClient, clock: Clock) -> None:
     app = client.app
-    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.AVAILABILITY].since, clock.now, app[keys.ON_CHANGE])
+    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.AVAILABILITY], clock.now, app[keys.ON_CHANGE])
 
 
 async def offline(client: TestClient) -> list[str]:
@@ -134,3 +135,26 @@ def test_a_grace_shorter_than_the_agents_reconnection_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"startup_grace_seconds \(60\) must be at least agent_reconnect_seconds"):
         load_settings(None, startup_grace_seconds=60, agent_reconnect_seconds=90)
     assert load_settings(None, startup_grace_seconds=0, agent_reconnect_seconds=90).startup_grace_seconds == 0
+
+
+@pytest.mark.parametrize("held_seconds", [0.0, 1.5])
+async def test_a_sweep_the_database_held_back_declares_no_device_offline(
+    tmp_path: object, clock: Clock, held_seconds: float
+) -> None:
+    # Another process holds the write lock: the sweep waits for it, and so did every report meanwhile.
+    database = str(tmp_path / "collector.db")  # type: ignore[operator]
+    settings = settings_for(database).model_copy(update={"heartbeat_interval_seconds": 1})
+    async with TestClient(TestServer(create_app(settings, clock=clock))) as client:
+        agent = await enrolled(client, "PC-01")
+        assert await report(client, agent) == 200
+        clock.advance(minutes=10)  # past the start-up grace, and the device silent for 10 minutes
+        other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(held_seconds, other.close)
+        release.start()
+        try:
+            await run_sweep(client, clock)
+        finally:
+            release.join()
+        # Not held back, the silence is real: the device is offline. Held back, the grace starts again.
+        assert await offline(client) == ([] if held_seconds else ["PC-01"])

@@ -281,7 +281,7 @@ async def test_the_feed_filtered_by_a_signal_shows_every_rule_of_it(client: Test
     await report_free(client, await enrolled(client, "RECEPTION-01"), clock, 2)
     clock.advance(minutes=10)
     app = client.app
-    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.UP_SINCE], clock.now, app[keys.ON_CHANGE])
+    await sweep(app[keys.STORE], app[keys.SETTINGS], app[keys.AVAILABILITY], clock.now, app[keys.ON_CHANGE])
     offline = ["RECEPTION-01 is offline: last heartbeat 2026-11-23 09"]
     assert await feed_rows(client, "/?kind=heartbeat") == offline
     assert await feed_rows(client, "/?kind=heartbeat.offline") == offline
