@@ -207,8 +207,11 @@ def create_app(
     agents.setup(app)
     openapi.setup(app)
     app.router.add_get("/api/v1/alerts", technician.list_alerts)
-    app.router.add_get(r"/api/v1/alerts/{alert_id:\d+}", technician.alert_detail)
-    app.router.add_post(r"/api/v1/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", technician.alert_action)
+    # Ids in paths have at most 18 digits, everywhere: a longer number names no row (ids are 64-bit integers)
+    # and would overflow the database's integer type, so it is not found rather than a server error.
+    app.router.add_get(r"/api/v1/alerts/{alert_id:\d{1,18}}", technician.alert_detail)
+    app.router.add_post(r"/api/v1/alerts/{alert_id:\d{1,18}}/{action:acknowledge|snooze|resolve}",
+                        technician.alert_action)
     app.router.add_get("/api/v1/devices", technician.list_devices)
     app.router.add_get("/api/v1/clients", technician.list_clients)
     app.router.add_put("/api/v1/clients/{name}/hours", technician.set_client_hours)

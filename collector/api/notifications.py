@@ -93,4 +93,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/channels/{name}/{switch:disable|enable}", switch_channel)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", create_silence)
-    app.router.add_post(r"/api/v1/silences/{silence_id:\d+}/expire", expire_silence)
+    app.router.add_post(r"/api/v1/silences/{silence_id:\d{1,18}}/expire", expire_silence)

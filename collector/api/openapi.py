@@ -1,21 +1,33 @@
-"""The OpenAPI document of the agent API (enrolment, signed reports), generated from the pydantic models."""
+"""The collector's OpenAPI document: the agent API (enrolment, signed reports) from its pydantic models, and
+the technician API and push pings derived from the app's routes and what their handlers read."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
-from collector.access import Access, declare
+from collector.access import Access, declare, required
 from collector.api.agents import REPORTS_PATH, EnrolRequest
+from collector.api.described import path_parameters, reads
 from shared import __version__
 from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from shared.wire import ReportBatch
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
+# The whole document, built from the app's routes at its first request (the routes are fixed by then).
+DOCUMENT = web.AppKey("openapi_document", dict)
+# How each kind of route is authenticated, as OpenAPI security requirements.
+SECURITY: dict[Access, list[dict[str, list[str]]]] = {
+    Access.TECHNICIAN: [{"technicianToken": []}],
+    Access.OWNER: [{"technicianToken": []}],
+    Access.PUSH: [],
+}
 
 
 class Enrolled(BaseModel):
@@ -73,14 +85,20 @@ def _signed_headers() -> list[dict[str, Any]]:
     ]
 
 
+def _add_schema(schemas: dict[str, Any], model: type[BaseModel]) -> None:
+    """The model's JSON schema, and those it refers to, under components; a clash of names is a bug here."""
+    schema = model.model_json_schema(ref_template=REF)
+    for name, part in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+        if schemas.setdefault(name, part) != part:
+            raise ValueError(f"two models named {name} would share one OpenAPI schema")
+
+
 @functools.cache
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document: each operation, its bodies and every answer it can give."""
+def agent_document() -> dict[str, Any]:
+    """The agent API's part: each operation, its bodies and every answer it can give."""
     schemas: dict[str, Any] = {}
     for model in (ReportBatch, EnrolRequest, Enrolled, Ingested, Refusal):
-        schema = model.model_json_schema(ref_template=REF)
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
+        _add_schema(schemas, model)
     too_large = _answer("The body is larger than the collector accepts")
     return {
         "openapi": "3.1.0",
@@ -119,12 +137,70 @@ def document() -> dict[str, Any]:
     }
 
 
+def operation(route: AbstractRoute, access: Access, schemas: dict[str, Any]) -> dict[str, Any]:
+    """One technician, owner or push route as an OpenAPI operation, from its pattern and its handler's code."""
+    handler = inspect.unwrap(route.handler)
+    read = reads(route.handler)
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": f"^(?:{regex})$"}}
+                  for name, regex in path_parameters(route).items()]
+    parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                   for name in sorted(read.query)]
+    refused = {str(status): _answer(text) for status, text in (
+        (400, "A malformed value in the URL's query"), (401, "No valid technician token or session"),
+        (403, "The session's role may not do this"), (404, "What the path names does not exist"),
+        (409, "Conflicts with the current state"), (422, "Refused: names each bad field"))}
+    summary, _, description = (handler.__doc__ or "").strip().partition("\n")
+    found: dict[str, Any] = {
+        "operationId": f"{route.method.lower()}_{handler.__name__}",
+        "summary": summary.strip(),
+        "x-fieldpost-access": str(access),
+        "security": SECURITY[access],
+        "parameters": parameters,
+        "responses": {"2XX": {"description": "Done"}, **refused,
+                      "503": _answer("The database is busy or unavailable", retry=True)},
+    }
+    if description.strip():
+        found["description"] = description.strip()
+    if read.body is not None:
+        _add_schema(schemas, read.body)
+        found["requestBody"] = {"required": False, "content": _json(read.body)}
+    elif read.raw_body:
+        found["requestBody"] = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+    elif access is Access.PUSH and route.method == "POST":
+        found["requestBody"] = {"required": False, "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return found
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: the agent API, then every route under /api/v1/ a technician, the owner or a
+    backup job's push URL calls."""
+    agent = agent_document()
+    paths, schemas = dict(agent["paths"]), dict(agent["components"]["schemas"])
+    for route in app.router.routes():
+        access = required(route)
+        path = route.resource.canonical if route.resource else ""
+        if path.startswith("/api/v1/") and access in SECURITY and route.method != "HEAD":
+            paths.setdefault(path, {})[route.method.lower()] = operation(route, access, schemas)
+    info = {**agent["info"], "title": "fieldpost collector API",
+            "description": agent["info"]["description"] + " The technician API takes the technician token "
+            "(Authorization: Bearer) or a dashboard session; `x-fieldpost-access` says which role a route needs."}
+    return {**agent, "info": info, "paths": paths, "components": {
+        "schemas": schemas,
+        "securitySchemes": {"technicianToken": {"type": "http", "scheme": "bearer"}},
+    }}
+
+
 @declare(Access.PUBLIC)
 async def openapi(request: web.Request) -> web.Response:
-    """`GET /api/v1/openapi.json`: the agent API's OpenAPI document."""
-    return web.json_response(document())
+    """`GET /api/v1/openapi.json`: the collector API's OpenAPI document."""
+    built = request.app[DOCUMENT]
+    if not built:
+        built.update(document(request.app))
+    return web.json_response(built)
 
 
 def setup(app: web.Application) -> None:
     """Serve the OpenAPI document."""
+    app[DOCUMENT] = {}
     app.router.add_get(OPENAPI_PATH, openapi)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +39,7 @@ def technician(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
     """Refuse the request (401) unless it carries the technician token or a dashboard session, and (403) a
     session whose role may not do what the route needs. The token is the collector's own key: owner."""
 
+    @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         if "token" in request.query:
             # A token in the URL lands in access logs and browser history, and a link carrying it forges

@@ -11,7 +11,7 @@ from collector.alerts.actions import ActionRefused, act
 from collector.alerts.dedupe import OnChange
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
-from collector.services.inputs import Input
+from collector.services.inputs import Input, Minutes
 from collector.store import AlertRow, AlertState, Store
 from shared.clock import Clock
 
@@ -25,7 +25,7 @@ class ActionInput(Input):
     """Why (for the alert's history and the value report) and, to snooze, for how long."""
 
     note: str = Field("", max_length=2000, description="Why, for the alert's history and the value report")
-    minutes: float | None = Field(None, gt=0, description="snooze: for how long")
+    minutes: Minutes | None = Field(None, description="snooze: for how long")
 
 
 class Alerts(Service):

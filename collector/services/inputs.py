@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from collector.rules.expectations import known_zone
 from collector.services.errors import Invalid
 
 TECHNICIAN = "technician"
+# A span a technician asks for (a snooze, a silence): positive, finite, at most a year, so a date stays a date.
+MAX_MINUTES = 366 * 24 * 60
+Minutes = Annotated[float, Field(gt=0, le=MAX_MINUTES, allow_inf_nan=False)]
 
 
 class Input(BaseModel):

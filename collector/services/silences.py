@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from collector.alerts.silence import Matchers, Silence
 from collector.services.base import Service
 from collector.services.errors import Invalid, NotFound
-from collector.services.inputs import TECHNICIAN, Input, zone
+from collector.services.inputs import MAX_MINUTES, TECHNICIAN, Input, Minutes, zone
 from collector.services.views import silence_view
 
 COMMENT_LENGTH = 500
@@ -24,11 +24,11 @@ class SilenceInput(Input):
     device: str | None = None
     kind: str | None = None
     severity: Literal["warning", "critical", "unknown"] | None = None
-    minutes: float | None = Field(None, gt=0, description="one-off: from now, for this long")
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    minutes: Minutes | None = Field(None, description="one-off: from now, for this long")
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
     cron: str | None = Field(None, description="recurring: crontab, e.g. '0 22 * * 6' (Saturdays 22:00)")
-    duration_minutes: float | None = Field(None, gt=0, description="recurring: length of each window")
+    duration_minutes: Minutes | None = Field(None, description="recurring: length of each window")
     timezone: str = "UTC"
     comment: str = Field(min_length=1, max_length=COMMENT_LENGTH, description="why, for whoever wonders later")
 
@@ -58,8 +58,8 @@ class Silences(Service):
 
     async def like_alert(self, alert_id: int, minutes: float | None, comment: str, created_by: str) -> Silence:
         """Hold notifications of alerts like this one (its client, device or else site, and rule) for a while."""
-        if minutes is None:
-            raise Invalid("minutes", "choose for how long to silence")
+        if minutes is None or not 0 < minutes <= MAX_MINUTES:
+            raise Invalid("minutes", f"choose for how long to silence: up to {MAX_MINUTES} minutes (a year)")
         async with self.store.read() as tx:
             alert = await tx.alert(alert_id)
         if alert is None:

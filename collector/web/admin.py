@@ -209,6 +209,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/settings/channels/{name}/test", test_channel)
     app.router.add_post("/settings/channels/{name}/{verb:edit|disable|enable|delete}", change_channel)
     app.router.add_post("/settings/silences", create_silence)
-    app.router.add_post(r"/settings/silences/{silence_id:\d+}/expire", expire_silence)
+    app.router.add_post(r"/settings/silences/{silence_id:\d{1,18}}/expire", expire_silence)
     app.router.add_post("/settings/tokens", create_token)
     app.router.add_post(r"/settings/tokens/{token_hash:[0-9a-f]{64}}/revoke", revoke_token)

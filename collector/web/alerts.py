@@ -162,6 +162,6 @@ async def silence_like_this(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     """Register the feed and alert pages."""
     app.router.add_get("/", feed_page)
-    app.router.add_get(r"/alerts/{alert_id:\d+}", alert_page)
-    app.router.add_post(r"/alerts/{alert_id:\d+}/{action:acknowledge|snooze|resolve}", alert_action)
-    app.router.add_post(r"/alerts/{alert_id:\d+}/silence", silence_like_this)
+    app.router.add_get(r"/alerts/{alert_id:\d{1,18}}", alert_page)
+    app.router.add_post(r"/alerts/{alert_id:\d{1,18}}/{action:acknowledge|snooze|resolve}", alert_action)
+    app.router.add_post(r"/alerts/{alert_id:\d{1,18}}/silence", silence_like_this)

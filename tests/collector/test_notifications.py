@@ -226,6 +226,25 @@ async def test_a_silence_naming_a_signal_holds_every_rule_of_it(
     assert len(hook.bodies) == 1 and "offline" in hook.bodies[0]["title"]
 
 
+@pytest.mark.parametrize("wanted", [
+    {"minutes": 1e300}, {"minutes": 600_000}, {"cron": "0 2 * * *", "duration_minutes": 1e300},
+    {"starts_at": "2026-11-23T02:00:00", "ends_at": "2026-11-23T03:00:00"},
+])
+async def test_a_silence_or_snooze_of_no_real_length_is_refused_naming_the_field(
+    client: TestClient, clock: Clock, wanted: dict[str, Any]
+) -> None:
+    # Found by the technician API's fuzz run: such lengths overflowed a date and answered 500.
+    answer = await client.post("/api/v1/silences", json={**wanted, "comment": "x"}, headers=TECH)
+    assert answer.status == 422, await answer.text()
+    assert {p["field"] for p in (await answer.json())["problems"]} & {"minutes", "duration_minutes", "starts_at"}
+    agent = await enrolled(client)
+    await report_free(client, agent, clock, 2)
+    [alert] = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
+    snooze = await client.post(f"/api/v1/alerts/{alert['alert_id']}/snooze", json={"minutes": 1e300}, headers=TECH)
+    assert snooze.status == 422 and "minutes" in await snooze.text()
+    assert (await client.get("/api/v1/silences", headers=TECH)).status == 200
+
+
 async def test_a_failing_channel_is_retried_then_marked_broken_and_reported_elsewhere(
     client: TestClient, clock: Clock, hook: WebhookReceiver
 ) -> None:
