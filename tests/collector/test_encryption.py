@@ -4,6 +4,7 @@ the same through the real collector on both stores, a key-carrying document refu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -179,3 +180,23 @@ async def test_a_document_carrying_a_recovery_key_is_refused_and_the_key_kept_no
     async with store_of(client).transaction() as tx:
         assert await tx.observations(agent.agent_id, "encryption", 10) == [], "nothing of it is stored"
     assert KEY not in json.dumps(await encryption_alerts(client))
+
+
+async def test_the_value_report_counts_the_laptops_with_an_encrypted_system_disk(
+    client: TestClient, clock: Clock
+) -> None:
+    reported: list[tuple[str, DeviceClass, VolumeState | None]] = [
+        ("LAPTOP-01", "laptop", "encrypted"), ("LAPTOP-02", "laptop", "encrypted"),
+        ("LAPTOP-03", "laptop", "suspended"), ("LAPTOP-04", "laptop", None),  # never reported encryption
+        ("RECEPTION-01", "workstation", "encrypted"),
+    ]
+    for hostname, device_class, state in reported:
+        agent = await new_device(client, clock, hostname, device_class)
+        if state is not None:
+            assert (await report(client, agent, encryption(state, at=clock.now))).status == 200
+
+    response = await client.get(f"/api/v1/clients/Acme%20Tooling/report?month={clock.now:%Y-%m}", headers=TECH)
+    assert response.status == 200, await response.text()
+    tiles = dict((label.strip(), value) for value, label in
+                 re.findall(r'<div class="tile"><b>([^<]+)</b>([^<]+)</div>', await response.text()))
+    assert tiles["laptops with an encrypted system disk"] == "2 of 4"
