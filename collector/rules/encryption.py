@@ -24,7 +24,8 @@ RECOVERY_RULE = "encryption.recovery"
 RECOVERY_SUBJECT = "recovery"
 Verdict = Literal["warning", "critical", "ignore"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
-UNKNOWN_CLASS: DeviceClass = "laptop"
+# A device whose class is not known yet (an agent older than classes, a first report) is judged as a laptop.
+UNCLASSIFIED: DeviceClass = "laptop"
 MECHANISMS = {"bitlocker": "BitLocker", "filevault": "FileVault", "luks": "LUKS"}
 # Not protecting the data today, each in words for the summary.
 UNPROTECTED = {
@@ -53,7 +54,7 @@ def check_policy(values: Mapping[str, Any], where: str) -> None:
             raise ValueError(f"{where}.{key}: {value!r} is not one of {', '.join(VERDICTS)}")
 
 
-def label(signal: Encryption, volume: Volume) -> str:
+def label(volume: Volume) -> str:
     """`C:` or `laptop--vg-root (/)`: the volume as a technician finds it."""
     if volume.mount_point and volume.mount_point != volume.name:
         return f"{volume.name} ({volume.mount_point})"
@@ -73,7 +74,7 @@ def volume_details(signal: Encryption, volume: Volume | None, device_class: Devi
 
 def evaluate_system(signal: Encryption, history: History, policy: Policy) -> Evaluation:
     """The system volume against the policy for the device's class."""
-    what = history.device_class or UNKNOWN_CLASS
+    what = history.device_class or UNCLASSIFIED
     verdict: Verdict = getattr(policy, what)
     volume = signal.system_volume()
     details = volume_details(signal, volume, what)
@@ -85,13 +86,13 @@ def evaluate_system(signal: Encryption, history: History, policy: Policy) -> Eva
         why = "; ".join(signal.errors) or f"{mechanism} did not say"
         return Evaluation(RULE, SUBJECT, "unknown", f"could not tell whether the system volume is encrypted: {why}",
                           details)
-    name = label(signal, volume)
+    name = label(volume)
     if volume.state == "encrypted":
         return Evaluation(RULE, SUBJECT, "ok", f"system volume {name} is encrypted ({mechanism})", details)
     if volume.state == "encrypting":
         done = f", {volume.percent_encrypted:g}% done" if volume.percent_encrypted is not None else ""
         return Evaluation(RULE, SUBJECT, "ok", f"{mechanism} is encrypting system volume {name}{done}", details)
-    status: Status = verdict  # type: ignore[assignment]  # "ignore" returned above
+    status: Status = "critical" if verdict == "critical" else "warning"
     return Evaluation(RULE, SUBJECT, status,
                       f"{history.hostname} ({what}): system volume {name} {UNPROTECTED[volume.state]}", details)
 
@@ -101,12 +102,12 @@ def evaluate_recovery(signal: Encryption, history: History, policy: Policy) -> l
     volume = signal.system_volume()
     if volume is None or volume.recovery_protector is None or volume.state not in ("encrypted", "encrypting"):
         return []
-    details = volume_details(signal, volume, history.device_class or UNKNOWN_CLASS)
-    name = label(signal, volume)
+    details = volume_details(signal, volume, history.device_class or UNCLASSIFIED)
+    name = label(volume)
     if volume.recovery_protector or policy.recovery == "ignore":
         return [Evaluation(RECOVERY_RULE, RECOVERY_SUBJECT, "ok", f"system volume {name} has a recovery protector",
                            details)]
-    status: Status = policy.recovery
+    status: Status = "critical" if policy.recovery == "critical" else "warning"
     return [Evaluation(RECOVERY_RULE, RECOVERY_SUBJECT, status,
                        f"system volume {name} is encrypted with no recovery password or key: a failed TPM or a "
                        "forgotten password loses the data", details)]
