@@ -104,9 +104,12 @@ def evaluate_recovery(signal: Encryption, history: History, policy: Policy) -> l
         return []
     details = volume_details(signal, volume, history.device_class or UNCLASSIFIED)
     name = label(volume)
-    if volume.recovery_protector or policy.recovery == "ignore":
+    if volume.recovery_protector:
         return [Evaluation(RECOVERY_RULE, RECOVERY_SUBJECT, "ok", f"system volume {name} has a recovery protector",
                            details)]
+    if policy.recovery == "ignore":
+        return [Evaluation(RECOVERY_RULE, RECOVERY_SUBJECT, "ok", f"system volume {name} has no recovery "
+                           "protector, which the client's policy allows", details)]
     status: Status = "critical" if policy.recovery == "critical" else "warning"
     return [Evaluation(RECOVERY_RULE, RECOVERY_SUBJECT, status,
                        f"system volume {name} is encrypted with no recovery password or key: a failed TPM or a "

@@ -83,7 +83,10 @@ def test_a_system_volume_the_check_could_not_find_is_unknown_never_fine() -> Non
 def test_an_encrypted_system_volume_without_a_recovery_protector_is_a_warning() -> None:
     assert verdicts(encryption("encrypted", recovery=False))["encryption.recovery"][0] == "warning"
     assert verdicts(encryption("encrypted", recovery=True))["encryption.recovery"][0] == "ok"
-    assert verdicts(encryption("encrypted", recovery=False), recovery="ignore")["encryption.recovery"][0] == "ok"
+    assert verdicts(encryption("encrypted", recovery=False), recovery="ignore")["encryption.recovery"] == (
+        "ok", "system volume C: has no recovery protector, which the client's policy allows")
+    assert verdicts(encryption("encrypted", recovery=False), recovery="critical")["encryption.recovery"][0] == (
+        "critical")
     # Where the mechanism has no such thing (LUKS) or it could not be read, nothing is said.
     assert "encryption.recovery" not in verdicts(encryption("encrypted", recovery=None))
     assert "encryption.recovery" not in verdicts(encryption("not_encrypted", recovery=False))
