@@ -22,6 +22,7 @@ from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate,
 from collector.store import AgentRow, ObservationRow, Store, Tx
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
+from shared.device_class import DeviceClass
 from shared.wire import LEGACY_EPOCH, Heartbeat, ReportBatch
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,13 @@ class _Recent:
                 if len(mine) > spec.site_rows_per_device:
                     del site[mine[-1]]
                 del site[spec.site_rows:]
+
+
+def judged_class(agent: AgentRow, batch: ReportBatch) -> DeviceClass | None:
+    """The class rules judge the device by: the technician's override, else what the batch's latest heartbeat
+    says (a new device's first batch carries its first heartbeat), else the class stored for it."""
+    beats = [s for e in batch.envelopes for s in e.signals if isinstance(s, Heartbeat) and s.device_class]
+    return agent.class_override or (beats[-1].device_class if beats else None) or agent.reported_class
 
 
 class Ingest:
@@ -180,6 +188,7 @@ class Ingest:
         # Each stream the batch adds to, with the first sequence number it adds.
         streams: dict[str, int] = {}
         settings = self._thresholds(agent.site.client_name)
+        device_class = judged_class(agent, request.batch)
         for envelope in request.batch.envelopes:
             histories = recent.before(agent, envelope.signals)
             rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
@@ -198,7 +207,8 @@ class Ingest:
                     previous, site = histories.get(signal.kind, ((), ()))
                     # Judged when it happened: a report that waited in the outbox over a weekend is not late.
                     history = History(now=signal.collected_at, hostname=agent.hostname, previous=previous,
-                                      agent_id=agent.agent_id, settings=settings, site=site)
+                                      agent_id=agent.agent_id, settings=settings, site=site,
+                                      device_class=device_class)
                     evaluations.extend(evaluate(spec, signal, history))
         if not result.accepted:
             return result

@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.alerts.dedupe import Lifecycle
+from collector.rules.encryption import RULE as ENCRYPTION
+from collector.rules.encryption import check_policy
 from collector.rules.expectations import BusinessHours, format_days, known_zone, parse_days
 from collector.store import ClientHours
 
@@ -136,6 +138,14 @@ class Settings(BaseModel):
         if 0 < self.startup_grace_seconds < self.agent_reconnect_seconds:
             raise ValueError(f"startup_grace_seconds ({self.startup_grace_seconds}) must be at least "
                              f"agent_reconnect_seconds ({self.agent_reconnect_seconds}), or 0")
+        return self
+
+    @model_validator(mode="after")
+    def _encryption_policy_known(self) -> Settings:
+        """An encryption policy with a misspelt class or verdict would silently fall back to the default."""
+        check_policy(self.rules.get(ENCRYPTION, {}), f"rules.{ENCRYPTION}")
+        for client, kinds in self.client_rules.items():
+            check_policy(kinds.get(ENCRYPTION, {}), f"client_rules.{client!r}.{ENCRYPTION}")
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shared.backup_results import BackupResults
 from shared.base import Signal
 from shared.disk_health import DiskHealth
+from shared.encryption import Encryption
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
 from shared.updates import Updates
@@ -42,6 +43,7 @@ SIGNALS: tuple[SignalInfo, ...] = (
     SignalInfo("printer_ip_conflict", PrinterIpConflict, "Printers", ("printer_ip_conflict",)),
     SignalInfo("backup_results", BackupResults, "Backups", ("backup_results",)),
     SignalInfo("updates", Updates, "Updates", ("updates.security", "updates.package_index")),
+    SignalInfo("encryption", Encryption, "Encryption", ("encryption", "encryption.recovery")),
 )
 
 BY_NAME: dict[str, SignalInfo] = {signal.name: signal for signal in SIGNALS}

@@ -11,6 +11,7 @@ from shared.backup_results import BackupResults
 from shared.base import PRINTABLE, HardwareAddress, Int, IPInterface, IPv4, Signal, Timestamp, WireModel, fact
 from shared.device_class import DeviceClass
 from shared.disk_health import DiskHealth
+from shared.encryption import Encryption
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
 from shared.updates import Updates
@@ -108,7 +109,10 @@ class Unknown(Signal):
                       max_length=ERROR_MAX)
 
 
-KnownSignal = Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
+KnownSignal = (
+    Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
+    | Encryption
+)
 AnySignal = Annotated[KnownSignal, Field(discriminator="kind")]
 
 

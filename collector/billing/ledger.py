@@ -27,6 +27,7 @@ from collector.billing.pricing import classify, entry_shares, in_force, monthly_
 from collector.billing.report import DISK_REPLACED, ValueReport, build_value_report
 from collector.store import Tx
 from collector.store.billing_rows import ClientTax, DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
+from shared.encryption import Encryption
 
 SETTINGS_META = "billing."
 
@@ -224,4 +225,18 @@ async def load_value_report(
         notes={i.incident_id: await tx.incident_notes(i.incident_id) for i in ledger.incidents},
         backups_verified=await tx.backups_verified(ledger.client_id, since, until),
         disks_replaced=await tx.client_feed_events(client, [DISK_REPLACED], since, until),
+        laptops=await laptops_encrypted(tx, client),
     )
+
+
+async def laptops_encrypted(tx: Tx, client: str) -> tuple[int, int]:
+    """(encrypted, all) of the client's enrolled laptops, by each one's last encryption report: a laptop that
+    never reported, or whose system volume is anything but fully encrypted, is counted as not encrypted."""
+    laptops = [a for a in await tx.agents()
+               if a.site.client_name == client and not a.revoked and a.device_class == "laptop"]
+    encrypted = 0
+    for laptop in laptops:
+        for row in tx.unreadable.readable(await tx.observations(laptop.agent_id, "encryption", 1)):
+            volume = Encryption.model_validate(row.payload).system_volume()
+            encrypted += volume is not None and volume.state == "encrypted"
+    return encrypted, len(laptops)

@@ -89,6 +89,8 @@ class ValueReport:
     # One-off fees apart from the monthly contract: onboarding (a contract's first month) and project work.
     onboarding_fees: Decimal = Decimal("0.00")
     one_off_fees: Decimal = Decimal("0.00")
+    # (encrypted, all) of the client's laptops by their last encryption report; shown when it has laptops.
+    laptops_encrypted: tuple[int, int] = (0, 0)
 
     @property
     def has_contract(self) -> bool:
@@ -186,6 +188,7 @@ def build_value_report(
     notes: dict[int, list[NoteRow]],
     backups_verified: int,
     disks_replaced: list[FeedEvent],
+    laptops: tuple[int, int] = (0, 0),
 ) -> ValueReport:
     """The report for the local days `first` to `last` from a client's ledger and what the alerts recorded.
 
@@ -238,6 +241,7 @@ def build_value_report(
         reboots_completed=completed(alert_events, ledger.client, REBOOT_RULES, since, until),
         updates_completed=completed(alert_events, ledger.client, UPDATE_RULES, since, until),
         disks_replaced=disks_replaced,
+        laptops_encrypted=laptops,
         breakfix_cost=_breakfix(ledger, list(by_id.values()), ledger.entry_models(first, last)),
         contract_fees=sum((i.totals().contract for i in invoices), Decimal("0.00")),
         onboarding_fees=sum((i.totals().onboarding for i in invoices), Decimal("0.00")),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from shared.device_class import DeviceClass
 from shared.signals import SIGNALS
 from shared.wire import Signal
 
@@ -58,6 +59,8 @@ class History:
     agent_id: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
     site: tuple[SiteReport, ...] = ()
+    # The class the device is judged by (the technician's override, else its agent's); None: not known yet.
+    device_class: DeviceClass | None = None
 
 
 Rule = Callable[[Any, History], list[Evaluation]]

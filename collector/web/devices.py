@@ -171,6 +171,7 @@ async def device_page(request: web.Request) -> web.Response:
         seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
         disks = tx.unreadable.readable(await tx.observations(agent_id, "disk_health", HISTORY))
         backups = tx.unreadable.readable(await tx.observations(agent_id, "backup_results", HISTORY))
+        encryption = tx.unreadable.readable(await tx.observations(agent_id, "encryption", 1))
         streams = await tx.agent_epochs(agent_id)
     by_rule: dict[str, list[AlertRow]] = defaultdict(list)
     for alert in sorted(open_alerts, key=lambda a: (-RANK.get(a.severity, 0), a.rule, a.subject)):
@@ -182,6 +183,7 @@ async def device_page(request: web.Request) -> web.Response:
                   classes=DEVICE_CLASSES,
                   latest_disks=disks[0].payload if disks else None,
                   latest_backups=backups[0].payload.get("jobs", []) if backups else [],
+                  latest_encryption=encryption[0].payload if encryption else None,
                   charts=_charts(disks, backups),
                   unreadable=request.app[keys.STORE].unreadable.count(agent_id))
 

@@ -81,9 +81,9 @@ async def test_the_clients_page_shows_each_signal_of_each_device_at_a_glance(
     for row in page.split("<tr")[2:]:
         [hostname] = re.findall(r'<a href="/devices/[^"]+">([^<]+)</a>', row)
         rows[hostname] = re.findall(r"badge sev-(\w+)", row)
-    # Disks, Reboot, Printers, Backups, Updates
-    assert rows == {"FRONT-DESK": ["ok", "none", "none", "none", "none"],
-                    "RECEPTION-01": ["critical", "none", "none", "ok", "none"]}  # reallocating more each day
+    # Disks, Reboot, Printers, Backups, Updates, Encryption
+    assert rows == {"FRONT-DESK": ["ok", "none", "none", "none", "none", "none"],
+                    "RECEPTION-01": ["critical", "none", "none", "ok", "none", "none"]}  # reallocating more each day
 
 
 async def test_the_alert_page_shows_reasons_smart_attributes_and_the_backup_runs(

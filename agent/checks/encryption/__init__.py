@@ -1,0 +1,66 @@
+"""The encryption check: BitLocker, FileVault or LUKS state of the device's volumes, the system volume marked.
+
+Recovery keys are never read into the agent, never stored and never sent: each provider asks its tool only
+whether a recovery protector exists (BitLocker's protector *types*, `fdesetup haspersonalrecoverykey`), and the
+wire model has no field that could carry a key.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from agent.checks import Check, CheckContext
+from agent.commands import CommandResult, Runner
+from shared.base import Signal
+from shared.encryption import Encryption
+
+
+class Provider(Protocol):
+    """One platform's way of reading disk encryption."""
+
+    def collect(self, now: datetime) -> Encryption: ...
+
+
+def checked_run(run: Runner, argv: Sequence[str], timeout: float = 60.0) -> CommandResult:
+    """Run a tool (C locale, bounded by `timeout`); a non-zero exit raises with what it said, so the check
+    reports unknown rather than 'not encrypted'."""
+    result = run(argv, timeout=timeout)
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip())[:300]
+        raise RuntimeError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed ({result.returncode}): {said}")
+    return result
+
+
+def provider_for(platform: str, context: CheckContext) -> Provider:
+    """The provider for `platform` (a sys.platform value)."""
+    if platform == "win32":
+        from agent.checks.encryption.windows import BitLockerProvider
+
+        return BitLockerProvider(context)
+    if platform == "darwin":
+        from agent.checks.encryption.darwin import FileVaultProvider
+
+        return FileVaultProvider(context)
+    from agent.checks.encryption.linux import LuksProvider
+
+    return LuksProvider(context)
+
+
+class EncryptionCheck(Check):
+    """Reports each volume's encryption state and whether a recovery protector exists; never a key."""
+
+    kind: ClassVar[str] = "encryption"
+    timeout: ClassVar[float] = 120.0
+    # Encryption changes rarely, and only by someone's hand: a few times a day is enough.
+    default_interval: ClassVar[float] = 6 * 3600.0
+
+    def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
+        super().__init__(context)
+        self.provider = provider_for(platform, self.context)
+
+    def collect(self) -> list[Signal]:
+        """One encryption signal."""
+        return [self.provider.collect(self.context.clock())]
