@@ -31,6 +31,16 @@ async def test_a_device_goes_offline_when_its_agent_stops_and_resolves_when_it_r
         assert feed.count("alert.opened", agent_id=agent_id, rule="heartbeat.offline") == 1
 
 
+def delivered(collector: Collector, agent: Agent, agent_id: str) -> int:
+    """Check that the stopped agent's envelopes arrived in order, none twice, and that any that did not are
+    still in its outbox (it reports until it stops, so the last may wait for its next run); how many arrived."""
+    after = agent.outbox()
+    stored = collector.reports(agent_id)
+    assert stored == list(range(1, len(stored) + 1)), "every envelope arrived in order, none twice"
+    assert len(stored) + after.pending == after.next_seq - 1, "what did not arrive is still kept"
+    return len(stored)
+
+
 async def test_envelopes_queued_while_the_collector_is_down_all_arrive_once(
     tmp_path: Path, collector: Collector, agents: list[Agent]
 ) -> None:
@@ -45,8 +55,7 @@ async def test_envelopes_queued_while_the_collector_is_down_all_arrive_once(
     collector.start(startup_grace_seconds=30)
     wait_until(lambda: agent.outbox().pending == 0, 30, "the outbox to drain")
     agent.stop()
-    last = agent.outbox().next_seq - 1
-    assert collector.reports(agent_id) == list(range(1, last + 1)), "every envelope arrived, none twice"
+    assert delivered(collector, agent, agent_id) > before + 4
 
 
 async def test_a_killed_agent_loses_nothing_it_had_written(
@@ -66,7 +75,7 @@ async def test_a_killed_agent_loses_nothing_it_had_written(
     wait_until(lambda: set(range(1, written + 1)) <= set(collector.reports(agent_id)), 30,
                "the envelopes written before the crash to arrive")
     agent.stop()
-    assert collector.reports(agent_id) == list(range(1, agent.outbox().next_seq))
+    assert delivered(collector, agent, agent_id) >= written
 
 
 async def test_the_technician_cli_follows_the_feed(
