@@ -22,6 +22,9 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
 * `fs_missing_status` ("warning"): a filesystem mounted in an earlier report that is no longer mounted.
 * Software RAID (`/proc/mdstat`): a degraded array (members missing or failed) is critical, an inactive
   one a warning (firmware RAID containers excepted).
+* Hardware RAID (MegaRAID, through storcli/perccli) and Windows Storage Spaces: a degraded or offline volume
+  is critical, one being rebuilt a warning with its progress, an optimal one ok. A controller found whose tool
+  is missing is unknown ("cannot look"); no controller and no tool is nothing at all.
 * `fs_fill_forecast_days` (14): warn when the volume fills within this many days at the rate of the
   last `fs_forecast_window_days` (7) of reports (least-squares line through free space over time).
 """
@@ -33,7 +36,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
-from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, RaidArray, exit_bits, serial_key
+from shared.disk_health import (
+    ControllerReading,
+    ControllerVolume,
+    DiskFacts,
+    DiskHealth,
+    FilesystemFacts,
+    RaidArray,
+    exit_bits,
+    serial_key,
+)
 
 RULE = "disk_health"
 GIB = 1024**3
@@ -496,6 +508,13 @@ def evaluate_filesystem(fs: FilesystemFacts, at: datetime, history: History, th:
     return Evaluation(RULE, f"fs:{fs.mount}", _worst(s for s, _ in findings), summary, details)
 
 
+def _array_verdict(subject: str, name: str, findings: list[Finding], details: dict[str, object]) -> Evaluation:
+    """An array's verdict: the worst finding, its reasons in the summary (healthy when there are none)."""
+    reasons = [text for _, text in findings]
+    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
+    return Evaluation(RULE, subject, _worst(s for s, _ in findings), summary, {**details, "reasons": reasons})
+
+
 def evaluate_array(array: RaidArray, hostname: str) -> Evaluation:
     """One software RAID array's verdict: degraded (members missing or failed) is critical, rebuilding
     onto a new member a warning until done, an array that should run but does not a warning."""
@@ -511,11 +530,50 @@ def evaluate_array(array: RaidArray, hostname: str) -> Evaluation:
     # Firmware RAID containers (external metadata) are inactive by nature; their volumes are arrays of their own.
     if array.state.startswith("inactive") and not (array.metadata or "").startswith("external:"):
         findings.append(("warning", "inactive: the array is not running"))
-    reasons = [text for _, text in findings]
-    name = f"{array.name} ({array.level or 'container'}) on {hostname}"
-    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
-    details = {"array": array.name, "level": array.level, "members": array.members, "reasons": reasons}
-    return Evaluation(RULE, f"raid:{array.name}", _worst(s for s, _ in findings), summary, details)
+    return _array_verdict(f"raid:{array.name}", f"{array.name} ({array.level or 'container'}) on {hostname}",
+                          findings, {"array": array.name, "level": array.level, "members": array.members})
+
+
+CONTROLLER_NAMES = {"megaraid": "MegaRAID", "storage_spaces": "Storage Spaces"}
+# A hardware volume's condition as a verdict: one that lost redundancy or went offline is critical; one being
+# rebuilt onto a new disk is a warning until it is done; a state the agent does not know is unknown.
+CONDITION_STATUS: dict[str, Status] = {"optimal": "ok", "rebuilding": "warning", "degraded": "critical",
+                                       "offline": "critical", "other": "unknown"}
+
+
+def evaluate_volume(reading: ControllerReading, volume: ControllerVolume, hostname: str) -> Evaluation:
+    """One MegaRAID virtual drive's or Storage Spaces virtual disk's verdict, with the disks that are not well."""
+    findings: list[Finding] = []
+    status = CONDITION_STATUS[volume.condition]
+    if volume.condition == "rebuilding":
+        done = f" ({volume.rebuild_percent:.0f} % done)" if volume.rebuild_percent is not None else ""
+        findings.append((status, f"rebuilding{done}"))
+    elif volume.condition != "optimal":
+        findings.append((status, f"{volume.condition}: {volume.state}"))
+    unwell = [m for m in volume.members if m.state not in ("Onln", "Healthy, OK")]
+    if unwell and findings:
+        findings.append((status, "disk(s) " + ", ".join(f"{m.slot} {m.state}" for m in unwell)))
+    label = CONTROLLER_NAMES[reading.source]
+    where = f" ({volume.os_device})" if volume.os_device else ""
+    return _array_verdict(
+        f"raid:{reading.source}:{volume.name}",
+        f"{label} {volume.name}{where} ({volume.level or 'volume'}) on {hostname}",
+        findings,
+        {"array": volume.name, "level": volume.level, "state": volume.state, "condition": volume.condition,
+         "members": [m.slot for m in volume.members], "rebuild_percent": volume.rebuild_percent},
+    )
+
+
+def evaluate_controller(reading: ControllerReading, hostname: str) -> list[Evaluation]:
+    """A controller found: whether its volumes could be looked at ("cannot look" is unknown), then each volume."""
+    label = CONTROLLER_NAMES[reading.source]
+    if reading.error:
+        return [Evaluation(RULE, f"raid:{reading.source}", "unknown",
+                           f"{label} arrays on {hostname}: {reading.error}",
+                           {"detected": reading.detected, "error": reading.error, "reasons": [reading.error]})]
+    overall = Evaluation(RULE, f"raid:{reading.source}", "ok",
+                         f"{len(reading.volumes)} {label} volume(s) read on {hostname} ({reading.detected})")
+    return [overall, *(evaluate_volume(reading, volume, hostname) for volume in reading.volumes)]
 
 
 def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
@@ -541,6 +599,7 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
         *(evaluate_filesystem(fs, signal.collected_at, history, th) for fs in signal.filesystems),
         *missing_filesystems(signal, history, th),
         *(evaluate_array(array, history.hostname) for array in signal.arrays),
+        *(e for reading in signal.controllers for e in evaluate_controller(reading, history.hostname)),
     ]
 
 
