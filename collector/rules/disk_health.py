@@ -32,10 +32,10 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
+from collector.rules import AlertRule, Evaluation, History, KnownDisk, RuleSpec, Status, thresholds
 from shared.disk_health import (
     ControllerReading,
     ControllerVolume,
@@ -281,27 +281,40 @@ def evaluate_disk(disk: DiskFacts, history: History, th: Thresholds) -> Evaluati
 
 
 @dataclass
-class KnownDisk:
-    """A disk the device had: its identity as last read, and where and when."""
-
-    serial: str
-    model: str | None
-    device: str
-    seen_at: datetime
-
-
-@dataclass
 class Roster:
-    """The disks a device had, folded over its reports oldest first (the collector's memory of them).
+    """The disks a device had: stored between reports (`History.known_disks`), or, where none are stored yet,
+    folded over its reports oldest first.
 
     `known` holds the disks believed to be in the device, read or missing; `missing` those absent from the
-    newest report; `ever` every serial ever seen, so that a disk never seen before can be told apart.
+    newest report; `retired` the disks replaced by another, so that a disk never seen before can be told apart.
     """
 
     known: dict[str, KnownDisk] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
-    ever: set[str] = field(default_factory=set)
+    retired: dict[str, KnownDisk] = field(default_factory=dict)
     by_slot: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def stored(cls, disks: Iterable[KnownDisk]) -> Roster:
+        """The roster as the collector stored it after the previous report."""
+        roster = cls()
+        for disk in sorted(disks, key=lambda d: d.seen_at):
+            key = serial_key(disk.serial)
+            roster.by_slot[disk.device] = key
+            if disk.replaced_by is not None:
+                roster.retired[key] = disk
+            else:
+                roster.known[key] = disk
+                if disk.missing:
+                    roster.missing.add(key)
+        return roster
+
+    def disks(self) -> tuple[KnownDisk, ...]:
+        """The roster as the collector stores it."""
+        return (
+            *(replace(d, missing=key in self.missing, replaced_by=None) for key, d in self.known.items()),
+            *self.retired.values(),
+        )
 
     def identify(self, disk: DiskFacts) -> str | None:
         """The serial key of a disk: read from it, or, when it could not be read, the one last read in its slot."""
@@ -312,7 +325,8 @@ class Roster:
     def step(self, signal: DiskHealth) -> tuple[list[tuple[KnownDisk, DiskFacts]], list[KnownDisk]]:
         """Take in one report: (old disk, new disk) replacements, and the disks that vanished with it."""
         present = {key for disk in signal.disks if (key := self.identify(disk))}
-        fresh = [d for d in signal.disks if d.serial and serial_key(d.serial) not in self.ever]
+        fresh = [d for d in signal.disks
+                 if d.serial and serial_key(d.serial) not in self.known.keys() | self.retired.keys()]
         gone = [key for key in self.known if key not in present]
         replacements = []
         for disk in fresh:
@@ -321,26 +335,39 @@ class Roster:
             if old is not None:
                 gone.remove(old)
                 replacements.append((self.known.pop(old), disk))
+                self.retired[old] = replace(replacements[-1][0], missing=False, replaced_by=disk.serial)
                 self.missing.discard(old)
         vanished = [self.known[key] for key in gone if key not in self.missing]
         self.missing = set(gone)
         for disk in signal.disks:
             if disk.serial:
                 key = serial_key(disk.serial)
-                self.ever.add(key)
                 self.by_slot[disk.device] = key
+                self.retired.pop(key, None)  # a replaced disk put back is the device's again
                 if disk.status_read != "unknown" or key not in self.known:
                     self.known[key] = KnownDisk(disk.serial, disk.model, disk.device, signal.collected_at)
         return replacements, vanished
 
 
 def roster_of(history: History) -> Roster:
-    """The device's disks as its earlier reports show them (reports that could not look at disks say nothing)."""
+    """The device's disks before this report: as stored, or where none are stored yet (a device from before
+    they were), as its earlier reports show them (reports that could not look at disks say nothing)."""
+    if history.known_disks:
+        return Roster.stored(history.known_disks)
     roster = Roster()
     for signal in reversed(_previous_signals(history)):
         if signal.error is None:
             roster.step(signal)
     return roster
+
+
+def known_disks_after(signal: DiskHealth, history: History) -> tuple[KnownDisk, ...]:
+    """The device's disks after this report, for the collector to store (a report that could not look at the
+    disks changes nothing)."""
+    roster = roster_of(history)
+    if signal.error is None:
+        roster.step(signal)
+    return roster.disks()
 
 
 def replaced_disk(old: KnownDisk, new: DiskFacts) -> Evaluation:
@@ -604,6 +631,6 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
 
 
 # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
-SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(
+SPEC = RuleSpec(evaluate, history=24 * 8, known_disks=known_disks_after, alerts=(
     AlertRule(RULE, action="free space, or back up the disk and plan its replacement"),
 ))
