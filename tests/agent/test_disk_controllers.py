@@ -118,9 +118,16 @@ def test_disks_read_through_a_megaraid_show_the_controller_too(tmp_path):
     assert reading.error is not None and "cannot look" in reading.error
 
 
-def test_an_installed_storcli_without_a_controller_reports_nothing(tmp_path):
-    runner = RecordedRunner({VOLUMES: (MEGARAID / "storcli-no-vds.json", 0)}, missing={"smartctl"})
+@pytest.mark.parametrize("answer", ["storcli-no-vds.json", "storcli-no-controller.json"])
+def test_an_installed_storcli_without_a_controller_reports_nothing(tmp_path, answer):
+    runner = RecordedRunner({VOLUMES: (MEGARAID / answer, 0)}, missing={"smartctl"})
     assert collect(runner, tmp_path).controllers == []
+
+
+def test_a_controller_whose_tool_fails_says_why(tmp_path):
+    runner = RecordedRunner({VOLUMES: (MEGARAID / "storcli-no-controller.json", 0)}, missing={"smartctl"})
+    [reading] = collect(runner, bound_driver(tmp_path)).controllers
+    assert reading.error == "storcli64 /call/vall show all J (exit 0): storcli failed: Controller 0 not found"
 
 
 def test_storage_spaces_being_repaired_and_healthy():
@@ -140,7 +147,7 @@ def test_a_storage_space_that_lost_a_disk_is_degraded():
 def test_the_windows_check_reads_storage_spaces(tmp_path):
     runner = RecordedRunner({tuple(powershell(VIRTUAL_DISKS_SCRIPT)): (WINDOWS / "virtual_disk_degraded.json", 0)},
                             missing={"smartctl"})
-    signal = DiskHealthCheck(CheckContext(run=runner, root=tmp_path), platform="win32")
-    readings = signal.controllers([])
+    check = DiskHealthCheck(CheckContext(run=runner, root=tmp_path), platform="win32")
+    readings = check.controllers([])
     assert [(r.source, r.error, [v.condition for v in r.volumes]) for r in readings] == [
         ("storage_spaces", None, ["degraded"])]

@@ -158,6 +158,8 @@ def read_megaraid(run: Runner, timeout: float, detected: str | None) -> Controll
         try:
             volumes = parse_megaraid(answer.stdout, _rebuild_progress(run, tool, timeout))
         except ControllerOutputError as exc:
+            if detected is None:
+                return None  # installed, and says there is no controller ("Controller 0 not found")
             return ControllerReading(source="megaraid", detected=detected or tool, tool=tool,
                                      error=f"{tool} /call/vall show all J (exit {answer.returncode}): {exc}")
         if detected is None and not volumes:
