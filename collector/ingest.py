@@ -206,10 +206,14 @@ class Ingest:
                 if spec is not None:
                     previous, site = histories.get(signal.kind, ((), ()))
                     # Judged when it happened: a report that waited in the outbox over a weekend is not late.
+                    known = tuple(await tx.known_disks(agent.agent_id)) if spec.known_disks else ()
                     history = History(now=signal.collected_at, hostname=agent.hostname, previous=previous,
                                       agent_id=agent.agent_id, settings=settings, site=site,
-                                      device_class=device_class)
+                                      device_class=device_class, known_disks=known)
                     evaluations.extend(evaluate(spec, signal, history))
+                    if spec.known_disks is not None:
+                        # Kept beyond the reports the rule looks back on: a disk missing for weeks is still known.
+                        await tx.save_known_disks(agent.agent_id, spec.known_disks(signal, history))
         if not result.accepted:
             return result
         signals = [s for e in request.batch.envelopes for s in e.signals]

@@ -173,6 +173,46 @@ class RaidArray(WireModel):
     sync_percent: float | None = fact("Progress of the sync action", "percent", default=None, ge=0, le=100)
 
 
+ArrayCondition = Literal["optimal", "degraded", "rebuilding", "offline", "other"]
+
+
+class ArrayMember(WireModel):
+    """One physical disk of a hardware RAID virtual drive or a Storage Spaces virtual disk."""
+
+    slot: str = fact("Where the disk sits: enclosure:slot (MegaRAID) or the disk's Windows name")
+    state: str = fact("The controller's word for the disk: Onln, Rbld, Offln, UBad, Msng (MegaRAID); "
+                      "Windows health and operational status (Storage Spaces)")
+    model: str | None = fact("Model name", default=None)
+    rebuild_percent: float | None = fact("Progress of a rebuild onto this disk", "percent", default=None,
+                                         ge=0, le=100)
+
+
+class ControllerVolume(WireModel):
+    """One hardware RAID virtual drive (MegaRAID) or Storage Spaces virtual disk, as its tool reports it."""
+
+    name: str = fact("The volume's name: /c0/v0 (MegaRAID, with its label if set) or its FriendlyName")
+    level: str | None = fact("RAID level or resiliency (RAID1, RAID5, Mirror, Parity)", default=None)
+    state: str = fact("The tool's own words for the volume's state (Optl, Dgrd, Pdgd, OfLn; Healthy/OK ...)")
+    condition: ArrayCondition = fact(
+        "The state in common words: optimal, degraded, rebuilding (a disk being rebuilt or repaired), "
+        "offline, or other (a state the agent does not know)"
+    )
+    os_device: str | None = fact("The disk the operating system sees for it (/dev/sda)", default=None)
+    members: list[ArrayMember] = fact("Its physical disks", default_factory=list)
+    rebuild_percent: float | None = fact("Progress of the rebuild under way (the least advanced disk)",
+                                         "percent", default=None, ge=0, le=100)
+
+
+class ControllerReading(WireModel):
+    """A RAID controller or Storage Spaces the agent found, and what its tool said (or why it could not look)."""
+
+    source: Literal["megaraid", "storage_spaces"] = fact("MegaRAID (storcli/perccli) or Windows Storage Spaces")
+    detected: str = fact("Why the agent looked: the driver, disk or query that showed it is there")
+    tool: str | None = fact("The tool that was asked (storcli64, perccli64, Get-VirtualDisk)", default=None)
+    error: str | None = fact("Why its volumes could not be read, with what to do about it", default=None)
+    volumes: list[ControllerVolume] = fact("Its virtual drives / virtual disks", default_factory=list)
+
+
 class DiskHealth(Signal):
     """Disk health and filesystem space of one device, as facts; the collector's rule gives the verdict."""
 
@@ -180,6 +220,9 @@ class DiskHealth(Signal):
     disks: list[DiskFacts] = fact("Every disk found, read or not", default_factory=list)
     filesystems: list[FilesystemFacts] = fact("Every real mounted filesystem", default_factory=list)
     arrays: list[RaidArray] = fact("Software RAID arrays (Linux md, /proc/mdstat)", default_factory=list)
+    controllers: list[ControllerReading] = fact(
+        "Hardware RAID controllers (MegaRAID) and Storage Spaces found, with their volumes", default_factory=list
+    )
     error: str | None = fact(
         "Why disks could not be looked at at all (e.g. smartctl not installed), with what to do about it",
         default=None,

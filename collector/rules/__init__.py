@@ -46,11 +46,26 @@ class SiteReport:
 
 
 @dataclass(frozen=True)
+class KnownDisk:
+    """A disk a device had, as the collector stores it between reports: its identity as last read, where and
+    when; whether it is gone from the newest report, and the serial of the disk that replaced it."""
+
+    serial: str
+    model: str | None
+    device: str
+    seen_at: datetime
+    missing: bool = False
+    replaced_by: str | None = None
+
+
+@dataclass(frozen=True)
 class History:
     """What a rule may know besides the new signal: earlier signals (newest first), time, settings.
 
     `settings` holds the client's thresholds by signal kind: `settings["disk_health"]["fs_warning_free_percent"]`.
     `site` holds recent signals of the same kind from every device of the site (rules that correlate).
+    `known_disks` holds the device's disks as stored after its previous report (rules that keep them,
+    `RuleSpec.known_disks`); empty where none are stored yet.
     """
 
     now: datetime
@@ -61,6 +76,7 @@ class History:
     site: tuple[SiteReport, ...] = ()
     # The class the device is judged by (the technician's override, else its agent's); None: not known yet.
     device_class: DeviceClass | None = None
+    known_disks: tuple[KnownDisk, ...] = ()
 
 
 Rule = Callable[[Any, History], list[Evaluation]]
@@ -95,6 +111,9 @@ class RuleSpec:
     site_rows_per_device: int = 200
     site_rows: int = 5000
     alerts: tuple[AlertRule, ...] = ()
+    # The device's known disks after this signal, stored by the collector and handed back in the next
+    # report's History: what the rule remembers beyond its `history` of reports.
+    known_disks: Callable[[Any, History], tuple[KnownDisk, ...]] | None = None
 
 
 def thresholds(cls: type[T], settings: Mapping[str, Any], kind: str) -> T:

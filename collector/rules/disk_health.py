@@ -22,6 +22,9 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
 * `fs_missing_status` ("warning"): a filesystem mounted in an earlier report that is no longer mounted.
 * Software RAID (`/proc/mdstat`): a degraded array (members missing or failed) is critical, an inactive
   one a warning (firmware RAID containers excepted).
+* Hardware RAID (MegaRAID, through storcli/perccli) and Windows Storage Spaces: a degraded or offline volume
+  is critical, one being rebuilt a warning with its progress, an optimal one ok. A controller found whose tool
+  is missing is unknown ("cannot look"); no controller and no tool is nothing at all.
 * `fs_fill_forecast_days` (14): warn when the volume fills within this many days at the rate of the
   last `fs_forecast_window_days` (7) of reports (least-squares line through free space over time).
 """
@@ -29,11 +32,20 @@ Thresholds are per client: `history.settings["disk_health"]` may hold any of the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
-from shared.disk_health import DiskFacts, DiskHealth, FilesystemFacts, RaidArray, exit_bits, serial_key
+from collector.rules import AlertRule, Evaluation, History, KnownDisk, RuleSpec, Status, thresholds
+from shared.disk_health import (
+    ControllerReading,
+    ControllerVolume,
+    DiskFacts,
+    DiskHealth,
+    FilesystemFacts,
+    RaidArray,
+    exit_bits,
+    serial_key,
+)
 
 RULE = "disk_health"
 GIB = 1024**3
@@ -269,27 +281,40 @@ def evaluate_disk(disk: DiskFacts, history: History, th: Thresholds) -> Evaluati
 
 
 @dataclass
-class KnownDisk:
-    """A disk the device had: its identity as last read, and where and when."""
-
-    serial: str
-    model: str | None
-    device: str
-    seen_at: datetime
-
-
-@dataclass
 class Roster:
-    """The disks a device had, folded over its reports oldest first (the collector's memory of them).
+    """The disks a device had: stored between reports (`History.known_disks`), or, where none are stored yet,
+    folded over its reports oldest first.
 
     `known` holds the disks believed to be in the device, read or missing; `missing` those absent from the
-    newest report; `ever` every serial ever seen, so that a disk never seen before can be told apart.
+    newest report; `retired` the disks replaced by another, so that a disk never seen before can be told apart.
     """
 
     known: dict[str, KnownDisk] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
-    ever: set[str] = field(default_factory=set)
+    retired: dict[str, KnownDisk] = field(default_factory=dict)
     by_slot: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def stored(cls, disks: Iterable[KnownDisk]) -> Roster:
+        """The roster as the collector stored it after the previous report."""
+        roster = cls()
+        for disk in sorted(disks, key=lambda d: d.seen_at):
+            key = serial_key(disk.serial)
+            roster.by_slot[disk.device] = key
+            if disk.replaced_by is not None:
+                roster.retired[key] = disk
+            else:
+                roster.known[key] = disk
+                if disk.missing:
+                    roster.missing.add(key)
+        return roster
+
+    def disks(self) -> tuple[KnownDisk, ...]:
+        """The roster as the collector stores it."""
+        return (
+            *(replace(d, missing=key in self.missing, replaced_by=None) for key, d in self.known.items()),
+            *self.retired.values(),
+        )
 
     def identify(self, disk: DiskFacts) -> str | None:
         """The serial key of a disk: read from it, or, when it could not be read, the one last read in its slot."""
@@ -300,7 +325,8 @@ class Roster:
     def step(self, signal: DiskHealth) -> tuple[list[tuple[KnownDisk, DiskFacts]], list[KnownDisk]]:
         """Take in one report: (old disk, new disk) replacements, and the disks that vanished with it."""
         present = {key for disk in signal.disks if (key := self.identify(disk))}
-        fresh = [d for d in signal.disks if d.serial and serial_key(d.serial) not in self.ever]
+        fresh = [d for d in signal.disks
+                 if d.serial and serial_key(d.serial) not in self.known.keys() | self.retired.keys()]
         gone = [key for key in self.known if key not in present]
         replacements = []
         for disk in fresh:
@@ -309,26 +335,39 @@ class Roster:
             if old is not None:
                 gone.remove(old)
                 replacements.append((self.known.pop(old), disk))
+                self.retired[old] = replace(replacements[-1][0], missing=False, replaced_by=disk.serial)
                 self.missing.discard(old)
         vanished = [self.known[key] for key in gone if key not in self.missing]
         self.missing = set(gone)
         for disk in signal.disks:
             if disk.serial:
                 key = serial_key(disk.serial)
-                self.ever.add(key)
                 self.by_slot[disk.device] = key
+                self.retired.pop(key, None)  # a replaced disk put back is the device's again
                 if disk.status_read != "unknown" or key not in self.known:
                     self.known[key] = KnownDisk(disk.serial, disk.model, disk.device, signal.collected_at)
         return replacements, vanished
 
 
 def roster_of(history: History) -> Roster:
-    """The device's disks as its earlier reports show them (reports that could not look at disks say nothing)."""
+    """The device's disks before this report: as stored, or where none are stored yet (a device from before
+    they were), as its earlier reports show them (reports that could not look at disks say nothing)."""
+    if history.known_disks:
+        return Roster.stored(history.known_disks)
     roster = Roster()
     for signal in reversed(_previous_signals(history)):
         if signal.error is None:
             roster.step(signal)
     return roster
+
+
+def known_disks_after(signal: DiskHealth, history: History) -> tuple[KnownDisk, ...]:
+    """The device's disks after this report, for the collector to store (a report that could not look at the
+    disks changes nothing)."""
+    roster = roster_of(history)
+    if signal.error is None:
+        roster.step(signal)
+    return roster.disks()
 
 
 def replaced_disk(old: KnownDisk, new: DiskFacts) -> Evaluation:
@@ -496,6 +535,13 @@ def evaluate_filesystem(fs: FilesystemFacts, at: datetime, history: History, th:
     return Evaluation(RULE, f"fs:{fs.mount}", _worst(s for s, _ in findings), summary, details)
 
 
+def _array_verdict(subject: str, name: str, findings: list[Finding], details: dict[str, object]) -> Evaluation:
+    """An array's verdict: the worst finding, its reasons in the summary (healthy when there are none)."""
+    reasons = [text for _, text in findings]
+    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
+    return Evaluation(RULE, subject, _worst(s for s, _ in findings), summary, {**details, "reasons": reasons})
+
+
 def evaluate_array(array: RaidArray, hostname: str) -> Evaluation:
     """One software RAID array's verdict: degraded (members missing or failed) is critical, rebuilding
     onto a new member a warning until done, an array that should run but does not a warning."""
@@ -511,11 +557,50 @@ def evaluate_array(array: RaidArray, hostname: str) -> Evaluation:
     # Firmware RAID containers (external metadata) are inactive by nature; their volumes are arrays of their own.
     if array.state.startswith("inactive") and not (array.metadata or "").startswith("external:"):
         findings.append(("warning", "inactive: the array is not running"))
-    reasons = [text for _, text in findings]
-    name = f"{array.name} ({array.level or 'container'}) on {hostname}"
-    summary = f"{name}: {'; '.join(reasons)}" if reasons else f"{name} is healthy"
-    details = {"array": array.name, "level": array.level, "members": array.members, "reasons": reasons}
-    return Evaluation(RULE, f"raid:{array.name}", _worst(s for s, _ in findings), summary, details)
+    return _array_verdict(f"raid:{array.name}", f"{array.name} ({array.level or 'container'}) on {hostname}",
+                          findings, {"array": array.name, "level": array.level, "members": array.members})
+
+
+CONTROLLER_NAMES = {"megaraid": "MegaRAID", "storage_spaces": "Storage Spaces"}
+# A hardware volume's condition as a verdict: one that lost redundancy or went offline is critical; one being
+# rebuilt onto a new disk is a warning until it is done; a state the agent does not know is unknown.
+CONDITION_STATUS: dict[str, Status] = {"optimal": "ok", "rebuilding": "warning", "degraded": "critical",
+                                       "offline": "critical", "other": "unknown"}
+
+
+def evaluate_volume(reading: ControllerReading, volume: ControllerVolume, hostname: str) -> Evaluation:
+    """One MegaRAID virtual drive's or Storage Spaces virtual disk's verdict, with the disks that are not well."""
+    findings: list[Finding] = []
+    status = CONDITION_STATUS[volume.condition]
+    if volume.condition == "rebuilding":
+        done = f" ({volume.rebuild_percent:.0f} % done)" if volume.rebuild_percent is not None else ""
+        findings.append((status, f"rebuilding{done}"))
+    elif volume.condition != "optimal":
+        findings.append((status, f"{volume.condition}: {volume.state}"))
+    unwell = [m for m in volume.members if m.state not in ("Onln", "Healthy, OK")]
+    if unwell and findings:
+        findings.append((status, "disk(s) " + ", ".join(f"{m.slot} {m.state}" for m in unwell)))
+    label = CONTROLLER_NAMES[reading.source]
+    where = f" ({volume.os_device})" if volume.os_device else ""
+    return _array_verdict(
+        f"raid:{reading.source}:{volume.name}",
+        f"{label} {volume.name}{where} ({volume.level or 'volume'}) on {hostname}",
+        findings,
+        {"array": volume.name, "level": volume.level, "state": volume.state, "condition": volume.condition,
+         "members": [m.slot for m in volume.members], "rebuild_percent": volume.rebuild_percent},
+    )
+
+
+def evaluate_controller(reading: ControllerReading, hostname: str) -> list[Evaluation]:
+    """A controller found: whether its volumes could be looked at ("cannot look" is unknown), then each volume."""
+    label = CONTROLLER_NAMES[reading.source]
+    if reading.error:
+        return [Evaluation(RULE, f"raid:{reading.source}", "unknown",
+                           f"{label} arrays on {hostname}: {reading.error}",
+                           {"detected": reading.detected, "error": reading.error, "reasons": [reading.error]})]
+    overall = Evaluation(RULE, f"raid:{reading.source}", "ok",
+                         f"{len(reading.volumes)} {label} volume(s) read on {hostname} ({reading.detected})")
+    return [overall, *(evaluate_volume(reading, volume, hostname) for volume in reading.volumes)]
 
 
 def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
@@ -541,10 +626,11 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
         *(evaluate_filesystem(fs, signal.collected_at, history, th) for fs in signal.filesystems),
         *missing_filesystems(signal, history, th),
         *(evaluate_array(array, history.hostname) for array in signal.arrays),
+        *(e for reading in signal.controllers for e in evaluate_controller(reading, history.hostname)),
     ]
 
 
 # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
-SPEC = RuleSpec(evaluate, history=24 * 8, alerts=(
+SPEC = RuleSpec(evaluate, history=24 * 8, known_disks=known_disks_after, alerts=(
     AlertRule(RULE, action="free space, or back up the disk and plan its replacement"),
 ))

@@ -8,7 +8,7 @@ one implementation of `Tx` (`collector/store/sql.py`); the contracts are documen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
+    from collector.rules import KnownDisk
     from collector.store.account_rows import AuditEntry, EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
     from collector.store.billing_rows import (
         ClientTax,
@@ -318,6 +319,12 @@ class Tx(Protocol):
 
     async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
         """The streams the agent has reported in, newest first."""
+
+    async def known_disks(self, agent_id: str) -> list[KnownDisk]:
+        """The disks the device had as stored after its previous report (empty where none are stored)."""
+
+    async def save_known_disks(self, agent_id: str, disks: Sequence[KnownDisk]) -> None:
+        """Store the device's disks after a report, in place of those stored before."""
 
     async def touch_agent(
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from collector.alerts.silence import Matchers, Silence
 from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
+from collector.rules import KnownDisk
 from collector.store import (
     AgentRow,
     AlertOwner,
@@ -64,6 +65,7 @@ from collector.store.codec import Codec, from_json, iso_text, seconds, to_json
 from collector.store.migrate import Migration, MigrationTx
 from collector.store.unreadable import DECODE_ERRORS, Unreadable, observation_name, signal_payload
 from shared import device_class as classes
+from shared.disk_health import serial_key
 
 Dialect = Literal["sqlite", "postgresql"]
 # A row as either driver returns it: read by column name.
@@ -369,6 +371,22 @@ class SqlTx:
             "INSERT INTO agent_epochs (agent_id, epoch, first_seq, first_at) VALUES (:agent, :epoch, :seq, :at) "
             "ON CONFLICT (agent_id, epoch) DO NOTHING", agent=agent_id, epoch=epoch, seq=seq, at=at,
         ) == 1
+
+    async def known_disks(self, agent_id: str) -> list[KnownDisk]:
+        rows = await self._rows("SELECT * FROM known_disks WHERE agent_id = :agent ORDER BY last_seen_at, serial_key",
+                                agent=agent_id)
+        return [KnownDisk(row["serial"], row["model"], row["last_path"], self.codec.moment(row["last_seen_at"]),
+                          bool(row["missing"]), row["replaced_by"]) for row in rows]
+
+    async def save_known_disks(self, agent_id: str, disks: Sequence[KnownDisk]) -> None:
+        await self._run("DELETE FROM known_disks WHERE agent_id = :agent", agent=agent_id)
+        await self._run_many(
+            "INSERT INTO known_disks (agent_id, serial_key, serial, model, last_path, last_seen_at, missing, "
+            "replaced_by) VALUES (:agent, :key, :serial, :model, :path, :seen, :missing, :replaced_by)",
+            [{"agent": agent_id, "key": serial_key(d.serial), "serial": d.serial, "model": d.model,
+              "path": d.device, "seen": d.seen_at, "missing": d.missing, "replaced_by": d.replaced_by}
+             for d in disks],
+        )
 
     async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
         rows = await self._rows(

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from agent.checks import Check, CheckContext
+from agent.checks.disk_health.controllers import megaraid_detected, read_megaraid, read_storage_spaces
 from agent.checks.disk_health.filesystems import read_filesystems
 from agent.checks.disk_health.mdstat import read_arrays
 from agent.checks.disk_health.smartctl import (
@@ -21,7 +22,7 @@ from agent.checks.disk_health.smartctl import (
 from agent.checks.disk_health.windows import read_windows_disks
 from agent.commands import CommandNotFound, command_owner, working_for
 from shared.base import Signal
-from shared.disk_health import DiskFacts, DiskHealth
+from shared.disk_health import ControllerReading, DiskFacts, DiskHealth
 
 SCAN_ARGV = ("smartctl", "--scan-open", "--json")
 # Disks read at once: enough for a small server's bays, few enough not to load a controller.
@@ -65,8 +66,15 @@ class DiskHealthCheck(Check):
         arrays = read_arrays(self.context.root) if self.platform == "linux" else []
         return [
             DiskHealth(collected_at=collected_at, disks=disks, filesystems=read_filesystems(), arrays=arrays,
-                       error=error)
+                       controllers=self.controllers(disks), error=error)
         ]
+
+    def controllers(self, disks: list[DiskFacts]) -> list[ControllerReading]:
+        """The MegaRAID controller and (on Windows) Storage Spaces found, with their volumes."""
+        found = [read_megaraid(self.context.run, self.command_timeout, megaraid_detected(self.context.root, disks))]
+        if self.platform == "win32":
+            found.append(read_storage_spaces(self.context.run, self.command_timeout))
+        return [reading for reading in found if reading is not None]
 
     def smartctl_disks(self) -> list[DiskFacts]:
         """Scan for disks, then read them side by side (a hung disk costs its own 60 s, not every disk's);

@@ -111,7 +111,8 @@ def json_objects(text: str) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)]
 
 
-def _enum_name(value: Any, names: Mapping[int, str]) -> str | None:
+def enum_name(value: Any, names: Mapping[int, str]) -> str | None:
+    """A CIM enumeration's name for its number (a name PowerShell already rendered stays as it is)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -124,11 +125,11 @@ def _counter(value: Any) -> int | None:
 
 
 def _disk(disk: Mapping[str, Any], counters: Mapping[str, Any] | None) -> DiskFacts:
-    health = _enum_name(disk.get("HealthStatus"), HEALTH_STATUS)
+    health = enum_name(disk.get("HealthStatus"), HEALTH_STATUS)
     statuses = disk.get("OperationalStatus")
     if not isinstance(statuses, list):
         statuses = [] if statuses is None else [statuses]
-    media = _enum_name(disk.get("MediaType"), MEDIA_TYPE)
+    media = enum_name(disk.get("MediaType"), MEDIA_TYPE)
     spindle = _counter(disk.get("SpindleSpeed"))
     problems = []
     if counters is None:
@@ -144,7 +145,7 @@ def _disk(disk: Mapping[str, Any], counters: Mapping[str, Any] | None) -> DiskFa
     return DiskFacts(
         device=f"\\\\.\\PHYSICALDRIVE{disk.get('DeviceId')}",
         source="windows",
-        protocol=_enum_name(disk.get("BusType"), BUS_TYPE),
+        protocol=enum_name(disk.get("BusType"), BUS_TYPE),
         status_read="partial" if problems else "complete",
         read_problems=problems,
         model=(disk.get("Model") or disk.get("FriendlyName") or None),
@@ -158,7 +159,7 @@ def _disk(disk: Mapping[str, Any], counters: Mapping[str, Any] | None) -> DiskFa
         wear_percent=_counter(counters.get("Wear")),
         uncorrected_errors=uncorrected,
         windows_health=health if health in HEALTH_STATUS.values() else "Unknown",
-        windows_operational=[name for name in (_enum_name(s, OPERATIONAL_STATUS) for s in statuses) if name],
+        windows_operational=[name for name in (enum_name(s, OPERATIONAL_STATUS) for s in statuses) if name],
     )
 
 
