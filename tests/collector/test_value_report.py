@@ -278,6 +278,16 @@ async def test_the_six_month_report_lists_every_incident_with_its_alert_and_pric
         "alerts raised by monitoring (2 critical)": "5",
     }
     assert "WS-03 on 14 July 2026" in text
+    # What was caught, in the words each rule has for a business owner; never the alerts' raw summaries.
+    for sentence in (
+        "The drive C: on SRV-01 was running out of space; space was freed before it filled up.",
+        "A failing disk in WS-03 was found and replaced before it lost any data.",
+        "Updates on WS-07 finished after a restart we scheduled.",
+        "The backup “nightly-image” on SRV-01 failed; we fixed it and it runs again.",
+    ):
+        assert sentence in text, sentence
+    for alert in history.alerts.values():
+        assert alert["summary"] not in text, alert["summary"]
 
 
 async def test_a_month_report_counts_only_that_month(client: TestClient, clock: Clock) -> None:
@@ -384,3 +394,27 @@ async def test_a_break_fix_clients_report_shows_what_the_work_cost_and_makes_the
     assert "You have no service contract with us" in text
     assert "Your service contract" not in text and "What this work would have cost without a contract" not in text
     assert "1 of your requests handled" in text and "0 problems caught by monitoring and handled" in text
+
+
+async def test_hostile_text_from_an_agent_reaches_the_report_as_plain_escaped_text(
+    client: TestClient, clock: Clock
+) -> None:
+    clock.now = at(11, 3, 9)
+    agent = await test_incidents.enrol(client, "TILL-01", BAKERY)
+    await api(client, "POST", "/api/v1/rates", RATES, 201)
+    hostile = '<script>alert(1)</script>=HYPERLINK("x")\n' + "w" * 50
+    job = BackupJob(name=hostile, tool="restic", schedule="daily", last_result="failed",
+                    error="<img src=x onerror=alert(2)> " + "E" * 1900, last_run_ended_at=clock.now)
+    await send(client, agent, BackupResults(collected_at=clock.now, jobs=[job]))
+    alert = await alert_of(client, "backup_results", "TILL-01")
+    body = {"alert_id": alert["alert_id"]}
+    opened = (await api(client, "POST", "/api/v1/incidents", body, 201))["incident_id"]
+    await work(client, opened, "2026-11-03T10:00:00Z", 30)
+    clock.now = at(12, 1, 8)
+    html = await (await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-11", headers=TECH)).text()
+    assert "<script>" not in html and "<img" not in html and "E" * 100 not in html
+    assert alert["summary"] not in unescape(html)
+    sentence = (
+        "The backup \u201c&lt;script&gt;alert(1)&lt;/script&gt;=HYPERLINK(&#34;x&#34;)\u2026\u201d on TILL-01 failed."
+    )
+    assert sentence in html
