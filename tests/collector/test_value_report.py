@@ -418,3 +418,55 @@ async def test_hostile_text_from_an_agent_reaches_the_report_as_plain_escaped_te
         "The backup \u201c&lt;script&gt;alert(1)&lt;/script&gt;=HYPERLINK(&#34;x&#34;)\u2026\u201d on TILL-01 failed."
     )
     assert sentence in html
+
+
+async def problem(client: TestClient, query: str) -> str:
+    """The message the API answers a refused period with (400: the request is wrong)."""
+    response = await client.get(f"/api/v1/clients/{ACME}/report?{query}", headers=TECH)
+    assert response.status == 400, await response.text()
+    return str((await response.json())["error"])
+
+
+async def test_a_quarter_and_a_trial_period_from_the_api_and_the_cli_and_clear_errors_for_bad_ranges(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    await six_months(client, clock)
+    html = await page(client, "quarter=2026Q3")
+    text = unescape(html)
+    assert "01 July 2026 to 30 September 2026" in text
+    assert "Failing disk in WS-03" in text and "Guest Wi-Fi" in text and "Update reboot on WS-07" in text
+    assert "Server disk almost full" not in text and "Camera system restored" not in text
+    # Three months of the contract at 690.00; the onboarding fee was June's, outside the quarter.
+    assert figure(html, "Your service contract for 3 months") == "EUR 2,070.00"
+    assert "One-off onboarding fee" not in text
+    # A trial's arbitrary days: from the 8th of June (the first alert) to the 10th of October.
+    trial = unescape(await page(client, "from=2026-06-08&to=2026-10-10"))
+    assert "08 June 2026 to 10 October 2026" in trial and "Camera system restored" in trial
+    assert "Receptionist asked" not in trial
+
+    assert "YYYYQn" in await problem(client, "quarter=2026Q5")
+    assert "YYYYQn" in await problem(client, "quarter=Q3-2026")
+    assert await problem(client, "quarter=2026Q3&month=2026-07") == (
+        "give one period, not month and quarter: month, quarter, or from and to"
+    )
+    assert "to (2026-06-01) is before from (2026-11-30)" in await problem(client, "from=2026-11-30&to=2026-06-01")
+    assert "must both be dates" in await problem(client, "from=2026-06-01")
+
+    url = str(client.make_url("")).rstrip("/")
+    cli = [sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret", "report", ACME]
+    target = tmp_path / "q3.html"
+    done = await asyncio.to_thread(
+        subprocess.run, [*cli, "--quarter", "2026Q3", "--html", str(target)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "01 July 2026 to 30 September 2026" in unescape(target.read_text())
+    for wrong, said in (
+        (["--quarter", "2026Q3", "--month", "2026-07"], "give one period"),
+        (["--from", "2026-06-01"], "give one period"),
+        (["--quarter", "2026Q9"], "YYYYQn"),
+        (["--from", "2026-11-30", "--to", "2026-06-01"], "is before from"),
+    ):
+        refused = await asyncio.to_thread(
+            subprocess.run, [*cli, *wrong, "--html", str(target)], capture_output=True, text=True
+        )
+        assert refused.returncode != 0 and said in refused.stderr, (wrong, refused.stderr)
