@@ -333,7 +333,11 @@ class Billing(Service):
     async def value_report(self, client: str, first: date, last: date) -> ValueReport:
         """What was caught and done for a client between two days (both inclusive)."""
         async with self.store.read() as tx:
-            report = await load_value_report(tx, client, first, last, self.clock())
+            try:
+                report = await load_value_report(tx, client, first, last, self.clock())
+            except ValueError as exc:
+                # As with the invoice: a month that cannot be priced (no rates in force) is a 409 saying so.
+                raise Conflict(f"cannot price the report from {first} to {last}: {exc}") from None
         if report is None:
             raise NotFound(f"there is no client {client!r}")
         return report

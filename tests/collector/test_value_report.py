@@ -470,3 +470,13 @@ async def test_a_quarter_and_a_trial_period_from_the_api_and_the_cli_and_clear_e
             subprocess.run, [*cli, *wrong, "--html", str(target)], capture_output=True, text=True
         )
         assert refused.returncode != 0 and said in refused.stderr, (wrong, refused.stderr)
+
+
+async def test_a_report_that_cannot_be_priced_says_so_instead_of_failing(client: TestClient, clock: Clock) -> None:
+    clock.now = at(11, 3, 9)
+    await test_incidents.enrol(client, "TILL-01", BAKERY)
+    fix = await incident(client, "Receipt printer stopped printing", BAKERY)
+    await work(client, fix, "2026-11-03T10:00:00Z", 40, on_site=True)
+    refused = await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-11", headers=TECH)
+    assert refused.status == 409
+    assert "no break/fix rates in force on 2026-11-03" in (await refused.json())["error"]
