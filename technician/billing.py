@@ -167,10 +167,15 @@ async def void(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def report(ctx: Context, args: argparse.Namespace) -> None:
-    """`fieldpost report CLIENT --month YYYY-MM | --from DATE --to DATE [--pdf FILE] [--html FILE]`."""
-    if bool(args.month) == bool(args.first or args.last):
-        raise CliError("give --month, or --from and --to")
-    when = {"month": args.month} if args.month else {"from": args.first, "to": args.last}
+    """`fieldpost report CLIENT --month YYYY-MM | --quarter YYYYQn | --from DATE --to DATE [--pdf|--html FILE]`."""
+    given = sum(bool(x) for x in (args.month, args.quarter, args.first or args.last))
+    if given != 1 or bool(args.first) != bool(args.last):
+        raise CliError("give one period: --month YYYY-MM, --quarter YYYYQn, or --from DATE and --to DATE")
+    when = (
+        {"month": args.month} if args.month
+        else {"quarter": args.quarter} if args.quarter
+        else {"from": args.first, "to": args.last}
+    )
     path = f"/api/v1/clients/{client_path(args.client)}/report?{urllib.parse.urlencode(when)}"
     if not (args.pdf or args.html):
         raise CliError("give --pdf FILE and/or --html FILE")
@@ -276,13 +281,15 @@ def register(commands: Any) -> None:
     bill.add_argument("--format", choices=["generic", "qbo", "xero"], default="generic",
                       help="CSV layout: generic, QuickBooks Online or Xero import")
 
-    value = command(commands, "report", "a client's value report for a month or a date range",
+    value = command(commands, "report", "a client's value report for a month, a quarter or a date range",
                     examples=("fieldpost report 'Acme Tooling' --month 2026-11 --pdf acme-2026-11.pdf",
+                              "fieldpost report 'Acme Tooling' --quarter 2026Q3 --pdf acme-2026Q3.pdf",
                               "fieldpost report 'Acme Tooling' --from 2026-06-01 --to 2026-11-30 --html acme.html"),
                     func=report)
     value.add_argument("client")
     value.add_argument("--month", help="YYYY-MM")
-    value.add_argument("--from", dest="first", help="YYYY-MM-DD (with --to)")
+    value.add_argument("--quarter", help="YYYYQn, e.g. 2026Q3 (July to September)")
+    value.add_argument("--from", dest="first", help="YYYY-MM-DD (with --to): a trial period, say")
     value.add_argument("--to", dest="last", help="YYYY-MM-DD")
     value.add_argument("--pdf", metavar="FILE", help="write the PDF here")
     value.add_argument("--html", metavar="FILE", help="write the HTML page here")

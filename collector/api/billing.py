@@ -166,10 +166,11 @@ async def invoice(request: web.Request) -> web.Response:
 
 
 async def value_report(request: web.Request) -> web.Response:
-    """`GET /api/v1/clients/{client}/report?month=YYYY-MM` (or `from`/`to`) `[&format=html|pdf]`."""
+    """`GET /api/v1/clients/{client}/report?month=YYYY-MM` (or `quarter=YYYYQn`, or `from`/`to`: a trial's
+    months) `[&format=html|pdf]`."""
     query = request.query
     with query_values():
-        first, last = period(query.get("month"), query.get("from"), query.get("to"))
+        first, last = period(query.get("month"), query.get("from"), query.get("to"), query.get("quarter"))
         fmt = chosen(request, "html", REPORT_FORMATS)
     client = request.match_info["client"]
     html = render_html(await billing(request).value_report(client, first, last))

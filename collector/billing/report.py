@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from collector.billing.model import Incident, Part, TimeEntry
 from collector.billing.pricing import breakfix_equivalent, cents, visit_entry_ids
+from collector.billing.sentences import clean, client_sentence
 from collector.store import AlertRow, FeedEvent
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
 
@@ -96,6 +97,14 @@ class ValueReport:
     def has_contract(self) -> bool:
         """Whether the client paid for a contract in the period (else the report makes the case for one)."""
         return bool(self.contract_fees or self.onboarding_fees)
+
+    def sentence(self, alert: AlertRow) -> str:
+        """What the alert caught, as its rule tells a business owner (a disk swapped since counts as replaced)."""
+        replaced = any(
+            e.data.get("agent_id") == alert.agent_id and alert.subject == f"disk:{e.data.get('old_serial')}"
+            for e in self.disks_replaced
+        )
+        return client_sentence(alert, "replaced" if replaced else None)
 
     @property
     def caught(self) -> list[WorkDone]:
@@ -302,6 +311,8 @@ _ENV = Environment(
 )
 _ENV.filters["duration"] = duration
 _ENV.filters["hours"] = hours
+# Names the agent reported (a hostname): one short line of plain text.
+_ENV.filters["plain"] = clean
 
 
 def render_html(report: ValueReport) -> str:

@@ -82,6 +82,42 @@ class History:
 Rule = Callable[[Any, History], list[Evaluation]]
 
 
+Outcome = Literal["open", "resolved", "replaced"]
+
+
+@dataclass(frozen=True)
+class Caught:
+    """An alert as a rule's client sentence sees it. Every text in it is already cleaned (no control
+    characters, one line, bounded length, no leading formula sign): the agent wrote most of it."""
+
+    hostname: str
+    site: str
+    subject: str
+    critical: bool
+    details: Mapping[str, Any]
+    # What came of it: still open, resolved, or its subject replaced (a failing disk swapped out).
+    outcome: Outcome = "open"
+
+    @property
+    def device(self) -> str:
+        """The device's name, or a stand-in when the alert names none."""
+        return self.hostname or "a device"
+
+    def text(self, key: str, default: str = "") -> str:
+        """A text detail, or `default` when it is missing, empty or not a text."""
+        value = self.details.get(key)
+        return value if isinstance(value, str) and value else default
+
+    def number(self, key: str) -> int | None:
+        """A whole-number detail, or None when it is missing or not a number."""
+        value = self.details.get(key)
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    def after_subject(self, prefix: str) -> str:
+        """The subject's part after `prefix` (`disk:` of `disk:S123`), or "" when it has another prefix."""
+        return self.subject.removeprefix(prefix) if self.subject.startswith(prefix) else ""
+
+
 @dataclass(frozen=True)
 class AlertRule:
     """How the alerts of one rule behave after evaluation: data the pipeline reads, never `if rule == ...`."""
@@ -96,6 +132,9 @@ class AlertRule:
     subject: str = ""
     # What the technician should do about an alert of this rule, shown in its messages ("" where it depends).
     action: str = ""
+    # The plain sentence a business owner reads for what an alert of this rule caught (value report, invoice);
+    # None: the generic one (`collector.billing.sentences`).
+    sentence: Callable[[Caught], str] | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec, Status
 from collector.rules.pending_reboot import span
 from shared.backup_results import PERIODS, BackupJob, BackupResults, cron_trigger
 
@@ -247,11 +247,27 @@ def evaluate_job(job: BackupJob, collected_at: datetime, history: History) -> Ev
     return Evaluation(RULE, f"backup:{job.name}", status, summary, details)
 
 
+def client_sentence(c: Caught) -> str:
+    """What a business owner reads for a backup job's alert."""
+    job = c.text("name") or c.after_subject("backup:")
+    backup = f"The backup \u201c{job}\u201d on {c.device}" if job else f"A backup on {c.device}"
+    if c.text("integrity_error"):
+        what = "was found damaged when we checked it"
+    elif c.text("last_result") == "failed":
+        what = "failed"
+    elif c.critical:
+        what = "had not completed for several days"
+    else:
+        what = "needed attention"
+    fixed = "; we fixed it and it runs again" if c.outcome != "open" else ""
+    return f"{backup} {what}{fixed}."
+
+
 def evaluate(signal: BackupResults, history: History) -> list[Evaluation]:
     """One evaluation per configured job."""
     return [evaluate_job(job, signal.collected_at, history) for job in signal.jobs]
 
 
 SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
-    AlertRule(RULE, action="read the backup job's log, fix the cause and run it again"),
+    AlertRule(RULE, action="read the backup job's log, fix the cause and run it again", sentence=client_sentence),
 ))

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from collector.rules import AlertRule, Evaluation, History, KnownDisk, RuleSpec, Status, thresholds
+from collector.rules import AlertRule, Caught, Evaluation, History, KnownDisk, RuleSpec, Status, thresholds
 from shared.disk_health import (
     ControllerReading,
     ControllerVolume,
@@ -349,6 +349,25 @@ class Roster:
         return replacements, vanished
 
 
+def client_sentence(c: Caught) -> str:
+    """What a business owner reads for a disk, drive or disk-array alert."""
+    done = {"open": "", "resolved": " and put right", "replaced": " and replaced before it lost any data"}
+    if c.subject.startswith("disk:"):
+        if c.details.get("missing"):
+            return f"A disk in {c.device} stopped answering; it was found{done[c.outcome]}."
+        disk = "A failing disk" if c.critical or c.outcome == "replaced" else "A disk showing early signs of wear"
+        return f"{disk} in {c.device} was found{done[c.outcome]}."
+    if mount := c.after_subject("fs:"):
+        if c.details.get("missing"):
+            return f"The drive {mount} on {c.device} went missing; it was found{done[c.outcome]}."
+        fixed = "; space was freed before it filled up" if c.outcome != "open" else ""
+        return f"The drive {mount} on {c.device} was running out of space{fixed}."
+    if array := c.after_subject("raid:"):
+        return f"The disk array {array} on {c.device} lost a disk's protection; it was found{done[c.outcome]}."
+    ended = "; it was put right" if c.outcome != "open" else ""
+    return f"Monitoring could not read the health of the disks in {c.device}{ended}."
+
+
 def roster_of(history: History) -> Roster:
     """The device's disks before this report: as stored, or where none are stored yet (a device from before
     they were), as its earlier reports show them (reports that could not look at disks say nothing)."""
@@ -632,5 +651,5 @@ def evaluate(signal: DiskHealth, history: History) -> list[Evaluation]:
 
 # Hourly reports: a week of history for growth of bad sectors and the fill forecast.
 SPEC = RuleSpec(evaluate, history=24 * 8, known_disks=known_disks_after, alerts=(
-    AlertRule(RULE, action="free space, or back up the disk and plan its replacement"),
+    AlertRule(RULE, action="free space, or back up the disk and plan its replacement", sentence=client_sentence),
 ))

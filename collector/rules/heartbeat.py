@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec
 from collector.rules.expectations import Expectation
 from shared.wire import Heartbeat
 
@@ -116,13 +116,38 @@ def evaluate_site(
     return Evaluation(SITE_RULE, SITE_SUBJECT, "ok", f"{site}: devices are reporting", scope="site")
 
 
+def offline_sentence(c: Caught) -> str:
+    """What a business owner reads for a device that stopped reporting."""
+    back = "; it is back online" if c.outcome != "open" else ""
+    if c.critical:
+        return f"{c.device} went offline (switched off or cut off from the network){back}."
+    return f"{c.device} was not on during business hours{back}."
+
+
+def site_sentence(c: Caught) -> str:
+    """What a business owner reads for most of a site going silent at once."""
+    silent, total = c.details.get("silent"), c.number("total")
+    count = f"{len(silent)} of {total} devices" if isinstance(silent, list) and total else "Most devices"
+    at = f" at {c.site}" if c.site else ""
+    back = "; they are back online" if c.outcome != "open" else ""
+    return f"{count}{at} went offline at once, most likely a power cut or an internet outage{back}."
+
+
+def agent_sentence(c: Caught) -> str:
+    """What a business owner reads for monitoring on a device that needed a repair (refused reports, outbox)."""
+    fixed = "; it was repaired" if c.outcome != "open" else ""
+    return f"The monitoring on {c.device} needed a repair to keep reporting{fixed}."
+
+
 SPEC = RuleSpec(evaluate, alerts=(
     # One heartbeat proves the device is back; while it is offline its other alerts stay quiet.
     AlertRule(RULE, resolve_at_once=True, inhibits="device", subject=SUBJECT,
-              action="check the device has power and network, then that the fieldpost agent service runs"),
+              action="check the device has power and network, then that the fieldpost agent service runs",
+              sentence=offline_sentence),
     # While most of a site is down (power, internet), its devices' own alerts stay quiet.
     AlertRule(SITE_RULE, resolve_at_once=True, inhibits="site", subject=SITE_SUBJECT,
-              action="call the site: power cut or internet outage?"),
-    AlertRule(REFUSED_RULE, action="update the agent, or look at its outbox"),
-    AlertRule(OUTBOX_RULE, action="look at the agent's log and state directory (a damaged outbox was moved aside)"),
+              action="call the site: power cut or internet outage?", sentence=site_sentence),
+    AlertRule(REFUSED_RULE, action="update the agent, or look at its outbox", sentence=agent_sentence),
+    AlertRule(OUTBOX_RULE, action="look at the agent's log and state directory (a damaged outbox was moved aside)",
+              sentence=agent_sentence),
 ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec
 from shared.pending_reboot import InteractiveSession, PendingReboot
 
 RULE = "pending_reboot"
@@ -116,7 +116,21 @@ def evaluate_pending(signal: PendingReboot, history: History) -> Evaluation:
     return Evaluation(RULE, SUBJECT, status, summary, details)
 
 
+def reboot_sentence(c: Caught) -> str:
+    """What a business owner reads for updates waiting on a restart."""
+    if c.outcome != "open":
+        return f"Updates on {c.device} finished after a restart we scheduled."
+    return f"Updates on {c.device} are waiting for a restart, which we are arranging with you."
+
+
+def not_cleared_sentence(c: Caught) -> str:
+    """What a business owner reads for updates a restart did not finish."""
+    fixed = "; we completed them" if c.outcome != "open" else ""
+    return f"Updates on {c.device} did not finish after a restart{fixed}."
+
+
 SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
-    AlertRule(RULE, action="schedule a reboot with the user"),
-    AlertRule(NOT_CLEARED_RULE, action="reboot did not finish the updates: look at the update log"),
+    AlertRule(RULE, action="schedule a reboot with the user", sentence=reboot_sentence),
+    AlertRule(NOT_CLEARED_RULE, action="reboot did not finish the updates: look at the update log",
+              sentence=not_cleared_sentence),
 ))

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import netaddr
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec, SiteReport, thresholds
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec, SiteReport, thresholds
 from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict, SegmentKey
 
 RULE = "printer_ip_conflict"
@@ -471,6 +471,19 @@ def evaluate(signal: PrinterIpConflict, history: History) -> list[Evaluation]:
     return [replace(e, scope="site") for e in correlate(new, history.site, history.now, history.settings)]
 
 
+def client_sentence(c: Caught) -> str:
+    """What a business owner reads for two devices claiming one network address (a printer's, mostly)."""
+    queues = c.details.get("queues")
+    names = sorted({q["queue"] for q in queues if isinstance(q, dict) and isinstance(q.get("queue"), str)}
+                   if isinstance(queues, list) else set())
+    at = f" at {c.site}" if c.site else ""
+    fixed = "; we gave it an address of its own" if c.outcome != "open" else ""
+    if names:
+        return f"Another device was using the network address of the printer \u201c{names[0]}\u201d{at}, " \
+               f"so printing could fail{fixed}."
+    return f"Two devices{at} were using the same network address, so one of them could drop off the network{fixed}."
+
+
 SPEC = RuleSpec(evaluate, site_hours=SITE_HOURS, alerts=(
-    AlertRule(RULE, action="give one of the devices another address (a DHCP reservation)"),
+    AlertRule(RULE, action="give one of the devices another address (a DHCP reservation)", sentence=client_sentence),
 ))

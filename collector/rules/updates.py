@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec
 from collector.rules.pending_reboot import span
 from shared.updates import Updates
 
@@ -92,7 +92,23 @@ def evaluate(signal: Updates, history: History) -> list[Evaluation]:
     return [evaluate_security(signal, history), *evaluate_index(signal, history)]
 
 
+def security_sentence(c: Caught) -> str:
+    """What a business owner reads for security updates left waiting."""
+    count = c.number("security_count")
+    updates = f"{count} security update{'s' if count != 1 else ''}" if count else "Security updates"
+    if c.outcome != "open":
+        return f"{updates} that had been waiting on {c.device} were installed."
+    return f"{updates} are waiting to be installed on {c.device}."
+
+
+def index_sentence(c: Caught) -> str:
+    """What a business owner reads for a device that stopped looking for updates."""
+    fixed = "; it does again" if c.outcome != "open" else ""
+    return f"{c.device} had stopped checking for new updates{fixed}."
+
+
 SPEC = RuleSpec(evaluate, history=HISTORY, alerts=(
-    AlertRule(SECURITY_RULE, action="install the pending security updates"),
-    AlertRule(INDEX_RULE, action="refresh the package index (apt update) and look at why it fails"),
+    AlertRule(SECURITY_RULE, action="install the pending security updates", sentence=security_sentence),
+    AlertRule(INDEX_RULE, action="refresh the package index (apt update) and look at why it fails",
+              sentence=index_sentence),
 ))

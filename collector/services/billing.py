@@ -4,6 +4,7 @@ invoices and the value report."""
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -155,9 +156,28 @@ def month_of(text: str | None) -> date:
     return month
 
 
-def period(month: str | None, first: str | None, last: str | None) -> tuple[date, date]:
-    """A report's days: a month, or `first` to `last` (both inclusive, both given)."""
-    if first is None and last is None:
+def quarter_bounds(text: str | None) -> tuple[date, date]:
+    """`YYYYQn` (2026Q3) as its first and last day, or Invalid."""
+    match = re.fullmatch(r"(\d{4})-?[Qq]([1-4])", (text or "").strip())
+    if match is None:
+        raise Invalid("quarter", "the quarter must be YYYYQn, e.g. 2026Q3 (July to September 2026)")
+    year, number = int(match[1]), int(match[2])
+    if not FIRST_DAY.year <= year <= LAST_DAY.year:
+        raise Invalid("quarter", f"the quarter must be from {FIRST_DAY.year}Q1 to {LAST_DAY.year}Q4")
+    first = date(year, 3 * number - 2, 1)
+    return first, month_bounds(date(year, 3 * number, 1))[1]
+
+
+def period(
+    month: str | None, first: str | None, last: str | None, quarter: str | None = None
+) -> tuple[date, date]:
+    """A report's days: a month, a quarter, or `first` to `last` (both inclusive, both given): exactly one."""
+    given = [name for name, value in (("month", month), ("quarter", quarter), ("from/to", first or last)) if value]
+    if len(given) > 1:
+        raise Invalid(None, f"give one period, not {' and '.join(given)}: month, quarter, or from and to")
+    if quarter:
+        return quarter_bounds(quarter)
+    if not (first or last):
         return month_bounds(month_of(month))
     try:
         begins, ends = date.fromisoformat(first or ""), date.fromisoformat(last or "")
@@ -166,7 +186,7 @@ def period(month: str | None, first: str | None, last: str | None) -> tuple[date
     if not FIRST_DAY <= begins <= LAST_DAY or not FIRST_DAY <= ends <= LAST_DAY:
         raise Invalid(None, f"from and to must be days from {FIRST_DAY} to {LAST_DAY}")
     if ends < begins:
-        raise Invalid(None, "to is before from")
+        raise Invalid(None, f"to ({ends}) is before from ({begins}): the period runs from the earlier day")
     return begins, ends
 
 
@@ -313,7 +333,11 @@ class Billing(Service):
     async def value_report(self, client: str, first: date, last: date) -> ValueReport:
         """What was caught and done for a client between two days (both inclusive)."""
         async with self.store.read() as tx:
-            report = await load_value_report(tx, client, first, last, self.clock())
+            try:
+                report = await load_value_report(tx, client, first, last, self.clock())
+            except ValueError as exc:
+                # As with the invoice: a month that cannot be priced (no rates in force) is a 409 saying so.
+                raise Conflict(f"cannot price the report from {first} to {last}: {exc}") from None
         if report is None:
             raise NotFound(f"there is no client {client!r}")
         return report

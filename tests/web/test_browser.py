@@ -25,6 +25,7 @@ from playwright.async_api import (
 
 from collector.web.throttle import FREE_PER_ACCOUNT
 from tests.support.clock import Clock
+from tests.support.collector import TECH
 from tests.web.conftest import NAME, PASSWORD, critical_alert
 from tests.web.reports import report_week
 
@@ -33,7 +34,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 800},
-                                  "phone": {"width": 390, "height": 844}}
+                                  "phone": {"width": 390, "height": 844},
+                                  "laptop": {"width": 1366, "height": 768}}
 WAIT_MS = 10_000
 
 
@@ -300,3 +302,56 @@ async def test_a_guessed_account_says_when_to_try_again_and_lets_the_technician_
     await submit(PASSWORD)
     await expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
     await context.close()
+
+
+async def wider_than(page: Page, width: int) -> list[str]:
+    """What sticks out past `width` px: the page's scroll width, and the elements whose right edge is beyond it."""
+    return await page.evaluate(
+        """(width) => {
+            const over = [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > width + 0.5)
+                .map(e => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}`
+                          + ` ${Math.round(e.getBoundingClientRect().right)}`);
+            return document.scrollingElement.scrollWidth > width
+                ? [`scrollWidth ${document.scrollingElement.scrollWidth}`, ...over.slice(0, 8)] : [];
+        }""",
+        width,
+    )
+
+
+async def test_the_main_technician_pages_fit_a_390px_phone_and_a_1366px_laptop_without_sideways_scrolling(
+    client: TestClient, clock: Clock, browser: Browser
+) -> None:
+    rates = {"effective_from": "2020-01-01", "hourly_rate": "90.00", "minimum_minutes": 60, "increment_minutes": 15}
+    assert (await client.post("/api/v1/rates", json=rates, headers=TECH)).status == 201
+    agent = await critical_alert(client, clock)
+    await report_week(client, agent, clock)
+    alerts = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
+    opened = await client.post("/api/v1/incidents", json={"alert_id": alerts[0]["alert_id"]}, headers=TECH)
+    incident = (await opened.json())["incident_id"]
+    await client.post(f"/api/v1/incidents/{incident}/time", headers=TECH,
+                      json={"start": clock.now.isoformat(), "minutes": 45, "on_site": True, "note": "freed space"})
+    await client.post(f"/api/v1/incidents/{incident}/notes", headers=TECH,
+                      json={"text": "Moved the scanner archive to \\\\NAS01\\archive\\scans\\2019-2024 for good."})
+    month = f"{clock.now:%Y-%m}"
+    pages = {
+        "feed": "/",
+        "alert": f"/alerts/{alerts[0]['alert_id']}",
+        "incidents": "/incidents",
+        "incident": f"/incidents/{incident}",
+        "billing": f"/billing/clients/Acme%20Tooling?month={month}",
+        "value-report": f"/billing/clients/Acme%20Tooling/report?month={month}",
+    }
+    wide = {}
+    # As a phone lays pages out (a page without a viewport meta tag is drawn 980 px wide and shrunk), and a laptop.
+    for size, options in (("phone", {"is_mobile": True, "has_touch": True}), ("laptop", {})):
+        context, page = await new_page(browser, client, size, **options)
+        await log_in(page)
+        for name, path in pages.items():
+            shown = await page.goto(path)
+            assert shown is not None and shown.status == 200, path
+            await shoot(page, name, size)
+            if over := await wider_than(page, SIZES[size]["width"]):
+                wide[f"{name} at {size} width"] = over
+        await context.close()
+    assert wide == {}, "pages wider than the screen"
