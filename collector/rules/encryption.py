@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec, Status, thresholds
 from shared.device_class import DEVICE_CLASSES, DeviceClass
 from shared.encryption import Encryption, Volume
 
@@ -122,9 +122,21 @@ def evaluate(signal: Encryption, history: History) -> list[Evaluation]:
     return [evaluate_system(signal, history, policy), *evaluate_recovery(signal, history, policy)]
 
 
+def client_sentence(c: Caught) -> str:
+    """What a business owner reads for an unencrypted system disk."""
+    done = "; it is encrypted now" if c.outcome != "open" else ""
+    return f"The system disk of {c.device} was not encrypted, so a lost or stolen device would expose its data{done}."
+
+
+def recovery_sentence(c: Caught) -> str:
+    """What a business owner reads for an encrypted disk with no recovery key."""
+    done = "; a recovery key was added" if c.outcome != "open" else ""
+    return f"The encrypted disk of {c.device} had no recovery key, so a forgotten password would lose its data{done}."
+
+
 SPEC = RuleSpec(evaluate, alerts=(
     AlertRule(RULE, subject=SUBJECT, action="turn on BitLocker, FileVault or LUKS for the system volume (or "
-              "resume BitLocker protection)"),
+              "resume BitLocker protection)", sentence=client_sentence),
     AlertRule(RECOVERY_RULE, subject=RECOVERY_SUBJECT, action="add a recovery password and keep it where the "
-              "client can find it (not on the device)"),
+              "client can find it (not on the device)", sentence=recovery_sentence),
 ))

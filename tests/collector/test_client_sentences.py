@@ -66,6 +66,11 @@ CASES: list[tuple[AlertRow, Outcome | None, str]] = [
            hostname=""), "resolved",
      "Another device was using the network address of the printer \u201cReception printer\u201d at Main office, "
      "so printing could fail; we gave it an address of its own."),
+    (alert("encryption", "system-volume", {"mechanism": "bitlocker", "volume": "C:"}, hostname="LAPTOP-3"),
+     "resolved", "The system disk of LAPTOP-3 was not encrypted, so a lost or stolen device would expose its data; "
+     "it is encrypted now."),
+    (alert("encryption.recovery", "recovery", {"mechanism": "filevault"}, hostname="MACBOOK-1"), None,
+     "The encrypted disk of MACBOOK-1 had no recovery key, so a forgotten password would lose its data."),
     (alert("unknown", "disk_health", {"check": "disk_health", "error": "smartctl: not found"}), None,
      "One of the monitoring checks on BOOKKEEPER-PC stopped working."),
 ]
