@@ -11,6 +11,11 @@ import aiohttp
 
 from shared.loopback import is_loopback
 
+# An idle connection to the collector is kept this long, so that heartbeats a minute apart reuse it (no TCP
+# and TLS set-up per report); under the 75 s after which aiohttp's server and nginx close an idle one, so the
+# agent lets go first and rarely sends on a connection the other side is closing.
+KEEP_ALIVE_SECONDS = 65.0
+
 
 class InsecureTransport(ValueError):
     """The collector URL would send the agent's secrets unprotected; the message says why and what to do."""
@@ -41,6 +46,7 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext | bool:
 
 
 def collector_session(tls: ssl.SSLContext | bool, timeout: float) -> aiohttp.ClientSession:
-    """An HTTP session to the collector that verifies its certificate with `tls` (from `ssl_context`)."""
+    """An HTTP session to the collector that verifies its certificate with `tls` (from `ssl_context`) and
+    keeps its connection between requests."""
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
-                                 connector=aiohttp.TCPConnector(ssl=tls))
+                                 connector=aiohttp.TCPConnector(ssl=tls, keepalive_timeout=KEEP_ALIVE_SECONDS))

@@ -182,16 +182,24 @@ class Uploader:
         if self._session is None:
             self._session = collector_session(self.tls, self.timeout)
         try:
-            # No redirects: a redirected POST would arrive as a GET, and the signature names the path.
-            post = self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
-            async with post as resp:
-                return Answer(resp.status, await resp.text(), resp.headers.get("Retry-After"),
-                              reconnect=resp.headers.get(RECONNECT_HEADER))
+            try:
+                return await self._send(self._session, body, headers)
+            except aiohttp.ServerDisconnectedError:
+                # The kept connection was closed by the collector (or a proxy) as this was sent: once more on a
+                # new one. Safe: an envelope that did arrive is acknowledged again as a duplicate.
+                return await self._send(self._session, body, headers)
         except aiohttp.ClientSSLError as exc:
             return Answer(None, error=f"the collector's certificate is not trusted ({exc}); "
                                       "check agent.ca_file and collector_url")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Answer(None, error=str(exc) or type(exc).__name__)
+
+    async def _send(self, session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]) -> Answer:
+        """POST the body on the session's connection (kept alive between rounds) and read the answer."""
+        # No redirects: a redirected POST would arrive as a GET, and the signature names the path.
+        async with session.post(self.url, data=body, headers=headers, allow_redirects=False) as resp:
+            return Answer(resp.status, await resp.text(), resp.headers.get("Retry-After"),
+                          reconnect=resp.headers.get(RECONNECT_HEADER))
 
     def _ack(self, batch: list[tuple[int, str]], answer: Answer) -> int:
         """Delete the envelopes a 2xx answer names as accepted or duplicate; returns how many."""

@@ -492,3 +492,28 @@ async def test_an_outbox_that_cannot_delete_what_was_acknowledged_backs_off_inst
         await uploader.close()
         await rounds
     assert pending(outbox) == [1], "kept: sent again after the wait, and acknowledged as a duplicate then"
+
+
+async def test_upload_rounds_share_one_kept_alive_connection_and_a_closed_one_is_replaced(
+    outbox: Outbox, identity: Identity
+) -> None:
+    # The third request finds its kept connection closed by the collector as it is sent (as a proxy's idle
+    # timeout would): the uploader sends it again at once on a new connection, with no backoff, nothing lost.
+    ports: list[int] = []
+
+    async def reports(request: web.Request) -> web.Response:
+        ports.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        batch = ReportBatch.model_validate_json(await request.read())
+        if len(ports) == 3:
+            request.transport.close()  # type: ignore[union-attr]
+        return web.json_response({"accepted": [e.seq for e in batch.envelopes], "duplicates": []})
+
+    async with loopback_server("/api/v1/reports", reports) as url:
+        uploader = uploader_for(outbox, identity, url, Clock(T0))
+        for _ in range(4):
+            fill(outbox, 1)
+            await uploader.upload_once()
+        await uploader.close()
+    assert len(set(ports[:3])) == 1, "rounds reuse the connection"
+    assert len(ports) == 5 and ports[3] != ports[2] and ports[4] == ports[3]
+    assert pending(outbox) == [] and uploader.failures == 0 and not uploader.waiting()
