@@ -47,8 +47,12 @@ faults: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Every benchmark, one after the other (several minutes): each prints its figures, medians of a few rounds.
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.silent_sweep
+	$(BIN)/python -m bench.agent_footprint
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache *.egg-info
