@@ -17,14 +17,11 @@ from pydantic import TypeAdapter, ValidationError
 
 import shared
 from agent.checks import CheckContext
-from agent.checks.backup_results import BackupResultsCheck, borg, job_report, local_zone_name, restic
+from agent.checks.backup_results import BackupResultsCheck, job_report, local_zone_name
 from agent.checks.backup_results.jobs import BorgJob, Job, ResticJob, ScriptJob, parse_jobs
-from agent.checks.backup_results.runs import record_run, run_tool, verdict
-from agent.checks.backup_results.script import record_result
 from agent.commands import CommandNotFound
 from agent.config import CONFIG_ENV, AgentConfig, CollectorUrl, ConfigError, default_config_path, load_config
 from agent.identity import EnrolmentError, IdentityError, enrol, load_identity
-from agent.install import InstallError, install, uninstall
 from agent.outbox import OUTBOX_FILE, read_stats
 from agent.service import UnknownCheck, check_once, open_outbox, run_until_signalled
 from agent.transport import InsecureTransport
@@ -271,6 +268,9 @@ def _queue_job(config: AgentConfig, signal: BackupResults, clock: Clock) -> int 
 
 def _backup_report(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> int:
     """`backup-report`: record a script job's result and queue it for the collector."""
+    # Imported here, like `backup-run`'s and `install`'s parts: the service (`run`) needs none of them.
+    from agent.checks.backup_results.script import record_result
+
     job = _configured_job(config, args.job, (ScriptJob,), 'tool = "script"')
     if job is None:
         return EXIT_USAGE
@@ -299,6 +299,9 @@ def _backup_report(config: AgentConfig, args: argparse.Namespace, clock: Clock) 
 
 def _backup_run(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> int:
     """`backup-run`: run a restic/borg backup, record how it ended and queue the job's report."""
+    from agent.checks.backup_results import borg, restic
+    from agent.checks.backup_results.runs import record_run, run_tool, verdict
+
     argv = args.backup_command[1:] if args.backup_command[:1] == ["--"] else args.backup_command
     if not argv:
         print("fieldpost-agent: backup-run needs the backup command after `--`, e.g.\n"
@@ -335,6 +338,8 @@ def _backup_run(config: AgentConfig, args: argparse.Namespace, clock: Clock) -> 
 
 def _install(args: argparse.Namespace) -> int:
     """`install` / `uninstall`: the service, its configuration and (install) the enrolment."""
+    from agent.install import InstallError, install, uninstall
+
     try:
         if args.command == "install":
             asyncio.run(install(args.collector, args.token, insecure_http=getattr(args, "insecure_http", False),
