@@ -94,9 +94,9 @@ class TwoFactor(Service):
         async with self.store.transaction() as tx:
             await tx.disable_totp(technician.technician_id)
 
-    async def reset(self, name: str) -> bool:
+    async def reset(self, name: str, by: str) -> bool:
         """The owner's way back in for a person who lost their phone: two-factor off and every browser of theirs
-        logged out; False when it was off already."""
+        logged out, recorded in the audit log as done `by` someone; False when it was off already."""
         async with self.store.transaction() as tx:
             technician = await tx.technician(name)
             if technician is None:
@@ -104,6 +104,7 @@ class TwoFactor(Service):
             was_on = await tx.disable_totp(technician.technician_id)
             for session in await tx.web_sessions(technician.technician_id, self.clock()):
                 await tx.end_web_session(session.token_hash)
+            await tx.add_audit(self.clock(), by, "local", "two-factor reset", f"name={name}", 0, {})
         return was_on
 
     async def recovery_codes_left(self, technician: TechnicianRow) -> int:
