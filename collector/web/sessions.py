@@ -11,13 +11,14 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import quote
 
 from aiohttp import web
 
 from collector import keys
 from collector.access import OWNER_ONLY, Access, declare, permits
-from collector.api.technician import BROWSER_ROLE, BROWSER_TECHNICIAN
+from collector.api.technician import BROWSER_ROLE, BROWSER_TECHNICIAN, SESSION_STANDS
 from collector.auth import token_hash
 from collector.headers import served_over_https
 from collector.store.account_rows import TechnicianRow, WebSessionRow
@@ -84,7 +85,14 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             if csrf_right and not enrolment_due(request):
                 request[BROWSER_TECHNICIAN] = session.name
                 request[BROWSER_ROLE] = session.role
+                request[SESSION_STANDS] = partial(_stands, request, session.token_hash)
     return await handler(request)
+
+
+async def _stands(request: web.Request, session_hash: str) -> bool:
+    """True while the session is neither revoked, ended nor expired (read afresh: another process may end it)."""
+    async with request.app[keys.STORE].read() as tx:
+        return await tx.web_session(session_hash, request.app[keys.CLOCK]()) is not None
 
 
 def enrolment_due(request: web.Request) -> bool:

@@ -194,3 +194,16 @@ async def test_sessions_are_listed_and_a_revoked_one_ends_at_once(client: TestCl
     await as_browser(client, cookies, "anna-laptop")
     assert re.findall(r"/settings/sessions/([0-9a-f]{64})/revoke",
                       await (await client.get("/settings/sessions")).text()) == [ids["anna-laptop"]]
+
+
+async def test_a_live_feed_open_in_a_revoked_browser_ends(client: TestClient) -> None:
+    await log_in(client)
+    [cookie] = [c.value for c in client.session.cookie_jar if c.key == COOKIE]
+    stream = await client.get("/api/v1/feed")
+    assert stream.status == 200
+    assert (await stream.content.readline()).startswith(b"retry:")
+    async with client.app[keys.STORE].transaction() as tx:
+        assert await tx.end_web_session(token_hash(cookie))
+    # The stream ends by itself (at the next event or keep-alive) instead of feeding a logged-out browser.
+    rest = await asyncio.wait_for(stream.content.read(), timeout=30)
+    assert b"event:" not in rest
