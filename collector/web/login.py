@@ -1,4 +1,5 @@
-"""Logging in and out. The login form has its own CSRF token (a cookie and a field that must agree)."""
+"""Logging in and out: the password, then, with two-factor on, the code (`/login/code`). Each login form has its
+own CSRF token (a cookie and a field that must agree)."""
 
 from __future__ import annotations
 
