@@ -3,7 +3,8 @@
 Recorded at the HTTP layer, so no route that changes something can forget it: a request from a technician's
 session or with the API token that is not a read, to a route for technicians or the owner, is written with
 who made it, from where, the route, the values in its path and the fields it sent (secrets left out).
-Logins are recorded whether they succeed or not. Rows name what they changed in text, so they outlive it.
+Logins are recorded whether they succeed or not, each step of a two-factor login too. Rows name what they
+changed in text, so they outlive it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from aiohttp import web
 from collector import keys
 from collector.access import Access, required
 from collector.api.technician import BROWSER_TECHNICIAN, Handler
-from collector.web.login import client_address
-from collector.web.sessions import SESSION
+from collector.web.login import CODE_PATH, client_address
+from collector.web.sessions import AUDIT_NOTE, SESSION
 
 log = logging.getLogger(__name__)
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Never written to the log: credentials, tokens, URLs that may carry passwords, and large uploads.
-SECRET_WORDS = ("password", "token", "secret", "csrf", "url", "logo", "key")
+SECRET_WORDS = ("password", "token", "secret", "csrf", "url", "logo", "key", "otp")
 VALUE_MAX = 200
-LOGIN_PATH = "/login"
+LOGIN_PATHS = ("/login", CODE_PATH)
 
 
 def visible(fields: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +74,7 @@ async def audit_changes(request: web.Request, handler: Handler) -> web.StreamRes
     """Record a person's change (or login attempt) once the answer is known; a failure to record is logged."""
     response = await handler(request)
     route = request.match_info.route
-    login = request.method == "POST" and request.path == LOGIN_PATH
+    login = request.method == "POST" and request.path in LOGIN_PATHS
     person_route = required(route) in (Access.TECHNICIAN, Access.OWNER)
     if request.method in READS or not (login or person_route):
         return response
@@ -85,6 +86,10 @@ async def audit_changes(request: web.Request, handler: Handler) -> web.StreamRes
     action = f"{request.method} {resource.canonical if resource else request.path}"
     if login:
         action = "login" if response.status < 400 else "failed login"
+    if AUDIT_NOTE in request:  # the handler says what happened (a code asked, a recovery code used...)
+        actor, action = request[AUDIT_NOTE]
+    elif request.path == CODE_PATH:
+        return response  # a code sent after its login had expired: nobody is known
     target = ", ".join(f"{k}={v}" for k, v in request.match_info.items())
     try:
         async with request.app[keys.STORE].transaction() as tx:

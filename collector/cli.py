@@ -26,6 +26,7 @@ from collector.services.devices import Devices, offline_after
 from collector.services.errors import DomainError, Invalid
 from collector.services.technicians import Technicians
 from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES, Tokens
+from collector.services.two_factor import TwoFactor
 from collector.settings import Settings, SettingsError, load_settings
 from collector.store import Store, open_store
 from collector.store.account_rows import ROLES
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
             action.add_argument("--role", choices=ROLES, help="owner (sets the collector up: accounts, tokens, "
                                 "channels, billing, contracts) or technician (alerts, incidents, time); "
                                 "default: the first account is the owner, later ones technicians")
+    reset = user_commands.add_parser(
+        "reset-2fa", help="turn a person's two-factor login off (lost phone) and log out their browsers",
+        description="Turn a person's two-factor login off and log out their browsers, for a lost phone: they log "
+        "in with the password and set two-factor up again (the owner's account must).")
+    reset.add_argument("name", help='login name, e.g. "anna"')
 
     install = commands.add_parser(
         "install", help="install the collector as a systemd service with its own user",
@@ -219,8 +225,14 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def user_command(store: Store, args: argparse.Namespace, password: str, clock: Clock) -> str:
-    """Create a technician or change their password; returns what happened, in words."""
+    """Create a technician, change their password or reset their two-factor login; returns what happened, in
+    words."""
     technicians = Technicians(store, clock)
+    if args.user_command == "reset-2fa":
+        if not await TwoFactor(store, clock).reset(args.name, by="collector CLI"):
+            return f"two-factor login of {args.name!r} was off already; their browsers were logged out"
+        return f"two-factor login of {args.name!r} is off and their browsers were logged out: they log in with " \
+               "the password and set it up again"
     if args.user_command == "add":
         added = await technicians.add(args.name, password, args.role)
         role = "the owner" if added.role == "owner" else "a technician"
@@ -300,7 +312,7 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             return 1
     elif args.command == "user":
         try:
-            password = read_password(args.password_stdin)
+            password = "" if args.user_command == "reset-2fa" else read_password(args.password_stdin)
             print(asyncio.run(with_store(settings, lambda store: user_command(store, args, password, clock))))
         except DomainError as exc:
             print(f"fieldpost-collector user: {exc.reason}", file=sys.stderr)

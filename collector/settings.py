@@ -110,6 +110,10 @@ class Settings(BaseModel):
     login_concurrent_checks: int = Field(
         2, ge=1, description="Password checks run at once (argon2 takes 64 MiB each); more logins get 503 at once"
     )
+    owner_two_factor_optional: bool = Field(
+        False, description="Let the owner use the dashboard without two-factor login (by default the owner must set "
+        "it up at the first login)"
+    )
     access_log: bool = Field(False, description="Log every HTTP request (noisy: agents report every minute)")
     startup_grace_seconds: int = Field(
         120, ge=0, description="After the collector starts (or its database recovers), wait this long before "

@@ -33,6 +33,8 @@ LAST_EVENT_ID = 2**63 - 1
 # (for anything but a read only when the request also carries the session's CSRF token).
 BROWSER_TECHNICIAN = web.RequestKey("browser_technician", str)
 BROWSER_ROLE = web.RequestKey("browser_role", str)
+# Whether that browser's session still stands (the owner or the person may revoke it while a stream is open).
+SESSION_STANDS = web.RequestKey("session_stands", Callable[[], Awaitable[bool]])
 
 
 def technician(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
@@ -186,8 +188,11 @@ async def feed(request: web.Request) -> web.StreamResponse:
     })
     await response.prepare(request)
     await response.write(f"retry: 3000\n: resuming after event {after}\n\n".encode())
+    stands = request.get(SESSION_STANDS)
     try:
         async for event in feed.follow(after):
+            if stands is not None and not await stands():
+                break  # the session was revoked or ended: the stream ends with it
             await response.write(sse(event) if event is not None else b": keep-alive\n\n")
     except ConnectionResetError:
         pass

@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from collector.alerts.silence import Silence
     from collector.billing.model import BreakFixRates, Charge, Classification, Contract, DeviceClass, Part
     from collector.rules import KnownDisk
-    from collector.store.account_rows import AuditEntry, EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
+    from collector.store.account_rows import (
+        AuditEntry,
+        EnrolmentTokenRow,
+        Role,
+        SessionListing,
+        TechnicianRow,
+        WebSessionRow,
+    )
     from collector.store.billing_rows import (
         ClientTax,
         ContractRow,
@@ -669,15 +676,60 @@ class Tx(Protocol):
         """Replace a technician's password hash; `end_sessions` logs out every browser of theirs."""
 
     async def add_web_session(
-        self, token_hash: str, technician_id: int, csrf_token: str, created_at: datetime, expires_at: datetime
+        self, token_hash: str, technician_id: int, csrf_token: str, created_at: datetime, expires_at: datetime,
+        address: str = "", user_agent: str = "",
     ) -> None:
-        """Record a logged-in browser (only its cookie's hash); expired sessions are cleared meanwhile."""
+        """Record a logged-in browser (only its cookie's hash, where from, which browser); expired sessions
+        are cleared meanwhile."""
 
     async def web_session(self, token_hash: str, now: datetime) -> WebSessionRow | None:
         """The unexpired session whose cookie has this hash, or None."""
 
-    async def end_web_session(self, token_hash: str) -> None:
-        """Log a browser out."""
+    async def touch_web_session(self, token_hash: str, at: datetime) -> None:
+        """Note that a session was used now."""
+
+    async def web_sessions(self, technician_id: int | None, now: datetime) -> list[SessionListing]:
+        """The unexpired sessions of one person (None: of everyone), by name, newest first."""
+
+    async def end_web_session(self, token_hash: str, technician_id: int | None = None) -> bool:
+        """Log a browser out (only if it is this person's, when one is given); False when there was none."""
+
+    async def add_login_challenge(self, token_hash: str, technician_id: int, now: datetime,
+                                  expires_at: datetime) -> None:
+        """Remember that a browser gave the right password and owes the code (expired ones are cleared)."""
+
+    async def login_challenge(self, token_hash: str, now: datetime) -> TechnicianRow | None:
+        """The account an unexpired challenge with this cookie hash is for, or None."""
+
+    async def end_login_challenge(self, token_hash: str) -> None:
+        """Forget a challenge (answered or given up)."""
+
+    async def set_totp_pending(self, technician_id: int, secret: str | None) -> None:
+        """Keep (or drop) the secret a person is enrolling, until a code from it confirms it."""
+
+    async def enable_totp(self, technician_id: int, secret: str, step: int, code_hashes: list[str]) -> None:
+        """Turn two-factor on with this secret (its code of `step` used) and these recovery codes only."""
+
+    async def disable_totp(self, technician_id: int) -> bool:
+        """Turn two-factor off and drop the recovery codes; False when it was off already."""
+
+    async def accept_totp_step(self, technician_id: int, step: int) -> bool:
+        """Spend a code's 30 s step: False when this or a later step was spent already (a replay)."""
+
+    async def use_recovery_code(self, technician_id: int, code_hash: str, at: datetime) -> bool:
+        """Spend a recovery code: False when it is unknown or spent."""
+
+    async def recovery_codes_left(self, technician_id: int) -> int:
+        """How many unspent recovery codes a person has."""
+
+    async def login_failures(self, scope: str, subject: str) -> tuple[int, datetime] | None:
+        """Failed logins in a row for an account or an address, and the last one's time; None: none."""
+
+    async def add_login_failure(self, scope: str, subject: str, at: datetime, forget_before: datetime) -> None:
+        """Count one more failed login (failures last seen before `forget_before` are dropped first)."""
+
+    async def clear_login_failures(self, scope: str, subject: str) -> None:
+        """Forgive an account's or address's failed logins."""
 
     async def enrolment_tokens(self) -> list[EnrolmentTokenRow]:
         """Every enrolment token (revoked ones too), newest first, for the dashboard's settings."""

@@ -21,6 +21,9 @@ class TechnicianRow:
     password_hash: str
     created_at: datetime
     role: Role
+    totp_secret: str | None = None  # two-factor is on when set
+    totp_pending: str | None = None  # shown for enrolment, not confirmed yet
+    totp_last_step: int | None = None  # the newest 30 s step a code was accepted for (no replays)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,22 @@ class WebSessionRow:
     csrf_token: str
     expires_at: datetime
     role: Role
+    token_hash: str = ""
+    two_factor: bool = False
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionListing:
+    """A logged-in browser as its person (or the owner) sees it in the list of sessions."""
+
+    token_hash: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    address: str
+    user_agent: str
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,14 @@ from collector.store import (
     SiteRef,
     Tx,
 )
-from collector.store.account_rows import AuditEntry, EnrolmentTokenRow, Role, TechnicianRow, WebSessionRow
+from collector.store.account_rows import (
+    AuditEntry,
+    EnrolmentTokenRow,
+    Role,
+    SessionListing,
+    TechnicianRow,
+    WebSessionRow,
+)
 from collector.store.billing_rows import (
     ClientTax,
     ContractRow,
@@ -1234,28 +1241,138 @@ class SqlTx:
             await self._run("DELETE FROM web_sessions WHERE technician_id = :id", id=technician_id)
 
     async def add_web_session(
-        self, token_hash: str, technician_id: int, csrf_token: str, created_at: datetime, expires_at: datetime
+        self, token_hash: str, technician_id: int, csrf_token: str, created_at: datetime, expires_at: datetime,
+        address: str = "", user_agent: str = "",
     ) -> None:
         await self._run("DELETE FROM web_sessions WHERE expires_at <= :now", now=created_at)
         await self._run(
-            "INSERT INTO web_sessions (token_hash, technician_id, csrf_token, created_at, expires_at) "
-            "VALUES (:token, :technician, :csrf, :created, :expires)",
+            "INSERT INTO web_sessions (token_hash, technician_id, csrf_token, created_at, expires_at, last_used_at, "
+            "address, user_agent) VALUES (:token, :technician, :csrf, :created, :expires, :created, :address, "
+            ":agent)",
             token=token_hash, technician=technician_id, csrf=csrf_token, created=created_at, expires=expires_at,
+            address=address, agent=user_agent,
         )
 
     async def web_session(self, token_hash: str, now: datetime) -> WebSessionRow | None:
         row = await self._row(
-            "SELECT s.technician_id, t.name, s.csrf_token, s.expires_at, t.role FROM web_sessions s "
-            "JOIN technicians t ON t.id = s.technician_id WHERE s.token_hash = :token AND s.expires_at > :now",
+            "SELECT s.technician_id, t.name, s.csrf_token, s.expires_at, t.role, s.token_hash, s.last_used_at, "
+            "t.totp_secret FROM web_sessions s JOIN technicians t ON t.id = s.technician_id "
+            "WHERE s.token_hash = :token AND s.expires_at > :now",
             token=token_hash, now=now,
         )
         if row is None:
             return None
-        return WebSessionRow(row["technician_id"], row["name"], row["csrf_token"],
-                             self.codec.moment(row["expires_at"]), row["role"])
+        m = self.codec.moment
+        return WebSessionRow(row["technician_id"], row["name"], row["csrf_token"], m(row["expires_at"]),
+                             row["role"], row["token_hash"], row["totp_secret"] is not None, m(row["last_used_at"]))
 
-    async def end_web_session(self, token_hash: str) -> None:
-        await self._run("DELETE FROM web_sessions WHERE token_hash = :token", token=token_hash)
+    async def touch_web_session(self, token_hash: str, at: datetime) -> None:
+        await self._run("UPDATE web_sessions SET last_used_at = :at WHERE token_hash = :token", at=at,
+                        token=token_hash)
+
+    async def web_sessions(self, technician_id: int | None, now: datetime) -> list[SessionListing]:
+        rows = await self._rows(
+            "SELECT s.*, t.name FROM web_sessions s JOIN technicians t ON t.id = s.technician_id "
+            "WHERE (:technician::bigint IS NULL OR s.technician_id = :technician) AND s.expires_at > :now "
+            "ORDER BY t.name, s.created_at DESC, s.token_hash",
+            technician=technician_id, now=now,
+        )
+        m = self.codec.moment
+        return [SessionListing(row["token_hash"], row["name"], m(row["created_at"]), m(row["last_used_at"]),
+                               m(row["expires_at"]), row["address"], row["user_agent"]) for row in rows]
+
+    async def end_web_session(self, token_hash: str, technician_id: int | None = None) -> bool:
+        return await self._run(
+            "DELETE FROM web_sessions WHERE token_hash = :token "
+            "AND (:technician::bigint IS NULL OR technician_id = :technician)",
+            token=token_hash, technician=technician_id,
+        ) > 0
+
+    async def add_login_challenge(self, token_hash: str, technician_id: int, now: datetime,
+                                  expires_at: datetime) -> None:
+        await self._run("DELETE FROM login_challenges WHERE expires_at <= :now", now=now)
+        await self._run(
+            "INSERT INTO login_challenges (token_hash, technician_id, expires_at) VALUES (:token, :id, :expires)",
+            token=token_hash, id=technician_id, expires=expires_at,
+        )
+
+    async def login_challenge(self, token_hash: str, now: datetime) -> TechnicianRow | None:
+        row = await self._row(
+            "SELECT t.* FROM login_challenges c JOIN technicians t ON t.id = c.technician_id "
+            "WHERE c.token_hash = :token AND c.expires_at > :now",
+            token=token_hash, now=now,
+        )
+        return _technician(row, self.codec) if row is not None else None
+
+    async def end_login_challenge(self, token_hash: str) -> None:
+        await self._run("DELETE FROM login_challenges WHERE token_hash = :token", token=token_hash)
+
+    async def set_totp_pending(self, technician_id: int, secret: str | None) -> None:
+        await self._run("UPDATE technicians SET totp_pending = :secret WHERE id = :id", secret=secret,
+                        id=technician_id)
+
+    async def enable_totp(self, technician_id: int, secret: str, step: int, code_hashes: list[str]) -> None:
+        await self._run(
+            "UPDATE technicians SET totp_secret = :secret, totp_pending = NULL, totp_last_step = :step "
+            "WHERE id = :id",
+            secret=secret, step=step, id=technician_id,
+        )
+        await self._run("DELETE FROM recovery_codes WHERE technician_id = :id", id=technician_id)
+        for code_hash in code_hashes:
+            await self._run("INSERT INTO recovery_codes (technician_id, code_hash) VALUES (:id, :hash)",
+                            id=technician_id, hash=code_hash)
+
+    async def disable_totp(self, technician_id: int) -> bool:
+        await self._run("DELETE FROM recovery_codes WHERE technician_id = :id", id=technician_id)
+        return await self._run(
+            "UPDATE technicians SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL "
+            "WHERE id = :id AND (totp_secret IS NOT NULL OR totp_pending IS NOT NULL)",
+            id=technician_id,
+        ) > 0
+
+    async def accept_totp_step(self, technician_id: int, step: int) -> bool:
+        return await self._run(
+            "UPDATE technicians SET totp_last_step = :step "
+            "WHERE id = :id AND (totp_last_step IS NULL OR totp_last_step < :step)",
+            step=step, id=technician_id,
+        ) > 0
+
+    async def use_recovery_code(self, technician_id: int, code_hash: str, at: datetime) -> bool:
+        return await self._run(
+            "UPDATE recovery_codes SET used_at = :at "
+            "WHERE technician_id = :id AND code_hash = :hash AND used_at IS NULL",
+            at=at, id=technician_id, hash=code_hash,
+        ) > 0
+
+    async def recovery_codes_left(self, technician_id: int) -> int:
+        row = await self._row(
+            "SELECT COUNT(*) AS n FROM recovery_codes WHERE technician_id = :id AND used_at IS NULL",
+            id=technician_id,
+        )
+        return int(row["n"]) if row is not None else 0
+
+    async def login_failures(self, scope: str, subject: str) -> tuple[int, datetime] | None:
+        row = await self._row(
+            "SELECT failures, last_at FROM login_failures WHERE scope = :scope AND subject = :subject",
+            scope=scope, subject=subject,
+        )
+        if row is None:
+            return None
+        last = self.codec.moment(row["last_at"])
+        assert last is not None
+        return int(row["failures"]), last
+
+    async def add_login_failure(self, scope: str, subject: str, at: datetime, forget_before: datetime) -> None:
+        await self._run("DELETE FROM login_failures WHERE last_at < :forget", forget=forget_before)
+        await self._run(
+            "INSERT INTO login_failures (scope, subject, failures, last_at) VALUES (:scope, :subject, 1, :at) "
+            "ON CONFLICT (scope, subject) DO UPDATE SET failures = login_failures.failures + 1, last_at = :at",
+            scope=scope, subject=subject, at=at,
+        )
+
+    async def clear_login_failures(self, scope: str, subject: str) -> None:
+        await self._run("DELETE FROM login_failures WHERE scope = :scope AND subject = :subject", scope=scope,
+                        subject=subject)
 
     async def enrolment_tokens(self) -> list[EnrolmentTokenRow]:
         rows = await self._rows(
@@ -1391,7 +1508,8 @@ def _alert(row: Row, c: Codec) -> AlertRow:
 
 def _technician(row: Row, c: Codec) -> TechnicianRow:
     """A technicians row as a TechnicianRow."""
-    return TechnicianRow(row["id"], row["name"], row["password_hash"], c.moment(row["created_at"]), row["role"])
+    return TechnicianRow(row["id"], row["name"], row["password_hash"], c.moment(row["created_at"]), row["role"],
+                         row["totp_secret"], row["totp_pending"], row["totp_last_step"])
 
 
 def _contract(row: Row, c: Codec) -> ContractRow:

@@ -11,7 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from collector.web import admin, alerts, billing, devices, incidents, login
+from collector.web import account, admin, alerts, billing, devices, incidents, login
 from collector.web.render import NAV, TEMPLATES, NavItem, environment
 from collector.web.sessions import STATIC_PREFIX, session_middleware
 
@@ -39,6 +39,7 @@ def setup(app: web.Application) -> None:
     alerts.setup(app)
     devices.setup(app)
     admin.setup(app)
+    account.setup(app)
     incidents.setup(app)
     billing.setup(app)
     add_nav(app, "Incidents", "/incidents", ("/incidents",), before="Clients")

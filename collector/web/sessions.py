@@ -11,13 +11,14 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import quote
 
 from aiohttp import web
 
 from collector import keys
 from collector.access import OWNER_ONLY, Access, declare, permits
-from collector.api.technician import BROWSER_ROLE, BROWSER_TECHNICIAN
+from collector.api.technician import BROWSER_ROLE, BROWSER_TECHNICIAN, SESSION_STANDS
 from collector.auth import token_hash
 from collector.headers import served_over_https
 from collector.store.account_rows import TechnicianRow, WebSessionRow
@@ -32,6 +33,14 @@ STATIC_PREFIX = "/static/"
 OWNER_ONLY_PAGE = f"{OWNER_ONLY[:1].upper()}{OWNER_ONLY[1:]}."
 
 SESSION = web.RequestKey("web_session", WebSessionRow)
+# What the audit log records for a request a handler names itself (the login steps): who, and what, in words.
+AUDIT_NOTE = web.RequestKey("audit_note", tuple)
+# A session's last use is written at most this often (not one write per request).
+TOUCH_EVERY = timedelta(minutes=1)
+USER_AGENT_MAX = 200
+# Marks the few pages and forms an owner who must still set up two-factor may use.
+DURING_ENROLMENT = "allowed_during_enrolment"
+ENROL_PATH = "/settings/two-factor"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,24 +71,51 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     """
     cookie = request.cookies.get(COOKIE)
     if cookie and not request.path.startswith(STATIC_PREFIX):
+        now = request.app[keys.CLOCK]()
         async with request.app[keys.STORE].read() as tx:
-            session = await tx.web_session(token_hash(cookie), request.app[keys.CLOCK]())
+            session = await tx.web_session(token_hash(cookie), now)
         if session is not None:
             request[SESSION] = session
+            if session.last_used_at is None or now - session.last_used_at >= TOUCH_EVERY:
+                async with request.app[keys.STORE].transaction() as tx:
+                    await tx.touch_web_session(session.token_hash, now)
             header = request.headers.get(CSRF_HEADER)
-            if request.method in SAFE_METHODS or tokens_match(header, session.csrf_token):
+            # Until the owner has set up two-factor, the API answers their session as a stranger.
+            csrf_right = request.method in SAFE_METHODS or tokens_match(header, session.csrf_token)
+            if csrf_right and not enrolment_due(request):
                 request[BROWSER_TECHNICIAN] = session.name
                 request[BROWSER_ROLE] = session.role
+                request[SESSION_STANDS] = partial(_stands, request, session.token_hash)
     return await handler(request)
 
 
+async def _stands(request: web.Request, session_hash: str) -> bool:
+    """True while the session is neither revoked, ended nor expired (read afresh: another process may end it)."""
+    async with request.app[keys.STORE].read() as tx:
+        return await tx.web_session(session_hash, request.app[keys.CLOCK]()) is not None
+
+
+def enrolment_due(request: web.Request) -> bool:
+    """True when the session is the owner's, who must set up two-factor before anything else (the default)."""
+    session = request[SESSION]
+    return (session.role == "owner" and not session.two_factor
+            and not request.app[keys.SETTINGS].owner_two_factor_optional)
+
+
+def during_enrolment(handler: Handler) -> Handler:
+    """Let an owner who must still set up two-factor use this page or form (the set-up itself, logging out)."""
+    setattr(handler, DURING_ENROLMENT, True)
+    return handler
+
+
 async def start_session(request: web.Request, response: web.StreamResponse, technician: TechnicianRow,
-                        now: datetime) -> None:
-    """Log the browser in: store the new session and give the browser its cookie."""
+                        now: datetime, address: str) -> None:
+    """Log the browser in: store the new session (where from, which browser) and give the browser its cookie."""
     cookie = secrets.token_urlsafe(32)
+    agent = request.headers.get("User-Agent", "")[:USER_AGENT_MAX]
     async with request.app[keys.STORE].transaction() as tx:
         await tx.add_web_session(token_hash(cookie), technician.technician_id, secrets.token_urlsafe(32), now,
-                                 now + LIFETIME)
+                                 now + LIFETIME, address, agent)
     set_secret_cookie(request, response, COOKIE, cookie, int(LIFETIME.total_seconds()))
 
 
@@ -102,6 +138,8 @@ def page(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
             return web.Response(status=303, headers={"Location": login})
         if not permits(request[SESSION].role, need):
             return refusal(403, OWNER_ONLY_PAGE)
+        if enrolment_due(request) and not getattr(handler, DURING_ENROLMENT, False):
+            return web.Response(status=303, headers={"Location": ENROL_PATH})
         return await handler(request)
 
     return declare(need)(guarded)
@@ -136,6 +174,8 @@ def form(handler: Handler, need: Access = Access.TECHNICIAN) -> Handler:
             return refusal(403, "This form is out of date (missing or wrong CSRF token): reload and retry.")
         if not permits(session.role, need):
             return refusal(403, OWNER_ONLY_PAGE)
+        if enrolment_due(request) and not getattr(handler, DURING_ENROLMENT, False):
+            return refusal(403, f"Set up two-factor login first ({ENROL_PATH}): the owner's account needs it.")
         return await handler(request)
 
     return declare(need)(guarded)

@@ -2,7 +2,8 @@
 
 A few wrong passwords cost nothing; after that each failure doubles the wait before the next attempt (up to
 `LONGEST_WAIT`), so guessing is slow whatever the guesser's speed. An office behind one address gets more
-free failures than one account does. Each password check runs argon2 with 64 MiB, so at most a few run at
+free failures than one account does. The failures are kept in the database, shared by every collector
+process on it. Each password check runs argon2 with 64 MiB, so at most a few run at
 once; a login beyond that is answered at once (503) instead of queueing memory.
 """
 
@@ -11,19 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from collector.store import Store
+
 FREE_PER_ACCOUNT = 5
 FREE_PER_ADDRESS = 20
 FIRST_WAIT = timedelta(seconds=2)
 LONGEST_WAIT = timedelta(minutes=15)
 # Failures this long ago are forgotten, and the backoff starts over.
 FORGET_AFTER = timedelta(hours=24)
-MAX_KEYS = 10_000
-
-
-@dataclass
-class _Failures:
-    count: int
-    last: datetime
 
 
 @dataclass(frozen=True)
@@ -42,49 +38,41 @@ def backoff(failures: int, free: int) -> timedelta:
 
 
 class LoginThrottle:
-    """Failed logins by account and by address, on the collector's clock (one process's view)."""
+    """Failed logins by account and by address, kept in the database: every collector process on it sees the
+    same failures, so running several does not multiply a guesser's tries."""
 
-    def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], _Failures] = {}
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     @staticmethod
     def _keys(account: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
         return ("account", account.strip().casefold()), ("address", address)
 
-    def lock(self, account: str, address: str, now: datetime) -> Lock | None:
+    async def lock(self, account: str, address: str, now: datetime) -> Lock | None:
         """The lock that refuses a login to `account` from `address` now, or None when it may be tried."""
         locks = []
-        for key in self._keys(account, address):
-            seen = self._failures.get(key)
-            if seen is None:
-                continue
-            free = FREE_PER_ACCOUNT if key[0] == "account" else FREE_PER_ADDRESS
-            until = seen.last + backoff(seen.count, free)
-            if until > now:
-                locks.append(Lock("for this account" if key[0] == "account" else "from this address", until))
+        async with self._store.read() as tx:
+            for scope, subject in self._keys(account, address):
+                seen = await tx.login_failures(scope, subject)
+                if seen is None or now - seen[1] > FORGET_AFTER:
+                    continue
+                free = FREE_PER_ACCOUNT if scope == "account" else FREE_PER_ADDRESS
+                until = seen[1] + backoff(seen[0], free)
+                if until > now:
+                    locks.append(Lock("for this account" if scope == "account" else "from this address", until))
         return max(locks, key=lambda lock: lock.until, default=None)
 
-    def failed(self, account: str, address: str, now: datetime) -> None:
-        """Count a wrong name or password against the account and the address."""
-        if len(self._failures) >= MAX_KEYS:
-            self._forget(now)
-        for key in self._keys(account, address):
-            seen = self._failures.get(key)
-            if seen is None or now - seen.last > FORGET_AFTER:
-                self._failures[key] = _Failures(1, now)
-            else:
-                seen.count, seen.last = seen.count + 1, now
+    async def failed(self, account: str, address: str, now: datetime) -> None:
+        """Count a wrong name, password or code against the account and the address."""
+        async with self._store.transaction() as tx:
+            for scope, subject in self._keys(account, address):
+                await tx.add_login_failure(scope, subject, now, now - FORGET_AFTER)
 
-    def succeeded(self, account: str) -> None:
+    async def succeeded(self, account: str) -> None:
         """The account's owner got in: its failures are forgiven (the address's stay counted)."""
-        self._failures.pop(self._keys(account, "")[0], None)
-
-    def _forget(self, now: datetime) -> None:
-        """Drop old failures; if the table is still full, the oldest half (memory stays bounded in a flood)."""
-        kept = {k: v for k, v in self._failures.items() if now - v.last <= FORGET_AFTER}
-        if len(kept) >= MAX_KEYS:
-            kept = dict(sorted(kept.items(), key=lambda item: item[1].last)[MAX_KEYS // 2:])
-        self._failures = kept
+        scope, subject = self._keys(account, "")[0]
+        async with self._store.transaction() as tx:
+            await tx.clear_login_failures(scope, subject)
 
 
 class CheckGate:

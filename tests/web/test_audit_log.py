@@ -45,6 +45,8 @@ async def test_every_change_and_login_attempt_is_recorded_with_who_when_and_wher
     assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
         (NAME, "failed login", ""),
         (NAME, "login", ""),
+        (NAME, "POST /settings/two-factor/setup", ""),  # the owner's first login sets two-factor up
+        (NAME, "two-factor turned on", ""),
         (NAME, "POST /alerts/{alert_id}/incident", "alert_id=1"),
         (NAME, "POST /incidents/{incident_id}/time", "incident_id=1"),
         (NAME, "POST /incidents/{incident_id}/time/{entry_id}/delete", "incident_id=1, entry_id=1"),
@@ -52,16 +54,17 @@ async def test_every_change_and_login_attempt_is_recorded_with_who_when_and_wher
     ]
     assert all(e["address"] == "127.0.0.1" and e["at"] for e in entries)
     assert entries[0]["status"] == 401 and entries[1]["detail"] == {}, "no password, not even a wrong one"
-    assert entries[3]["detail"] == {"minutes": "20", "note": "=HYPERLINK(\"http://evil\")"}
+    assert entries[3]["detail"] == {}, "the code that turned two-factor on is not kept"
+    assert entries[5]["detail"] == {"minutes": "20", "note": "=HYPERLINK(\"http://evil\")"}
     # The entry deleted is gone; what was done to it is not. The channel's URL (a password inside) is not kept.
-    assert entries[5]["detail"] == {"name": "phone"}
+    assert entries[7]["detail"] == {"name": "phone"}
     assert "s3cret" not in await (await client.get("/api/v1/audit", headers=TECH)).text()
 
     page = await (await client.get("/settings/audit")).text()
     assert "POST /incidents/{incident_id}/time/{entry_id}/delete" in page and "failed login" in page
     exported = await (await client.get("/api/v1/audit?format=csv", headers=TECH)).text()
     rows = list(csv.DictReader(io.StringIO(exported)))
-    assert len(rows) == 6
+    assert len(rows) == 8
     [note] = [r["detail"] for r in rows if r["action"] == "POST /incidents/{incident_id}/time"]
     assert note == 'minutes=20; note==HYPERLINK("http://evil")'
     # A cell a spreadsheet would run as a formula is neutralised in the export.

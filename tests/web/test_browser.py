@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import (
@@ -23,10 +25,11 @@ from playwright.async_api import (
     expect,
 )
 
+from collector import keys
 from collector.web.throttle import FREE_PER_ACCOUNT
 from tests.support.clock import Clock
 from tests.support.collector import TECH
-from tests.web.conftest import NAME, PASSWORD, critical_alert
+from tests.web.conftest import NAME, PASSWORD, code_for, critical_alert
 from tests.web.reports import report_week
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,6 +40,8 @@ SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 800},
                                   "phone": {"width": 390, "height": 844},
                                   "laptop": {"width": 1366, "height": 768}}
 WAIT_MS = 10_000
+# Where a right password leads: the code, the owner's two-factor set-up, or the dashboard.
+AFTER_PASSWORD = re.compile(r"/(login/code\?.*|settings/two-factor|)$")
 
 
 @pytest.fixture
@@ -77,12 +82,29 @@ async def new_page(browser: Browser, client: TestClient, size: str = "desktop",
     return context, await context.new_page()
 
 
-async def log_in(page: Page) -> None:
+async def log_in(page: Page, client: TestClient) -> None:
     await page.goto("/")
     await expect(page).to_have_url(f"{page.url.split('/login')[0]}/login?next=%2F")
     await page.get_by_label("Name").fill(NAME)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Log in").click()
+    await second_step(page, client)
+
+
+async def second_step(page: Page, client: TestClient) -> None:
+    """After the password: the code from the authenticator app, or, at the owner's first login, setting
+    two-factor up (scanning is reading the key under the QR code)."""
+    await page.wait_for_url(AFTER_PASSWORD)
+    if "/login/code" in page.url:
+        await page.get_by_label("Code from the app").fill(await code_for(client, NAME))
+        await page.get_by_role("button", name="Log in").click()
+    elif page.url.endswith("/settings/two-factor"):
+        await page.get_by_role("button", name="Set up two-factor login").click()
+        secret = await page.locator("code.secret").inner_text()
+        await page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).at(client.app[keys.CLOCK]()))
+        await page.get_by_role("button", name="Turn on").click()
+        await expect(page.get_by_role("heading", name="Recovery codes")).to_be_visible()
+        await page.get_by_role("link", name="Go on to the dashboard").click()
     await expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
 
 
@@ -96,7 +118,7 @@ async def test_a_technician_sees_an_alert_arrive_live_acknowledges_it_silences_a
     await page.get_by_label("Password").fill("not the password")
     await page.get_by_role("button", name="Log in").click()
     await expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
-    await log_in(page)
+    await log_in(page, client)
     await expect(page.locator("#live-status")).to_have_text("live")
     await page.evaluate("window.loadedOnce = true")
 
@@ -167,7 +189,7 @@ async def test_the_feed_is_readable_in_dark_mode_and_works_from_the_keyboard(
     client: TestClient, clock: Clock, browser: Browser
 ) -> None:
     context, page = await new_page(browser, client, color_scheme="dark")
-    await log_in(page)
+    await log_in(page, client)
     await critical_alert(client, clock, 8)
     await expect(page.locator("#alerts li.sev-warning")).to_be_visible()
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -194,7 +216,7 @@ async def test_a_technician_opens_an_incident_from_an_alert_times_the_work_and_s
     client: TestClient, clock: Clock, browser: Browser
 ) -> None:
     context, page = await new_page(browser, client)
-    await log_in(page)
+    await log_in(page, client)
     await page.get_by_role("link", name="Billing").click()
     await page.get_by_role("link", name="Contracts and rates").click()
     rates = page.locator("form", has=page.get_by_role("button", name="Save rates"))
@@ -300,6 +322,43 @@ async def test_a_guessed_account_says_when_to_try_again_and_lets_the_technician_
     await shoot(page, "login-throttled", "desktop")
     clock.advance(seconds=2)
     await submit(PASSWORD)
+    await second_step(page, client)
+    await context.close()
+
+
+async def test_the_owner_sets_up_two_factor_by_qr_code_and_logs_in_with_the_code(
+    client: TestClient, clock: Clock, browser: Browser
+) -> None:
+    context, page = await new_page(browser, client)
+    await page.goto("/login")
+    await page.get_by_label("Name").fill(NAME)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page).to_have_url(re.compile(r"/settings/two-factor$"))
+    await expect(page.get_by_role("alert")).to_contain_text("The owner's account needs two-factor login")
+    await page.get_by_role("button", name="Set up two-factor login").click()
+    await expect(page.locator("figure.qr svg")).to_be_visible()
+    await shoot(page, "two-factor-setup", "desktop")
+    secret = await page.locator("code.secret").inner_text()
+    await page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).at(clock()))
+    await page.get_by_role("button", name="Turn on").click()
+    await expect(page.locator("ul.codes li")).to_have_count(10)
+    await page.get_by_role("link", name="Go on to the dashboard").click()
+    await expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
+    await page.get_by_role("button", name="Log out").click()
+
+    clock.advance(minutes=1)
+    await page.get_by_label("Name").fill(NAME)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Two-factor code")).to_be_visible()
+    await shoot(page, "login-code", "desktop")
+    await page.get_by_label("Code from the app").fill("123456" if pyotp.TOTP(secret).at(clock()) != "123456"
+                                                      else "654321")
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Wrong code")
+    await page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).at(clock()))
+    await page.get_by_role("button", name="Log in").click()
     await expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
     await context.close()
 

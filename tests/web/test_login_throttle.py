@@ -4,11 +4,14 @@ said plainly with 429 and Retry-After; and a login flood never runs more passwor
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from collector.app import create_app
+from collector.settings import Settings
 from collector.web.login import GATE
 from collector.web.throttle import FREE_PER_ACCOUNT, FREE_PER_ADDRESS, LONGEST_WAIT, backoff, in_words
 from tests.support.clock import Clock
@@ -93,3 +96,14 @@ async def test_behind_a_reverse_proxy_on_this_machine_each_browser_has_its_own_a
         assert (await attempt(client, "password123!", name=f"admin{n}", headers=attacker)).status == 401
     await assert_locked(await attempt(client, PASSWORD, headers=attacker), 2, "from this address")
     assert (await attempt(client, PASSWORD, headers=owner)).status == 303
+
+
+async def test_failures_counted_by_one_collector_process_lock_the_account_in_another(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret", clock_skew_seconds=10**9,
+                        notify_interval_seconds=0, startup_grace_seconds=0)
+    async with TestClient(TestServer(create_app(settings, clock=clock))) as other:
+        for n in range(FREE_PER_ACCOUNT + 1):
+            assert (await attempt(client, f"guess number {n}")).status == 401
+        await assert_locked(await attempt(other, PASSWORD), 2, "for this account")

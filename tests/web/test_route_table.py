@@ -29,6 +29,14 @@ GET /api/v1/audit: owner
 GET /static: public
 GET /login: public
 POST /login: public
+GET /login/code: public
+POST /login/code: public
+GET /settings/two-factor: technician
+POST /settings/two-factor/setup: technician
+POST /settings/two-factor/enable: technician
+POST /settings/two-factor/disable: technician
+GET /settings/sessions: technician
+POST /settings/sessions/{session_hash}/revoke: technician
 POST /logout: technician
 GET /api/v1/alerts: technician
 GET /api/v1/alerts/{alert_id}: technician
@@ -174,6 +182,9 @@ async def test_each_declared_requirement_is_enforced_on_a_stranger(client: TestC
             assert response.status in (401, 422), where  # no signature; no enrolment token
         elif access is Access.PUSH:
             assert response.status == 404, where  # no such job
+        elif path.startswith("/login/code"):
+            # A login's second step without the password's: back to the password, or 403 without its CSRF.
+            assert access is Access.PUBLIC and response.status in (303, 403), where
         else:
             assert access is Access.PUBLIC and response.status in (200, 403), where  # 403: login without its CSRF
 
