@@ -405,7 +405,7 @@ async def test_the_main_technician_pages_fit_a_390px_phone_and_a_1366px_laptop_w
     # As a phone lays pages out (a page without a viewport meta tag is drawn 980 px wide and shrunk), and a laptop.
     for size, options in (("phone", {"is_mobile": True, "has_touch": True}), ("laptop", {})):
         context, page = await new_page(browser, client, size, **options)
-        await log_in(page)
+        await log_in(page, client)
         for name, path in pages.items():
             shown = await page.goto(path)
             assert shown is not None and shown.status == 200, path
