@@ -14,6 +14,7 @@ from shared.base import Signal
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
+from shared.security_center import SecurityCenter
 from shared.updates import Updates
 from shared.wire import Heartbeat, Unknown
 
@@ -42,6 +43,9 @@ SIGNALS: tuple[SignalInfo, ...] = (
     SignalInfo("printer_ip_conflict", PrinterIpConflict, "Printers", ("printer_ip_conflict",)),
     SignalInfo("backup_results", BackupResults, "Backups", ("backup_results",)),
     SignalInfo("updates", Updates, "Updates", ("updates.security", "updates.package_index")),
+    SignalInfo("security_center", SecurityCenter, "Security", ("security_center.protection",
+                                                               "security_center.detection",
+                                                               "security_center.burst")),
 )
 
 BY_NAME: dict[str, SignalInfo] = {signal.name: signal for signal in SIGNALS}

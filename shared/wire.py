@@ -13,6 +13,7 @@ from shared.device_class import DeviceClass
 from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
+from shared.security_center import SecurityCenter
 from shared.updates import Updates
 
 SCHEMA_VERSION = 1
@@ -109,6 +110,8 @@ class Unknown(Signal):
 
 
 KnownSignal = Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
+# Signals added later each extend the union on a line of their own.
+KnownSignal = KnownSignal | SecurityCenter
 AnySignal = Annotated[KnownSignal, Field(discriminator="kind")]
 
 
