@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from collector.billing.model import Incident, Part, TimeEntry
 from collector.billing.pricing import breakfix_equivalent, cents, visit_entry_ids
+from collector.rules.security_center import BLOCKED_EVENT
 from collector.store import AlertRow, FeedEvent
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
 
@@ -28,6 +29,7 @@ AlertHistory = list[tuple[datetime, str, str, dict[str, Any]]]
 REBOOT_RULES = frozenset({"pending_reboot"})
 UPDATE_RULES = frozenset({"updates.security"})
 DISK_REPLACED = "device.disk_replaced"
+MALWARE_BLOCKED = f"device.{BLOCKED_EVENT}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class ValueReport:
     # One-off fees apart from the monthly contract: onboarding (a contract's first month) and project work.
     onboarding_fees: Decimal = Decimal("0.00")
     one_off_fees: Decimal = Decimal("0.00")
+    # Threats the antivirus blocked or quarantined, as the security_center rule told them in the feed.
+    malware_blocked: list[FeedEvent] = field(default_factory=list)
 
     @property
     def has_contract(self) -> bool:
@@ -186,6 +190,7 @@ def build_value_report(
     notes: dict[int, list[NoteRow]],
     backups_verified: int,
     disks_replaced: list[FeedEvent],
+    malware_blocked: Sequence[FeedEvent] = (),
 ) -> ValueReport:
     """The report for the local days `first` to `last` from a client's ledger and what the alerts recorded.
 
@@ -238,6 +243,7 @@ def build_value_report(
         reboots_completed=completed(alert_events, ledger.client, REBOOT_RULES, since, until),
         updates_completed=completed(alert_events, ledger.client, UPDATE_RULES, since, until),
         disks_replaced=disks_replaced,
+        malware_blocked=list(malware_blocked),
         breakfix_cost=_breakfix(ledger, list(by_id.values()), ledger.entry_models(first, last)),
         contract_fees=sum((i.totals().contract for i in invoices), Decimal("0.00")),
         onboarding_fees=sum((i.totals().onboarding for i in invoices), Decimal("0.00")),

@@ -25,7 +25,8 @@ from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot, RebootReason
 from tests.collector import test_incidents
 from tests.collector.test_disk_health import healthy
-from tests.collector.test_incidents import ACME, BAKERY, RATES, api, contracted, incident, work
+from tests.collector.test_incidents import ACME, BAKERY, RATES, api, contracted, enrol, incident, work
+from tests.collector.test_security_center import defender, detection, windows
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, report_free
@@ -384,3 +385,17 @@ async def test_a_break_fix_clients_report_shows_what_the_work_cost_and_makes_the
     assert "You have no service contract with us" in text
     assert "Your service contract" not in text and "What this work would have cost without a contract" not in text
     assert "1 of your requests handled" in text and "0 problems caught by monitoring and handled" in text
+
+
+async def test_malware_the_antivirus_blocked_is_a_line_of_the_report(client: TestClient, clock: Clock) -> None:
+    laptop = await enrol(client, "GUEST-LAPTOP")
+    clock.now = at(11, 12, 10)
+    usb = detection("e1", at=clock.now - timedelta(minutes=4))
+    for _ in range(2):  # told once, however often the device lists it
+        await send(client, laptop, windows(defender(updated=clock.now), detections=(usb,), at=clock.now))
+        clock.advance(minutes=15)
+    html = unescape(await page(client, "month=2026-11"))
+    assert "<b>1</b>malware threats blocked" in html
+    assert ("12 November 2026: blocked malware Virus:DOS/EICAR_Test_File in E:\\setup\\eicar.com on GUEST-LAPTOP "
+            "(user RECEPTION-PC\\guest), quarantined") in " ".join(html.split())
+    assert "malware threats blocked" not in await page(client, "month=2026-10")
