@@ -32,6 +32,7 @@ from agent.commands import CommandResult, Runner, run_command
 from shared.security_center import SecurityCenter
 from shared.wire import Unknown
 from tests.agent.recorded_runs import FIXTURES, Recorded
+from tests.tooling import requires_tool
 
 WINDOWS = FIXTURES / "windows"
 MACOS = FIXTURES / "macos"
@@ -167,7 +168,7 @@ def daily_cld(directory: Path, built: datetime, version: int = 27838) -> Path:
     return directory
 
 
-needs_clamav = pytest.mark.skipif(shutil.which("clamscan") is None, reason="clamav is not installed")
+needs_clamav = requires_tool("clamscan")
 
 
 @needs_clamav
