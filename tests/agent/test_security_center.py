@@ -234,3 +234,10 @@ def test_nft_failing_is_not_known() -> None:
     result = CommandResult(("nft",), 1, "", "Error: Operation not permitted")
     firewall = parse_nft(result)
     assert firewall.enabled is None and "Operation not permitted" in (firewall.detail or "")
+
+
+def test_the_firewall_is_not_looked_at_when_the_setting_says_so() -> None:
+    run = Recorded({("env",): ("", 1)})  # clamscan, where it is installed, fails: not what this test is about
+    provider = LinuxProvider(CheckContext(settings={"firewall": False}, run=run, clock=lambda: NOW))
+    assert provider.collect().firewalls == []
+    assert not [argv for argv in run.calls if argv[0] in ("nft", "ufw", "firewall-cmd")]
