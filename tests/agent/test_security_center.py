@@ -23,6 +23,7 @@ from agent.checks.security_center.windows import (
     decode_product_state,
     defender_product,
     merge_defender,
+    parse_defender_events,
     parse_detections,
     parse_firewall,
     parse_products,
@@ -79,6 +80,22 @@ def test_it_reads_detections_with_threat_name_path_action_and_user_newest_first(
     assert (trojan.threat, trojan.action, trojan.remediated) == ("Trojan:Win32/Wacatac.B!ml", "remove failed", False)
     assert trojan.path == "C:\\ProgramData\\Updater\\svc.exe"
     assert trojan.detected_at == datetime(2026, 11, 20, 9, 31, 2, tzinfo=UTC)
+
+
+def test_defenders_event_log_gives_detections_when_the_cmdlets_cannot() -> None:
+    found = {d.threat: d for d in parse_defender_events(recorded("security_center-defender-events.json"))}
+    eicar = found["Virus:DOS/EICAR_Test_File"]
+    assert (eicar.action, eicar.remediated, eicar.path, eicar.user) == (
+        "quarantine", True, "E:\\setup\\eicar.com", "GUEST-LAPTOP\\guest")
+    assert eicar.id == "8E2B3F4A-61C7-4D0E-9A51-2F7C0B9D13A4"
+    assert eicar.detected_at == datetime(2026, 11, 20, 9, 14, 37, 512000, tzinfo=UTC)
+    only_seen = found["Trojan:Win32/Wacatac.B!ml"]
+    assert (only_seen.action, only_seen.remediated, only_seen.path) == (
+        "detected", False, "C:\\ProgramData\\Updater\\svc.exe")
+    failed = found["Trojan:Win32/Kryptik!MTB"]
+    assert (failed.action, failed.remediated) == ("remove failed", False)
+    signal = parse_script((WINDOWS / "security_center-script-events.json").read_text(), NOW)
+    assert signal.detections_error is None and len(signal.detections) == 3
 
 
 def test_it_reads_firewall_profiles() -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree import ElementTree
 
 from agent.checks import CheckContext
 from agent.checks.printer_ip_conflict.neighbours import as_list
@@ -27,7 +28,13 @@ try { $out.mp = Get-MpComputerStatus -ErrorAction Stop | Select-Object AMService
 try { $out.threats = @(Get-MpThreat -ErrorAction Stop | Select-Object ThreatID,ThreatName)
       $out.detections = @(Get-MpThreatDetection -ErrorAction Stop | Select-Object DetectionID,ThreatID,
       ThreatStatusID,ActionSuccess,DomainUser,InitialDetectionTime,Resources,ProcessName) }
-catch { $out.detections_error = "$_" }
+catch { $out.detections_error = "$_"
+  # Defender's own log still tells its detections (1116) and the actions taken (1117) when the cmdlets fail.
+  try { $out.events = @(Get-WinEvent -ErrorAction Stop -FilterHashtable @{
+          LogName='Microsoft-Windows-Windows Defender/Operational'; Id=1116,1117;
+          StartTime=(Get-Date).AddDays(-30) } | Select-Object Id,@{n='Xml';e={$_.ToXml()}}) }
+  catch { if ($_.FullyQualifiedErrorId -like 'NoMatchingEventsFound*') { $out.events = @() }
+          else { $out.events_error = "$_" } } }
 try { $out.firewall = @(Get-NetFirewallProfile -ErrorAction Stop | Select-Object Name,Enabled) }
 catch { $out.firewall_error = "$_" }
 ConvertTo-Json -InputObject $out -Depth 4 -Compress
@@ -42,6 +49,9 @@ THREAT_STATUS = {
     102: "quarantine failed", 103: "remove failed", 104: "allow failed", 105: "abandoned", 107: "block failed",
 }
 REMEDIATED = frozenset({2, 3, 4, 6})
+# Event 1117's "Action Name" for what took the threat out of play (English: the event data is not translated).
+EVENT_REMEDIATIONS = frozenset({"quarantine", "remove", "clean", "block"})
+EVENT_NS = "{http://schemas.microsoft.com/win/2004/08/events/event}"
 # Get-NetFirewallProfile's Enabled is a GpoBoolean, which ConvertTo-Json writes as its number.
 # (JSON true and false hash as 1 and 0.) 2 is NotConfigured: not known from this store.
 GPO_BOOLEAN: dict[object, bool] = {0: False, 1: True, "False": False, "True": True}
@@ -118,6 +128,37 @@ def parse_detections(detections: Any, threats: Any) -> list[Detection]:
     return sorted(found, key=lambda d: d.detected_at or early, reverse=True)[:MAX_DETECTIONS]
 
 
+def event_data(xml: str) -> dict[str, str]:
+    """An event's named EventData values (Detection ID, Threat Name, Path, Action Name...)."""
+    root = ElementTree.fromstring(xml)
+    return {item.get("Name", ""): (item.text or "").strip() for item in root.iter(f"{EVENT_NS}Data")}
+
+
+def parse_defender_events(records: Any) -> list[Detection]:
+    """Detections from Defender's 1116 (detected) and 1117 (action taken) events, one per detection id: a
+    detection whose action succeeded (error code 0) in quarantining, removing, cleaning or blocking is
+    remediated, one with only a 1116 or a failed action is not."""
+    found: dict[str, Detection] = {}
+    for record in sorted(as_list(records), key=lambda r: int(r.get("Id") or 0)):  # 1116 before 1117
+        data = event_data(str(record.get("Xml") or ""))
+        ident = data.get("Detection ID", "").strip("{}")
+        if not ident:
+            continue
+        action = data.get("Action Name", "") if int(record["Id"]) == 1117 else ""
+        succeeded = int(data.get("Error Code") or "0", 16) == 0
+        remediated = action.lower() in EVENT_REMEDIATIONS and succeeded
+        earlier = found.get(ident)
+        found[ident] = Detection(
+            id=ident, threat=data.get("Threat Name") or (earlier.threat if earlier else "unknown threat"),
+            path=_resource(data.get("Path", "").split(";")[0]) or None,
+            action=(action.lower() + ("" if succeeded else " failed")) if action else "detected",
+            remediated=remediated, user=data.get("Detection User") or None,
+            detected_at=parse_time(data.get("Detection Time")),
+        )
+    early = datetime.min.replace(tzinfo=UTC)
+    return sorted(found.values(), key=lambda d: d.detected_at or early, reverse=True)[:MAX_DETECTIONS]
+
+
 def parse_firewall(records: Any) -> list[Firewall]:
     """Get-NetFirewallProfile's profiles (Domain, Private, Public) and whether each is on."""
     profiles = []
@@ -142,9 +183,15 @@ def parse_script(stdout: str, now: datetime) -> SecurityCenter:
     if answer.get("firewall_error"):
         firewalls.append(Firewall(name="Windows Firewall", detail=str(answer["firewall_error"])[:500]))
     error = answer.get("detections_error")
+    if not error:
+        detections = parse_detections(answer.get("detections"), answer.get("threats"))
+    elif "events" in answer:
+        detections, error = parse_defender_events(answer["events"]), None
+    else:
+        detections = []
+        error = f"{error}; Defender's event log: {answer.get('events_error', 'not read')}"
     return SecurityCenter(
-        collected_at=now, platform="windows", antivirus=products,
-        detections=[] if error else parse_detections(answer.get("detections"), answer.get("threats")),
+        collected_at=now, platform="windows", antivirus=products, detections=detections,
         detections_error=str(error)[:2000] if error else None, firewalls=firewalls,
     )
 
