@@ -108,10 +108,16 @@ def test_it_reads_firewall_profiles() -> None:
 def test_a_server_without_security_center_reports_defender_and_says_what_it_could_not_read() -> None:
     signal = parse_script((WINDOWS / "security_center-script-server.json").read_text(), NOW)
     names = [(p.name, p.enabled, p.real_time) for p in signal.antivirus]
-    assert names == [("Security Center", None, None), ("Microsoft Defender Antivirus", True, False)]
-    assert signal.antivirus[0].error == "Invalid namespace "
+    assert names == [("Microsoft Defender Antivirus", True, False)], "no Security Center on a server is no news"
     assert signal.detections == [] and signal.detections_error is None
     assert all(f.enabled for f in signal.firewalls)
+
+
+def test_neither_security_center_nor_defender_answering_is_a_product_not_known() -> None:
+    answer = {"av_error": "Invalid namespace ", "mp_error": "Access denied", "threats": [], "detections": []}
+    [product] = parse_script(json.dumps(answer), NOW).antivirus
+    assert product.enabled is None
+    assert product.error == "Security Center: Invalid namespace ; Defender: Access denied"
 
 
 def test_parts_that_fail_stay_unknown_and_never_look_fine() -> None:

@@ -174,11 +174,12 @@ def parse_script(stdout: str, now: datetime) -> SecurityCenter:
     """The signal from SCRIPT's JSON: each part's failure stays with that part."""
     answer: dict[str, Any] = json.loads(stdout)
     products = parse_products(answer.get("av"))
-    if answer.get("av_error"):
-        products.append(AntivirusProduct(name="Security Center", source="security-center",
-                                         error=str(answer["av_error"])[:2000]))
     if answer.get("mp") is not None:
         products = merge_defender(products, defender_product(answer["mp"]))
+    elif answer.get("av_error"):
+        # Neither source answered (Windows Server has no Security Center, which alone is no news).
+        why = f"Security Center: {answer['av_error']}; Defender: {answer.get('mp_error', 'not read')}"
+        products.append(AntivirusProduct(name="Security Center", source="security-center", error=why[:2000]))
     firewalls = parse_firewall(answer.get("firewall"))
     if answer.get("firewall_error"):
         firewalls.append(Firewall(name="Windows Firewall", detail=str(answer["firewall_error"])[:500]))
