@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.checks import CheckContext
+from agent.checks.security_center import SecurityCenterCheck
 from collector.app import create_app
 from collector.rules import History, SiteReport
 from collector.rules.security_center import BLOCKED_EVENT, evaluate
 from collector.settings import Settings
 from shared.security_center import AntivirusProduct, Detection, Firewall, Protection, SecurityCenter
+from tests.agent.test_security_center import DROP_INPUT, daily_cld, in_own_netns, needs_clamav, needs_netns
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, enrolled, store_of
@@ -209,3 +213,21 @@ async def test_collector_opens_one_site_alert_for_a_burst_across_devices(client:
         "warning", "open", "site-wide", None)
     assert burst["summary"].startswith("4 malware detections on 4 devices within an hour")
     assert len(await blocked_events(client)) == 4
+
+
+@needs_clamav
+@needs_netns
+async def test_a_real_linux_check_with_old_clamav_signatures_warns_and_its_firewall_is_fine(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    database = daily_cld(tmp_path / "clamav", clock.now - 5 * DAY)
+    context = CheckContext(settings={"clamav_database": str(database)}, run=in_own_netns(DROP_INPUT),
+                           clock=lambda: clock.now)
+    [signal] = await SecurityCenterCheck(context, platform="linux").run()
+    assert isinstance(signal, SecurityCenter), signal
+    agent = await enrolled(client, "FILESERVER")
+    await report(client, agent, signal)
+    found = await alerts(client)
+    stale = found["security_center.protection|FILESERVER|antivirus:ClamAV"]
+    assert (stale["severity"], stale["summary"]) == ("warning", "ClamAV signatures are 5 days old")
+    assert not [key for key in found if "firewall" in key]
