@@ -15,6 +15,7 @@ from shared.disk_health import DiskHealth
 from shared.encryption import Encryption
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
+from shared.security_center import SecurityCenter
 from shared.updates import Updates
 from shared.wire import Heartbeat, Unknown
 
@@ -44,6 +45,9 @@ SIGNALS: tuple[SignalInfo, ...] = (
     SignalInfo("backup_results", BackupResults, "Backups", ("backup_results",)),
     SignalInfo("updates", Updates, "Updates", ("updates.security", "updates.package_index")),
     SignalInfo("encryption", Encryption, "Encryption", ("encryption", "encryption.recovery")),
+    SignalInfo("security_center", SecurityCenter, "Security", ("security_center.protection",
+                                                               "security_center.detection",
+                                                               "security_center.burst")),
 )
 
 BY_NAME: dict[str, SignalInfo] = {signal.name: signal for signal in SIGNALS}

@@ -14,6 +14,7 @@ from shared.disk_health import DiskHealth
 from shared.encryption import Encryption
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
+from shared.security_center import SecurityCenter
 from shared.updates import Updates
 
 SCHEMA_VERSION = 1
@@ -111,7 +112,7 @@ class Unknown(Signal):
 
 KnownSignal = (
     Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
-    | Encryption
+    | Encryption | SecurityCenter
 )
 AnySignal = Annotated[KnownSignal, Field(discriminator="kind")]
 

@@ -24,7 +24,7 @@ from collector.billing.model import (
     TimeEntry,
 )
 from collector.billing.pricing import classify, entry_shares, in_force, monthly_invoice
-from collector.billing.report import DISK_REPLACED, ValueReport, build_value_report
+from collector.billing.report import DISK_REPLACED, MALWARE_BLOCKED, ValueReport, build_value_report
 from collector.store import Tx
 from collector.store.billing_rows import ClientTax, DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
 from shared.encryption import Encryption
@@ -226,6 +226,7 @@ async def load_value_report(
         backups_verified=await tx.backups_verified(ledger.client_id, since, until),
         disks_replaced=await tx.client_feed_events(client, [DISK_REPLACED], since, until),
         laptops=await laptops_encrypted(tx, client),
+        malware_blocked=await tx.client_feed_events(client, [MALWARE_BLOCKED], since, until),
     )
 
 

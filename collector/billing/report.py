@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from collector.billing.model import Incident, Part, TimeEntry
 from collector.billing.pricing import breakfix_equivalent, cents, visit_entry_ids
 from collector.billing.sentences import clean, client_sentence
+from collector.rules.security_center import BLOCKED_EVENT
 from collector.store import AlertRow, FeedEvent
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
 
@@ -29,6 +30,7 @@ AlertHistory = list[tuple[datetime, str, str, dict[str, Any]]]
 REBOOT_RULES = frozenset({"pending_reboot"})
 UPDATE_RULES = frozenset({"updates.security"})
 DISK_REPLACED = "device.disk_replaced"
+MALWARE_BLOCKED = f"device.{BLOCKED_EVENT}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class ValueReport:
     one_off_fees: Decimal = Decimal("0.00")
     # (encrypted, all) of the client's laptops by their last encryption report; shown when it has laptops.
     laptops_encrypted: tuple[int, int] = (0, 0)
+    # Threats the antivirus blocked or quarantined, as the security_center rule told them in the feed.
+    malware_blocked: list[FeedEvent] = field(default_factory=list)
 
     @property
     def has_contract(self) -> bool:
@@ -198,6 +202,7 @@ def build_value_report(
     backups_verified: int,
     disks_replaced: list[FeedEvent],
     laptops: tuple[int, int] = (0, 0),
+    malware_blocked: Sequence[FeedEvent] = (),
 ) -> ValueReport:
     """The report for the local days `first` to `last` from a client's ledger and what the alerts recorded.
 
@@ -251,6 +256,7 @@ def build_value_report(
         updates_completed=completed(alert_events, ledger.client, UPDATE_RULES, since, until),
         disks_replaced=disks_replaced,
         laptops_encrypted=laptops,
+        malware_blocked=list(malware_blocked),
         breakfix_cost=_breakfix(ledger, list(by_id.values()), ledger.entry_models(first, last)),
         contract_fees=sum((i.totals().contract for i in invoices), Decimal("0.00")),
         onboarding_fees=sum((i.totals().onboarding for i in invoices), Decimal("0.00")),

@@ -11,6 +11,7 @@ from collector import keys
 from collector.alerts.dedupe import alert_view
 from collector.api import wiring
 from collector.api.errors import as_json, status_of
+from collector.billing.report import MALWARE_BLOCKED
 from collector.services.alerts import DONE, ActionInput
 from collector.services.errors import DomainError
 from collector.store import AlertRow, Tx
@@ -29,6 +30,9 @@ FEED_LIMIT = 200
 # The collector's own outages are shown this long: while it was down, nothing was judged or sent.
 DOWNTIMES_SHOWN = timedelta(days=7)
 BACKUP_RUNS = 10
+# Malware the antivirus blocked: info, not alerts; the feed shows the last week's.
+BLOCKED_SHOWN = timedelta(days=7)
+BLOCKED_LIMIT = 20
 # Choices offered for snoozing and for silencing from an alert, in minutes.
 DURATIONS = {60: "1 hour", 240: "4 hours", 1440: "1 day", 10080: "1 week"}
 # The feed's row template for the script: an alert with every field empty.
@@ -56,6 +60,7 @@ async def feed_page(request: web.Request) -> web.Response:
         alerts = await tx.alerts(None if state == "all" else state)  # type: ignore[arg-type]
         clients = await tx.clients()
         downtimes = await tx.recent_feed("collector.down", request.app[keys.CLOCK]() - DOWNTIMES_SHOWN, 3)
+        blocked = await tx.recent_feed(MALWARE_BLOCKED, request.app[keys.CLOCK]() - BLOCKED_SHOWN, BLOCKED_LIMIT)
     views = [view for view in map(alert_view, alerts) if _matches(view, filters)]
     rules = sorted({*SIGNAL_NAMES, *RULES, *(a.rule for a in alerts)})
     sites = sorted({site for client in clients for site, _ in client.sites
@@ -63,7 +68,10 @@ async def feed_page(request: web.Request) -> web.Response:
     return render(request, "feed.html", alerts=views[:FEED_LIMIT], more=max(0, len(views) - FEED_LIMIT),
                   after=after, filters=filters, state=state, states=STATES, clients=[c.name for c in clients],
                   sites=sites, severities=SEVERITIES, rules=rules, blank=BLANK,
-                  downtimes=[event.data for event in downtimes])
+                  downtimes=[event.data for event in downtimes],
+                  blocked=[{"at": event.at.isoformat(), **event.data} for event in blocked
+                           if all(not filters[key] or event.data.get(key) == filters[key]
+                                  for key in ("client", "site"))])
 
 
 async def _disk_facts(tx: Tx, alert: AlertRow) -> dict[str, Any] | None:

@@ -25,7 +25,8 @@ from shared.disk_health import DiskHealth
 from shared.pending_reboot import PendingReboot, RebootReason
 from tests.collector import test_incidents
 from tests.collector.test_disk_health import healthy
-from tests.collector.test_incidents import ACME, BAKERY, RATES, api, contracted, incident, work
+from tests.collector.test_incidents import ACME, BAKERY, RATES, api, contracted, enrol, incident, work
+from tests.collector.test_security_center import defender, detection, windows
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, report_free
@@ -480,3 +481,15 @@ async def test_a_report_that_cannot_be_priced_says_so_instead_of_failing(client:
     refused = await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-11", headers=TECH)
     assert refused.status == 409
     assert "no break/fix rates in force on 2026-11-03" in (await refused.json())["error"]
+async def test_malware_the_antivirus_blocked_is_a_line_of_the_report(client: TestClient, clock: Clock) -> None:
+    laptop = await enrol(client, "GUEST-LAPTOP")
+    clock.now = at(11, 12, 10)
+    usb = detection("e1", at=clock.now - timedelta(minutes=4))
+    for _ in range(2):  # told once, however often the device lists it
+        await send(client, laptop, windows(defender(updated=clock.now), detections=(usb,), at=clock.now))
+        clock.advance(minutes=15)
+    html = unescape(await page(client, "month=2026-11"))
+    assert "<b>1</b>malware threats blocked" in html
+    assert ("12 November 2026: blocked malware Virus:DOS/EICAR_Test_File in E:\\setup\\eicar.com on GUEST-LAPTOP "
+            "(user RECEPTION-PC\\guest), quarantined") in " ".join(html.split())
+    assert "malware threats blocked" not in await page(client, "month=2026-10")

@@ -21,9 +21,11 @@ from collector.settings import Settings
 from collector.web import add_nav
 from collector.web.render import render
 from collector.web.sessions import page
+from shared.signals import SIGNALS
+from tests.collector.test_security_center import defender, detection, windows
 from tests.e2e.harness import BIN
 from tests.notify_receivers import WebhookReceiver
-from tests.support.agents import SimAgent
+from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
 from tests.support.collector import TECH, enrolled, report_free
 from tests.web.conftest import NAME, PASSWORD, critical_alert, log_in
@@ -81,9 +83,13 @@ async def test_the_clients_page_shows_each_signal_of_each_device_at_a_glance(
     for row in page.split("<tr")[2:]:
         [hostname] = re.findall(r'<a href="/devices/[^"]+">([^<]+)</a>', row)
         rows[hostname] = re.findall(r"badge sev-(\w+)", row)
-    # Disks, Reboot, Printers, Backups, Updates, Encryption
-    assert rows == {"FRONT-DESK": ["ok", "none", "none", "none", "none", "none"],
-                    "RECEPTION-01": ["critical", "none", "none", "ok", "none", "none"]}  # reallocating more each day
+    # Disks, Reboot, Printers, Backups, Updates, then the later signals' columns (Security: none reported)
+    assert {host: badges[:5] for host, badges in rows.items()} == {
+        "FRONT-DESK": ["ok", "none", "none", "none", "none"],
+        "RECEPTION-01": ["critical", "none", "none", "ok", "none"]}  # reallocating more each day
+    headings = [s.label for s in SIGNALS if s.at_a_glance]
+    assert rows["FRONT-DESK"][headings.index("Encryption")] == "none"
+    assert rows["FRONT-DESK"][headings.index("Security")] == "none"
 
 
 async def test_the_alert_page_shows_reasons_smart_attributes_and_the_backup_runs(
@@ -263,6 +269,20 @@ async def test_the_feed_page_says_when_the_collector_itself_was_down(client: Tes
     assert "The collector itself was down from" in page_text
     clock.advance(days=8)
     assert "collector itself was down" not in await (await client.get("/")).text(), "a week later: history"
+
+
+async def test_the_feed_page_lists_malware_the_antivirus_blocked_for_a_week(client: TestClient, clock: Clock) -> None:
+    await log_in(client)
+    laptop = await enrolled(client, "GUEST-LAPTOP")
+    usb = detection("e1", at=clock.now - timedelta(minutes=3))
+    body = laptop.body(laptop.envelope([windows(defender(updated=clock.now), detections=(usb,), at=clock.now)]))
+    assert (await client.post(REPORTS, data=body, headers=laptop.headers(body))).status == 200
+    page_text = html.unescape(re.sub(r"<[^>]+>", "", await (await client.get("/")).text()))
+    assert ("Acme Tooling / Main office / GUEST-LAPTOP: blocked malware (quarantined): Virus:DOS/EICAR_Test_File "
+            "in E:\\setup\\eicar.com") in " ".join(page_text.split())
+    assert "GUEST-LAPTOP" not in await (await client.get("/?client=Other")).text()
+    clock.advance(days=8)
+    assert "blocked malware" not in await (await client.get("/")).text(), "a week later: the value report keeps it"
 
 
 async def test_the_feed_filters_by_client_and_severity(client: TestClient, clock: Clock) -> None:

@@ -108,6 +108,17 @@ document.addEventListener("DOMContentLoaded", () => {
       // CLOSED: the collector refused (e.g. logged out) rather than dropped; try again later from lastId.
       if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
     };
+    // Malware the antivirus blocked: a line of information, not an alert.
+    source.addEventListener("device.malware_blocked", (event) => {
+      lastId = event.lastEventId || lastId;
+      const data = JSON.parse(event.data);
+      if ((filters.client && data.client !== filters.client) || (filters.site && data.site !== filters.site)) return;
+      const item = document.createElement("li");
+      item.className = "event sev-info";
+      item.textContent = `${data.client} / ${data.site} / ${data.hostname}: ${data.summary}`;
+      document.getElementById("blocked").prepend(item);
+      document.querySelector("section.blocked-malware").hidden = false;
+    });
     for (const what of ALERT_EVENTS) {
       source.addEventListener("alert." + what, (event) => {
         lastId = event.lastEventId || lastId;
