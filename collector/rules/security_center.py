@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from collector.rules import AlertRule, Evaluation, History, RuleSpec, Status, thresholds
+from collector.rules import AlertRule, Caught, Evaluation, History, RuleSpec, Status, thresholds
 from collector.rules.pending_reboot import span
 from shared.security_center import AntivirusProduct, Detection, SecurityCenter
 
@@ -186,8 +186,37 @@ def evaluate(signal: SecurityCenter, history: History) -> list[Evaluation]:
     ]
 
 
+def protection_sentence(c: Caught) -> str:
+    """What a business owner reads for protection that was off or out of date."""
+    done = "; it is back on" if c.outcome != "open" else ""
+    if product := c.after_subject("antivirus:"):
+        return f"The antivirus ({product}) on {c.device} was off or out of date{done}."
+    if c.subject == "antivirus":
+        return f"{c.device} had no antivirus running{'; it has one now' if done else ''}."
+    if c.after_subject("firewall:"):
+        return f"The firewall on {c.device} was switched off{done}."
+    return f"A built-in security protection of {c.device} was switched off{done}."
+
+
+def detection_sentence(c: Caught) -> str:
+    """What a business owner reads for malware the antivirus found but did not remove."""
+    threat = c.text("threat", "malware")
+    if c.outcome != "open":
+        return f"Malware ({threat}) found on {c.device} was removed."
+    return f"Malware ({threat}) was found on {c.device} and had not been removed yet."
+
+
+def burst_sentence(c: Caught) -> str:
+    """What a business owner reads for many detections on one site at once."""
+    done = "; the source was found and dealt with" if c.outcome != "open" else ""
+    return f"Several devices at {c.site} detected malware within an hour{done}."
+
+
 SPEC = RuleSpec(evaluate, history=HISTORY, site_hours=BURST_WINDOW.total_seconds() / 3600, alerts=(
-    AlertRule(PROTECTION_RULE, action="turn the protection back on and look at why it went off"),
-    AlertRule(DETECTION_RULE, action="remove the threat (full scan, quarantine) and find how it came in"),
-    AlertRule(BURST_RULE, action="look for the common source (a shared drive, a USB stick, a mail) on the site"),
+    AlertRule(PROTECTION_RULE, action="turn the protection back on and look at why it went off",
+              sentence=protection_sentence),
+    AlertRule(DETECTION_RULE, action="remove the threat (full scan, quarantine) and find how it came in",
+              sentence=detection_sentence),
+    AlertRule(BURST_RULE, action="look for the common source (a shared drive, a USB stick, a mail) on the site",
+              sentence=burst_sentence),
 ))
