@@ -2,7 +2,8 @@
 
 Requests that arrive together are committed together (group commit): one writer task takes every
 queued request into one transaction, so the cost of a transaction is shared. If a group fails,
-its requests are retried one by one, so one bad report cannot fail the others.
+its requests are retried one by one, so one bad report cannot fail the others. The transaction first
+reads the group's agents in one query: a device revoked (or deleted) since it signed is refused there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
+from collector.auth import AuthError, admitted
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
 from collector.store import AgentRow, ObservationRow, Store, Tx
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
@@ -45,7 +47,7 @@ class IngestResult:
 class _Request:
     """One authenticated, validated batch waiting for the writer."""
 
-    agent: AgentRow
+    agent_id: str
     batch: ReportBatch
     received_at: datetime
     done: asyncio.Future[IngestResult]
@@ -117,9 +119,12 @@ class Ingest:
         self._queue: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def ingest(self, agent: AgentRow, batch: ReportBatch, received_at: datetime) -> IngestResult:
-        """Store and evaluate a batch; a resent envelope is acknowledged, not stored twice."""
-        request = _Request(agent, batch, received_at, asyncio.get_running_loop().create_future())
+    async def ingest(self, agent_id: str, batch: ReportBatch, received_at: datetime) -> IngestResult:
+        """Store and evaluate a batch signed by `agent_id`; a resent envelope is acknowledged, not stored twice.
+
+        AuthError when the agent, as stored in the storing transaction, is unknown or revoked.
+        """
+        request = _Request(agent_id, batch, received_at, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
@@ -141,7 +146,7 @@ class Ingest:
                 if len(group) > 1:
                     answers = [await self._commit_alone(request) for request in group]
                 else:
-                    log.exception("ingest failed for agent %s", group[0].agent.agent_id)
+                    log.exception("ingest failed for agent %s", group[0].agent_id)
                     answers = [exc]
             for request, answer in zip(group, answers, strict=True):
                 if request.done.done():
@@ -156,25 +161,40 @@ class Ingest:
         try:
             [result] = await self._commit([request])
         except Exception as exc:
-            log.exception("ingest failed for agent %s", request.agent.agent_id)
+            log.exception("ingest failed for agent %s", request.agent_id)
             return exc
         return result
 
-    async def _commit(self, group: list[_Request]) -> list[IngestResult]:
-        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events)."""
-        results = []
+    async def _commit(self, group: list[_Request]) -> list[IngestResult | BaseException]:
+        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events);
+        a request whose agent may not report gets its AuthError, the others are stored."""
+        results: list[IngestResult | BaseException] = []
         async with self._store.transaction() as tx:
-            recent = await self._recent(tx, group)
+            rows = await tx.reporting_agents(sorted({request.agent_id for request in group}))
+            # Devices that have (or may have, once this group opened one) an open alert.
+            alerted = {agent_id for agent_id, (_, has_open) in rows.items() if has_open}
+            agents: list[AgentRow | AuthError] = []
             for request in group:
-                results.append(await self._ingest(tx, request, recent))
+                try:
+                    agents.append(admitted(request.agent_id, rows.get(request.agent_id, (None, False))[0]))
+                except AuthError as exc:
+                    agents.append(exc)
+            admitted_group = [(request, agent) for request, agent in zip(group, agents, strict=True)
+                              if isinstance(agent, AgentRow)]
+            recent = await self._recent(tx, admitted_group)
+            for request, agent in zip(group, agents, strict=True):
+                results.append(agent if isinstance(agent, AuthError)
+                               else await self._ingest(tx, request, agent, recent, alerted))
         for request, result in zip(group, results, strict=True):
-            if result.epoch is not None:
-                self._streams[request.agent.agent_id] = result.epoch
+            if isinstance(result, IngestResult) and result.epoch is not None:
+                self._streams[request.agent_id] = result.epoch
         return results
 
-    async def _ingest(self, tx: Tx, request: _Request, recent: _Recent) -> IngestResult:
-        """Store one batch, evaluate its new signals and apply the verdicts."""
-        agent, now = request.agent, request.received_at
+    async def _ingest(
+        self, tx: Tx, request: _Request, agent: AgentRow, recent: _Recent, alerted: set[str]
+    ) -> IngestResult:
+        """Store one batch, evaluate its new signals and apply the verdicts (those that can change something)."""
+        now = request.received_at
         result = IngestResult()
         evaluations: list[Evaluation] = []
         # Each stream the batch adds to, with the first sequence number it adds.
@@ -214,17 +234,18 @@ class Ingest:
         if first_contact:
             await tx.append_feed(now, "device.online", device)
         await self._note_streams(tx, agent, streams, now, device, first_contact)
-        await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
+        if agent.agent_id in alerted or not dedupe.inert(evaluations):
+            await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
+            alerted.add(agent.agent_id)
         return result
 
-    async def _recent(self, tx: Tx, group: list[_Request]) -> _Recent:
+    async def _recent(self, tx: Tx, group: list[tuple[_Request, AgentRow]]) -> _Recent:
         """What the group's rules look back on, read once for the whole group before anything is stored:
         each device's latest signals of a kind, and each site's signals of a kind over the widest window
         any envelope of the group needs (bounded in rows, and in time on both sides)."""
         recent = _Recent(self._rules)
         windows: dict[tuple[int, str], tuple[datetime, datetime]] = {}
-        for request in group:
-            agent = request.agent
+        for request, agent in group:
             # Nothing stored can be later than this (the schema's bound), whatever an older version wrote.
             until = request.received_at + FUTURE_SLACK
             for envelope in request.batch.envelopes:

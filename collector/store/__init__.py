@@ -297,6 +297,10 @@ class Tx(Protocol):
     async def agent(self, agent_id: str) -> AgentRow | None:
         """One agent, or None."""
 
+    async def reporting_agents(self, agent_ids: list[str]) -> dict[str, tuple[AgentRow, bool]]:
+        """Those of the agents that exist, by id, each with whether it has an open alert (ingest reads a
+        group's agents in this one query, in the transaction that stores their reports)."""
+
     async def agents(self) -> list[AgentRow]:
         """All agents, by client, site and hostname."""
 
