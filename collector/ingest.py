@@ -21,7 +21,7 @@ from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
 from collector.auth import AuthError, admitted
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
-from collector.store import AgentRow, ObservationRow, Store, Tx
+from collector.store import AgentRow, Contact, EnvelopeRow, ObservationRow, Store, Tx
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
 from shared.wire import LEGACY_EPOCH, Heartbeat, ReportBatch
@@ -99,6 +99,17 @@ class _Recent:
                 del site[spec.site_rows:]
 
 
+def _beat(batch: ReportBatch) -> Heartbeat | None:
+    """The batch's last heartbeat, if it has one."""
+    return next((s for e in reversed(batch.envelopes) for s in reversed(e.signals) if isinstance(s, Heartbeat)), None)
+
+
+def _hostname(batch: ReportBatch) -> str | None:
+    """The hostname the batch's last heartbeat reports, if it has one."""
+    beat = _beat(batch)
+    return beat.hostname if beat else None
+
+
 class Ingest:
     """The store-evaluate-publish part of the hot path (after authentication and validation)."""
 
@@ -166,9 +177,14 @@ class Ingest:
         return result
 
     async def _commit(self, group: list[_Request]) -> list[IngestResult | BaseException]:
-        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events);
-        a request whose agent may not report gets its AuthError, the others are stored."""
-        results: list[IngestResult | BaseException] = []
+        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events).
+
+        1. Read the group's agents in one query; a request whose agent is unknown or revoked gets its AuthError.
+        2. Read what the group's rules look back on; store every envelope of the group, then note every
+           contact, each in one trip to the database.
+        3. Per request, in order: evaluate its new signals and apply the verdicts that can change something.
+        """
+        outcomes: dict[int, IngestResult] = {}
         async with self._store.transaction() as tx:
             rows = await tx.reporting_agents(sorted({request.agent_id for request in group}))
             # Devices that have (or may have, once this group opened one) an open alert.
@@ -182,32 +198,46 @@ class Ingest:
             admitted_group = [(request, agent) for request, agent in zip(group, agents, strict=True)
                               if isinstance(agent, AgentRow)]
             recent = await self._recent(tx, admitted_group)
-            for request, agent in zip(group, agents, strict=True):
-                results.append(agent if isinstance(agent, AuthError)
-                               else await self._ingest(tx, request, agent, recent, alerted))
+            stored = iter(await tx.record_envelopes([
+                EnvelopeRow(agent.agent_id, e.seq, e.boot_id, e.sent_at, request.received_at,
+                            [(s.kind, s.collected_at, s.model_dump_json()) for s in e.signals], e.epoch or LEGACY_EPOCH)
+                for request, agent in admitted_group for e in request.batch.envelopes
+            ]))
+            new = [[next(stored) for _ in request.batch.envelopes] for request, _ in admitted_group]
+            previous = iter(await tx.touch_agents([
+                Contact(agent.agent_id, request.received_at, request.batch.envelopes[-1].seq, _hostname(request.batch))
+                for (request, agent), fresh in zip(admitted_group, new, strict=True) if any(fresh)
+            ]))
+            for (request, agent), fresh in zip(admitted_group, new, strict=True):
+                first_contact = any(fresh) and next(previous) is None
+                outcomes[id(request)] = await self._ingest(tx, request, agent, fresh, first_contact, recent, alerted)
+        results: list[IngestResult | BaseException] = [
+            agent if isinstance(agent, AuthError) else outcomes[id(request)]
+            for request, agent in zip(group, agents, strict=True)
+        ]
         for request, result in zip(group, results, strict=True):
             if isinstance(result, IngestResult) and result.epoch is not None:
                 self._streams[request.agent_id] = result.epoch
         return results
 
     async def _ingest(
-        self, tx: Tx, request: _Request, agent: AgentRow, recent: _Recent, alerted: set[str]
+        self, tx: Tx, request: _Request, agent: AgentRow, fresh: list[bool], first_contact: bool, recent: _Recent,
+        alerted: set[str],
     ) -> IngestResult:
-        """Store one batch, evaluate its new signals and apply the verdicts (those that can change something)."""
+        """Evaluate one stored batch's new signals (`fresh`: which envelopes were new) and apply the verdicts
+        that can change something."""
         now = request.received_at
         result = IngestResult()
         evaluations: list[Evaluation] = []
         # Each stream the batch adds to, with the first sequence number it adds.
         streams: dict[str, int] = {}
         settings = self._thresholds(agent.site.client_name)
-        for envelope in request.batch.envelopes:
+        for envelope, new in zip(request.batch.envelopes, fresh, strict=True):
             histories = recent.before(agent, envelope.signals)
-            rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
-            epoch = envelope.epoch or LEGACY_EPOCH
-            if not await tx.record_envelope(agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at,
-                                            now, rows, epoch=epoch):
+            if not new:
                 result.duplicates.append(envelope.seq)
                 continue
+            epoch = envelope.epoch or LEGACY_EPOCH
             result.accepted.append(envelope.seq)
             recent.add(agent, envelope.signals)
             result.epoch = epoch
@@ -222,15 +252,12 @@ class Ingest:
                     evaluations.extend(evaluate(spec, signal, history))
         if not result.accepted:
             return result
-        signals = [s for e in request.batch.envelopes for s in e.signals]
-        beat = next((s for s in reversed(signals) if isinstance(s, Heartbeat)), None)
-        hostname = beat.hostname if beat else None
+        beat = _beat(request.batch)
         if beat is not None and beat.device_class is not None and beat.device_class != agent.reported_class:
             await tx.set_reported_class(agent.agent_id, beat.device_class)
-        device = {"agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
+        device = {"agent_id": agent.agent_id, "hostname": _hostname(request.batch) or agent.hostname,
                   "client": agent.site.client_name, "site": agent.site.site_name}
         # First contact goes into the feed before the device's first alerts.
-        first_contact = await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None
         if first_contact:
             await tx.append_feed(now, "device.online", device)
         await self._note_streams(tx, agent, streams, now, device, first_contact)

@@ -102,6 +102,29 @@ class AgentRow:
 
 
 @dataclass(frozen=True)
+class EnvelopeRow:
+    """An envelope as ingest stores it: its signals as (kind, collected_at, payload JSON) rows."""
+
+    agent_id: str
+    seq: int
+    boot_id: str
+    sent_at: datetime
+    received_at: datetime
+    rows: list[tuple[str, datetime, str]]
+    epoch: str = LEGACY_EPOCH
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An agent heard from: when, its newest sequence number, and the hostname it reported (if any)."""
+
+    agent_id: str
+    seen_at: datetime
+    seq: int
+    hostname: str | None
+
+
+@dataclass(frozen=True)
 class ObservationRow:
     """One stored signal."""
 
@@ -313,6 +336,9 @@ class Tx(Protocol):
         False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
 
+    async def record_envelopes(self, envelopes: list[EnvelopeRow]) -> list[bool]:
+        """`record_envelope` for each envelope, in order, in one trip to the database where the backend can."""
+
     async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
         """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead);
         True when it is the first such refusal since the agent was last heard from."""
@@ -327,6 +353,9 @@ class Tx(Protocol):
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
     ) -> datetime | None:
         """Update when the agent was last heard from (never moving backwards); returns the previous time."""
+
+    async def touch_agents(self, contacts: list[Contact]) -> list[datetime | None]:
+        """`touch_agent` for each contact, in order, in one trip to the database where the backend can."""
 
     async def set_reported_class(self, agent_id: str, device_class: classes.DeviceClass) -> None:
         """Keep the class the agent reports (written only when it differs from the stored one)."""

@@ -36,7 +36,9 @@ from collector.store import (
     ChannelRow,
     ClientHours,
     ClientRow,
+    Contact,
     EnrolmentRefused,
+    EnvelopeRow,
     EpochRow,
     FeedEvent,
     ObservationRow,
@@ -313,6 +315,13 @@ class SqlTx:
             "UPDATE agents SET revoked_at = :at WHERE agent_id = :agent AND revoked_at IS NULL", at=at, agent=agent_id
         )
         return changed == 1
+
+    async def record_envelopes(self, envelopes: list[EnvelopeRow]) -> list[bool]:
+        return [await self.record_envelope(e.agent_id, e.seq, e.boot_id, e.sent_at, e.received_at, e.rows,
+                                           epoch=e.epoch) for e in envelopes]
+
+    async def touch_agents(self, contacts: list[Contact]) -> list[datetime | None]:
+        return [await self.touch_agent(c.agent_id, c.seen_at, c.seq, c.hostname) for c in contacts]
 
     async def agent(self, agent_id: str) -> AgentRow | None:
         row = await self._row(_AGENTS + " WHERE a.agent_id = :agent", agent=agent_id)
