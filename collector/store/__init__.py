@@ -755,10 +755,15 @@ class Store(Protocol):
         """True when `exc` says the database is busy, locked, full or unreachable: worth trying again later."""
 
 
+def is_postgresql(url: str) -> bool:
+    """True when the database URL names PostgreSQL (`postgresql://...` or `postgres://...`)."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(url: str) -> Store:
     """The store for a database URL or path: `postgresql://...` (or `postgres://...`) is PostgreSQL;
     `sqlite:///path`, a plain path or `:memory:` is SQLite."""
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgresql(url):
         from collector.store.postgresql import PostgresStore
 
         return PostgresStore(url)
