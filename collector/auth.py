@@ -14,6 +14,8 @@ from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER, verify
 
 # Where the SHA-256 of the technician token is kept (`fieldpost-collector admin-token` replaces it).
 ADMIN_TOKEN_META = "technician_token_hash"
+# Parsed agent keys kept; past this many devices the oldest kept is read again when it next reports.
+KEPT_KEYS = 100_000
 
 
 class AuthError(Exception):
@@ -50,28 +52,54 @@ async def technician_allowed(presented: str | None, store: Store, settings: Sett
     return bool(expected) and hmac.compare_digest(token_hash(presented), expected)
 
 
-class AgentAuthenticator:
-    """Verifies agents' request signatures against the agent's row as stored now.
+def admitted(agent_id: str, agent: AgentRow | None) -> AgentRow:
+    """The row of the agent that signed a request, as stored now, when it may report; AuthError saying why not."""
+    if agent is None:
+        raise AuthError(f"unknown agent {agent_id!r}: enrol it again with a new token")
+    if agent.revoked:
+        raise AuthError(f"agent {agent_id!r} was revoked")
+    return agent
 
-    The row is read on every request (one indexed read) rather than cached, so a device revoked by the
-    CLI, the dashboard or another collector process is refused from its next request on.
+
+class AgentAuthenticator:
+    """Verifies agents' request signatures.
+
+    An agent id's public key never changes, so it is read once and kept (parsed). Whether the agent is
+    still enrolled and not revoked is not kept: ingest reads the agent's row in the very transaction that
+    stores the report (`Store.reporting_agents`, one query per group commit) and refuses it there, so a
+    device revoked by the CLI, the dashboard or another collector process is refused from its next request on.
     """
 
-    def __init__(self, store: Store, skew_seconds: int) -> None:
+    def __init__(self, store: Store, skew_seconds: int, keep: int = KEPT_KEYS) -> None:
         self._store = store
         self._skew = skew_seconds
+        self._keep = keep
+        self._keys: dict[str, Ed25519PublicKey] = {}
 
-    async def _lookup(self, agent_id: str) -> tuple[AgentRow, Ed25519PublicKey]:
+    async def _row(self, agent_id: str) -> AgentRow:
+        """The agent's row as stored now, or AuthError when it is unknown or revoked."""
         async with self._store.read() as tx:
             agent = await tx.agent(agent_id)
-        if agent is None:
-            raise AuthError(f"unknown agent {agent_id!r}: enrol it again with a new token")
-        return agent, Ed25519PublicKey.from_public_bytes(agent.public_key)
+        return admitted(agent_id, agent)
+
+    async def _key(self, agent_id: str) -> Ed25519PublicKey:
+        """The agent's public key: read (only while the agent is not revoked) and parsed once, then kept."""
+        key = self._keys.get(agent_id)
+        if key is None:
+            key = Ed25519PublicKey.from_public_bytes((await self._row(agent_id)).public_key)
+            if len(self._keys) >= self._keep:
+                self._keys.pop(next(iter(self._keys)))  # the oldest kept goes; it is read again when needed
+            self._keys[agent_id] = key
+        return key
 
     async def authenticate(
         self, headers: Mapping[str, str], method: str, path: str, body: bytes, now: float
-    ) -> AgentRow:
-        """The agent that signed this request, or AuthError with the reason."""
+    ) -> str:
+        """The id of the agent that signed this request, or AuthError with the reason.
+
+        The caller must still refuse the agent unless `admitted` passes its row as stored when the
+        report is (ingest does, in the storing transaction).
+        """
         agent_id = headers.get(AGENT_HEADER)
         stamp = headers.get(TIME_HEADER)
         signature = headers.get(SIGNATURE_HEADER)
@@ -81,15 +109,12 @@ class AgentAuthenticator:
             timestamp = int(stamp)
         except ValueError:
             raise AuthError(f"{TIME_HEADER} is not a Unix time") from None
-        agent, key = await self._lookup(agent_id)
-        if agent.revoked:
-            raise AuthError(f"agent {agent_id!r} was revoked")
-        if not verify(key, agent_id, method, path, body, timestamp, signature):
+        if not verify(await self._key(agent_id), agent_id, method, path, body, timestamp, signature):
             raise AuthError("signature does not match: the request was altered or signed with another key")
         # Checked after the signature, so that only the agent itself can have its clock counted as off.
         if abs(now - timestamp) > self._skew:
             raise ClockSkew(
                 f"request time is {int(timestamp - now):+d} s from the collector's clock "
-                f"(allowed ±{self._skew} s): check the PC's clock", agent, int(timestamp - now),
+                f"(allowed ±{self._skew} s): check the PC's clock", await self._row(agent_id), int(timestamp - now),
             )
-        return agent
+        return agent_id

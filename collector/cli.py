@@ -7,7 +7,9 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import re
+import signal
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,7 +30,7 @@ from collector.services.technicians import Technicians
 from collector.services.tokens import DEFAULT_LIFETIME, DEFAULT_USES, Tokens
 from collector.services.two_factor import TwoFactor
 from collector.settings import Settings, SettingsError, load_settings
-from collector.store import Store, open_store
+from collector.store import Store, is_postgresql, open_store
 from collector.store.account_rows import ROLES
 from shared import __version__
 from shared.clock import Clock, system_clock
@@ -83,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve https with this certificate (chain), "
                        "for setups without a reverse proxy (setting: tls_cert; needs --tls-key)")
     serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key (setting: tls_key)")
+    serve.add_argument("--workers", type=positive_int, default=1, metavar="N", help=(
+        "serve with N processes on the same port (SO_REUSEPORT, Linux): the kernel spreads new connections "
+        "over them, each with its own event loop and database connections, as N collectors on one database "
+        "would share the work; stopping the first stops them all. PostgreSQL only: SQLite takes one writer "
+        "at a time, so more processes would only queue on its write lock, and N > 1 is refused (default 1)"))
 
     commands.add_parser("schema", help="print the JSON Schema of the reports agents send")
 
@@ -241,14 +248,29 @@ async def user_command(store: Store, args: argparse.Namespace, password: str, cl
     return f"password of {args.name!r} changed; their browsers were logged out"
 
 
-def serve(settings: Settings, clock: Clock = system_clock, tls: ssl.SSLContext | None = None) -> None:
-    """Run the collector until interrupted; over https when given a TLS context."""
+def serve(settings: Settings, clock: Clock = system_clock, tls: ssl.SSLContext | None = None, workers: int = 1) -> None:
+    """Run the collector until interrupted; over https when given a TLS context; in `workers` processes
+    sharing the port (forked before any event loop or thread exists; the first stops the others when it stops)."""
     host, port = settings.host_port
     scheme = "https" if tls else "http"
-    print(f"fieldpost-collector {__version__} on {scheme}://{host}:{port} (database {settings.db})", flush=True)
+    print(f"fieldpost-collector {__version__} on {scheme}://{host}:{port} (database {settings.db}"
+          f"{f', {workers} processes' if workers > 1 else ''})", flush=True)
+    others: list[int] = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            others = []
+            break
+        others.append(pid)
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
-    web.run_app(create_app(settings, clock=clock), host=host, port=port, print=None, shutdown_timeout=5,
-                access_log=access_log, ssl_context=tls)
+    try:
+        web.run_app(create_app(settings, clock=clock), host=host, port=port, print=None, shutdown_timeout=5,
+                    access_log=access_log, ssl_context=tls, reuse_port=workers > 1 or None)
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGTERM)
+        for pid in others:
+            os.waitpid(pid, 0)
 
 
 def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
@@ -264,6 +286,12 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
         return 2
     if getattr(args, "collector_url", "") is None:
         args.collector_url = settings.public_url or PLACEHOLDER_URL
+    workers = getattr(args, "workers", 1)
+    if workers > 1 and not is_postgresql(settings.db):
+        print("fieldpost-collector serve: --workers above 1 needs PostgreSQL: SQLite takes one writer at a time, "
+              "so more processes would only queue on its write lock (one process already commits reports in "
+              "groups); run one worker on SQLite, or move to a postgresql:// database", file=sys.stderr)
+        return 2
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
     elif args.command == "revoke" or (args.command == "token" and args.token_command == "revoke"):
@@ -324,7 +352,7 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             return 1
         print(asyncio.run(with_store(settings, lambda store: issue_technician_token(store, settings))))
     else:
-        serve(settings, clock, tls)
+        serve(settings, clock, tls, workers)
     return 0
 
 

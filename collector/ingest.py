@@ -2,7 +2,8 @@
 
 Requests that arrive together are committed together (group commit): one writer task takes every
 queued request into one transaction, so the cost of a transaction is shared. If a group fails,
-its requests are retried one by one, so one bad report cannot fail the others.
+its requests are retried one by one, so one bad report cannot fail the others. The transaction first
+reads the group's agents in one query: a device revoked (or deleted) since it signed is refused there.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
+from collector.auth import AuthError, admitted
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
-from collector.store import AgentRow, ObservationRow, Store, Tx
+from collector.store import AgentRow, Contact, EnvelopeRow, ObservationRow, Store, Tx
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
 from shared.device_class import DeviceClass
@@ -46,7 +48,7 @@ class IngestResult:
 class _Request:
     """One authenticated, validated batch waiting for the writer."""
 
-    agent: AgentRow
+    agent_id: str
     batch: ReportBatch
     received_at: datetime
     done: asyncio.Future[IngestResult]
@@ -103,6 +105,15 @@ def judged_class(agent: AgentRow, batch: ReportBatch) -> DeviceClass | None:
     says (a new device's first batch carries its first heartbeat), else the class stored for it."""
     beats = [s for e in batch.envelopes for s in e.signals if isinstance(s, Heartbeat) and s.device_class]
     return agent.class_override or (beats[-1].device_class if beats else None) or agent.reported_class
+def _beat(batch: ReportBatch) -> Heartbeat | None:
+    """The batch's last heartbeat, if it has one."""
+    return next((s for e in reversed(batch.envelopes) for s in reversed(e.signals) if isinstance(s, Heartbeat)), None)
+
+
+def _hostname(batch: ReportBatch) -> str | None:
+    """The hostname the batch's last heartbeat reports, if it has one."""
+    beat = _beat(batch)
+    return beat.hostname if beat else None
 
 
 class Ingest:
@@ -125,9 +136,12 @@ class Ingest:
         self._queue: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def ingest(self, agent: AgentRow, batch: ReportBatch, received_at: datetime) -> IngestResult:
-        """Store and evaluate a batch; a resent envelope is acknowledged, not stored twice."""
-        request = _Request(agent, batch, received_at, asyncio.get_running_loop().create_future())
+    async def ingest(self, agent_id: str, batch: ReportBatch, received_at: datetime) -> IngestResult:
+        """Store and evaluate a batch signed by `agent_id`; a resent envelope is acknowledged, not stored twice.
+
+        AuthError when the agent, as stored in the storing transaction, is unknown or revoked.
+        """
+        request = _Request(agent_id, batch, received_at, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
@@ -149,7 +163,7 @@ class Ingest:
                 if len(group) > 1:
                     answers = [await self._commit_alone(request) for request in group]
                 else:
-                    log.exception("ingest failed for agent %s", group[0].agent.agent_id)
+                    log.exception("ingest failed for agent %s", group[0].agent_id)
                     answers = [exc]
             for request, answer in zip(group, answers, strict=True):
                 if request.done.done():
@@ -164,39 +178,73 @@ class Ingest:
         try:
             [result] = await self._commit([request])
         except Exception as exc:
-            log.exception("ingest failed for agent %s", request.agent.agent_id)
+            log.exception("ingest failed for agent %s", request.agent_id)
             return exc
         return result
 
-    async def _commit(self, group: list[_Request]) -> list[IngestResult]:
-        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events)."""
-        results = []
+    async def _commit(self, group: list[_Request]) -> list[IngestResult | BaseException]:
+        """Ingest a group of requests in one transaction (the store wakes the feed when it commits events).
+
+        1. Read the group's agents in one query; a request whose agent is unknown or revoked gets its AuthError.
+        2. Read what the group's rules look back on; store every envelope of the group, then note every
+           contact, each in one trip to the database.
+        3. Per request, in order: evaluate its new signals and apply the verdicts that can change something.
+        """
+        outcomes: dict[int, IngestResult] = {}
         async with self._store.transaction() as tx:
-            recent = await self._recent(tx, group)
+            rows = await tx.reporting_agents(sorted({request.agent_id for request in group}))
+            # Devices that have (or may have, once this group opened one) an open alert.
+            alerted = {agent_id for agent_id, (_, has_open) in rows.items() if has_open}
+            agents: list[AgentRow | AuthError] = []
             for request in group:
-                results.append(await self._ingest(tx, request, recent))
+                try:
+                    agents.append(admitted(request.agent_id, rows.get(request.agent_id, (None, False))[0]))
+                except AuthError as exc:
+                    agents.append(exc)
+            admitted_group = [(request, agent) for request, agent in zip(group, agents, strict=True)
+                              if isinstance(agent, AgentRow)]
+            recent = await self._recent(tx, admitted_group)
+            stored = iter(await tx.record_envelopes([
+                EnvelopeRow(agent.agent_id, e.seq, e.boot_id, e.sent_at, request.received_at,
+                            [(s.kind, s.collected_at, s.model_dump_json()) for s in e.signals], e.epoch or LEGACY_EPOCH)
+                for request, agent in admitted_group for e in request.batch.envelopes
+            ]))
+            new = [[next(stored) for _ in request.batch.envelopes] for request, _ in admitted_group]
+            previous = iter(await tx.touch_agents([
+                Contact(agent.agent_id, request.received_at, request.batch.envelopes[-1].seq, _hostname(request.batch))
+                for (request, agent), fresh in zip(admitted_group, new, strict=True) if any(fresh)
+            ]))
+            for (request, agent), fresh in zip(admitted_group, new, strict=True):
+                first_contact = any(fresh) and next(previous) is None
+                outcomes[id(request)] = await self._ingest(tx, request, agent, fresh, first_contact, recent, alerted)
+        results: list[IngestResult | BaseException] = [
+            agent if isinstance(agent, AuthError) else outcomes[id(request)]
+            for request, agent in zip(group, agents, strict=True)
+        ]
         for request, result in zip(group, results, strict=True):
-            if result.epoch is not None:
-                self._streams[request.agent.agent_id] = result.epoch
+            if isinstance(result, IngestResult) and result.epoch is not None:
+                self._streams[request.agent_id] = result.epoch
         return results
 
-    async def _ingest(self, tx: Tx, request: _Request, recent: _Recent) -> IngestResult:
-        """Store one batch, evaluate its new signals and apply the verdicts."""
-        agent, now = request.agent, request.received_at
+    async def _ingest(
+        self, tx: Tx, request: _Request, agent: AgentRow, fresh: list[bool], first_contact: bool, recent: _Recent,
+        alerted: set[str],
+    ) -> IngestResult:
+        """Evaluate one stored batch's new signals (`fresh`: which envelopes were new) and apply the verdicts
+        that can change something."""
+        now = request.received_at
         result = IngestResult()
         evaluations: list[Evaluation] = []
         # Each stream the batch adds to, with the first sequence number it adds.
         streams: dict[str, int] = {}
         settings = self._thresholds(agent.site.client_name)
         device_class = judged_class(agent, request.batch)
-        for envelope in request.batch.envelopes:
+        for envelope, new in zip(request.batch.envelopes, fresh, strict=True):
             histories = recent.before(agent, envelope.signals)
-            rows = [(s.kind, s.collected_at, s.model_dump_json()) for s in envelope.signals]
-            epoch = envelope.epoch or LEGACY_EPOCH
-            if not await tx.record_envelope(agent.agent_id, envelope.seq, envelope.boot_id, envelope.sent_at,
-                                            now, rows, epoch=epoch):
+            if not new:
                 result.duplicates.append(envelope.seq)
                 continue
+            epoch = envelope.epoch or LEGACY_EPOCH
             result.accepted.append(envelope.seq)
             recent.add(agent, envelope.signals)
             result.epoch = epoch
@@ -216,29 +264,27 @@ class Ingest:
                         await tx.save_known_disks(agent.agent_id, spec.known_disks(signal, history))
         if not result.accepted:
             return result
-        signals = [s for e in request.batch.envelopes for s in e.signals]
-        beat = next((s for s in reversed(signals) if isinstance(s, Heartbeat)), None)
-        hostname = beat.hostname if beat else None
+        beat = _beat(request.batch)
         if beat is not None and beat.device_class is not None and beat.device_class != agent.reported_class:
             await tx.set_reported_class(agent.agent_id, beat.device_class)
-        device = {"agent_id": agent.agent_id, "hostname": hostname or agent.hostname,
+        device = {"agent_id": agent.agent_id, "hostname": _hostname(request.batch) or agent.hostname,
                   "client": agent.site.client_name, "site": agent.site.site_name}
         # First contact goes into the feed before the device's first alerts.
-        first_contact = await tx.touch_agent(agent.agent_id, now, request.batch.envelopes[-1].seq, hostname) is None
         if first_contact:
             await tx.append_feed(now, "device.online", device)
         await self._note_streams(tx, agent, streams, now, device, first_contact)
-        await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
+        if agent.agent_id in alerted or not dedupe.inert(evaluations):
+            await dedupe.apply(tx, agent, evaluations, now, "rule", self._lifecycle, self._on_change)
+            alerted.add(agent.agent_id)
         return result
 
-    async def _recent(self, tx: Tx, group: list[_Request]) -> _Recent:
+    async def _recent(self, tx: Tx, group: list[tuple[_Request, AgentRow]]) -> _Recent:
         """What the group's rules look back on, read once for the whole group before anything is stored:
         each device's latest signals of a kind, and each site's signals of a kind over the widest window
         any envelope of the group needs (bounded in rows, and in time on both sides)."""
         recent = _Recent(self._rules)
         windows: dict[tuple[int, str], tuple[datetime, datetime]] = {}
-        for request in group:
-            agent = request.agent
+        for request, agent in group:
             # Nothing stored can be later than this (the schema's bound), whatever an older version wrote.
             until = request.received_at + FUTURE_SLACK
             for envelope in request.batch.envelopes:

@@ -103,6 +103,12 @@ async def apply(
     return recorder.published
 
 
+def inert(evaluations: list[Evaluation]) -> bool:
+    """True when `apply` would change nothing for a device with no open alert: every evaluation is good, of
+    the device's own alerts, with no fact to record (a site-wide alert may be open through another device)."""
+    return all(e.status == "ok" and e.scope == "device" and "event" not in e.details for e in evaluations)
+
+
 def words(summary: str) -> str:
     """A summary with its numbers blanked out (8.5 GiB, 12 days, 2026-11-23 09:00 all become #)."""
     return NUMBER.sub("#", summary)

@@ -120,7 +120,7 @@ async def reports(request: web.Request) -> web.Response:
     """Accept a signed batch of envelopes: authenticate, validate, then ingest (store, evaluate, publish)."""
     body = await read_body(request)
     try:
-        agent = await request.app[keys.AUTH].authenticate(
+        agent_id = await request.app[keys.AUTH].authenticate(
             request.headers, request.method, REPORTS_PATH, body, request.app[keys.CLOCK]().timestamp()
         )
     except ClockSkew as exc:
@@ -129,7 +129,7 @@ async def reports(request: web.Request) -> web.Response:
     except AuthError as exc:
         return error(401, str(exc))
     limiter = request.app.get(UPLOAD_LIMITER)
-    wait = limiter.take(agent.agent_id, time.monotonic()) if limiter else 0.0
+    wait = limiter.take(agent_id, time.monotonic()) if limiter else 0.0
     if wait:
         per_minute = request.app[keys.SETTINGS].agent_uploads_per_minute
         return error(429, f"too many uploads from this device (at most {per_minute:g} a minute after a burst); "
@@ -139,11 +139,14 @@ async def reports(request: web.Request) -> web.Response:
         batch = ReportBatch.model_validate_json(body, context={"now": request.app[keys.CLOCK]()})
     except ValidationError as exc:
         return invalid(exc, "report")
-    strangers = sorted({e.agent_id for e in batch.envelopes} - {agent.agent_id})
+    strangers = sorted({e.agent_id for e in batch.envelopes} - {agent_id})
     if strangers:
-        return error(422, f"envelopes name agent {strangers[0]!r} but were signed by {agent.agent_id!r}")
+        return error(422, f"envelopes name agent {strangers[0]!r} but were signed by {agent_id!r}")
     try:
-        result = await request.app[keys.INGEST].ingest(agent, batch, request.app[keys.CLOCK]())
+        result = await request.app[keys.INGEST].ingest(agent_id, batch, request.app[keys.CLOCK]())
+    except AuthError as exc:
+        # Revoked or deleted since its key was kept: checked in the transaction that would have stored it.
+        return error(401, str(exc))
     except Exception as exc:
         # Nothing of the batch was committed; the agent keeps it and sends it again.
         if request.app[keys.STORE].is_transient(exc):

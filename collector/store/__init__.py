@@ -110,6 +110,29 @@ class AgentRow:
 
 
 @dataclass(frozen=True)
+class EnvelopeRow:
+    """An envelope as ingest stores it: its signals as (kind, collected_at, payload JSON) rows."""
+
+    agent_id: str
+    seq: int
+    boot_id: str
+    sent_at: datetime
+    received_at: datetime
+    rows: list[tuple[str, datetime, str]]
+    epoch: str = LEGACY_EPOCH
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An agent heard from: when, its newest sequence number, and the hostname it reported (if any)."""
+
+    agent_id: str
+    seen_at: datetime
+    seq: int
+    hostname: str | None
+
+
+@dataclass(frozen=True)
 class ObservationRow:
     """One stored signal."""
 
@@ -305,6 +328,10 @@ class Tx(Protocol):
     async def agent(self, agent_id: str) -> AgentRow | None:
         """One agent, or None."""
 
+    async def reporting_agents(self, agent_ids: list[str]) -> dict[str, tuple[AgentRow, bool]]:
+        """Those of the agents that exist, by id, each with whether it has an open alert (ingest reads a
+        group's agents in this one query, in the transaction that stores their reports)."""
+
     async def agents(self) -> list[AgentRow]:
         """All agents, by client, site and hostname."""
 
@@ -316,6 +343,9 @@ class Tx(Protocol):
 
         False, and nothing written, when (agent_id, epoch, seq) was stored before.
         """
+
+    async def record_envelopes(self, envelopes: list[EnvelopeRow]) -> list[bool]:
+        """`record_envelope` for each envelope, in order, in one trip to the database where the backend can."""
 
     async def note_skew(self, agent_id: str, at: datetime, offset_seconds: int) -> bool:
         """Count a request of the agent refused because its clock was `offset_seconds` off (+ ahead);
@@ -337,6 +367,9 @@ class Tx(Protocol):
         self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None
     ) -> datetime | None:
         """Update when the agent was last heard from (never moving backwards); returns the previous time."""
+
+    async def touch_agents(self, contacts: list[Contact]) -> list[datetime | None]:
+        """`touch_agent` for each contact, in order, in one trip to the database where the backend can."""
 
     async def set_reported_class(self, agent_id: str, device_class: classes.DeviceClass) -> None:
         """Keep the class the agent reports (written only when it differs from the stored one)."""
@@ -781,10 +814,15 @@ class Store(Protocol):
         """True when `exc` says the database is busy, locked, full or unreachable: worth trying again later."""
 
 
+def is_postgresql(url: str) -> bool:
+    """True when the database URL names PostgreSQL (`postgresql://...` or `postgres://...`)."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(url: str) -> Store:
     """The store for a database URL or path: `postgresql://...` (or `postgres://...`) is PostgreSQL;
     `sqlite:///path`, a plain path or `:memory:` is SQLite."""
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgresql(url):
         from collector.store.postgresql import PostgresStore
 
         return PostgresStore(url)

@@ -37,7 +37,9 @@ from collector.store import (
     ChannelRow,
     ClientHours,
     ClientRow,
+    Contact,
     EnrolmentRefused,
+    EnvelopeRow,
     EpochRow,
     FeedEvent,
     ObservationRow,
@@ -118,10 +120,9 @@ def compile_sql(sql: str, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
     return _TOKENS.sub(replace, sql), tuple(order)
 
 
-_AGENTS = """
-    SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name
-    FROM agents a JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id
-"""
+_AGENT_COLUMNS = "SELECT a.*, s.name AS site_name, c.id AS client_id, c.name AS client_name"
+_AGENTS_FROM = " FROM agents a JOIN sites s ON s.id = a.site_id JOIN clients c ON c.id = s.client_id"
+_AGENTS = _AGENT_COLUMNS + _AGENTS_FROM
 # Incidents with the alerts they cover, as comma-separated ids (callers add WHERE ... GROUP BY i.id, c.name).
 _INCIDENTS = """
     SELECT i.*, c.name AS client_name, {alert_ids} AS alert_ids
@@ -324,9 +325,23 @@ class SqlTx:
         )
         return changed == 1
 
+    async def record_envelopes(self, envelopes: list[EnvelopeRow]) -> list[bool]:
+        return [await self.record_envelope(e.agent_id, e.seq, e.boot_id, e.sent_at, e.received_at, e.rows,
+                                           epoch=e.epoch) for e in envelopes]
+
+    async def touch_agents(self, contacts: list[Contact]) -> list[datetime | None]:
+        return [await self.touch_agent(c.agent_id, c.seen_at, c.seq, c.hostname) for c in contacts]
+
     async def agent(self, agent_id: str) -> AgentRow | None:
         row = await self._row(_AGENTS + " WHERE a.agent_id = :agent", agent=agent_id)
         return _agent(row, self.codec) if row is not None else None
+
+    async def reporting_agents(self, agent_ids: list[str]) -> dict[str, tuple[AgentRow, bool]]:
+        rows = await self._rows(
+            _AGENT_COLUMNS + ", EXISTS (SELECT 1 FROM alerts l WHERE l.agent_id = a.agent_id AND l.state = 'open') "
+            "AS alerted" + _AGENTS_FROM + " WHERE a.agent_id IN (:agents::text[])", agents=agent_ids,
+        )
+        return {row["agent_id"]: (_agent(row, self.codec), bool(row["alerted"])) for row in rows}
 
     async def agents(self) -> list[AgentRow]:
         rows = await self._rows(_AGENTS + " ORDER BY c.name, s.name, a.hostname, a.agent_id")

@@ -10,6 +10,7 @@ last commit while a write is under way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from collector.store import PingRow, PushJobRow, PushJobState, Tx
+from collector.store import Contact, EnvelopeRow, PingRow, PushJobRow, PushJobState, Tx
 from collector.store.codec import SqliteCodec
 from collector.store.migrate import load_migrations, migrate
 from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
@@ -45,6 +46,7 @@ class _Connection:
     def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
         self._db = db
         self._executor = executor
+        self._begin: str | None = None
 
     @classmethod
     async def connect(cls, path: str, read_only: bool = False) -> _Connection:
@@ -71,7 +73,14 @@ class _Connection:
         A cancelled `run_in_executor` drops work still queued: a dropped ROLLBACK would leave the
         connection inside a transaction for the next caller.
         """
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            return await self.run(functools.partial(_begun, begin, work))
         return await asyncio.shield(asyncio.wrap_future(self._executor.submit(work, self._db)))
+
+    def begin_with_next(self, statement: str) -> None:
+        """Execute `statement` (a BEGIN) in the same trip as the next work: a transaction costs no trip of its own."""
+        self._begin = statement
 
     async def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """Execute one statement."""
@@ -96,12 +105,19 @@ class _Connection:
             if db.in_transaction:
                 db.execute("ROLLBACK")
 
+        self._begin = None
         await self.run(end)
 
     async def close(self) -> None:
         """Close the connection and stop its thread."""
         await self.run(lambda db: db.close())
         self._executor.shutdown()
+
+
+def _begun(begin: str, work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """`work(db)` after executing `begin` (on the database thread)."""
+    db.execute(begin)
+    return work(db)
 
 
 class _SqliteTx(SqlTx):
@@ -130,47 +146,65 @@ class _SqliteTx(SqlTx):
         self, agent_id: str, seq: int, boot_id: str, sent_at: datetime, received_at: datetime,
         rows: list[tuple[str, datetime, str]], *, epoch: str = LEGACY_EPOCH,
     ) -> bool:
-        # One trip to the database thread for the report and its observations: on the ingest path the
-        # trips, not SQLite, were the cost.
-        ts = self.codec.param
-        report = (agent_id, epoch, seq, boot_id, ts(sent_at), ts(received_at))
-        observations = [(agent_id, epoch, seq, kind, ts(at), payload) for kind, at, payload in rows]
+        [stored] = await self.record_envelopes([EnvelopeRow(agent_id, seq, boot_id, sent_at, received_at, rows, epoch)])
+        return stored
 
-        def work(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, epoch, seq) DO NOTHING",
-                report,
-            )
-            if cursor.rowcount != 1:
-                return False
-            db.executemany(
-                "INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                observations,
-            )
-            return True
+    async def record_envelopes(self, envelopes: list[EnvelopeRow]) -> list[bool]:
+        # One trip to the database thread for a whole group's reports and observations: on the ingest
+        # path the trips, not SQLite, were the cost.
+        ts = self.codec.param
+        work_items = [
+            ((e.agent_id, e.epoch, e.seq, e.boot_id, ts(e.sent_at), ts(e.received_at)),
+             [(e.agent_id, e.epoch, e.seq, kind, ts(at), payload) for kind, at, payload in e.rows])
+            for e in envelopes
+        ]
+
+        def work(db: sqlite3.Connection) -> list[bool]:
+            stored = []
+            for report, observations in work_items:
+                cursor = db.execute(
+                    "INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, epoch, seq) DO NOTHING",
+                    report,
+                )
+                stored.append(cursor.rowcount == 1)
+                if stored[-1]:
+                    db.executemany(
+                        "INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        observations,
+                    )
+            return stored
 
         return await self._conn.run(work)
 
     async def touch_agent(self, agent_id: str, seen_at: datetime, seq: int, hostname: str | None) -> datetime | None:
-        params = {"hostname": hostname, "seen": self.codec.param(seen_at), "seq": seq, "agent_id": agent_id}
+        [before] = await self.touch_agents([Contact(agent_id, seen_at, seq, hostname)])
+        return before
 
-        def work(db: sqlite3.Connection) -> str | None:
-            before = db.execute("SELECT last_seen_at FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-            # The hostname follows the newest contact only, so a late, older report cannot rename the device back.
-            db.execute(
-                "UPDATE agents SET "
-                "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
-                "THEN :hostname ELSE hostname END, "
-                "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
-                "last_seq = max(last_seq, :seq) "
-                "WHERE agent_id = :agent_id",
-                params,
-            )
-            return before["last_seen_at"] if before is not None else None
+    async def touch_agents(self, contacts: list[Contact]) -> list[datetime | None]:
+        params = [{"hostname": c.hostname, "seen": self.codec.param(c.seen_at), "seq": c.seq, "agent_id": c.agent_id}
+                  for c in contacts]
 
-        return self.codec.moment(await self._conn.run(work))
+        def work(db: sqlite3.Connection) -> list[str | None]:
+            previous = []
+            for contact in params:
+                before = db.execute("SELECT last_seen_at FROM agents WHERE agent_id = ?",
+                                    (contact["agent_id"],)).fetchone()
+                # The hostname follows the newest contact only, so a late, older report cannot rename it back.
+                db.execute(
+                    "UPDATE agents SET "
+                    "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
+                    "THEN :hostname ELSE hostname END, "
+                    "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
+                    "last_seq = max(last_seq, :seq) "
+                    "WHERE agent_id = :agent_id",
+                    contact,
+                )
+                previous.append(before["last_seen_at"] if before is not None else None)
+            return previous
+
+        return [self.codec.moment(at) for at in await self._conn.run(work)]
 
     async def _push_states(self, job_id: int | None) -> list[PushJobState]:
         def work(db: sqlite3.Connection) -> list[PushJobState]:
@@ -356,7 +390,8 @@ class SqliteStore(SqlStore):
         db = self._db
         async with self._lock:
             try:
-                await db.execute("BEGIN IMMEDIATE")
+                # Taken with the block's first statement: on the ingest path the trips were the cost.
+                db.begin_with_next("BEGIN IMMEDIATE")
                 yield db
                 await db.execute("COMMIT")
             except BaseException:

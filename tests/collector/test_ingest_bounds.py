@@ -94,17 +94,17 @@ async def test_a_flooding_device_costs_one_bounded_site_read_per_group_and_pushe
                              await device(store, "BAKERY-01", client="Bakery"))
     now = START + timedelta(hours=1)
 
-    await ingest.ingest(mate, batch(mate, 1, printers(0)), now)
+    await ingest.ingest(mate.agent_id, batch(mate, 1, printers(0)), now)
     for round_ in range(3):
-        await ingest.ingest(flood, batch(flood, 1 + 10 * round_, *(printers(1 + m) for m in range(10))), now)
+        await ingest.ingest(flood.agent_id, batch(flood, 1 + 10 * round_, *(printers(1 + m) for m in range(10))), now)
     counting.site_reads.clear()
     seen.clear()
 
     # One group: ten more envelopes of the flood, a site-mate's printer report, another client's heartbeat.
     results = await asyncio.gather(
-        ingest.ingest(flood, batch(flood, 31, *(printers(20 + m) for m in range(10))), now),
-        ingest.ingest(mate, batch(mate, 2, printers(30)), now),
-        ingest.ingest(stranger, batch(stranger, 1, heartbeat("BAKERY-01", now)), now),
+        ingest.ingest(flood.agent_id, batch(flood, 31, *(printers(20 + m) for m in range(10))), now),
+        ingest.ingest(mate.agent_id, batch(mate, 2, printers(30)), now),
+        ingest.ingest(stranger.agent_id, batch(stranger, 1, heartbeat("BAKERY-01", now)), now),
     )
 
     assert [r.accepted for r in results] == [list(range(31, 41)), [2], [1]]

@@ -1,0 +1,68 @@
+"""`serve --workers N`: N processes share the port on PostgreSQL and stop together; SQLite refuses N > 1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import aiohttp
+import psutil
+import pytest
+
+from collector.cli import main
+from shared.clock import system_clock
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_sqlite_refuses_more_than_one_worker_and_says_why(
+    database: str, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("the refusal is SQLite's")
+    code = await asyncio.to_thread(main, ["--db", database, "serve", "--workers", "2"], system_clock)
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "--workers above 1 needs PostgreSQL" in err and "write lock" in err
+
+
+async def test_two_workers_serve_one_port_on_postgresql_and_stop_together(database: str, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("several workers need PostgreSQL")
+    port = free_port()
+    env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": "workers-test"}
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector.cli", "--db", database, "serve", "--listen", f"127.0.0.1:{port}",
+        "--workers", "2", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        workers = [server.pid, *(child.pid for child in psutil.Process(server.pid).children())]
+        assert len(workers) == 2
+        listening = {conn.pid for conn in psutil.net_connections("tcp")
+                     if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}
+        assert listening == set(workers)
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 30) == 0
+        assert not psutil.pid_exists(workers[1]) or psutil.Process(workers[1]).status() == psutil.STATUS_ZOMBIE
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
