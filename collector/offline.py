@@ -72,13 +72,14 @@ async def sweep(
     published = 0
     asked = time.monotonic()
     async with store.transaction() as tx:
+        sites: dict[int, list[tuple[AgentRow, str | None, Evaluation, Expectation]]] = {}
+        # The first statement takes the write lock (SQLite's BEGIN IMMEDIATE goes with it): waited for here.
+        candidates = await tx.offline_candidates(heartbeat.RULE, heartbeat.SITE_RULE, now - offline_after)
         held = time.monotonic() - asked
         if held >= settings.heartbeat_interval_seconds:
             now += timedelta(seconds=held)
             availability.failed(now)
         up_since = availability.since
-        sites: dict[int, list[tuple[AgentRow, str | None, Evaluation, Expectation]]] = {}
-        candidates = await tx.offline_candidates(heartbeat.RULE, heartbeat.SITE_RULE, now - offline_after)
         hours = await tx.client_hours() if candidates else {}
         for agent, open_severity in candidates:
             expect = expectation(agent, settings, hours)

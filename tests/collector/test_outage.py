@@ -3,8 +3,8 @@ the collector tells agents how soon to come back, and its grace covers that; the
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -148,13 +148,15 @@ async def test_a_sweep_the_database_held_back_declares_no_device_offline(
         agent = await enrolled(client, "PC-01")
         assert await report(client, agent) == 200
         clock.advance(minutes=10)  # past the start-up grace, and the device silent for 10 minutes
-        other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        other = sqlite3.connect(database, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
-        release = threading.Timer(held_seconds, other.close)
-        release.start()
+        # Released by the event loop while the sweep waits on its database thread (a thread's timed wait
+        # never ends under libfaketime, which `make test-dates` runs these tests in).
+        release = asyncio.get_running_loop().call_later(held_seconds, other.close)
         try:
             await run_sweep(client, clock)
         finally:
-            release.join()
+            release.cancel()
+            other.close()
         # Not held back, the silence is real: the device is offline. Held back, the grace starts again.
         assert await offline(client) == ([] if held_seconds else ["PC-01"])
