@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -106,3 +107,14 @@ class Check:
         self._running = threading.Thread(target=collect, name=f"check {self.kind}", daemon=True)
         self._running.start()
         return await asyncio.wait_for(done, self.timeout)
+
+
+# The module of a check's package that holds each platform's provider (a sys.platform value; others: linux).
+PLATFORM_MODULES = {"win32": "windows", "darwin": "darwin"}
+
+
+def platform_provider(package: str, names: Mapping[str, str], platform: str, context: CheckContext) -> Any:
+    """The provider `names` gives for `platform`'s module (windows, darwin, linux) of `package`, imported only
+    then: an agent loads no other platform's code."""
+    module = PLATFORM_MODULES.get(platform, "linux")
+    return getattr(importlib.import_module(f"{package}.{module}"), names[module])(context)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 
-from agent.checks import Check, CheckContext
+from agent.checks import Check, CheckContext, platform_provider
 from agent.commands import CommandResult, Runner
 from shared.base import Signal
 from shared.encryption import Encryption
@@ -36,17 +36,8 @@ def checked_run(run: Runner, argv: Sequence[str], timeout: float = 60.0) -> Comm
 
 def provider_for(platform: str, context: CheckContext) -> Provider:
     """The provider for `platform` (a sys.platform value)."""
-    if platform == "win32":
-        from agent.checks.encryption.windows import BitLockerProvider
-
-        return BitLockerProvider(context)
-    if platform == "darwin":
-        from agent.checks.encryption.darwin import FileVaultProvider
-
-        return FileVaultProvider(context)
-    from agent.checks.encryption.linux import LuksProvider
-
-    return LuksProvider(context)
+    names = {"windows": "BitLockerProvider", "darwin": "FileVaultProvider", "linux": "LuksProvider"}
+    return cast(Provider, platform_provider(__name__, names, platform, context))
 
 
 class EncryptionCheck(Check):

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
-from agent.checks import Check, CheckContext
+from agent.checks import Check, CheckContext, platform_provider
 from agent.checks.pending_reboot.memory import boot_key, earliest_since, judge, state_dir_of
 from agent.checks.rootfs import below
 from shared.base import Signal
@@ -64,17 +64,8 @@ def tty_last_input(root: Path, terminal: str | None) -> datetime | None:
 
 def provider_for(platform: str, context: CheckContext) -> Provider:
     """The provider for `platform` (a sys.platform value)."""
-    if platform == "win32":
-        from agent.checks.pending_reboot.windows import WindowsProvider
-
-        return WindowsProvider(context)
-    if platform == "darwin":
-        from agent.checks.pending_reboot.darwin import DarwinProvider
-
-        return DarwinProvider(context)
-    from agent.checks.pending_reboot.linux import LinuxProvider
-
-    return LinuxProvider(context)
+    names = {"windows": "WindowsProvider", "darwin": "DarwinProvider", "linux": "LinuxProvider"}
+    return cast(Provider, platform_provider(__name__, names, platform, context))
 
 
 class PendingRebootCheck(Check):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 
-from agent.checks import Check, CheckContext
+from agent.checks import Check, CheckContext, platform_provider
 from agent.commands import CommandResult
 from shared.base import Signal
 from shared.security_center import SecurityCenter
@@ -27,17 +27,8 @@ def said(result: CommandResult) -> str:
 
 def provider_for(platform: str, context: CheckContext) -> Provider:
     """The provider for `platform` (a sys.platform value)."""
-    if platform == "win32":
-        from agent.checks.security_center.windows import WindowsProvider
-
-        return WindowsProvider(context)
-    if platform == "darwin":
-        from agent.checks.security_center.darwin import DarwinProvider
-
-        return DarwinProvider(context)
-    from agent.checks.security_center.linux import LinuxProvider
-
-    return LinuxProvider(context)
+    names = {"windows": "WindowsProvider", "darwin": "DarwinProvider", "linux": "LinuxProvider"}
+    return cast(Provider, platform_provider(__name__, names, platform, context))
 
 
 class SecurityCenterCheck(Check):
