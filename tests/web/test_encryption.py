@@ -7,6 +7,7 @@ import re
 from aiohttp.test_utils import TestClient
 
 from shared.encryption import Encryption, Volume
+from shared.signals import SIGNALS
 from tests.support.agents import REPORTS, heartbeat
 from tests.support.clock import Clock
 from tests.support.collector import enrolled
@@ -38,4 +39,5 @@ async def test_the_device_page_lists_the_volumes_and_the_clients_page_the_warnin
 
     clients = await (await client.get("/clients")).text()
     row = next(r for r in clients.split("<tr")[2:] if "LAPTOP-03" in r)
-    assert re.findall(r"badge sev-(\w+)", row)[-1] == "warning", "the Encryption column"
+    headings = [s.label for s in SIGNALS if s.at_a_glance]
+    assert re.findall(r"badge sev-(\w+)", row)[headings.index("Encryption")] == "warning", "the Encryption column"
