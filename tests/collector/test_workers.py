@@ -24,20 +24,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Each runs on the one backend it is about, rather than being skipped on the other.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_sqlite_refuses_more_than_one_worker_and_says_why(
-    database: str, backend: str, capsys: pytest.CaptureFixture[str]
+    database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("the refusal is SQLite's")
     code = await asyncio.to_thread(main, ["--db", database, "serve", "--workers", "2"], system_clock)
     _, err = capsys.readouterr()
     assert code == 2
     assert "--workers above 1 needs PostgreSQL" in err and "write lock" in err
 
 
-async def test_two_workers_serve_one_port_on_postgresql_and_stop_together(database: str, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("several workers need PostgreSQL")
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_two_workers_serve_one_port_on_postgresql_and_stop_together(database: str) -> None:
     port = free_port()
     env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": "workers-test"}
     server = await asyncio.create_subprocess_exec(
