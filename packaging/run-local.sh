@@ -62,11 +62,12 @@ pids+=($!)
 cat <<MSG
 
   fieldpost is running: collector $URL (database $RUN/collector.db), agent for $(hostname).
-  Dashboard: $URL/  (login admin, password $(cat "$RUN/dashboard-password"))
+  Dashboard: $URL/  (login admin, password $(cat "$RUN/dashboard-password"); the first login sets up
+  two-factor login with an authenticator app, as the owner's account requires)
   The live feed follows below. From another terminal:
     $BIN/fieldpost --url $URL --token $TOKEN alerts --follow
     $BIN/fieldpost --url $URL --token $TOKEN devices
-    curl -N '$URL/api/v1/feed?token=$TOKEN'
+    curl -N -H 'Authorization: Bearer $TOKEN' '$URL/api/v1/feed'
   Logs: $RUN/collector.log, $RUN/agent.log.  Ctrl-C stops everything.
 
 MSG
