@@ -52,6 +52,17 @@ class _Request:
     batch: ReportBatch
     received_at: datetime
     done: asyncio.Future[IngestResult]
+    # The batch's last heartbeat (the device's hostname and class), looked up once.
+    beat: Heartbeat | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.beat = next((s for e in reversed(self.batch.envelopes) for s in reversed(e.signals)
+                          if isinstance(s, Heartbeat)), None)
+
+    @property
+    def hostname(self) -> str | None:
+        """The hostname the batch's last heartbeat reports, if it has one."""
+        return self.beat.hostname if self.beat else None
 
 
 class _Recent:
@@ -105,15 +116,6 @@ def judged_class(agent: AgentRow, batch: ReportBatch) -> DeviceClass | None:
     says (a new device's first batch carries its first heartbeat), else the class stored for it."""
     beats = [s for e in batch.envelopes for s in e.signals if isinstance(s, Heartbeat) and s.device_class]
     return agent.class_override or (beats[-1].device_class if beats else None) or agent.reported_class
-def _beat(batch: ReportBatch) -> Heartbeat | None:
-    """The batch's last heartbeat, if it has one."""
-    return next((s for e in reversed(batch.envelopes) for s in reversed(e.signals) if isinstance(s, Heartbeat)), None)
-
-
-def _hostname(batch: ReportBatch) -> str | None:
-    """The hostname the batch's last heartbeat reports, if it has one."""
-    beat = _beat(batch)
-    return beat.hostname if beat else None
 
 
 class Ingest:
@@ -211,7 +213,7 @@ class Ingest:
             ]))
             new = [[next(stored) for _ in request.batch.envelopes] for request, _ in admitted_group]
             previous = iter(await tx.touch_agents([
-                Contact(agent.agent_id, request.received_at, request.batch.envelopes[-1].seq, _hostname(request.batch))
+                Contact(agent.agent_id, request.received_at, request.batch.envelopes[-1].seq, request.hostname)
                 for (request, agent), fresh in zip(admitted_group, new, strict=True) if any(fresh)
             ]))
             for (request, agent), fresh in zip(admitted_group, new, strict=True):
@@ -264,10 +266,10 @@ class Ingest:
                         await tx.save_known_disks(agent.agent_id, spec.known_disks(signal, history))
         if not result.accepted:
             return result
-        beat = _beat(request.batch)
+        beat = request.beat
         if beat is not None and beat.device_class is not None and beat.device_class != agent.reported_class:
             await tx.set_reported_class(agent.agent_id, beat.device_class)
-        device = {"agent_id": agent.agent_id, "hostname": _hostname(request.batch) or agent.hostname,
+        device = {"agent_id": agent.agent_id, "hostname": request.hostname or agent.hostname,
                   "client": agent.site.client_name, "site": agent.site.site_name}
         # First contact goes into the feed before the device's first alerts.
         if first_contact:
