@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from agent.commands import CommandNotFound, Runner, kill_commands_of, run_command
 from shared.base import Signal
@@ -107,6 +108,20 @@ class Check:
         self._running = threading.Thread(target=collect, name=f"check {self.kind}", daemon=True)
         self._running.start()
         return await asyncio.wait_for(done, self.timeout)
+
+
+P = TypeVar("P")
+
+
+class ProviderCheck(Check, Generic[P]):
+    """A check whose facts come from its platform's provider, chosen (and imported) when the check is made."""
+
+    # The check package's `provider_for(platform, context)`.
+    provider_for: ClassVar[Callable[[str, CheckContext], Any]]
+
+    def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
+        super().__init__(context)
+        self.provider: P = type(self).provider_for(platform, self.context)
 
 
 # The module of a check's package that holds each platform's provider (a sys.platform value; others: linux).

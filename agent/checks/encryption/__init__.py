@@ -7,12 +7,11 @@ wire model has no field that could carry a key.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Protocol, cast
 
-from agent.checks import Check, CheckContext, platform_provider
+from agent.checks import CheckContext, ProviderCheck, platform_provider
 from agent.commands import CommandResult, Runner
 from shared.base import Signal
 from shared.encryption import Encryption
@@ -40,17 +39,15 @@ def provider_for(platform: str, context: CheckContext) -> Provider:
     return cast(Provider, platform_provider(__name__, names, platform, context))
 
 
-class EncryptionCheck(Check):
+class EncryptionCheck(ProviderCheck[Provider]):
     """Reports each volume's encryption state and whether a recovery protector exists; never a key."""
 
+    provider_for = staticmethod(provider_for)
     kind: ClassVar[str] = "encryption"
     timeout: ClassVar[float] = 120.0
     # Encryption changes rarely, and only by someone's hand: a few times a day is enough.
     default_interval: ClassVar[float] = 6 * 3600.0
 
-    def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
-        super().__init__(context)
-        self.provider = provider_for(platform, self.context)
 
     def collect(self) -> list[Signal]:
         """One encryption signal."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
-from agent.checks import Check, CheckContext, platform_provider
+from agent.checks import CheckContext, ProviderCheck, platform_provider
 from agent.checks.pending_reboot.memory import boot_key, earliest_since, judge, state_dir_of
 from agent.checks.rootfs import below
 from shared.base import Signal
@@ -68,16 +68,16 @@ def provider_for(platform: str, context: CheckContext) -> Provider:
     return cast(Provider, platform_provider(__name__, names, platform, context))
 
 
-class PendingRebootCheck(Check):
+class PendingRebootCheck(ProviderCheck[Provider]):
     """Reports whether a reboot is pending, with reasons, age, boot identity and logged-on sessions."""
 
+    provider_for = staticmethod(provider_for)
     kind: ClassVar[str] = "pending_reboot"
     timeout: ClassVar[float] = 120.0
     default_interval: ClassVar[float] = 3600.0
 
     def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
-        super().__init__(context)
-        self.provider = provider_for(platform, self.context)
+        super().__init__(context, platform)
         # Set by the nightly maintenance job; reported with every signal so the technician sees why not.
         self.last_action: RebootAction | None = None
 

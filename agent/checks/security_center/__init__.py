@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import ClassVar, Protocol, cast
 
-from agent.checks import Check, CheckContext, platform_provider
+from agent.checks import CheckContext, ProviderCheck, platform_provider
 from agent.commands import CommandResult
 from shared.base import Signal
 from shared.security_center import SecurityCenter
@@ -31,17 +30,15 @@ def provider_for(platform: str, context: CheckContext) -> Provider:
     return cast(Provider, platform_provider(__name__, names, platform, context))
 
 
-class SecurityCenterCheck(Check):
+class SecurityCenterCheck(ProviderCheck[Provider]):
     """Reports antivirus state and detections, firewalls and OS protections."""
 
+    provider_for = staticmethod(provider_for)
     kind: ClassVar[str] = "security_center"
     timeout: ClassVar[float] = 240.0
     # Every 15 minutes: a burst of detections on a site is judged within the hour.
     default_interval: ClassVar[float] = 900.0
 
-    def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
-        super().__init__(context)
-        self.provider = provider_for(platform, self.context)
 
     def collect(self) -> list[Signal]:
         """One security_center signal."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from agent.checks import Check, CheckContext
+from agent.checks import CheckContext, ProviderCheck
 from agent.checks.rootfs import below
 from shared.base import Signal
 from shared.updates import MAX_ITEMS, AvailableUpdate, Updates
@@ -69,17 +68,15 @@ def provider_for(platform: str, context: CheckContext) -> Provider:
     return NoUpdateMechanism()
 
 
-class UpdatesCheck(Check):
+class UpdatesCheck(ProviderCheck[Provider]):
     """Reports available updates (security and other), the last index refresh and the last install."""
 
+    provider_for = staticmethod(provider_for)
     kind: ClassVar[str] = "updates"
     # A Windows Update search or a dnf metadata refresh can take minutes.
     timeout: ClassVar[float] = 900.0
     default_interval: ClassVar[float] = 6 * 3600.0
 
-    def __init__(self, context: CheckContext | None = None, platform: str = sys.platform) -> None:
-        super().__init__(context)
-        self.provider = provider_for(platform, self.context)
 
     def collect(self) -> list[Signal]:
         """One updates signal."""
