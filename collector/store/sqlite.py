@@ -10,10 +10,12 @@ last commit while a write is under way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import queue
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -34,27 +36,28 @@ TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3
 _CODEC = SqliteCodec()
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class _Connection:
-    """A sqlite3 connection used from one worker thread, so the event loop never waits on the disk.
+    """A sqlite3 connection used from one thread of its own, so the event loop never waits on the disk.
 
     `run` executes several statements in one trip to that thread: on the ingest path the trips,
-    not SQLite, were the cost.
+    not SQLite, were the cost. A trip is a queue put and one wake-up of the loop, without a
+    ThreadPoolExecutor's locks and the futures that `wrap_future` and `shield` chain.
     """
 
-    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, db: sqlite3.Connection, thread: _DatabaseThread) -> None:
         self._db = db
-        self._executor = executor
+        self._thread = thread
         self._begin: str | None = None
 
     @classmethod
     async def connect(cls, path: str, read_only: bool = False) -> _Connection:
         """Open the database in autocommit mode: transactions are begun explicitly, never behind our back."""
-        name = "fieldpost-sqlite-read" if read_only else "fieldpost-sqlite"
-        executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        thread = _DatabaseThread("fieldpost-sqlite-read" if read_only else "fieldpost-sqlite")
 
-        def connect() -> sqlite3.Connection:
+        def connect(_: None) -> sqlite3.Connection:
             if read_only:
                 uri = f"{Path(path).absolute().as_uri()}?mode=ro"
                 db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -65,18 +68,22 @@ class _Connection:
             db.row_factory = sqlite3.Row
             return db
 
-        return cls(await asyncio.get_running_loop().run_in_executor(executor, connect), executor)
+        try:
+            return cls(await thread.call(connect, None), thread)
+        except BaseException:
+            thread.stop()
+            raise
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(connection)` on the database thread; once submitted it runs even if the caller is cancelled.
 
-        A cancelled `run_in_executor` drops work still queued: a dropped ROLLBACK would leave the
-        connection inside a transaction for the next caller.
+        Work is never dropped from the queue: a dropped ROLLBACK would leave the connection inside a
+        transaction for the next caller.
         """
         begin, self._begin = self._begin, None
         if begin is not None:
-            return await self.run(functools.partial(_begun, begin, work))
-        return await asyncio.shield(asyncio.wrap_future(self._executor.submit(work, self._db)))
+            return await self._thread.call(functools.partial(_begun, begin, work), self._db)
+        return await self._thread.call(work, self._db)
 
     def begin_with_next(self, statement: str) -> None:
         """Execute `statement` (a BEGIN) in the same trip as the next work: a transaction costs no trip of its own."""
@@ -111,7 +118,49 @@ class _Connection:
     async def close(self) -> None:
         """Close the connection and stop its thread."""
         await self.run(lambda db: db.close())
-        self._executor.shutdown()
+        self._thread.stop()
+
+
+class _DatabaseThread(threading.Thread):
+    """One thread that runs the work put on its queue, in order, and hands each result to the caller's loop."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self.start()
+
+    async def call(self, work: Callable[[A], T], arg: A) -> T:
+        """`work(arg)` on this thread; a cancelled caller stops waiting, but the work still runs."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((work, arg, future))
+        return await future
+
+    def stop(self) -> None:
+        """Let the thread end once the work queued before this has run."""
+        self._queue.put(None)
+
+    def run(self) -> None:
+        """Run queued work until `stop`."""
+        while (item := self._queue.get()) is not None:
+            work, arg, future = item
+            try:
+                outcome: tuple[Any, BaseException | None] = (work(arg), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # the caller's loop has closed: nobody is waiting
+                future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    """Hand a result to a waiting caller (on its loop); a caller that stopped waiting gets nothing."""
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 def _begun(begin: str, work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
