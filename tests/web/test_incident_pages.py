@@ -192,3 +192,26 @@ async def test_a_time_entry_is_corrected_or_deleted_and_the_feed_keeps_what_it_w
     assert flash(gone) == "Part deleted: USB drive."
     assert "No parts fitted." in await (await client.get("/incidents/1")).text()
     assert (await client.delete("/api/v1/parts/1", headers=TECH)).status == 404
+
+
+async def test_the_time_saved_by_preparation_is_recorded_corrected_and_removed_on_the_incident_page(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/alerts/1/incident", csrf)
+    await post(client, "/incidents/1/time", csrf, minutes="70")
+    refused = await post(client, "/incidents/1/time-saved", csrf, preparation="other", minutes_without="300")
+    assert flash(refused).startswith("Not done: ") and "say what the preparation was" in flash(refused)
+    page = await post(client, "/incidents/1/time-saved", csrf, preparation="backup_image", minutes_without="300")
+    assert flash(page) == "Time saved recorded: 300 min without the preparation."
+    shown = " ".join(re.sub(r"<[^>]+>", " ", page.split('id="time-saved"')[1].split("</p>")[0]).split())
+    assert shown.startswith(">Without backup image: about 300 min, so 230 min saved (recorded by")
+    assert '<option value="backup_image" selected>' in page
+    corrected = await post(client, "/incidents/1/time-saved", csrf, preparation="other", minutes_without="240",
+                           detail="the spare PC kept set up")
+    assert "Without the spare PC kept set up: about 240 min, so 170 min saved" in corrected
+    removed = await post(client, "/incidents/1/time-saved/delete", csrf)
+    assert flash(removed) == "Time saved removed." and 'id="time-saved"' not in removed
+    assert (await feed_types(client))[-3:] == ["incident.time_saved", "incident.time_saved",
+                                               "incident.time_saved_cleared"]
