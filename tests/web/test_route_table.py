@@ -129,6 +129,9 @@ POST /api/v1/incidents/{incident_id}/parts: technician
 POST /api/v1/time/{entry_id}/override: technician
 POST /api/v1/incidents/{incident_id}/title: technician
 POST /api/v1/incidents/{incident_id}/time-saved: technician
+GET /api/v1/clients/{client}/report-schedule: technician
+PUT /api/v1/clients/{client}/report-schedule: owner
+DELETE /api/v1/clients/{client}/report-schedule: owner
 DELETE /api/v1/incidents/{incident_id}/time-saved: technician
 POST /api/v1/time/{entry_id}: technician
 DELETE /api/v1/time/{entry_id}: technician
