@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -185,7 +186,8 @@ async def test_a_failed_send_is_shown_and_the_collectors_sweeper_tries_again_lat
     clock.now = at(11, 20, 9)
     nobody = await add_channel(client, "dead relay", f"mailto://{LOOPBACK}:{free_port()}?from=it@example.com")
     wanted = {"frequency": "monthly", "day": 3, "recipients": ["owner@bakery.example"], "channel_id": nobody}
-    await api(client, "PUT", SCHEDULE, wanted)
+    set_by_cli = await cli(client, BAKERY, "--monthly", "--day", "3", "--to", "owner@bakery.example")
+    assert set_by_cli.startswith("Corner Bakery: the monthly value report on day 3 to owner@bakery.example")
 
     async def sends() -> list[dict[str, Any]]:
         return list((await api(client, "GET", SCHEDULE))["sends"])
@@ -198,6 +200,8 @@ async def test_a_failed_send_is_shown_and_the_collectors_sweeper_tries_again_lat
         events = [e for e in await tx.feed_since(0, 1000) if e.type.startswith("report.")]
     assert [e.type for e in events] == ["report.scheduled", "report.mail_failed"]
     assert events[-1].data["error"] == failed["error"] and events[-1].data["client"] == BAKERY
+    shown = await cli(client, BAKERY)
+    assert "2026-11-01 to 2026-11-30  failed  1" in shown and failed["error"][:40] in shown
 
     async with SmtpReceiver() as smtp:
         mail = await add_channel(client, "mail", smtp.apprise_url())
@@ -208,6 +212,16 @@ async def test_a_failed_send_is_shown_and_the_collectors_sweeper_tries_again_lat
         sent = await until(lambda: sent_send(sends), "the retry recorded as sent")
     assert message["To"] == "owner@bakery.example"
     assert (sent["attempts"], sent["error"]) == (2, None)
+
+
+async def cli(client: TestClient, *args: str) -> str:
+    """`fieldpost report-mail ARGS` against the test's collector; its output."""
+    url = str(client.make_url("")).rstrip("/")
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "technician", "--url", url, "--token",
+                                                    "tech-secret", "report-mail", *args], capture_output=True,
+                                   text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 async def failed_send(sends: Callable[[], Any]) -> dict[str, Any] | None:
