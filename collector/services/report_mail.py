@@ -200,7 +200,11 @@ class ReportMail(Service):
         async with self.store.transaction() as tx:
             finished = await tx.finish_report_send(schedule.client_id, claim.first_day, now, error,
                                                    None if error is None else now + retry_after(claim.attempts))
-            view = {"client": schedule.client, **send_view(finished)}
+            period = period_name(finished.first_day, finished.last_day)
+            summary = (f"value report for {period} mailed to {', '.join(finished.recipients)}" if error is None else
+                       f"value report for {period} not sent (try {finished.attempts}; next try "
+                       f"{finished.next_try_at:%Y-%m-%d %H:%M} UTC): {error}")
+            view = {"client": schedule.client, "summary": summary, **send_view(finished)}
             await self.publish(tx, "report.mailed" if error is None else "report.mail_failed", view)
         return finished
 
@@ -237,6 +241,7 @@ def schedule_view(schedule: ReportScheduleRow) -> dict[str, object]:
     """A schedule as the API and the feed show it."""
     return {
         "client": schedule.client,
+        "summary": f"{schedule.frequency} value report on day {schedule.day} to {', '.join(schedule.recipients)}",
         "frequency": schedule.frequency,
         "day": schedule.day,
         "recipients": list(schedule.recipients),
