@@ -32,6 +32,15 @@ AlertHistory = list[tuple[datetime, str, str, dict[str, Any]]]
 REBOOT_RULES = frozenset({"pending_reboot"})
 UPDATE_RULES = frozenset({"updates.security"})
 DISK_REPLACED = "device.disk_replaced"
+# What monitoring watches for, by the category of an incident a client reported: the break/fix report's case
+# for a contract names it beside the work it would have caught early.
+WATCHED = {
+    "hardware": "failing disks and drives running out of space",
+    "backup": "backups that failed or stopped running",
+    "network": "devices and printers using one network address",
+    "software": "updates left waiting for a restart and security updates not installed",
+    "security": "an antivirus switched off, out of date or finding malware",
+}
 MALWARE_BLOCKED = f"device.{BLOCKED_EVENT}"
 
 
@@ -132,6 +141,12 @@ class ValueReport:
     def caught(self) -> list[WorkDone]:
         """Work that monitoring caught (an alert opened it), as opposed to requests the client made."""
         return [w for w in self.work if w.caught_by is not None]
+
+    @property
+    def monitoring_would_catch(self) -> list[tuple[WorkDone, str]]:
+        """Problems the client reported that monitoring watches for, with what it watches (break/fix clients)."""
+        return [(w, WATCHED[w.incident.category]) for w in self.work
+                if w.caught_by is None and w.incident.category in WATCHED]
 
     @property
     def saved_work(self) -> list[WorkDone]:

@@ -52,6 +52,10 @@ async def test_a_restore_from_the_image_backups_shows_the_time_and_money_the_pre
     assert figure(html, "The work below, at our pay-as-you-go") == "EUR 180.00"
     assert "saved about 3 h 50 min of work in this period, about EUR 270.00 at our pay-as-you-go rates" in text
     assert "At pay-as-you-go rates it cost EUR 180.00; the longer job would have cost EUR 450.00." in text
+    # The case for a contract: the backup problem the bakery reported is one monitoring watches for.
+    assert "What monitoring would have caught Both tills rebuilt after the ransomware" in text
+    assert ("EUR 180.00 at pay-as-you-go rates: with a contract, monitoring watches your devices for backups that "
+            "failed or stopped running") in text
 
     removed = await client.delete(f"{path}?technician=sam", headers=TECH)
     assert removed.status == 200
