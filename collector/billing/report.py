@@ -76,16 +76,17 @@ class WorkDone:
 
     @property
     def minutes_saved(self) -> int:
-        """Minutes the preparation saved on it (0 without an estimate)."""
-        return saved_minutes(self.saved, self.minutes) if self.saved else 0
+        """Minutes the preparation saved on it (0 without an estimate, or when it was worked in another period: the
+        saving counts where the work was done, once)."""
+        return saved_minutes(self.saved, self.minutes) if self.saved and self.minutes else 0
 
     @property
     def saved_sentence(self) -> str:
         """'Restored from backup in 1 h 10 min; without the image backups this would have taken about 5 h.'"""
         if self.saved is None:
             return ""
-        took = f"{done(self.saved)} in {hours(self.minutes)}" if self.minutes else done(self.saved)
-        return f"{took}; without {without(self.saved)} this would have taken about {hours(self.saved.minutes_without)}."
+        return (f"{done(self.saved)} in {hours(self.minutes)}; without {without(self.saved)} this would have taken "
+                f"about {hours(self.saved.minutes_without)}.")
 
     @property
     def on_site(self) -> bool:

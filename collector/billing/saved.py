@@ -1,12 +1,12 @@
 """Time saved by preparation: what a technician's preparation (image backups, monitoring, a spare part on hand)
-saved on an incident, in the words the value report, the incident page and the CLI use."""
+saved on an incident, in the words the value report and the incident page use."""
 
 from __future__ import annotations
 
 from collector.billing.sentences import clean
 from collector.store.report_rows import Preparation, TimeSavedRow
 
-# The choices, as the form and the CLI offer them.
+# The choices, as the incident page's form offers them.
 PREPARATIONS: dict[Preparation, str] = {
     "backup_image": "Backup image",
     "monitoring": "Monitoring caught it early",

@@ -83,3 +83,20 @@ async def test_an_estimate_that_cannot_be_right_is_refused_naming_the_field(clie
     missing = await client.post("/api/v1/incidents/999/time-saved", json=other, headers=TECH)
     assert missing.status == 404
 
+
+
+async def test_the_time_saved_counts_in_the_period_the_work_was_done_once(client: TestClient, clock: Clock) -> None:
+    clock.now = at(10, 30, 16)
+    await test_incidents.enrol(client, "TILL-01", BAKERY)
+    await api(client, "POST", "/api/v1/rates", RATES, 201)
+    fix = await incident(client, "Till swapped for the spare", BAKERY, category="hardware")
+    await work(client, fix, "2026-11-02T08:00:00Z", 60)
+    await api(client, "POST", f"/api/v1/incidents/{fix}/time-saved", {"minutes_without": 180,
+                                                                       "preparation": "spare_part"})
+    clock.now = at(12, 1, 8)
+    october = await client.get(f"/api/v1/clients/{BAKERY}/report?month=2026-10", headers=TECH)
+    text = words(await october.text())
+    assert "Till swapped for the spare" in text and "time saved by preparation" not in text
+    november = words(await bakery_report(client))
+    assert "2 h time saved by preparation" in november
+    assert "Replaced from stock in 1 h; without a spare part on hand this would have taken about 3 h." in november
