@@ -176,17 +176,22 @@ class ReportMail(Service):
         async with self.store.read() as tx:
             schedules = await tx.report_schedules()
             zone = (await billing_settings(tx)).zone
+            # An earlier period that failed is tried again too, even once a newer one is due.
+            failed = await tx.failed_report_sends(now)
         today = now.astimezone(zone).date()
         done = []
         for schedule in schedules:
+            periods = {(f.first_day, f.last_day) for f in failed if f.client_id == schedule.client_id}
             first, last, due = due_period(schedule.frequency, schedule.day, today)
-            if due < schedule.created_at.astimezone(zone).date():
-                continue  # opted in after this period's day: its first report is the next one
-            async with self.store.transaction() as tx:
-                claim = await tx.claim_report_send(schedule.client_id, first, last, list(schedule.recipients),
-                                                   now, now - LEASE)
-            if claim is not None:
-                done.append(await self._send(schedule, claim))
+            if due >= schedule.created_at.astimezone(zone).date():
+                # (Opted in after this period's day: its first report is the next period's.)
+                periods.add((first, last))
+            for first, last in sorted(periods):
+                async with self.store.transaction() as tx:
+                    claim = await tx.claim_report_send(schedule.client_id, first, last, list(schedule.recipients),
+                                                       now, now - LEASE)
+                if claim is not None:
+                    done.append(await self._send(schedule, claim))
         return done
 
     async def _send(self, schedule: ReportScheduleRow, claim: ReportSendRow) -> ReportSendRow:

@@ -88,5 +88,8 @@ class ReportTx(Protocol):
     ) -> ReportSendRow:
         """Record how the claimed send went: sent (no error) or failed, to be tried again at `next_try_at`."""
 
+    async def failed_report_sends(self, now: datetime) -> list[ReportSendRow]:
+        """Failed sends due to be tried again by `now`, of any client and period."""
+
     async def report_sends(self, client_id: int, limit: int = 12) -> list[ReportSendRow]:
         """The client's scheduled sends, newest period first."""

@@ -107,6 +107,13 @@ class ReportSql:
         assert row is not None, "finish_report_send is given a send this process claimed"
         return _send(row, self.codec)
 
+    async def failed_report_sends(self, now: datetime) -> list[ReportSendRow]:
+        rows = await self._rows(
+            "SELECT * FROM report_sends WHERE status = 'failed' AND next_try_at <= :now ORDER BY client_id, first_day",
+            now=now,
+        )
+        return [_send(row, self.codec) for row in rows]
+
     async def report_sends(self, client_id: int, limit: int = 12) -> list[ReportSendRow]:
         rows = await self._rows(
             "SELECT * FROM report_sends WHERE client_id = :client ORDER BY first_day DESC LIMIT :limit",

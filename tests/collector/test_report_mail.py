@@ -203,15 +203,25 @@ async def test_a_failed_send_is_shown_and_the_collectors_sweeper_tries_again_lat
     shown = await cli(client, BAKERY)
     assert "2026-11-01 to 2026-11-30  failed  1" in shown and failed["error"][:40] in shown
 
+    # A month on, the relay still down: December's report fails too, and November's is tried again with it.
+    clock.now = at(12, 3, 8).replace(year=2027, month=1)
+    async def both_failed() -> list[dict[str, Any]] | None:
+        listed = await sends()
+        done = [(s["first_day"], s["status"], s["attempts"]) for s in listed]
+        return listed if done == [("2026-12-01", "failed", 1), ("2026-11-01", "failed", 2)] else None
+    await until(both_failed, "December failed and November failed twice")
+
     async with SmtpReceiver() as smtp:
         mail = await add_channel(client, "mail", smtp.apprise_url())
         await api(client, "PUT", SCHEDULE, {**wanted, "channel_id": mail})
-        clock.advance(minutes=5)
-        [message] = await smtp.wait_for(1)
+        clock.advance(minutes=10)  # November's third try is due 10 min after its second failure
+        messages = await smtp.wait_for(2)
         # The server stays up until the sender has finished its conversation with it.
-        sent = await until(lambda: sent_send(sends), "the retry recorded as sent")
-    assert message["To"] == "owner@bakery.example"
-    assert (sent["attempts"], sent["error"]) == (2, None)
+        await until(lambda: all_sent(sends), "both recorded as sent")
+    assert sorted(m["Subject"].rpartition(", ")[2] for m in messages) == ["December 2026", "November 2026"]
+    assert {m["To"] for m in messages} == {"owner@bakery.example"}
+    assert [(s["first_day"], s["attempts"], s["error"]) for s in await sends()] == [
+        ("2026-12-01", 2, None), ("2026-11-01", 3, None)]
 
 
 async def cli(client: TestClient, *args: str) -> str:
@@ -230,7 +240,7 @@ async def failed_send(sends: Callable[[], Any]) -> dict[str, Any] | None:
     return listed[0] if listed and listed[0]["status"] == "failed" else None
 
 
-async def sent_send(sends: Callable[[], Any]) -> dict[str, Any] | None:
-    """The newest send when it was sent."""
+async def all_sent(sends: Callable[[], Any]) -> bool:
+    """Whether every send was sent."""
     listed = await sends()
-    return listed[0] if listed and listed[0]["status"] == "sent" else None
+    return bool(listed) and all(s["status"] == "sent" for s in listed)
