@@ -19,12 +19,14 @@ from collector.api import agents, contracts, error, incidents, notifications, op
 from collector.api import audit as audit_api
 from collector.api import billing as billing_api
 from collector.api import push as push_api
+from collector.api import report_mail as report_mail_api
 from collector.api.errors import domain_errors
 from collector.auth import ADMIN_TOKEN_META, AgentAuthenticator, token_hash
 from collector.feed import Feed
 from collector.ingest import Ingest
 from collector.notify.pipeline import Notifier
 from collector.offline import Availability, announce_downtime, run_sweeper
+from collector.services import report_mail
 from collector.settings import Settings
 from collector.store import Store, open_store
 from shared import __version__
@@ -172,6 +174,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     ]
     if settings.notify_interval_seconds:
         sweepers.append(asyncio.create_task(run_dispatcher(notifier, settings, app[keys.CLOCK])))
+    if settings.report_mail_check_seconds:
+        sweepers.append(asyncio.create_task(report_mail.run_sweeper(store, app[keys.CLOCK],
+                                                                    settings.report_mail_check_seconds)))
     yield
     for sweeper in sweepers:
         sweeper.cancel()
@@ -226,6 +231,7 @@ def create_app(
     app.middlewares.append(audit.audit_changes)
     app.router.add_get("/api/v1/audit", audit_api.audit_log)
     billing_api.setup(app)
+    report_mail_api.setup(app)
     incidents.setup(app)
     contracts.setup(app)
     return app

@@ -107,6 +107,9 @@ class Settings(BaseModel):
     notify_interval_seconds: float = Field(
         10, ge=0, description="How often queued notifications are delivered (0: never, for tests that drive it)"
     )
+    report_mail_check_seconds: float = Field(
+        300, ge=0, description="How often the collector looks for value reports due by e-mail (0: never, for tests)"
+    )
     login_concurrent_checks: int = Field(
         2, ge=1, description="Password checks run at once (argon2 takes 64 MiB each); more logins get 503 at once"
     )

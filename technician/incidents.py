@@ -10,7 +10,7 @@ from typing import Any
 
 from technician.alerts import alert_detail
 from technician.client import CliError, Context
-from technician.parsing import actions, command
+from technician.parsing import actions, command, duration_minutes
 from technician.text import local_time, table
 
 
@@ -47,6 +47,11 @@ def incident_detail(incident: dict[str, Any]) -> str:
     ]
     lines += [f"  part #{p['part_id']} {p['day']} {p['quantity']} x {p['description']} at {p['price']}"
               for p in incident["parts"]]
+    saved = incident.get("time_saved")
+    if saved:
+        what = saved["detail"] or saved["preparation"].replace("_", " ")
+        lines.append(f"  time saved by preparation ({what}): about {saved['minutes_without']} min without it, "
+                     f"{saved['minutes_saved']} min saved")
     if incident["closed_at"]:
         lines.append(f"  closed {local_time(incident['closed_at'])}: {incident['resolution'] or '-'}")
     lines.append(f"  {incident['minutes']} min in all")
@@ -98,6 +103,21 @@ async def retitle_incident(ctx: Context, args: argparse.Namespace) -> None:
     """`fieldpost incident retitle ID TITLE`."""
     incident = await ctx.collector.post(f"/api/v1/incidents/{args.incident_id}/title", {"title": args.title})
     print(f"incident {incident['incident_id']} is now titled: {incident['title']}")
+
+
+async def time_saved(ctx: Context, args: argparse.Namespace) -> None:
+    """`fieldpost incident saved ID --without 5h --preparation backup_image [--detail TEXT]` or `--clear`."""
+    path = f"/api/v1/incidents/{args.incident_id}/time-saved"
+    if args.clear:
+        await ctx.collector.delete(f"{path}?{urllib.parse.urlencode({'technician': args.technician})}")
+        print(f"time saved removed from incident {args.incident_id}")
+        return
+    if args.without is None or args.preparation is None:
+        raise CliError("give --without (e.g. 5h) and --preparation, or --clear")
+    saved = await ctx.collector.post(path, {"minutes_without": round(args.without), "preparation": args.preparation,
+                                            "detail": args.detail, "technician": args.technician})
+    print(f"incident {args.incident_id}: about {saved['minutes_without']} min without the preparation "
+          f"({saved['detail'] or saved['preparation']}), shown in the value report")
 
 
 async def edit_time(ctx: Context, args: argparse.Namespace) -> None:
@@ -193,6 +213,16 @@ def register(commands: Any) -> None:
                    examples=("fieldpost incident delete-part 3",), func=delete_part)
     gone.add_argument("part_id", type=int, help="the part's id (fieldpost incident show ID lists them)")
     gone.add_argument("--technician", default="technician", help="who deletes it (kept in the live feed)")
+    saved = command(verbs, "saved", "time saved by preparation: how long the work would have taken without it",
+                    examples=("fieldpost incident saved 7 --without 5h --preparation backup_image",
+                              "fieldpost incident saved 7 --without 90m --preparation other --detail 'spare laptop'",
+                              "fieldpost incident saved 7 --clear"), func=time_saved)
+    saved.add_argument("incident_id", type=int)
+    saved.add_argument("--without", type=duration_minutes, help="the work without the preparation: 90m, 5h, 1d")
+    saved.add_argument("--preparation", help="backup_image, monitoring, documentation, spare_part or other")
+    saved.add_argument("--detail", default="", help="what the preparation was (needed for other)")
+    saved.add_argument("--clear", action="store_true", help="remove an estimate recorded in error")
+    saved.add_argument("--technician", default="technician", help="who records it (kept in the live feed)")
     close = command(verbs, "close", "close it", func=close_incident)
     close.add_argument("incident_id", type=int)
     close.add_argument("--resolution", default="", help="what fixed it, for the client's report")

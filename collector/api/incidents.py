@@ -1,4 +1,5 @@
-"""Endpoints for incidents and the work on them: open, list, show, notes, alerts, timer, time, parts, close."""
+"""Endpoints for incidents and the work on them: open, list, show, notes, alerts, timer, time, parts, time saved,
+close."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from collector.services.incidents import (
     TimeEditInput,
     TimeInput,
     TimerInput,
+    TimeSavedInput,
     TitleInput,
 )
 from collector.services.inputs import TECHNICIAN
-from collector.services.views import entry_view, incident_view, note_view, part_view
+from collector.services.views import entry_view, incident_view, note_view, part_view, time_saved_view
 
 STATUSES = ("open", "closed", "all")
 
@@ -62,6 +64,8 @@ async def show_incident(request: web.Request) -> web.Response:
         "time": [entry_view(e, detail.ledger.classification(e)) for e in entries],
         "minutes": sum(e.minutes or 0 for e in entries),
         "parts": [part_view(p) for p in detail.parts],
+        "time_saved": None if detail.time_saved is None
+        else time_saved_view(detail.time_saved, sum(e.minutes or 0 for e in entries)),
     })
 
 
@@ -136,6 +140,19 @@ async def add_part(request: web.Request) -> web.Response:
     return web.json_response(part_view(part), status=201)
 
 
+async def record_time_saved(request: web.Request) -> web.Response:
+    """`POST /api/v1/incidents/{id}/time-saved`: the estimated work without the preparation, and what it was."""
+    saved = await incidents(request).record_time_saved(incident_id(request), await parse(request, TimeSavedInput))
+    return web.json_response(time_saved_view(saved))
+
+
+async def clear_time_saved(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/incidents/{id}/time-saved?technician=NAME`: an estimate recorded in error."""
+    saved = await incidents(request).clear_time_saved(incident_id(request),
+                                                      request.query.get("technician", TECHNICIAN))
+    return web.json_response(time_saved_view(saved))
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/incidents", list_incidents),
     ("POST", "/api/v1/incidents", open_incident),
@@ -147,6 +164,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/api/v1/incidents/{incident_id:\d{1,18}}/time", add_time),
     ("POST", r"/api/v1/incidents/{incident_id:\d{1,18}}/parts", add_part),
     ("POST", r"/api/v1/incidents/{incident_id:\d{1,18}}/title", retitle),
+    ("POST", r"/api/v1/incidents/{incident_id:\d{1,18}}/time-saved", record_time_saved),
+    ("DELETE", r"/api/v1/incidents/{incident_id:\d{1,18}}/time-saved", clear_time_saved),
     ("POST", r"/api/v1/time/{entry_id:\d{1,18}}", edit_time),
     ("DELETE", r"/api/v1/time/{entry_id:\d{1,18}}", delete_time),
     ("DELETE", r"/api/v1/parts/{part_id:\d{1,18}}", delete_part),

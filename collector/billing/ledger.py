@@ -227,6 +227,7 @@ async def load_value_report(
         disks_replaced=await tx.client_feed_events(client, [DISK_REPLACED], since, until),
         laptops=await laptops_encrypted(tx, client),
         malware_blocked=await tx.client_feed_events(client, [MALWARE_BLOCKED], since, until),
+        time_saved={saved.incident_id: saved for saved in await tx.time_saved(ledger.client_id)},
     )
 
 

@@ -7,8 +7,8 @@ Jinja2 template a business owner reads, and `render_pdf` prints the same page wi
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -17,10 +17,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from collector.billing.model import Incident, Part, TimeEntry
 from collector.billing.pricing import breakfix_equivalent, cents, visit_entry_ids
+from collector.billing.saved import done, saved_minutes, without
 from collector.billing.sentences import clean, client_sentence
 from collector.rules.security_center import BLOCKED_EVENT
 from collector.store import AlertRow, FeedEvent
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
+from collector.store.report_rows import TimeSavedRow
 
 if TYPE_CHECKING:
     from collector.billing.ledger import Ledger
@@ -30,6 +32,15 @@ AlertHistory = list[tuple[datetime, str, str, dict[str, Any]]]
 REBOOT_RULES = frozenset({"pending_reboot"})
 UPDATE_RULES = frozenset({"updates.security"})
 DISK_REPLACED = "device.disk_replaced"
+# What monitoring watches for, by the category of an incident a client reported: the break/fix report's case
+# for a contract names it beside the work it would have caught early.
+WATCHED = {
+    "hardware": "failing disks and drives running out of space",
+    "backup": "backups that failed or stopped running",
+    "network": "devices and printers using one network address",
+    "software": "updates left waiting for a restart and security updates not installed",
+    "security": "an antivirus switched off, out of date or finding malware",
+}
 MALWARE_BLOCKED = f"device.{BLOCKED_EVENT}"
 
 
@@ -54,11 +65,28 @@ class WorkDone:
     notes: list[NoteRow]
     parts: list[Part]
     breakfix: Decimal | None
+    # The technician's estimate of the work without the preparation, and that longer job at break/fix rates.
+    saved: TimeSavedRow | None = None
+    breakfix_without: Decimal | None = None
 
     @property
     def minutes(self) -> int:
         """Minutes worked on it in the period."""
         return sum(e.minutes or 0 for e in self.entries)
+
+    @property
+    def minutes_saved(self) -> int:
+        """Minutes the preparation saved on it (0 without an estimate, or when it was worked in another period: the
+        saving counts where the work was done, once)."""
+        return saved_minutes(self.saved, self.minutes) if self.saved and self.minutes else 0
+
+    @property
+    def saved_sentence(self) -> str:
+        """'Restored from backup in 1 h 10 min; without the image backups this would have taken about 5 h.'"""
+        if self.saved is None:
+            return ""
+        return (f"{done(self.saved)} in {hours(self.minutes)}; without {without(self.saved)} this would have taken "
+                f"about {hours(self.saved.minutes_without)}.")
 
     @property
     def on_site(self) -> bool:
@@ -114,6 +142,31 @@ class ValueReport:
     def caught(self) -> list[WorkDone]:
         """Work that monitoring caught (an alert opened it), as opposed to requests the client made."""
         return [w for w in self.work if w.caught_by is not None]
+
+    @property
+    def monitoring_would_catch(self) -> list[tuple[WorkDone, str]]:
+        """Problems the client reported that monitoring watches for, with what it watches (break/fix clients)."""
+        return [(w, WATCHED[w.incident.category]) for w in self.work
+                if w.caught_by is None and w.incident.category in WATCHED]
+
+    @property
+    def saved_work(self) -> list[WorkDone]:
+        """Work on which preparation saved time."""
+        return [w for w in self.work if w.minutes_saved]
+
+    @property
+    def minutes_saved(self) -> int:
+        """Minutes preparation saved in the period, all incidents together."""
+        return sum(w.minutes_saved for w in self.work)
+
+    @property
+    def money_saved(self) -> Decimal | None:
+        """What the longer jobs would have cost more at break/fix rates (None when one cannot be priced)."""
+        pairs = [(w.breakfix_without, w.breakfix) for w in self.saved_work]
+        known = [(longer, cost) for longer, cost in pairs if longer is not None and cost is not None]
+        if len(known) < len(pairs):
+            return None
+        return sum((longer - cost for longer, cost in known), Decimal("0.00"))
 
     @property
     def critical_alerts(self) -> int:
@@ -203,10 +256,12 @@ def build_value_report(
     disks_replaced: list[FeedEvent],
     laptops: tuple[int, int] = (0, 0),
     malware_blocked: Sequence[FeedEvent] = (),
+    time_saved: Mapping[int, TimeSavedRow] | None = None,
 ) -> ValueReport:
     """The report for the local days `first` to `last` from a client's ledger and what the alerts recorded.
 
-    `caught_by` maps an incident id to the alert that caught it with that alert's history. Work is the
+    `caught_by` maps an incident id to the alert that caught it with that alert's history, `time_saved` an
+    incident id to the technician's estimate of the work without the preparation. Work is the
     finished time on those days; an incident appears when it was opened or worked on in the period.
     Contract fees are those of every month the period touches; billed time is what the invoices charge
     for the period's entries.
@@ -224,6 +279,10 @@ def build_value_report(
         alert, history = caught_by.get(incident.incident_id, (None, []))
         caught_at = alert.opened_at if alert is not None else incident.opened_at
         models = [e.model(ledger.settings.zone) for e in entries]
+        saved = (time_saved or {}).get(incident.incident_id)
+        incident_model = by_id[incident.incident_id]
+        # The longer job as one visit like the first one, priced by the same rules.
+        longer = [replace(models[0], minutes=saved.minutes_without)] if saved and models else []
         work.append(
             WorkDone(
                 incident=incident,
@@ -237,7 +296,9 @@ def build_value_report(
                     for p in ledger.parts
                     if p.incident_id == incident.incident_id and first <= p.day <= last
                 ],
-                breakfix=_breakfix(ledger, [by_id[incident.incident_id]], models),
+                breakfix=_breakfix(ledger, [incident_model], models),
+                saved=saved,
+                breakfix_without=_breakfix(ledger, [incident_model], longer) if longer else None,
             )
         )
     months = _months(first, last)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import apprise
-from apprise import AppriseResult, AppriseResultStatus, NotifyBase, NotifyFormat
+from apprise import AppriseAttachment, AppriseResult, AppriseResultStatus, NotifyBase, NotifyFormat
+from apprise.attachment.memory import AttachMemory
 
 # Apprise's HTTP plugins report a refused request only in their log line, always in the shape
 # "Failed to send <service> notification: <reason>, error=<status>." (json://, ntfy://, pover://,
@@ -37,15 +39,27 @@ class Delivery:
     error: str | None
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message (a mail's attachment), held in memory."""
+
+    name: str
+    content: bytes
+    mimetype: str
+
+
 async def deliver(
-    url: str, title: str, body: str, html: str = "", timeout: float = 30  # noqa: ASYNC109
+    url: str, title: str, body: str, html: str = "", timeout: float = 30,  # noqa: ASYNC109
+    attachments: Sequence[Attachment] = (),
 ) -> Delivery:
     """Send `title`/`body` (plain text) to the one apprise `url`, giving up after `timeout` seconds; a service
-    that prefers HTML (mail) gets `html` where given, and apprise writes the plain-text part from it."""
+    that prefers HTML (mail) gets `html` where given, and apprise writes the plain-text part from it.
+    `attachments` go with it where the service takes files (mail does)."""
     # apprise blocks; its own deadline ends the wait, as a thread cannot be cancelled. Should that deadline
     # fail (a plugin that ignores it, a thread wait that never wakes), the event loop's stops waiting anyway.
     try:
-        return await asyncio.wait_for(asyncio.to_thread(_deliver, url, title, body, html, timeout), timeout + BACKSTOP)
+        return await asyncio.wait_for(asyncio.to_thread(_deliver, url, title, body, html, timeout, attachments),
+                                      timeout + BACKSTOP)
     except TimeoutError:
         return Delivery(ok=False, permanent=False, error=f"the delivery did not finish within {timeout:g} s")
 
@@ -105,7 +119,9 @@ def _load(url: str) -> tuple[NotifyBase | None, str | None]:
     return None, f"apprise cannot read this {service} URL: check it against the service's URL syntax"
 
 
-def _deliver(url: str, title: str, body: str, html: str, timeout: float) -> Delivery:
+def _deliver(
+    url: str, title: str, body: str, html: str, timeout: float, attachments: Sequence[Attachment]
+) -> Delivery:
     """Blocking delivery through a fresh Apprise object (nothing shared with other threads)."""
     plugin, error = _load(url)
     if plugin is None:
@@ -118,7 +134,11 @@ def _deliver(url: str, title: str, body: str, html: str, timeout: float) -> Deli
         body, body_format = html, NotifyFormat.HTML
     else:
         body_format = NotifyFormat.TEXT
-    with sender.notify(body=body, title=title, body_format=body_format, timeout=timeout) as result:
+    attach = AppriseAttachment()
+    for file in attachments:
+        attach.add(AttachMemory(content=file.content, name=file.name, mimetype=file.mimetype))
+    with sender.notify(body=body, title=title, body_format=body_format, timeout=timeout,
+                       attach=attach if attachments else None) as result:
         return _outcome(result)
 
 

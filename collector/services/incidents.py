@@ -17,9 +17,10 @@ from collector.services.base import Service
 from collector.services.billing import ledger_of
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import TECHNICIAN, Input
-from collector.services.views import entry_view, incident_view, note_view, part_view
+from collector.services.views import entry_view, incident_view, note_view, part_view, time_saved_view
 from collector.store import AlertRow, Tx
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
+from collector.store.report_rows import Preparation, TimeSavedRow
 
 TimerAction = Literal["start", "stop"]
 TIMER_EVENTS: dict[TimerAction, str] = {"start": "time.started", "stop": "time.stopped"}
@@ -114,6 +115,16 @@ class PartInput(Input):
     day: date | None = Field(None, description="default: today in the billing time zone")
 
 
+class TimeSavedInput(Input):
+    """How long the work would have taken without the preparation, and what the preparation was."""
+
+    minutes_without: int = Field(gt=0, le=366 * 24 * 60,
+                                 description="the estimated work without the preparation, in minutes")
+    preparation: Preparation = Field(description="backup_image, monitoring, documentation, spare_part or other")
+    detail: str = Field("", max_length=200, description="what the preparation was (needed for other)")
+    technician: str = TECHNICIAN
+
+
 @dataclass(frozen=True)
 class BilledEntry:
     """A time entry and how it is billed (None while it runs)."""
@@ -154,6 +165,7 @@ class IncidentDetail:
     alerts: list[AlertHistory]
     notes: list[NoteRow]
     ledger: Ledger
+    time_saved: TimeSavedRow | None = None
 
     @property
     def entries(self) -> list[TimeEntryRow]:
@@ -271,7 +283,8 @@ class Incidents(Service):
                 if alert is not None:
                     alerts.append(AlertHistory(alert, await tx.alert_events(alert_id)))
             notes = await tx.incident_notes(incident_id)
-        return IncidentDetail(incident, alerts, notes, ledger)
+            saved = await tx.time_saved(incident_id=incident_id)
+        return IncidentDetail(incident, alerts, notes, ledger, saved[0] if saved else None)
 
     async def add_note(self, incident_id: int, wanted: NoteInput) -> NoteRow:
         """What was found or done, in words the client can read."""
@@ -417,3 +430,26 @@ class Incidents(Service):
             await refuse_if_invoiced(tx, incident.client, part)
             await self.publish(tx, "part.added", {**part_view(part), "client": incident.client})
         return part
+
+    async def record_time_saved(self, incident_id: int, wanted: TimeSavedInput) -> TimeSavedRow:
+        """Record (or correct) the estimate of the work without the preparation; 'other' must say what it was."""
+        detail = " ".join(wanted.detail.split())
+        if wanted.preparation == "other" and not detail:
+            raise Invalid("detail", "say what the preparation was (e.g. a spare laptop kept set up)")
+        async with self.store.transaction() as tx:
+            incident = await incident_of(tx, incident_id)
+            saved = await tx.set_time_saved(TimeSavedRow(incident_id, wanted.minutes_without, wanted.preparation,
+                                                         detail, self.clock(), wanted.technician))
+            await self.publish(tx, "incident.time_saved", {**time_saved_view(saved), "client": incident.client})
+        return saved
+
+    async def clear_time_saved(self, incident_id: int, technician: str) -> TimeSavedRow:
+        """Remove an estimate recorded in error; the feed keeps what it was."""
+        async with self.store.transaction() as tx:
+            incident = await incident_of(tx, incident_id)
+            saved = await tx.clear_time_saved(incident_id)
+            if saved is None:
+                raise NotFound(f"incident {incident_id} has no time saved recorded")
+            await self.publish(tx, "incident.time_saved_cleared",
+                               {**time_saved_view(saved), "client": incident.client, "by": technician})
+        return saved

@@ -9,6 +9,7 @@ from typing import Any
 from collector.alerts.silence import Silence
 from collector.billing.ledger import BillingSettings, Ledger
 from collector.billing.model import Charge, Classification, Invoice, Part
+from collector.billing.saved import saved_minutes
 from collector.notify.deliver import redact
 from collector.store import ChannelRow
 from collector.store.billing_rows import (
@@ -21,6 +22,7 @@ from collector.store.billing_rows import (
     RatesRow,
     TimeEntryRow,
 )
+from collector.store.report_rows import TimeSavedRow
 
 
 def money(value: Decimal | None) -> str | None:
@@ -211,3 +213,16 @@ def silence_view(silence: Silence) -> dict[str, Any]:
         "duration_minutes": silence.duration.total_seconds() / 60 if silence.duration else None,
         "timezone": silence.timezone, "comment": silence.comment, "created_by": silence.created_by,
     }
+
+
+def time_saved_view(saved: TimeSavedRow, worked: int | None = None) -> dict[str, Any]:
+    """The estimate of an incident's work without the preparation (with the minutes saved when `worked` is known)."""
+    view = {
+        "incident_id": saved.incident_id,
+        "minutes_without": saved.minutes_without,
+        "preparation": saved.preparation,
+        "detail": saved.detail,
+        "recorded_at": saved.recorded_at.isoformat(),
+        "recorded_by": saved.recorded_by,
+    }
+    return view if worked is None else {**view, "minutes_saved": saved_minutes(saved, worked)}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from collector.store.report_rows import ReportTx
 from collector.store.unreadable import Unreadable, observation_name
 from shared import device_class as classes
 from shared.wire import LEGACY_EPOCH
@@ -296,7 +297,7 @@ class PushJobState:
     recent_good: tuple[PingRow, ...]
 
 
-class Tx(Protocol):
+class Tx(ReportTx, Protocol):
     """Operations available inside one transaction."""
 
     # The rows met that could not be used, shared by every transaction of the store.

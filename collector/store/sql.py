@@ -72,6 +72,7 @@ from collector.store.billing_rows import (
 )
 from collector.store.codec import Codec, from_json, iso_text, seconds, to_json
 from collector.store.migrate import Migration, MigrationTx
+from collector.store.report_sql import ReportSql
 from collector.store.unreadable import DECODE_ERRORS, Unreadable, observation_name, signal_payload
 from shared import device_class as classes
 from shared.disk_health import serial_key
@@ -166,7 +167,7 @@ class SqlStore:
             yield tx
 
 
-class SqlTx:
+class SqlTx(ReportSql):
     """The store's operations inside one transaction, on any SQL backend."""
 
     dialect: ClassVar[Dialect]

@@ -19,7 +19,7 @@ from aiohttp import web
 from collector import keys
 from collector.api import billing as api
 from collector.api.errors import query_values, status_of
-from collector.api.wiring import billing, clients, contracts
+from collector.api.wiring import billing, clients, contracts, report_mail
 from collector.billing.ledger import Ledger
 from collector.billing.model import Classification
 from collector.billing.pricing import month_bounds
@@ -120,7 +120,9 @@ async def client_month_page(request: web.Request) -> web.Response:
     titles = {i.incident_id: i.title for i in ledger.incidents}
     query = f"month={month_text(month)}"
     issued = await billing(request).issued_for(client, first)
+    mailing = await report_mail(request).state(client)
     return render(request, "billing_month.html", client=client, month=month_text(month), bill=bill,
+                  mailing=mailing,
                   totals=bill.totals() if bill else None, currency=ledger.settings.currency, entries=entries,
                   tax_text=bill.tax.text if bill else "", issued=issued,
                   live=next((i for i in issued if i.voided_at is None), None),

@@ -15,6 +15,7 @@ from aiohttp import web
 from collector import keys
 from collector.alerts.dedupe import alert_view
 from collector.api.wiring import clients, incidents
+from collector.billing.saved import PREPARATIONS, saved_minutes
 from collector.services.errors import DomainError, Invalid
 from collector.services.incidents import (
     TIMER_EVENTS,
@@ -25,6 +26,7 @@ from collector.services.incidents import (
     TimeEditInput,
     TimeInput,
     TimerInput,
+    TimeSavedInput,
     TitleInput,
 )
 from collector.services.inputs import M, validated
@@ -90,6 +92,9 @@ async def incident_page(request: web.Request) -> web.Response:
     return render(request, "incident.html", incident=detail.incident, alerts=alerts, notes=detail.notes,
                   entries=entries, problem=problem, parts=detail.parts, currency=ledger.settings.currency,
                   running=mine, overrides=OVERRIDES, minutes=sum(p.entry.minutes or 0 for p in entries),
+                  saved=detail.time_saved, preparations=PREPARATIONS,
+                  minutes_saved=saved_minutes(detail.time_saved, sum(e.minutes or 0 for e in detail.entries))
+                  if detail.time_saved else 0,
                   billing=client_path(detail.incident.client),
                   month=f"{request.app[keys.CLOCK]().astimezone(ledger.settings.zone):%Y-%m}")
 
@@ -202,6 +207,22 @@ async def add_part(request: web.Request) -> web.Response:
 
 
 @incident_form
+async def record_time_saved(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/time-saved`: how long the work would have taken without the preparation."""
+    wanted = await input_of(request, TimeSavedInput, technician=technician(request))
+    saved = await incidents(request).record_time_saved(incident_id(request), wanted)
+    return see_other(f"/incidents/{saved.incident_id}",
+                     flash=f"Time saved recorded: {saved.minutes_without} min without the preparation.")
+
+
+@incident_form
+async def clear_time_saved(request: web.Request) -> web.Response:
+    """`POST /incidents/{id}/time-saved/delete`: an estimate recorded in error."""
+    saved = await incidents(request).clear_time_saved(incident_id(request), technician(request))
+    return see_other(f"/incidents/{saved.incident_id}", flash="Time saved removed.")
+
+
+@incident_form
 async def close(request: web.Request) -> web.Response:
     """`POST /incidents/{id}/close`, with what fixed it."""
     wanted = await input_of(request, CloseInput, technician=technician(request))
@@ -225,3 +246,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post(r"/incidents/{incident_id:\d{1,18}}/notes", add_note)
     app.router.add_post(r"/incidents/{incident_id:\d{1,18}}/parts", add_part)
     app.router.add_post(r"/incidents/{incident_id:\d{1,18}}/close", close)
+    app.router.add_post(r"/incidents/{incident_id:\d{1,18}}/time-saved", record_time_saved)
+    app.router.add_post(r"/incidents/{incident_id:\d{1,18}}/time-saved/delete", clear_time_saved)

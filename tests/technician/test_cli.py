@@ -43,8 +43,8 @@ def parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iter
 def test_every_command_runs_a_handler_and_explains_itself() -> None:
     commands = [(path, p) for path, p in parsers(build_parser()) if path]
     assert {path[0] for path, _ in commands} == {"alerts", "devices", "device", "incident", "time", "contract",
-                                              "rates", "billing", "invoice", "report", "silence", "channel", "diagnose",
-                                              "device-class", "client-hours"}
+                                              "rates", "billing", "invoice", "report", "report-mail", "silence",
+                                              "channel", "diagnose", "device-class", "client-hours"}
     assert len(commands) > 30
     for path, parser in commands:
         assert parser.description, f"fieldpost {' '.join(path)} --help says what it does"

@@ -4,6 +4,7 @@ and notes are kept, a refusal is shown, and every change reaches the live feed a
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 from aiohttp.test_utils import TestClient
 
@@ -192,3 +193,51 @@ async def test_a_time_entry_is_corrected_or_deleted_and_the_feed_keeps_what_it_w
     assert flash(gone) == "Part deleted: USB drive."
     assert "No parts fitted." in await (await client.get("/incidents/1")).text()
     assert (await client.delete("/api/v1/parts/1", headers=TECH)).status == 404
+
+
+async def test_the_time_saved_by_preparation_is_recorded_corrected_and_removed_on_the_incident_page(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    await critical_alert(client, clock)
+    await post(client, "/alerts/1/incident", csrf)
+    await post(client, "/incidents/1/time", csrf, minutes="70")
+    refused = await post(client, "/incidents/1/time-saved", csrf, preparation="other", minutes_without="300")
+    assert flash(refused).startswith("Not done: ") and "say what the preparation was" in flash(refused)
+    page = await post(client, "/incidents/1/time-saved", csrf, preparation="backup_image", minutes_without="300")
+    assert flash(page) == "Time saved recorded: 300 min without the preparation."
+    shown = " ".join(re.sub(r"<[^>]+>", " ", page.split('id="time-saved"')[1].split("</p>")[0]).split())
+    assert shown.startswith(">Without backup image: about 300 min, so 230 min saved (recorded by")
+    assert '<option value="backup_image" selected>' in page
+    corrected = await post(client, "/incidents/1/time-saved", csrf, preparation="other", minutes_without="240",
+                           detail="the spare PC kept set up")
+    assert "Without the spare PC kept set up: about 240 min, so 170 min saved" in corrected
+    removed = await post(client, "/incidents/1/time-saved/delete", csrf)
+    assert flash(removed) == "Time saved removed." and 'id="time-saved"' not in removed
+    assert (await feed_types(client))[-3:] == ["incident.time_saved", "incident.time_saved",
+                                               "incident.time_saved_cleared"]
+
+
+async def test_the_clients_billing_page_shows_the_report_schedule_and_a_failed_send_with_its_error(
+    client: TestClient, clock: Clock
+) -> None:
+    await log_in(client)
+    await critical_alert(client, clock)
+    page = await (await client.get("/billing/clients/Acme%20Tooling?month=2026-11")).text()
+    assert "Not e-mailed." in page and 'id="mail-sends"' not in page
+    added = await client.post("/api/v1/channels", headers=TECH,
+                              json={"name": "mail", "url": "mailto://127.0.0.1:1?from=it@example.com"})
+    assert added.status == 201, await added.text()
+    schedule = {"frequency": "monthly", "day": 3, "recipients": ["owner@acme.example"]}
+    assert (await client.put("/api/v1/clients/Acme%20Tooling/report-schedule", json=schedule,
+                             headers=TECH)).status == 200
+    async with client.app[keys.STORE].transaction() as tx:
+        [row] = await tx.report_schedules()
+        claim = await tx.claim_report_send(row.client_id, date(2026, 10, 1), date(2026, 10, 31),
+                                           ["owner@acme.example"], clock.now, clock.now)
+        assert claim is not None
+        await tx.finish_report_send(row.client_id, claim.first_day, clock.now, "Connection refused",
+                                    clock.now + timedelta(minutes=5))
+    page = await (await client.get("/billing/clients/Acme%20Tooling?month=2026-11")).text()
+    assert "The monthly report goes out on day 3 to owner@acme.example." in page
+    assert rows(page, "mail-sends") == ["2026-10-01 to 2026-10-31 failed 1 2026-11-23 09:05 UTC Connection refused"]

@@ -86,6 +86,8 @@ POST /incidents/{incident_id}/notes: technician
 POST /incidents/{incident_id}/parts: technician
 POST /incidents/{incident_id}/close: technician
 POST /incidents/{incident_id}/title: technician
+POST /incidents/{incident_id}/time-saved: technician
+POST /incidents/{incident_id}/time-saved/delete: technician
 POST /incidents/{incident_id}/time/{entry_id}: technician
 POST /incidents/{incident_id}/time/{entry_id}/delete: technician
 POST /incidents/{incident_id}/parts/{part_id}/delete: technician
@@ -126,6 +128,11 @@ POST /api/v1/incidents/{incident_id}/time: technician
 POST /api/v1/incidents/{incident_id}/parts: technician
 POST /api/v1/time/{entry_id}/override: technician
 POST /api/v1/incidents/{incident_id}/title: technician
+POST /api/v1/incidents/{incident_id}/time-saved: technician
+GET /api/v1/clients/{client}/report-schedule: technician
+PUT /api/v1/clients/{client}/report-schedule: owner
+DELETE /api/v1/clients/{client}/report-schedule: owner
+DELETE /api/v1/incidents/{incident_id}/time-saved: technician
 POST /api/v1/time/{entry_id}: technician
 DELETE /api/v1/time/{entry_id}: technician
 DELETE /api/v1/parts/{part_id}: technician
