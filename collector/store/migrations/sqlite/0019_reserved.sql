@@ -1,3 +1,0 @@
--- Reserved for another slice of issue 20, which may add migration 0019; kept so the numbering has no gap
--- (the lead replaces this file at the merge). A no-op statement: asyncpg refuses a script of comments only.
-SELECT 1;
