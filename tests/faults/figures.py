@@ -69,6 +69,8 @@ class PowerFigures:
     stored_after_power_cut: int
     lost: int
     duplicated: int
+    # Sequence numbers the collector held that a device, restarted after a cut, would number again.
+    reused_numbers: int
     unsynced_writes_undone: int
 
 

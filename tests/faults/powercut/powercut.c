@@ -86,6 +86,9 @@ static size_t watched_path(int fd, char *path) {
     ssize_t n = readlink(link, path, PATH_MAX - 1);
     if (n <= (ssize_t)watched_len || strncmp(path, watched, watched_len) != 0 || path[watched_len] != '/') return 0;
     path[n] = 0;
+    /* An unlinked file is gone at the next boot whatever happens to its writes. */
+    static const char deleted[] = " (deleted)";
+    if (n > (ssize_t)sizeof deleted && strcmp(path + n - (sizeof deleted - 1), deleted) == 0) return 0;
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0 && (flags & (O_SYNC | O_DSYNC))) return 0;
     return (size_t)n;
@@ -118,11 +121,13 @@ static void save(int fd, off_t offset, off_t len) {
     if (!buf) die("(out of memory)");
     memcpy(buf, &head, sizeof head);
     memcpy(buf + sizeof head, path, path_len);
-    /* A write-only descriptor cannot be read: read through a descriptor of our own on the same file. */
-    int reader = open(path, O_RDONLY | O_CLOEXEC);
-    if (reader < 0) die("old content (open)");
-    if (pread(reader, buf + sizeof head + path_len, (size_t)old_len, offset) != old_len) die("old content (read)");
-    close(reader);
+    char *old = buf + sizeof head + path_len;
+    if (pread(fd, old, (size_t)old_len, offset) != old_len) {
+        /* A write-only descriptor cannot be read: read through a descriptor of our own on the same file. */
+        int reader = open(path, O_RDONLY | O_CLOEXEC);
+        if (reader < 0 || pread(reader, old, (size_t)old_len, offset) != old_len) die(path);
+        close(reader);
+    }
     append(buf, sizeof head + path_len + (size_t)old_len);
     free(buf);
 }
