@@ -14,13 +14,16 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from agent.outbox import OUTBOX_FILE
+from tests.collector.pg_cluster import ClusterUnavailable
 from tests.e2e.harness import BIN, Agent, Collector, wait_until
 from tests.faults.figures import POWER_ROWS, PowerFigures, table
+from tests.faults.pg_server import PgCollector, PowerCutServer
 from tests.faults.powercut import PowerCut, build
-from tests.faults.senders import Sender, Traffic, enrol
+from tests.faults.senders import Traffic, enrol
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,6 +34,8 @@ CUTS = 4
 SETTINGS = {"agent_uploads_per_minute": 0, "offline_after_missed": 1000}
 # Imported at the start of the collector's interpreter (PYTHONPATH): the store as it was before this test's fix.
 NORMAL = "import collector.store.sqlite as store\nstore.SYNCHRONOUS = 'NORMAL'\n"
+REPORTS = "SELECT agent_id, epoch, seq FROM reports"
+TWICE = "SELECT count(*) FROM (SELECT 1 FROM observations GROUP BY agent_id, epoch, seq, kind HAVING count(*) > 1) AS t"
 
 
 @pytest.fixture(scope="session")
@@ -39,44 +44,45 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("powercut"))
 
 
-def stored(db: Path, senders: list[Sender]) -> tuple[set[tuple[str, str, int]], int]:
+def stored_in_sqlite(db: Path) -> tuple[set[tuple[str, str, int]], int]:
     """(agent, epoch, seq) of the reports in the collector's database, and how many were stored twice."""
     with closing(sqlite3.connect(db)) as conn:
-        have = {(agent, epoch, seq) for agent, epoch, seq in conn.execute("SELECT agent_id, epoch, seq FROM reports")}
-        [(twice,)] = conn.execute("SELECT count(*) FROM (SELECT 1 FROM observations "
-                                  "GROUP BY agent_id, epoch, seq, kind HAVING count(*) > 1)")
-    return have, twice
+        return set(conn.execute(REPORTS)), conn.execute(TWICE).fetchone()[0]
 
 
-def collector_scenario(tmp_path: Path, shim: Path, name: str, seed: int, env: dict[str, str] | None = None
-                       ) -> PowerFigures:
-    """Devices send to a collector under the shim whose power is cut CUTS times; count what survived."""
-    collector = Collector(tmp_path / "collector")
-    collector.workdir.mkdir()
-    power = PowerCut(collector.workdir, shim, tmp_path / "undo.log")
-    # Enrolled before the power periods, with a clean stop: the devices' keys are not what is under test.
+async def stored_in_postgresql(dsn: str) -> tuple[set[tuple[str, str, int]], int]:
+    """The same, from a PostgreSQL database."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return {tuple(row) for row in await connection.fetch(REPORTS)}, await connection.fetchval(TWICE)
+    finally:
+        await connection.close()
+
+
+def collector_scenario(name: str, seed: int, collector: Collector, cut: Callable[[], None],
+                       stored: Callable[[], tuple[set[tuple[str, str, int]], int]], power: PowerCut,
+                       env: dict[str, str]) -> PowerFigures:
+    """Devices send to the collector (its process's environment `env`) while `cut` cuts the power CUTS times
+    (and starts all again), and once more at the end; then what the devices were told was stored is looked
+    up in the store."""
+    # Enrolled before the power periods, then a clean stop: the devices' keys are not what is under test.
     collector.start(**SETTINGS)
     token = subprocess.run([BIN / "fieldpost-collector", "--db", collector.db, "token", "create", "--client",
                             "Acme Tooling", "--site", "Main office", "--uses", str(DEVICES)],
                            capture_output=True, text=True, check=True).stdout.strip()
     senders = asyncio.run(enrol(collector.url, token, DEVICES))
     collector.stop()
-    collector.env = {**power.env(), **(env or {})}
+    collector.env = env
+    collector.start(**SETTINGS)
     rand = random.Random(seed)
-    try:
-        collector.start(**SETTINGS)
-        with Traffic(collector.url, senders, seed):
-            for _ in range(CUTS):
-                time.sleep(rand.uniform(1.0, 2.0))
-                assert collector.process is not None
-                power.cut(collector.process)
-                collector.start(**SETTINGS)
+    with Traffic(collector.url, senders, seed):
+        for _ in range(CUTS):
             time.sleep(rand.uniform(1.0, 2.0))
-            assert collector.process is not None
-            power.cut(collector.process)
-    finally:
-        collector.stop()
-    have, twice = stored(collector.db, senders)
+            cut()
+            collector.start(**SETTINGS)
+        time.sleep(rand.uniform(1.0, 2.0))
+        cut()
+    have, twice = stored()
     acknowledged = {(s.device.agent_id, epoch, seq) for s in senders for epoch, seq in s.acknowledged}
     row = PowerFigures(name, power.cuts, len(acknowledged), len(acknowledged & have), len(acknowledged - have),
                        twice, 0, sum(power.undone))
@@ -85,20 +91,80 @@ def collector_scenario(tmp_path: Path, shim: Path, name: str, seed: int, env: di
     return row
 
 
+def sqlite_scenario(tmp_path: Path, shim: Path, name: str, seed: int, env: dict[str, str] | None = None
+                    ) -> PowerFigures:
+    """The collector on SQLite, under the shim: its own power is cut."""
+    collector = Collector(tmp_path / "collector")
+    collector.workdir.mkdir()
+    power = PowerCut(collector.workdir, shim, tmp_path / "undo.log")
+
+    def cut() -> None:
+        assert collector.process is not None
+        power.cut(collector.process)
+
+    try:
+        return collector_scenario(name, seed, collector, cut, lambda: stored_in_sqlite(collector.db), power,
+                                  {**power.env(), **(env or {})})
+    finally:
+        collector.stop()
+
+
 def test_sqlite_with_synchronous_normal_loses_acknowledged_reports_at_a_power_cut(tmp_path: Path, shim: Path
                                                                                   ) -> None:
     # The control: the store as it was (WAL synced only at checkpoints). It shows the harness sees the loss.
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(NORMAL)
-    row = collector_scenario(tmp_path, shim, "collector, SQLite synchronous=NORMAL (before)", seed=1,
-                             env={"PYTHONPATH": str(site)})
+    row = sqlite_scenario(tmp_path, shim, "collector, SQLite synchronous=NORMAL (before)", seed=1,
+                          env={"PYTHONPATH": str(site)})
     assert row.acknowledged > 100, row
     assert row.lost > 0, row
 
 
 def test_sqlite_loses_no_acknowledged_report_at_a_power_cut(tmp_path: Path, shim: Path) -> None:
-    row = collector_scenario(tmp_path, shim, "collector, SQLite synchronous=FULL", seed=2)
+    row = sqlite_scenario(tmp_path, shim, "collector, SQLite synchronous=FULL", seed=2)
+    assert row.acknowledged > 100, row
+    assert row.lost == 0, row
+    assert row.duplicated == 0, row
+
+
+def postgresql_scenario(tmp_path: Path, name: str, seed: int, settings: dict[str, str] | None = None
+                        ) -> PowerFigures:
+    """The collector on a PostgreSQL server under the shim: a cut kills the collector and cuts the server's
+    power (one machine), then starts the server again (crash recovery)."""
+    try:
+        server = PowerCutServer.create(settings)
+    except ClusterUnavailable as exc:
+        pytest.skip(str(exc))
+    collector = PgCollector(tmp_path / "collector", dsn=server.dsn)
+    collector.workdir.mkdir()
+
+    def cut() -> None:
+        assert collector.process is not None
+        collector.process.kill()
+        collector.process.wait(10)
+        server.cut()
+        server.start()
+
+    try:
+        server.start()
+        return collector_scenario(name, seed, collector, cut, lambda: asyncio.run(stored_in_postgresql(server.dsn)),
+                                  server.power, {})
+    finally:
+        collector.stop()
+        server.remove()
+
+
+def test_postgresql_with_asynchronous_commit_loses_acknowledged_reports_at_a_power_cut(tmp_path: Path) -> None:
+    # The control: a commit acknowledged before its WAL is flushed is what a cut takes.
+    row = postgresql_scenario(tmp_path, "collector, PostgreSQL synchronous_commit=off (control)", seed=4,
+                              settings={"synchronous_commit": "off"})
+    assert row.acknowledged > 100, row
+    assert row.lost > 0, row
+
+
+def test_postgresql_loses_no_acknowledged_report_at_a_power_cut(tmp_path: Path) -> None:
+    row = postgresql_scenario(tmp_path, "collector, PostgreSQL fsync=on, synchronous_commit=on", seed=5)
     assert row.acknowledged > 100, row
     assert row.lost == 0, row
     assert row.duplicated == 0, row

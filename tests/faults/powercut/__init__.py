@@ -3,11 +3,13 @@ the watched folder that no fsync made durable is undone (see README.md beside th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +84,14 @@ class PowerCut:
         """SIGKILL the processes (their process groups when `group`), then undo what was not synced; returns
         how many changes were undone. The log starts afresh, for the processes of the next power period."""
         for process in processes:
-            if process.poll() is None:
-                if group:
+            if group:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                else:
-                    process.kill()
+            elif process.poll() is None:
+                process.kill()
             process.wait(30)
+            if group:
+                gone(process.pid)
         undone = 0
         for inode, changes in self.pending().items():
             undone += restore(inode, changes)
@@ -95,6 +99,28 @@ class PowerCut:
         self.cuts += 1
         self.undone.append(undone)
         return undone
+
+
+def gone(group: int, within: float = 30) -> None:
+    """Wait until no process of the group is alive (a killed process may still be finishing a write)."""
+    deadline = time.monotonic() + within
+    while living(group):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"processes of group {group} outlived SIGKILL")
+        time.sleep(0.05)
+
+
+def living(group: int) -> bool:
+    """True while a process of the group exists and is not a zombie."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name is in parentheses and may hold spaces: fields are counted after it.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
 
 
 def restore(inode: tuple[int, int], changes: list[Undo]) -> int:
