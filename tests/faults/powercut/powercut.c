@@ -3,7 +3,8 @@
    For files under $POWERCUT_DIR it appends an undo record (file, offset, old bytes, old size) to
    $POWERCUT_LOG before each write, pwrite, pwritev, writev, ftruncate and fallocate, and a sync record
    when the file is fsync'ed or fdatasync'ed (sync() and syncfs() sync every file). Writes to a file opened
-   with O_SYNC or O_DSYNC are durable at once and recorded as nothing. The test then "cuts the power":
+   with O_SYNC or O_DSYNC (or by pwritev2 with RWF_SYNC or RWF_DSYNC) are durable at once and recorded as
+   nothing. The test then "cuts the power":
    SIGKILL, and the undo records of each file since its last sync are applied in reverse
    (tests/faults/powercut/__init__.py). See README.md beside this file for the model and its limits.
 
@@ -165,7 +166,8 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int count, off_t at) {
     return real_pwritev64(fd, iov, count, at);
 }
 ssize_t pwritev2(int fd, const struct iovec *iov, int count, off_t at, int flags) {
-    save(fd, at < 0 ? HERE : at, total(iov, count));
+    /* RWF_DSYNC / RWF_SYNC: this write is durable when the call returns, as with O_DSYNC. */
+    if (!(flags & (RWF_DSYNC | RWF_SYNC))) save(fd, at < 0 ? HERE : at, total(iov, count));
     return real_pwritev2(fd, iov, count, at, flags);
 }
 
