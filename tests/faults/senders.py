@@ -85,7 +85,15 @@ class Traffic:
         self.senders = senders
         self.rand = random.Random(seed)
         self.stopping = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        """The thread: run the senders, keeping what made them fail for the test to raise."""
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:
+            self.failure = exc
 
     async def _run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)
@@ -100,3 +108,5 @@ class Traffic:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stopping.set()
         self._thread.join(30)
+        if self.failure is not None and exc is None:
+            raise RuntimeError("the senders failed") from self.failure
