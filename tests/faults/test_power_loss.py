@@ -22,7 +22,7 @@ from tests.collector.pg_cluster import ClusterUnavailable
 from tests.e2e.harness import BIN, Agent, Collector, wait_until
 from tests.faults.figures import POWER_ROWS, PowerFigures, table
 from tests.faults.pg_server import PgCollector, PowerCutServer
-from tests.faults.powercut import PowerCut, build
+from tests.faults.powercut import PowerCut
 from tests.faults.senders import Traffic, enrol
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -37,12 +37,6 @@ SETTINGS = {"agent_uploads_per_minute": 0, "offline_after_missed": 1000}
 NORMAL = "import collector.store.sqlite as store\nstore.SYNCHRONOUS = 'NORMAL'\n"
 REPORTS = "SELECT agent_id, epoch, seq FROM reports"
 TWICE = "SELECT count(*) FROM (SELECT 1 FROM observations GROUP BY agent_id, epoch, seq, kind HAVING count(*) > 1) AS t"
-
-
-@pytest.fixture(scope="session")
-def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shim, compiled once for the session."""
-    return build(tmp_path_factory.mktemp("powercut"))
 
 
 def stored_in_sqlite(db: Path) -> tuple[set[tuple[str, str, int]], int]:

@@ -6,9 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.faults.powercut import PowerCut, build
+from tests.faults.powercut import PowerCut
 
 # Run under the shim; the folder holds `before.txt` and `truncated.txt`, made by the test without the shim.
 WRITER = """
@@ -38,12 +36,6 @@ with open(os.path.join(folder, "buffered.txt"), "w") as out:
 print("done", flush=True)
 sys.stdin.read()
 """
-
-
-@pytest.fixture(scope="session")
-def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shim, compiled once for the session."""
-    return build(tmp_path_factory.mktemp("powercut"))
 
 
 def test_a_power_cut_undoes_what_was_not_synced_and_keeps_what_was(shim: Path, tmp_path: Path) -> None:
