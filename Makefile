@@ -40,7 +40,8 @@ test-dates: $(STAMP)
 	    --deselect tests/web/test_browser.py || exit 1; \
 	done
 
-# The delivery guarantee under faults (real processes, a few minutes): prints produced / stored / lost / duplicated.
+# The delivery guarantee under faults (real processes, a few minutes): prints produced / stored / lost / duplicated,
+# and what was acknowledged / stored after power cuts (tests/faults/powercut: needs cc).
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 

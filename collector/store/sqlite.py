@@ -34,6 +34,9 @@ BUSY_TIMEOUT_MS = 5000
 TRANSIENT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
                              sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOMEM})
 _CODEC = SqliteCodec()
+# FULL: each commit (one per ingested batch) is fsync'ed before it returns, so an acknowledged report survives
+# a power cut; NORMAL would sync the WAL only at checkpoints, and a cut would undo reports the agents deleted.
+SYNCHRONOUS = "FULL"
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -380,7 +383,7 @@ class SqliteStore(SqlStore):
             mode = await _enable_wal(db)
             if mode != "wal" and self._path != ":memory:":
                 raise RuntimeError(f"{self._path}: SQLite refused WAL mode (journal mode is {mode!r})")
-            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
             await db.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             await db.close()

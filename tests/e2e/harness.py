@@ -58,6 +58,8 @@ class Collector:
     # Serve https with this certificate and key (`serve --tls-cert/--tls-key`), trusting `ca` to check it.
     tls: tuple[Path, Path] | None = None
     ca: Path | None = None
+    # More environment variables for the server process (e.g. a preloaded fault shim).
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -76,7 +78,7 @@ class Collector:
                   "startup_grace_seconds": startup_grace_seconds, "agent_reconnect_seconds": 1, **settings}
         config.write_text("[collector]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items()))
         log = (self.workdir / "collector.log").open("ab")
-        env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN}
+        env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN, **self.env}
         tls = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []
         self.process = subprocess.Popen(
             [BIN / "fieldpost-collector", "--config", config, "--db", self.db, "serve", "--listen",
