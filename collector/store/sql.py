@@ -35,9 +35,11 @@ from collector.store import (
     AlertRow,
     AlertState,
     ChannelRow,
+    ClientDetails,
     ClientHours,
     ClientRow,
     Contact,
+    ContactRow,
     EnrolmentRefused,
     EnvelopeRow,
     EpochRow,
@@ -249,19 +251,97 @@ class SqlTx:
         assert row is not None  # both rows were inserted or found above
         return SiteRef(row["client_id"], client, row["site_id"], site)
 
-    async def clients(self) -> list[ClientRow]:
+    async def clients(self, archived: bool = False) -> list[ClientRow]:
+        return await self._clients("" if archived else "WHERE c.archived_at IS NULL")
+
+    async def client(self, client_id: int) -> ClientRow | None:
+        found = await self._clients("WHERE c.id = :client", client=client_id)
+        return found[0] if found else None
+
+    async def _clients(self, where: str, **params: Any) -> list[ClientRow]:
+        """The clients a WHERE clause on `clients c` picks, with their sites, device counts and contacts."""
         rows = await self._rows(
-            "SELECT c.*, s.name AS site_name, count(a.agent_id) AS devices FROM clients c "
-            "LEFT JOIN sites s ON s.client_id = c.id "
-            "LEFT JOIN agents a ON a.site_id = s.id AND a.revoked_at IS NULL "
-            "GROUP BY c.id, s.id ORDER BY c.name, s.name"
+            "SELECT c.*, s.name AS site_name, s.archived_at AS site_archived, count(a.agent_id) AS devices "
+            "FROM clients c LEFT JOIN sites s ON s.client_id = c.id "
+            f"LEFT JOIN agents a ON a.site_id = s.id AND a.revoked_at IS NULL {where} "
+            "GROUP BY c.id, s.id ORDER BY c.name, s.name", **params,
         )
+        contacts: dict[int, list[ContactRow]] = {}
+        for row in await self._rows(
+            f"SELECT n.* FROM client_contacts n JOIN clients c ON c.id = n.client_id {where} ORDER BY n.name",
+            **params,
+        ):
+            contacts.setdefault(row["client_id"], []).append(ContactRow(
+                row["id"], row["name"], row["email"], row["phone"], row["role"], bool(row["billing"])))
         clients: dict[int, ClientRow] = {}
         for row in rows:
-            client = clients.setdefault(row["id"], ClientRow(row["id"], row["name"], hours=_hours(row, self.codec)))
-            if row["site_name"] is not None:
+            client = clients.get(row["id"])
+            if client is None:
+                client = clients[row["id"]] = ClientRow(
+                    row["id"], row["name"], hours=_hours(row, self.codec),
+                    details=ClientDetails(row["billing_email"], row["billing_address"], row["notes"]),
+                    contacts=contacts.get(row["id"], []), archived_at=self.codec.moment(row["archived_at"]),
+                    demo=bool(row["demo"]),
+                )
+            if row["site_name"] is None:
+                continue
+            if row["site_archived"] is None:
                 client.sites.append((row["site_name"], row["devices"]))
+            else:
+                client.archived_sites.append(row["site_name"])
         return list(clients.values())
+
+    async def add_client(self, name: str, demo: bool) -> int | None:
+        row = await self._row("INSERT INTO clients (name, demo) VALUES (:name, :demo) ON CONFLICT (name) DO NOTHING "
+                              "RETURNING id", name=name, demo=demo)
+        return row["id"] if row is not None else None
+
+    async def rename_client(self, client_id: int, name: str) -> None:
+        await self._run("UPDATE clients SET name = :name WHERE id = :client", name=name, client=client_id)
+
+    async def set_client_details(self, client_id: int, details: ClientDetails) -> None:
+        await self._run(
+            "UPDATE clients SET billing_email = :email, billing_address = :address, notes = :notes WHERE id = :client",
+            email=details.billing_email, address=details.billing_address, notes=details.notes, client=client_id,
+        )
+
+    async def set_client_flags(self, client_id: int, archived_at: datetime | None, demo: bool) -> None:
+        await self._run("UPDATE clients SET archived_at = :at, demo = :demo WHERE id = :client",
+                        at=archived_at, demo=demo, client=client_id)
+
+    async def site_id(self, client_id: int, name: str) -> int | None:
+        row = await self._row("SELECT id FROM sites WHERE client_id = :client AND name = :name",
+                              client=client_id, name=name)
+        return row["id"] if row is not None else None
+
+    async def add_site(self, client_id: int, name: str) -> int | None:
+        row = await self._row("INSERT INTO sites (client_id, name) VALUES (:client, :name) "
+                              "ON CONFLICT (client_id, name) DO NOTHING RETURNING id", client=client_id, name=name)
+        return row["id"] if row is not None else None
+
+    async def rename_site(self, site_id: int, name: str) -> None:
+        await self._run("UPDATE sites SET name = :name WHERE id = :site", name=name, site=site_id)
+
+    async def set_site_archived(self, site_id: int, archived_at: datetime | None) -> None:
+        await self._run("UPDATE sites SET archived_at = :at WHERE id = :site", at=archived_at, site=site_id)
+
+    async def add_contact(self, client_id: int, contact: ContactRow) -> int | None:
+        if contact.billing:
+            # One billing contact per client (a unique index): the new one takes the mark.
+            await self._run("UPDATE client_contacts SET billing = :no WHERE client_id = :client AND billing",
+                            no=False, client=client_id)
+        row = await self._row(
+            "INSERT INTO client_contacts (client_id, name, email, phone, role, billing) "
+            "VALUES (:client, :name, :email, :phone, :role, :billing) ON CONFLICT (client_id, name) DO NOTHING "
+            "RETURNING id", client=client_id, name=contact.name, email=contact.email, phone=contact.phone,
+            role=contact.role, billing=contact.billing,
+        )
+        return row["id"] if row is not None else None
+
+    async def remove_contact(self, client_id: int, contact_id: int) -> bool:
+        changed = await self._run("DELETE FROM client_contacts WHERE client_id = :client AND id = :contact",
+                                  client=client_id, contact=contact_id)
+        return changed == 1
 
     async def add_enrolment_token(
         self, token_hash: str, site: SiteRef, created_at: datetime, expires_at: datetime | None, uses: int | None

@@ -1,0 +1,117 @@
+"""Clients and sites as records: create, rename, archive, contacts and billing details, on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from collector.services.clients import ClientChange, ClientInput, Clients, ContactInput, DemoInput, SiteInput
+from collector.services.errors import Conflict, Invalid, NotFound
+from collector.services.inputs import validated
+from collector.store import Store
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clients(store: Store) -> Clients:
+    return Clients(store, lambda: NOW)
+
+
+async def test_a_client_is_created_with_a_trimmed_name_and_a_taken_name_is_a_conflict(clients: Clients) -> None:
+    row = await clients.create(validated(ClientInput, {"name": "  Müller   Steuerberatung "}))
+    assert row.name == "Müller Steuerberatung" and row.sites == [] and row.billable
+    with pytest.raises(Conflict, match="already"):
+        await clients.create(validated(ClientInput, {"name": "Müller Steuerberatung"}))
+    for bad in ({"name": "   "}, {"name": "x" * 101}, {"name": "a\x07b"}, {"name": "A", "extra": 1}):
+        with pytest.raises(Invalid):
+            validated(ClientInput, bad)
+
+
+async def test_renaming_keeps_the_record_and_refuses_a_taken_name(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    await clients.create(validated(ClientInput, {"name": "Bakery"}))
+    with pytest.raises(Conflict):
+        await clients.change("Acme", validated(ClientChange, {"name": "Bakery"}))
+    row = await clients.change("Acme", validated(ClientChange, {"name": "Acme Tooling", "notes": " key at desk "}))
+    assert (row.name, row.details.notes) == ("Acme Tooling", "key at desk")
+    assert [c.name for c in await clients.list()] == ["Acme Tooling", "Bakery"]
+    with pytest.raises(NotFound):
+        await clients.get("Acme")
+
+
+async def test_billing_details_are_validated_and_a_left_out_field_stays(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    row = await clients.change("Acme", validated(ClientChange, {
+        "billing_email": " accounts@acme.example ", "billing_address": " Hauptstr. 1 \n\n 10115  Berlin "}))
+    assert row.details.billing_email == "accounts@acme.example"
+    assert row.details.billing_address == "Hauptstr. 1\n10115 Berlin"
+    row = await clients.change("Acme", validated(ClientChange, {"notes": "alarm code with the owner"}))
+    assert row.details.billing_email == "accounts@acme.example"
+    assert (await clients.get("Acme")).details.notes == "alarm code with the owner"
+    row = await clients.change("Acme", validated(ClientChange, {"billing_email": ""}))
+    assert row.details.billing_email is None
+    with pytest.raises(Invalid, match="not an e-mail address"):
+        validated(ClientChange, {"billing_email": "accounts at acme"})
+
+
+async def test_one_contact_is_marked_for_billing(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    await clients.add_contact("Acme", validated(ContactInput, {
+        "name": "Eva Weber", "email": "eva@acme.example", "phone": "+49 30 123456", "role": "owner",
+        "billing": True}))
+    row = await clients.add_contact("Acme", validated(ContactInput, {
+        "name": "Jan Koch", "email": "jan@acme.example", "role": "bookkeeper", "billing": True}))
+    assert [(c.name, c.billing) for c in row.contacts] == [("Eva Weber", False), ("Jan Koch", True)]
+    assert row.billing_contact is not None and row.billing_contact.email == "jan@acme.example"
+    with pytest.raises(Conflict):
+        await clients.add_contact("Acme", validated(ContactInput, {"name": "Jan Koch"}))
+    with pytest.raises(Invalid, match="phone"):
+        validated(ContactInput, {"name": "X", "phone": "call me"})
+    row = await clients.remove_contact("Acme", row.contacts[1].contact_id)
+    assert [c.name for c in row.contacts] == ["Eva Weber"] and row.billing_contact is None
+    with pytest.raises(NotFound):
+        await clients.remove_contact("Acme", 999)
+
+
+async def test_an_archived_client_leaves_the_lists_and_billing_and_comes_back(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    await clients.create(validated(ClientInput, {"name": "Old Shop"}))
+    row = await clients.archive("Old Shop", True)
+    assert row.archived_at == NOW and not row.billable
+    assert [c.name for c in await clients.list()] == ["Acme"]
+    assert [c.name for c in await clients.list(archived=True)] == ["Acme", "Old Shop"]
+    assert [c.name for c in await clients.billable()] == ["Acme"]
+    with pytest.raises(Conflict, match="archived already"):
+        await clients.archive("Old Shop", True)
+    assert (await clients.archive("Old Shop", False)).archived_at is None
+    assert [c.name for c in await clients.billable()] == ["Acme", "Old Shop"]
+
+
+async def test_the_demo_client_is_listed_but_not_billed(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "This machine", "demo": True}))
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    assert [c.name for c in await clients.list()] == ["Acme", "This machine"]
+    assert [c.name for c in await clients.billable()] == ["Acme"]
+    await clients.set_demo("This machine", DemoInput(demo=False))
+    assert [c.name for c in await clients.billable()] == ["Acme", "This machine"]
+
+
+async def test_sites_are_created_renamed_and_archived_under_their_client(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    await clients.add_site("Acme", validated(SiteInput, {"name": "Main office"}))
+    row = await clients.add_site("Acme", validated(SiteInput, {"name": "Warehouse"}))
+    assert row.sites == [("Main office", 0), ("Warehouse", 0)]
+    with pytest.raises(Conflict):
+        await clients.add_site("Acme", validated(SiteInput, {"name": "Warehouse"}))
+    with pytest.raises(Conflict):
+        await clients.rename_site("Acme", "Warehouse", validated(SiteInput, {"name": "Main office"}))
+    row = await clients.rename_site("Acme", "Warehouse", validated(SiteInput, {"name": "Store"}))
+    assert row.sites == [("Main office", 0), ("Store", 0)]
+    row = await clients.archive_site("Acme", "Store", True)
+    assert (row.sites, row.archived_sites) == ([("Main office", 0)], ["Store"])
+    with pytest.raises(NotFound):
+        await clients.archive_site("Acme", "Nowhere", True)
+    row = await clients.archive_site("Acme", "Store", False)
+    assert row.sites == [("Main office", 0), ("Store", 0)]
