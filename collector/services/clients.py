@@ -65,8 +65,9 @@ def _address(value: str | None) -> str | None:
 # A client's, site's or contact's name: trimmed, one space between words, 1 to 100 printable characters.
 Name = Annotated[str, BeforeValidator(_words), Field(min_length=1, max_length=NAME_MAX), AfterValidator(_printable)]
 Email = Annotated[str | None, BeforeValidator(_blank_is_none), AfterValidator(_email)]
-Phone = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=40), AfterValidator(_phone)]
-Address = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=ADDRESS_MAX),
+Phone = Annotated[Annotated[str, Field(max_length=40)] | None, BeforeValidator(_blank_is_none),
+                  AfterValidator(_phone)]
+Address = Annotated[Annotated[str, Field(max_length=ADDRESS_MAX)] | None, BeforeValidator(_blank_is_none),
                     AfterValidator(_address)]
 
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from collector.app import create_app
 from collector.services.clients import ClientChange, ClientInput, Clients, ContactInput, DemoInput, SiteInput
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import validated
+from collector.settings import Settings
 from collector.store import Store
+from tests.support.collector import TECH
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def api(database: str) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(Settings(db=database, admin_token="tech-secret")))) as client:
+        yield client
 
 
 @pytest.fixture
@@ -115,3 +126,31 @@ async def test_sites_are_created_renamed_and_archived_under_their_client(clients
         await clients.archive_site("Acme", "Nowhere", True)
     row = await clients.archive_site("Acme", "Store", False)
     assert row.sites == [("Main office", 0), ("Store", 0)]
+
+
+async def test_the_api_manages_a_client_with_clear_refusals(api: TestClient) -> None:
+    made = await api.post("/api/v1/clients", json={"name": " Acme  Tooling "}, headers=TECH)
+    assert made.status == 201 and (await made.json())["name"] == "Acme Tooling"
+    taken = await api.post("/api/v1/clients", json={"name": "Acme Tooling"}, headers=TECH)
+    assert taken.status == 409 and "already" in (await taken.json())["error"]
+    bad = await api.patch("/api/v1/clients/Acme%20Tooling", json={"billing_email": "nope"}, headers=TECH)
+    assert bad.status == 422
+    assert (await bad.json())["problems"][0]["field"] == "billing_email"
+    changed = await api.patch("/api/v1/clients/Acme%20Tooling", headers=TECH, json={
+        "name": "Acme", "billing_email": "accounts@acme.example", "billing_address": "Hauptstr. 1\n10115 Berlin"})
+    body = await changed.json()
+    assert (body["name"], body["billing_email"]) == ("Acme", "accounts@acme.example")
+    contact = await api.post("/api/v1/clients/Acme/contacts", headers=TECH, json={
+        "name": "Eva Weber", "email": "eva@acme.example", "role": "owner", "billing": True})
+    assert contact.status == 201 and (await contact.json())["contacts"][0]["billing"] is True
+    site = await api.post("/api/v1/clients/Acme/sites", json={"name": "Main office"}, headers=TECH)
+    assert [s["name"] for s in (await site.json())["sites"]] == ["Main office"]
+    archived = await api.post("/api/v1/clients/Acme/sites/Main%20office/archive", headers=TECH)
+    assert (await archived.json())["archived_sites"] == ["Main office"]
+    assert (await api.post("/api/v1/clients/Acme/archive", headers=TECH)).status == 200
+    listed = await (await api.get("/api/v1/clients", headers=TECH)).json()
+    assert listed["clients"] == []
+    everyone = await (await api.get("/api/v1/clients?archived=yes", headers=TECH)).json()
+    assert [c["name"] for c in everyone["clients"]] == ["Acme"] and everyone["clients"][0]["archived_at"]
+    assert (await api.get("/api/v1/clients?archived=maybe", headers=TECH)).status == 400
+    assert (await api.get("/api/v1/clients/Nobody", headers=TECH)).status == 404

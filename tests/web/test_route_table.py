@@ -133,6 +133,16 @@ GET /api/v1/clients/{client}/contracts: owner
 POST /api/v1/clients/{client}/contracts: owner
 GET /api/v1/rates: owner
 POST /api/v1/rates: owner
+POST /api/v1/clients: technician
+GET /api/v1/clients/{client}: technician
+PATCH /api/v1/clients/{client}: technician
+POST /api/v1/clients/{client}/{change}: owner
+PUT /api/v1/clients/{client}/demo: owner
+POST /api/v1/clients/{client}/contacts: technician
+DELETE /api/v1/clients/{client}/contacts/{contact_id}: technician
+POST /api/v1/clients/{client}/sites: technician
+PATCH /api/v1/clients/{client}/sites/{site}: technician
+POST /api/v1/clients/{client}/sites/{site}/{change}: technician
 """
 
 
