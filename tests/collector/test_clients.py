@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from collector import keys
 from collector.app import create_app
 from collector.services.clients import ClientChange, ClientInput, Clients, ContactInput, DemoInput, SiteInput
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import validated
+from collector.services.tokens import Tokens
 from collector.settings import Settings
 from collector.store import Store
 from tests.support.collector import TECH
@@ -154,3 +158,38 @@ async def test_the_api_manages_a_client_with_clear_refusals(api: TestClient) -> 
     assert [c["name"] for c in everyone["clients"]] == ["Acme"] and everyone["clients"][0]["archived_at"]
     assert (await api.get("/api/v1/clients?archived=maybe", headers=TECH)).status == 400
     assert (await api.get("/api/v1/clients/Nobody", headers=TECH)).status == 404
+
+
+async def test_the_xero_export_carries_the_clients_billing_email_and_address(api: TestClient) -> None:
+    await api.post("/api/v1/clients", json={"name": "Acme"}, headers=TECH)
+    await api.patch("/api/v1/clients/Acme", headers=TECH, json={
+        "billing_address": "Acme GmbH\nHauptstr. 1\n10115 Berlin\nGermany"})
+    await api.post("/api/v1/clients/Acme/contacts", headers=TECH, json={
+        "name": "Jan Koch", "email": "jan@acme.example", "role": "bookkeeper", "billing": True})
+    charge = {"description": "Server installation", "amount": "450.00", "day": "2026-10-14"}
+    assert (await api.post("/api/v1/clients/Acme/charges", json=charge, headers=TECH)).status == 201
+    xero = "/api/v1/clients/Acme/invoice?month=2026-10&format=xero&tax_type=Tax%20Exempt"
+    [row] = list(csv.DictReader(io.StringIO(await (await api.get(xero, headers=TECH)).text())))
+    assert row["*ContactName"] == "Acme" and row["EmailAddress"] == "jan@acme.example"
+    assert [row[f"POAddressLine{n}"] for n in range(1, 5)] == ["Acme GmbH", "Hauptstr. 1", "10115 Berlin", "Germany"]
+    # The client's own billing e-mail comes before its billing contact's.
+    await api.patch("/api/v1/clients/Acme", json={"billing_email": "invoices@acme.example"}, headers=TECH)
+    [row] = list(csv.DictReader(io.StringIO(await (await api.get(xero, headers=TECH)).text())))
+    assert row["EmailAddress"] == "invoices@acme.example"
+
+
+async def test_the_demo_client_is_never_invoiced_nor_enrolled_into_when_archived(api: TestClient) -> None:
+    tokens = Tokens(api.app[keys.STORE], lambda: NOW)
+    await tokens.create("This machine", "Local", demo=True)
+    assert (await Clients(api.app[keys.STORE], lambda: NOW).get("This machine")).demo
+    charge = {"description": "Test", "amount": "1.00", "day": "2026-10-14"}
+    await api.post("/api/v1/clients/This%20machine/charges", json=charge, headers=TECH)
+    refused = await api.get("/api/v1/clients/This%20machine/invoice?month=2026-10", headers=TECH)
+    assert refused.status == 409 and "demo client" in (await refused.json())["error"]
+    issue = await api.post("/api/v1/clients/This%20machine/invoices", json={"month": "2026-10"}, headers=TECH)
+    assert issue.status == 409
+    await api.put("/api/v1/clients/This%20machine/demo", json={"demo": False}, headers=TECH)
+    assert (await api.get("/api/v1/clients/This%20machine/invoice?month=2026-10", headers=TECH)).status == 200
+    await api.post("/api/v1/clients/This%20machine/archive", headers=TECH)
+    with pytest.raises(Conflict, match="archived"):
+        await tokens.create("This machine", "Local")
