@@ -16,6 +16,7 @@ from collector.services.clients import Clients
 from collector.services.contracts import Contracts
 from collector.services.devices import Devices, offline_after
 from collector.services.incidents import Incidents
+from collector.services.push_jobs import PushJobs
 from collector.services.silences import Silences
 from collector.services.technicians import Technicians
 from collector.services.tokens import Tokens
@@ -40,6 +41,7 @@ silences = _plain(Silences)
 clients = _plain(Clients)
 tokens = _plain(Tokens)
 technicians = _plain(Technicians)
+push_jobs = _plain(PushJobs)
 
 
 def channels(request: web.Request) -> Channels:

@@ -537,6 +537,9 @@ class Tx(Protocol):
     async def push_jobs(self) -> list[PushJobState]:
         """Every push job with what its pings tell, by device and name."""
 
+    async def recent_pings(self, per_job: int) -> dict[int, list[PingRow]]:
+        """Each push job's newest pings (at most `per_job`), newest first, by job id."""
+
     async def record_ping(
         self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
     ) -> PushJobState | None:

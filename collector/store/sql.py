@@ -46,6 +46,7 @@ from collector.store import (
     FeedEvent,
     ObservationRow,
     PingKind,
+    PingRow,
     PushJobRow,
     PushJobState,
     QueuedNotification,
@@ -759,6 +760,17 @@ class SqlTx:
             grace=grace_seconds, created=created_at,
         )
         return _push_job(row, self.codec) if row is not None else None
+
+    async def recent_pings(self, per_job: int) -> dict[int, list[PingRow]]:
+        rows = await self._rows(
+            "SELECT * FROM (SELECT p.*, row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n "
+            "FROM backup_pings p) r WHERE n <= :limit ORDER BY job_id, id DESC", limit=per_job,
+        )
+        found: dict[int, list[PingRow]] = {}
+        for row in rows:
+            found.setdefault(row["job_id"], []).append(
+                PingRow(self.codec.moment(row["at"]), row["kind"], row["bytes"], row["log"]))
+        return found
 
     async def push_jobs(self) -> list[PushJobState]:
         return await self._push_states(None)

@@ -143,6 +143,18 @@ DELETE /api/v1/clients/{client}/contacts/{contact_id}: technician
 POST /api/v1/clients/{client}/sites: technician
 PATCH /api/v1/clients/{client}/sites/{site}: technician
 POST /api/v1/clients/{client}/sites/{site}/{change}: technician
+POST /clients: technician
+GET /clients/{client}: technician
+POST /clients/{client}/details: technician
+POST /clients/{client}/contacts: technician
+POST /clients/{client}/contacts/{contact_id}/remove: technician
+POST /clients/{client}/sites: technician
+POST /clients/{client}/sites/{site}/rename: technician
+POST /clients/{client}/sites/{site}/{change}: technician
+POST /clients/{client}/{change}: owner
+POST /clients/{client}/demo: owner
+GET /backups: technician
+POST /backups: owner
 """
 
 
