@@ -38,7 +38,6 @@ incidents = _plain(Incidents)
 contracts = _plain(Contracts)
 billing = _plain(Billing)
 silences = _plain(Silences)
-clients = _plain(Clients)
 tokens = _plain(Tokens)
 technicians = _plain(Technicians)
 push_jobs = _plain(PushJobs)
@@ -48,6 +47,12 @@ def channels(request: web.Request) -> Channels:
     """Notification channels (a new one is picked up by the notifier at once)."""
     app = request.app
     return Channels(app[keys.STORE], app[keys.CLOCK], changed=app[keys.NOTIFIER].forget_channels)
+
+
+def clients(request: web.Request) -> Clients:
+    """Clients (the notifier reads the channels again after a rename: channels name clients)."""
+    app = request.app
+    return Clients(app[keys.STORE], app[keys.CLOCK], renamed=app[keys.NOTIFIER].forget_channels)
 
 
 def devices(request: web.Request) -> Devices:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import time
 from typing import Annotated
@@ -13,7 +14,8 @@ from collector.rules.expectations import format_days, parse_days
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
 from collector.services.inputs import Input, zone
-from collector.store import ClientDetails, ClientHours, ClientRow, ContactRow, Tx
+from collector.store import ClientDetails, ClientHours, ClientRow, ContactRow, Store, Tx
+from shared.clock import Clock
 
 NAME_MAX = 100
 ADDRESS_MAX = 500
@@ -155,6 +157,11 @@ async def site_id_of(tx: Tx, client_id: int, client: str, site: str) -> int:
 class Clients(Service):
     """Clients, their sites, contacts and billing details."""
 
+    def __init__(self, store: Store, clock: Clock, renamed: Callable[[], None] | None = None) -> None:
+        super().__init__(store, clock)
+        # Tells the notifier to read the channels again: those that name a renamed client follow the rename.
+        self.renamed = renamed or (lambda: None)
+
     async def list(self, archived: bool = False) -> list[ClientRow]:
         """Active clients (`archived`: all of them) with their sites, device counts and contacts."""
         async with self.store.read() as tx:
@@ -198,7 +205,9 @@ class Clients(Service):
             if details != kept:
                 await tx.set_client_details(client_id, details)
                 row = replace(row, details=details)
-            return row
+        if row.name != name:
+            self.renamed()
+        return row
 
     async def archive(self, name: str, archived: bool) -> ClientRow:
         """Archive the client (it leaves lists and billing; its history stays) or bring it back."""

@@ -351,7 +351,8 @@ class Tx(Protocol):
         """A new client's id, or None when the name is taken."""
 
     async def rename_client(self, client_id: int, name: str) -> None:
-        """Give the client another name (the caller checked it is free)."""
+        """Give the client another name (the caller checked it is free); channels and silences that name the
+        client follow."""
 
     async def set_client_details(self, client_id: int, details: ClientDetails) -> None:
         """Replace the client's billing e-mail, billing address and notes."""

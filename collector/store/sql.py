@@ -298,7 +298,21 @@ class SqlTx:
         return row["id"] if row is not None else None
 
     async def rename_client(self, client_id: int, name: str) -> None:
+        was = await self._row("SELECT name FROM clients WHERE id = :client", client=client_id)
         await self._run("UPDATE clients SET name = :name WHERE id = :client", name=name, client=client_id)
+        if was is None:
+            return
+        # Channels and silences name clients: they follow the rename, or they would quietly stop matching.
+        for row in await self._rows("SELECT id, clients FROM channels"):
+            names = from_json(row["clients"])
+            if was["name"] in names:
+                await self._run("UPDATE channels SET clients = :clients WHERE id = :channel", channel=row["id"],
+                                clients=to_json([name if n == was["name"] else n for n in names]))
+        for row in await self._rows("SELECT id, matchers FROM silences"):
+            matchers = from_json(row["matchers"])
+            if matchers.get("client") == was["name"]:
+                await self._run("UPDATE silences SET matchers = :matchers WHERE id = :silence", silence=row["id"],
+                                matchers=to_json({**matchers, "client": name}))
 
     async def set_client_details(self, client_id: int, details: ClientDetails) -> None:
         await self._run(

@@ -16,17 +16,15 @@ from collector.services.inputs import validated
 from collector.web.render import refused, refused_page, render, see_other
 from collector.web.sessions import SESSION, form, owner_form, page
 
-# The form fields each model takes (anything else a form carries, like its CSRF token, is left out).
-Fields = dict[str, Any]
-
 
 def client_page_path(name: str) -> str:
     """The path of a client's page."""
     return f"/clients/{quote(name, safe='')}"
 
 
-async def posted(request: web.Request, *names: str) -> Fields:
-    """The named fields of the form as sent (a blank one as blank: it clears the value)."""
+async def posted(request: web.Request, *names: str) -> dict[str, str]:
+    """The named fields of the form as sent (a blank one as blank: it clears the value); others, like the CSRF
+    token, are left out."""
     sent = await request.post()
     return {name: str(sent[name]) for name in names if name in sent}
 

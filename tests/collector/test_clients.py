@@ -12,9 +12,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
+from collector.services.channels import ChannelInput, Channels
 from collector.services.clients import ClientChange, ClientInput, Clients, ContactInput, DemoInput, SiteInput
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import validated
+from collector.services.silences import SilenceInput, Silences
 from collector.services.tokens import Tokens
 from collector.settings import Settings
 from collector.store import Store
@@ -193,3 +195,17 @@ async def test_the_demo_client_is_never_invoiced_nor_enrolled_into_when_archived
     await api.post("/api/v1/clients/This%20machine/archive", headers=TECH)
     with pytest.raises(Conflict, match="archived"):
         await tokens.create("This machine", "Local")
+
+
+async def test_channels_and_silences_that_name_a_client_follow_its_rename(store: Store, clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    await Channels(store, lambda: NOW).create(validated(ChannelInput, {
+        "name": "phone", "url": "json://127.0.0.1:9/", "clients": ["Acme", "Bakery"]}))
+    await Silences(store, lambda: NOW).create(validated(SilenceInput, {
+        "client": "Acme", "minutes": 600, "comment": "moving the office"}))
+    await clients.change("Acme", validated(ClientChange, {"name": "Acme Tooling"}))
+    async with store.read() as tx:
+        [channel] = await tx.channels()
+        [silence] = await tx.silences()
+    assert channel.clients == ("Acme Tooling", "Bakery")
+    assert silence.matchers.client == "Acme Tooling"
