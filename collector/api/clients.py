@@ -56,6 +56,14 @@ async def add_contact(request: web.Request) -> web.Response:
     return answer(request, added, 201)
 
 
+async def change_contact(request: web.Request) -> web.Response:
+    """`PUT /api/v1/clients/{client}/contacts/{contact_id}` with the contact as `POST .../contacts` takes it:
+    replace a contact (`"billing": true` takes the mark from any other)."""
+    client = await clients(request).change_contact(request.match_info["client"], int(request.match_info["contact_id"]),
+                                                   await parse(request, ContactInput))
+    return answer(request, client)
+
+
 async def remove_contact(request: web.Request) -> web.Response:
     """`DELETE /api/v1/clients/{client}/contacts/{contact_id}`: remove a contact."""
     client = await clients(request).remove_contact(request.match_info["client"],
@@ -91,6 +99,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", f"/api/v1/clients/{{client}}/{CHANGE}", owner(archive_client)),
     ("PUT", "/api/v1/clients/{client}/demo", owner(set_demo)),
     ("POST", "/api/v1/clients/{client}/contacts", technician(add_contact)),
+    ("PUT", f"/api/v1/clients/{{client}}/contacts/{CONTACT}", technician(change_contact)),
     ("DELETE", f"/api/v1/clients/{{client}}/contacts/{CONTACT}", technician(remove_contact)),
     ("POST", "/api/v1/clients/{client}/sites", technician(add_site)),
     ("PATCH", "/api/v1/clients/{client}/sites/{site}", technician(rename_site)),

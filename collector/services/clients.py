@@ -236,6 +236,27 @@ class Clients(Service):
                 raise Conflict(f"{name} has a contact named {wanted.name!r} already: remove it first to change it")
             return await self._row(tx, client_id)
 
+    async def change_contact(self, name: str, contact_id: int, wanted: ContactInput) -> ClientRow:
+        """Replace one of the client's contacts (marking it for billing takes the mark from any other)."""
+        async with self.store.transaction() as tx:
+            row = await self._row(tx, await client_id_of(tx, name))
+            if not any(c.contact_id == contact_id for c in row.contacts):
+                raise NotFound(f"{name} has no contact {contact_id}")
+            if any(c.name == wanted.name and c.contact_id != contact_id for c in row.contacts):
+                raise Conflict(f"{name} has another contact named {wanted.name!r}")
+            await tx.update_contact(row.client_id, ContactRow(contact_id, wanted.name, wanted.email, wanted.phone,
+                                                              wanted.role, wanted.billing))
+            return await self._row(tx, row.client_id)
+
+    async def mark_billing_contact(self, name: str, contact_id: int) -> ClientRow:
+        """Make one of the client's contacts the one invoices and reports go to."""
+        row = await self.get(name)
+        contact = next((c for c in row.contacts if c.contact_id == contact_id), None)
+        if contact is None:
+            raise NotFound(f"{name} has no contact {contact_id}")
+        return await self.change_contact(name, contact_id, ContactInput(
+            name=contact.name, email=contact.email, phone=contact.phone, role=contact.role, billing=True))
+
     async def remove_contact(self, name: str, contact_id: int) -> ClientRow:
         """Remove one of the client's contacts."""
         async with self.store.transaction() as tx:

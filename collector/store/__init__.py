@@ -376,6 +376,10 @@ class Tx(Protocol):
         """A new contact's id (the contact_id given is ignored), or None when the client has one of that name;
         a billing contact takes the mark from any other."""
 
+    async def update_contact(self, client_id: int, contact: ContactRow) -> None:
+        """Replace one of the client's contacts (the caller checked it exists and its name is free); a billing
+        contact takes the mark from any other."""
+
     async def remove_contact(self, client_id: int, contact_id: int) -> bool:
         """Remove one of the client's contacts; False when it has none with that id."""
 

@@ -340,11 +340,14 @@ class SqlTx:
     async def set_site_archived(self, site_id: int, archived_at: datetime | None) -> None:
         await self._run("UPDATE sites SET archived_at = :at WHERE id = :site", at=archived_at, site=site_id)
 
-    async def add_contact(self, client_id: int, contact: ContactRow) -> int | None:
+    async def _take_billing_mark(self, client_id: int, contact: ContactRow) -> None:
+        """Clear the client's billing mark when `contact` is to carry it (a unique index allows one)."""
         if contact.billing:
-            # One billing contact per client (a unique index): the new one takes the mark.
             await self._run("UPDATE client_contacts SET billing = :no WHERE client_id = :client AND billing",
                             no=False, client=client_id)
+
+    async def add_contact(self, client_id: int, contact: ContactRow) -> int | None:
+        await self._take_billing_mark(client_id, contact)
         row = await self._row(
             "INSERT INTO client_contacts (client_id, name, email, phone, role, billing) "
             "VALUES (:client, :name, :email, :phone, :role, :billing) ON CONFLICT (client_id, name) DO NOTHING "
@@ -352,6 +355,15 @@ class SqlTx:
             role=contact.role, billing=contact.billing,
         )
         return row["id"] if row is not None else None
+
+    async def update_contact(self, client_id: int, contact: ContactRow) -> None:
+        await self._take_billing_mark(client_id, contact)
+        await self._run(
+            "UPDATE client_contacts SET name = :name, email = :email, phone = :phone, role = :role, "
+            "billing = :billing WHERE client_id = :client AND id = :contact", client=client_id,
+            contact=contact.contact_id, name=contact.name, email=contact.email, phone=contact.phone,
+            role=contact.role, billing=contact.billing,
+        )
 
     async def remove_contact(self, client_id: int, contact_id: int) -> bool:
         changed = await self._run("DELETE FROM client_contacts WHERE client_id = :client AND id = :contact",

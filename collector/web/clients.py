@@ -82,6 +82,11 @@ async def _add_contact(service: Clients, name: str, request: web.Request) -> Any
     return await service.add_contact(name, validated(ContactInput, fields))
 
 
+async def _billing_contact(service: Clients, name: str, request: web.Request) -> Any:
+    """`POST /clients/{client}/contacts/{contact_id}/billing`: invoices and reports go to this contact."""
+    return await service.mark_billing_contact(name, int(request.match_info["contact_id"]))
+
+
 async def _remove_contact(service: Clients, name: str, request: web.Request) -> Any:
     """`POST /clients/{client}/contacts/{contact_id}/remove`: remove a contact."""
     return await service.remove_contact(name, int(request.match_info["contact_id"]))
@@ -124,6 +129,8 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/clients/{client}/contacts", change(_add_contact, "Contact added."))
     app.router.add_post(r"/clients/{client}/contacts/{contact_id:\d{1,18}}/remove",
                         change(_remove_contact, "Contact removed."))
+    app.router.add_post(r"/clients/{client}/contacts/{contact_id:\d{1,18}}/billing",
+                        change(_billing_contact, "Invoices and reports of {client} go to the new billing contact."))
     app.router.add_post("/clients/{client}/sites", change(_add_site, "Site added."))
     app.router.add_post("/clients/{client}/sites/{site}/rename", change(_rename_site, "Site renamed."))
     app.router.add_post(f"/clients/{{client}}/sites/{{site}}/{CHANGE}", change(_archive_site, "Site saved."))

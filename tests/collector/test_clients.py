@@ -209,3 +209,20 @@ async def test_channels_and_silences_that_name_a_client_follow_its_rename(store:
         [silence] = await tx.silences()
     assert channel.clients == ("Acme Tooling", "Bakery")
     assert silence.matchers.client == "Acme Tooling"
+
+
+async def test_a_contact_is_changed_and_the_billing_mark_moves_to_it(clients: Clients) -> None:
+    await clients.create(validated(ClientInput, {"name": "Acme"}))
+    await clients.add_contact("Acme", validated(ContactInput, {"name": "Eva Weber", "billing": True}))
+    row = await clients.add_contact("Acme", validated(ContactInput, {"name": "Jan Koch"}))
+    eva, jan = row.contacts
+    row = await clients.mark_billing_contact("Acme", jan.contact_id)
+    assert [(c.name, c.billing) for c in row.contacts] == [("Eva Weber", False), ("Jan Koch", True)]
+    with pytest.raises(Conflict, match="another contact"):
+        await clients.change_contact("Acme", eva.contact_id, validated(ContactInput, {"name": "Jan Koch"}))
+    row = await clients.change_contact("Acme", eva.contact_id, validated(ContactInput, {
+        "name": "Eva Weber-Koch", "email": "eva@acme.example", "role": "owner"}))
+    assert [(c.name, c.email, c.billing) for c in row.contacts] == [
+        ("Eva Weber-Koch", "eva@acme.example", False), ("Jan Koch", None, True)]
+    with pytest.raises(NotFound):
+        await clients.mark_billing_contact("Acme", 999)

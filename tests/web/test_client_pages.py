@@ -37,6 +37,10 @@ async def test_a_client_is_created_and_kept_on_its_own_page(client: TestClient, 
     page = await post(client, "/clients/Acme/contacts", csrf, name="Eva Weber", email="eva@acme.example",
                       phone="+49 30 1234", role="owner", billing="true")
     assert 'href="mailto:eva@acme.example"' in page and "Contact added." in page
+    page = await post(client, "/clients/Acme/contacts", csrf, name="Jan Koch", role="bookkeeper")
+    jan = (await Clients(client.app[keys.STORE], clock).get("Acme")).contacts[1]
+    page = await post(client, f"/clients/Acme/contacts/{jan.contact_id}/billing", csrf)
+    assert "go to the new billing contact" in page
     page = await post(client, "/clients/Acme/sites", csrf, name="Main office")
     page = await post(client, "/clients/Acme/sites/Main%20office/rename", csrf, name="Head office")
     assert "<strong>Head office</strong>" in page
@@ -48,7 +52,7 @@ async def test_a_client_is_created_and_kept_on_its_own_page(client: TestClient, 
     listing = await (await client.get("/clients")).text()
     assert "Archived clients (1)" in listing and 'href="/clients/Acme"' in listing
     row = await Clients(client.app[keys.STORE], clock).get("Acme")
-    assert row.archived_at is not None and row.billing_contact is not None
+    assert row.archived_at is not None and row.billing_contact is not None and row.billing_contact.name == "Jan Koch"
 
 
 async def test_a_push_job_is_created_its_url_shown_once_and_its_pings_listed(client: TestClient) -> None:

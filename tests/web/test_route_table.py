@@ -139,6 +139,7 @@ PATCH /api/v1/clients/{client}: technician
 POST /api/v1/clients/{client}/{change}: owner
 PUT /api/v1/clients/{client}/demo: owner
 POST /api/v1/clients/{client}/contacts: technician
+PUT /api/v1/clients/{client}/contacts/{contact_id}: technician
 DELETE /api/v1/clients/{client}/contacts/{contact_id}: technician
 POST /api/v1/clients/{client}/sites: technician
 PATCH /api/v1/clients/{client}/sites/{site}: technician
@@ -148,6 +149,7 @@ GET /clients/{client}: technician
 POST /clients/{client}/details: technician
 POST /clients/{client}/contacts: technician
 POST /clients/{client}/contacts/{contact_id}/remove: technician
+POST /clients/{client}/contacts/{contact_id}/billing: technician
 POST /clients/{client}/sites: technician
 POST /clients/{client}/sites/{site}/rename: technician
 POST /clients/{client}/sites/{site}/{change}: technician
