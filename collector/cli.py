@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"lifetime such as 24h or 30d, or 'never' (default: {DEFAULT_LIFETIME.days}d)")
     create.add_argument("--uses", type=uses_count, default=DEFAULT_USES, metavar="N",
                         help=f"how many PCs may enrol with it, or 'unlimited' (default: {DEFAULT_USES})")
+    create.add_argument("--demo", action="store_true",
+                        help="mark the client as a demo client (kept out of billing), as `make run` does")
     create.add_argument("--collector-url", help="https:// URL agents reach the collector at, shown in the printed "
                         f"install command (default: the public_url setting, else {PLACEHOLDER_URL})")
 
@@ -198,7 +200,7 @@ async def with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]
 
 async def create_token(store: Store, args: argparse.Namespace, clock: Clock) -> str:
     """Create an enrolment token and return it (only its hash is stored)."""
-    return await Tokens(store, clock).create(args.client, args.site, args.expires, args.uses)
+    return await Tokens(store, clock).create(args.client, args.site, args.expires, args.uses, args.demo)
 
 
 async def revoke(store: Store, args: argparse.Namespace, clock: Clock, settings: Settings) -> str:
@@ -301,7 +303,11 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             print(f"fieldpost-collector {args.command}: {exc.reason}", file=sys.stderr)
             return 1
     elif args.command == "token":
-        token = asyncio.run(with_store(settings, lambda store: create_token(store, args, clock)))
+        try:
+            token = asyncio.run(with_store(settings, lambda store: create_token(store, args, clock)))
+        except DomainError as exc:
+            print(f"fieldpost-collector token create: {exc.reason}", file=sys.stderr)
+            return 1
         print(token)
         until = f"until {clock() + args.expires:%Y-%m-%d %H:%M %Z}" if args.expires else "without expiry"
         uses = f"for {args.uses} PC{'s' if args.uses != 1 else ''}" if args.uses else "for any number of PCs"

@@ -41,6 +41,10 @@ class PushJobRefused(Exception):
     """A push job cannot be created; the message says why."""
 
 
+class PushJobTaken(PushJobRefused):
+    """The device has a backup job of that name already."""
+
+
 class DeviceRevoked(Exception):
     """The push job's device was revoked: its pings are refused."""
 
@@ -196,10 +200,10 @@ async def create_job(
         # The agent's own jobs and push jobs share alert subjects, so one name must mean one job.
         latest = tx.unreadable.readable(await tx.observations(agent_id, "backup_results", 1))
         if latest and any(job.get("name") == name for job in latest[0].payload.get("jobs", [])):
-            raise PushJobRefused(f"{agent.hostname} already reports a backup job named {name!r} itself")
+            raise PushJobTaken(f"{agent.hostname} already reports a backup job named {name!r} itself")
         job = await tx.add_push_job(token_hash(token), agent_id, name, schedule, timezone, grace_seconds, now)
         if job is None:
-            raise PushJobRefused(f"{agent.hostname} already has a push job named {name!r}")
+            raise PushJobTaken(f"{agent.hostname} already has a push job named {name!r}")
     return job, agent, token
 
 

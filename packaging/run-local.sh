@@ -43,7 +43,7 @@ TOML
 
 if [ ! -f "$RUN/agent/identity.json" ]; then
   token=$("$BIN/fieldpost-collector" --db "$RUN/collector.db" token create \
-    --client "This machine" --site "Local" --uses 1 --expires 10m 2>/dev/null)
+    --client "This machine" --site "Local" --demo --uses 1 --expires 10m 2>/dev/null)
   "$BIN/fieldpost-agent" --config "$RUN/agent.toml" enroll --collector "$URL" --token "$token"
 fi
 TOKEN=$(cat "$RUN/admin-token")

@@ -158,7 +158,8 @@ async def invoice(request: web.Request) -> web.Response:
     else:
         text = xero_csv(bill.invoice, customer=ledger.client, number=number, issued=issued, due=due,
                         account_code=request.query.get("account_code", ledger.settings.xero_account_code),
-                        tax_type=request.query.get("tax_type", xero_tax_type(bill.invoice, ledger.settings)))
+                        tax_type=request.query.get("tax_type", xero_tax_type(bill.invoice, ledger.settings)),
+                        email=ledger.billing_email, address=ledger.billing_address)
     name = f"{ledger.client}-{month:%Y-%m}-{fmt}.csv".replace(" ", "-")
     return web.Response(
         text=text, content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}

@@ -124,11 +124,20 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 def client_view(client: ClientRow, settings: Settings) -> dict[str, Any]:
-    """A client as the API shows it: its sites and the business hours its workstations are judged by."""
+    """A client as the API shows it: its sites, contacts, billing details and the business hours its
+    workstations are judged by."""
     hours = settings.business_hours.for_client(client.hours)
     return {
         "name": client.name,
+        "archived_at": client.archived_at.isoformat() if client.archived_at else None,
+        "demo": client.demo,
+        "billing_email": client.details.billing_email,
+        "billing_address": client.details.billing_address,
+        "notes": client.details.notes,
+        "contacts": [{"id": c.contact_id, "name": c.name, "email": c.email, "phone": c.phone, "role": c.role,
+                      "billing": c.billing} for c in client.contacts],
         "sites": [{"name": name, "devices": n} for name, n in client.sites],
+        "archived_sites": client.archived_sites,
         "business_hours": {"days": format_days(hours.days), "start": hours.start.strftime("%H:%M"),
                            "end": hours.end.strftime("%H:%M"), "timezone": hours.timezone},
         "own_business_hours": {"days": client.hours.days, "timezone": client.hours.timezone,
@@ -139,8 +148,12 @@ def client_view(client: ClientRow, settings: Settings) -> dict[str, Any]:
 
 @technician
 async def list_clients(request: web.Request) -> web.Response:
-    """`GET /api/v1/clients`: clients with their sites, device counts and business hours."""
-    clients = await wiring.clients(request).list()
+    """`GET /api/v1/clients[?archived=yes]`: clients (archived ones too when asked) with their sites, device
+    counts, contacts, billing details and business hours."""
+    archived = request.query.get("archived", "no")
+    if archived not in ("yes", "no"):
+        raise BadQuery("archived", "archived must be yes or no")
+    clients = await wiring.clients(request).list(archived == "yes")
     return web.json_response({"clients": [client_view(c, request.app[keys.SETTINGS]) for c in clients]})
 
 

@@ -16,6 +16,7 @@ from collector.services.clients import Clients
 from collector.services.contracts import Contracts
 from collector.services.devices import Devices, offline_after
 from collector.services.incidents import Incidents
+from collector.services.push_jobs import PushJobs
 from collector.services.report_mail import ReportMail
 from collector.services.silences import Silences
 from collector.services.technicians import Technicians
@@ -38,9 +39,9 @@ incidents = _plain(Incidents)
 contracts = _plain(Contracts)
 billing = _plain(Billing)
 silences = _plain(Silences)
-clients = _plain(Clients)
 tokens = _plain(Tokens)
 technicians = _plain(Technicians)
+push_jobs = _plain(PushJobs)
 report_mail = _plain(ReportMail)
 
 
@@ -48,6 +49,12 @@ def channels(request: web.Request) -> Channels:
     """Notification channels (a new one is picked up by the notifier at once)."""
     app = request.app
     return Channels(app[keys.STORE], app[keys.CLOCK], changed=app[keys.NOTIFIER].forget_channels)
+
+
+def clients(request: web.Request) -> Clients:
+    """Clients (the notifier reads the channels again after a rename: channels name clients)."""
+    app = request.app
+    return Clients(app[keys.STORE], app[keys.CLOCK], renamed=app[keys.NOTIFIER].forget_channels)
 
 
 def devices(request: web.Request) -> Devices:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -176,18 +177,25 @@ def xero_csv(
     due: date,
     account_code: str,
     tax_type: str,
+    email: str | None = None,
+    address: Sequence[str] = (),
     date_format: str = "%d/%m/%Y",
 ) -> str:
-    """The invoice in Xero's sales invoice import template; `account_code` and `tax_type` as named in Xero.
+    """The invoice in Xero's sales invoice import template; `account_code` and `tax_type` as named in Xero,
+    the contact's e-mail and postal address (lines) from the client's record.
 
     Xero computes the tax itself from the tax type, so the lines go out without tax.
     """
+    # Xero has four address lines: a longer address keeps its first three and joins the rest in the fourth.
+    lines = [*address[:3], ", ".join(address[3:])] if len(address) > 4 else list(address)
+    contact = {"EmailAddress": email or "", **{f"POAddressLine{n}": text for n, text in enumerate(lines, start=1)}}
     rows = []
     for line in invoice.lines:
         row = dict.fromkeys(XERO_HEADER, "")
         quantity, price = _quantity_and_price(line)
         row.update(
             {
+                **contact,
                 "*ContactName": customer,
                 "*InvoiceNumber": number,
                 "Reference": f"{invoice.month:%Y-%m}",

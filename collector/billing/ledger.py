@@ -25,7 +25,7 @@ from collector.billing.model import (
 )
 from collector.billing.pricing import classify, entry_shares, in_force, monthly_invoice
 from collector.billing.report import DISK_REPLACED, MALWARE_BLOCKED, ValueReport, build_value_report
-from collector.store import Tx
+from collector.store import ClientRow, Tx
 from collector.store.billing_rows import ClientTax, DeviceBillingRow, IncidentRow, RatesRow, TimeEntryRow
 from shared.encryption import Encryption
 
@@ -122,6 +122,22 @@ class Ledger:
     parts: list[Part]
     tax: ClientTax | None = None
     charges: tuple[Charge, ...] = ()
+    # The client's record (billing contact, e-mail, address; whether it is the demo client).
+    record: ClientRow | None = None
+
+    @property
+    def billing_email(self) -> str | None:
+        """Where invoices go: the client's billing e-mail, else its billing contact's."""
+        if self.record is None:
+            return None
+        contact = self.record.billing_contact
+        return self.record.details.billing_email or (contact.email if contact else None)
+
+    @property
+    def billing_address(self) -> list[str]:
+        """The client's billing address, line by line (none: an empty list)."""
+        address = self.record.details.billing_address if self.record else None
+        return address.splitlines() if address else []
 
     def incident_models(self) -> list[Incident]:
         """The incidents as pricing sees them."""
@@ -198,6 +214,7 @@ async def load_ledger(tx: Tx, client: str) -> Ledger | None:
         parts=await tx.parts(client_id=client_id),
         tax=await tx.client_tax(client_id),
         charges=tuple(await tx.charges(client_id)),
+        record=await tx.client(client_id),
     )
 
 

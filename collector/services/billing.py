@@ -198,6 +198,14 @@ async def ledger_of(tx: Tx, client: str) -> Ledger:
     return ledger
 
 
+def not_demo(ledger: Ledger) -> Ledger:
+    """The ledger of a client that may be invoiced; Conflict for the demo client, which is never billed."""
+    if ledger.record is not None and ledger.record.demo:
+        raise Conflict(f"{ledger.client} is the demo client and is kept out of billing: mark it as a real client "
+                       "first (on its client page, or PUT /api/v1/clients/NAME/demo with {\"demo\": false})")
+    return ledger
+
+
 class Billing(Service):
     """Billing settings, devices' billing, ledgers, invoices and value reports."""
 
@@ -219,7 +227,7 @@ class Billing(Service):
         """Issue the client's invoice for the month under the next number: from now on it never changes."""
         month = month_of(wanted.month)
         async with self.store.transaction() as tx:
-            ledger = await ledger_of(tx, client)
+            ledger = not_demo(await ledger_of(tx, client))
             try:
                 invoice = ledger.invoice(month)
             except ValueError as exc:
@@ -285,7 +293,7 @@ class Billing(Service):
     async def client_taxes(self) -> list[tuple[str, ClientTax | None]]:
         """Every client with its own tax terms (None: the default rate)."""
         async with self.store.read() as tx:
-            return [(c.name, await tx.client_tax(c.client_id)) for c in await tx.clients()]
+            return [(c.name, await tx.client_tax(c.client_id)) for c in await tx.clients() if c.billable]
 
     async def set_client_tax(self, client: str, wanted: ClientTaxInput) -> ClientTax:
         """A client's own tax rate or exemption (neither: the default rate applies again)."""
@@ -321,7 +329,7 @@ class Billing(Service):
 
     async def invoice(self, client: str, month: date) -> Bill:
         """The client's invoice for a month: as issued when it was, else priced now (Conflict when it cannot be)."""
-        ledger = await self.ledger(client)
+        ledger = not_demo(await self.ledger(client))
         live = [i for i in await self.issued_for(client, month) if i.voided_at is None]
         if live:
             return Bill(ledger, invoice_from_body(live[0].body), live[0])

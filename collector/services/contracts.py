@@ -85,7 +85,7 @@ class Contracts(Service):
     async def by_client(self) -> dict[str, list[ContractRow]]:
         """Every client (in the store's order) with its contract versions, oldest first."""
         async with self.store.read() as tx:
-            return {c.name: await tx.contracts(c.client_id) for c in await tx.clients()}
+            return {c.name: await tx.contracts(c.client_id) for c in await tx.clients() if c.billable}
 
     async def add(self, client: str, wanted: ContractInput) -> ContractRow:
         """A client's contract, or a new version of it (a rate change) from its `effective_from`."""

@@ -75,13 +75,49 @@ class ClientHours:
 
 
 @dataclass(frozen=True)
+class ContactRow:
+    """A person at a client: how to reach them, and whether invoices and reports go to them."""
+
+    contact_id: int
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    role: str = ""
+    billing: bool = False
+
+
+@dataclass(frozen=True)
+class ClientDetails:
+    """What the technician keeps about a client besides its name: billing e-mail and address, notes."""
+
+    billing_email: str | None = None
+    billing_address: str | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True)
 class ClientRow:
-    """A client with its sites and how many devices each has."""
+    """A client with its (active) sites and how many devices each has, its contacts and billing details."""
 
     client_id: int
     name: str
     sites: list[tuple[str, int]] = field(default_factory=list)
     hours: ClientHours = field(default_factory=ClientHours)
+    details: ClientDetails = field(default_factory=ClientDetails)
+    contacts: list[ContactRow] = field(default_factory=list)
+    archived_sites: list[str] = field(default_factory=list)
+    archived_at: datetime | None = None
+    demo: bool = False
+
+    @property
+    def billable(self) -> bool:
+        """True unless the client is archived or the demo client: only billable clients are invoiced."""
+        return self.archived_at is None and not self.demo
+
+    @property
+    def billing_contact(self) -> ContactRow | None:
+        """The contact that invoices and reports go to, if one is marked."""
+        return next((c for c in self.contacts if c.billing), None)
 
 
 @dataclass(frozen=True)
@@ -306,8 +342,47 @@ class Tx(ReportTx, Protocol):
     async def site(self, client: str, site: str) -> SiteRef:
         """The site, creating the client and site on first use."""
 
-    async def clients(self) -> list[ClientRow]:
-        """All clients, their sites and device counts, by name."""
+    async def clients(self, archived: bool = False) -> list[ClientRow]:
+        """Active clients (`archived`: all of them), their sites, device counts and contacts, by name."""
+
+    async def client(self, client_id: int) -> ClientRow | None:
+        """One client, archived or not, with its archived sites too, or None."""
+
+    async def add_client(self, name: str, demo: bool) -> int | None:
+        """A new client's id, or None when the name is taken."""
+
+    async def rename_client(self, client_id: int, name: str) -> None:
+        """Give the client another name (the caller checked it is free); channels and silences that name the
+        client follow."""
+
+    async def set_client_details(self, client_id: int, details: ClientDetails) -> None:
+        """Replace the client's billing e-mail, billing address and notes."""
+
+    async def set_client_flags(self, client_id: int, archived_at: datetime | None, demo: bool) -> None:
+        """Archive (a moment) or restore (None) the client, and mark it as the demo client or not."""
+
+    async def site_id(self, client_id: int, name: str) -> int | None:
+        """The id of the client's site with this name (archived or not), or None."""
+
+    async def add_site(self, client_id: int, name: str) -> int | None:
+        """A new site's id, or None when the client has a site of that name."""
+
+    async def rename_site(self, site_id: int, name: str) -> None:
+        """Give the site another name (the caller checked it is free)."""
+
+    async def set_site_archived(self, site_id: int, archived_at: datetime | None) -> None:
+        """Archive (a moment) or restore (None) a site."""
+
+    async def add_contact(self, client_id: int, contact: ContactRow) -> int | None:
+        """A new contact's id (the contact_id given is ignored), or None when the client has one of that name;
+        a billing contact takes the mark from any other."""
+
+    async def update_contact(self, client_id: int, contact: ContactRow) -> None:
+        """Replace one of the client's contacts (the caller checked it exists and its name is free); a billing
+        contact takes the mark from any other."""
+
+    async def remove_contact(self, client_id: int, contact_id: int) -> bool:
+        """Remove one of the client's contacts; False when it has none with that id."""
 
     async def add_enrolment_token(
         self, token_hash: str, site: SiteRef, created_at: datetime, expires_at: datetime | None, uses: int | None
@@ -467,6 +542,9 @@ class Tx(ReportTx, Protocol):
 
     async def push_jobs(self) -> list[PushJobState]:
         """Every push job with what its pings tell, by device and name."""
+
+    async def recent_pings(self, per_job: int) -> dict[int, list[PingRow]]:
+        """Each push job's newest pings (at most `per_job`), newest first, by job id."""
 
     async def record_ping(
         self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None

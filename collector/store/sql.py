@@ -35,15 +35,18 @@ from collector.store import (
     AlertRow,
     AlertState,
     ChannelRow,
+    ClientDetails,
     ClientHours,
     ClientRow,
     Contact,
+    ContactRow,
     EnrolmentRefused,
     EnvelopeRow,
     EpochRow,
     FeedEvent,
     ObservationRow,
     PingKind,
+    PingRow,
     PushJobRow,
     PushJobState,
     QueuedNotification,
@@ -250,19 +253,123 @@ class SqlTx(ReportSql):
         assert row is not None  # both rows were inserted or found above
         return SiteRef(row["client_id"], client, row["site_id"], site)
 
-    async def clients(self) -> list[ClientRow]:
+    async def clients(self, archived: bool = False) -> list[ClientRow]:
+        return await self._clients("" if archived else "WHERE c.archived_at IS NULL")
+
+    async def client(self, client_id: int) -> ClientRow | None:
+        found = await self._clients("WHERE c.id = :client", client=client_id)
+        return found[0] if found else None
+
+    async def _clients(self, where: str, **params: Any) -> list[ClientRow]:
+        """The clients a WHERE clause on `clients c` picks, with their sites, device counts and contacts."""
         rows = await self._rows(
-            "SELECT c.*, s.name AS site_name, count(a.agent_id) AS devices FROM clients c "
-            "LEFT JOIN sites s ON s.client_id = c.id "
-            "LEFT JOIN agents a ON a.site_id = s.id AND a.revoked_at IS NULL "
-            "GROUP BY c.id, s.id ORDER BY c.name, s.name"
+            "SELECT c.*, s.name AS site_name, s.archived_at AS site_archived, count(a.agent_id) AS devices "
+            "FROM clients c LEFT JOIN sites s ON s.client_id = c.id "
+            f"LEFT JOIN agents a ON a.site_id = s.id AND a.revoked_at IS NULL {where} "
+            "GROUP BY c.id, s.id ORDER BY c.name, s.name", **params,
         )
+        contacts: dict[int, list[ContactRow]] = {}
+        for row in await self._rows(
+            f"SELECT n.* FROM client_contacts n JOIN clients c ON c.id = n.client_id {where} ORDER BY n.name",
+            **params,
+        ):
+            contacts.setdefault(row["client_id"], []).append(ContactRow(
+                row["id"], row["name"], row["email"], row["phone"], row["role"], bool(row["billing"])))
         clients: dict[int, ClientRow] = {}
         for row in rows:
-            client = clients.setdefault(row["id"], ClientRow(row["id"], row["name"], hours=_hours(row, self.codec)))
-            if row["site_name"] is not None:
+            client = clients.get(row["id"])
+            if client is None:
+                client = clients[row["id"]] = ClientRow(
+                    row["id"], row["name"], hours=_hours(row, self.codec),
+                    details=ClientDetails(row["billing_email"], row["billing_address"], row["notes"]),
+                    contacts=contacts.get(row["id"], []), archived_at=self.codec.moment(row["archived_at"]),
+                    demo=bool(row["demo"]),
+                )
+            if row["site_name"] is None:
+                continue
+            if row["site_archived"] is None:
                 client.sites.append((row["site_name"], row["devices"]))
+            else:
+                client.archived_sites.append(row["site_name"])
         return list(clients.values())
+
+    async def add_client(self, name: str, demo: bool) -> int | None:
+        row = await self._row("INSERT INTO clients (name, demo) VALUES (:name, :demo) ON CONFLICT (name) DO NOTHING "
+                              "RETURNING id", name=name, demo=demo)
+        return row["id"] if row is not None else None
+
+    async def rename_client(self, client_id: int, name: str) -> None:
+        was = await self._row("SELECT name FROM clients WHERE id = :client", client=client_id)
+        await self._run("UPDATE clients SET name = :name WHERE id = :client", name=name, client=client_id)
+        if was is None:
+            return
+        # Channels and silences name clients: they follow the rename, or they would quietly stop matching.
+        for row in await self._rows("SELECT id, clients FROM channels"):
+            names = from_json(row["clients"])
+            if was["name"] in names:
+                await self._run("UPDATE channels SET clients = :clients WHERE id = :channel", channel=row["id"],
+                                clients=to_json([name if n == was["name"] else n for n in names]))
+        for row in await self._rows("SELECT id, matchers FROM silences"):
+            matchers = from_json(row["matchers"])
+            if matchers.get("client") == was["name"]:
+                await self._run("UPDATE silences SET matchers = :matchers WHERE id = :silence", silence=row["id"],
+                                matchers=to_json({**matchers, "client": name}))
+
+    async def set_client_details(self, client_id: int, details: ClientDetails) -> None:
+        await self._run(
+            "UPDATE clients SET billing_email = :email, billing_address = :address, notes = :notes WHERE id = :client",
+            email=details.billing_email, address=details.billing_address, notes=details.notes, client=client_id,
+        )
+
+    async def set_client_flags(self, client_id: int, archived_at: datetime | None, demo: bool) -> None:
+        await self._run("UPDATE clients SET archived_at = :at, demo = :demo WHERE id = :client",
+                        at=archived_at, demo=demo, client=client_id)
+
+    async def site_id(self, client_id: int, name: str) -> int | None:
+        row = await self._row("SELECT id FROM sites WHERE client_id = :client AND name = :name",
+                              client=client_id, name=name)
+        return row["id"] if row is not None else None
+
+    async def add_site(self, client_id: int, name: str) -> int | None:
+        row = await self._row("INSERT INTO sites (client_id, name) VALUES (:client, :name) "
+                              "ON CONFLICT (client_id, name) DO NOTHING RETURNING id", client=client_id, name=name)
+        return row["id"] if row is not None else None
+
+    async def rename_site(self, site_id: int, name: str) -> None:
+        await self._run("UPDATE sites SET name = :name WHERE id = :site", name=name, site=site_id)
+
+    async def set_site_archived(self, site_id: int, archived_at: datetime | None) -> None:
+        await self._run("UPDATE sites SET archived_at = :at WHERE id = :site", at=archived_at, site=site_id)
+
+    async def _take_billing_mark(self, client_id: int, contact: ContactRow) -> None:
+        """Clear the client's billing mark when `contact` is to carry it (a unique index allows one)."""
+        if contact.billing:
+            await self._run("UPDATE client_contacts SET billing = :no WHERE client_id = :client AND billing",
+                            no=False, client=client_id)
+
+    async def add_contact(self, client_id: int, contact: ContactRow) -> int | None:
+        await self._take_billing_mark(client_id, contact)
+        row = await self._row(
+            "INSERT INTO client_contacts (client_id, name, email, phone, role, billing) "
+            "VALUES (:client, :name, :email, :phone, :role, :billing) ON CONFLICT (client_id, name) DO NOTHING "
+            "RETURNING id", client=client_id, name=contact.name, email=contact.email, phone=contact.phone,
+            role=contact.role, billing=contact.billing,
+        )
+        return row["id"] if row is not None else None
+
+    async def update_contact(self, client_id: int, contact: ContactRow) -> None:
+        await self._take_billing_mark(client_id, contact)
+        await self._run(
+            "UPDATE client_contacts SET name = :name, email = :email, phone = :phone, role = :role, "
+            "billing = :billing WHERE client_id = :client AND id = :contact", client=client_id,
+            contact=contact.contact_id, name=contact.name, email=contact.email, phone=contact.phone,
+            role=contact.role, billing=contact.billing,
+        )
+
+    async def remove_contact(self, client_id: int, contact_id: int) -> bool:
+        changed = await self._run("DELETE FROM client_contacts WHERE client_id = :client AND id = :contact",
+                                  client=client_id, contact=contact_id)
+        return changed == 1
 
     async def add_enrolment_token(
         self, token_hash: str, site: SiteRef, created_at: datetime, expires_at: datetime | None, uses: int | None
@@ -680,6 +787,17 @@ class SqlTx(ReportSql):
             grace=grace_seconds, created=created_at,
         )
         return _push_job(row, self.codec) if row is not None else None
+
+    async def recent_pings(self, per_job: int) -> dict[int, list[PingRow]]:
+        rows = await self._rows(
+            "SELECT * FROM (SELECT p.*, row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n "
+            "FROM backup_pings p) r WHERE n <= :limit ORDER BY job_id, id DESC", limit=per_job,
+        )
+        found: dict[int, list[PingRow]] = {}
+        for row in rows:
+            found.setdefault(row["job_id"], []).append(
+                PingRow(self.codec.moment(row["at"]), row["kind"], row["bytes"], row["log"]))
+        return found
 
     async def push_jobs(self) -> list[PushJobState]:
         return await self._push_states(None)

@@ -11,7 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from collector.web import account, admin, alerts, billing, devices, incidents, login
+from collector.web import account, admin, alerts, backups, billing, clients, devices, incidents, login
 from collector.web.render import NAV, TEMPLATES, NavItem, environment
 from collector.web.sessions import STATIC_PREFIX, session_middleware
 
@@ -29,7 +29,7 @@ def setup(app: web.Application) -> None:
     app[TEMPLATES] = environment()
     app[NAV] = [
         NavItem("Feed", "/", ("/alerts/",)),
-        NavItem("Clients", "/clients", ("/clients", "/devices/")),
+        NavItem("Clients", "/clients", ("/clients", "/devices/", "/backups")),
         NavItem("Settings", "/settings", ("/settings",)),
     ]
     app.middlewares.append(session_middleware)
@@ -38,6 +38,8 @@ def setup(app: web.Application) -> None:
     login.setup(app)
     alerts.setup(app)
     devices.setup(app)
+    clients.setup(app)
+    backups.setup(app)
     admin.setup(app)
     account.setup(app)
     incidents.setup(app)

@@ -177,8 +177,11 @@ async def create_token(request: web.Request) -> web.Response:
         errors.append("uses: a whole number of at least 1, or empty for unlimited")
     if errors:
         return await show(request, "tokens", 422, errors=errors)
-    token = await tokens(request).create(client, site, timedelta(days=int(days)) if days else None,
-                                         int(uses) if uses else None)
+    try:
+        token = await tokens(request).create(client, site, timedelta(days=int(days)) if days else None,
+                                             int(uses) if uses else None)
+    except DomainError as exc:
+        return await show(request, "tokens", status_of(exc), errors=reasons(exc))
     url = fields.get("collector_url") or collector_url(request)
     created = {"token": token, "client": client, "site": site, "commands": install_commands(url, token)}
     return await show(request, "tokens", 201, created=created)

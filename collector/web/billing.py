@@ -92,7 +92,7 @@ async def billing_page(request: web.Request) -> web.Response:
     """`GET /billing`: each client with links to this month's and last month's billing."""
     month = await billing(request).this_month()
     previous = (month - timedelta(days=1)).replace(day=1)
-    listed = await clients(request).list()
+    listed = await clients(request).billable()
     return render(request, "billing.html", clients=[(c.name, client_path(c.name)) for c in listed],
                   month=month_text(month), previous=month_text(previous))
 

@@ -55,7 +55,8 @@ def glance(kind: str, rules: tuple[str, ...], open_alerts: list[AlertRow], seen:
 async def clients_page(request: web.Request) -> web.Response:
     """`GET /clients`: every client, its sites and devices, each signal's state at a glance."""
     fleet = await wiring.devices(request).fleet()
-    clients = await wiring.clients(request).list()
+    everyone = await wiring.clients(request).list(archived=True)
+    clients = [c for c in everyone if c.archived_at is None]
     async with request.app[keys.STORE].read() as tx:
         seen = await tx.last_observed([kind for kind, _, _ in SIGNALS])
     devices: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -69,6 +70,7 @@ async def clients_page(request: web.Request) -> web.Response:
     defaults = request.app[keys.SETTINGS].business_hours
     hours = {c.name: defaults.for_client(c.hours) for c in clients}
     return render(request, "clients.html", clients=clients, devices=devices, site_wide=fleet.site_wide,
+                  archived=[c.name for c in everyone if c.archived_at is not None],
                   headings=[heading for _, heading, _ in SIGNALS], hours=hours, format_days=format_days)
 
 

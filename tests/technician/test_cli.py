@@ -44,7 +44,7 @@ def test_every_command_runs_a_handler_and_explains_itself() -> None:
     commands = [(path, p) for path, p in parsers(build_parser()) if path]
     assert {path[0] for path, _ in commands} == {"alerts", "devices", "device", "incident", "time", "contract",
                                               "rates", "billing", "invoice", "report", "report-mail", "silence",
-                                              "channel", "diagnose", "device-class", "client-hours"}
+                                              "channel", "diagnose", "device-class", "client-hours", "client", "site"}
     assert len(commands) > 30
     for path, parser in commands:
         assert parser.description, f"fieldpost {' '.join(path)} --help says what it does"
@@ -136,6 +136,33 @@ async def test_business_hours_and_device_classes_are_set_from_the_command_line(c
     assert bad.returncode == 1 and "'monday' is not a day" in bad.stderr, bad.stderr
     device = await asyncio.to_thread(fieldpost, *tech, "device-class", "no-such-agent", "server")
     assert device.returncode == 1 and "there is no device no-such-agent" in device.stderr
+
+
+async def test_clients_sites_and_contacts_are_managed_from_the_command_line(collector_url: str) -> None:
+    tech = ("--url", collector_url, "--token", "tech-secret")
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(fieldpost, *tech, *args)
+
+    assert (await run("client", "add", "Acme")).returncode == 0
+    taken = await run("client", "add", "Acme")
+    assert taken.returncode == 1 and "there is a client named 'Acme' already" in taken.stderr
+    done = await run("client", "set", "Acme", "--name", "Acme Tooling", "--billing-email", "accounts@acme.example",
+                     "--billing-address", "Hauptstr. 1\\n10115 Berlin")
+    assert "billing address: Hauptstr. 1, 10115 Berlin" in done.stdout, done.stderr
+    bad = await run("client", "set", "Acme Tooling", "--billing-email", "accounts")
+    assert bad.returncode == 1 and "billing_email" in bad.stderr and "not an e-mail address" in bad.stderr
+    contact = await run("client", "contact", "Acme Tooling", "Eva Weber", "--email", "eva@acme.example",
+                        "--role", "owner", "--billing")
+    assert "Eva Weber, owner <eva@acme.example> [billing]" in contact.stdout, contact.stderr
+    assert "sites: Main office (0 devices)" in (await run("site", "add", "Acme Tooling", "Main office")).stdout
+    renamed = await run("site", "rename", "Acme Tooling", "Main office", "Head office")
+    assert "sites: Head office (0 devices)" in renamed.stdout
+    assert (await run("client", "demo", "Acme Tooling", "on")).returncode == 0
+    assert "demo" in (await run("client", "list")).stdout
+    assert (await run("client", "archive", "Acme Tooling")).returncode == 0
+    assert (await run("client", "list")).stdout == "no clients\n"
+    assert "Acme Tooling (archived, demo, not billed)" in (await run("client", "show", "Acme Tooling")).stdout
 
 
 async def test_a_proxys_error_page_is_one_line() -> None:

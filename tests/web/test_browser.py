@@ -26,6 +26,7 @@ from playwright.async_api import (
 )
 
 from collector import keys
+from collector.services.push_jobs import PushJobInput, PushJobs
 from collector.web.throttle import FREE_PER_ACCOUNT
 from tests.support.clock import Clock
 from tests.support.collector import TECH
@@ -393,6 +394,14 @@ async def test_the_main_technician_pages_fit_a_390px_phone_and_a_1366px_laptop_w
                       json={"start": clock.now.isoformat(), "minutes": 45, "on_site": True, "note": "freed space"})
     await client.post(f"/api/v1/incidents/{incident}/notes", headers=TECH,
                       json={"text": "Moved the scanner archive to \\\\NAS01\\archive\\scans\\2019-2024 for good."})
+    await client.post("/api/v1/clients/Acme%20Tooling/contacts", headers=TECH, json={
+        "name": "Eva Weber-Schönberger", "email": "eva.weber-schoenberger@acme-tooling.example",
+        "phone": "+49 30 1234 5678", "role": "owner and office manager", "billing": True})
+    made = await PushJobs(client.app[keys.STORE], clock).create(PushJobInput(
+        device=agent.agent_id, name="weekly-image-to-nas", schedule="0 22 * * 0", timezone="Europe/Berlin"))
+    push = f"/api/v1/push/{made.token}"
+    await client.post(f"{push}/start")
+    await client.post(f"{push}/fail", data=b"restic: Fatal: unable to save snapshot: no space left on device " * 3)
     month = f"{clock.now:%Y-%m}"
     pages = {
         "feed": "/",
@@ -402,6 +411,8 @@ async def test_the_main_technician_pages_fit_a_390px_phone_and_a_1366px_laptop_w
         "billing": f"/billing/clients/Acme%20Tooling?month={month}",
         "value-report": f"/billing/clients/Acme%20Tooling/report?month={month}",
         "clients": "/clients",
+        "client": "/clients/Acme%20Tooling",
+        "backups": "/backups",
         "device": f"/devices/{agent.agent_id}",
         "tokens": "/settings/tokens",
         "channels": "/settings/channels",

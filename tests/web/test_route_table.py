@@ -140,6 +140,30 @@ GET /api/v1/clients/{client}/contracts: owner
 POST /api/v1/clients/{client}/contracts: owner
 GET /api/v1/rates: owner
 POST /api/v1/rates: owner
+POST /api/v1/clients: technician
+GET /api/v1/clients/{client}: technician
+PATCH /api/v1/clients/{client}: technician
+POST /api/v1/clients/{client}/{change}: owner
+PUT /api/v1/clients/{client}/demo: owner
+POST /api/v1/clients/{client}/contacts: technician
+PUT /api/v1/clients/{client}/contacts/{contact_id}: technician
+DELETE /api/v1/clients/{client}/contacts/{contact_id}: technician
+POST /api/v1/clients/{client}/sites: technician
+PATCH /api/v1/clients/{client}/sites/{site}: technician
+POST /api/v1/clients/{client}/sites/{site}/{change}: technician
+POST /clients: technician
+GET /clients/{client}: technician
+POST /clients/{client}/details: technician
+POST /clients/{client}/contacts: technician
+POST /clients/{client}/contacts/{contact_id}/remove: technician
+POST /clients/{client}/contacts/{contact_id}/billing: technician
+POST /clients/{client}/sites: technician
+POST /clients/{client}/sites/{site}/rename: technician
+POST /clients/{client}/sites/{site}/{change}: technician
+POST /clients/{client}/{change}: owner
+POST /clients/{client}/demo: owner
+GET /backups: technician
+POST /backups: owner
 """
 
 

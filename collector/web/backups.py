@@ -1,0 +1,60 @@
+"""`/backups`: push backup jobs by client, site and device with their last pings, and the form that creates one
+(its URL is shown once: only its token's hash is kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from collector.api.errors import status_of
+from collector.api.wiring import devices, push_jobs
+from collector.push import push_instructions, push_url
+from collector.services.errors import DomainError
+from collector.services.inputs import validated
+from collector.services.push_jobs import PushJobInput
+from collector.web.admin import collector_url, fields_of
+from collector.web.render import reasons, refused_page, render
+from collector.web.sessions import SESSION, owner_form, page
+
+FIELDS = ("device", "name", "schedule", "timezone", "grace_hours")
+
+
+async def show(request: web.Request, status: int = 200, **context: Any) -> web.Response:
+    """The page: the jobs (of the client in `?client=`), the devices a job can protect, and the form."""
+    client = request.query.get("client") or None
+    jobs = await push_jobs(request).list(client)
+    fleet = await devices(request).fleet()
+    choices = [d.agent for d in fleet.devices if not d.agent.revoked
+               and (client is None or d.agent.site.client_name == client)]
+    return render(request, "backups.html", status=status, jobs=jobs, choices=choices, client=client,
+                  owner=request[SESSION].role == "owner", url=collector_url(request),
+                  **{"errors": [], "filled": {}, "created": None, **context})
+
+
+@page
+async def backups_page(request: web.Request) -> web.Response:
+    """`GET /backups[?client=NAME]`: push backup jobs with their last pings."""
+    try:
+        return await show(request)
+    except DomainError as exc:
+        return refused_page(request, exc)
+
+
+@owner_form
+async def create_job(request: web.Request) -> web.Response:
+    """`POST /backups`: a push job for a device; its URL is shown once with how a script calls it."""
+    filled = {k: v for k, v in (await fields_of(request)).items() if k in FIELDS}
+    try:
+        made = await push_jobs(request).create(validated(PushJobInput, filled))
+    except DomainError as exc:
+        return await show(request, status_of(exc), errors=reasons(exc), filled=filled)
+    url = push_url((await fields_of(request)).get("collector_url") or collector_url(request), made.token)
+    created = {"job": made.job, "agent": made.agent, "url": url, "instructions": push_instructions(url)}
+    return await show(request, 201, created=created)
+
+
+def setup(app: web.Application) -> None:
+    """Register the page and its form (creating a job mints a credential: the owner's to do, as tokens)."""
+    app.router.add_get("/backups", backups_page)
+    app.router.add_post("/backups", create_job)
