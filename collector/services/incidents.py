@@ -16,7 +16,7 @@ from collector.billing.sentences import clean, client_sentence
 from collector.services.base import Service
 from collector.services.billing import ledger_of
 from collector.services.errors import Conflict, Invalid, NotFound
-from collector.services.inputs import TECHNICIAN, Input
+from collector.services.inputs import TECHNICIAN, Input, RowId
 from collector.services.views import entry_view, incident_view, note_view, part_view, time_saved_view
 from collector.store import AlertRow, Tx
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
@@ -31,7 +31,7 @@ NEEDS_REASON = "billing it differently than the contract says needs a reason"
 class IncidentInput(Input):
     """A new incident: from an alert (`alert_id`) or by hand (`client` and `title`)."""
 
-    alert_id: int | None = None
+    alert_id: RowId | None = None
     client: str | None = None
     title: str | None = Field(None, min_length=1, max_length=200)
     category: str | None = Field(None, min_length=1, max_length=40)
@@ -56,7 +56,7 @@ class CloseInput(Input):
 class LinkInput(Input):
     """Another alert for an incident."""
 
-    alert_id: int
+    alert_id: RowId
 
 
 class TimerInput(Input):

@@ -14,6 +14,8 @@ TECHNICIAN = "technician"
 # A span a technician asks for (a snooze, a silence): positive, finite, at most a year, so a date stays a date.
 MAX_MINUTES = 366 * 24 * 60
 Minutes = Annotated[float, Field(gt=0, le=MAX_MINUTES, allow_inf_nan=False)]
+# A stored row's id: positive and within the 64-bit integers both databases keep (a larger one is refused, not a 500).
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Input(BaseModel):

@@ -514,3 +514,16 @@ async def test_a_refusal_says_why_with_the_status_that_fits_on_every_endpoint(cl
     await api(client, "POST", "/api/v1/rates", RATES, status=201)
     twice = await api(client, "POST", "/api/v1/rates", RATES, status=409)
     assert twice["error"]
+
+
+@pytest.mark.parametrize("alert_id", [2**63, 2**64, 0, -1])
+async def test_an_alert_id_no_database_can_hold_is_refused_not_a_500(client: TestClient, alert_id: int) -> None:
+    await contracted(client)
+    opened = await client.post("/api/v1/incidents", json={"client": ACME, "title": "Printer"}, headers=TECH)
+    assert opened.status == 201, await opened.text()
+    incident_id = (await opened.json())["incident_id"]
+    for path, body in (("/api/v1/incidents", {"alert_id": alert_id}),
+                       (f"/api/v1/incidents/{incident_id}/alerts", {"alert_id": alert_id})):
+        answer = await client.post(path, json=body, headers=TECH)
+        assert answer.status == 422, (path, answer.status, await answer.text())
+        assert "alert_id" in await answer.text()
