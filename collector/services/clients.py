@@ -13,15 +13,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from collector.rules.expectations import format_days, parse_days
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
-from collector.services.inputs import Input, zone
+from collector.services.inputs import Input, valid_address, zone
 from collector.store import ClientDetails, ClientHours, ClientRow, ContactRow, Store, Tx
 from shared.clock import Clock
 
 NAME_MAX = 100
 ADDRESS_MAX = 500
 NOTES_MAX = 4000
-# Deliberately loose (one @, a dot in the domain, no spaces): the mail server is the judge of the rest.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -45,9 +43,7 @@ def _printable(value: str) -> str:
 
 
 def _email(value: str | None) -> str | None:
-    if value is not None and (len(value) > 254 or not _EMAIL.fullmatch(value)):
-        raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
-    return value
+    return None if value is None else valid_address(value)
 
 
 def _phone(value: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +17,22 @@ MAX_MINUTES = 366 * 24 * 60
 Minutes = Annotated[float, Field(gt=0, le=MAX_MINUTES, allow_inf_nan=False)]
 # A stored row's id: positive and within the 64-bit integers both databases keep (a larger one is refused, not a 500).
 RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+# A practical address check: one @, a dotted domain of letters, digits and hyphens, no characters that a mail
+# URL or header would have to escape.
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9_+'-]+(\.[A-Za-z0-9_+'-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+
+
+def valid_address(text: str) -> str:
+    """The e-mail address trimmed, its domain lower-cased; ValueError saying what is wrong with it."""
+    address = text.strip()
+    if len(address) > 254 or not _ADDRESS.fullmatch(address) or len(address.partition("@")[0]) > 64:
+        raise ValueError(f"{address!r} is not an e-mail address like owner@example.com")
+    local, _, domain = address.partition("@")
+    return f"{local}@{domain.lower()}"
 
 
 class Input(BaseModel):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import quote, urlsplit
@@ -23,7 +22,7 @@ from collector.notify.deliver import Attachment, deliver
 from collector.services.base import Service
 from collector.services.billing import ledger_of
 from collector.services.errors import Invalid, NotFound
-from collector.services.inputs import Input
+from collector.services.inputs import Input, valid_address
 from collector.store import ChannelRow, Store, Tx
 from collector.store.report_rows import Frequency, ReportScheduleRow, ReportSendRow
 from shared.clock import Clock
@@ -40,23 +39,6 @@ LONGEST_RETRY = timedelta(hours=6)
 SEND_TIMEOUT = 60.0
 SWEEP_SECONDS = 300.0
 MONTHS = {"monthly": 1, "quarterly": 3}
-# A practical address check: one @, a dotted domain of letters, digits and hyphens, no characters that a mail
-# URL or header would have to escape.
-_ADDRESS = re.compile(
-    r"[A-Za-z0-9_+'-]+(\.[A-Za-z0-9_+'-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
-
-
-def valid_address(text: str) -> str:
-    """The e-mail address trimmed, its domain lower-cased; ValueError saying what is wrong with it."""
-    address = text.strip()
-    if len(address) > 254 or not _ADDRESS.fullmatch(address) or len(address.partition("@")[0]) > 64:
-        raise ValueError(f"{address!r} is not an e-mail address like owner@example.com")
-    local, _, domain = address.partition("@")
-    return f"{local}@{domain.lower()}"
-
-
 class ScheduleInput(Input):
     """A client's report schedule: how often, on which day of the next month, to whom, through which channel."""
 

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector import keys
 from collector.app import create_app
-from collector.services.report_mail import ReportMail, due_period, mail_url, valid_address
+from collector.services.inputs import valid_address
+from collector.services.report_mail import ReportMail, due_period, mail_url
 from collector.store import Store
 from tests.collector import test_incidents
 from tests.collector.test_incidents import BAKERY, RATES, api, incident, settings_for, work
