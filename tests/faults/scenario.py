@@ -89,6 +89,9 @@ def run(tmp_path: Path, name: str, collectors: list[Collector],
             wait_until(lambda: all_stored(first, targets), 120, "the agents to catch up")
             catch_up = time.monotonic() - healed
             time.sleep(2)
+            # The collectors first: an agent stopped while they sweep would be declared offline, rightly.
+            for collector in collectors:
+                collector.stop()
             for agent in agents:
                 agent.stop()
             answers = ", ".join(f"{status}: {n}" for status, n in sorted(proxy.answers.items()))
