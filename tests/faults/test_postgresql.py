@@ -4,12 +4,15 @@ declared offline; meanwhile the collector answers 503 + Retry-After, never 500. 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from collector.store.postgresql import PostgresStore
+from shared.clock import system_clock
 from tests.collector import pg_cluster
 from tests.e2e.harness import Collector
 from tests.faults.proxy import FaultProxy
@@ -67,3 +70,27 @@ def test_two_collectors_on_one_postgresql_killed_in_turn_lose_nothing(
     figures = run(tmp_path, "2 collectors on PostgreSQL, kill -9 in turn", collectors(tmp_path, cluster, 2),
                   fault, **SETTINGS)
     assert "500" not in figures.fault_answers, figures
+
+
+async def test_the_live_feed_listens_again_after_the_postgresql_server_restarts(
+    cluster: pg_cluster.Cluster,
+) -> None:
+    name = cluster.new_database_name()
+    await asyncio.to_thread(new_database, cluster.dsn("postgres"), name)
+    listening, writing = PostgresStore(cluster.dsn(name)), PostgresStore(cluster.dsn(name))
+    await listening.open()
+    woken = asyncio.Event()
+    try:
+        await listening.watch_feed(woken.set)
+        await asyncio.to_thread(cluster.crash)
+        await asyncio.to_thread(cluster.serve)
+        # Once listening again, it wakes the feed for what it missed while the server was down.
+        await asyncio.wait_for(woken.wait(), 30)
+        woken.clear()
+        await writing.open()
+        async with writing.transaction() as tx:
+            await tx.append_feed(system_clock(), "test.event", {"summary": "after the restart"})
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await listening.close()
+        await writing.close()
