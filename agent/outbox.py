@@ -250,9 +250,9 @@ class Outbox:
         waiting = sum(1 for envelope in found.envelopes if envelope.rejected is None)
         warning = (f"the outbox was damaged ({damage}); it was moved aside to {aside.name} and a new one "
                    f"started: {waiting} queued reports salvaged from it and sent again, {found.unreadable} "
-                   "unreadable rows or pages skipped (reports in them are lost)")
+                   "unreadable pages skipped (reports in them are lost)")
         log.error("OUTBOX DAMAGED: %s (%s): moved aside to %s; %d queued envelopes salvaged and sent again, "
-                  "%d unreadable rows or pages skipped; a new outbox is started and the agent goes on",
+                  "%d unreadable pages skipped; a new outbox is started and the agent goes on",
                   self.path, damage, aside, waiting, found.unreadable)
         db = _open_sound(self.path)
         db.execute("BEGIN IMMEDIATE")

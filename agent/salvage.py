@@ -43,7 +43,7 @@ class SalvagedEnvelope:
 
 @dataclass(frozen=True)
 class Salvage:
-    """What a damaged outbox still held: envelopes read back, and rows or pages that could not be read."""
+    """What a damaged outbox still held: envelopes read back, and how many pages were found unreadable."""
 
     envelopes: list[SalvagedEnvelope]
     unreadable: int
@@ -160,10 +160,12 @@ def _record(payload: bytes) -> list[object]:
 Row = tuple[int, list[object]]
 
 
-def _rows(page: bytes, first: bool, usable: int, newest: dict[int, bytes]) -> tuple[list[Row], int]:
-    """The rows of a table-leaf page as (rowid, columns), and how many of its cells did not decode."""
+def _rows(page: bytes, first: bool, usable: int, newest: dict[int, bytes]) -> tuple[list[Row], bool]:
+    """The rows of a table-leaf page as (rowid, columns), and whether any of its cells did not decode."""
     base = 100 if first else 0
     (cells,) = struct.unpack(">H", page[base + 3:base + 5])
+    if base + 8 + 2 * cells > usable:
+        raise _Unreadable("more cells than the page holds")
     rows: list[Row] = []
     bad = 0
     for i in range(cells):
@@ -179,7 +181,7 @@ def _rows(page: bytes, first: bool, usable: int, newest: dict[int, bytes]) -> tu
             rows.append((rowid, _record(_payload(page, at, length, usable, newest))))
         except (_Unreadable, struct.error, UnicodeDecodeError):
             bad += 1
-    return rows, bad
+    return rows, bad > 0
 
 
 def _children(page: bytes, first: bool, last_page: int) -> set[int]:
@@ -223,10 +225,11 @@ def _envelope(rowid: int, columns: list[object], agent_id: str) -> SalvagedEnvel
 
 def salvage(path: Path, agent_id: str) -> Salvage:
     """The envelopes of `agent_id` still readable in the outbox file `path` and its WAL (`path`-wal),
-    each once (by stream and number, a refusal kept), oldest first; and how many rows or pages did not read.
+    each once (by stream and number, a refusal kept), oldest first; and how many pages did not read.
 
     An unreadable page is one a table's interior page points to that is not a b-tree page (overwritten) or
-    not there (truncated); garbage where no page points to is not seen (nor is anything lost with it)."""
+    not there (truncated), or a table-leaf page with a cell that does not decode (which may be garbage
+    whose first byte happens to match)."""
     db = path.read_bytes() if path.exists() else b""
     wal_path = Path(f"{path}-wal")
     wal = wal_path.read_bytes() if wal_path.exists() else b""
@@ -235,7 +238,7 @@ def salvage(path: Path, agent_id: str) -> Salvage:
     usable = size - (db[20] if db.startswith(HEADER_MAGIC) and len(db) > 20 else 0)
     versions, newest = _pages(db, wal, size)
     found: dict[tuple[str, int], SalvagedEnvelope] = {}
-    unreadable = 0
+    unreadable: set[int] = set()
     # The file's size in pages, by its header (counting pages truncated away) or else by what is there.
     last_page = max(newest, default=0)
     if db.startswith(HEADER_MAGIC) and len(db) >= 32:
@@ -245,22 +248,22 @@ def salvage(path: Path, agent_id: str) -> Salvage:
         if page[base] == TABLE_INTERIOR:
             for child in _children(page, number == 1, last_page):
                 if child not in newest or newest[child][100 if child == 1 else 0] not in BTREE_PAGES:
-                    unreadable += 1
+                    unreadable.add(child)
     for number, page in versions:
         base = 100 if number == 1 else 0
         if page[base] != TABLE_LEAF:
             continue
         try:
-            rows, bad = _rows(page, number == 1, usable, newest)
+            rows, damaged = _rows(page, number == 1, usable, newest)
         except (_Unreadable, struct.error):
-            unreadable += 1
-            continue
-        unreadable += bad
+            rows, damaged = [], True
+        if damaged:
+            unreadable.add(number)
         for rowid, columns in rows:
             try:
                 envelope = _envelope(rowid, columns, agent_id)
             except _Unreadable:
-                unreadable += 1
+                unreadable.add(number)
                 continue
             if envelope is None:
                 continue
@@ -268,4 +271,4 @@ def salvage(path: Path, agent_id: str) -> Salvage:
             known = found.get(key)
             if known is None or (envelope.rejected and not known.rejected):
                 found[key] = envelope
-    return Salvage(sorted(found.values(), key=lambda e: (e.queued_at, e.seq)), unreadable)
+    return Salvage(sorted(found.values(), key=lambda e: (e.queued_at, e.seq)), len(unreadable))
