@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent.salvage import salvage
 from shared.base import Signal
 from shared.clock import Clock, system_clock
 from shared.private import private_sqlite
@@ -41,6 +42,19 @@ CREATE TABLE IF NOT EXISTS envelopes (
     rejected TEXT
 );
 CREATE TABLE IF NOT EXISTS last_content (kind TEXT PRIMARY KEY, digest TEXT NOT NULL);
+-- Envelopes read back from a damaged outbox, sent again under their own stream and number, before the rest.
+CREATE TABLE IF NOT EXISTS salvaged (
+    id INTEGER PRIMARY KEY,
+    epoch TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    queued_at REAL NOT NULL,
+    aged REAL,
+    state_change INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    rejected TEXT,
+    UNIQUE (epoch, seq)
+);
 """
 
 
@@ -150,9 +164,12 @@ def _open_sound(path: Path) -> sqlite3.Connection:
 def _stats(db: sqlite3.Connection) -> OutboxStats:
     """Counts and markers of the outbox behind `db`."""
     pending, pending_bytes, oldest = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(queued_at) FROM envelopes WHERE rejected IS NULL"
+        "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(queued_at) FROM "
+        "(SELECT size, queued_at FROM envelopes WHERE rejected IS NULL "
+        "UNION ALL SELECT size, queued_at FROM salvaged WHERE rejected IS NULL)"
     ).fetchone()
-    (rejected,) = db.execute("SELECT COUNT(*) FROM envelopes WHERE rejected IS NOT NULL").fetchone()
+    (rejected,) = db.execute("SELECT (SELECT COUNT(*) FROM envelopes WHERE rejected IS NOT NULL) "
+                             "+ (SELECT COUNT(*) FROM salvaged WHERE rejected IS NOT NULL)").fetchone()
     newest = db.execute(
         "SELECT rejected, queued_at FROM envelopes WHERE rejected IS NOT NULL ORDER BY seq DESC LIMIT 1"
     ).fetchone()
@@ -217,10 +234,11 @@ class Outbox:
         self._db.close()
 
     def _start_anew(self, damage: str) -> sqlite3.Connection:
-        """Move the damaged outbox file (and its WAL) aside and start an empty one, in a new stream.
+        """Move the damaged outbox file (and its WAL) aside and start a new one, in a new stream.
 
-        The agent goes on reporting; what was queued in the damaged file is not sent, and the next
-        heartbeats carry the warning so the device shows it.
+        The envelopes still readable in the damaged file are queued again under their own stream and number
+        (so the collector stores each once), to be sent first; the agent goes on reporting, and the next
+        heartbeats carry the warning (with what was salvaged and what was not) so the device shows it.
         """
         stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
         aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
@@ -228,12 +246,21 @@ class Outbox:
             part = Path(f"{self.path}{suffix}")
             if part.exists():
                 os.replace(part, Path(f"{aside}{suffix}"))
+        found = salvage(aside, self.agent_id)
+        waiting = sum(1 for envelope in found.envelopes if envelope.rejected is None)
         warning = (f"the outbox was damaged ({damage}); it was moved aside to {aside.name} and a new one "
-                   "started, so reports still queued in it were not sent")
-        log.error("OUTBOX DAMAGED: %s (%s): moved aside to %s; a new outbox is started and the agent goes on",
-                  self.path, damage, aside)
+                   f"started: {waiting} queued reports salvaged from it and sent again, {found.unreadable} "
+                   "unreadable pages skipped (reports in them are lost)")
+        log.error("OUTBOX DAMAGED: %s (%s): moved aside to %s; %d queued envelopes salvaged and sent again, "
+                  "%d unreadable pages skipped; a new outbox is started and the agent goes on",
+                  self.path, damage, aside, waiting, found.unreadable)
         db = _open_sound(self.path)
         db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO salvaged (epoch, seq, queued_at, aged, state_change, size, body, rejected) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (epoch, seq) DO NOTHING",
+            [(e.epoch, e.seq, e.queued_at, e.aged, int(e.state_change), len(e.body.encode()), e.body, e.rejected)
+             for e in found.envelopes])
         self._set_meta(db, "warning", warning)
         self._set_meta(db, "warning_at", self.clock().timestamp())
         db.execute("COMMIT")
@@ -392,13 +419,27 @@ class Outbox:
         """Envelopes to send, oldest first: up to `max_bytes` in all (at least one) and `limit` many."""
         return self._surviving_damage(lambda: self._pending(max_bytes, limit))
 
+    def _salvaged_stream(self) -> str | None:
+        """The stream of the salvaged envelopes sent now (the first salvaged still to send), or None.
+
+        While one is left, `pending`, `ack` and `mark_rejected` deal with that stream's salvaged envelopes
+        alone: a batch holds one stream, so the numbers the collector answers with name its envelopes.
+        """
+        row = self._db.execute("SELECT epoch FROM salvaged WHERE rejected IS NULL ORDER BY id LIMIT 1").fetchone()
+        return row[0] if row else None
+
     def _pending(self, max_bytes: int, limit: int) -> list[tuple[int, str]]:
-        """The envelopes `pending` returns."""
+        """The envelopes `pending` returns: salvaged ones first, one stream at a time."""
         batch: list[tuple[int, str]] = []
         used = 0
-        for seq, body, size in self._db.execute(
+        stream = self._salvaged_stream()
+        rows = self._db.execute(
+            "SELECT seq, body, size FROM salvaged WHERE rejected IS NULL AND epoch = ? ORDER BY seq LIMIT ?",
+            (stream, limit),
+        ) if stream is not None else self._db.execute(
             "SELECT seq, body, size FROM envelopes WHERE rejected IS NULL ORDER BY seq LIMIT ?", (limit,)
-        ):
+        )
+        for seq, body, size in rows:
             if batch and used + size > max_bytes:
                 break
             batch.append((seq, body))
@@ -414,19 +455,29 @@ class Outbox:
         """
         try:
             with self._transaction() as db:
-                deleted = db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+                stream = self._salvaged_stream()
+                if stream is None:
+                    deleted = db.executemany("DELETE FROM envelopes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+                else:
+                    deleted = db.executemany("DELETE FROM salvaged WHERE epoch = ? AND seq = ?",
+                                             [(stream, s) for s in seqs]).rowcount
         except sqlite3.OperationalError as exc:
             log.error("outbox %s: cannot delete acknowledged envelopes (%s); they are sent again later",
                       self.path, exc)
             return 0
-        if self._db.execute("SELECT 1 FROM envelopes WHERE rejected IS NULL LIMIT 1").fetchone() is None:
+        if self._db.execute("SELECT 1 FROM envelopes WHERE rejected IS NULL UNION ALL "
+                            "SELECT 1 FROM salvaged WHERE rejected IS NULL LIMIT 1").fetchone() is None:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted
 
     def mark_rejected(self, seq: int, reason: str) -> None:
         """Keep an envelope the collector refused for inspection; it is not sent again."""
         with self._transaction() as db:
-            db.execute("UPDATE envelopes SET rejected = ? WHERE seq = ?", (reason, seq))
+            stream = self._salvaged_stream()
+            if stream is None:
+                db.execute("UPDATE envelopes SET rejected = ? WHERE seq = ?", (reason, seq))
+            else:
+                db.execute("UPDATE salvaged SET rejected = ? WHERE epoch = ? AND seq = ?", (reason, stream, seq))
 
     def rejected(self) -> list[Rejected]:
         """The refused envelopes, oldest first."""

@@ -21,7 +21,7 @@ from collector.alerts import dedupe
 from collector.alerts.dedupe import DEFAULT_LIFECYCLE, Lifecycle, OnChange
 from collector.auth import AuthError, admitted
 from collector.rules import Evaluation, History, RuleSpec, SiteReport, evaluate, rules_by_kind
-from collector.store import AgentRow, Contact, EnvelopeRow, ObservationRow, Store, Tx
+from collector.store import AgentRow, Contact, EnvelopeRow, ObservationRow, Store, Tx, log_failure
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
 from shared.device_class import DeviceClass
@@ -165,7 +165,7 @@ class Ingest:
                 if len(group) > 1:
                     answers = [await self._commit_alone(request) for request in group]
                 else:
-                    log.exception("ingest failed for agent %s", group[0].agent_id)
+                    log_failure(log, self._store, exc, "ingest failed for agent %s", group[0].agent_id)
                     answers = [exc]
             for request, answer in zip(group, answers, strict=True):
                 if request.done.done():
@@ -180,7 +180,7 @@ class Ingest:
         try:
             [result] = await self._commit([request])
         except Exception as exc:
-            log.exception("ingest failed for agent %s", request.agent_id)
+            log_failure(log, self._store, exc, "ingest failed for agent %s", request.agent_id)
             return exc
         return result
 

@@ -12,7 +12,7 @@ from collector.alerts.dedupe import OnChange
 from collector.rules import Evaluation, heartbeat
 from collector.rules.expectations import UNKNOWN_CLASS, Expectation
 from collector.settings import Settings
-from collector.store import AgentRow, ClientHours, Store
+from collector.store import AgentRow, ClientHours, Store, log_failure
 from shared.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
@@ -121,4 +121,4 @@ async def run_sweeper(
         except Exception as exc:
             if store.is_transient(exc):
                 availability.failed(clock())
-            log.exception("offline sweep failed; retrying in %s s", settings.offline_check_seconds)
+            log_failure(log, store, exc, "offline sweep failed; retrying in %s s", settings.offline_check_seconds)

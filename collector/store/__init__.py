@@ -8,6 +8,7 @@ one implementation of `Tx` (`collector/store/sql.py`); the contracts are documen
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -891,6 +892,15 @@ class Store(Protocol):
 
     def is_transient(self, exc: BaseException) -> bool:
         """True when `exc` says the database is busy, locked, full or unreachable: worth trying again later."""
+
+
+def log_failure(logger: logging.Logger, store: Store, exc: BaseException, message: str, *args: object) -> None:
+    """Log a failed step: one warning line when the database was unavailable for the moment (a server restart
+    repeats it every second; a traceback each time would bury the log), the traceback for anything else."""
+    if store.is_transient(exc):
+        logger.warning(message + ": database unavailable (%s: %s)", *args, type(exc).__name__, exc)
+    else:
+        logger.error(message, *args, exc_info=exc)
 
 
 def is_postgresql(url: str) -> bool:

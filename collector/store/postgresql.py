@@ -8,6 +8,8 @@ step needs several rows at once, a CTE does it in one round trip.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -20,6 +22,8 @@ from collector.store.codec import Codec, utc
 from collector.store.migrate import load_migrations, migrate
 from collector.store.sql import SqlMigrationTx, SqlStore, SqlTx, _push_job
 from shared.wire import LEGACY_EPOCH
+
+log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key that serialises migrations across collectors: "fieldpst" in ASCII.
 MIGRATION_LOCK = 0x6669656C64707374
@@ -59,6 +63,8 @@ _PUSH_STATES = """
 
 # The NOTIFY channel that tells every collector's live feed to look for new events.
 FEED_CHANNEL = "fieldpost_feed"
+# How often a lost feed listener tries to connect again.
+LISTEN_RETRY_SECONDS = 1.0
 
 
 class _PostgresTx(SqlTx):
@@ -201,9 +207,13 @@ class PostgresStore(SqlStore):
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        # Connecting the feed listener again after the connection was lost.
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def open(self) -> None:
         """Connect the pool and apply pending migrations."""
+        self._closing = False
         # Moments travel as UTC instants either way; the session zone only matters for text casts.
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=self._min_size, max_size=self._max_size,
@@ -217,9 +227,33 @@ class PostgresStore(SqlStore):
             raise
 
     async def watch_feed(self, wake: Callable[[], None]) -> None:
-        """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`."""
+        """LISTEN on the feed's channel on a connection of its own; every collector's new event wakes `wake`.
+
+        When that connection is lost (the server restarted), it is made again in the background, retrying
+        until the server is back, and `wake` is called once then for what was missed meanwhile.
+        """
         self._listener = await asyncpg.connect(self._dsn, server_settings={"application_name": "fieldpost-feed"})
         await self._listener.add_listener(FEED_CHANNEL, lambda *_: wake())
+
+        def lost(_: object) -> None:
+            if not self._closing and self._relisten is None:
+                self._relisten = asyncio.get_running_loop().create_task(self._listen_again(wake))
+
+        self._listener.add_termination_listener(lost)
+
+    async def _listen_again(self, wake: Callable[[], None]) -> None:
+        """Connect the feed listener again after it was lost, every LISTEN_RETRY_SECONDS until it works."""
+        while not self._closing:
+            try:
+                await self.watch_feed(wake)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("live feed: cannot listen on the database again (%s); retrying", exc)
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+                continue
+            log.info("live feed: listening on the database again")
+            self._relisten = None
+            wake()
+            return
 
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, asyncpg.PostgresError):
@@ -230,6 +264,10 @@ class PostgresStore(SqlStore):
 
     async def close(self) -> None:
         """Close the feed listener and the pool (a store that is not open is left as it is)."""
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+            self._relisten = None
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()

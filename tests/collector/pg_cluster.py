@@ -68,10 +68,24 @@ class Cluster:
         with open(self.root / "commands.log", "a") as log:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, timeout=120, env=env)
 
+    def serve(self) -> None:
+        """Start the server on the cluster's data (again, after `crash`) and wait until it takes connections."""
+        options = (
+            f"-k {self.root} -p {PORT} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=300"
+        )
+        # The server writes its own log, as its own account: a file root made would be closed to it.
+        server_log = str(self.root / "data" / "server.log")
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-o", options, "-l", server_log, "-w", "start")
+
+    def crash(self) -> None:
+        """Stop the server as a crash does: every backend quits at once, no checkpoint; `serve` recovers."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         """Stop the server at once and delete the cluster's folder."""
         try:
-            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+            self.crash()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -105,13 +119,7 @@ def start() -> Cluster:
         cluster._run(
             "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"
         )
-        options = (
-            f"-k {root} -p {PORT} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=300"
-        )
-        # The server writes its own log, as its own account: a file root made would be closed to it.
-        server_log = str(root / "data" / "server.log")
-        cluster._run("pg_ctl", "-D", data, "-o", options, "-l", server_log, "-w", "start")
+        cluster.serve()
     except BaseException:
         logs = [root / "commands.log", root / "data" / "server.log"]
         text = "".join(log.read_text(errors="replace") for log in logs if log.exists())

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector import keys
 from collector.app import create_app
 from collector.settings import Settings
-from collector.store import postgresql, sqlite
+from collector.store import log_failure, open_store, postgresql, sqlite
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.collector import TECH, enrolled, new_token
 
@@ -116,3 +118,18 @@ async def test_the_stopping_flag_is_set_when_the_collector_shuts_down(database: 
     async with TestClient(TestServer(app)):
         assert not app[keys.STOPPING].is_set()
     assert app[keys.STOPPING].is_set()
+
+
+def test_a_transient_failure_is_logged_in_one_line_anything_else_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(str(tmp_path / "collector.db"))
+    logger = logging.getLogger("test.failures")
+    with caplog.at_level(logging.WARNING, "test.failures"):
+        log_failure(logger, store, OSError("no such socket"), "offline sweep failed; retrying in %s s", 1)
+        log_failure(logger, store, ValueError("a bug"), "offline sweep failed; retrying in %s s", 1)
+    transient, other = caplog.records
+    assert (transient.levelno, transient.exc_info) == (logging.WARNING, None)
+    assert transient.getMessage() == ("offline sweep failed; retrying in 1 s: database unavailable "
+                                      "(OSError: no such socket)")
+    assert other.levelno == logging.ERROR and other.exc_info is not None and other.exc_info[0] is ValueError
