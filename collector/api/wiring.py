@@ -16,6 +16,7 @@ from collector.services.clients import Clients
 from collector.services.contracts import Contracts
 from collector.services.devices import Devices, offline_after
 from collector.services.incidents import Incidents
+from collector.services.network_devices import NetworkDevices
 from collector.services.silences import Silences
 from collector.services.technicians import Technicians
 from collector.services.tokens import Tokens
@@ -40,6 +41,7 @@ silences = _plain(Silences)
 clients = _plain(Clients)
 tokens = _plain(Tokens)
 technicians = _plain(Technicians)
+network_devices = _plain(NetworkDevices)
 
 
 def channels(request: web.Request) -> Channels:
