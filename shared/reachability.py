@@ -38,10 +38,11 @@ class Target(WireModel):
     address: str = fact("Its host name or IP address", min_length=1, max_length=253, pattern=ADDRESS)
     kind: DeviceKind = fact("What it is: " + ", ".join(DEVICE_KINDS))
     probe: ProbeKind = fact("How to check it: icmp (echo), tcp (connect to port) or http (status of url)")
-    port: Int | None = fact("TCP port to connect to (probe tcp)", default=None, ge=1, le=65535)
+    port: Int | None = fact("TCP port to connect to (probe tcp)", "TCP port", default=None, ge=1, le=65535)
     url: str | None = fact("http:// or https:// URL to fetch (probe http)", default=None, max_length=1024,
                            pattern=r"^https?://[^\s]+$")
-    expect_status: Int | None = fact("HTTP status that means up (probe http; default 200)", default=None,
+    expect_status: Int | None = fact("HTTP status that means up (probe http; default 200)", "HTTP status code",
+                                     default=None,
                                      ge=100, le=599)
     tls_days: Int | None = fact("Warn when its TLS certificate expires within this many days (https only)",
                                 "days", default=None, ge=1, le=3650)
@@ -126,7 +127,8 @@ class ProbeResult(WireModel):
     sent: Int = fact("Probes sent", "count", ge=0, default=0)
     received: Int = fact("Answers received", "count", ge=0, default=0)
     latency_ms: float | None = fact("Mean round-trip time of the answers", "milliseconds", default=None, ge=0)
-    http_status: Int | None = fact("HTTP status received (probe http)", default=None, ge=100, le=599)
+    http_status: Int | None = fact("HTTP status received (probe http)", "HTTP status code", default=None,
+                                   ge=100, le=599)
     tls_days_left: float | None = fact("Days until the TLS certificate expires (https)", "days", default=None)
     error: str | None = fact("Why it is down or could not be looked at", default=None, max_length=500)
 
