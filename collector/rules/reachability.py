@@ -139,14 +139,15 @@ def device_sentence(c: Caught) -> str:
     name = c.text("name", "a network device")
     kind = KIND_WORDS.get(c.text("kind"), "device")
     if c.outcome != "open":
-        return f"The {kind} {name} at {c.site} stopped answering on the network; it is back."
-    return f"The {kind} {name} at {c.site} stopped answering on the network."
+        return f"The {kind} \u201c{name}\u201d at {c.site} stopped answering on the network; it is back."
+    return f"The {kind} \u201c{name}\u201d at {c.site} stopped answering on the network."
 
 
 def certificate_sentence(c: Caught) -> str:
     """What a business owner reads for a certificate about to expire."""
     done = "; it was renewed" if c.outcome != "open" else ""
-    return f"The security certificate of {c.text('name', 'a network device')} at {c.site} was about to expire{done}."
+    return (f"The security certificate of \u201c{c.text('name', 'a network device')}\u201d at {c.site} was about "
+            f"to expire{done}.")
 
 
 SPEC = RuleSpec(evaluate, history=1, site_hours=WINDOW.total_seconds() / 3600, alerts=(
