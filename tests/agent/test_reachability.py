@@ -55,7 +55,7 @@ async def test_windows_falls_back_to_ping_exe_where_powershell_is_missing() -> N
             raise CommandNotFound("powershell.exe")
         return CommandResult(tuple(argv), 0, recorded("reachability-ping-up.txt"), "")
 
-    outcome = await PingExe(CheckContext(run=run)).echo("192.168.1.20")
+    outcome = await PingExe(CheckContext(run=run)).echo("192.168.1.20", 3, 1.0)
     assert (outcome.state, outcome.how) == ("up", "icmp (ping.exe)")
 
 

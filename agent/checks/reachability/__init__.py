@@ -9,7 +9,7 @@ import sys
 from typing import ClassVar, Protocol, cast
 
 from agent.checks import Check, CheckContext, platform_provider
-from agent.checks.reachability.probes import Outcome, http_probe, resolve, tcp_probe
+from agent.checks.reachability.probes import COUNT, TIMEOUT, Outcome, http_probe, resolve, tcp_probe
 from agent.site_config import stored_document
 from shared.base import Signal
 from shared.reachability import ProbeResult, Reachability, Target
@@ -21,7 +21,7 @@ PARALLEL = 16
 class Echo(Protocol):
     """One platform's ICMP echo (with its fallback where echo is not allowed)."""
 
-    async def echo(self, address: str) -> Outcome: ...
+    async def echo(self, address: str, count: int, wait: float) -> Outcome: ...
 
 
 def echo_for(platform: str, context: CheckContext) -> Echo:
@@ -31,16 +31,19 @@ def echo_for(platform: str, context: CheckContext) -> Echo:
 
 
 async def probe(target: Target, echo: Echo, context: CheckContext) -> ProbeResult:
-    """One target probed as declared; an error that says nothing of the device is `could_not_look`."""
+    """One target probed as declared (settings `count` and `wait_seconds` per answer); an error that says
+    nothing of the device is `could_not_look`."""
+    count, wait = int(context.settings.get("count", COUNT)), float(context.settings.get("wait_seconds", TIMEOUT))
     try:
         if target.probe == "http":
             assert target.url is not None  # a declared http probe has its URL
-            outcome = await http_probe(target.url, target.expect_status or 200, target.tls_days, context.clock())
+            outcome = await http_probe(target.url, target.expect_status or 200, target.tls_days, context.clock(),
+                                       count, wait)
         elif target.probe == "tcp":
             assert target.port is not None
-            outcome = await tcp_probe(await resolve(target.address), target.port)
+            outcome = await tcp_probe(await resolve(target.address), target.port, count, wait)
         else:
-            outcome = await echo.echo(target.address)
+            outcome = await echo.echo(target.address, count, wait)
     except socket.gaierror as exc:
         outcome = Outcome("could_not_look", error=f"cannot resolve {target.address}: {exc.strerror}",
                           how=target.how())

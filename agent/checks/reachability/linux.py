@@ -13,13 +13,13 @@ class DatagramEcho:
     def __init__(self, context: CheckContext) -> None:
         self.context = context
 
-    async def echo(self, address: str) -> Outcome:
-        """Three echo requests, or the TCP stand-in."""
+    async def echo(self, address: str, count: int, wait: float) -> Outcome:
+        """`count` echo requests, or the TCP stand-in."""
         ip = await resolve(address, ipv4=True)
         try:
-            return await icmp_probe(ip)
+            return await icmp_probe(ip, count, wait)
         except NotAllowed as exc:
-            outcome = await knock_probe(ip)
+            outcome = await knock_probe(ip, count, wait)
             return outcome if outcome.received else Outcome("could_not_look", outcome.sent, 0,
                                                             error=f"{exc}; no answer to tcp connects either",
                                                             how=outcome.how)

@@ -42,18 +42,19 @@ class PingExe:
     def __init__(self, context: CheckContext) -> None:
         self.context = context
 
-    def _echo(self, address: str) -> Outcome:
+    def _echo(self, address: str, count: int, wait: float) -> Outcome:
         """Test-Connection, or ping.exe where PowerShell is missing (blocking: runs in a helper thread)."""
         try:
-            result = self.context.run(powershell(SCRIPT.format(address=address.replace("'", ""), count=COUNT)),
+            result = self.context.run(powershell(SCRIPT.format(address=address.replace("'", ""), count=count)),
                                       timeout=30)
             if result.returncode == 0:
-                return parse_test_connection(result.stdout)
+                return parse_test_connection(result.stdout, count)
         except CommandNotFound:
             pass
-        result = self.context.run(["ping.exe", "-n", str(COUNT), "-w", "1000", address], timeout=30)
-        return parse_ping(result.stdout)
+        result = self.context.run(["ping.exe", "-n", str(count), "-w", str(int(wait * 1000)), address], timeout=30)
+        return parse_ping(result.stdout, count)
 
-    async def echo(self, address: str) -> Outcome:
-        """Three echo requests, in a helper thread working for the check's collect (its budget kills them)."""
-        return await asyncio.to_thread(working_for(command_owner(), self._echo), address)
+    async def echo(self, address: str, count: int, wait: float) -> Outcome:
+        """Echo requests, in a helper thread working for the check's collect (its budget kills them)."""
+        owner = command_owner()
+        return await asyncio.to_thread(working_for(owner, lambda _: self._echo(address, count, wait)), None)
