@@ -8,11 +8,11 @@ import sys
 
 from shared import __version__
 from shared.clock import Clock, system_clock
-from technician import alerts, billing, channels, devices, diagnose, incidents, silences
+from technician import alerts, billing, channels, devices, diagnose, incidents, network_devices, silences
 from technician.client import CONFIG_PATH, DEFAULT_URL, CliError, Collector, Context
 
 # Each registers its commands, each with its handler (`set_defaults(func=...)`), in the order `--help` lists them.
-GROUPS = (alerts, devices, incidents, billing, silences, channels, diagnose)
+GROUPS = (alerts, devices, network_devices, incidents, billing, silences, channels, diagnose)
 
 
 def build_parser() -> argparse.ArgumentParser:
