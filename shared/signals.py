@@ -49,7 +49,9 @@ SIGNALS: tuple[SignalInfo, ...] = (
     SignalInfo("security_center", SecurityCenter, "Security", ("security_center.protection",
                                                                "security_center.detection",
                                                                "security_center.burst")),
-    SignalInfo("reachability", Reachability, "Network devices", ("reachability", "reachability.certificate")),
+    # Its alerts belong to the site (a device without an agent), so it has no column per PC.
+    SignalInfo("reachability", Reachability, "Network devices", ("reachability", "reachability.certificate"),
+               at_a_glance=False),
 )
 
 BY_NAME: dict[str, SignalInfo] = {signal.name: signal for signal in SIGNALS}
