@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -18,9 +19,23 @@ from agent.checks import CheckContext
 from agent.checks.reachability import ReachabilityCheck
 from agent.checks.reachability.windows import PingExe, parse_ping, parse_test_connection
 from agent.commands import CommandNotFound, CommandResult
-from agent.site_config import DOCUMENT_FILE, pin_key
-from shared.reachability import Reachability, SiteConfig, Target, public_key_text, sign_document
+from agent.identity import enrol
+from agent.site_config import DOCUMENT_FILE, accept, fetch, pin_key, pinned_key, stored_document
+from collector import keys
+from collector.app import create_app
+from collector.auth import token_hash
+from collector.settings import Settings
+from shared.reachability import (
+    DocumentRefused,
+    Reachability,
+    SiteConfig,
+    Target,
+    public_key_text,
+    sign_document,
+)
 from shared.wire import Unknown
+from tests.support.clock import Clock
+from tests.support.collector import TECH
 from tests.support.tls import CertificateAuthority
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "windows"
@@ -131,3 +146,40 @@ async def test_a_site_document_changed_on_disk_makes_the_check_unknown_not_healt
 async def test_before_the_first_site_document_there_is_nothing_to_probe(tmp_path: Path) -> None:
     [signal] = await ReachabilityCheck(CheckContext(state_dir=tmp_path, clock=lambda: NOW), platform="linux").run()
     assert isinstance(signal, Reachability) and (signal.config_version, signal.results) == (0, [])
+
+
+async def test_an_enrolled_agent_pins_the_key_fetches_its_site_document_and_probes_it(
+    tmp_path: Path, clock: Clock
+) -> None:
+    settings = Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret", clock_skew_seconds=10**9)
+    app = create_app(settings, clock=clock)
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url("")).rstrip("/")
+        async with app[keys.STORE].transaction() as tx:
+            site = await tx.site("Acme Tooling", "Main office")
+            await tx.add_enrolment_token(token_hash("tok"), site, clock.now, None, None)
+        state_dir = tmp_path / "agent"
+        identity = await enrol(state_dir, url, "tok", hostname="RECEPTION-PC", clock=clock)
+        assert pinned_key(state_dir) is not None  # pinned at enrolment, before any document
+        router = Target(name="Router", address="127.0.0.1", kind="router", probe="tcp", port=server.port)
+        added = await await_post(url, "/api/v1/sites/Acme%20Tooling/Main%20office/network-devices",
+                                 router.model_dump(exclude_none=True))
+        assert added == 201
+        async with aiohttp.ClientSession() as session:
+            config = await fetch(session, identity, url, state_dir, clock)
+        assert (config.version, [t.name for t in config.targets]) == (1, ["Router"])
+        check = ReachabilityCheck(CheckContext(state_dir=state_dir, clock=clock), platform="linux")
+        [signal] = await check.run()
+        assert isinstance(signal, Reachability) and signal.results[0].state == "up"
+
+        # Another collector (another key) serving this agent's site: its document is refused, the kept one stays.
+        impostor = Ed25519PrivateKey.generate()
+        forged = sign_document(impostor, config.model_copy(update={"version": 9}))
+        with pytest.raises(DocumentRefused, match="not signed"):
+            accept(state_dir, forged, identity)
+        assert stored_document(state_dir) == config
+
+
+async def await_post(url: str, path: str, body: dict[str, object]) -> int:
+    async with aiohttp.ClientSession() as session, session.post(url + path, json=body, headers=TECH) as response:
+        return response.status
