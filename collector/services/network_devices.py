@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -10,7 +13,37 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
 from collector.store import NetworkDeviceRow, SiteRef, Tx
-from shared.reachability import MAX_TARGETS, SiteConfig, Target, sign_document
+from shared.reachability import MAX_TARGETS, DeviceKind, SiteConfig, Target, sign_document
+
+# Makers of devices that cannot run an agent, by the first three bytes of the hardware address (IEEE OUI
+# registry): a neighbour with one of these that is not declared yet is offered as a candidate.
+VENDORS: dict[str, tuple[str, DeviceKind]] = {
+    **dict.fromkeys(("44:19:b6", "28:57:be", "c0:56:e3", "bc:ad:28", "4c:bd:8f"), ("Hikvision", "camera")),
+    **dict.fromkeys(("3c:ef:8c", "90:02:a9", "e0:50:8b", "4c:11:bf"), ("Dahua", "camera")),
+    **dict.fromkeys(("00:40:8c", "ac:cc:8e", "b8:a4:4f"), ("Axis", "camera")),
+    "00:11:32": ("Synology", "nas"),
+    "24:5e:be": ("QNAP", "nas"),
+    "00:08:9b": ("QNAP", "nas"),  # registered to ICP Electronics, QNAP's maker
+    "00:90:a9": ("Western Digital", "nas"),
+    **dict.fromkeys(("24:a4:3c", "04:18:d6", "68:72:51", "f0:9f:c2", "78:8a:20", "fc:ec:da"),
+                    ("Ubiquiti", "access_point")),
+    **dict.fromkeys(("4c:5e:0c", "6c:3b:6b", "e4:8d:8c"), ("MikroTik", "router")),
+    "00:c0:b7": ("APC", "ups"),
+}
+# Neighbour tables as recent as this are looked at for candidates.
+CANDIDATES_SEEN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A device of a known maker in the site's neighbour tables, not declared yet ("not monitored yet")."""
+
+    address: str
+    mac: str
+    vendor: str
+    kind: DeviceKind
+    seen_by: tuple[str, ...]
+
 
 # The collector's configuration key in the meta table: one per collector (shared by every process on one
 # database), created at first use. Agents pin its public half at enrolment or first sight.
@@ -71,3 +104,19 @@ class NetworkDevices(Service):
         config = SiteConfig(version=version, client=site.client_name, site=site.site_name, issued_at=self.clock(),
                             targets=targets)
         return sign_document(key, config)
+
+    async def candidates(self, client: str, site: str) -> list[Candidate]:
+        """Devices of known makers in the neighbour tables the site's agents reported within the last day
+        (their printer_ip_conflict reports), whose address is not declared yet."""
+        now = self.clock()
+        async with self.store.read() as tx:
+            ref = await self._site(tx, client, site)
+            declared = {row.target.address for row in await tx.network_devices(ref.site_id)}
+            rows = await tx.site_observations(ref.site_id, "printer_ip_conflict", now - CANDIDATES_SEEN, now, 1, 500)
+        found: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for hostname, row in rows:
+            for entry in row.payload.get("neighbours") or []:
+                if isinstance(entry, dict) and str(entry.get("mac", ""))[:8] in VENDORS:
+                    found[(str(entry.get("ip")), str(entry["mac"]))].add(hostname)
+        return [Candidate(ip, mac, *VENDORS[mac[:8]], tuple(sorted(hosts)))
+                for (ip, mac), hosts in sorted(found.items()) if ip not in declared]

@@ -54,8 +54,10 @@ def chart(latency: dict[str, list[Any]]) -> Markup:
 async def site_devices_page(request: web.Request) -> web.Response:
     """`GET /sites/{client}/{site}/network-devices`: the site's devices, from every PC, and the declare form."""
     client, site = request.match_info["client"], request.match_info["site"]
+    service = wiring.network_devices(request)
     try:
-        declared = await wiring.network_devices(request).list(client, site)
+        declared = await service.list(client, site)
+        candidates = await service.candidates(client, site)
     except DomainError as exc:
         return refused_page(request, exc)
     now = request.app[keys.CLOCK]()
@@ -70,7 +72,7 @@ async def site_devices_page(request: web.Request) -> web.Response:
     devices = [(row.target, seen.get(row.target.name), chart(seen[row.target.name]["latency"])
                 if row.target.name in seen else None) for row in declared]
     return render(request, "network_devices.html", client=client, site=site, devices=devices, kinds=DEVICE_KINDS,
-                  path=site_path(client, site))
+                  candidates=candidates, path=site_path(client, site))
 
 
 @form

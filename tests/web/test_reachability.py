@@ -7,6 +7,7 @@ import re
 
 from aiohttp.test_utils import TestClient
 
+from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict
 from shared.reachability import ProbeResult, Reachability, Target
 from tests.support.agents import REPORTS
 from tests.support.clock import Clock
@@ -53,3 +54,26 @@ async def test_a_device_is_declared_seen_from_each_pc_and_removed_from_the_page(
     removed = await client.post(f"{PAGE}/Recorder/remove", data={"csrf": csrf})
     assert "Recorder is no longer probed." in await removed.text()
     assert "No devices declared for this site yet." in await (await client.get(PAGE)).text()
+
+
+async def test_a_camera_in_the_neighbour_tables_is_offered_and_adopted_with_one_click(
+    client: TestClient, clock: Clock
+) -> None:
+    csrf = await log_in(client)
+    agent = await enrolled(client, "RECEPTION-PC")
+    neighbours = [NeighbourEntry(ip="192.0.2.31", mac="44:19:b6:12:34:56"),  # Hikvision
+                  NeighbourEntry(ip="192.0.2.40", mac="00:11:32:aa:bb:cc"),  # Synology
+                  NeighbourEntry(ip="192.0.2.77", mac="02:11:22:33:44:55")]  # a laptop: no known maker
+    body = agent.body(agent.envelope([PrinterIpConflict(collected_at=clock.now, neighbours=neighbours)]))
+    assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+
+    page = await (await client.get(PAGE)).text()
+    offered = page.split('<table class="candidates">')[1].split("</table>")[0]
+    assert re.findall(r'<th scope="row" data-label="Address">([^<]+)</th>', offered) == ["192.0.2.31", "192.0.2.40"]
+    assert "Adopt as camera" in offered and "Adopt as nas" in offered and "RECEPTION-PC" in offered
+    adopted = await client.post(PAGE, data={"csrf": csrf, "name": "Hikvision 192.0.2.31", "address": "192.0.2.31",
+                                            "kind": "camera", "probe": "icmp"})
+    assert "Hikvision 192.0.2.31 is probed by the site" in await adopted.text()
+    page = await (await client.get(PAGE)).text()
+    offered = page.split('<table class="candidates">')[1].split("</table>")[0]
+    assert "192.0.2.31" not in offered and "192.0.2.40" in offered
