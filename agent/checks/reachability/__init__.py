@@ -50,7 +50,7 @@ async def probe(target: Target, echo: Echo, context: CheckContext) -> ProbeResul
     except OSError as exc:
         outcome = Outcome("could_not_look", error=f"cannot probe from here: {exc.strerror or exc}",
                           how=target.how())
-    return ProbeResult(target=target, how=outcome.how or target.how(), state=outcome.state,  # type: ignore[arg-type]
+    return ProbeResult(target=target, how=outcome.how or target.how(), state=outcome.state,
                        sent=outcome.sent, received=outcome.received, latency_ms=outcome.latency_ms,
                        http_status=outcome.http_status, tls_days_left=outcome.tls_days_left,
                        error=(outcome.error or "")[:500] or None)

@@ -18,6 +18,8 @@ import aiohttp
 from cryptography import x509
 from yarl import URL
 
+from shared.reachability import ProbeState
+
 # Answers awaited per probe, and how long each may take.
 COUNT = 3
 TIMEOUT = 2.0
@@ -31,7 +33,7 @@ DOWN_ERRNOS = {errno.EHOSTUNREACH, errno.ETIMEDOUT, errno.EHOSTDOWN}
 class Outcome:
     """What one probe found: up/down/could_not_look, answers out of tries, mean latency and what went wrong."""
 
-    state: str
+    state: ProbeState
     sent: int = 0
     received: int = 0
     latency_ms: float | None = None
@@ -52,8 +54,8 @@ def mean(values: list[float]) -> float | None:
 
 def tally(how: str, latencies: list[float], sent: int, error: str | None) -> Outcome:
     """Answers counted into an outcome: any answer is up."""
-    state = "up" if latencies else "down"
-    return Outcome(state, sent, len(latencies), mean(latencies), error=None if latencies else error, how=how)
+    return Outcome("up" if latencies else "down", sent, len(latencies), mean(latencies),
+                   error=None if latencies else error, how=how)
 
 
 async def resolve(address: str, ipv4: bool = False) -> str:
