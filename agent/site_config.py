@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import aiohttp
 
 from agent.identity import CONFIG_PIN_FILE, Identity, write_private_file
 from shared.clock import Clock, system_clock
-from shared.reachability import MAX_DOCUMENT_BYTES, DocumentRefused, SiteConfig, verify_document
+from shared.reachability import MAX_DOCUMENT_BYTES, DocumentRefused, SignedDocument, SiteConfig, verify_document
 from shared.signing import sign_headers
 
 log = logging.getLogger(__name__)
@@ -58,8 +57,8 @@ def accept(state_dir: Path, body: bytes, identity: Identity) -> SiteConfig:
     key = pinned_key(state_dir)
     if key is None:
         try:
-            key = str(json.loads(body[:MAX_DOCUMENT_BYTES])["key"])
-        except (ValueError, KeyError, TypeError) as exc:
+            key = SignedDocument.model_validate_json(body[:MAX_DOCUMENT_BYTES]).key
+        except ValueError as exc:
             raise DocumentRefused("site document names no configuration key") from exc
     config = verify_document(body, key)
     if (config.client, config.site) != (identity.client, identity.site):

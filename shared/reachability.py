@@ -4,7 +4,6 @@ agents see them, and the signed, versioned site document that tells the agents w
 from __future__ import annotations
 
 import base64
-import json
 from typing import Literal, get_args
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +26,8 @@ PROBE_KINDS: tuple[str, ...] = get_args(ProbeKind)
 ProbeState = Literal["up", "down", "could_not_look"]
 # A host name or an IPv4/IPv6 address: letters, digits, dots, colons and hyphens only.
 ADDRESS = r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$"
+# Signed ahead of the document, so that its signature can never pass for one over another kind of message.
+SIGNED_PREFIX = b"fieldpost-site-config-v1\n"
 HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
 
 
@@ -80,6 +81,16 @@ class SiteConfig(WireModel):
                                  max_length=MAX_TARGETS)
 
 
+class SignedDocument(WireModel):
+    """The site document as the collector sends it: its exact JSON text, the signature over it, the signing key."""
+
+    document: str = fact("The SiteConfig as JSON text, exactly the bytes signed", max_length=MAX_DOCUMENT_BYTES)
+    signature: str = fact("Base64 Ed25519 signature of 'fieldpost-site-config-v1\\n' and the document",
+                          max_length=200)
+    key: str = fact("Base64 raw Ed25519 public key that signed it (pinned by the agent at enrolment)",
+                    max_length=64)
+
+
 class DocumentRefused(ValueError):
     """A site document that is too big, not signed by the pinned key, or not a site document; says which."""
 
@@ -93,8 +104,8 @@ def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 def sign_document(key: Ed25519PrivateKey, config: SiteConfig) -> bytes:
     """The signed document as sent: the document's exact JSON text and the signature over those bytes."""
     text = config.model_dump_json()
-    signature = base64.b64encode(key.sign(b"fieldpost-site-config-v1\n" + text.encode())).decode()
-    return json.dumps({"document": text, "signature": signature, "key": public_key_text(key)}).encode()
+    signature = base64.b64encode(key.sign(SIGNED_PREFIX + text.encode())).decode()
+    return SignedDocument(document=text, signature=signature, key=public_key_text(key)).model_dump_json().encode()
 
 
 def verify_document(body: bytes, pinned: str) -> SiteConfig:
@@ -102,16 +113,16 @@ def verify_document(body: bytes, pinned: str) -> SiteConfig:
     if len(body) > MAX_DOCUMENT_BYTES:
         raise DocumentRefused(f"site document of {len(body)} bytes refused (at most {MAX_DOCUMENT_BYTES})")
     try:
-        wrapper = json.loads(body)
-        text, signature = wrapper["document"], base64.b64decode(wrapper["signature"], validate=True)
+        wrapper = SignedDocument.model_validate_json(body)
+        signature = base64.b64decode(wrapper.signature, validate=True)
         key = Ed25519PublicKey.from_public_bytes(base64.b64decode(pinned, validate=True))
-        key.verify(signature, b"fieldpost-site-config-v1\n" + text.encode())
+        key.verify(signature, SIGNED_PREFIX + wrapper.document.encode())
     except InvalidSignature as exc:
         raise DocumentRefused("site document not signed by the collector's configuration key") from exc
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DocumentRefused(f"site document malformed ({type(exc).__name__}: {exc})") from exc
+    except ValueError as exc:  # a ValidationError too
+        raise DocumentRefused(f"site document malformed ({type(exc).__name__})") from exc
     try:
-        return SiteConfig.model_validate_json(text)
+        return SiteConfig.model_validate_json(wrapper.document)
     except ValidationError as exc:
         raise DocumentRefused(f"site document does not match the schema: {exc.errors()[0]['msg']}") from exc
 

@@ -20,6 +20,7 @@ from collector.services.inputs import TECHNICIAN, Input
 from collector.services.views import entry_view, incident_view, note_view, part_view
 from collector.store import AlertRow, Tx
 from collector.store.billing_rows import IncidentRow, NoteRow, TimeEntryRow
+from shared.base import Int
 
 TimerAction = Literal["start", "stop"]
 TIMER_EVENTS: dict[TimerAction, str] = {"start": "time.started", "stop": "time.stopped"}
@@ -30,7 +31,7 @@ NEEDS_REASON = "billing it differently than the contract says needs a reason"
 class IncidentInput(Input):
     """A new incident: from an alert (`alert_id`) or by hand (`client` and `title`)."""
 
-    alert_id: int | None = None
+    alert_id: Int | None = None
     client: str | None = None
     title: str | None = Field(None, min_length=1, max_length=200)
     category: str | None = Field(None, min_length=1, max_length=40)
@@ -55,7 +56,7 @@ class CloseInput(Input):
 class LinkInput(Input):
     """Another alert for an incident."""
 
-    alert_id: int
+    alert_id: Int
 
 
 class TimerInput(Input):
