@@ -90,8 +90,8 @@ async def fetch(session: aiohttp.ClientSession, identity: Identity, collector_ur
 
 async def keep_fresh(session: aiohttp.ClientSession, identity: Identity, collector_url: str, state_dir: Path,
                      stop: asyncio.Event, clock: Clock = system_clock, every: float = REFRESH_SECONDS) -> None:
-    """Fetch the site document now and every `every` seconds until `stop`; a failure keeps the last copy."""
-    while not stop.is_set():
+    """Fetch the site document now and then every `every` seconds until `stop`; a failure keeps the last copy."""
+    while True:
         try:
             config = await fetch(session, identity, collector_url, state_dir, clock)
             log.debug("site document version %d: %d devices to probe", config.version, len(config.targets))
@@ -99,3 +99,5 @@ async def keep_fresh(session: aiohttp.ClientSession, identity: Identity, collect
             log.warning("site document not updated: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return

@@ -15,8 +15,9 @@ from shared.base import PRINTABLE, Int, Signal, Timestamp, WireModel, fact
 
 # Enough for a small business's recorders, cameras and switches; the document stays small at the bound.
 MAX_TARGETS = 64
-# The signed document as sent (JSON text plus signature): bigger is refused before it is parsed.
-MAX_DOCUMENT_BYTES = 64 * 1024
+# The signed document as sent (JSON text plus signature): bigger is refused before it is parsed. The largest
+# document the bounds allow (MAX_TARGETS targets with every text at its longest) fits.
+MAX_DOCUMENT_BYTES = 256 * 1024
 DeviceKind = Literal["camera_recorder", "camera", "nas", "switch", "access_point", "printer", "ups", "router"]
 DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
 ProbeKind = Literal["icmp", "tcp", "http"]

@@ -3,6 +3,7 @@ the unprivileged ICMP socket or its TCP stand-in), and parses Windows' echo tool
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from agent.checks.reachability import ReachabilityCheck
 from agent.checks.reachability.windows import PingExe, parse_ping, parse_test_connection
 from agent.commands import CommandNotFound, CommandResult
 from agent.identity import enrol
-from agent.site_config import DOCUMENT_FILE, accept, fetch, pin_key, pinned_key, stored_document
+from agent.site_config import DOCUMENT_FILE, accept, fetch, keep_fresh, pin_key, pinned_key, stored_document
 from collector import keys
 from collector.app import create_app
 from collector.auth import token_hash
@@ -165,9 +166,16 @@ async def test_an_enrolled_agent_pins_the_key_fetches_its_site_document_and_prob
         added = await await_post(url, "/api/v1/sites/Acme%20Tooling/Main%20office/network-devices",
                                  router.model_dump(exclude_none=True))
         assert added == 201
+        # As the service keeps it fresh: fetched at once (then every `every` seconds until stopped, here at once).
+        stop = asyncio.Event()
+        stop.set()
         async with aiohttp.ClientSession() as session:
-            config = await fetch(session, identity, url, state_dir, clock)
-        assert (config.version, [t.name for t in config.targets]) == (1, ["Router"])
+            await keep_fresh(session, identity, url, state_dir, stop, clock)
+        config = stored_document(state_dir)
+        assert config is not None and (config.version, [t.name for t in config.targets]) == (1, ["Router"])
+        async with aiohttp.ClientSession() as session:
+            assert await fetch(session, identity, url, state_dir, clock) == config.model_copy(
+                update={"issued_at": clock.now})
         check = ReachabilityCheck(CheckContext(state_dir=state_dir, clock=clock), platform="linux")
         [signal] = await check.run()
         assert isinstance(signal, Reachability) and signal.results[0].state == "up"

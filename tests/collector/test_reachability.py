@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.identity import Identity
 from agent.site_config import accept
@@ -19,7 +20,18 @@ from collector.app import create_app
 from collector.rules import History, SiteReport
 from collector.rules.reachability import evaluate
 from collector.settings import Settings
-from shared.reachability import DocumentRefused, ProbeResult, Reachability, Target, verify_document
+from shared.reachability import (
+    MAX_DOCUMENT_BYTES,
+    MAX_TARGETS,
+    DocumentRefused,
+    ProbeResult,
+    Reachability,
+    SiteConfig,
+    Target,
+    public_key_text,
+    sign_document,
+    verify_document,
+)
 from shared.signing import sign_headers
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.clock import Clock
@@ -113,6 +125,19 @@ def test_a_declaration_needs_what_its_probe_needs() -> None:
                 {"address": "10.0.0.1; rm -rf /"}, {"kind": "toaster"}, {"hours": "25:00-26:00"}):
         with pytest.raises(ValueError):
             Target(**{**RECORDER.model_dump(), **bad})
+
+
+def test_the_largest_site_document_the_bounds_allow_is_accepted() -> None:
+    key = Ed25519PrivateKey.generate()
+    longest = [Target(name=f"{n:03d}" + "N" * 97, address="a" * 253, kind="camera_recorder", probe="http",
+                      url="https://" + "u" * 1016, expect_status=599, tls_days=3650, hours="23:59-00:00")
+               for n in range(MAX_TARGETS)]
+    config = SiteConfig(version=2**63 - 1, client="C" * 200, site="S" * 200, issued_at=NOW, targets=longest)
+    body = sign_document(key, config)
+    assert len(body) <= MAX_DOCUMENT_BYTES
+    assert verify_document(body, public_key_text(key)) == config
+    with pytest.raises(DocumentRefused, match="refused"):
+        verify_document(body + b" " * MAX_DOCUMENT_BYTES, public_key_text(key))
 
 
 @pytest.fixture
