@@ -12,31 +12,35 @@ import aiohttp
 
 from agent.identity import CONFIG_PIN_FILE, Identity, write_private_file
 from shared.clock import Clock, system_clock
-from shared.reachability import MAX_DOCUMENT_BYTES, DocumentRefused, SignedDocument, SiteConfig, verify_document
+from shared.reachability import (
+    MAX_DOCUMENT_BYTES,
+    SITE_CONFIG_PATH,
+    DocumentRefused,
+    SignedDocument,
+    SiteConfig,
+    verify_document,
+)
 from shared.signing import sign_headers
 
 log = logging.getLogger(__name__)
 
-SITE_CONFIG_PATH = "/api/v1/site-config"
 DOCUMENT_FILE = "site-config.json"
-# The collector's configuration key (base64), pinned at enrolment or at the first document: a document
-# signed by any other key is refused, whoever serves it.
-PIN_FILE = CONFIG_PIN_FILE
 # Declared devices change rarely; a change reaches the agents within this.
 REFRESH_SECONDS = 600.0
 
 
 def pinned_key(state_dir: Path) -> str | None:
-    """The pinned configuration key, or None before the first."""
+    """The collector's configuration key (base64), pinned at enrolment or at the first document (a document
+    signed by any other key is refused, whoever serves it); None before the first."""
     try:
-        return (state_dir / PIN_FILE).read_text().strip() or None
+        return (state_dir / CONFIG_PIN_FILE).read_text().strip() or None
     except FileNotFoundError:
         return None
 
 
 def pin_key(state_dir: Path, key: str) -> None:
     """Pin the collector's configuration key (at enrolment, or at the first document)."""
-    write_private_file(state_dir / PIN_FILE, key.encode())
+    write_private_file(state_dir / CONFIG_PIN_FILE, key.encode())
 
 
 def stored_document(state_dir: Path) -> SiteConfig | None:
@@ -47,7 +51,7 @@ def stored_document(state_dir: Path) -> SiteConfig | None:
         return None
     key = pinned_key(state_dir)
     if key is None:
-        raise DocumentRefused(f"{state_dir / PIN_FILE} is missing: the kept site document cannot be verified")
+        raise DocumentRefused(f"{state_dir / CONFIG_PIN_FILE} is missing: the kept site document cannot be verified")
     return verify_document(body, key)
 
 

@@ -13,6 +13,8 @@ from pydantic import ValidationError, model_validator
 
 from shared.base import PRINTABLE, Int, Signal, Timestamp, WireModel, fact
 
+# Where an agent fetches its site's document (a signed GET).
+SITE_CONFIG_PATH = "/api/v1/site-config"
 # Enough for a small business's recorders, cameras and switches; the document stays small at the bound.
 MAX_TARGETS = 64
 # The signed document as sent (JSON text plus signature): bigger is refused before it is parsed. The largest

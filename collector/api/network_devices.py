@@ -14,9 +14,8 @@ from collector.api.errors import parse
 from collector.api.technician import technician
 from collector.auth import AuthError, admitted
 from collector.store import NetworkDeviceRow
-from shared.reachability import Target
+from shared.reachability import SITE_CONFIG_PATH, Target
 
-SITE_CONFIG_PATH = "/api/v1/site-config"
 DEVICES_PATH = "/api/v1/sites/{client}/{site}/network-devices"
 
 

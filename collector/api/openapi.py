@@ -14,9 +14,8 @@ from pydantic import BaseModel, Field
 from collector.access import Access, declare, required
 from collector.api.agents import REPORTS_PATH, EnrolRequest
 from collector.api.described import path_parameters, reads
-from collector.api.network_devices import SITE_CONFIG_PATH
 from shared import __version__
-from shared.reachability import SignedDocument, SiteConfig
+from shared.reachability import SITE_CONFIG_PATH, SignedDocument, SiteConfig
 from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from shared.wire import ReportBatch
 
