@@ -22,6 +22,8 @@ from shared.signing import enrol_request
 
 KEY_FILE = "agent.key"
 IDENTITY_FILE = "identity.json"
+# The collector's site-document key (see agent.site_config, which reads it under this name).
+CONFIG_PIN_FILE = "collector-config.pub"
 ENROL_PATH = "/api/v1/enrol"
 ENROL_TIMEOUT = 30.0
 
@@ -194,4 +196,7 @@ async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool 
         site=issued["site"], enrolled_at=clock(), key=key,
     )
     save_identity(state_dir, identity)
+    if isinstance(issued.get("config_key"), str):
+        # The key that signs the site documents, pinned now: a later document signed by another is refused.
+        write_private_file(state_dir / CONFIG_PIN_FILE, issued["config_key"].encode())
     return identity

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import psutil
 
-from agent import sdnotify
+from agent import sdnotify, site_config
 from agent.checks import Check, CheckContext
 from agent.checks.registry import all_checks
 from agent.config import AgentConfig
 from agent.identity import Identity
 from agent.outbox import OUTBOX_FILE, Outbox
 from agent.scheduler import build_scheduler
-from agent.transport import check_collector_url, ssl_context
+from agent.transport import check_collector_url, collector_session, ssl_context
 from agent.uploader import Uploader
 from shared.base import Signal
 from shared.clock import Clock, system_clock
@@ -98,6 +98,10 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, cloc
     scheduler.start()
     # The first round is immediate: envelopes left from the last run should not wait.
     uploads = asyncio.create_task(uploader.run(config.upload.interval_seconds))
+    # The site document (devices without an agent to probe), kept fresh beside the checks.
+    documents = collector_session(tls, config.upload.timeout_seconds)
+    fresh = asyncio.create_task(site_config.keep_fresh(documents, identity, collector_url, config.agent.state_dir,
+                                                        stop, clock))
     # READY=1 and watchdog pings for systemd (Type=notify); a no-op anywhere else.
     notifier = asyncio.create_task(sdnotify.supervise(stop))
     log.info("agent %s (client %s, site %s) running checks %s, reporting to %s",
@@ -107,6 +111,8 @@ async def run(config: AgentConfig, identity: Identity, stop: asyncio.Event, cloc
     finally:
         log.info("stopping: finishing the upload in flight")
         notifier.cancel()
+        fresh.cancel()
+        await documents.close()
         scheduler.pause()
         await uploader.close()
         await uploads

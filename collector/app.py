@@ -15,7 +15,18 @@ from aiohttp import web
 from collector import audit, headers, keys, push, stale
 from collector import web as dashboard
 from collector.access import Access, declare
-from collector.api import agents, clients, contracts, error, incidents, notifications, openapi, technician, unavailable
+from collector.api import (
+    agents,
+    clients,
+    contracts,
+    error,
+    incidents,
+    network_devices,
+    notifications,
+    openapi,
+    technician,
+    unavailable,
+)
 from collector.api import audit as audit_api
 from collector.api import billing as billing_api
 from collector.api import push as push_api
@@ -235,4 +246,5 @@ def create_app(
     incidents.setup(app)
     contracts.setup(app)
     clients.setup(app)
+    network_devices.setup(app)
     return app

@@ -15,6 +15,7 @@ from shared.disk_health import DiskHealth
 from shared.encryption import Encryption
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
+from shared.reachability import Reachability
 from shared.security_center import SecurityCenter
 from shared.updates import Updates
 from shared.wire import Heartbeat, Unknown
@@ -48,6 +49,9 @@ SIGNALS: tuple[SignalInfo, ...] = (
     SignalInfo("security_center", SecurityCenter, "Security", ("security_center.protection",
                                                                "security_center.detection",
                                                                "security_center.burst")),
+    # Its alerts belong to the site (a device without an agent), so it has no column per PC.
+    SignalInfo("reachability", Reachability, "Network devices", ("reachability", "reachability.certificate"),
+               at_a_glance=False),
 )
 
 BY_NAME: dict[str, SignalInfo] = {signal.name: signal for signal in SIGNALS}

@@ -14,6 +14,7 @@ from shared.disk_health import DiskHealth
 from shared.encryption import Encryption
 from shared.pending_reboot import PendingReboot
 from shared.printer_ip_conflict import PrinterIpConflict
+from shared.reachability import Reachability
 from shared.security_center import SecurityCenter
 from shared.updates import Updates
 
@@ -112,7 +113,7 @@ class Unknown(Signal):
 
 KnownSignal = (
     Heartbeat | Unknown | DiskHealth | PendingReboot | Updates | BackupResults | PrinterIpConflict
-    | Encryption | SecurityCenter
+    | Encryption | SecurityCenter | Reachability
 )
 AnySignal = Annotated[KnownSignal, Field(discriminator="kind")]
 

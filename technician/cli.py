@@ -8,11 +8,22 @@ import sys
 
 from shared import __version__
 from shared.clock import Clock, system_clock
-from technician import alerts, billing, channels, clients, devices, diagnose, incidents, report_mail, silences
+from technician import (
+    alerts,
+    billing,
+    channels,
+    clients,
+    devices,
+    diagnose,
+    incidents,
+    network_devices,
+    report_mail,
+    silences,
+)
 from technician.client import CONFIG_PATH, DEFAULT_URL, CliError, Collector, Context
 
 # Each registers its commands, each with its handler (`set_defaults(func=...)`), in the order `--help` lists them.
-GROUPS = (alerts, devices, clients, incidents, billing, report_mail, silences, channels, diagnose)
+GROUPS = (alerts, devices, clients, network_devices, incidents, billing, report_mail, silences, channels, diagnose)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,10 +17,12 @@ from collector.access import Access, declare
 from collector.api import error, unavailable
 from collector.auth import AuthError, ClockSkew, token_hash
 from collector.ratelimit import RateLimiter
+from collector.services import network_devices
 from collector.services.tokens import REFUSED_HINT
 from collector.store import AgentRow, EnrolmentRefused
 from shared.base import PRINTABLE
 from shared.http import RECONNECT_HEADER
+from shared.reachability import public_key_text
 from shared.wire import SCHEMA_VERSION, ReportBatch
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ async def enrol(request: web.Request) -> web.Response:
             site = await tx.consume_enrolment_token(token_hash(body.token), now)
             agent = AgentRow(agent_id, public_key, body.hostname, site, now)
             await tx.add_agent(agent)
+            config_key = public_key_text(await network_devices.config_key(tx))
             await tx.append_feed(now, "device.enrolled", {
                 "agent_id": agent_id, "hostname": body.hostname,
                 "client": site.client_name, "site": site.site_name,
@@ -95,7 +98,8 @@ async def enrol(request: web.Request) -> web.Response:
     except EnrolmentRefused as exc:
         return error(401, f"{exc}; {REFUSED_HINT}")
     return web.json_response(
-        {"agent_id": agent_id, "client": site.client_name, "site": site.site_name}, status=201
+        {"agent_id": agent_id, "client": site.client_name, "site": site.site_name, "config_key": config_key},
+        status=201,
     )
 
 

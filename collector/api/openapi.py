@@ -9,12 +9,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from collector.access import Access, declare, required
 from collector.api.agents import REPORTS_PATH, EnrolRequest
 from collector.api.described import path_parameters, reads
 from shared import __version__
+from shared.reachability import SITE_CONFIG_PATH, SignedDocument, SiteConfig
 from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from shared.wire import ReportBatch
 
@@ -36,6 +37,7 @@ class Enrolled(BaseModel):
     agent_id: str
     client: str
     site: str
+    config_key: str = Field(description="Base64 raw Ed25519 key that signs the site documents (the agent pins it)")
 
 
 class Ingested(BaseModel):
@@ -97,7 +99,7 @@ def _add_schema(schemas: dict[str, Any], model: type[BaseModel]) -> None:
 def agent_document() -> dict[str, Any]:
     """The agent API's part: each operation, its bodies and every answer it can give."""
     schemas: dict[str, Any] = {}
-    for model in (ReportBatch, EnrolRequest, Enrolled, Ingested, Refusal):
+    for model in (ReportBatch, EnrolRequest, Enrolled, Ingested, Refusal, SignedDocument, SiteConfig):
         _add_schema(schemas, model)
     too_large = _answer("The body is larger than the collector accepts")
     return {
@@ -130,6 +132,16 @@ def agent_document() -> dict[str, Any]:
                     "422": _answer("Can never be accepted: names each bad field"),
                     "429": _answer("Too many uploads from this device", retry=True),
                     "503": _answer("Could not store it now", retry=True),
+                },
+            }},
+            SITE_CONFIG_PATH: {"get": {
+                "operationId": "siteConfig",
+                "summary": "The agent's site document (devices without an agent to probe), signed by the "
+                           "collector's configuration key; `document` is a SiteConfig as JSON text",
+                "parameters": _signed_headers(),
+                "responses": {
+                    "200": _answer("The signed site document", SignedDocument),
+                    "401": _answer("Unknown or revoked agent, bad signature or timestamp"),
                 },
             }},
         },

@@ -16,6 +16,7 @@ from collector.services.clients import Clients
 from collector.services.contracts import Contracts
 from collector.services.devices import Devices, offline_after
 from collector.services.incidents import Incidents
+from collector.services.network_devices import NetworkDevices
 from collector.services.push_jobs import PushJobs
 from collector.services.report_mail import ReportMail
 from collector.services.silences import Silences
@@ -43,6 +44,7 @@ tokens = _plain(Tokens)
 technicians = _plain(Technicians)
 push_jobs = _plain(PushJobs)
 report_mail = _plain(ReportMail)
+network_devices = _plain(NetworkDevices)
 
 
 def channels(request: web.Request) -> Channels:

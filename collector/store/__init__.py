@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from collector.store.report_rows import ReportTx
 from collector.store.unreadable import Unreadable, observation_name
 from shared import device_class as classes
+from shared.reachability import Target
 from shared.wire import LEGACY_EPOCH
 
 if TYPE_CHECKING:
@@ -63,6 +64,15 @@ class SiteRef:
     client_name: str
     site_id: int
     site_name: str
+
+
+@dataclass(frozen=True)
+class NetworkDeviceRow:
+    """A device without an agent declared for a site (`reachability`), and how it is probed."""
+
+    device_id: int
+    site_id: int
+    target: Target
 
 
 @dataclass(frozen=True)
@@ -434,6 +444,21 @@ class Tx(ReportTx, Protocol):
     async def agent_epochs(self, agent_id: str) -> list[EpochRow]:
         """The streams the agent has reported in, newest first."""
 
+    async def find_site(self, client: str, site: str) -> SiteRef | None:
+        """The site by its client's and its own name, or None (never created, unlike `site`)."""
+
+    async def network_devices(self, site_id: int) -> list[NetworkDeviceRow]:
+        """The devices without an agent declared for the site, by name."""
+
+    async def add_network_device(self, site_id: int, target: Target, at: datetime) -> NetworkDeviceRow | None:
+        """Declare a device for the site; None when the site already has one of that name."""
+
+    async def remove_network_device(self, site_id: int, name: str) -> bool:
+        """Forget the site's device of that name; False when there is none."""
+
+    async def config_version(self, site_id: int, bump: bool = False) -> int:
+        """The site's configuration version, one higher first when `bump` (a change to what agents probe)."""
+
     async def known_disks(self, agent_id: str) -> list[KnownDisk]:
         """The disks the device had as stored after its previous report (empty where none are stored)."""
 
@@ -617,6 +642,10 @@ class Tx(ReportTx, Protocol):
 
     async def set_meta(self, key: str, value: str) -> None:
         """Set a collector-wide value."""
+
+    async def claim_meta(self, key: str, value: str) -> str:
+        """Set a collector-wide value unless it is set already; the value that stands (two collectors racing
+        to create the same key both end up with the winner's)."""
 
     # Billing ---------------------------------------------------------------------------------------------
 

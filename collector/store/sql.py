@@ -44,6 +44,7 @@ from collector.store import (
     EnvelopeRow,
     EpochRow,
     FeedEvent,
+    NetworkDeviceRow,
     ObservationRow,
     PingKind,
     PingRow,
@@ -79,6 +80,7 @@ from collector.store.report_sql import ReportSql
 from collector.store.unreadable import DECODE_ERRORS, Unreadable, observation_name, signal_payload
 from shared import device_class as classes
 from shared.disk_health import serial_key
+from shared.reachability import Target
 
 Dialect = Literal["sqlite", "postgresql"]
 # A row as either driver returns it: read by column name.
@@ -501,6 +503,38 @@ class SqlTx(ReportSql):
             "INSERT INTO agent_epochs (agent_id, epoch, first_seq, first_at) VALUES (:agent, :epoch, :seq, :at) "
             "ON CONFLICT (agent_id, epoch) DO NOTHING", agent=agent_id, epoch=epoch, seq=seq, at=at,
         ) == 1
+
+    async def find_site(self, client: str, site: str) -> SiteRef | None:
+        row = await self._row(
+            "SELECT c.id AS client_id, s.id AS site_id FROM clients c JOIN sites s ON s.client_id = c.id "
+            "WHERE c.name = :client AND s.name = :site", client=client, site=site,
+        )
+        return SiteRef(row["client_id"], client, row["site_id"], site) if row is not None else None
+
+    async def network_devices(self, site_id: int) -> list[NetworkDeviceRow]:
+        rows = await self._rows("SELECT * FROM network_devices WHERE site_id = :site ORDER BY name", site=site_id)
+        return [_network_device(row) for row in rows]
+
+    async def add_network_device(self, site_id: int, target: Target, at: datetime) -> NetworkDeviceRow | None:
+        row = await self._row(
+            "INSERT INTO network_devices (site_id, name, address, kind, probe, port, url, expect_status, tls_days, "
+            "hours, created_at) VALUES (:site, :name, :address, :kind, :probe, :port, :url, :expect_status, "
+            ":tls_days, :hours, :at) ON CONFLICT (site_id, name) DO NOTHING RETURNING *",
+            site=site_id, at=at, **target.model_dump(),
+        )
+        return _network_device(row) if row is not None else None
+
+    async def remove_network_device(self, site_id: int, name: str) -> bool:
+        return await self._run("DELETE FROM network_devices WHERE site_id = :site AND name = :name",
+                               site=site_id, name=name) == 1
+
+    async def config_version(self, site_id: int, bump: bool = False) -> int:
+        if bump:
+            row = await self._row("UPDATE sites SET config_version = config_version + 1 WHERE id = :site "
+                                  "RETURNING config_version", site=site_id)
+        else:
+            row = await self._row("SELECT config_version FROM sites WHERE id = :site", site=site_id)
+        return int(row["config_version"]) if row is not None else 0
 
     async def known_disks(self, agent_id: str) -> list[KnownDisk]:
         rows = await self._rows("SELECT * FROM known_disks WHERE agent_id = :agent ORDER BY last_seen_at, serial_key",
@@ -1001,6 +1035,13 @@ class SqlTx(ReportSql):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             key=key, value=value,
         )
+
+    async def claim_meta(self, key: str, value: str) -> str:
+        await self._run("INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING",
+                        key=key, value=value)
+        stands = await self.get_meta(key)
+        assert stands is not None  # inserted above or already there
+        return stands
 
     # Billing ---------------------------------------------------------------------------------------------
 
@@ -1754,3 +1795,9 @@ def _part(row: Row, c: Codec) -> Part:
         price=c.money(row["price"]),
         quantity=row["quantity"],
     )
+
+
+def _network_device(row: Row) -> NetworkDeviceRow:
+    """A network_devices row as the store hands it out."""
+    fields = ("name", "address", "kind", "probe", "port", "url", "expect_status", "tls_days", "hours")
+    return NetworkDeviceRow(row["id"], row["site_id"], Target(**{name: row[name] for name in fields}))

@@ -11,7 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from collector.web import account, admin, alerts, backups, billing, clients, devices, incidents, login
+from collector.web import account, admin, alerts, backups, billing, clients, devices, incidents, login, network_devices
 from collector.web.render import NAV, TEMPLATES, NavItem, environment
 from collector.web.sessions import STATIC_PREFIX, session_middleware
 
@@ -40,6 +40,7 @@ def setup(app: web.Application) -> None:
     devices.setup(app)
     clients.setup(app)
     backups.setup(app)
+    network_devices.setup(app)
     admin.setup(app)
     account.setup(app)
     incidents.setup(app)

@@ -79,6 +79,13 @@ CASES: list[tuple[AlertRow, Outcome | None, str]] = [
      "Malware (Trojan:Win32/Emotet) was found on BOOKKEEPER-PC and had not been removed yet."),
     (alert("security_center.burst", "site", {"detections": 4}, hostname=""), "resolved",
      "Several devices at Main office detected malware within an hour; the source was found and dealt with."),
+    (alert("reachability", "device:Recorder", {"name": "Recorder", "kind": "camera_recorder"}, "critical",
+           hostname=""), None,
+     "The camera recorder \u201cRecorder\u201d at Main office stopped answering on the network."),
+    (alert("reachability", "device:NAS", {"name": "NAS", "kind": "nas"}, "critical", hostname=""), "resolved",
+     "The NAS \u201cNAS\u201d at Main office stopped answering on the network; it is back."),
+    (alert("reachability.certificate", "certificate:NAS", {"name": "NAS"}, hostname=""), "resolved",
+     "The security certificate of \u201cNAS\u201d at Main office was about to expire; it was renewed."),
     (alert("unknown", "disk_health", {"check": "disk_health", "error": "smartctl: not found"}), None,
      "One of the monitoring checks on BOOKKEEPER-PC stopped working."),
 ]

@@ -86,6 +86,7 @@ async def test_it_installs_the_linux_agent_and_a_second_install_changes_nothing(
         "etc/systemd/system/fieldpost-agent.service": "0644",
         "var/": "0755", "var/lib/": "0755", "var/lib/fieldpost/": "0700",
         "var/lib/fieldpost/agent.key": "0600", "var/lib/fieldpost/identity.json": "0600",
+        "var/lib/fieldpost/collector-config.pub": "0600",
     }
     config = parse_config((root / "etc/fieldpost/agent.toml").read_text(), "agent.toml")
     assert (config.agent.collector_url, config.agent.state_dir) == (collector.url, Path("/var/lib/fieldpost"))
@@ -122,7 +123,8 @@ async def test_uninstall_keeps_the_identity_for_a_reinstall_and_purge_removes_it
         f"ran systemctl disable --now {UNIT}", "removed /etc/systemd/system/fieldpost-agent.service",
         "ran systemctl daemon-reload", "removed /etc/fieldpost/agent.toml", "removed /etc/fieldpost"]
     assert sorted(p for p in tree(root) if p.startswith("var/lib/fieldpost")) == [
-        "var/lib/fieldpost/", "var/lib/fieldpost/agent.key", "var/lib/fieldpost/identity.json"]
+        "var/lib/fieldpost/", "var/lib/fieldpost/agent.key", "var/lib/fieldpost/collector-config.pub",
+        "var/lib/fieldpost/identity.json"]
     assert systemd.installed == systemd.running == set()
 
     again = await install(collector.url, "a token that would be refused", root, "linux", run=systemd,
@@ -193,6 +195,7 @@ async def test_it_installs_the_macos_launch_daemon(tmp_path: Path, collector: Co
         "Library/Application Support/fieldpost/": "0700",
         "Library/Application Support/fieldpost/agent.key": "0600",
         "Library/Application Support/fieldpost/agent.toml": "0600",
+        "Library/Application Support/fieldpost/collector-config.pub": "0600",
         "Library/Application Support/fieldpost/identity.json": "0600",
         "Library/LaunchDaemons/net.fieldpost.agent.plist": "0644",
         "Library/Logs/fieldpost/": "0755",

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import shared
+from collector import keys
 from collector.app import create_app
 from collector.settings import Settings
 from technician.cli import build_parser
@@ -44,7 +45,8 @@ def test_every_command_runs_a_handler_and_explains_itself() -> None:
     commands = [(path, p) for path, p in parsers(build_parser()) if path]
     assert {path[0] for path, _ in commands} == {"alerts", "devices", "device", "incident", "time", "contract",
                                               "rates", "billing", "invoice", "report", "report-mail", "silence",
-                                              "channel", "diagnose", "device-class", "client-hours", "client", "site"}
+                                              "channel", "diagnose", "device-class", "client-hours", "client", "site",
+                                              "network-device"}
     assert len(commands) > 30
     for path, parser in commands:
         assert parser.description, f"fieldpost {' '.join(path)} --help says what it does"
@@ -163,6 +165,34 @@ async def test_clients_sites_and_contacts_are_managed_from_the_command_line(coll
     assert (await run("client", "archive", "Acme Tooling")).returncode == 0
     assert (await run("client", "list")).stdout == "no clients\n"
     assert "Acme Tooling (archived, demo, not billed)" in (await run("client", "show", "Acme Tooling")).stdout
+
+
+async def test_network_devices_are_declared_listed_and_removed_from_the_command_line(
+    tmp_path: Path, clock: Clock
+) -> None:
+    app = create_app(Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret"), clock=clock)
+    async with TestServer(app) as server:
+        tech = ("--url", str(server.make_url("")).rstrip("/"), "--token", "tech-secret")
+        await network_devices_from_the_command_line(app, tech)
+
+
+async def network_devices_from_the_command_line(app: web.Application, tech: tuple[str, ...]) -> None:
+    site = ("Acme Tooling", "Main office")
+    none = await asyncio.to_thread(fieldpost, *tech, "network-device", "list", *site)
+    assert none.returncode == 1 and "there is no site 'Main office'" in none.stderr
+    async with app[keys.STORE].transaction() as tx:
+        await tx.site(*site)  # as the first enrolment token for the site makes it
+    added = await asyncio.to_thread(fieldpost, *tech, "network-device", "add", *site, "Recorder", "192.168.1.20",
+                                    "--kind", "camera_recorder", "--tcp", "554", "--hours", "07:00-19:00")
+    assert added.returncode == 0, added.stderr
+    assert "Recorder (camera_recorder, 192.168.1.20) is probed by Main office's agents: tcp:554" in added.stdout
+    bad = await asyncio.to_thread(fieldpost, *tech, "network-device", "add", *site, "NAS", "nas.local", "--kind",
+                                  "nas", "--tls-days", "20")
+    assert bad.returncode == 1 and "tls_days needs an https:// url" in bad.stderr
+    listed = await asyncio.to_thread(fieldpost, *tech, "network-device", "list", *site)
+    assert "Recorder" in listed.stdout and "07:00-19:00" in listed.stdout
+    removed = await asyncio.to_thread(fieldpost, *tech, "network-device", "remove", *site, "Recorder")
+    assert removed.returncode == 0 and "Recorder is no longer probed" in removed.stdout
 
 
 async def test_a_proxys_error_page_is_one_line() -> None:

@@ -20,7 +20,7 @@ SAMPLES = {"alert_id": "1", "silence_id": "1", "token_hash": "a" * 64, "name": "
            "action": "acknowledge", "kind": "start", "token": "not-a-job", "verb": "disable", "switch": "disable",
            "session_hash": "b" * 64, "change": "archive"}
 NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/readyz", "/login")
-AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/push", "/api/v1/openapi.json")
+AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/site-config", "/api/v1/push", "/api/v1/openapi.json")
 
 
 def dashboard_paths(app: Application, method: str) -> list[str]:

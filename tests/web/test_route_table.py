@@ -18,6 +18,13 @@ from tests.web.test_auth import sample_path
 TABLE = """
 POST /api/v1/enrol: agent
 POST /api/v1/reports: agent
+GET /api/v1/site-config: agent
+GET /api/v1/sites/{client}/{site}/network-devices: technician
+POST /api/v1/sites/{client}/{site}/network-devices: technician
+DELETE /api/v1/sites/{client}/{site}/network-devices/{name}: technician
+GET /sites/{client}/{site}/network-devices: technician
+POST /sites/{client}/{site}/network-devices: technician
+POST /sites/{client}/{site}/network-devices/{name}/remove: technician
 GET /api/v1/openapi.json: public
 GET /api/v1/push/{token}: push token
 POST /api/v1/push/{token}: push token

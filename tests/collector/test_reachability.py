@@ -1,0 +1,241 @@
+"""The reachability rule judges a device without an agent from every vantage point of its site; the
+technician declares such devices through the API, and the site's agents get a signed, versioned document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.identity import Identity
+from agent.site_config import accept
+from collector import keys
+from collector.app import create_app
+from collector.rules import History, SiteReport
+from collector.rules.reachability import evaluate
+from collector.settings import Settings
+from shared.reachability import (
+    MAX_DOCUMENT_BYTES,
+    MAX_TARGETS,
+    DocumentRefused,
+    ProbeResult,
+    Reachability,
+    SiteConfig,
+    Target,
+    public_key_text,
+    sign_document,
+    verify_document,
+)
+from shared.signing import sign_headers
+from tests.support.agents import REPORTS, SimAgent
+from tests.support.clock import Clock
+from tests.support.collector import TECH, enrolled, new_token
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+RECORDER = Target(name="Recorder", address="192.0.2.20", kind="camera_recorder", probe="icmp")
+CAMERA = Target(name="Camera yard", address="192.0.2.21", kind="camera", probe="tcp", port=554)
+DEVICES = "/api/v1/sites/Acme Tooling/Main office/network-devices"
+
+
+def seen(target: Target, state: str, error: str | None = None) -> ProbeResult:
+    answered = 3 if state == "up" else 0
+    return ProbeResult(target=target, how=target.how(), state=state,  # type: ignore[arg-type]
+                       sent=3 if state != "could_not_look" else 0, received=answered,
+                       latency_ms=1.5 if answered else None, error=error)
+
+
+def report(*results: ProbeResult, at: datetime = NOW, version: int = 1) -> Reachability:
+    return Reachability(collected_at=at, config_version=version, results=list(results))
+
+
+def verdicts(signal: Reachability, *others: tuple[str, Reachability], previous: tuple[Reachability, ...] = (),
+             **settings: Any) -> dict[str, tuple[str, str]]:
+    site = tuple(SiteReport(f"id-{host}", host, s.collected_at, s) for host, s in others)
+    history = History(now=signal.collected_at, hostname="RECEPTION-PC", agent_id="id-RECEPTION-PC", site=site,
+                      previous=previous, settings={"reachability": settings})
+    return {f"{v.rule}|{v.subject}": (v.status, v.summary) for v in evaluate(signal, history) if v.rule != "unknown"}
+
+
+def test_a_recorder_no_device_of_the_site_reaches_is_critical() -> None:
+    found = verdicts(report(seen(RECORDER, "down", "no echo reply within 2 s")),
+                     ("OFFICE-PC", report(seen(RECORDER, "down"), at=NOW - timedelta(minutes=3))))
+    status, summary = found["reachability|device:Recorder"]
+    assert status == "critical"
+    assert "answers none of the 2 devices" in summary and "camera recorder" in summary
+
+
+def test_a_single_camera_no_device_reaches_is_a_warning() -> None:
+    assert verdicts(report(seen(CAMERA, "down")))["reachability|device:Camera yard"][0] == "warning"
+
+
+def test_a_device_one_pc_cannot_reach_while_another_can_is_that_pcs_network_not_an_alert() -> None:
+    found = verdicts(report(seen(RECORDER, "down")), ("OFFICE-PC", report(seen(RECORDER, "up"))))
+    status, summary = found["reachability|device:Recorder"]
+    assert status == "ok"
+    assert "answers OFFICE-PC" in summary and "not from RECEPTION-PC (their network" in summary
+
+
+def test_a_pc_that_could_not_look_is_no_vantage_point() -> None:
+    could_not = seen(RECORDER, "could_not_look", "unprivileged ICMP echo not allowed here")
+    assert verdicts(report(could_not))["reachability|device:Recorder"][0] == "unknown"
+    # Another PC that looked and got no answer decides: the one that could not look counts for nothing.
+    found = verdicts(report(could_not), ("OFFICE-PC", report(seen(RECORDER, "down"))))
+    assert found["reachability|device:Recorder"][0] == "critical"
+
+
+def test_only_each_pcs_newest_report_counts() -> None:
+    older = report(seen(RECORDER, "up"), at=NOW - timedelta(minutes=10))
+    newer = report(seen(RECORDER, "down"), at=NOW - timedelta(minutes=5))
+    found = verdicts(report(seen(RECORDER, "down")), ("OFFICE-PC", older), ("OFFICE-PC", newer))
+    assert found["reachability|device:Recorder"][0] == "critical"
+
+
+def test_outside_its_expected_hours_a_silent_device_is_no_alert() -> None:
+    shop_hours = Target(**{**RECORDER.model_dump(), "hours": "07:00-09:00"})
+    status, summary = verdicts(report(seen(shop_hours, "down")))["reachability|device:Recorder"]
+    assert status == "ok" and "outside its hours" in summary
+    # The same hours in a time zone where it is 08:00 now: expected to answer.
+    assert verdicts(report(seen(shop_hours, "down")), timezone="America/Sao_Paulo"
+                    )["reachability|device:Recorder"][0] == "critical"
+
+
+def test_a_certificate_expiring_within_the_declared_days_warns() -> None:
+    nas = Target(name="NAS", address="192.0.2.30", kind="nas", probe="http", url="https://192.0.2.30/",
+                 tls_days=30)
+    result = ProbeResult(target=nas, how=nas.how(), state="up", sent=3, received=3, latency_ms=4.0,
+                         http_status=200, tls_days_left=12.5)
+    status, summary = verdicts(report(result))["reachability.certificate|certificate:NAS"]
+    assert status == "warning" and "expires in 12 days" in summary
+
+
+def test_a_device_no_longer_declared_resolves_as_gone() -> None:
+    before = report(seen(RECORDER, "down"), seen(CAMERA, "up"), at=NOW - timedelta(minutes=5))
+    found = verdicts(report(seen(CAMERA, "up"), version=2), previous=(before,))
+    assert found["reachability|device:Recorder"] == ("ok", "Recorder is no longer watched")
+
+
+def test_a_declaration_needs_what_its_probe_needs() -> None:
+    for bad in ({"probe": "tcp"}, {"probe": "http"}, {"probe": "icmp", "tls_days": 10},
+                {"address": "10.0.0.1; rm -rf /"}, {"kind": "toaster"}, {"hours": "25:00-26:00"}):
+        with pytest.raises(ValueError):
+            Target(**{**RECORDER.model_dump(), **bad})
+
+
+def test_the_largest_site_document_the_bounds_allow_is_accepted() -> None:
+    key = Ed25519PrivateKey.generate()
+    longest = [Target(name=f"{n:03d}" + "N" * 97, address="a" * 253, kind="camera_recorder", probe="http",
+                      url="https://" + "u" * 1016, expect_status=599, tls_days=3650, hours="23:59-00:00")
+               for n in range(MAX_TARGETS)]
+    config = SiteConfig(version=2**63 - 1, client="C" * 200, site="S" * 200, issued_at=NOW, targets=longest)
+    body = sign_document(key, config)
+    assert len(body) <= MAX_DOCUMENT_BYTES
+    assert verify_document(body, public_key_text(key)) == config
+    with pytest.raises(DocumentRefused, match="refused"):
+        verify_document(body + b" " * MAX_DOCUMENT_BYTES, public_key_text(key))
+
+
+@pytest.fixture
+async def client(database: str, clock: Clock) -> AsyncIterator[TestClient]:
+    settings = Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9)
+    async with TestClient(TestServer(create_app(settings, clock=clock))) as test_client:
+        yield test_client
+
+
+async def site_document(client: TestClient, agent: SimAgent) -> bytes:
+    stamp = int(agent.clock().timestamp())
+    response = await client.get("/api/v1/site-config",
+                                headers=sign_headers(agent.key, agent.agent_id, "GET", "/api/v1/site-config", b"",
+                                                     stamp))
+    assert response.status == 200, await response.text()
+    return await response.read()
+
+
+async def test_technician_declares_devices_and_agents_get_a_signed_versioned_document(
+    client: TestClient, tmp_path: Path
+) -> None:
+    agent = SimAgent("RECEPTION-PC", clock=client.app[keys.CLOCK])
+    enrolment = await client.post("/api/v1/enrol", json=agent.enrol_body(await new_token(client)))
+    issued = await enrolment.json()
+    agent.agent_id = issued["agent_id"]
+    # The key handed out at enrolment is the one that signs the site's documents.
+    first = verify_document(await site_document(client, agent), issued["config_key"])
+    assert (first.version, first.targets) == (0, [])
+
+    created = await client.post(DEVICES, json=RECORDER.model_dump(exclude_none=True), headers=TECH)
+    assert created.status == 201, await created.text()
+    assert (await created.json())["how"] == "icmp"
+    assert (await client.post(DEVICES, json=CAMERA.model_dump(exclude_none=True), headers=TECH)).status == 201
+    again = await client.post(DEVICES, json=RECORDER.model_dump(exclude_none=True), headers=TECH)
+    assert again.status == 409
+    bad = await client.post(DEVICES, json={"name": "X", "address": "192.0.2.9", "kind": "nas", "probe": "tcp"},
+                            headers=TECH)
+    assert bad.status == 422 and "a tcp probe needs a port" in (await bad.json())["error"]
+    missing = await client.get("/api/v1/sites/Acme Tooling/Nowhere/network-devices", headers=TECH)
+    assert missing.status == 404
+    listed = await (await client.get(DEVICES, headers=TECH)).json()
+    assert [d["name"] for d in listed["network_devices"]] == ["Camera yard", "Recorder"]
+
+    body = await site_document(client, agent)
+    identity = Identity(agent.agent_id, "http://collector", "Acme Tooling", "Main office", NOW, agent.key)
+    kept = accept(tmp_path, body, identity)
+    assert kept.version == 2 and {t.name for t in kept.targets} == {"Recorder", "Camera yard"}
+    removed = await client.delete(DEVICES + "/Camera yard", headers=TECH)
+    assert removed.status == 200
+    assert accept(tmp_path, await site_document(client, agent), identity).version == 3
+    # The older document again (a replay): refused, the newer copy stays.
+    with pytest.raises(DocumentRefused, match="older"):
+        accept(tmp_path, body, identity)
+    # Changed on the way: refused.
+    wrapper = json.loads(body)
+    wrapper["document"] = wrapper["document"].replace("192.0.2.20", "192.0.2.99")
+    with pytest.raises(DocumentRefused, match="not signed"):
+        accept(tmp_path, json.dumps(wrapper).encode(), identity)
+    # For another site: refused.
+    elsewhere = Identity(agent.agent_id, "http://collector", "Acme Tooling", "Warehouse", NOW, agent.key)
+    with pytest.raises(DocumentRefused, match="this agent belongs to"):
+        accept(tmp_path / "other", body, elsewhere)
+
+
+async def test_a_stranger_gets_no_site_document(client: TestClient) -> None:
+    stranger = SimAgent("STRANGER")
+    stranger.agent_id = "ag_nobody"
+    response = await client.get("/api/v1/site-config", headers=stranger.headers(b"", path="/api/v1/site-config"))
+    assert response.status == 401
+
+
+async def test_a_recorder_silent_to_every_pc_opens_one_critical_and_resolves_when_it_answers(
+    client: TestClient, clock: Clock
+) -> None:
+    pcs = [await enrolled(client, name) for name in ("RECEPTION-PC", "OFFICE-PC")]
+
+    async def send(agent: SimAgent, state: str) -> None:
+        body = agent.body(agent.envelope([report(seen(RECORDER, state), at=clock.now)]))
+        response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+        assert response.status == 200, await response.text()
+
+    for pc in pcs:
+        await send(pc, "up")
+    clock.advance(minutes=5)
+    await send(pcs[0], "down")  # OFFICE-PC's newest report still reaches it: RECEPTION-PC's network
+    listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+    assert [a for a in listed if a["rule"] == "reachability"] == []
+    clock.advance(minutes=5)
+    await send(pcs[1], "down")
+    listed = (await (await client.get("/api/v1/alerts", headers=TECH)).json())["alerts"]
+    [alert] = [a for a in listed if a["rule"] == "reachability"]
+    assert (alert["severity"], alert["subject"]) == ("critical", "device:Recorder")
+    await send(pcs[0], "down")  # the other PC agrees: still one alert
+    listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+    assert len([a for a in listed if a["rule"] == "reachability"]) == 1
+    for _ in range(3):  # it answers again: resolved after the usual good streak
+        clock.advance(minutes=5)
+        for pc in pcs:
+            await send(pc, "up")
+    listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+    assert [a["state"] for a in listed if a["rule"] == "reachability"] == ["resolved"]
