@@ -81,6 +81,15 @@ def count(scenario: str, collector: Collector, agents: list[Agent], catch_up: fl
     return row
 
 
+def assert_delivered(figures: Figures) -> None:
+    """Every envelope produced is stored or still kept; none lost, twice, refused, and no device falsely offline."""
+    assert figures.lost == 0, figures
+    assert figures.duplicated == 0, figures
+    assert figures.rejected == 0, figures
+    assert figures.false_offline == 0, figures
+    assert figures.stored + figures.kept == figures.produced, figures
+
+
 @dataclass(frozen=True)
 class PowerFigures:
     """One power-loss scenario's row: what the collector acknowledged, and what the store held after the cuts."""

@@ -16,7 +16,7 @@ import asyncpg
 
 from agent.outbox import OUTBOX_FILE
 from tests.e2e.harness import Agent, Collector, wait_until
-from tests.faults.figures import Figures, count, query
+from tests.faults.figures import Figures, assert_delivered, count, query
 from tests.faults.proxy import FaultProxy
 
 AGENTS = 4
@@ -102,11 +102,7 @@ def run(tmp_path: Path, name: str, collectors: list[Collector],
             agent.stop()
         for collector in collectors:
             collector.stop()
-    assert figures.lost == 0, figures
-    assert figures.duplicated == 0, figures
-    assert figures.rejected == 0, figures
-    assert figures.false_offline == 0, figures
-    assert figures.stored + figures.kept == figures.produced, figures
+    assert_delivered(figures)
     assert unhinted == 0, f"{unhinted} answers of 503 without Retry-After"
     return figures
 
