@@ -170,6 +170,12 @@ async def test_a_technician_sees_an_alert_arrive_live_acknowledges_it_silences_a
                        (f"/devices/{agent.agent_id}", "device"), ("/settings/silences", "silences")):
         await small.goto(path)
         await shoot(small, name, "phone")
+        if name == "feed":  # the alerts come first on a phone: the filters are folded away until asked for
+            first = await small.locator("#alerts > li").first.bounding_box()
+            assert first is not None and first["y"] < SIZES["phone"]["height"] / 3, first
+            assert not await small.get_by_label("Severity").is_visible()
+            await small.get_by_text("Filters and alert sound").click()
+            await expect(small.get_by_label("Severity")).to_be_visible()
     await phone.close()
 
     await page.get_by_role("button", name="Log out").click()

@@ -12,6 +12,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const filters = { client: list.dataset.client, site: list.dataset.site, severity: list.dataset.severity,
                     kind: list.dataset.kind };
   const ALERT_EVENTS = ["opened", "reopened", "changed", "updated", "resolved", "acknowledged", "snoozed", "flapping"];
+  const options = document.getElementById("feed-options");
+  if (window.matchMedia("(min-width: 700px)").matches) options.open = true;
   let lastId = list.dataset.after;
   let source = null;
   let audio = null;
