@@ -57,5 +57,7 @@ def register(commands: Any) -> None:
     how.add_argument("--quarterly", dest="frequency", action="store_const", const="quarterly")
     how.add_argument("--stop", action="store_true", help="no more reports by e-mail")
     mail.add_argument("--day", type=int, default=1, help="the day of the month it is sent on, 1 to 28 (default 1)")
-    mail.add_argument("--to", action="append", help="a recipient's e-mail address (repeat for more)")
+    mail.add_argument("--to", action="append",
+                      help="a recipient's e-mail address (repeat for more; default: the client's billing e-mail "
+                           "or billing contact)")
     mail.add_argument("--channel", type=int, help="the mailto:// channel's id (default: the only mail channel)")

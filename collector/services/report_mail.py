@@ -44,7 +44,10 @@ class ScheduleInput(Input):
 
     frequency: Frequency = Field(description="monthly (the previous month) or quarterly (the previous quarter)")
     day: int = Field(1, ge=1, le=28, description="the day of the month the report is sent on (1 to 28)")
-    recipients: list[str] = Field(min_length=1, max_length=10, description="e-mail addresses it is sent to")
+    recipients: list[str] = Field(
+        [], max_length=10,
+        description="e-mail addresses it is sent to (none: the client's billing e-mail or billing contact)",
+    )
     channel_id: int | None = Field(None, description="the mailto:// channel it goes through (default: the only one)")
 
     @field_validator("recipients")
@@ -137,8 +140,11 @@ class ReportMail(Service):
         async with self.store.transaction() as tx:
             ledger = await ledger_of(tx, client)
             channel = await _mail_channel(tx, wanted.channel_id)
+            recipients = wanted.recipients or ([ledger.billing_email] if ledger.billing_email else [])
+            if not recipients:
+                raise Invalid("recipients", f"give an address, or a billing e-mail or billing contact for {client}")
             schedule = await tx.set_report_schedule(ledger.client_id, wanted.frequency, wanted.day,
-                                                    wanted.recipients, channel.channel_id, self.clock())
+                                                    recipients, channel.channel_id, self.clock())
             await self.publish(tx, "report.scheduled", schedule_view(schedule))
         return schedule
 

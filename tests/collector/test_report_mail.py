@@ -245,3 +245,16 @@ async def all_sent(sends: Callable[[], Any]) -> bool:
     """Whether every send was sent."""
     listed = await sends()
     return bool(listed) and all(s["status"] == "sent" for s in listed)
+
+
+async def test_without_recipients_the_report_goes_to_the_clients_billing_address(
+    client: TestClient, clock: Clock
+) -> None:
+    await bakery_november(client, clock)
+    await add_channel(client, "mail", "mailto://technician:secret@127.0.0.1:2525?from=it@example.com")
+    monthly = {"frequency": "monthly", "day": 3}
+    assert f"billing e-mail or billing contact for {BAKERY}" in await refused(client, monthly)
+    await api(client, "PATCH", f"/api/v1/clients/{BAKERY.replace(' ', '%20')}",
+              {"billing_email": "Accounts@Bakery.EXAMPLE"})
+    schedule = await api(client, "PUT", SCHEDULE, monthly)
+    assert schedule["recipients"] == ["Accounts@bakery.example"]
