@@ -1,8 +1,9 @@
 """A throw-away PostgreSQL cluster for the tests: `initdb` and `pg_ctl` in a temporary folder.
 
-It listens on a Unix socket in that folder only (no TCP port), runs without fsync (a crash loses
-nothing a test needs), and hands out a fresh database per test. PostgreSQL refuses to run as root, so
-as root the server runs as the `postgres` user the Debian package creates (or a user made for it).
+It listens on a Unix socket in that folder only (no TCP port), runs without fsync and with asynchronous
+commit (a crash loses nothing a test needs; a test that crashes the server asks for a durable one), and
+hands out a fresh database per test. PostgreSQL refuses to run as root, so as root the server runs as the
+`postgres` user the Debian package creates (or a user made for it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Cluster:
     root: Path
     bin: Path
     run_as: str | None
+    # Commits on disk before they are acknowledged (the server's defaults), for tests that crash the server:
+    # with asynchronous commit a crash rightly loses the last acknowledged transactions.
+    durable: bool = False
 
     @property
     def socket_dir(self) -> Path:
@@ -70,9 +74,10 @@ class Cluster:
 
     def serve(self) -> None:
         """Start the server on the cluster's data (again, after `crash`) and wait until it takes connections."""
+        durability = "on" if self.durable else "off"
         options = (
-            f"-k {self.root} -p {PORT} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=300"
+            f"-k {self.root} -p {PORT} -c listen_addresses='' -c fsync={durability} "
+            f"-c synchronous_commit={durability} -c full_page_writes={durability} -c max_connections=300"
         )
         # The server writes its own log, as its own account: a file root made would be closed to it.
         server_log = str(self.root / "data" / "server.log")
@@ -105,15 +110,16 @@ def _server_user() -> str:
     return name
 
 
-def start() -> Cluster:
-    """Create and start a cluster; raises ClusterUnavailable when PostgreSQL is not installed."""
+def start(durable: bool = False) -> Cluster:
+    """Create and start a cluster (`durable`: see Cluster); raises ClusterUnavailable when PostgreSQL is not
+    installed."""
     programs = bin_dir()
     root = Path(tempfile.mkdtemp(prefix="fieldpost-pg-"))
     run_as = _server_user() if os.geteuid() == 0 else None
     if run_as is not None:
         account = pwd.getpwnam(run_as)
         os.chown(root, account.pw_uid, account.pw_gid)
-    cluster = Cluster(root, programs, run_as)
+    cluster = Cluster(root, programs, run_as, durable)
     data = str(root / "data")
     try:
         cluster._run(

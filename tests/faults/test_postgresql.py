@@ -25,9 +25,9 @@ SETTINGS = {"offline_after_missed": 3, "agent_reconnect_seconds": 5}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[pg_cluster.Cluster]:
-    """A PostgreSQL cluster of this module's own, since its tests crash it."""
+    """A PostgreSQL cluster of this module's own, since its tests crash it; durable, as a production server is."""
     try:
-        started = pg_cluster.start()
+        started = pg_cluster.start(durable=True)
     except pg_cluster.ClusterUnavailable as exc:
         pytest.skip(str(exc))
     yield started
