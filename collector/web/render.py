@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,10 +72,41 @@ def size(value: float | None) -> str:
     return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
 
 
+def duration(seconds: float) -> str:
+    """A span of seconds in the unit that reads best (`1.0 s`, `4.5 min`, `2.3 h`)."""
+    for unit, length in (("h", 3600), ("min", 60)):
+        if abs(seconds) >= length:
+            return f"{seconds / length:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+# A fact named with a unit suffix: its label drops the suffix and its value carries the unit.
+UNIT_SUFFIXES: dict[str, Callable[[float], str]] = {
+    "_bytes": size, "_seconds": duration, "_c": lambda v: f"{v:g} °C", "_percent": lambda v: f"{v:.1f} %",
+    "_ms": lambda v: f"{v:.1f} ms", "_days": lambda v: f"{v:g} days",
+}
+
+
 def label(key: str) -> str:
-    """A snake_case fact name as words ("free_bytes" -> "Free bytes")."""
-    words = key.replace("_", " ").strip()
+    """A snake_case fact name as words, without its unit ("free_bytes" -> "Free", "temperature_c" -> "Temperature")."""
+    stem = next((key[: -len(suffix)] for suffix in UNIT_SUFFIXES if key.endswith(suffix) and len(key) > len(suffix)),
+                key)
+    words = stem.replace("_", " ").strip()
     return words[:1].upper() + words[1:]
+
+
+def fact_value(key: str, value: Any) -> str:
+    """A fact's value as a person reads it: the unit its name carries, floats rounded, yes/no, — for none."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        unit = next((show for suffix, show in UNIT_SUFFIXES.items() if key.endswith(suffix)), None)
+        if unit is not None:
+            return unit(value)
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return str(value)
 
 
 def status(view: dict[str, Any]) -> str:
@@ -95,7 +127,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(default=True), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True)
     env.globals.update(when=when, status=status)
-    env.filters.update(ago=ago, size=size, label=label)
+    env.filters.update(ago=ago, size=size, label=label, fact_value=fact_value)
     return env
 
 
