@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 AGENT_HEADER = "X-Fieldpost-Agent"
@@ -37,14 +36,3 @@ def sign_headers(
         SIGNATURE_HEADER: base64.b64encode(signature).decode(),
     }
 
-
-def verify(
-    key: Ed25519PublicKey, agent_id: str, method: str, path: str, body: bytes, timestamp: int, signature: str
-) -> bool:
-    """True when `signature` is the agent's signature over this request."""
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, signed_message(agent_id, method, path, timestamp, body))
-    except (InvalidSignature, ValueError):
-        return False
-    return True

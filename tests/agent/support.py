@@ -13,9 +13,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.signing import VerifyKey
 
 from agent.identity import Identity
-from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER, verify
+from collector.auth import verify
+from shared.signing import AGENT_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from shared.wire import Heartbeat, ReportBatch, Unknown
 
 T0 = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)
@@ -93,7 +96,7 @@ class FakeCollector:
         headers = request.headers
         assert headers[AGENT_HEADER] == self.identity.agent_id
         assert verify(
-            self.identity.key.public_key(),
+            VerifyKey(self.identity.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
             headers[AGENT_HEADER],
             "POST",
             "/api/v1/reports",

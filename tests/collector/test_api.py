@@ -15,6 +15,7 @@ from collector.app import create_app
 from collector.auth import token_hash
 from collector.settings import Settings
 from collector.store import FeedEvent
+from shared.signing import SIGNATURE_HEADER
 from tests.support.agents import REPORTS, SimAgent
 from tests.support.collector import TECH, enrolled, new_token, store_of
 
@@ -127,6 +128,15 @@ async def test_a_forged_or_altered_request_gets_401(client: TestClient) -> None:
     tampered = await client.post(REPORTS, data=altered, headers=agent.headers(signed))
     assert tampered.status == 401
     assert "signature does not match" in (await tampered.json())["error"]
+    assert await stored_reports(client, agent) == 0
+
+
+@pytest.mark.parametrize("signature", ["not base64!", "c2hvcnQ=", "A" * 88, ""])
+async def test_a_malformed_signature_gets_401_not_an_error(client: TestClient, signature: str) -> None:
+    agent = await enrolled(client)
+    body = agent.body(agent.envelope())
+    response = await client.post(REPORTS, data=body, headers={**agent.headers(body), SIGNATURE_HEADER: signature})
+    assert response.status == 401
     assert await stored_reports(client, agent) == 0
 
 

@@ -1,4 +1,5 @@
-"""`serve --workers N`: N processes share the port on PostgreSQL and stop together; SQLite refuses N > 1."""
+"""`serve --workers N`: N processes share the port on PostgreSQL and stop together; SQLite refuses N > 1.
+`serve --loop`: uvloop by default, asyncio's own loop on request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -35,31 +37,56 @@ async def test_sqlite_refuses_more_than_one_worker_and_says_why(
     assert "--workers above 1 needs PostgreSQL" in err and "write lock" in err
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-async def test_two_workers_serve_one_port_on_postgresql_and_stop_together(database: str) -> None:
+async def started(database: str, *args: str) -> tuple[asyncio.subprocess.Process, int]:
+    """`fieldpost-collector serve` on a free port with `args`, once it answers /healthz."""
     port = free_port()
     env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": "workers-test"}
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "collector.cli", "--db", database, "serve", "--listen", f"127.0.0.1:{port}",
-        "--workers", "2", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return server, port
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    server.kill()
+    await server.wait()
+    pytest.fail(f"the collector did not answer /healthz within 30 s (serve {' '.join(args)})")
+
+
+async def stopped(server: asyncio.subprocess.Process) -> int:
+    """Stop a started collector as its service manager would; its exit code."""
+    if server.returncode is None:
+        server.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(server.wait(), 30)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_serve_runs_on_the_loop_asked_for(database: str, loop: str) -> None:
+    server, _ = await started(database, "--loop", loop)
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+        maps = await asyncio.to_thread(Path(f"/proc/{server.pid}/maps").read_text)
+        assert ("uvloop" in maps) is (loop == "uvloop")
+    finally:
+        assert await stopped(server) == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_two_workers_serve_one_port_on_postgresql_and_stop_together(database: str) -> None:
+    server, port = await started(database, "--workers", "2")
+    try:
         workers = [server.pid, *(child.pid for child in psutil.Process(server.pid).children())]
         assert len(workers) == 2
         listening = {conn.pid for conn in psutil.net_connections("tcp")
                      if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}
         assert listening == set(workers)
-        server.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(server.wait(), 30) == 0
+        assert await stopped(server) == 0
         assert not psutil.pid_exists(workers[1]) or psutil.Process(workers[1]).status() == psutil.STATUS_ZOMBIE
     finally:
         if server.returncode is None:
