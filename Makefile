@@ -51,6 +51,7 @@ lint: $(STAMP)
 # Every benchmark, one after the other (several minutes): each prints its figures, medians of a few rounds.
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.ingest --heartbeats --agents 100 --batches 30 --concurrency 32 --loops uvloop,asyncio
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.silent_sweep
 	$(BIN)/python -m bench.agent_footprint

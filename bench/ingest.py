@@ -1,11 +1,14 @@
 """Ingest benchmark: N simulated agents send signed batches to a real collector on SQLite over loopback.
 
-Prints batches/s and report-to-feed latency (p50/p99), and in the same run the throughput of a bare
-aiohttp endpoint that only parses the same JSON: the ceiling for this stack. With --baseline DIR, the
-collector of another checkout (e.g. `git worktree add /tmp/before HEAD~3`) runs in the same rounds,
-interleaved, so a busy machine slows both alike. Every figure is the median of --rounds rounds.
+Prints batches/s, the server's CPU seconds per 1,000 uploads and report-to-feed latency (p50/p99), and in
+the same run the same for a bare aiohttp endpoint that only parses the JSON: the ceiling for this stack.
+With --baseline DIR, the collector of another checkout (e.g. `git worktree add /tmp/before HEAD~3`) runs in
+the same rounds, interleaved, so a busy machine slows both alike; --loops runs the current collector on
+each event loop named. --heartbeats sends only heartbeats, each on a new connection (the side-by-side
+shape: nothing to alert on). Every figure is the median of --rounds rounds.
 
     python -m bench.ingest [--agents 50] [--batches 20] [--concurrency 16] [--rounds 3] [--baseline DIR]
+                           [--loops uvloop,asyncio] [--heartbeats]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import statistics
@@ -25,8 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from bench.agents import REPORTS, BenchAgent
+from collector.cli import DEFAULT_LOOP
 from shared.wire import Unknown
 
 TECH_TOKEN = "bench-technician"
@@ -68,25 +74,33 @@ def enrol_tokens(db: str, count: int, source: Path | None) -> str:
     return out.stdout.strip()
 
 
-def bodies(agents: list[BenchAgent], batches: int) -> list[tuple[BenchAgent, str, bytes]]:
-    """Every upload of the run, as (agent, marker, body); every second batch opens an alert (a feed event)."""
+def bodies(agents: list[BenchAgent], batches: int, heartbeats: bool) -> list[tuple[BenchAgent, str, bytes]]:
+    """Every upload of the run, as (agent, marker, body); unless only `heartbeats`, every second batch opens
+    an alert (a feed event)."""
     work = []
     for n in range(batches):
         for agent in agents:
             marker = f"{agent.hostname}#{n}"
             signal = (Unknown(collected_at=datetime.now(UTC), check="heartbeat", error=marker)
-                      if n % 2 == 0 else agent.heartbeat())
+                      if n % 2 == 0 and not heartbeats else agent.heartbeat())
             work.append((agent, marker, agent.upload(signal)))
     return work
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far, its threads included."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 async def send_all(url: str, work: list[tuple[BenchAgent, str, bytes]], concurrency: int,
-                   sent_at: dict[str, float]) -> float:
-    """Send every body with `concurrency` parallel uploaders; returns seconds taken."""
+                   sent_at: dict[str, float], new_connections: bool = False) -> float:
+    """Send every body with `concurrency` parallel uploaders (each on a new connection if asked); returns
+    seconds taken."""
     queue: asyncio.Queue[tuple[BenchAgent, str, bytes]] = asyncio.Queue()
     for item in work:
         queue.put_nowait(item)
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=new_connections)
 
     async def uploader(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
@@ -130,16 +144,22 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+Round = tuple[float, float, float, float]
+
+
 async def collector_round(
-    args: argparse.Namespace, db: str, source: Path | None = None
-) -> tuple[float, float, float]:
-    """One round against a fresh collector (of the checkout at `source`): (batches/s, p50 ms, p99 ms)."""
+    args: argparse.Namespace, db: str, source: Path | None = None, loop: str | None = None
+) -> Round:
+    """One round against a fresh collector (of the checkout at `source`, on `loop` if named):
+    (batches/s, CPU seconds per 1,000 uploads, p50 ms, p99 ms)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     token = enrol_tokens(db, args.agents, source)
-    env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN}
-    server = start([sys.executable, "-m", "collector.cli", "--db", db, "serve", "--listen", f"127.0.0.1:{port}"],
-                   env, source)
+    # The per-device upload limit would refuse a benchmark's hundreds of uploads a minute per device.
+    env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": TECH_TOKEN,
+           "FIELDPOST_COLLECTOR_AGENT_UPLOADS_PER_MINUTE": "0"}
+    server = start([sys.executable, "-m", "collector.cli", "--db", db, "serve", "--listen", f"127.0.0.1:{port}",
+                    *(["--loop", loop] if loop else [])], env, source)
     try:
         await wait_ready(url)
         agents = [BenchAgent(f"BENCH-{i:03d}") for i in range(args.agents)]
@@ -147,70 +167,77 @@ async def collector_round(
             for agent in agents:
                 async with session.post(url + "/api/v1/enrol", json=agent.enrol_body(token)) as response:
                     agent.agent_id = (await response.json())["agent_id"]
-        work = bodies(agents, args.batches)
-        expected = {f"{agent.hostname}#{n}" for agent in agents for n in range(0, args.batches, 2)}
+        work = bodies(agents, args.batches, args.heartbeats)
+        expected = set() if args.heartbeats else {
+            f"{agent.hostname}#{n}" for agent in agents for n in range(0, args.batches, 2)}
         sent: dict[str, float] = {}
         received: dict[str, float] = {}
         ready, done = asyncio.Event(), asyncio.Event()
         watcher = asyncio.create_task(watch_feed(url, expected, received, ready, done))
         await ready.wait()
-        seconds = await send_all(url, work, args.concurrency, sent)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), 10)
+        cpu = cpu_seconds(server.pid)
+        seconds = await send_all(url, work, args.concurrency, sent, args.heartbeats)
+        cpu = cpu_seconds(server.pid) - cpu
+        if expected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 10)
         watcher.cancel()
         latencies = [(received[m] - sent[m]) * 1000 for m in expected if m in received]
         if len(latencies) != len(expected):
             raise RuntimeError(f"only {len(latencies)} of {len(expected)} alerts reached the feed")
-        return len(work) / seconds, percentile(latencies, 0.5), percentile(latencies, 0.99)
+        return (len(work) / seconds, cpu / len(work) * 1000,
+                percentile(latencies, 0.5) if latencies else math.nan,
+                percentile(latencies, 0.99) if latencies else math.nan)
     finally:
         server.terminate()
         server.wait()
 
 
-async def bare_round(args: argparse.Namespace) -> float:
-    """One round against the parse-only endpoint: batches/s."""
+async def bare_round(args: argparse.Namespace) -> Round:
+    """One round against the parse-only endpoint: (batches/s, CPU seconds per 1,000 uploads, -, -)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start([sys.executable, "-m", "bench.bare_server", str(port)])
     try:
         await wait_ready(url)
         agents = [BenchAgent(f"BENCH-{i:03d}", agent_id=f"ag_{i}") for i in range(args.agents)]
-        seconds = await send_all(url, bodies(agents, args.batches), args.concurrency, {})
-        return args.agents * args.batches / seconds
+        work = bodies(agents, args.batches, args.heartbeats)
+        cpu = cpu_seconds(server.pid)
+        seconds = await send_all(url, work, args.concurrency, {}, args.heartbeats)
+        cpu = cpu_seconds(server.pid) - cpu
+        return len(work) / seconds, cpu / len(work) * 1000, math.nan, math.nan
     finally:
         server.terminate()
         server.wait()
 
 
-def summary(name: str, rounds: list[tuple[float, float, float]]) -> str:
-    """Median throughput and latencies of a collector's rounds."""
-    rate = statistics.median(r[0] for r in rounds)
-    p50 = statistics.median(r[1] for r in rounds)
-    p99 = statistics.median(r[2] for r in rounds)
-    return f"  {name:26}{rate:8.0f} batches/s, report -> feed p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+def summary(name: str, rounds: list[Round], ceiling: list[Round]) -> str:
+    """Median throughput, CPU per upload (and its ratio to the ceiling's) and latencies of a server's rounds."""
+    rate, cpu, p50, p99 = (statistics.median(r[n] for r in rounds) for n in range(4))
+    ratio = cpu / statistics.median(r[1] for r in ceiling)
+    latency = "" if math.isnan(p50) else f", report -> feed p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+    return f"  {name:28}{rate:7.0f} batches/s, {cpu:.2f} CPU-s per 1k uploads ({ratio:.1f} x the ceiling){latency}"
 
 
 async def main(args: argparse.Namespace) -> None:
     """Run the rounds, interleaving the collectors and the ceiling, and print the medians."""
-    current: list[tuple[float, float, float]] = []
-    baseline: list[tuple[float, float, float]] = []
-    bare: list[float] = []
+    rounds: dict[str, list[Round]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.rounds):
             if args.baseline:
-                baseline.append(await collector_round(args, f"{tmp}/baseline-{n}.db", args.baseline))
-            current.append(await collector_round(args, f"{tmp}/current-{n}.db"))
-            bare.append(await bare_round(args))
+                rounds.setdefault(f"baseline ({args.baseline.name})", []).append(
+                    await collector_round(args, f"{tmp}/baseline-{n}.db", args.baseline))
+            for loop in args.loops:
+                rounds.setdefault(f"collector (SQLite, {loop})", []).append(
+                    await collector_round(args, f"{tmp}/{loop}-{n}.db", loop=loop))
+            rounds.setdefault("bare aiohttp parse-only", []).append(await bare_round(args))
             print(f"round {n + 1}/{args.rounds} done", file=sys.stderr)
-    total = args.agents * args.batches
-    ceiling = statistics.median(bare)
-    print(f"ingest benchmark: {args.agents} agents x {args.batches} signed batches = {total} uploads, "
-          f"concurrency {args.concurrency}, median of {args.rounds} rounds")
-    if baseline:
-        print(summary(f"baseline ({args.baseline.name})", baseline))
-    print(summary("collector (SQLite)", current))
-    print(f"  {'bare aiohttp parse-only':26}{ceiling:8.0f} batches/s (the ceiling)")
-    print(f"  collector / ceiling:      {statistics.median(r[0] for r in current) / ceiling:8.0%}")
+    shape = "heartbeats only, a new connection each" if args.heartbeats else "every second one opens an alert"
+    print(f"ingest benchmark: {args.agents} agents x {args.batches} signed batches = {args.agents * args.batches} "
+          f"uploads ({shape}), concurrency {args.concurrency}, median of {args.rounds} rounds")
+    ceiling = rounds["bare aiohttp parse-only"]
+    for name, measured in rounds.items():
+        print(summary(name, measured, ceiling))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -222,6 +249,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="another checkout whose collector runs in the same rounds, for before/after")
+    parser.add_argument("--loops", type=lambda text: text.split(","), default=[DEFAULT_LOOP], metavar="LOOP,...",
+                        help="event loops to run the current collector on, each in every round "
+                        f"(default {DEFAULT_LOOP})")
+    parser.add_argument("--heartbeats", action="store_true",
+                        help="send only heartbeats, each on a new connection (the side-by-side shape)")
     return parser.parse_args(argv)
 
 
