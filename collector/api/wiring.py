@@ -15,6 +15,7 @@ from collector.services.channels import Channels
 from collector.services.clients import Clients
 from collector.services.contracts import Contracts
 from collector.services.devices import Devices, offline_after
+from collector.services.escrow import Escrow
 from collector.services.incidents import Incidents
 from collector.services.network_devices import NetworkDevices
 from collector.services.push_jobs import PushJobs
@@ -45,6 +46,7 @@ technicians = _plain(Technicians)
 push_jobs = _plain(PushJobs)
 report_mail = _plain(ReportMail)
 network_devices = _plain(NetworkDevices)
+escrow = _plain(Escrow)
 
 
 def channels(request: web.Request) -> Channels:

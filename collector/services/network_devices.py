@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
+from collector.services.escrow import escrow_public_key
 from collector.store import NetworkDeviceRow, SiteRef, Tx
 from shared.reachability import MAX_TARGETS, DeviceKind, SiteConfig, Target, sign_document
 
@@ -96,13 +97,16 @@ class NetworkDevices(Service):
             await self.publish(tx, "network_device.removed", {"client": client, "site": site, "name": name})
 
     async def document(self, site: SiteRef) -> bytes:
-        """The site's document as its agents receive it, signed by the collector's configuration key."""
+        """The site's document as its agents receive it, signed by the collector's configuration key: what to
+        probe, and the escrow key when the client turned escrow on."""
         async with self.store.transaction() as tx:
             key = await config_key(tx)
             version = await tx.config_version(site.site_id)
             targets = [row.target for row in await tx.network_devices(site.site_id)]
+            escrow = await escrow_public_key(tx, site.client_id)
         config = SiteConfig(version=version, client=site.client_name, site=site.site_name, issued_at=self.clock(),
-                            targets=targets)
+                            targets=targets, escrow=escrow is not None, escrow_key=escrow[0] if escrow else None,
+                            escrow_round=escrow[1] if escrow else 0)
         return sign_document(key, config)
 
     async def candidates(self, client: str, site: str) -> list[Candidate]:
