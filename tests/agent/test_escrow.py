@@ -58,6 +58,11 @@ def enrolled_state(state_dir: Path, escrow: bool, round: int = 1, version: int =
     accept(state_dir, sign_document(CONFIG_KEY, config), identity)
 
 
+def files_in(folder: Path) -> list[bytes]:
+    """Every file's bytes under `folder`."""
+    return [path.read_bytes() for path in folder.rglob("*") if path.is_file()]
+
+
 async def collect(state_dir: Path, answers: dict[tuple[str, ...], tuple[str, int]],
                   platform: str = "win32") -> tuple[Encryption, Recorded]:
     run = Recorded(answers)
@@ -86,9 +91,7 @@ async def test_with_escrow_on_each_password_is_sealed_once_per_round(tmp_path: P
     wire = signal.model_dump_json()
     assert PASSWORD not in wire and PASSWORD.replace("-", "") not in wire
     # Nothing of the password lands on disk: only protector ids are kept.
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert b"051524" not in path.read_bytes(), path
+    assert not any(b"051524" in kept for kept in files_in(tmp_path))
 
     again, _ = await collect(tmp_path, LAPTOP)
     assert again.escrow is not None
