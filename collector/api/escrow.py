@@ -11,23 +11,11 @@ from collector.api import wiring
 from collector.api.errors import parse
 from collector.api.technician import technician
 from collector.audit import actor_of
-from collector.services.inputs import Input
+from collector.services.escrow import EscrowInput, RevealInput
 from collector.store import EscrowedKeyRow, EscrowPolicy
 
 CLIENT_PATH = "/api/v1/clients/{name}/escrow"
 DEVICE_PATH = "/api/v1/devices/{agent_id}/escrow"
-
-
-class EscrowInput(Input):
-    """Turn the client's recovery-key escrow on or off."""
-
-    enabled: bool
-
-
-class RevealInput(Input):
-    """Which volume's recovery password to reveal."""
-
-    volume: str
 
 
 def policy_view(policy: EscrowPolicy | None) -> dict[str, Any]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import Field
+
 from collector.services.base import Service
 from collector.services.clients import client_id_of
 from collector.services.errors import NotFound
+from collector.services.inputs import Input
 from collector.store import EscrowedKeyRow, EscrowPolicy, Tx
 from shared.escrow import SealedKey, new_private_key, open_sealed, public_of
 
@@ -32,6 +35,18 @@ async def escrow_public_key(tx: Tx, client_id: int) -> tuple[str, int] | None:
     if policy is None or not policy.enabled:
         return None
     return public_of(await escrow_private_key(tx)), policy.round
+
+
+class EscrowInput(Input):
+    """Turn the client's recovery-key escrow on or off."""
+
+    enabled: bool
+
+
+class RevealInput(Input):
+    """Which volume's recovery password to reveal."""
+
+    volume: str = Field(min_length=1, max_length=256)
 
 
 @dataclass(frozen=True)
