@@ -75,7 +75,9 @@ class Escrow(Service):
             policy = await tx.set_escrow_policy(client_id, enabled, self.clock(), by, next_round=enabled)
             for site_id in await tx.site_ids(client_id):
                 await tx.config_version(site_id, bump=True)
-            await self.publish(tx, "escrow.changed", {"client": client, "enabled": enabled, "by": by})
+            await self.publish(tx, "escrow.changed", {
+                "client": client, "enabled": enabled, "by": by,
+                "summary": f"recovery-key escrow turned {'on' if enabled else 'off'} by {by}"})
         return policy
 
     async def keys(self, agent_id: str) -> list[EscrowedKeyRow]:
@@ -100,7 +102,8 @@ class Escrow(Service):
             await self.publish(tx, "escrow.revealed", {
                 "agent_id": agent_id, "hostname": agent.hostname, "client": agent.site.client_name,
                 "site": agent.site.site_name, "volume": rows[0].volume, "by": by,
-                "protectors": [row.protector_id for row in rows]})
+                "protectors": [row.protector_id for row in rows],
+                "summary": f"recovery key of {rows[0].volume} revealed to {by}"})
         return revealed
 
     async def purge(self, client: str, by: str) -> int:
@@ -114,5 +117,7 @@ class Escrow(Service):
                 await tx.set_escrow_policy(client_id, True, self.clock(), by, next_round=True)
                 for site_id in await tx.site_ids(client_id):
                     await tx.config_version(site_id, bump=True)
-            await self.publish(tx, "escrow.purged", {"client": client, "deleted": deleted, "by": by})
+            await self.publish(tx, "escrow.purged", {
+                "client": client, "deleted": deleted, "by": by,
+                "summary": f"{deleted} escrowed recovery key(s) purged by {by}"})
         return deleted

@@ -28,6 +28,7 @@ from collector.settings import Settings
 from shared.encryption import Encryption, Volume
 from shared.escrow import Escrow, EscrowedKey
 from shared.signing import sign_headers
+from technician.alerts import feed_line
 from tests.agent.recorded_runs import Recorded
 from tests.support.agents import SimAgent
 from tests.support.clock import Clock
@@ -126,6 +127,8 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
         feed = await tx.recent_feed("escrow.revealed", clock.now - timedelta(days=1), 10)
     assert [(e.data["agent_id"], e.data["volume"], e.data["by"]) for e in feed] == [
         (laptop.agent.agent_id, "C:", "API token")]
+    line = feed_line("escrow.revealed", {"at": feed[0].at.isoformat(), **feed[0].data})
+    assert "Acme Tooling / Main office / LAPTOP-7: recovery key of C: revealed to API token" in line
 
     # Six hours later the same protector is not sent again.
     wire = await laptop.check_and_send()
