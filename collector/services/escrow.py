@@ -7,34 +7,78 @@ technician purges them (`purge`), which is recorded like every change.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import Field
 
 from collector.services.base import Service
 from collector.services.clients import client_id_of
-from collector.services.errors import NotFound
+from collector.services.errors import Conflict, NotFound
 from collector.services.inputs import Input
-from collector.store import EscrowedKeyRow, EscrowPolicy, Tx
+from collector.store import EscrowedKeyRow, EscrowPolicy, Store, Tx
+from shared.clock import Clock
 from shared.escrow import SealedKey, new_private_key, open_sealed, public_of
 
-# The collector's escrow private key in the meta table (the database is owner-only, 0600): one per collector,
-# shared by every collector process on one database, created at first use like the configuration key.
-ESCROW_KEY = "escrow_private_key"
+log = logging.getLogger(__name__)
+
+NO_KEY_FILE = ("recovery-key escrow needs collector.escrow_key_file with a PostgreSQL database (the same file on "
+               "every collector): set it and restart the collector")
 
 
-async def escrow_private_key(tx: Tx) -> str:
-    """The collector's X25519 escrow private key, raw in base64 (created at first use; the first one stands)."""
-    return await tx.claim_meta(ESCROW_KEY, new_private_key())
+class EscrowKey:
+    """The collector's X25519 escrow key, in an owner-only file (0600) apart from the database: a copy of the
+    database alone opens no escrowed key. Created at first use; the first one written stands."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def private(self) -> str:
+        """The private key, raw in base64, created when there is none yet; Conflict without a file to keep it in."""
+        if self.path is None:
+            raise Conflict(NO_KEY_FILE)
+        if not self.path.exists():
+            # Written whole under a temporary name, then linked into place: a collector starting at the same
+            # moment finds either no file or a complete one, and the first link stands.
+            temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(new_private_key() + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(temporary, self.path)
+            finally:
+                temporary.unlink(missing_ok=True)
+        text = self.path.read_text().strip()
+        try:
+            public_of(text)
+        except ValueError as exc:
+            raise Conflict(f"the escrow key file {self.path} is damaged ({exc}): restore it from its backup") from exc
+        return text
+
+    def public(self) -> str | None:
+        """The public key agents seal to, or None when no file can keep the key (escrow stays off)."""
+        return public_of(self.private()) if self.path is not None else None
 
 
-async def escrow_public_key(tx: Tx, client_id: int) -> tuple[str, int] | None:
-    """The escrow public key and round the client's devices seal to, or None when the client's escrow is off."""
+async def escrow_public_key(tx: Tx, client_id: int, key: EscrowKey) -> tuple[str, int] | None:
+    """The escrow public key and round the client's devices seal to, or None when the client's escrow is off
+    (or no escrow key can be kept)."""
     policy = await tx.escrow_policy(client_id)
     if policy is None or not policy.enabled:
         return None
-    return public_of(await escrow_private_key(tx)), policy.round
+    public = key.public()
+    if public is None:
+        log.warning("escrow is on for client %d but no escrow key file is set: its devices are told off", client_id)
+        return None
+    return public, policy.round
 
 
 class EscrowInput(Input):
@@ -62,6 +106,10 @@ class Revealed:
 class Escrow(Service):
     """Recovery-key escrow per client and device."""
 
+    def __init__(self, store: Store, clock: Clock, key: EscrowKey) -> None:
+        super().__init__(store, clock)
+        self.key = key
+
     async def policy(self, client: str) -> EscrowPolicy | None:
         """The client's escrow switch; None: never turned on (off)."""
         async with self.store.read() as tx:
@@ -70,6 +118,8 @@ class Escrow(Service):
     async def turn(self, client: str, enabled: bool, by: str) -> EscrowPolicy:
         """Turn the client's escrow on or off; its sites' documents get a new version, so agents learn it.
         Turning it on starts a new round: devices send their keys again (a purge may have deleted them)."""
+        if enabled:
+            self.key.private()  # made now, or refused now (nowhere to keep it) rather than at the first reveal
         async with self.store.transaction() as tx:
             client_id = await client_id_of(tx, client)
             policy = await tx.set_escrow_policy(client_id, enabled, self.clock(), by, next_round=enabled)
@@ -94,7 +144,7 @@ class Escrow(Service):
             rows = [row for row in await tx.escrowed_keys(agent_id) if row.volume.lower() == volume.lower()]
             if not rows:
                 raise NotFound(f"{agent.hostname} has no recovery key escrowed for volume {volume!r}")
-            private = await escrow_private_key(tx)
+            private = self.key.private()
             revealed = [Revealed(row.volume, row.protector_id, row.escrowed_at,
                                  open_sealed(private, agent_id, row.volume, row.protector_id,
                                              SealedKey.model_validate_json(row.sealed)))

@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
-from collector.services.escrow import escrow_public_key
-from collector.store import NetworkDeviceRow, SiteRef, Tx
+from collector.services.escrow import EscrowKey, escrow_public_key
+from collector.store import NetworkDeviceRow, SiteRef, Store, Tx
+from shared.clock import Clock
 from shared.reachability import MAX_TARGETS, DeviceKind, SiteConfig, Target, sign_document
 
 # Makers of devices that cannot run an agent, by the first three bytes of the hardware address (IEEE OUI
@@ -60,7 +61,11 @@ async def config_key(tx: Tx) -> Ed25519PrivateKey:
 
 
 class NetworkDevices(Service):
-    """Devices without an agent, per site."""
+    """Devices without an agent, per site (and, in their document, the escrow key when escrow is on)."""
+
+    def __init__(self, store: Store, clock: Clock, escrow_key: EscrowKey | None = None) -> None:
+        super().__init__(store, clock)
+        self.escrow_key = escrow_key or EscrowKey(None)
 
     async def _site(self, tx: Tx, client: str, site: str) -> SiteRef:
         found = await tx.find_site(client, site)
@@ -103,7 +108,7 @@ class NetworkDevices(Service):
             key = await config_key(tx)
             version = await tx.config_version(site.site_id)
             targets = [row.target for row in await tx.network_devices(site.site_id)]
-            escrow = await escrow_public_key(tx, site.client_id)
+            escrow = await escrow_public_key(tx, site.client_id, self.escrow_key)
         config = SiteConfig(version=version, client=site.client_name, site=site.site_name, issued_at=self.clock(),
                             targets=targets, escrow=escrow is not None, escrow_key=escrow[0] if escrow else None,
                             escrow_round=escrow[1] if escrow else 0)

@@ -5,6 +5,7 @@ technician's reveal opens it and is recorded; off sends no key field at all; a p
 
 from __future__ import annotations
 
+import stat
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -42,8 +43,9 @@ LAPTOP = {tuple(powershell(SCRIPT)): ("windows/bitlocker_laptop.json", 0),
 
 
 @pytest.fixture
-async def client(database: str, clock: Clock) -> AsyncIterator[TestClient]:
-    settings = Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9)
+async def client(database: str, clock: Clock, tmp_path: Path) -> AsyncIterator[TestClient]:
+    settings = Settings(db=database, admin_token="tech-secret", clock_skew_seconds=10**9,
+                        escrow_key_file=tmp_path / "escrow-key")
     async with TestClient(TestServer(create_app(settings, clock=clock))) as test_client:
         yield test_client
 
@@ -86,7 +88,7 @@ class Laptop:
 async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     client: TestClient, clock: Clock, tmp_path: Path
 ) -> None:
-    laptop = Laptop(client, await enrolled(client, "LAPTOP-7"), tmp_path, clock)
+    laptop = Laptop(client, await enrolled(client, "LAPTOP-7"), tmp_path / "agent", clock)
     assert (await (await client.get(ESCROW, headers=TECH)).json()) == {
         "enabled": False, "changed_at": None, "changed_by": None}
 
@@ -105,7 +107,7 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     assert b'\\"escrow\\":true' in on_document and b"escrow_key" in on_document
     wire = await laptop.check_and_send()
     assert b'"sealed":{' in wire and b"051524" not in wire and PASSWORD.replace("-", "").encode() not in wire
-    outbox_bytes = (tmp_path / OUTBOX_FILE).read_bytes()
+    outbox_bytes = (tmp_path / "agent" / OUTBOX_FILE).read_bytes()
     assert b"051524" not in outbox_bytes
 
     device = f"/api/v1/devices/{laptop.agent.agent_id}/escrow"
@@ -142,6 +144,37 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     assert (await purged.json()) == {"deleted": 1}
     gone = await client.post(device + "/reveal", json={"volume": "C:"}, headers=TECH)
     assert gone.status == 404 and "no recovery key escrowed" in (await gone.json())["error"]
+
+
+async def test_the_escrow_key_is_an_owner_only_file_apart_from_the_database(
+    client: TestClient, tmp_path: Path, backend: str
+) -> None:
+    await enrolled(client, "LAPTOP-7")
+    assert not (tmp_path / "escrow-key").exists(), "made when escrow is first turned on, not before"
+    assert (await client.put(ESCROW, json={"enabled": True}, headers=TECH)).status == 200
+    key_file = tmp_path / "escrow-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    private = key_file.read_text().strip()
+    if backend == "sqlite":
+        database = Path(client.app[keys.SETTINGS].db)
+        assert private.encode() not in b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    # Turning it on again keeps the key (sealed keys stay openable).
+    assert (await client.put(ESCROW, json={"enabled": True}, headers=TECH)).status == 200
+    assert key_file.read_text().strip() == private
+
+
+async def test_escrow_on_postgresql_without_a_key_file_is_refused_with_what_to_set(
+    database: str, clock: Clock, backend: str
+) -> None:
+    settings = Settings(db=database, admin_token="tech-secret")
+    async with TestClient(TestServer(create_app(settings, clock=clock))) as client:
+        await enrolled(client, "LAPTOP-7")
+        response = await client.put(ESCROW, json={"enabled": True}, headers=TECH)
+        said = await response.json()
+    if backend == "sqlite":
+        assert response.status == 200  # the key goes next to the database file
+    else:
+        assert response.status == 409 and "collector.escrow_key_file" in said["error"]
 
 
 async def test_escrow_of_an_unknown_client_is_not_found(client: TestClient) -> None:

@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import shared
 from collector import keys
+from collector.api.wiring import escrow_key_path
 from collector.app import create_app
-from collector.services.escrow import escrow_private_key
+from collector.services.escrow import EscrowKey
 from collector.settings import Settings
 from shared.escrow import public_of, seal
 from technician.cli import build_parser
@@ -231,8 +232,8 @@ async def test_escrow_is_turned_on_revealed_and_purged_from_the_command_line(tmp
         on = await run("on", "Acme Tooling")
         assert on.returncode == 0 and "Acme Tooling: escrow on (turned on by API token" in on.stdout
         # A key as the device seals it, to the collector's own escrow key.
+        public = public_of(EscrowKey(escrow_key_path(app[keys.SETTINGS])).private())
         async with app[keys.STORE].transaction() as tx:
-            public = public_of(await escrow_private_key(tx))
             sealed = seal(public, agent.agent_id, "C:", PROTECTOR, "-".join(["111111"] * 8))
             await tx.save_escrowed_keys(agent.agent_id, [("C:", PROTECTOR, sealed.model_dump_json())], clock.now)
         listed = await run("keys", "--device", agent.agent_id)

@@ -8,7 +8,8 @@ import html
 from aiohttp.test_utils import TestClient
 
 from collector import keys
-from collector.services.escrow import Escrow, escrow_private_key
+from collector.api.wiring import escrow_key_path
+from collector.services.escrow import Escrow, EscrowKey
 from shared.escrow import public_of, seal
 from tests.support.clock import Clock
 from tests.support.collector import enrolled
@@ -33,10 +34,11 @@ async def test_the_client_page_turns_escrow_on_and_the_device_page_shows_escrowe
     assert state.startswith("Escrow is <strong>on</strong>") and f"(turned on by {NAME}" in state, state
 
     store = client.app[keys.STORE]
+    key = EscrowKey(escrow_key_path(client.app[keys.SETTINGS]))
     async with store.transaction() as tx:
-        sealed = seal(public_of(await escrow_private_key(tx)), agent.agent_id, "C:", PROTECTOR, PASSWORD)
+        sealed = seal(public_of(key.private()), agent.agent_id, "C:", PROTECTOR, PASSWORD)
         await tx.save_escrowed_keys(agent.agent_id, [("C:", PROTECTOR, sealed.model_dump_json())], clock.now)
-    await Escrow(store, clock).reveal(agent.agent_id, "C:", NAME)
+    await Escrow(store, clock, key).reveal(agent.agent_id, "C:", NAME)
 
     page = html.unescape(await (await client.get(f"/devices/{agent.agent_id}")).text())
     section = page.split('<h2 id="escrow">')[1].split("</section>")[0]
