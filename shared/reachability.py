@@ -1,5 +1,6 @@
 """The `reachability` signal: devices without an agent (recorders, cameras, NAS, switches...) as the site's
-agents see them, and the signed, versioned site document that tells the agents what to probe."""
+agents see them, and the signed, versioned site document that tells the agents what to probe (and, when the
+client turned recovery-key escrow on, the key to seal recovery passwords to)."""
 
 from __future__ import annotations
 

@@ -62,13 +62,13 @@ class Laptop:
         self.run = Recorded(LAPTOP)
 
     async def fetch_document(self) -> bytes:
-        """The site document as the agent fetches it, verified and kept."""
+        """The site document as the agent fetches it, verified and kept (its version in `version`)."""
         path = "/api/v1/site-config"
         headers = sign_headers(self.agent.key, self.agent.agent_id, "GET", path, b"", int(self.clock().timestamp()))
         response = await self.client.get(path, headers=headers)
         assert response.status == 200, await response.text()
         body = await response.read()
-        accept(self.state_dir, body, self.identity)
+        self.version = accept(self.state_dir, body, self.identity).version
         return body
 
     async def check_and_send(self) -> bytes:
@@ -95,6 +95,7 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     # Off (the default): the document names no escrow, the check reads no password, the wire has no key field.
     off_document = await laptop.fetch_document()
     assert b"escrow" not in off_document
+    off_version = laptop.version
     wire = await laptop.check_and_send()
     assert b"escrow" not in wire and b"sealed" not in wire and b"051524" not in wire
     assert not any(call[0] == "manage-bde.exe" for call in laptop.run.calls)
@@ -104,6 +105,7 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     assert turned.status == 200, await turned.text()
     assert (await turned.json())["enabled"] is True and (await turned.json())["changed_by"] == "API token"
     on_document = await laptop.fetch_document()
+    assert laptop.version > off_version, "agents see the change as a newer document"
     assert b'\\"escrow\\":true' in on_document and b"escrow_key" in on_document
     wire = await laptop.check_and_send()
     assert b'"sealed":{' in wire and b"051524" not in wire and PASSWORD.replace("-", "").encode() not in wire
