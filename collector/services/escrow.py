@@ -23,7 +23,7 @@ from collector.services.errors import Conflict, NotFound
 from collector.services.inputs import Input
 from collector.store import EscrowedKeyRow, EscrowPolicy, Store, Tx
 from shared.clock import Clock
-from shared.escrow import SealedKey, new_private_key, open_sealed, public_of
+from shared.escrow import SealedKey, SealRefused, new_private_key, open_sealed, public_of
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +145,14 @@ class Escrow(Service):
             if not rows:
                 raise NotFound(f"{agent.hostname} has no recovery key escrowed for volume {volume!r}")
             private = self.key.private()
-            revealed = [Revealed(row.volume, row.protector_id, row.escrowed_at,
-                                 open_sealed(private, agent_id, row.volume, row.protector_id,
-                                             SealedKey.model_validate_json(row.sealed)))
-                        for row in rows]
+            try:
+                revealed = [Revealed(row.volume, row.protector_id, row.escrowed_at,
+                                     open_sealed(private, agent_id, row.volume, row.protector_id,
+                                                 SealedKey.model_validate_json(row.sealed)))
+                            for row in rows]
+            except SealRefused as exc:
+                raise Conflict(f"{exc}; or the escrow key file {self.key.path} is not the one it was sealed "
+                               "to") from exc
             await self.publish(tx, "escrow.revealed", {
                 "agent_id": agent_id, "hostname": agent.hostname, "client": agent.site.client_name,
                 "site": agent.site.site_name, "volume": rows[0].volume, "by": by,

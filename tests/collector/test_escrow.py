@@ -22,12 +22,14 @@ from agent.outbox import OUTBOX_FILE, Outbox
 from agent.site_config import accept
 from agent.uploader import Uploader
 from collector import keys
+from collector.api.wiring import escrow_key_path
 from collector.app import create_app
 from collector.rules import History
 from collector.rules.encryption import evaluate
+from collector.services.escrow import EscrowKey
 from collector.settings import Settings
 from shared.encryption import Encryption, Volume
-from shared.escrow import Escrow, EscrowedKey
+from shared.escrow import Escrow, EscrowedKey, public_of, seal
 from shared.signing import sign_headers
 from technician.alerts import feed_line
 from tests.agent.recorded_runs import Recorded
@@ -209,3 +211,17 @@ def test_escrow_off_a_desktop_or_luks_raise_no_escrow_alert() -> None:
     [(status, summary)] = escrow_verdicts(Escrow(round=1, note="escrow not applicable: LUKS has no recovery "
                                                  "password (keyslots only)"), mechanism="luks")
     assert status == "ok" and "not applicable" in summary
+
+
+async def test_a_sealed_key_replayed_onto_another_device_does_not_open(client: TestClient, clock: Clock) -> None:
+    laptop, other = await enrolled(client, "LAPTOP-7"), await enrolled(client, "LAPTOP-8")
+    assert (await client.put(ESCROW, json={"enabled": True}, headers=TECH)).status == 200
+    key = EscrowKey(escrow_key_path(client.app[keys.SETTINGS]))
+    sealed = seal(public_of(key.private()), laptop.agent_id, "C:", PROTECTOR, PASSWORD)
+    async with client.app[keys.STORE].transaction() as tx:
+        await tx.save_escrowed_keys(other.agent_id, [("C:", PROTECTOR, sealed.model_dump_json())], clock.now)
+
+    response = await client.post(f"/api/v1/devices/{other.agent_id}/escrow/reveal", json={"volume": "C:"},
+                                 headers=TECH)
+    said = await response.json()
+    assert response.status == 409 and "sealed for another device" in said["error"] and PASSWORD not in str(said)
