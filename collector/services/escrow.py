@@ -168,7 +168,7 @@ class Escrow(Service):
             policy = await tx.escrow_policy(client_id)
             if policy is not None and policy.enabled:
                 # Still on: a new round, so the devices send their keys again rather than trust a deleted copy.
-                await tx.set_escrow_policy(client_id, True, self.clock(), by, next_round=True)
+                await tx.next_escrow_round(client_id)
                 for site_id in await tx.site_ids(client_id):
                     await tx.config_version(site_id, bump=True)
             await self.publish(tx, "escrow.purged", {

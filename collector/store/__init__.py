@@ -490,6 +490,9 @@ class Tx(ReportTx, Protocol):
                                 next_round: bool) -> EscrowPolicy:
         """Turn the client's escrow on or off (`next_round`: its devices send their keys again)."""
 
+    async def next_escrow_round(self, client_id: int) -> None:
+        """Ask the client's devices for their keys again (after a purge), leaving who turned escrow on as it is."""
+
     async def save_escrowed_keys(self, agent_id: str, keys: Sequence[tuple[str, str, str]], at: datetime) -> None:
         """Keep sealed keys (volume, protector id, sealed JSON), each in place of one kept for the same protector."""
 

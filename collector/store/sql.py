@@ -567,6 +567,9 @@ class SqlTx(ReportSql):
         assert row is not None  # an upsert returns its row
         return self._escrow_policy(row)
 
+    async def next_escrow_round(self, client_id: int) -> None:
+        await self._run("UPDATE escrow_policy SET round = round + 1 WHERE client_id = :client", client=client_id)
+
     async def save_escrowed_keys(self, agent_id: str, keys: Sequence[tuple[str, str, str]], at: datetime) -> None:
         await self._run_many(
             "INSERT INTO escrowed_keys (agent_id, volume, protector_id, sealed, escrowed_at) "

@@ -64,13 +64,13 @@ class Laptop:
         self.run = Recorded(LAPTOP)
 
     async def fetch_document(self) -> bytes:
-        """The site document as the agent fetches it, verified and kept (its version in `version`)."""
+        """The site document as the agent fetches it, verified and kept (in `document`)."""
         path = "/api/v1/site-config"
         headers = sign_headers(self.agent.key, self.agent.agent_id, "GET", path, b"", int(self.clock().timestamp()))
         response = await self.client.get(path, headers=headers)
         assert response.status == 200, await response.text()
         body = await response.read()
-        self.version = accept(self.state_dir, body, self.identity).version
+        self.document = accept(self.state_dir, body, self.identity)
         return body
 
     async def check_and_send(self) -> bytes:
@@ -97,7 +97,7 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     # Off (the default): the document names no escrow, the check reads no password, the wire has no key field.
     off_document = await laptop.fetch_document()
     assert b"escrow" not in off_document
-    off_version = laptop.version
+    off_version = laptop.document.version
     wire = await laptop.check_and_send()
     assert b"escrow" not in wire and b"sealed" not in wire and b"051524" not in wire
     assert not any(call[0] == "manage-bde.exe" for call in laptop.run.calls)
@@ -107,7 +107,7 @@ async def test_escrow_off_sends_nothing_on_seals_reveal_opens_and_purge_forgets(
     assert turned.status == 200, await turned.text()
     assert (await turned.json())["enabled"] is True and (await turned.json())["changed_by"] == "API token"
     on_document = await laptop.fetch_document()
-    assert laptop.version > off_version, "agents see the change as a newer document"
+    assert laptop.document.version > off_version, "agents see the change as a newer document"
     assert b'\\"escrow\\":true' in on_document and b"escrow_key" in on_document
     wire = await laptop.check_and_send()
     assert b'"sealed":{' in wire and b"051524" not in wire and PASSWORD.replace("-", "").encode() not in wire
@@ -225,3 +225,22 @@ async def test_a_sealed_key_replayed_onto_another_device_does_not_open(client: T
                                  headers=TECH)
     said = await response.json()
     assert response.status == 409 and "sealed for another device" in said["error"] and PASSWORD not in str(said)
+
+
+async def test_a_purge_while_escrow_is_on_asks_the_devices_for_their_keys_again(
+    client: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    laptop = Laptop(client, await enrolled(client, "LAPTOP-7"), tmp_path / "agent", clock)
+    turned = await (await client.put(ESCROW, json={"enabled": True}, headers=TECH)).json()
+    await laptop.fetch_document()
+    await laptop.check_and_send()
+    round_before = laptop.document.escrow_round
+
+    assert (await (await client.post(ESCROW + "/purge", headers=TECH)).json()) == {"deleted": 1}
+    await laptop.fetch_document()
+    assert laptop.document.escrow_round == round_before + 1
+    wire = await laptop.check_and_send()
+    assert b'"sealed":{' in wire, "sent again for the new round"
+    device = f"/api/v1/devices/{laptop.agent.agent_id}/escrow"
+    assert len((await (await client.get(device, headers=TECH)).json())["keys"]) == 1
+    assert (await (await client.get(ESCROW, headers=TECH)).json()) == turned, "who turned it on stays"
