@@ -29,6 +29,7 @@ from collector.api import (
 )
 from collector.api import audit as audit_api
 from collector.api import billing as billing_api
+from collector.api import escrow as escrow_api
 from collector.api import push as push_api
 from collector.api import report_mail as report_mail_api
 from collector.api.errors import domain_errors
@@ -247,4 +248,5 @@ def create_app(
     contracts.setup(app)
     clients.setup(app)
     network_devices.setup(app)
+    escrow_api.setup(app)
     return app

@@ -25,6 +25,7 @@ from collector.store import AgentRow, Contact, EnvelopeRow, ObservationRow, Stor
 from collector.store.unreadable import DECODE_ERRORS, parse_signal
 from shared.base import FUTURE_SLACK, Signal
 from shared.device_class import DeviceClass
+from shared.encryption import Encryption
 from shared.wire import LEGACY_EPOCH, Heartbeat, ReportBatch
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,14 @@ class _Recent:
                 if len(mine) > spec.site_rows_per_device:
                     del site[mine[-1]]
                 del site[spec.site_rows:]
+
+
+def escrowed(signal: Signal) -> list[tuple[str, str, str]]:
+    """The sealed recovery keys a signal carries: (volume, protector id, sealed JSON); never opened here."""
+    if not isinstance(signal, Encryption) or signal.escrow is None:
+        return []
+    return [(key.volume, key.protector_id, key.sealed.model_dump_json())
+            for key in signal.escrow.keys if key.sealed is not None]
 
 
 def judged_class(agent: AgentRow, batch: ReportBatch) -> DeviceClass | None:
@@ -208,7 +217,7 @@ class Ingest:
             recent = await self._recent(tx, admitted_group)
             stored = iter(await tx.record_envelopes([
                 EnvelopeRow(agent.agent_id, e.seq, e.boot_id, e.sent_at, request.received_at,
-                            [(s.kind, s.collected_at, s.model_dump_json()) for s in e.signals], e.epoch or LEGACY_EPOCH)
+                            [(s.kind, s.collected_at, s.stored_json()) for s in e.signals], e.epoch or LEGACY_EPOCH)
                 for request, agent in admitted_group for e in request.batch.envelopes
             ]))
             new = [[next(stored) for _ in request.batch.envelopes] for request, _ in admitted_group]
@@ -264,6 +273,10 @@ class Ingest:
                     if spec.known_disks is not None:
                         # Kept beyond the reports the rule looks back on: a disk missing for weeks is still known.
                         await tx.save_known_disks(agent.agent_id, spec.known_disks(signal, history))
+                sealed = escrowed(signal)
+                if sealed:
+                    # Kept as sealed on the device, apart from the report (which keeps only the protector ids).
+                    await tx.save_escrowed_keys(agent.agent_id, sealed, now)
         if not result.accepted:
             return result
         beat = request.beat

@@ -91,6 +91,11 @@ class Settings(BaseModel):
     admin_token: str | None = Field(
         None, description="Technician API token; when unset, one is generated and written next to the database"
     )
+    escrow_key_file: Path | None = Field(
+        None, description="Owner-only file holding the collector's recovery-key escrow key (created when escrow is "
+        "first turned on); default: escrow-key next to the SQLite database. With PostgreSQL, set it to the same "
+        "file on every collector. Back it up apart from the database: escrowed keys open only with it"
+    )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body (bytes)")
     agent_uploads_per_minute: float = Field(
         120, ge=0, description="Uploads one device may make a minute once its burst is spent (0: no limit); "

@@ -93,3 +93,7 @@ class Signal(WireModel):
 
     kind: str
     collected_at: Timestamp = fact("When the check collected these facts", "ISO 8601 timestamp")
+
+    def stored_json(self) -> str:
+        """The signal as the collector keeps it with the device's reports (a kind may leave secrets out)."""
+        return self.model_dump_json()

@@ -1,11 +1,15 @@
 """The `encryption` signal: which volumes are encrypted, which one holds the OS, and whether a recovery
-protector exists (never the recovery key itself)."""
+protector exists; the recovery passwords only when the client turned escrow on, and then only sealed to the
+collector's escrow key."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import SerializerFunctionWrapHandler, model_serializer
 
 from shared.base import Signal, WireModel, fact
+from shared.escrow import Escrow
 
 MAX_VOLUMES = 64
 Mechanism = Literal["bitlocker", "filevault", "luks"]
@@ -44,6 +48,21 @@ class Encryption(Signal):
                                  default_factory=list, max_length=MAX_VOLUMES)
     errors: list[str] = fact("What could not be read beside what was (e.g. cryptsetup not installed)",
                              default_factory=list, max_length=16)
+    escrow: Escrow | None = fact("Recovery passwords sealed to the collector's escrow key; absent unless the "
+                                 "client turned escrow on", default=None)
+
+    @model_serializer(mode="wrap")
+    def _no_escrow_field_when_off(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without escrow the report carries no escrow field at all (and an older collector accepts it)."""
+        data: dict[str, Any] = handler(self)
+        if self.escrow is None:
+            data.pop("escrow", None)
+        return data
+
+    def stored_json(self) -> str:
+        """The signal as kept with the device's reports: which keys were escrowed, never the sealed keys (they
+        are kept apart, where a purge removes them)."""
+        return self.model_dump_json(exclude={"escrow": {"keys": {"__all__": {"sealed"}}}})
 
     def system_volume(self) -> Volume | None:
         """The volume holding the OS, or None when the check could not tell which it is."""

@@ -1,17 +1,19 @@
 """The `reachability` signal: devices without an agent (recorders, cameras, NAS, switches...) as the site's
-agents see them, and the signed, versioned site document that tells the agents what to probe."""
+agents see them, and the signed, versioned site document that tells the agents what to probe (and, when the
+client turned recovery-key escrow on, the key to seal recovery passwords to)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import ValidationError, model_validator
+from pydantic import SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
 from shared.base import PRINTABLE, Int, Signal, Timestamp, WireModel, fact
+from shared.escrow import B64_32
 
 # Where an agent fetches its site's document (a signed GET).
 SITE_CONFIG_PATH = "/api/v1/site-config"
@@ -82,6 +84,29 @@ class SiteConfig(WireModel):
     issued_at: Timestamp = fact("When the collector signed it", "ISO 8601 timestamp")
     targets: list[Target] = fact("The devices without an agent to probe", default_factory=list,
                                  max_length=MAX_TARGETS)
+    # Absent from documents of clients without escrow (and from older collectors' documents): off.
+    escrow: bool = fact("The client turned recovery-key escrow on: send recovery passwords, sealed to escrow_key",
+                        default=False)
+    escrow_key: str | None = fact("Base64 raw X25519 public key of the collector's escrow key (escrow on)",
+                                  default=None, pattern=B64_32, max_length=44)
+    escrow_round: Int = fact("Grows each time escrow is turned on or the kept keys are purged: send keys again",
+                             "count", default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _escrow_has_key(self) -> SiteConfig:
+        """Escrow on needs the key to seal to."""
+        if self.escrow and self.escrow_key is None:
+            raise ValueError("escrow on needs an escrow_key")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _no_escrow_fields_when_off(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without escrow the document has no escrow fields, so agents older than escrow still accept it."""
+        data: dict[str, Any] = handler(self)
+        if not self.escrow:
+            for name in ("escrow", "escrow_key", "escrow_round"):
+                data.pop(name, None)
+        return data
 
 
 class SignedDocument(WireModel):

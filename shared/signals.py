@@ -45,7 +45,7 @@ SIGNALS: tuple[SignalInfo, ...] = (
     SignalInfo("printer_ip_conflict", PrinterIpConflict, "Printers", ("printer_ip_conflict",)),
     SignalInfo("backup_results", BackupResults, "Backups", ("backup_results",)),
     SignalInfo("updates", Updates, "Updates", ("updates.security", "updates.package_index")),
-    SignalInfo("encryption", Encryption, "Encryption", ("encryption", "encryption.recovery")),
+    SignalInfo("encryption", Encryption, "Encryption", ("encryption", "encryption.recovery", "encryption.escrow")),
     SignalInfo("security_center", SecurityCenter, "Security", ("security_center.protection",
                                                                "security_center.detection",
                                                                "security_center.burst")),

@@ -15,6 +15,7 @@ from technician import (
     clients,
     devices,
     diagnose,
+    escrow,
     incidents,
     network_devices,
     report_mail,
@@ -23,7 +24,8 @@ from technician import (
 from technician.client import CONFIG_PATH, DEFAULT_URL, CliError, Collector, Context
 
 # Each registers its commands, each with its handler (`set_defaults(func=...)`), in the order `--help` lists them.
-GROUPS = (alerts, devices, clients, network_devices, incidents, billing, report_mail, silences, channels, diagnose)
+GROUPS = (alerts, devices, clients, network_devices, escrow, incidents, billing, report_mail, silences, channels,
+          diagnose)
 
 
 def build_parser() -> argparse.ArgumentParser:

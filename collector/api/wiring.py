@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from collector.services.channels import Channels
 from collector.services.clients import Clients
 from collector.services.contracts import Contracts
 from collector.services.devices import Devices, offline_after
+from collector.services.escrow import Escrow, EscrowKey
 from collector.services.incidents import Incidents
 from collector.services.network_devices import NetworkDevices
 from collector.services.push_jobs import PushJobs
@@ -22,6 +24,7 @@ from collector.services.report_mail import ReportMail
 from collector.services.silences import Silences
 from collector.services.technicians import Technicians
 from collector.services.tokens import Tokens
+from collector.settings import Settings
 
 S = TypeVar("S", bound=Service)
 
@@ -44,7 +47,30 @@ tokens = _plain(Tokens)
 technicians = _plain(Technicians)
 push_jobs = _plain(PushJobs)
 report_mail = _plain(ReportMail)
-network_devices = _plain(NetworkDevices)
+
+
+def escrow_key_path(settings: Settings) -> Path | None:
+    """Where the escrow key is kept: as set, else next to a SQLite database file; None for a PostgreSQL URL."""
+    if settings.escrow_key_file is not None:
+        return settings.escrow_key_file
+    if settings.db == ":memory:" or "://" in settings.db:
+        return None
+    return Path(settings.db).resolve().with_name("escrow-key")
+
+
+def escrow_key(request: web.Request) -> EscrowKey:
+    """The collector's escrow key file."""
+    return EscrowKey(escrow_key_path(request.app[keys.SETTINGS]))
+
+
+def escrow(request: web.Request) -> Escrow:
+    """Recovery-key escrow (the key kept in its file)."""
+    return Escrow(request.app[keys.STORE], request.app[keys.CLOCK], escrow_key(request))
+
+
+def network_devices(request: web.Request) -> NetworkDevices:
+    """Devices without an agent, and the site document (with the escrow key where escrow is on)."""
+    return NetworkDevices(request.app[keys.STORE], request.app[keys.CLOCK], escrow_key(request))
 
 
 def channels(request: web.Request) -> Channels:

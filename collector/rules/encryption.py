@@ -1,5 +1,6 @@
 """The encryption rule: a device's system volume not encrypted, judged by its class and its client's policy;
-an encrypted system volume with no recovery protector.
+an encrypted system volume with no recovery protector; with escrow on, a laptop's system volume whose recovery
+key was not escrowed (so an escrow failure is never silent).
 
 The client's policy (`[collector.rules.encryption]`, per client `[collector.client_rules."<client>".encryption]`)
 names what an unencrypted system volume is for each device class: `warning`, `critical` or `ignore`. By
@@ -22,6 +23,10 @@ RULE = "encryption"
 SUBJECT = "system-volume"
 RECOVERY_RULE = "encryption.recovery"
 RECOVERY_SUBJECT = "recovery"
+ESCROW_RULE = "encryption.escrow"
+ESCROW_SUBJECT = "escrow"
+# Volumes a recovery password unlocks (the agent escrows theirs).
+PROTECTED = ("encrypted", "encrypting", "suspended")
 Verdict = Literal["warning", "critical", "ignore"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 # A device whose class is not known yet (an agent older than classes, a first report) is judged as a laptop.
@@ -116,10 +121,30 @@ def evaluate_recovery(signal: Encryption, history: History, policy: Policy) -> l
                        "forgotten password loses the data", details)]
 
 
+def evaluate_escrow(signal: Encryption, history: History) -> list[Evaluation]:
+    """With escrow on (the report says so), a laptop's encrypted system volume whose recovery key the device did
+    not escrow; LUKS has no recovery password to escrow, which is said, not alerted."""
+    what = history.device_class or UNCLASSIFIED
+    volume = signal.system_volume()
+    if signal.escrow is None or what != "laptop" or volume is None or volume.state not in PROTECTED:
+        return []
+    details = {**volume_details(signal, volume, what), "escrow_note": signal.escrow.note}
+    name = label(volume)
+    if any(key.volume == volume.name for key in signal.escrow.keys):
+        return [Evaluation(ESCROW_RULE, ESCROW_SUBJECT, "ok", f"recovery key of system volume {name} escrowed",
+                           details)]
+    why = signal.escrow.note or "no recovery password protector was found"
+    if signal.mechanism == "luks":
+        return [Evaluation(ESCROW_RULE, ESCROW_SUBJECT, "ok", f"system volume {name}: {why}", details)]
+    return [Evaluation(ESCROW_RULE, ESCROW_SUBJECT, "warning", f"{history.hostname}: escrow is on but the "
+                       f"recovery key of system volume {name} was not escrowed: {why}", details)]
+
+
 def evaluate(signal: Encryption, history: History) -> list[Evaluation]:
-    """The system volume's encryption and its recovery protector, each its own alert subject."""
+    """The system volume's encryption, its recovery protector and its escrowed key, each its own alert subject."""
     policy = thresholds(Policy, history.settings, RULE)
-    return [evaluate_system(signal, history, policy), *evaluate_recovery(signal, history, policy)]
+    return [evaluate_system(signal, history, policy), *evaluate_recovery(signal, history, policy),
+            *evaluate_escrow(signal, history)]
 
 
 def client_sentence(c: Caught) -> str:
@@ -134,9 +159,18 @@ def recovery_sentence(c: Caught) -> str:
     return f"The encrypted disk of {c.device} had no recovery key, so a forgotten password would lose its data{done}."
 
 
+def escrow_sentence(c: Caught) -> str:
+    """What a business owner reads for a laptop whose recovery key could not be escrowed."""
+    done = "; it is escrowed now" if c.outcome != "open" else ""
+    return f"The recovery key of {c.device}'s disk could not be kept safe with us{done}."
+
+
 SPEC = RuleSpec(evaluate, alerts=(
     AlertRule(RULE, subject=SUBJECT, action="turn on BitLocker, FileVault or LUKS for the system volume (or "
               "resume BitLocker protection)", sentence=client_sentence),
     AlertRule(RECOVERY_RULE, subject=RECOVERY_SUBJECT, action="add a recovery password and keep it where the "
               "client can find it (not on the device)", sentence=recovery_sentence),
+    AlertRule(ESCROW_RULE, subject=ESCROW_SUBJECT, action="add a BitLocker recovery password (manage-bde "
+              "-protectors -add C: -RecoveryPassword) or, on a Mac, an institutional recovery key; the agent "
+              "escrows it at its next check", sentence=escrow_sentence),
 ))

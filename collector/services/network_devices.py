@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
-from collector.store import NetworkDeviceRow, SiteRef, Tx
+from collector.services.escrow import EscrowKey, escrow_public_key
+from collector.store import NetworkDeviceRow, SiteRef, Store, Tx
+from shared.clock import Clock
 from shared.reachability import MAX_TARGETS, DeviceKind, SiteConfig, Target, sign_document
 
 # Makers of devices that cannot run an agent, by the first three bytes of the hardware address (IEEE OUI
@@ -59,7 +61,11 @@ async def config_key(tx: Tx) -> Ed25519PrivateKey:
 
 
 class NetworkDevices(Service):
-    """Devices without an agent, per site."""
+    """Devices without an agent, per site (and, in their document, the escrow key when escrow is on)."""
+
+    def __init__(self, store: Store, clock: Clock, escrow_key: EscrowKey | None = None) -> None:
+        super().__init__(store, clock)
+        self.escrow_key = escrow_key or EscrowKey(None)
 
     async def _site(self, tx: Tx, client: str, site: str) -> SiteRef:
         found = await tx.find_site(client, site)
@@ -96,13 +102,16 @@ class NetworkDevices(Service):
             await self.publish(tx, "network_device.removed", {"client": client, "site": site, "name": name})
 
     async def document(self, site: SiteRef) -> bytes:
-        """The site's document as its agents receive it, signed by the collector's configuration key."""
+        """The site's document as its agents receive it, signed by the collector's configuration key: what to
+        probe, and the escrow key when the client turned escrow on."""
         async with self.store.transaction() as tx:
             key = await config_key(tx)
             version = await tx.config_version(site.site_id)
             targets = [row.target for row in await tx.network_devices(site.site_id)]
+            escrow = await escrow_public_key(tx, site.client_id, self.escrow_key)
         config = SiteConfig(version=version, client=site.client_name, site=site.site_name, issued_at=self.clock(),
-                            targets=targets)
+                            targets=targets, escrow=escrow is not None, escrow_key=escrow[0] if escrow else None,
+                            escrow_round=escrow[1] if escrow else 0)
         return sign_document(key, config)
 
     async def candidates(self, client: str, site: str) -> list[Candidate]:

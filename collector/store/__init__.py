@@ -76,6 +76,27 @@ class NetworkDeviceRow:
 
 
 @dataclass(frozen=True)
+class EscrowPolicy:
+    """A client's recovery-key escrow switch: on or off, the round devices send keys for, who changed it, when."""
+
+    enabled: bool
+    round: int
+    changed_at: datetime
+    changed_by: str
+
+
+@dataclass(frozen=True)
+class EscrowedKeyRow:
+    """One recovery password escrowed by a device, as sealed on the device (the collector never opens it here)."""
+
+    agent_id: str
+    volume: str
+    protector_id: str
+    sealed: str
+    escrowed_at: datetime
+
+
+@dataclass(frozen=True)
 class ClientHours:
     """A client's own business hours as stored: each part None where the collector's default applies."""
 
@@ -458,6 +479,28 @@ class Tx(ReportTx, Protocol):
 
     async def config_version(self, site_id: int, bump: bool = False) -> int:
         """The site's configuration version, one higher first when `bump` (a change to what agents probe)."""
+
+    async def site_ids(self, client_id: int) -> list[int]:
+        """The client's sites' ids."""
+
+    async def escrow_policy(self, client_id: int) -> EscrowPolicy | None:
+        """The client's escrow switch, or None when nobody ever turned it on (off)."""
+
+    async def set_escrow_policy(self, client_id: int, enabled: bool, at: datetime, by: str,
+                                next_round: bool) -> EscrowPolicy:
+        """Turn the client's escrow on or off (`next_round`: its devices send their keys again)."""
+
+    async def next_escrow_round(self, client_id: int) -> None:
+        """Ask the client's devices for their keys again (after a purge), leaving who turned escrow on as it is."""
+
+    async def save_escrowed_keys(self, agent_id: str, keys: Sequence[tuple[str, str, str]], at: datetime) -> None:
+        """Keep sealed keys (volume, protector id, sealed JSON), each in place of one kept for the same protector."""
+
+    async def escrowed_keys(self, agent_id: str) -> list[EscrowedKeyRow]:
+        """The device's escrowed keys, by volume and time."""
+
+    async def purge_escrowed_keys(self, client_id: int) -> int:
+        """Delete every key escrowed by the client's devices; how many were deleted."""
 
     async def known_disks(self, agent_id: str) -> list[KnownDisk]:
         """The disks the device had as stored after its previous report (empty where none are stored)."""

@@ -43,6 +43,8 @@ from collector.store import (
     EnrolmentRefused,
     EnvelopeRow,
     EpochRow,
+    EscrowedKeyRow,
+    EscrowPolicy,
     FeedEvent,
     NetworkDeviceRow,
     ObservationRow,
@@ -535,6 +537,59 @@ class SqlTx(ReportSql):
         else:
             row = await self._row("SELECT config_version FROM sites WHERE id = :site", site=site_id)
         return int(row["config_version"]) if row is not None else 0
+
+    async def site_ids(self, client_id: int) -> list[int]:
+        rows = await self._rows("SELECT id FROM sites WHERE client_id = :client ORDER BY id", client=client_id)
+        return [int(row["id"]) for row in rows]
+
+    def _moment(self, value: Any) -> datetime:
+        """A NOT NULL timestamp column's value."""
+        moment = self.codec.moment(value)
+        assert moment is not None  # the column is NOT NULL
+        return moment
+
+    def _escrow_policy(self, row: Any) -> EscrowPolicy:
+        return EscrowPolicy(bool(row["enabled"]), int(row["round"]), self._moment(row["changed_at"]),
+                            row["changed_by"])
+
+    async def escrow_policy(self, client_id: int) -> EscrowPolicy | None:
+        row = await self._row("SELECT * FROM escrow_policy WHERE client_id = :client", client=client_id)
+        return self._escrow_policy(row) if row is not None else None
+
+    async def set_escrow_policy(self, client_id: int, enabled: bool, at: datetime, by: str,
+                                next_round: bool) -> EscrowPolicy:
+        row = await self._row(
+            "INSERT INTO escrow_policy (client_id, enabled, round, changed_at, changed_by) "
+            "VALUES (:client, :enabled, :first, :at, :by) ON CONFLICT (client_id) DO UPDATE SET "
+            "enabled = :enabled, round = escrow_policy.round + :step, changed_at = :at, changed_by = :by "
+            "RETURNING *", client=client_id, enabled=enabled, first=int(next_round), step=int(next_round), at=at,
+            by=by)
+        assert row is not None  # an upsert returns its row
+        return self._escrow_policy(row)
+
+    async def next_escrow_round(self, client_id: int) -> None:
+        await self._run("UPDATE escrow_policy SET round = round + 1 WHERE client_id = :client", client=client_id)
+
+    async def save_escrowed_keys(self, agent_id: str, keys: Sequence[tuple[str, str, str]], at: datetime) -> None:
+        await self._run_many(
+            "INSERT INTO escrowed_keys (agent_id, volume, protector_id, sealed, escrowed_at) "
+            "VALUES (:agent, :volume, :protector, :sealed, :at) ON CONFLICT (agent_id, volume, protector_id) "
+            "DO UPDATE SET sealed = :sealed, escrowed_at = :at",
+            [{"agent": agent_id, "volume": volume, "protector": protector, "sealed": sealed, "at": at}
+             for volume, protector, sealed in keys],
+        )
+
+    async def escrowed_keys(self, agent_id: str) -> list[EscrowedKeyRow]:
+        rows = await self._rows("SELECT * FROM escrowed_keys WHERE agent_id = :agent ORDER BY volume, escrowed_at",
+                                agent=agent_id)
+        return [EscrowedKeyRow(row["agent_id"], row["volume"], row["protector_id"], row["sealed"],
+                               self._moment(row["escrowed_at"])) for row in rows]
+
+    async def purge_escrowed_keys(self, client_id: int) -> int:
+        rows = await self._rows(
+            "DELETE FROM escrowed_keys WHERE agent_id IN (SELECT a.agent_id FROM agents a JOIN sites s "
+            "ON s.id = a.site_id WHERE s.client_id = :client) RETURNING agent_id", client=client_id)
+        return len(rows)
 
     async def known_disks(self, agent_id: str) -> list[KnownDisk]:
         rows = await self._rows("SELECT * FROM known_disks WHERE agent_id = :agent ORDER BY last_seen_at, serial_key",

@@ -9,9 +9,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from collector.api.wiring import clients, tokens
+from collector.api.wiring import clients, escrow, tokens
 from collector.services.clients import ClientChange, ClientInput, Clients, ContactInput, DemoInput, SiteInput
 from collector.services.errors import DomainError
+from collector.services.escrow import EscrowInput
 from collector.services.inputs import validated
 from collector.web.render import refused, refused_page, render, see_other
 from collector.web.sessions import SESSION, form, owner_form, page
@@ -40,8 +41,9 @@ async def client_page(request: web.Request) -> web.Response:
     owner = request[SESSION].role == "owner"
     # Enrolment tokens are the owner's to see (a technician's session is not shown even their hashes).
     listed = [t for t in await tokens(request).list() if t.client == client.name] if owner else []
+    escrow_policy = await escrow(request).policy(client.name)
     return render(request, "client.html", client=client, path=client_page_path(client.name), tokens=listed,
-                  owner=owner)
+                  owner=owner, escrow=escrow_policy)
 
 
 @form
@@ -118,6 +120,20 @@ async def _demo(service: Clients, name: str, request: web.Request) -> Any:
     return await service.set_demo(name, validated(DemoInput, {"demo": (await posted(request, "demo")).get("demo")}))
 
 
+@form
+async def set_escrow(request: web.Request) -> web.Response:
+    """`POST /clients/{client}/escrow`: turn recovery-key escrow on or off (recorded: who, when)."""
+    name = request.match_info["client"]
+    try:
+        wanted = validated(EscrowInput, {"enabled": (await posted(request, "enabled")).get("enabled")})
+        policy = await escrow(request).turn(name, wanted.enabled, request[SESSION].name)
+    except DomainError as exc:
+        return refused(exc, client_page_path(name), "saved")
+    done = ("on: its devices send their BitLocker recovery passwords, sealed, at their next check" if policy.enabled
+            else "off: the keys kept so far stay until a technician purges them")
+    return see_other(client_page_path(name), flash=f"Recovery-key escrow is {done}.")
+
+
 CHANGE = "{change:archive|restore}"
 
 
@@ -136,3 +152,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post(f"/clients/{{client}}/sites/{{site}}/{CHANGE}", change(_archive_site, "Site saved."))
     app.router.add_post(f"/clients/{{client}}/{CHANGE}", change(_archive, "Saved {client}.", owner_form))
     app.router.add_post("/clients/{client}/demo", change(_demo, "Saved {client}.", owner_form))
+    app.router.add_post("/clients/{client}/escrow", set_escrow)

@@ -23,6 +23,7 @@ from collector.web.charts import Series, line_chart
 from collector.web.render import reasons, refused_page, render, see_other, size
 from collector.web.sessions import form, page
 from shared import signals
+from shared.base import EARLIEST
 from shared.device_class import DEVICE_CLASSES
 from shared.disk_health import FilesystemFacts
 
@@ -30,6 +31,8 @@ from shared.disk_health import FilesystemFacts
 SIGNALS = tuple((s.name, s.label, s.rules) for s in signals.SIGNALS if s.at_a_glance)
 RANK = {"critical": 3, "warning": 2, "unknown": 1}
 HISTORY = 500
+# Recovery-key reveals looked at for the device's history (the newest of all devices').
+REVEALS_LOOKED_AT = 500
 # How far a filesystem's fill forecast is drawn ahead of its last report.
 FORECAST_DAYS = 30
 REALLOCATED = 5
@@ -175,6 +178,9 @@ async def device_page(request: web.Request) -> web.Response:
         backups = tx.unreadable.readable(await tx.observations(agent_id, "backup_results", HISTORY))
         encryption = tx.unreadable.readable(await tx.observations(agent_id, "encryption", 1))
         streams = await tx.agent_epochs(agent_id)
+        escrowed = await tx.escrowed_keys(agent_id)
+        reveals = [event for event in await tx.recent_feed("escrow.revealed", EARLIEST, REVEALS_LOOKED_AT)
+                   if event.data.get("agent_id") == agent_id]
     by_rule: dict[str, list[AlertRow]] = defaultdict(list)
     for alert in sorted(open_alerts, key=lambda a: (-RANK.get(a.severity, 0), a.rule, a.subject)):
         by_rule[alert.rule].append(alert)
@@ -186,6 +192,7 @@ async def device_page(request: web.Request) -> web.Response:
                   latest_disks=disks[0].payload if disks else None,
                   latest_backups=backups[0].payload.get("jobs", []) if backups else [],
                   latest_encryption=encryption[0].payload if encryption else None,
+                  escrowed=escrowed, reveals=reveals,
                   charts=_charts(disks, backups),
                   unreadable=request.app[keys.STORE].unreadable.count(agent_id))
 

@@ -71,6 +71,8 @@ CASES: list[tuple[AlertRow, Outcome | None, str]] = [
      "it is encrypted now."),
     (alert("encryption.recovery", "recovery", {"mechanism": "filevault"}, hostname="MACBOOK-1"), None,
      "The encrypted disk of MACBOOK-1 had no recovery key, so a forgotten password would lose its data."),
+    (alert("encryption.escrow", "escrow", {"mechanism": "bitlocker", "volume": "C:"}, hostname="LAPTOP-3"),
+     "resolved", "The recovery key of LAPTOP-3's disk could not be kept safe with us; it is escrowed now."),
     (alert("security_center.protection", "antivirus:Microsoft Defender", {"name": "Microsoft Defender"}),
      "resolved", "The antivirus (Microsoft Defender) on BOOKKEEPER-PC was off or out of date; it is back on."),
     (alert("security_center.protection", "firewall:Public", {"name": "Public"}), None,

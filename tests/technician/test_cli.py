@@ -12,14 +12,18 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 import shared
 from collector import keys
+from collector.api.wiring import escrow_key_path
 from collector.app import create_app
+from collector.services.escrow import EscrowKey
 from collector.settings import Settings
+from shared.escrow import public_of, seal
 from technician.cli import build_parser
 from tests.support.clock import Clock
+from tests.support.collector import enrolled
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(f"technician.{p.stem}" for p in (ROOT / "technician").glob("*.py") if p.stem != "__main__")
@@ -46,7 +50,7 @@ def test_every_command_runs_a_handler_and_explains_itself() -> None:
     assert {path[0] for path, _ in commands} == {"alerts", "devices", "device", "incident", "time", "contract",
                                               "rates", "billing", "invoice", "report", "report-mail", "silence",
                                               "channel", "diagnose", "device-class", "client-hours", "client", "site",
-                                              "network-device"}
+                                              "network-device", "escrow"}
     assert len(commands) > 30
     for path, parser in commands:
         assert parser.description, f"fieldpost {' '.join(path)} --help says what it does"
@@ -209,3 +213,38 @@ async def test_a_proxys_error_page_is_one_line() -> None:
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line == "fieldpost: collector answered 502: <html> <body>502 Bad Gateway</body> </html>"
+
+
+PROTECTOR = "{4D3E9C2A-6B1F-4E8A-9C7D-2F5B8A1E0C34}"
+
+
+async def test_escrow_is_turned_on_revealed_and_purged_from_the_command_line(tmp_path: Path, clock: Clock) -> None:
+    app = create_app(Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret",
+                              clock_skew_seconds=10**9), clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        tech = ("--url", str(client.make_url("")).rstrip("/"), "--token", "tech-secret")
+
+        async def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(fieldpost, *tech, "escrow", *args)
+
+        agent = await enrolled(client, "LAPTOP-7")
+        assert "Acme Tooling: escrow off (never turned on)" in (await run("status", "Acme Tooling")).stdout
+        on = await run("on", "Acme Tooling")
+        assert on.returncode == 0 and "Acme Tooling: escrow on (turned on by API token" in on.stdout
+        # A key as the device seals it, to the collector's own escrow key.
+        public = public_of(EscrowKey(escrow_key_path(app[keys.SETTINGS])).private())
+        async with app[keys.STORE].transaction() as tx:
+            sealed = seal(public, agent.agent_id, "C:", PROTECTOR, "-".join(["111111"] * 8))
+            await tx.save_escrowed_keys(agent.agent_id, [("C:", PROTECTOR, sealed.model_dump_json())], clock.now)
+        listed = await run("keys", "--device", agent.agent_id)
+        assert PROTECTOR in listed.stdout and "111111" not in listed.stdout
+        revealed = await run("reveal", "--device", agent.agent_id, "--volume", "C:")
+        assert revealed.returncode == 0 and "-".join(["111111"] * 8) in revealed.stdout
+        off = await run("off", "Acme Tooling")
+        assert "escrow off" in off.stdout and "stay until `fieldpost escrow purge`" in off.stdout
+        refused = await run("purge", "Acme Tooling")
+        assert refused.returncode == 1 and "add --yes" in refused.stderr
+        purged = await run("purge", "Acme Tooling", "--yes")
+        assert "1 escrowed recovery key of Acme Tooling deleted" in purged.stdout
+        gone = await run("reveal", "--device", agent.agent_id, "--volume", "C:")
+        assert gone.returncode == 1 and "no recovery key escrowed" in gone.stderr

@@ -25,6 +25,12 @@ DELETE /api/v1/sites/{client}/{site}/network-devices/{name}: technician
 GET /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices/{name}/remove: technician
+GET /api/v1/clients/{name}/escrow: technician
+PUT /api/v1/clients/{name}/escrow: technician
+POST /api/v1/clients/{name}/escrow/purge: technician
+GET /api/v1/devices/{agent_id}/escrow: technician
+POST /api/v1/devices/{agent_id}/escrow/reveal: technician
+POST /clients/{client}/escrow: technician
 GET /api/v1/openapi.json: public
 GET /api/v1/push/{token}: push token
 POST /api/v1/push/{token}: push token
