@@ -482,6 +482,9 @@ class Tx(ReportTx, Protocol):
     async def client_hours(self) -> dict[int, ClientHours]:
         """Every client's own business hours, by client id."""
 
+    async def client_zone(self, client_id: int) -> str | None:
+        """The IANA time zone of the client's own business hours; None where it has none (or no such client)."""
+
     async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
         """Replace the client's own business hours (None parts: the collector's defaults)."""
 

@@ -472,6 +472,10 @@ class SqlTx(ReportSql):
         rows = await self._rows("SELECT * FROM clients")
         return {row["id"]: _hours(row, self.codec) for row in rows}
 
+    async def client_zone(self, client_id: int) -> str | None:
+        row = await self._row("SELECT timezone FROM clients WHERE id = :client", client=client_id)
+        return row["timezone"] if row else None
+
     async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
         await self._run(
             "UPDATE clients SET business_days = :days, business_start = :start, business_end = :end, "

@@ -55,10 +55,10 @@ def report(*results: ProbeResult, at: datetime = NOW, version: int = 1) -> Reach
 
 
 def verdicts(signal: Reachability, *others: tuple[str, Reachability], previous: tuple[Reachability, ...] = (),
-             **settings: Any) -> dict[str, tuple[str, str]]:
+             client_zone: str | None = None, **settings: Any) -> dict[str, tuple[str, str]]:
     site = tuple(SiteReport(f"id-{host}", host, s.collected_at, s) for host, s in others)
     history = History(now=signal.collected_at, hostname="RECEPTION-PC", agent_id="id-RECEPTION-PC", site=site,
-                      previous=previous, settings={"reachability": settings})
+                      previous=previous, settings={"reachability": settings}, client_zone=client_zone)
     return {f"{v.rule}|{v.subject}": (v.status, v.summary) for v in evaluate(signal, history) if v.rule != "unknown"}
 
 
@@ -103,6 +103,25 @@ def test_outside_its_expected_hours_a_silent_device_is_no_alert() -> None:
     # The same hours in a time zone where it is 08:00 now: expected to answer.
     assert verdicts(report(seen(shop_hours, "down")), timezone="America/Sao_Paulo"
                     )["reachability|device:Recorder"][0] == "critical"
+
+
+# Europe/Berlin moves from CET (UTC+1) to CEST (UTC+2) on 29 March 2026: 05:30 UTC is 06:30 in Berlin the
+# day before, 07:30 the day after.
+BEFORE_DST = datetime(2026, 3, 28, 5, 30, tzinfo=UTC)
+AFTER_DST = datetime(2026, 3, 30, 5, 30, tzinfo=UTC)
+DAYTIME_CAMERA = Target(**{**CAMERA.model_dump(), "hours": "07:00-19:00"})
+
+
+def test_expected_hours_are_read_in_the_clients_own_time_zone_across_a_dst_change() -> None:
+    def status(at: datetime, **zones: Any) -> str:
+        return verdicts(report(seen(DAYTIME_CAMERA, "down"), at=at), **zones)["reachability|device:Camera yard"][0]
+
+    assert status(BEFORE_DST, client_zone="Europe/Berlin") == "ok"  # 06:30 in Berlin: not open yet
+    assert status(AFTER_DST, client_zone="Europe/Berlin") == "warning"  # 07:30 in Berlin (summer time)
+    # The client's zone wins over the rules setting, which stays the fallback for a client without one.
+    assert status(AFTER_DST, client_zone="Europe/Berlin", timezone="America/Sao_Paulo") == "warning"
+    assert status(AFTER_DST, timezone="America/Sao_Paulo") == "ok"  # 02:30 in Sao Paulo
+    assert status(AFTER_DST) == "ok"  # 05:30 UTC
 
 
 def test_a_certificate_expiring_within_the_declared_days_warns() -> None:
@@ -239,3 +258,24 @@ async def test_a_recorder_silent_to_every_pc_opens_one_critical_and_resolves_whe
             await send(pc, "up")
     listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
     assert [a["state"] for a in listed if a["rule"] == "reachability"] == ["resolved"]
+
+
+async def test_a_camera_at_a_berlin_client_is_judged_in_berlin_time_through_ingest(
+    client: TestClient, clock: Clock
+) -> None:
+    clock.now = BEFORE_DST
+    pc = await enrolled(client, "RECEPTION-PC")
+
+    async def camera_alerts() -> list[dict[str, Any]]:
+        body = pc.body(pc.envelope([report(seen(DAYTIME_CAMERA, "down"), at=clock.now)]))
+        response = await client.post(REPORTS, data=body, headers=pc.headers(body))
+        assert response.status == 200, await response.text()
+        listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+        return [a for a in listed if a["rule"] == "reachability"]
+
+    zone = await client.put("/api/v1/clients/Acme Tooling/hours", json={"timezone": "Europe/Berlin"}, headers=TECH)
+    assert zone.status == 200, await zone.text()
+    assert await camera_alerts() == []  # 06:30 in Berlin, before its hours
+    clock.now = AFTER_DST
+    [alert] = await camera_alerts()  # 07:30 in Berlin: the same UTC time, now within its hours
+    assert (alert["severity"], alert["state"]) == ("warning", "open")
