@@ -456,6 +456,12 @@ class Tx(ReportTx, Protocol):
     async def remove_network_device(self, site_id: int, name: str) -> bool:
         """Forget the site's device of that name; False when there is none."""
 
+    async def dismissed_candidates(self, site_id: int) -> set[str]:
+        """The hardware addresses of the site's candidates the technician dismissed."""
+
+    async def dismiss_candidate(self, site_id: int, mac: str, address: str, at: datetime) -> bool:
+        """Stop offering the site's candidate with this hardware address; False when it was dismissed already."""
+
     async def config_version(self, site_id: int, bump: bool = False) -> int:
         """The site's configuration version, one higher first when `bump` (a change to what agents probe)."""
 

@@ -532,6 +532,15 @@ class SqlTx(ReportSql):
         return await self._run("DELETE FROM network_devices WHERE site_id = :site AND name = :name",
                                site=site_id, name=name) == 1
 
+    async def dismissed_candidates(self, site_id: int) -> set[str]:
+        rows = await self._rows("SELECT mac FROM dismissed_candidates WHERE site_id = :site", site=site_id)
+        return {row["mac"] for row in rows}
+
+    async def dismiss_candidate(self, site_id: int, mac: str, address: str, at: datetime) -> bool:
+        return await self._run(
+            "INSERT INTO dismissed_candidates (site_id, mac, address, dismissed_at) VALUES (:site, :mac, :address, "
+            ":at) ON CONFLICT (site_id, mac) DO NOTHING", site=site_id, mac=mac, address=address, at=at) == 1
+
     async def config_version(self, site_id: int, bump: bool = False) -> int:
         if bump:
             row = await self._row("UPDATE sites SET config_version = config_version + 1 WHERE id = :site "

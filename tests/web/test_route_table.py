@@ -22,6 +22,9 @@ GET /api/v1/site-config: agent
 GET /api/v1/sites/{client}/{site}/network-devices: technician
 POST /api/v1/sites/{client}/{site}/network-devices: technician
 DELETE /api/v1/sites/{client}/{site}/network-devices/{name}: technician
+GET /api/v1/sites/{client}/{site}/network-device-candidates: technician
+POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/adopt: technician
+POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/dismiss: technician
 GET /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices/{name}/remove: technician
