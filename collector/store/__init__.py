@@ -314,6 +314,8 @@ class PushJobRow:
     timezone: str
     grace_seconds: float | None
     created_at: datetime
+    # Paused: its pings are kept but it is not judged (no alert) until resumed.
+    paused_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -576,7 +578,14 @@ class Tx(ReportTx, Protocol):
         """Record a push job (only its token's hash); None when the device has a push job of that name."""
 
     async def push_jobs(self) -> list[PushJobState]:
-        """Every push job with what its pings tell, by device and name."""
+        """Every push job (not deleted) with what its pings tell, by device and name."""
+
+    async def pause_push_job(self, job_id: int, at: datetime | None) -> PushJobRow | None:
+        """Pause the job from `at` (None: resume it); None for an unknown or deleted job."""
+
+    async def delete_push_job(self, job_id: int, at: datetime) -> PushJobRow | None:
+        """Delete the job: its URL is refused and it leaves every list, its pings stay for the value report;
+        None for an unknown or deleted job."""
 
     async def recent_pings(self, per_job: int) -> dict[int, list[PingRow]]:
         """Each push job's newest pings (at most `per_job`), newest first, by job id."""
@@ -584,7 +593,8 @@ class Tx(ReportTx, Protocol):
     async def record_ping(
         self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
     ) -> PushJobState | None:
-        """Store a ping of the job with this token and return the job's state; None for an unknown token.
+        """Store a ping of the job with this token and return the job's state; None for an unknown token (or
+        a deleted job's).
 
         Only a job's latest pings are kept (and always its two newest good ones).
         """

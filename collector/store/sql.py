@@ -849,12 +849,23 @@ class SqlTx(ReportSql):
     async def push_jobs(self) -> list[PushJobState]:
         return await self._push_states(None)
 
+    async def pause_push_job(self, job_id: int, at: datetime | None) -> PushJobRow | None:
+        row = await self._row("UPDATE backup_push_jobs SET paused_at = :at WHERE id = :job AND deleted_at IS NULL "
+                              "RETURNING *", job=job_id, at=at)
+        return _push_job(row, self.codec) if row is not None else None
+
+    async def delete_push_job(self, job_id: int, at: datetime) -> PushJobRow | None:
+        row = await self._row("UPDATE backup_push_jobs SET deleted_at = :at WHERE id = :job AND deleted_at IS NULL "
+                              "RETURNING *", job=job_id, at=at)
+        return _push_job(row, self.codec) if row is not None else None
+
     async def record_ping(
         self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
     ) -> PushJobState | None:
         row = await self._row(
             "INSERT INTO backup_pings (job_id, at, kind, bytes, log) "
-            "SELECT id, :at, :kind, :bytes, :log FROM backup_push_jobs WHERE token_hash = :token RETURNING job_id",
+            "SELECT id, :at, :kind, :bytes, :log FROM backup_push_jobs "
+            "WHERE token_hash = :token AND deleted_at IS NULL RETURNING job_id",
             at=at, kind=kind, bytes=size_bytes, log=log, token=token_hash,
         )
         if row is None:
@@ -1639,6 +1650,7 @@ def _push_job(row: Row, c: Codec) -> PushJobRow:
     return PushJobRow(
         job_id=row["id"], agent_id=row["agent_id"], name=row["name"], schedule=row["schedule"],
         timezone=row["timezone"], grace_seconds=row["grace_seconds"], created_at=c.moment(row["created_at"]),
+        paused_at=c.moment(row["paused_at"]),
     )
 
 

@@ -174,6 +174,8 @@ POST /clients/{client}/{change}: owner
 POST /clients/{client}/demo: owner
 GET /backups: technician
 POST /backups: owner
+GET /backups/{job_id}/{step}: owner
+POST /backups/{job_id}/{step}: owner
 """
 
 

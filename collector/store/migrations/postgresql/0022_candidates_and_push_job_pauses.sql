@@ -9,3 +9,8 @@ CREATE TABLE dismissed_candidates (
     dismissed_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (site_id, mac)
 );
+
+-- Push jobs paused (not judged: no late or failed alert while the NAS is away) and deleted (its URL refused,
+-- hidden from lists; the row and its pings stay, so past value reports keep their verified backups).
+ALTER TABLE backup_push_jobs ADD COLUMN paused_at TIMESTAMPTZ;
+ALTER TABLE backup_push_jobs ADD COLUMN deleted_at TIMESTAMPTZ;
