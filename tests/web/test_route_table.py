@@ -28,6 +28,7 @@ POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/dismiss
 GET /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices/{name}/remove: technician
+POST /sites/{client}/{site}/network-devices/candidates/{candidate}/dismiss: technician
 GET /api/v1/openapi.json: public
 GET /api/v1/push/{token}: push token
 POST /api/v1/push/{token}: push token
