@@ -21,6 +21,8 @@ PINGS_SHOWN = 5
 # What the technician can do to a job once it is made.
 Step = Literal["pause", "resume", "delete"]
 STEPS: tuple[Step, ...] = ("pause", "resume", "delete")
+# Each step's past tense: in the feed's event type and in what the technician is told.
+DONE: dict[Step, str] = {"pause": "paused", "resume": "resumed", "delete": "deleted"}
 # A week and a day: the longest lateness a weekly job could want.
 MAX_GRACE_HOURS = 8 * 24
 
@@ -105,11 +107,12 @@ class PushJobs(Service):
                 changed = await tx.delete_push_job(job_id, now)
             else:
                 changed = await tx.pause_push_job(job_id, now if step == "pause" else None)
-            assert changed is not None  # found above, in this transaction
+            if changed is None:  # another request changed it between the read and the conditional update
+                raise Conflict(f"push job {current.name} was changed meanwhile: reload and try again")
             agent = await tx.agent(changed.agent_id)
             if step != "resume" and agent is not None:
-                await self._settle(tx, agent, changed, "paused" if step == "pause" else "deleted")
-            await self.publish(tx, f"push_job.{'deleted' if step == 'delete' else step + 'd'}", {
+                await self._settle(tx, agent, changed, DONE[step])
+            await self.publish(tx, f"push_job.{DONE[step]}", {
                 "job_id": job_id, "job": changed.name, "agent_id": changed.agent_id,
                 "hostname": agent.hostname if agent else None,
                 "client": agent.site.client_name if agent else None})

@@ -581,7 +581,8 @@ class Tx(ReportTx, Protocol):
         """Every push job (not deleted) with what its pings tell, by device and name."""
 
     async def pause_push_job(self, job_id: int, at: datetime | None) -> PushJobRow | None:
-        """Pause the job from `at` (None: resume it); None for an unknown or deleted job."""
+        """Pause the job from `at` (None: resume it); None for an unknown or deleted job, or one paused (resumed)
+        already: the update is conditional, so of two at once only one changes it."""
 
     async def delete_push_job(self, job_id: int, at: datetime) -> PushJobRow | None:
         """Delete the job: its URL is refused and it leaves every list, its pings stay for the value report;

@@ -850,8 +850,9 @@ class SqlTx(ReportSql):
         return await self._push_states(None)
 
     async def pause_push_job(self, job_id: int, at: datetime | None) -> PushJobRow | None:
-        row = await self._row("UPDATE backup_push_jobs SET paused_at = :at WHERE id = :job AND deleted_at IS NULL "
-                              "RETURNING *", job=job_id, at=at)
+        state = "paused_at IS NULL" if at is not None else "paused_at IS NOT NULL"
+        row = await self._row(f"UPDATE backup_push_jobs SET paused_at = :at WHERE id = :job AND deleted_at IS NULL "
+                              f"AND {state} RETURNING *", job=job_id, at=at)
         return _push_job(row, self.codec) if row is not None else None
 
     async def delete_push_job(self, job_id: int, at: datetime) -> PushJobRow | None:

@@ -4,7 +4,7 @@ confirmation page."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -13,7 +13,7 @@ from collector.api.wiring import devices, push_jobs
 from collector.push import push_instructions, push_url
 from collector.services.errors import DomainError
 from collector.services.inputs import validated
-from collector.services.push_jobs import STEPS, PushJobInput, Step
+from collector.services.push_jobs import DONE, STEPS, PushJobInput, Step
 from collector.web.admin import collector_url, fields_of
 from collector.web.render import reasons, refused, refused_page, render, see_other
 from collector.web.sessions import SESSION, owner_form, owner_page, page
@@ -55,7 +55,7 @@ async def create_job(request: web.Request) -> web.Response:
     return await show(request, 201, created=created)
 
 
-# What each step does, as the confirmation page says it and the flash after it.
+# What each step does, as the confirmation page says it.
 CONSEQUENCES = {
     "pause": "It is not judged while paused: no alert when it fails or is late, and its open alert is resolved. "
              "Its pings are still kept.",
@@ -63,7 +63,6 @@ CONSEQUENCES = {
     "delete": "Its URL stops working and it leaves this page; its pings stay, so past value reports keep its "
               "verified backups. This cannot be undone: a new job needs a new URL (and another name).",
 }
-DONE = {"pause": "paused", "resume": "resumed", "delete": "deleted"}
 
 
 def _job_id(request: web.Request) -> int:
@@ -71,11 +70,16 @@ def _job_id(request: web.Request) -> int:
     return int(request.match_info["job_id"])
 
 
+def _step(request: web.Request) -> Step:
+    """The step in the path (the route admits STEPS only)."""
+    return cast(Step, request.match_info["step"])
+
+
 @owner_page
 async def confirm_page(request: web.Request) -> web.Response:
     """`GET /backups/{job_id}/{step}`: what pausing, resuming or deleting the job does, and the button that does
     it."""
-    step: Step = request.match_info["step"]  # type: ignore[assignment]
+    step = _step(request)
     try:
         listing = await push_jobs(request).get(_job_id(request))
     except DomainError as exc:
@@ -86,7 +90,7 @@ async def confirm_page(request: web.Request) -> web.Response:
 @owner_form
 async def change_job(request: web.Request) -> web.Response:
     """`POST /backups/{job_id}/{step}` (from the confirmation page): pause, resume or delete the job."""
-    step: Step = request.match_info["step"]  # type: ignore[assignment]
+    step = _step(request)
     try:
         job = await push_jobs(request).change(_job_id(request), step)
     except DomainError as exc:
