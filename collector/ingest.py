@@ -250,6 +250,8 @@ class Ingest:
         streams: dict[str, int] = {}
         settings = self._thresholds(agent.site.client_name)
         device_class = judged_class(agent, request.batch)
+        # The client's own time zone, read once and only for the rules that read local hours.
+        zones: dict[int, str | None] = {}
         for envelope, new in zip(request.batch.envelopes, fresh, strict=True):
             histories = recent.before(agent, envelope.signals)
             if not new:
@@ -266,9 +268,12 @@ class Ingest:
                     previous, site = histories.get(signal.kind, ((), ()))
                     # Judged when it happened: a report that waited in the outbox over a weekend is not late.
                     known = tuple(await tx.known_disks(agent.agent_id)) if spec.known_disks else ()
+                    if spec.client_zone and not zones:
+                        zones[agent.site.client_id] = await tx.client_zone(agent.site.client_id)
                     history = History(now=signal.collected_at, hostname=agent.hostname, previous=previous,
                                       agent_id=agent.agent_id, settings=settings, site=site,
-                                      device_class=device_class, known_disks=known)
+                                      device_class=device_class, known_disks=known,
+                                      client_zone=zones.get(agent.site.client_id))
                     evaluations.extend(evaluate(spec, signal, history))
                     if spec.known_disks is not None:
                         # Kept beyond the reports the rule looks back on: a disk missing for weeks is still known.

@@ -133,6 +133,7 @@ async def record_ping(
     size_bytes: int | None = None, body: bytes = b"", on_change: OnChange | None = None,
 ) -> PingOutcome | None:
     """Store a ping, judge its job and apply the verdict, all in one transaction; None for an unknown token.
+    A paused job's ping is stored, not judged.
 
     Raises DeviceRevoked (and stores nothing) when the job's device was revoked.
     """
@@ -143,6 +144,9 @@ async def record_ping(
         agent = await tx.agent(state.job.agent_id)
         if agent is None or agent.revoked:
             raise DeviceRevoked(f"the device of backup job {state.job.name!r} was revoked")
+        if state.job.paused_at is not None:
+            return PingOutcome(state.job.name, agent.hostname, "paused",
+                               f"backup job {state.job.name} is paused: the ping is kept, not judged")
         verdict, _ = await judge(tx, state, agent, settings, now, "push", on_change)
     return PingOutcome(state.job.name, agent.hostname, verdict.status, verdict.summary)
 
@@ -150,13 +154,14 @@ async def record_ping(
 async def sweep(
     store: Store, settings: Settings, now: datetime, on_change: OnChange | None = None
 ) -> int:
-    """Judge every push job (of devices not revoked) at `now`; returns how many feed events were added."""
+    """Judge every push job (not paused, of devices not revoked) at `now`; returns how many feed events were
+    added."""
     published = 0
     async with store.transaction() as tx:
         agents = {agent.agent_id: agent for agent in await tx.agents()}
         for state in await tx.push_jobs():
             agent = agents.get(state.job.agent_id)
-            if agent is not None and not agent.revoked:
+            if agent is not None and not agent.revoked and state.job.paused_at is None:
                 published += (await judge(tx, state, agent, settings, now, "rule:push_sweep", on_change))[1]
     return published
 
@@ -203,7 +208,8 @@ async def create_job(
             raise PushJobTaken(f"{agent.hostname} already reports a backup job named {name!r} itself")
         job = await tx.add_push_job(token_hash(token), agent_id, name, schedule, timezone, grace_seconds, now)
         if job is None:
-            raise PushJobTaken(f"{agent.hostname} already has a push job named {name!r}")
+            raise PushJobTaken(f"{agent.hostname} already has a push job named {name!r} (deleted jobs keep their "
+                               "names, with their history)")
     return job, agent, token
 
 
@@ -234,5 +240,6 @@ async def job_lines(store: Store) -> list[str]:
         last = max(pings, key=lambda ping: ping.at, default=None)
         seen = f"last ping {last.kind} at {last.at:%Y-%m-%d %H:%M} UTC" if last else "no ping yet"
         grace = f", grace {job.grace_seconds / 3600:g} h" if job.grace_seconds is not None else ""
-        lines.append(f"{where} ({job.agent_id}): {job.name}, {job.schedule} ({job.timezone}{grace}); {seen}")
+        paused = f"; paused since {job.paused_at:%Y-%m-%d %H:%M} UTC" if job.paused_at else ""
+        lines.append(f"{where} ({job.agent_id}): {job.name}, {job.schedule} ({job.timezone}{grace}); {seen}{paused}")
     return lines

@@ -11,13 +11,16 @@ from technician.text import local_time, table
 
 
 def described(state: dict[str, Any], client: str) -> str:
-    """The schedule and its sends, readable; a failed send with its error and next try."""
+    """The schedule and its sends, readable; a failed send with its error and next try; why nothing is mailed
+    (an archived or the demo client)."""
     schedule = state["schedule"]
     if schedule is None:
         lines = [f"{client} gets no value report by e-mail"]
     else:
         lines = [f"{client}: the {schedule['frequency']} value report on day {schedule['day']} to "
                  f"{', '.join(schedule['recipients'])} (channel {schedule['channel_id']})"]
+    if state.get("held"):
+        lines.append(state["held"])
     rows = [[f"{s['first_day']} to {s['last_day']}", s["status"], str(s["attempts"]),
              local_time(s["sent_at"] or s["next_try_at"]), s["error"] or ""] for s in state["sends"]]
     if rows:

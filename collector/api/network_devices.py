@@ -13,10 +13,12 @@ from collector.api import error, wiring
 from collector.api.errors import parse
 from collector.api.technician import technician
 from collector.auth import AuthError, admitted
+from collector.services.network_devices import Adoption, Candidate
 from collector.store import NetworkDeviceRow
 from shared.reachability import SITE_CONFIG_PATH, Target
 
 DEVICES_PATH = "/api/v1/sites/{client}/{site}/network-devices"
+CANDIDATES_PATH = "/api/v1/sites/{client}/{site}/network-device-candidates"
 
 
 def network_device_view(row: NetworkDeviceRow) -> dict[str, Any]:
@@ -48,6 +50,40 @@ async def remove_network_device(request: web.Request) -> web.Response:
     return web.json_response({"removed": info["name"]})
 
 
+def candidate_view(candidate: Candidate) -> dict[str, Any]:
+    """A device not monitored yet as the API shows it."""
+    return {"address": candidate.address, "mac": candidate.mac, "vendor": candidate.vendor, "kind": candidate.kind,
+            "seen_by": list(candidate.seen_by)}
+
+
+@technician
+async def list_candidates(request: web.Request) -> web.Response:
+    """`GET /api/v1/sites/{client}/{site}/network-device-candidates`: devices of camera, NAS and network makers
+    in the neighbour tables of the site's PCs within the last day, neither declared nor dismissed."""
+    found = await wiring.network_devices(request).candidates(request.match_info["client"], request.match_info["site"])
+    return web.json_response({"candidates": [candidate_view(c) for c in found]})
+
+
+@technician
+async def adopt_candidate(request: web.Request) -> web.Response:
+    """`POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/adopt` with `{"name": "Camera
+    yard", "kind": "camera", "probe": "tcp", "port": 554}` (all optional); `candidate`: its hardware or IP
+    address. It becomes a declared device, probed at the address it was seen at."""
+    info = request.match_info
+    how = await parse(request, Adoption)
+    row = await wiring.network_devices(request).adopt(info["client"], info["site"], info["candidate"], how)
+    return web.json_response(network_device_view(row), status=201)
+
+
+@technician
+async def dismiss_candidate(request: web.Request) -> web.Response:
+    """`POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/dismiss`: not offered again
+    (by its hardware address, wherever it is seen next)."""
+    info = request.match_info
+    found = await wiring.network_devices(request).dismiss(info["client"], info["site"], info["candidate"])
+    return web.json_response({"dismissed": candidate_view(found)})
+
+
 @declare(Access.AGENT)
 async def site_config(request: web.Request) -> web.Response:
     """`GET /api/v1/site-config`, signed by the agent: its site's document, signed by the collector's
@@ -70,3 +106,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get(DEVICES_PATH, list_network_devices)
     app.router.add_post(DEVICES_PATH, add_network_device)
     app.router.add_delete(DEVICES_PATH + "/{name}", remove_network_device)
+    app.router.add_get(CANDIDATES_PATH, list_candidates)
+    app.router.add_post(CANDIDATES_PATH + "/{candidate}/adopt", adopt_candidate)
+    app.router.add_post(CANDIDATES_PATH + "/{candidate}/dismiss", dismiss_candidate)

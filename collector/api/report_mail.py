@@ -15,11 +15,13 @@ PATH = "/api/v1/clients/{client}/report-schedule"
 
 async def show_schedule(request: web.Request) -> web.Response:
     """`GET /api/v1/clients/{client}/report-schedule`: the schedule (null: not opted in) and its recent sends,
-    a failed one with its error and when it is tried again."""
+    a failed one with its error and when it is tried again; `held`: why nothing is mailed on schedule (an
+    archived or the demo client), else null."""
     state = await report_mail(request).state(request.match_info["client"])
     return web.json_response({
         "schedule": None if state.schedule is None else schedule_view(state.schedule),
         "sends": [send_view(s) for s in state.sends],
+        "held": state.held,
     })
 
 

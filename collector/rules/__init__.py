@@ -77,6 +77,9 @@ class History:
     # The class the device is judged by (the technician's override, else its agent's); None: not known yet.
     device_class: DeviceClass | None = None
     known_disks: tuple[KnownDisk, ...] = ()
+    # The IANA time zone of the client's own business hours (rules with `RuleSpec.client_zone`); None where it
+    # has none, and the rule's own setting applies.
+    client_zone: str | None = None
 
 
 Rule = Callable[[Any, History], list[Evaluation]]
@@ -153,6 +156,8 @@ class RuleSpec:
     # The device's known disks after this signal, stored by the collector and handed back in the next
     # report's History: what the rule remembers beyond its `history` of reports.
     known_disks: Callable[[Any, History], tuple[KnownDisk, ...]] | None = None
+    # The rule reads local hours: its History carries the client's own time zone (read only for such rules).
+    client_zone: bool = False
 
 
 def thresholds(cls: type[T], settings: Mapping[str, Any], kind: str) -> T:

@@ -30,7 +30,7 @@ KIND_WORDS = {"camera_recorder": "camera recorder", "camera": "camera", "nas": "
 class Limits:
     """The client's `[rules.reachability]` settings."""
 
-    # The time zone a device's expected hours are read in.
+    # The time zone a device's expected hours are read in where the client has no time zone of its own.
     timezone: str = "UTC"
 
 
@@ -45,7 +45,7 @@ def subject(name: str) -> str:
 
 
 def within_hours(hours: str | None, now: datetime, timezone: str) -> bool:
-    """Whether `now` falls in the device's expected hours (HH:MM-HH:MM, local; None: always)."""
+    """Whether `now` falls in the device's expected hours (HH:MM-HH:MM, local to `timezone`; None: always)."""
     if hours is None:
         return True
     start, end = (time.fromisoformat(part) for part in hours.split("-"))
@@ -88,7 +88,7 @@ def judge(result: ProbeResult, points: dict[str, tuple[str, Reachability]], hist
         theirs = f"; not from {', '.join(down)} (their network, not the device)" if down else ""
         return Evaluation(RULE, subject(target.name), "ok", f"{what} answers {', '.join(up)}{theirs}", details,
                           scope="site")
-    if not within_hours(target.hours, history.now, limits.timezone):
+    if not within_hours(target.hours, history.now, history.client_zone or limits.timezone):
         return Evaluation(RULE, subject(target.name), "ok", f"{what} does not answer, outside its hours "
                           f"({target.hours})",
                           details, scope="site")
@@ -150,7 +150,7 @@ def certificate_sentence(c: Caught) -> str:
             f"to expire{done}.")
 
 
-SPEC = RuleSpec(evaluate, history=1, site_hours=WINDOW.total_seconds() / 3600, alerts=(
+SPEC = RuleSpec(evaluate, history=1, site_hours=WINDOW.total_seconds() / 3600, client_zone=True, alerts=(
     AlertRule(RULE, action="check the device's power and network cable, then the switch port it hangs on",
               sentence=device_sentence),
     AlertRule(CERTIFICATE_RULE, action="renew the device's certificate", sentence=certificate_sentence),

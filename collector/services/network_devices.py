@@ -9,13 +9,15 @@ from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pydantic import Field
 
 from collector.services.base import Service
 from collector.services.errors import Conflict, NotFound
 from collector.services.escrow import EscrowKey, escrow_public_key
+from collector.services.inputs import Input, validated
 from collector.store import NetworkDeviceRow, SiteRef, Store, Tx
 from shared.clock import Clock
-from shared.reachability import MAX_TARGETS, DeviceKind, SiteConfig, Target, sign_document
+from shared.reachability import MAX_TARGETS, DeviceKind, ProbeKind, SiteConfig, Target, sign_document
 
 # Makers of devices that cannot run an agent, by the first three bytes of the hardware address (IEEE OUI
 # registry): a neighbour with one of these that is not declared yet is offered as a candidate.
@@ -45,6 +47,21 @@ class Candidate:
     vendor: str
     kind: DeviceKind
     seen_by: tuple[str, ...]
+
+
+class Adoption(Input):
+    """How to watch a candidate once adopted: it is probed at the address it was seen at; a part left out takes
+    the candidate's maker and kind ("Hikvision 192.168.1.31", camera) and an ICMP echo. The declared device's
+    own rules (Target) judge the result."""
+
+    name: str | None = Field(None, description="its name at the site (default: maker and address)")
+    kind: DeviceKind | None = Field(None, description="what it is (default: what its maker makes)")
+    probe: ProbeKind = Field("icmp", description="how to check it: icmp, tcp (with port) or http (with url)")
+    port: int | None = Field(None, description="TCP port to connect to (probe tcp)")
+    url: str | None = Field(None, description="http:// or https:// URL to fetch (probe http)")
+    expect_status: int | None = Field(None, description="HTTP status that means up (probe http; default 200)")
+    tls_days: int | None = Field(None, description="warn when its certificate expires within this many days")
+    hours: str | None = Field(None, description="local hours it is expected to answer, HH:MM-HH:MM (default always)")
 
 
 # The collector's configuration key in the meta table: one per collector (shared by every process on one
@@ -116,11 +133,12 @@ class NetworkDevices(Service):
 
     async def candidates(self, client: str, site: str) -> list[Candidate]:
         """Devices of known makers in the neighbour tables the site's agents reported within the last day
-        (their printer_ip_conflict reports), whose address is not declared yet."""
+        (their printer_ip_conflict reports), whose address is not declared yet and which were not dismissed."""
         now = self.clock()
         async with self.store.read() as tx:
             ref = await self._site(tx, client, site)
             declared = {row.target.address for row in await tx.network_devices(ref.site_id)}
+            dismissed = await tx.dismissed_candidates(ref.site_id)
             rows = await tx.site_observations(ref.site_id, "printer_ip_conflict", now - CANDIDATES_SEEN, now, 1, 500)
         found: dict[tuple[str, str], set[str]] = defaultdict(set)
         for hostname, row in rows:
@@ -128,4 +146,37 @@ class NetworkDevices(Service):
                 if isinstance(entry, dict) and str(entry.get("mac", ""))[:8] in VENDORS:
                     found[(str(entry.get("ip")), str(entry["mac"]))].add(hostname)
         return [Candidate(ip, mac, *VENDORS[mac[:8]], tuple(sorted(hosts)))
-                for (ip, mac), hosts in sorted(found.items()) if ip not in declared]
+                for (ip, mac), hosts in sorted(found.items()) if ip not in declared and mac not in dismissed]
+
+    async def candidate(self, client: str, site: str, which: str) -> Candidate:
+        """The site's candidate by its hardware address or its IP address (NotFound when none is offered,
+        Conflict when two devices of known makers answer at that IP address)."""
+        offered = await self.candidates(client, site)
+        wanted = which.strip().lower().replace("-", ":")  # a hardware address as Windows writes it, too
+        found = [c for c in offered if wanted in (c.mac, c.address)]
+        if not found:
+            listed = ", ".join(f"{c.address} ({c.mac})" for c in offered) or "none"
+            raise NotFound(f"{which!r} is not among the devices of {site} not monitored yet (offered: {listed})")
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} devices answer at {which}: name one by its hardware address "
+                           f"({', '.join(c.mac for c in found)})")
+        return found[0]
+
+    async def adopt(self, client: str, site: str, which: str, how: Adoption) -> NetworkDeviceRow:
+        """Declare a candidate as a device of the site, probed at the address it was seen at."""
+        found = await self.candidate(client, site, which)
+        chosen = how.model_dump(exclude_none=True)
+        target = validated(Target, {**chosen, "name": how.name or f"{found.vendor} {found.address}",
+                                    "kind": how.kind or found.kind, "address": found.address})
+        return await self.add(client, site, target)
+
+    async def dismiss(self, client: str, site: str, which: str) -> Candidate:
+        """Stop offering a candidate (by hardware address: it stays dismissed at another address)."""
+        found = await self.candidate(client, site, which)
+        async with self.store.transaction() as tx:
+            ref = await self._site(tx, client, site)
+            if await tx.dismiss_candidate(ref.site_id, found.mac, found.address, self.clock()):
+                await self.publish(tx, "network_device.candidate_dismissed",
+                                   {"client": client, "site": site, "address": found.address, "mac": found.mac,
+                                    "vendor": found.vendor})
+        return found

@@ -1,19 +1,28 @@
-"""Push backup jobs as the dashboard lists and creates them: each with its device and its newest pings."""
+"""Push backup jobs as the dashboard lists, creates, pauses, resumes and deletes them: each with its device and
+its newest pings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field
 
 from collector import push
+from collector.alerts import dedupe
+from collector.rules import Evaluation, backup_results
 from collector.services.base import Service
 from collector.services.errors import Conflict, Invalid, NotFound
 from collector.services.inputs import Input
-from collector.store import AgentRow, PingRow, PushJobRow
+from collector.store import AgentRow, PingRow, PushJobRow, Tx
 
 PINGS_SHOWN = 5
+# What the technician can do to a job once it is made.
+Step = Literal["pause", "resume", "delete"]
+STEPS: tuple[Step, ...] = ("pause", "resume", "delete")
+# Each step's past tense: in the feed's event type and in what the technician is told.
+DONE: dict[Step, str] = {"pause": "paused", "resume": "resumed", "delete": "deleted"}
 # A week and a day: the longest lateness a weekly job could want.
 MAX_GRACE_HOURS = 8 * 24
 
@@ -49,7 +58,7 @@ class NewJob:
 
 
 class PushJobs(Service):
-    """Push backup jobs: list them with their last pings, create one."""
+    """Push backup jobs: list them with their last pings, create, pause, resume and delete one."""
 
     async def list(self, client: str | None = None) -> list[JobListing]:
         """Every push job (of one client), by client, site, device and name; NotFound for an unknown client."""
@@ -76,3 +85,41 @@ class PushJobs(Service):
         except push.PushJobRefused as exc:
             raise Invalid(None, str(exc)) from None
         return NewJob(job, agent, token)
+
+    async def get(self, job_id: int) -> JobListing:
+        """One push job (not deleted) with its device and newest pings; NotFound otherwise."""
+        found = next((j for j in await self.list() if j.job.job_id == job_id), None)
+        if found is None:
+            raise NotFound(f"there is no push job {job_id}")
+        return found
+
+    async def change(self, job_id: int, step: Step) -> PushJobRow:
+        """Pause a job (not judged, its open alert resolved), resume it (judged again from the next sweep, an
+        overdue run alerting), or delete it (its URL refused; its pings kept for the value report)."""
+        now = self.clock()
+        async with self.store.transaction() as tx:
+            current = next((s.job for s in await tx.push_jobs() if s.job.job_id == job_id), None)
+            if current is None:
+                raise NotFound(f"there is no push job {job_id}")
+            if step != "delete" and (current.paused_at is not None) == (step == "pause"):
+                raise Conflict(f"push job {current.name} is {'paused' if step == 'pause' else 'running'} already")
+            if step == "delete":
+                changed = await tx.delete_push_job(job_id, now)
+            else:
+                changed = await tx.pause_push_job(job_id, now if step == "pause" else None)
+            if changed is None:  # another request changed it between the read and the conditional update
+                raise Conflict(f"push job {current.name} was changed meanwhile: reload and try again")
+            agent = await tx.agent(changed.agent_id)
+            if step != "resume" and agent is not None:
+                await self._settle(tx, agent, changed, DONE[step])
+            await self.publish(tx, f"push_job.{DONE[step]}", {
+                "job_id": job_id, "job": changed.name, "agent_id": changed.agent_id,
+                "hostname": agent.hostname if agent else None,
+                "client": agent.site.client_name if agent else None})
+        return changed
+
+    async def _settle(self, tx: Tx, agent: AgentRow, job: PushJobRow, why: str) -> None:
+        """Resolve the job's open alert at once: a paused or deleted job is judged no more."""
+        verdict = Evaluation(backup_results.RULE, f"backup:{job.name}", "ok", f"backup job {job.name} was {why}",
+                             gone=True)
+        await dedupe.apply(tx, agent, [verdict], self.clock(), "technician")

@@ -23,7 +23,7 @@ from collector.services.base import Service
 from collector.services.billing import ledger_of
 from collector.services.errors import Invalid, NotFound
 from collector.services.inputs import Input, valid_address
-from collector.store import ChannelRow, Store, Tx
+from collector.store import ChannelRow, ClientRow, Store, Tx
 from collector.store.report_rows import Frequency, ReportScheduleRow, ReportSendRow
 from shared.clock import Clock
 
@@ -63,6 +63,18 @@ class ScheduleState:
 
     schedule: ReportScheduleRow | None
     sends: list[ReportSendRow]
+    # Why the schedule sends nothing (an archived or the demo client); None: it sends when due.
+    held: str | None = None
+
+
+def held_because(client: ClientRow | None) -> str | None:
+    """Why no report is mailed to this client on schedule: archived, never; the demo client, never by schedule."""
+    if client is None or client.billable:
+        return None
+    if client.archived_at is not None:
+        return f"{client.name} is archived: no value report is mailed to it"
+    return (f"{client.name} is the demo client: its value report is never mailed on schedule (mark it as a real "
+            "client to have it mailed)")
 
 
 def add_months(month: date, count: int) -> date:
@@ -133,7 +145,8 @@ class ReportMail(Service):
         async with self.store.read() as tx:
             ledger = await ledger_of(tx, client)
             schedules = await tx.report_schedules(ledger.client_id)
-            return ScheduleState(schedules[0] if schedules else None, await tx.report_sends(ledger.client_id))
+            return ScheduleState(schedules[0] if schedules else None, await tx.report_sends(ledger.client_id),
+                                 held_because(ledger.record))
 
     async def set(self, client: str, wanted: ScheduleInput) -> ReportScheduleRow:
         """Opt the client in (or change its schedule)."""
@@ -159,10 +172,12 @@ class ReportMail(Service):
         return schedule
 
     async def send_due(self) -> list[ReportSendRow]:
-        """Send every report that is due and not yet sent (nor being sent elsewhere); the sends this call made."""
+        """Send every report that is due and not yet sent (nor being sent elsewhere), to none of the archived or
+        demo clients; the sends this call made."""
         now = self.clock()
         async with self.store.read() as tx:
-            schedules = await tx.report_schedules()
+            held = {c.client_id for c in await tx.clients(archived=True) if held_because(c)}
+            schedules = [s for s in await tx.report_schedules() if s.client_id not in held]
             zone = (await billing_settings(tx)).zone
             # An earlier period that failed is tried again too, even once a newer one is due.
             failed = await tx.failed_report_sends(now)

@@ -335,6 +335,8 @@ class PushJobRow:
     timezone: str
     grace_seconds: float | None
     created_at: datetime
+    # Paused: its pings are kept but it is not judged (no alert) until resumed.
+    paused_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -477,6 +479,12 @@ class Tx(ReportTx, Protocol):
     async def remove_network_device(self, site_id: int, name: str) -> bool:
         """Forget the site's device of that name; False when there is none."""
 
+    async def dismissed_candidates(self, site_id: int) -> set[str]:
+        """The hardware addresses of the site's candidates the technician dismissed."""
+
+    async def dismiss_candidate(self, site_id: int, mac: str, address: str, at: datetime) -> bool:
+        """Stop offering the site's candidate with this hardware address; False when it was dismissed already."""
+
     async def config_version(self, site_id: int, bump: bool = False) -> int:
         """The site's configuration version, one higher first when `bump` (a change to what agents probe)."""
 
@@ -524,6 +532,9 @@ class Tx(ReportTx, Protocol):
 
     async def client_hours(self) -> dict[int, ClientHours]:
         """Every client's own business hours, by client id."""
+
+    async def client_zone(self, client_id: int) -> str | None:
+        """The IANA time zone of the client's own business hours; None where it has none (or no such client)."""
 
     async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
         """Replace the client's own business hours (None parts: the collector's defaults)."""
@@ -610,7 +621,15 @@ class Tx(ReportTx, Protocol):
         """Record a push job (only its token's hash); None when the device has a push job of that name."""
 
     async def push_jobs(self) -> list[PushJobState]:
-        """Every push job with what its pings tell, by device and name."""
+        """Every push job (not deleted) with what its pings tell, by device and name."""
+
+    async def pause_push_job(self, job_id: int, at: datetime | None) -> PushJobRow | None:
+        """Pause the job from `at` (None: resume it); None for an unknown or deleted job, or one paused (resumed)
+        already: the update is conditional, so of two at once only one changes it."""
+
+    async def delete_push_job(self, job_id: int, at: datetime) -> PushJobRow | None:
+        """Delete the job: its URL is refused and it leaves every list, its pings stay for the value report;
+        None for an unknown or deleted job."""
 
     async def recent_pings(self, per_job: int) -> dict[int, list[PingRow]]:
         """Each push job's newest pings (at most `per_job`), newest first, by job id."""
@@ -618,7 +637,8 @@ class Tx(ReportTx, Protocol):
     async def record_ping(
         self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
     ) -> PushJobState | None:
-        """Store a ping of the job with this token and return the job's state; None for an unknown token.
+        """Store a ping of the job with this token and return the job's state; None for an unknown token (or
+        a deleted job's).
 
         Only a job's latest pings are kept (and always its two newest good ones).
         """

@@ -56,7 +56,7 @@ _PUSH_STATES = """
         (SELECT 'good', * FROM backup_pings WHERE job_id = j.id AND kind IN ('success', 'warning')
          ORDER BY id DESC LIMIT 2)
     ) p ON TRUE
-    WHERE :job::bigint IS NULL OR j.id = :job
+    WHERE (:job::bigint IS NULL OR j.id = :job) AND j.deleted_at IS NULL
     ORDER BY j.agent_id, j.name, j.id, p.id DESC
 """
 

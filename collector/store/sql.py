@@ -474,6 +474,10 @@ class SqlTx(ReportSql):
         rows = await self._rows("SELECT * FROM clients")
         return {row["id"]: _hours(row, self.codec) for row in rows}
 
+    async def client_zone(self, client_id: int) -> str | None:
+        row = await self._row("SELECT timezone FROM clients WHERE id = :client", client=client_id)
+        return row["timezone"] if row else None
+
     async def set_client_hours(self, client_id: int, hours: ClientHours) -> None:
         await self._run(
             "UPDATE clients SET business_days = :days, business_start = :start, business_end = :end, "
@@ -529,6 +533,15 @@ class SqlTx(ReportSql):
     async def remove_network_device(self, site_id: int, name: str) -> bool:
         return await self._run("DELETE FROM network_devices WHERE site_id = :site AND name = :name",
                                site=site_id, name=name) == 1
+
+    async def dismissed_candidates(self, site_id: int) -> set[str]:
+        rows = await self._rows("SELECT mac FROM dismissed_candidates WHERE site_id = :site", site=site_id)
+        return {row["mac"] for row in rows}
+
+    async def dismiss_candidate(self, site_id: int, mac: str, address: str, at: datetime) -> bool:
+        return await self._run(
+            "INSERT INTO dismissed_candidates (site_id, mac, address, dismissed_at) VALUES (:site, :mac, :address, "
+            ":at) ON CONFLICT (site_id, mac) DO NOTHING", site=site_id, mac=mac, address=address, at=at) == 1
 
     async def config_version(self, site_id: int, bump: bool = False) -> int:
         if bump:
@@ -891,12 +904,24 @@ class SqlTx(ReportSql):
     async def push_jobs(self) -> list[PushJobState]:
         return await self._push_states(None)
 
+    async def pause_push_job(self, job_id: int, at: datetime | None) -> PushJobRow | None:
+        state = "paused_at IS NULL" if at is not None else "paused_at IS NOT NULL"
+        row = await self._row(f"UPDATE backup_push_jobs SET paused_at = :at WHERE id = :job AND deleted_at IS NULL "
+                              f"AND {state} RETURNING *", job=job_id, at=at)
+        return _push_job(row, self.codec) if row is not None else None
+
+    async def delete_push_job(self, job_id: int, at: datetime) -> PushJobRow | None:
+        row = await self._row("UPDATE backup_push_jobs SET deleted_at = :at WHERE id = :job AND deleted_at IS NULL "
+                              "RETURNING *", job=job_id, at=at)
+        return _push_job(row, self.codec) if row is not None else None
+
     async def record_ping(
         self, token_hash: str, at: datetime, kind: PingKind, size_bytes: int | None, log: str | None
     ) -> PushJobState | None:
         row = await self._row(
             "INSERT INTO backup_pings (job_id, at, kind, bytes, log) "
-            "SELECT id, :at, :kind, :bytes, :log FROM backup_push_jobs WHERE token_hash = :token RETURNING job_id",
+            "SELECT id, :at, :kind, :bytes, :log FROM backup_push_jobs "
+            "WHERE token_hash = :token AND deleted_at IS NULL RETURNING job_id",
             at=at, kind=kind, bytes=size_bytes, log=log, token=token_hash,
         )
         if row is None:
@@ -1681,6 +1706,7 @@ def _push_job(row: Row, c: Codec) -> PushJobRow:
     return PushJobRow(
         job_id=row["id"], agent_id=row["agent_id"], name=row["name"], schedule=row["schedule"],
         timezone=row["timezone"], grace_seconds=row["grace_seconds"], created_at=c.moment(row["created_at"]),
+        paused_at=c.moment(row["paused_at"]),
     )
 
 

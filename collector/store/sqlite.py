@@ -261,7 +261,8 @@ class _SqliteTx(SqlTx):
     async def _push_states(self, job_id: int | None) -> list[PushJobState]:
         def work(db: sqlite3.Connection) -> list[PushJobState]:
             rows = db.execute(
-                "SELECT * FROM backup_push_jobs WHERE :job IS NULL OR id = :job ORDER BY agent_id, name",
+                "SELECT * FROM backup_push_jobs WHERE (:job IS NULL OR id = :job) AND deleted_at IS NULL "
+                "ORDER BY agent_id, name",
                 {"job": job_id},
             ).fetchall()
             return [_push_state(db, _push_job(row, self.codec)) for row in rows]

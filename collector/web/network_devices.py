@@ -1,5 +1,5 @@
-"""A site's devices without an agent: the declare form, and each device's reachability from every PC of the
-site with its latency and loss history."""
+"""A site's devices without an agent: the declare form, each device's reachability from every PC of the site
+with its latency and loss history, and the devices not monitored yet to adopt or dismiss."""
 
 from __future__ import annotations
 
@@ -99,8 +99,20 @@ async def remove_device(request: web.Request) -> web.Response:
     return see_other(site_path(client, site), flash=f"{name} is no longer probed.")
 
 
+@form
+async def dismiss_candidate(request: web.Request) -> web.Response:
+    """`POST /sites/{client}/{site}/network-devices/candidates/{candidate}/dismiss`: not offered again."""
+    client, site, candidate = (request.match_info[k] for k in ("client", "site", "candidate"))
+    try:
+        found = await wiring.network_devices(request).dismiss(client, site, candidate)
+    except DomainError as exc:
+        return refused(exc, site_path(client, site), "dismissed")
+    return see_other(site_path(client, site), flash=f"{found.vendor} {found.address} is no longer offered.")
+
+
 def setup(app: web.Application) -> None:
     """Register the site's network devices page and its forms."""
     app.router.add_get("/sites/{client}/{site}/network-devices", site_devices_page)
     app.router.add_post("/sites/{client}/{site}/network-devices", add_device)
     app.router.add_post("/sites/{client}/{site}/network-devices/{name}/remove", remove_device)
+    app.router.add_post("/sites/{client}/{site}/network-devices/candidates/{candidate}/dismiss", dismiss_candidate)

@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector import keys, push
 from collector.api.push import PINGS_PER_MINUTE
 from collector.app import create_app
+from collector.services.errors import Conflict, NotFound
+from collector.services.push_jobs import PushJobs
 from collector.settings import Settings
 from collector.store import AgentRow, AlertRow, PingKind, PushJobState, Store
 from collector.store.sql import PINGS_KEPT
@@ -313,3 +315,35 @@ async def test_it_refuses_jobs_it_could_not_judge_or_tell_apart(client: TestClie
             await new_job(client, **changes)  # type: ignore[arg-type]
     with pytest.raises(push.PushJobRefused, match="timezone: unknown time zone 'Mars/Base'"):
         await push.create_job(store_of(client), "ag_nas01", "y", "daily", "Mars/Base", None, now)
+
+
+async def test_a_paused_job_is_not_judged_and_a_deleted_one_refuses_its_url(client: TestClient) -> None:
+    await device(client)
+    created = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
+    token = await new_job(client, created_at=created)
+    job_id = (await job_state(client)).job.job_id
+    jobs = PushJobs(store_of(client), lambda: created + timedelta(hours=1))
+    paused = await jobs.change(job_id, "pause")
+    assert paused.paused_at == created + timedelta(hours=1)
+    assert (await job_state(client)).job.paused_at == paused.paused_at
+    # Days late, and a failed run reported: kept, not judged.
+    assert (await client.post(PUSH + token + "/fail")).status == 200
+    assert (await job_state(client)).last_end is not None
+    await sweep(client, created + timedelta(days=5))
+    assert await backup_alerts(client) == []
+    with pytest.raises(Conflict, match="is paused already"):
+        await jobs.change(job_id, "pause")
+
+    assert (await jobs.change(job_id, "resume")).paused_at is None
+    await sweep(client, created + timedelta(days=5))
+    [alert] = await backup_alerts(client)
+    assert alert.resolved_at is None
+    await jobs.change(job_id, "delete")
+    assert [alert.resolved_at is not None for alert in await backup_alerts(client)] == [True]
+    async with store_of(client).transaction() as tx:
+        assert await tx.push_jobs() == []
+    assert (await client.post(PUSH + token)).status == 404
+    with pytest.raises(NotFound, match=f"there is no push job {job_id}"):
+        await jobs.change(job_id, "resume")
+    with pytest.raises(push.PushJobTaken, match="deleted jobs keep their names"):
+        await new_job(client)

@@ -20,6 +20,7 @@ from collector.app import create_app
 from collector.rules import History, SiteReport
 from collector.rules.reachability import evaluate
 from collector.settings import Settings
+from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict
 from shared.reachability import (
     MAX_DOCUMENT_BYTES,
     MAX_TARGETS,
@@ -55,10 +56,10 @@ def report(*results: ProbeResult, at: datetime = NOW, version: int = 1) -> Reach
 
 
 def verdicts(signal: Reachability, *others: tuple[str, Reachability], previous: tuple[Reachability, ...] = (),
-             **settings: Any) -> dict[str, tuple[str, str]]:
+             client_zone: str | None = None, **settings: Any) -> dict[str, tuple[str, str]]:
     site = tuple(SiteReport(f"id-{host}", host, s.collected_at, s) for host, s in others)
     history = History(now=signal.collected_at, hostname="RECEPTION-PC", agent_id="id-RECEPTION-PC", site=site,
-                      previous=previous, settings={"reachability": settings})
+                      previous=previous, settings={"reachability": settings}, client_zone=client_zone)
     return {f"{v.rule}|{v.subject}": (v.status, v.summary) for v in evaluate(signal, history) if v.rule != "unknown"}
 
 
@@ -103,6 +104,25 @@ def test_outside_its_expected_hours_a_silent_device_is_no_alert() -> None:
     # The same hours in a time zone where it is 08:00 now: expected to answer.
     assert verdicts(report(seen(shop_hours, "down")), timezone="America/Sao_Paulo"
                     )["reachability|device:Recorder"][0] == "critical"
+
+
+# Europe/Berlin moves from CET (UTC+1) to CEST (UTC+2) on 29 March 2026: 05:30 UTC is 06:30 in Berlin the
+# day before, 07:30 the day after.
+BEFORE_DST = datetime(2026, 3, 28, 5, 30, tzinfo=UTC)
+AFTER_DST = datetime(2026, 3, 30, 5, 30, tzinfo=UTC)
+DAYTIME_CAMERA = Target(**{**CAMERA.model_dump(), "hours": "07:00-19:00"})
+
+
+def test_expected_hours_are_read_in_the_clients_own_time_zone_across_a_dst_change() -> None:
+    def status(at: datetime, **zones: Any) -> str:
+        return verdicts(report(seen(DAYTIME_CAMERA, "down"), at=at), **zones)["reachability|device:Camera yard"][0]
+
+    assert status(BEFORE_DST, client_zone="Europe/Berlin") == "ok"  # 06:30 in Berlin: not open yet
+    assert status(AFTER_DST, client_zone="Europe/Berlin") == "warning"  # 07:30 in Berlin (summer time)
+    # The client's zone wins over the rules setting, which stays the fallback for a client without one.
+    assert status(AFTER_DST, client_zone="Europe/Berlin", timezone="America/Sao_Paulo") == "warning"
+    assert status(AFTER_DST, timezone="America/Sao_Paulo") == "ok"  # 02:30 in Sao Paulo
+    assert status(AFTER_DST) == "ok"  # 05:30 UTC
 
 
 def test_a_certificate_expiring_within_the_declared_days_warns() -> None:
@@ -239,3 +259,92 @@ async def test_a_recorder_silent_to_every_pc_opens_one_critical_and_resolves_whe
             await send(pc, "up")
     listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
     assert [a["state"] for a in listed if a["rule"] == "reachability"] == ["resolved"]
+
+
+async def test_a_camera_at_a_berlin_client_is_judged_in_berlin_time_through_ingest(
+    client: TestClient, clock: Clock
+) -> None:
+    clock.now = BEFORE_DST
+    pc = await enrolled(client, "RECEPTION-PC")
+
+    async def camera_alerts() -> list[dict[str, Any]]:
+        body = pc.body(pc.envelope([report(seen(DAYTIME_CAMERA, "down"), at=clock.now)]))
+        response = await client.post(REPORTS, data=body, headers=pc.headers(body))
+        assert response.status == 200, await response.text()
+        listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+        return [a for a in listed if a["rule"] == "reachability"]
+
+    zone = await client.put("/api/v1/clients/Acme Tooling/hours", json={"timezone": "Europe/Berlin"}, headers=TECH)
+    assert zone.status == 200, await zone.text()
+    assert await camera_alerts() == []  # 06:30 in Berlin, before its hours
+    clock.now = AFTER_DST
+    [alert] = await camera_alerts()  # 07:30 in Berlin: the same UTC time, now within its hours
+    assert (alert["severity"], alert["state"]) == ("warning", "open")
+
+
+CANDIDATES = "/api/v1/sites/Acme Tooling/Main office/network-device-candidates"
+
+
+async def report_neighbours(client: TestClient, agent: SimAgent, at: datetime, *entries: tuple[str, str]) -> None:
+    neighbours = [NeighbourEntry(ip=ip, mac=mac) for ip, mac in entries]
+    body = agent.body(agent.envelope([PrinterIpConflict(collected_at=at, neighbours=neighbours)]))
+    response = await client.post(REPORTS, data=body, headers=agent.headers(body))
+    assert response.status == 200, await response.text()
+
+
+async def test_candidates_are_listed_adopted_and_dismissed_through_the_api(client: TestClient, clock: Clock) -> None:
+    agent = await enrolled(client, "RECEPTION-PC")
+    await report_neighbours(client, agent, clock.now, ("192.0.2.31", "44:19:b6:12:34:56"),  # Hikvision
+                            ("192.0.2.40", "00:11:32:aa:bb:cc"),  # Synology
+                            ("192.0.2.50", "24:5e:be:01:02:03"),  # QNAP
+                            ("192.0.2.77", "02:11:22:33:44:55"))  # a laptop: no known maker
+
+    async def offered() -> list[str]:
+        response = await client.get(CANDIDATES, headers=TECH)
+        assert response.status == 200, await response.text()
+        return [c["address"] for c in (await response.json())["candidates"]]
+
+    listed = (await (await client.get(CANDIDATES, headers=TECH)).json())["candidates"]
+    assert listed[0] == {"address": "192.0.2.31", "mac": "44:19:b6:12:34:56", "vendor": "Hikvision",
+                         "kind": "camera", "seen_by": ["RECEPTION-PC"]}
+    assert await offered() == ["192.0.2.31", "192.0.2.40", "192.0.2.50"]
+
+    unknown = await client.post(f"{CANDIDATES}/192.0.2.77/adopt", json={}, headers=TECH)
+    assert unknown.status == 404
+    assert "'192.0.2.77' is not among the devices of Main office not monitored yet" in (await unknown.json())["error"]
+    assert (await client.post(f"{CANDIDATES}/192.0.2.77/dismiss", headers=TECH)).status == 404
+    no_site = await client.get("/api/v1/sites/Acme Tooling/Nowhere/network-device-candidates", headers=TECH)
+    assert no_site.status == 404
+    incomplete = await client.post(f"{CANDIDATES}/192.0.2.31/adopt", json={"probe": "tcp"}, headers=TECH)
+    assert incomplete.status == 422 and "a tcp probe needs a port" in (await incomplete.json())["error"]
+    stray = await client.post(f"{CANDIDATES}/192.0.2.31/adopt", json={"address": "192.0.2.99"}, headers=TECH)
+    assert stray.status == 422 and "address" in (await stray.json())["error"]
+
+    adopted = await client.post(f"{CANDIDATES}/192.0.2.31/adopt",
+                                json={"name": "Camera yard", "probe": "tcp", "port": 554}, headers=TECH)
+    assert adopted.status == 201, await adopted.text()
+    assert {k: v for k, v in (await adopted.json()).items() if k in ("name", "address", "kind", "how")} == {
+        "name": "Camera yard", "address": "192.0.2.31", "kind": "camera", "how": "tcp:554"}
+    # Its maker's name and kind and an echo where the technician says nothing; by hardware address, as
+    # Windows writes it.
+    nas = await client.post(f"{CANDIDATES}/24-5E-BE-01-02-03/adopt", headers=TECH)
+    assert nas.status == 201, await nas.text()
+    assert {k: v for k, v in (await nas.json()).items() if k in ("name", "kind", "how")} == {
+        "name": "QNAP 192.0.2.50", "kind": "nas", "how": "icmp"}
+    declared = (await (await client.get(DEVICES, headers=TECH)).json())["network_devices"]
+    assert [d["name"] for d in declared] == ["Camera yard", "QNAP 192.0.2.50"]
+
+    dismissed = await client.post(f"{CANDIDATES}/00:11:32:aa:bb:cc/dismiss", headers=TECH)
+    assert dismissed.status == 200, await dismissed.text()
+    assert (await dismissed.json())["dismissed"]["vendor"] == "Synology"
+    assert await offered() == []
+    again = await client.post(f"{CANDIDATES}/00:11:32:aa:bb:cc/dismiss", headers=TECH)
+    assert again.status == 404
+    # Seen again at another address the next day: still dismissed, by its hardware address.
+    clock.advance(days=1)
+    await report_neighbours(client, agent, clock.now, ("192.0.2.41", "00:11:32:aa:bb:cc"))
+    assert await offered() == []
+    async with client.app[keys.STORE].read() as tx:
+        recorded = [e.data for e in await tx.feed_since(0, 1000) if e.type == "network_device.candidate_dismissed"]
+    assert recorded == [{"client": "Acme Tooling", "site": "Main office", "address": "192.0.2.40",
+                         "mac": "00:11:32:aa:bb:cc", "vendor": "Synology"}]

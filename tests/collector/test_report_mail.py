@@ -258,3 +258,30 @@ async def test_without_recipients_the_report_goes_to_the_clients_billing_address
               {"billing_email": "Accounts@Bakery.EXAMPLE"})
     schedule = await api(client, "PUT", SCHEDULE, monthly)
     assert schedule["recipients"] == ["Accounts@bakery.example"]
+
+
+async def test_no_report_is_mailed_on_schedule_to_the_demo_client_nor_to_an_archived_one(
+    client: TestClient, clock: Clock
+) -> None:
+    await bakery_november(client, clock)
+    clock.now = at(11, 20, 9)
+    await add_channel(client, "dead relay", f"mailto://{LOOPBACK}:{free_port()}?from=it@example.com")
+    bakery = f"/api/v1/clients/{BAKERY.replace(' ', '%20')}"
+    await api(client, "PUT", f"{bakery}/demo", {"demo": True})
+    # The technician's command still sets the schedule, and says why nothing will be mailed.
+    shown = await cli(client, BAKERY, "--monthly", "--day", "3", "--to", "owner@bakery.example")
+    assert "Corner Bakery is the demo client: its value report is never mailed on schedule" in shown
+
+    clock.now = at(12, 3, 9)
+    mail = ReportMail(client.app[keys.STORE], clock)
+    assert await mail.send_due() == []
+    await api(client, "PUT", f"{bakery}/demo", {"demo": False})
+    await api(client, "POST", f"{bakery}/archive", {})
+    assert await mail.send_due() == []
+    state = await api(client, "GET", SCHEDULE)
+    assert (state["sends"], state["held"]) == ([], "Corner Bakery is archived: no value report is mailed to it")
+    # Back among the active clients: its report is due, and tried (the relay is down: recorded as failed).
+    await api(client, "POST", f"{bakery}/restore", {})
+    [tried] = await mail.send_due()
+    assert (tried.first_day, tried.status) == (date(2026, 11, 1), "failed")
+    assert (await api(client, "GET", SCHEDULE))["held"] is None

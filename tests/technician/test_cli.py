@@ -21,7 +21,9 @@ from collector.app import create_app
 from collector.services.escrow import EscrowKey
 from collector.settings import Settings
 from shared.escrow import public_of, seal
+from shared.printer_ip_conflict import NeighbourEntry, PrinterIpConflict
 from technician.cli import build_parser
+from tests.support.agents import REPORTS
 from tests.support.clock import Clock
 from tests.support.collector import enrolled
 
@@ -197,6 +199,45 @@ async def network_devices_from_the_command_line(app: web.Application, tech: tupl
     assert "Recorder" in listed.stdout and "07:00-19:00" in listed.stdout
     removed = await asyncio.to_thread(fieldpost, *tech, "network-device", "remove", *site, "Recorder")
     assert removed.returncode == 0 and "Recorder is no longer probed" in removed.stdout
+
+
+async def test_discovered_devices_are_listed_adopted_and_dismissed_from_the_command_line(
+    tmp_path: Path, clock: Clock
+) -> None:
+    app = create_app(Settings(db=str(tmp_path / "collector.db"), admin_token="tech-secret"), clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        tech = ("--url", str(client.make_url("")).rstrip("/"), "--token", "tech-secret")
+        site = ("Acme Tooling", "Main office")
+
+        async def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(fieldpost, *tech, "network-device", *args)
+
+        agent = await enrolled(client, "RECEPTION-PC")
+        assert (await run("candidates", *site)).stdout == (
+            "no devices of camera, NAS or network makers seen that are not monitored yet\n")
+        neighbours = [NeighbourEntry(ip="192.168.1.31", mac="44:19:b6:12:34:56"),  # Hikvision
+                      NeighbourEntry(ip="192.168.1.40", mac="00:11:32:aa:bb:cc")]  # Synology
+        body = agent.body(agent.envelope([PrinterIpConflict(collected_at=clock.now, neighbours=neighbours)]))
+        assert (await client.post(REPORTS, data=body, headers=agent.headers(body))).status == 200
+
+        listed = (await run("candidates", *site)).stdout.splitlines()
+        assert listed[0].split() == ["ADDRESS", "HARDWARE", "ADDRESS", "MAKER", "KIND", "SEEN", "BY"]
+        assert listed[1].split() == ["192.168.1.31", "44:19:b6:12:34:56", "Hikvision", "camera", "RECEPTION-PC"]
+        unknown = await run("adopt", *site, "192.168.1.99")
+        assert unknown.returncode == 1
+        assert "'192.168.1.99' is not among the devices of Main office not monitored yet" in unknown.stderr
+        assert "192.168.1.31 (44:19:b6:12:34:56)" in unknown.stderr  # what is offered instead
+        assert "is not among" in (await run("dismiss", *site, "00:00:00:00:00:01")).stderr
+        adopted = await run("adopt", *site, "192.168.1.31", "--name", "Camera yard", "--tcp", "554")
+        assert adopted.returncode == 0, adopted.stderr
+        assert "Camera yard (camera, 192.168.1.31) is probed by Main office's agents: tcp:554" in adopted.stdout
+        dismissed = await run("dismiss", *site, "00:11:32:AA:BB:CC")
+        assert dismissed.returncode == 0, dismissed.stderr
+        assert "Synology 192.168.1.40 (00:11:32:aa:bb:cc) is no longer offered for Main office" in dismissed.stdout
+        assert "not monitored yet" in (await run("candidates", *site)).stdout
+        assert "Camera yard" in (await run("list", *site)).stdout
+    assert "CANDIDATE is its IP address or its hardware address" in fieldpost("network-device", "dismiss",
+                                                                              "--help").stdout
 
 
 async def test_a_proxys_error_page_is_one_line() -> None:

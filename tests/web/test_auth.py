@@ -18,7 +18,8 @@ from tests.web.conftest import LOGIN_CSRF, NAME, PASSWORD, critical_alert, log_i
 # Values for the path parameters of the dashboard's routes.
 SAMPLES = {"alert_id": "1", "silence_id": "1", "token_hash": "a" * 64, "name": "phone", "agent_id": "ag_x",
            "action": "acknowledge", "kind": "start", "token": "not-a-job", "verb": "disable", "switch": "disable",
-           "session_hash": "b" * 64, "change": "archive"}
+           "session_hash": "b" * 64, "change": "archive",
+           "candidate": "44:19:b6:12:34:56", "step": "pause"}
 NOT_DASHBOARD = ("/api/", "/static", "/healthz", "/readyz", "/login")
 AGENT_API = ("/api/v1/enrol", "/api/v1/reports", "/api/v1/site-config", "/api/v1/push", "/api/v1/openapi.json")
 

@@ -7,10 +7,10 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from collector import keys
+from collector import keys, push
 from collector.services.clients import Clients
 from tests.support.clock import Clock
-from tests.support.collector import enrolled
+from tests.support.collector import TECH, enrolled
 from tests.web.conftest import log_in
 
 PUSH_URL = re.compile(r'<code class="token" id="push-url">([^<]+)</code>')
@@ -76,3 +76,56 @@ async def test_a_push_job_is_created_its_url_shown_once_and_its_pings_listed(cli
                                               "schedule": "every tuesday"})
     assert bad.status == 422
     assert (await client.get("/backups?client=Nobody")).status == 404
+
+
+async def test_a_push_job_is_paused_resumed_and_deleted_after_a_confirmation_step(
+    client: TestClient, clock: Clock
+) -> None:
+    agent = await enrolled(client, "NAS-01")
+    csrf = await log_in(client)
+    made = await client.post("/backups", data={"csrf": csrf, "device": agent.agent_id, "name": "nas-image",
+                                               "schedule": "daily"})
+    [url] = PUSH_URL.findall(await made.text())
+    ping = url[url.index("/api/v1/push/"):]
+    [job_id] = re.findall(r'href="/backups/(\d+)/pause"', await (await client.get("/backups")).text())
+
+    async def backup_alerts() -> list[str]:
+        listed = (await (await client.get("/api/v1/alerts?state=all", headers=TECH)).json())["alerts"]
+        return sorted(a["state"] for a in listed if a["rule"] == "backup_results")
+
+    assert (await client.post(f"{ping}/fail", data=b"restic: disk full")).status == 200
+    assert await backup_alerts() == ["open"]
+
+    # Each step first says what it does; only the confirmation's button does it.
+    confirm = html.unescape(await (await client.get(f"/backups/{job_id}/pause")).text())
+    assert "Pause push job nas-image?" in confirm and "no alert when it fails or is late" in confirm
+    assert f'action="/backups/{job_id}/pause"' in confirm
+    assert await backup_alerts() == ["open"]
+    page = await post(client, f"/backups/{job_id}/pause", csrf)
+    assert "Push job nas-image paused." in page and ">paused</span>" in page and "Resume…" in page
+    assert await backup_alerts() == ["resolved"]
+    # Paused: a failed run is kept, not judged, and the sweep leaves it alone however late it is.
+    paused = await client.post(f"{ping}/fail", data=b"restic: disk full")
+    assert (await paused.json())["status"] == "paused"
+    clock.advance(days=3)
+    await push.sweep(client.app[keys.STORE], client.app[keys.SETTINGS], clock.now)
+    assert await backup_alerts() == ["resolved"]
+    assert "Not paused: push job nas-image is paused already" in await post(client, f"/backups/{job_id}/pause", csrf)
+
+    page = await post(client, f"/backups/{job_id}/resume", csrf)
+    assert "Push job nas-image resumed." in page and ">paused</span>" not in page
+    await push.sweep(client.app[keys.STORE], client.app[keys.SETTINGS], clock.now)
+    assert await backup_alerts() == ["open", "resolved"]  # judged again: its last run failed
+
+    confirm = html.unescape(await (await client.get(f"/backups/{job_id}/delete")).text())
+    assert "Its URL stops working" in confirm and "This cannot be undone" in confirm
+    page = await post(client, f"/backups/{job_id}/delete", csrf)
+    assert "Push job nas-image deleted." in page and "No push backup jobs yet." in page
+    assert await backup_alerts() == ["resolved", "resolved"]
+    assert (await client.post(ping)).status == 404
+    assert (await client.get(f"/backups/{job_id}/delete")).status == 404
+    assert "Not deleted: there is no push job" in await post(client, f"/backups/{job_id}/delete", csrf)
+    async with client.app[keys.STORE].read() as tx:
+        recorded = [(e.type, e.data["job"]) for e in await tx.feed_since(0, 1000) if e.type.startswith("push_job.")]
+    assert recorded == [("push_job.paused", "nas-image"), ("push_job.resumed", "nas-image"),
+                        ("push_job.deleted", "nas-image")]

@@ -77,3 +77,10 @@ async def test_a_camera_in_the_neighbour_tables_is_offered_and_adopted_with_one_
     page = await (await client.get(PAGE)).text()
     offered = page.split('<table class="candidates">')[1].split("</table>")[0]
     assert "192.0.2.31" not in offered and "192.0.2.40" in offered
+    assert 'action="/sites/Acme%20Tooling/Main%20office/network-devices/candidates/00%3A11%3A32%3Aaa%3Abb%3Acc/' \
+           'dismiss"' in offered
+    dismissed = await client.post(f"{PAGE}/candidates/00:11:32:aa:bb:cc/dismiss", data={"csrf": csrf})
+    page = await dismissed.text()
+    assert "Synology 192.0.2.40 is no longer offered." in page and '<table class="candidates">' not in page
+    again = await client.post(f"{PAGE}/candidates/00:11:32:aa:bb:cc/dismiss", data={"csrf": csrf})
+    assert "Not dismissed: &#39;00:11:32:aa:bb:cc&#39; is not among the devices" in await again.text()

@@ -22,6 +22,9 @@ GET /api/v1/site-config: agent
 GET /api/v1/sites/{client}/{site}/network-devices: technician
 POST /api/v1/sites/{client}/{site}/network-devices: technician
 DELETE /api/v1/sites/{client}/{site}/network-devices/{name}: technician
+GET /api/v1/sites/{client}/{site}/network-device-candidates: technician
+POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/adopt: technician
+POST /api/v1/sites/{client}/{site}/network-device-candidates/{candidate}/dismiss: technician
 GET /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices: technician
 POST /sites/{client}/{site}/network-devices/{name}/remove: technician
@@ -31,6 +34,7 @@ POST /api/v1/clients/{name}/escrow/purge: technician
 GET /api/v1/devices/{agent_id}/escrow: technician
 POST /api/v1/devices/{agent_id}/escrow/reveal: technician
 POST /clients/{client}/escrow: technician
+POST /sites/{client}/{site}/network-devices/candidates/{candidate}/dismiss: technician
 GET /api/v1/openapi.json: public
 GET /api/v1/push/{token}: push token
 POST /api/v1/push/{token}: push token
@@ -177,6 +181,8 @@ POST /clients/{client}/{change}: owner
 POST /clients/{client}/demo: owner
 GET /backups: technician
 POST /backups: owner
+GET /backups/{job_id}/{step}: owner
+POST /backups/{job_id}/{step}: owner
 """
 
 
