@@ -81,6 +81,12 @@ async def escrow_public_key(tx: Tx, client_id: int, key: EscrowKey) -> tuple[str
     return public, policy.round
 
 
+async def new_documents(tx: Tx, client_id: int) -> None:
+    """A new document version for each of the client's sites, so their agents fetch the escrow change."""
+    for site_id in await tx.site_ids(client_id):
+        await tx.config_version(site_id, bump=True)
+
+
 class EscrowInput(Input):
     """Turn the client's recovery-key escrow on or off."""
 
@@ -123,8 +129,7 @@ class Escrow(Service):
         async with self.store.transaction() as tx:
             client_id = await client_id_of(tx, client)
             policy = await tx.set_escrow_policy(client_id, enabled, self.clock(), by, next_round=enabled)
-            for site_id in await tx.site_ids(client_id):
-                await tx.config_version(site_id, bump=True)
+            await new_documents(tx, client_id)
             await self.publish(tx, "escrow.changed", {
                 "client": client, "enabled": enabled, "by": by,
                 "summary": f"recovery-key escrow turned {'on' if enabled else 'off'} by {by}"})
@@ -169,8 +174,7 @@ class Escrow(Service):
             if policy is not None and policy.enabled:
                 # Still on: a new round, so the devices send their keys again rather than trust a deleted copy.
                 await tx.next_escrow_round(client_id)
-                for site_id in await tx.site_ids(client_id):
-                    await tx.config_version(site_id, bump=True)
+                await new_documents(tx, client_id)
             await self.publish(tx, "escrow.purged", {
                 "client": client, "deleted": deleted, "by": by,
                 "summary": f"{deleted} escrowed recovery key(s) purged by {by}"})
