@@ -38,6 +38,8 @@ _CODEC = SqliteCodec()
 # a power cut; NORMAL would sync the WAL only at checkpoints, and a cut would undo reports the agents deleted.
 SYNCHRONOUS = "FULL"
 
+# Reports per multi-row INSERT: 6 parameters each stays far below SQLite's 32,766 parameters a statement.
+_ROWS_PER_INSERT = 500
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -202,30 +204,33 @@ class _SqliteTx(SqlTx):
         return stored
 
     async def record_envelopes(self, envelopes: list[EnvelopeRow]) -> list[bool]:
-        # One trip to the database thread for a whole group's reports and observations: on the ingest
-        # path the trips, not SQLite, were the cost.
+        # One trip to the database thread for a whole group, and a few statements for it, not a few per
+        # report: on the ingest path the trips and statements, not SQLite's own work, were the cost.
         ts = self.codec.param
-        work_items = [
-            ((e.agent_id, e.epoch, e.seq, e.boot_id, ts(e.sent_at), ts(e.received_at)),
-             [(e.agent_id, e.epoch, e.seq, kind, ts(at), payload) for kind, at, payload in e.rows])
-            for e in envelopes
-        ]
+        reports = [(e.agent_id, e.epoch, e.seq, e.boot_id, ts(e.sent_at), ts(e.received_at)) for e in envelopes]
+        observations = [[(e.agent_id, e.epoch, e.seq, kind, ts(at), payload) for kind, at, payload in e.rows]
+                        for e in envelopes]
 
         def work(db: sqlite3.Connection) -> list[bool]:
+            inserted: set[tuple[str, str, int]] = set()
+            for start in range(0, len(reports), _ROWS_PER_INSERT):
+                chunk = reports[start:start + _ROWS_PER_INSERT]
+                inserted.update(tuple(row) for row in db.execute(
+                    "INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                    + " ON CONFLICT (agent_id, epoch, seq) DO NOTHING RETURNING agent_id, epoch, seq",
+                    [value for report in chunk for value in report],
+                ).fetchall())
+            # An envelope sent twice in one group is stored once: its first copy is the stored one.
             stored = []
-            for report, observations in work_items:
-                cursor = db.execute(
-                    "INSERT INTO reports (agent_id, epoch, seq, boot_id, sent_at, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, epoch, seq) DO NOTHING",
-                    report,
-                )
-                stored.append(cursor.rowcount == 1)
-                if stored[-1]:
-                    db.executemany(
-                        "INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        observations,
-                    )
+            for report in reports:
+                stored.append(report[:3] in inserted)
+                inserted.discard(report[:3])
+            db.executemany(
+                "INSERT INTO observations (agent_id, epoch, seq, kind, collected_at, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [row for new, rows in zip(stored, observations, strict=True) if new for row in rows],
+            )
             return stored
 
         return await self._conn.run(work)
@@ -235,25 +240,35 @@ class _SqliteTx(SqlTx):
         return before
 
     async def touch_agents(self, contacts: list[Contact]) -> list[datetime | None]:
+        if not contacts:
+            return []
         params = [{"hostname": c.hostname, "seen": self.codec.param(c.seen_at), "seq": c.seq, "agent_id": c.agent_id}
                   for c in contacts]
+        agent_ids = sorted({c.agent_id for c in contacts})
 
         def work(db: sqlite3.Connection) -> list[str | None]:
+            # Each contact's previous time is the stored one, or a contact before it in the list: read once,
+            # then followed here as the updates below move it (ISO text in UTC sorts as time).
+            seen: dict[str, str | None] = dict(tuple(row) for row in db.execute(
+                f"SELECT agent_id, last_seen_at FROM agents WHERE agent_id IN ({', '.join('?' * len(agent_ids))})",
+                agent_ids,
+            ).fetchall())
             previous = []
             for contact in params:
-                before = db.execute("SELECT last_seen_at FROM agents WHERE agent_id = ?",
-                                    (contact["agent_id"],)).fetchone()
-                # The hostname follows the newest contact only, so a late, older report cannot rename it back.
-                db.execute(
-                    "UPDATE agents SET "
-                    "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
-                    "THEN :hostname ELSE hostname END, "
-                    "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
-                    "last_seq = max(last_seq, :seq) "
-                    "WHERE agent_id = :agent_id",
-                    contact,
-                )
-                previous.append(before["last_seen_at"] if before is not None else None)
+                before = seen.get(contact["agent_id"])
+                previous.append(before)
+                if contact["agent_id"] in seen:
+                    seen[contact["agent_id"]] = max(before or contact["seen"], contact["seen"])
+            # The hostname follows the newest contact only, so a late, older report cannot rename it back.
+            db.executemany(
+                "UPDATE agents SET "
+                "hostname = CASE WHEN :hostname IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= :seen) "
+                "THEN :hostname ELSE hostname END, "
+                "last_seen_at = max(coalesce(last_seen_at, :seen), :seen), "
+                "last_seq = max(last_seq, :seq) "
+                "WHERE agent_id = :agent_id",
+                params,
+            )
             return previous
 
         return [self.codec.moment(at) for at in await self._conn.run(work)]

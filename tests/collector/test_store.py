@@ -9,7 +9,17 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from collector.store import AgentRow, AlertOwner, AlertRow, EnrolmentRefused, ObservationRow, SiteRef, Store
+from collector.store import (
+    AgentRow,
+    AlertOwner,
+    AlertRow,
+    Contact,
+    EnrolmentRefused,
+    EnvelopeRow,
+    ObservationRow,
+    SiteRef,
+    Store,
+)
 from collector.store.migrate import Migration, MigrationError, SchemaTooNew, load_migrations, migrate
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -256,6 +266,41 @@ async def test_it_never_moves_last_seen_or_last_seq_backwards(store: Store) -> N
     assert late is not None and later is not None
     assert (late.last_seen_at, late.last_seq, late.hostname) == (at(10), 5, "pc-01-new")
     assert (later.last_seen_at, later.last_seq, later.hostname) == (at(11), 6, "pc-01-new")
+
+
+async def test_a_group_of_contacts_moves_each_agent_as_one_by_one_would(store: Store) -> None:
+    await enrol(store)
+    await enrol(store, "agent-2", "pc-02")
+    async with store.transaction() as tx:
+        previous = await tx.touch_agents([
+            Contact("agent-1", at(10), 5, "pc-01-new"), Contact("agent-2", at(3), 1, None),
+            Contact("agent-1", at(5), 3, "pc-01-old"), Contact("agent-1", at(11), 6, None),
+        ])
+        one, two = await tx.agent("agent-1"), await tx.agent("agent-2")
+    assert previous == [None, None, at(10), at(10)]
+    assert one is not None and two is not None
+    assert (one.last_seen_at, one.last_seq, one.hostname) == (at(11), 6, "pc-01-new")
+    assert (two.last_seen_at, two.last_seq, two.hostname) == (at(3), 1, "pc-02")
+
+
+async def test_a_group_stores_an_envelope_sent_twice_once_and_keeps_the_order(store: Store) -> None:
+    await enrol(store)
+    await enrol(store, "agent-2", "pc-02")
+
+    def envelope(agent_id: str, seq: int, uptime: int) -> EnvelopeRow:
+        rows = [("heartbeat", at(seq), json.dumps({"up": uptime}))]
+        return EnvelopeRow(agent_id, seq, "boot", at(seq), at(seq), rows)
+
+    async with store.transaction() as tx:
+        assert await tx.record_envelope("agent-1", 1, "boot", at(1), at(1), [("heartbeat", at(1), "{}")]) is True
+        stored = await tx.record_envelopes([
+            envelope("agent-1", 2, 1), envelope("agent-2", 2, 2), envelope("agent-1", 1, 3),
+            envelope("agent-1", 2, 4), envelope("agent-1", 3, 5),
+        ])
+        rows = await tx.observations("agent-1", "heartbeat", 10)
+    assert stored == [True, True, False, False, True]
+    # Newest first: the resent copies (uptime 3 and 4) were not stored.
+    assert [row.payload for row in rows] == [{"up": 5}, {"up": 1}, {}]
 
 
 async def test_it_returns_timezone_aware_utc_datetimes_and_refuses_naive_ones(store: Store) -> None:
