@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import importlib.util
 import json
@@ -43,6 +44,10 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 PLACEHOLDER_URL = "https://COLLECTOR"
 LOOPS = ("uvloop", "asyncio")
 DEFAULT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+# The cyclic collector's thresholds while serving. At CPython's 700, the objects a few dozen requests in flight
+# hold for a moment set off a young collection every few reports, and each older one walks the whole heap:
+# 1.43 s of CPU in 2,608 collections over 40,000 reports (36 µs a report) under the side-by-side load.
+SERVE_GC_THRESHOLDS = (20_000, 20, 20)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -265,6 +270,13 @@ def new_loop(name: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def tune_gc() -> None:
+    """Collect cycles less often while serving, and leave what start-up made out of every collection."""
+    # Frozen before any fork, too: collections in the workers then do not touch (and copy) the shared pages.
+    gc.freeze()
+    gc.set_threshold(*SERVE_GC_THRESHOLDS)
+
+
 def serve(settings: Settings, clock: Clock = system_clock, tls: ssl.SSLContext | None = None, workers: int = 1,
           loop: str = DEFAULT_LOOP) -> None:
     """Run the collector until interrupted; over https when given a TLS context; in `workers` processes
@@ -274,6 +286,7 @@ def serve(settings: Settings, clock: Clock = system_clock, tls: ssl.SSLContext |
     scheme = "https" if tls else "http"
     print(f"fieldpost-collector {__version__} on {scheme}://{host}:{port} (database {settings.db}"
           f"{f', {workers} processes' if workers > 1 else ''})", flush=True)
+    tune_gc()
     others: list[int] = []
     for _ in range(workers - 1):
         pid = os.fork()

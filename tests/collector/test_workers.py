@@ -1,9 +1,10 @@
 """`serve --workers N`: N processes share the port on PostgreSQL and stop together; SQLite refuses N > 1.
-`serve --loop`: uvloop by default, asyncio's own loop on request."""
+`serve --loop`: uvloop by default, asyncio's own loop on request. Serving tunes the cyclic collector."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import aiohttp
 import psutil
 import pytest
 
-from collector.cli import main
+from collector.cli import SERVE_GC_THRESHOLDS, main, tune_gc
 from shared.clock import system_clock
 
 
@@ -35,6 +36,18 @@ async def test_sqlite_refuses_more_than_one_worker_and_says_why(
     _, err = capsys.readouterr()
     assert code == 2
     assert "--workers above 1 needs PostgreSQL" in err and "write lock" in err
+
+
+def test_serving_collects_cycles_less_often_and_leaves_start_up_objects_out() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == SERVE_GC_THRESHOLDS
+        # Everything imported before serving is frozen: no collection walks it again.
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 async def started(database: str, *args: str) -> tuple[asyncio.subprocess.Process, int]:
