@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import socket
@@ -16,7 +15,7 @@ import aiohttp
 import psutil
 import pytest
 
-from collector.cli import SERVE_GC_THRESHOLDS, main, tune_gc
+from collector.cli import SERVE_GC_THRESHOLDS, main
 from shared.clock import system_clock
 
 
@@ -38,16 +37,23 @@ async def test_sqlite_refuses_more_than_one_worker_and_says_why(
     assert "--workers above 1 needs PostgreSQL" in err and "write lock" in err
 
 
-def test_serving_collects_cycles_less_often_and_leaves_start_up_objects_out() -> None:
-    before = gc.get_threshold()
-    try:
-        tune_gc()
-        assert gc.get_threshold() == SERVE_GC_THRESHOLDS
-        # Everything imported before serving is frozen: no collection walks it again.
-        assert gc.get_freeze_count() > 10_000
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
+# What `serve` hands to aiohttp: here the cycle collector's state at that moment is printed instead of served.
+GC_AT_SERVE = (
+    "import gc, sys; from aiohttp import web; "
+    "web.run_app = lambda *args, **kwargs: print(*gc.get_threshold(), gc.get_freeze_count()); "
+    "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_serve_collects_cycles_less_often_and_leaves_start_up_objects_out(database: str) -> None:
+    env = {**os.environ, "FIELDPOST_COLLECTOR_ADMIN_TOKEN": "workers-test"}
+    done = subprocess.run([sys.executable, "-c", GC_AT_SERVE, "--db", database, "serve", "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True, env=env, timeout=60, check=True)
+    *thresholds, frozen = map(int, done.stdout.splitlines()[-1].split())
+    assert tuple(thresholds) == SERVE_GC_THRESHOLDS
+    # Everything imported before serving is frozen: no collection walks it again.
+    assert frozen > 10_000
 
 
 async def started(database: str, *args: str) -> tuple[asyncio.subprocess.Process, int]:
