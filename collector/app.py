@@ -170,7 +170,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[keys.NOTIFIER] = notifier
     app[keys.ON_CHANGE] = notifier.on_change
     app[keys.INGEST] = Ingest(store, settings.rule_settings, lifecycle=settings.alerts.lifecycle(),
-                              on_change=notifier.on_change)
+                              on_change=notifier.on_change, gather_seconds=settings.ingest_gather_ms / 1000)
     await ensure_technician_token(store, settings)
     app[keys.UP_SINCE] = app[keys.CLOCK]()
     app[keys.AVAILABILITY] = Availability(app[keys.UP_SINCE])

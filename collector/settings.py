@@ -102,6 +102,10 @@ class Settings(BaseModel):
         "more get 429 with Retry-After, so one PC cannot slow other clients' ingest"
     )
     agent_upload_burst: int = Field(60, ge=1, description="Uploads one device may make back to back (outbox catch-up)")
+    ingest_gather_ms: float = Field(
+        5, ge=0, le=1000, description="Under load (reports waiting), how long the collector gathers more before "
+        "committing them in one transaction: fewer, larger commits cost less CPU a report (0: commit at once)"
+    )
     clock_skew_seconds: int = Field(300, gt=0, description="Largest accepted difference of agent and collector clocks")
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
     offline_after_missed: int = Field(3, gt=0, description="Missed heartbeats before a device is offline")

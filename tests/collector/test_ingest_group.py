@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from collector.auth import AuthError
-from collector.ingest import Ingest
-from collector.store import Store, Tx
+from collector.ingest import Ingest, IngestResult
+from collector.store import AgentRow, Store, Tx
 from shared.wire import Unknown
 from tests.collector.test_ingest_bounds import batch, device
 from tests.support.agents import heartbeat
@@ -92,3 +92,55 @@ async def test_a_heartbeat_that_changes_nothing_reads_no_alerts_but_one_after_an
     assert counting.alert_reads == [pc.agent_id, pc.agent_id]
     async with store.read() as tx:
         assert await tx.open_alerts_of(pc.agent_id) == []
+
+
+class TransactionCounting:
+    """The real store, counting the transactions opened on it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.transactions = 0
+
+    def transaction(self) -> Any:
+        self.transactions += 1
+        return self.store.transaction()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def heartbeats(pc: AgentRow, ingest: Ingest, seqs: range) -> list[asyncio.Task[IngestResult]]:
+    """Heartbeats of `pc` sent all at once (load: no gap between them), numbered `seqs`."""
+    now = START + timedelta(minutes=5)
+    return [asyncio.create_task(ingest.ingest(pc.agent_id, batch(pc, seq, heartbeat(pc.hostname, now)), now))
+            for seq in seqs]
+
+
+async def test_under_load_the_writer_gathers_a_report_arriving_soon_after_into_the_same_commit(store: Store) -> None:
+    pc = await device(store, "PC-01")
+    counting = TransactionCounting(store)
+    ingest = Ingest(counting, gather_seconds=1.0)  # type: ignore[arg-type]
+    burst = heartbeats(pc, ingest, range(1, 51))  # 50 at once: load
+    await asyncio.sleep(0.05)
+    # Nothing is committed (nor answered) while the writer gathers.
+    assert counting.transactions == 0 and not any(task.done() for task in burst)
+    late = heartbeats(pc, ingest, range(51, 52))
+    assert [a.accepted for a in await asyncio.gather(*burst, *late)] == [[seq] for seq in range(1, 52)]
+    assert counting.transactions == 1
+    async with store.read() as tx:
+        assert [row.seq for row in await tx.observations(pc.agent_id, "heartbeat", 60)] == list(range(51, 0, -1))
+
+
+async def test_a_lone_report_is_committed_at_once_and_a_full_group_stops_the_gathering(store: Store) -> None:
+    pc = await device(store, "PC-01")
+    counting = TransactionCounting(store)
+    ingest = Ingest(counting, gather_seconds=3600)  # type: ignore[arg-type]
+    [lone] = await asyncio.wait_for(asyncio.gather(*heartbeats(pc, ingest, range(1, 2))), 10)
+    assert lone.accepted == [1] and counting.transactions == 1
+    # An outbox's catch-up: once 64 requests wait, the group is committed without waiting out the hour.
+    burst = heartbeats(pc, ingest, range(2, 52))
+    await asyncio.sleep(0.05)
+    assert counting.transactions == 1  # the writer is gathering
+    answers = await asyncio.wait_for(asyncio.gather(*burst, *heartbeats(pc, ingest, range(52, 66))), 30)
+    assert [a.accepted for a in answers] == [[seq] for seq in range(2, 66)]
+    assert counting.transactions == 2
