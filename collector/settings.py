@@ -103,8 +103,9 @@ class Settings(BaseModel):
     )
     agent_upload_burst: int = Field(60, ge=1, description="Uploads one device may make back to back (outbox catch-up)")
     ingest_gather_ms: float = Field(
-        5, ge=0, le=1000, description="Under load (reports waiting), how long the collector gathers more before "
-        "committing them in one transaction: fewer, larger commits cost less CPU a report (0: commit at once)"
+        5, ge=0, le=1000, description="Under load (500 reports a second or more), how long the collector gathers "
+        "reports before committing them in one transaction: fewer, larger commits cost less CPU a report; a "
+        "report on a quiet collector is committed at once (0: never wait)"
     )
     clock_skew_seconds: int = Field(300, gt=0, description="Largest accepted difference of agent and collector clocks")
     heartbeat_interval_seconds: int = Field(60, gt=0, description="How often agents send a heartbeat")
