@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -11,9 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import SigningKey
 
 from agent.transport import InsecureTransport, check_collector_url, collector_session, ssl_context
 from shared.clock import Clock, system_clock
@@ -26,6 +27,10 @@ IDENTITY_FILE = "identity.json"
 CONFIG_PIN_FILE = "collector-config.pub"
 ENROL_PATH = "/api/v1/enrol"
 ENROL_TIMEOUT = 30.0
+# The key file is PKCS8 PEM as OpenSSL writes it. An Ed25519 key's PKCS8 DER (RFC 8410) is this fixed prefix and
+# the 32-byte seed, so it is written and read by hand: the agent never loads cryptography's OpenSSL extension.
+PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----(.*?)-----END \1-----", re.DOTALL)
 
 
 class IdentityError(Exception):
@@ -63,7 +68,7 @@ class Identity:
     client: str
     site: str
     enrolled_at: datetime
-    key: Ed25519PrivateKey
+    key: SigningKey
 
 
 def is_enrolled(state_dir: Path) -> bool:
@@ -92,17 +97,39 @@ def load_identity(state_dir: Path) -> Identity:
     return Identity(**identity, enrolled_at=enrolled_at, key=load_key(state_dir / KEY_FILE))
 
 
-def load_key(path: Path) -> Ed25519PrivateKey:
+def key_pem(key: SigningKey) -> bytes:
+    """The key as unencrypted PKCS8 PEM, byte for byte what OpenSSL (and cryptography) writes."""
+    der = base64.b64encode(PKCS8_ED25519 + key.encode())  # 64 characters: one line
+    return b"-----BEGIN PRIVATE KEY-----\n" + der + b"\n-----END PRIVATE KEY-----\n"
+
+
+def key_from_pem(pem: bytes) -> SigningKey:
+    """The Ed25519 key in an unencrypted PKCS8 PEM; `ValueError` saying what is wrong when it is not one."""
+    block = PEM_BLOCK.search(pem)
+    if block is None:
+        raise ValueError("not a readable PEM private key: no BEGIN and END PRIVATE KEY lines")
+    try:
+        der = base64.b64decode(b"".join(block[2].split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not a readable PEM private key: {exc}") from exc
+    if block[1] == b"ENCRYPTED PRIVATE KEY":
+        raise ValueError("not a readable PEM private key: it is encrypted (the agent keeps its key unencrypted, "
+                         "readable by its account only)")
+    if block[1] != b"PRIVATE KEY" or not der.startswith(PKCS8_ED25519):
+        raise ValueError("not an Ed25519 private key")
+    if len(der) != len(PKCS8_ED25519) + 32:
+        raise ValueError(f"not a readable PEM private key: {len(der)} bytes where an Ed25519 key has 48")
+    return SigningKey(der[len(PKCS8_ED25519):])
+
+
+def load_key(path: Path) -> SigningKey:
     """The agent's private key, or `DamagedIdentity` saying what is wrong with its file."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        return key_from_pem(path.read_bytes())
     except OSError as exc:
         raise DamagedIdentity(path, exc.strerror or type(exc).__name__) from exc
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise DamagedIdentity(path, f"not a readable PEM private key: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise DamagedIdentity(path, "not an Ed25519 private key")
-    return key
+    except ValueError as exc:
+        raise DamagedIdentity(path, str(exc)) from exc
 
 
 def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -146,9 +173,7 @@ def prepare_state_dir(state_dir: Path) -> None:
 def save_identity(state_dir: Path, identity: Identity) -> None:
     """Write the private key and then the identity file into the state directory, all owner-only."""
     private_dir(state_dir)
-    pem = identity.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
-    write_private_file(state_dir / KEY_FILE, pem)
+    write_private_file(state_dir / KEY_FILE, key_pem(identity.key))
     # The identity file goes last: its presence is what "enrolled" means, so a crash leaves none.
     facts = {"agent_id": identity.agent_id, "collector_url": identity.collector_url,
              "client": identity.client, "site": identity.site,
@@ -176,7 +201,7 @@ async def enrol(state_dir: Path, collector_url: str, token: str, *, force: bool 
     url = collector_url.rstrip("/") + ENROL_PATH
     async with session:
         prepare_state_dir(state_dir)
-        key = Ed25519PrivateKey.generate()
+        key = SigningKey.generate()
         request = enrol_request(key, token, hostname or socket.gethostname())
         try:
             async with session.post(url, json=request) as response:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import SigningKey
 
 from shared.base import Signal
 from shared.signing import enrol_request, sign_headers
@@ -21,7 +21,7 @@ class BenchAgent:
 
     hostname: str
     agent_id: str = ""
-    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    key: SigningKey = field(default_factory=SigningKey.generate)
     seq: int = 0
 
     def enrol_body(self, token: str) -> dict[str, str]:

@@ -11,15 +11,10 @@ import base64
 import json
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-
 from shared.base import Int, WireModel, fact
 
+# cryptography is imported inside the functions that use it, not above: every agent imports this module for its
+# wire models, but seals only when a disk has a recovery protector (its OpenSSL extension costs about 6 MiB).
 # Bound into every key derivation and associated data, so a sealed key can never pass for another message.
 CONTEXT = b"fieldpost-escrow-v1"
 B64_32 = r"^[A-Za-z0-9+/]{43}=$"
@@ -68,12 +63,18 @@ class SealRefused(ValueError):
 
 def new_private_key() -> str:
     """A fresh X25519 escrow private key, raw in base64."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
     raw = X25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     return base64.b64encode(raw).decode()
 
 
 def public_of(private: str) -> str:
     """The public half (raw, base64) of an escrow private key (raw, base64)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     key = X25519PrivateKey.from_private_bytes(base64.b64decode(private))
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
@@ -85,12 +86,19 @@ def associated(device: str, volume: str, protector_id: str) -> bytes:
 
 def _aes_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
     """The AES-256 key from an X25519 shared secret, bound to both public keys."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=CONTEXT + ephemeral + recipient).derive(shared)
 
 
 def seal(public: str, device: str, volume: str, protector_id: str, password: str) -> SealedKey:
     """Seal `password` to the escrow public key (base64), bound to device, volume and protector."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     recipient = base64.b64decode(public, validate=True)
     ephemeral = X25519PrivateKey.generate()
     ephemeral_raw = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -103,6 +111,11 @@ def seal(public: str, device: str, volume: str, protector_id: str, password: str
 
 def open_sealed(private: str, device: str, volume: str, protector_id: str, sealed: SealedKey) -> str:
     """The password in `sealed`, when it was sealed for this device, volume and protector; SealRefused if not."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     key = X25519PrivateKey.from_private_bytes(base64.b64decode(private))
     recipient = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     try:

@@ -5,15 +5,17 @@ client turned recovery-key escrow on, the key to seal recovery passwords to)."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 from pydantic import SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
 from shared.base import PRINTABLE, Int, Signal, Timestamp, WireModel, fact
 from shared.escrow import B64_32
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 # Where an agent fetches its site's document (a signed GET).
 SITE_CONFIG_PATH = "/api/v1/site-config"
@@ -125,6 +127,10 @@ class DocumentRefused(ValueError):
 
 def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     """The raw Ed25519 public key in base64 (how the collector's configuration key is handed to agents)."""
+    # Here, not at the top: the agent imports this module and only verifies (with PyNaCl).
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
@@ -143,9 +149,9 @@ def verify_document(body: bytes, pinned: str) -> SiteConfig:
     try:
         wrapper = SignedDocument.model_validate_json(body)
         signature = base64.b64decode(wrapper.signature, validate=True)
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(pinned, validate=True))
-        key.verify(signature, SIGNED_PREFIX + wrapper.document.encode())
-    except InvalidSignature as exc:
+        key = VerifyKey(base64.b64decode(pinned, validate=True))
+        key.verify(SIGNED_PREFIX + wrapper.document.encode(), signature)
+    except BadSignatureError as exc:
         raise DocumentRefused("site document not signed by the collector's configuration key") from exc
     except ValueError as exc:  # a ValidationError too
         raise DocumentRefused(f"site document malformed ({type(exc).__name__})") from exc

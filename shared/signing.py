@@ -5,18 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.signing import SigningKey
 
 AGENT_HEADER = "X-Fieldpost-Agent"
 TIME_HEADER = "X-Fieldpost-Timestamp"
 SIGNATURE_HEADER = "X-Fieldpost-Signature"
 
 
-def enrol_request(key: Ed25519PrivateKey, token: str, hostname: str) -> dict[str, str]:
+def enrol_request(key: SigningKey, token: str, hostname: str) -> dict[str, str]:
     """The body of `POST /api/v1/enrol`: the token, the raw public key in base64, the hostname."""
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return {"token": token, "public_key": base64.b64encode(public).decode(), "hostname": hostname}
+    return {"token": token, "public_key": base64.b64encode(key.verify_key.encode()).decode(), "hostname": hostname}
 
 
 def signed_message(agent_id: str, method: str, path: str, timestamp: int, body: bytes) -> bytes:
@@ -26,10 +24,10 @@ def signed_message(agent_id: str, method: str, path: str, timestamp: int, body: 
 
 
 def sign_headers(
-    key: Ed25519PrivateKey, agent_id: str, method: str, path: str, body: bytes, timestamp: int
+    key: SigningKey, agent_id: str, method: str, path: str, body: bytes, timestamp: int
 ) -> dict[str, str]:
     """HTTP headers that authenticate one request."""
-    signature = key.sign(signed_message(agent_id, method, path, timestamp, body))
+    signature = key.sign(signed_message(agent_id, method, path, timestamp, body)).signature
     return {
         AGENT_HEADER: agent_id,
         TIME_HEADER: str(timestamp),

@@ -12,9 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey
 
 from agent.identity import Identity
 from collector.auth import verify
@@ -71,7 +69,7 @@ def make_identity(collector_url: str = "http://127.0.0.1:1", agent_id: str = "ag
         client="Acme Tooling",
         site="Main office",
         enrolled_at=T0,
-        key=Ed25519PrivateKey.generate(),
+        key=SigningKey.generate(),
     )
 
 
@@ -96,7 +94,7 @@ class FakeCollector:
         headers = request.headers
         assert headers[AGENT_HEADER] == self.identity.agent_id
         assert verify(
-            VerifyKey(self.identity.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
+            self.identity.key.verify_key,
             headers[AGENT_HEADER],
             "POST",
             "/api/v1/reports",

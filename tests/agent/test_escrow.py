@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import SigningKey
 
 from agent.checks import CheckContext
 from agent.checks.encryption import EncryptionCheck
@@ -51,7 +52,7 @@ def test_a_volume_without_a_recovery_password_gives_none() -> None:
 def enrolled_state(state_dir: Path, escrow: bool, round: int = 1, version: int = 1) -> None:
     """An enrolled agent's state directory with a verified site document (escrow on or off)."""
     identity = Identity("ag_laptop", "http://collector", "Acme Tooling", "Main office", NOW,
-                        Ed25519PrivateKey.generate())
+                        SigningKey.generate())
     save_identity(state_dir, identity)
     config = SiteConfig(version=version, client="Acme Tooling", site="Main office", issued_at=NOW, escrow=escrow,
                         escrow_key=public_of(ESCROW_KEY) if escrow else None, escrow_round=round)

@@ -1,4 +1,5 @@
-"""Enrolment and identity: key pair, owner-only key file, refusal to enrol twice, collector's reasons."""
+"""Enrolment and identity: key pair, owner-only key file (OpenSSL's PKCS8 PEM, read and written without it),
+refusal to enrol twice, collector's reasons."""
 
 from __future__ import annotations
 
@@ -14,19 +15,32 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from agent.identity import (
     IDENTITY_FILE,
     KEY_FILE,
+    DamagedIdentity,
     EnrolmentError,
     NotEnrolled,
     enrol,
     load_identity,
+    save_identity,
     write_private_file,
 )
 from agent.outbox import OUTBOX_FILE, Outbox
-from tests.agent.support import T0, heartbeat, loopback_server
+from shared.signing import signed_message
+from tests.agent.support import T0, heartbeat, loopback_server, make_identity
 
 
 class Enrolments:
@@ -67,9 +81,7 @@ async def test_enrolment_registers_a_fresh_public_key_and_keeps_the_issued_ident
     identity = await enrol(state_dir, enrolments.url + "/", "tok-123", hostname="pc-01")
     [sent] = enrolments.requests
     assert (sent["token"], sent["hostname"]) == ("tok-123", "pc-01")
-    public = identity.key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    public = identity.key.verify_key.encode()
     assert base64.b64decode(sent["public_key"]) == public
     assert len(public) == 32
 
@@ -77,10 +89,7 @@ async def test_enrolment_registers_a_fresh_public_key_and_keeps_the_issued_ident
     assert (loaded.agent_id, loaded.client, loaded.site) == ("ag_1", "Acme Tooling", "Main office")
     assert loaded.collector_url == enrolments.url
     assert loaded.enrolled_at == identity.enrolled_at
-    assert (
-        loaded.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        == public
-    )
+    assert loaded.key.verify_key.encode() == public
     assert set(json.loads((state_dir / IDENTITY_FILE).read_text())) == {
         "agent_id",
         "collector_url",
@@ -177,4 +186,61 @@ async def test_an_unwritable_state_directory_is_found_before_contacting_the_coll
 def test_loading_before_enrolment_says_how_to_enrol(state_dir: Path) -> None:
     how = "run fieldpost-agent enroll --collector URL --token TOKEN"
     with pytest.raises(NotEnrolled, match=rf"^not enrolled \(no .*identity\.json\): {how}$"):
+        load_identity(state_dir)
+
+
+def pkcs8(key: Any, encoding: Encoding = Encoding.PEM) -> bytes:
+    """A private key as unencrypted PKCS8, written by cryptography (OpenSSL)."""
+    return key.private_bytes(encoding, PrivateFormat.PKCS8, NoEncryption())
+
+
+def pem(der: bytes) -> bytes:
+    """DER bytes in a PEM private key block."""
+    return b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END PRIVATE KEY-----\n"
+
+
+def test_a_key_file_written_by_cryptography_loads_and_signs_as_cryptography_does(state_dir: Path) -> None:
+    written = Ed25519PrivateKey.generate()  # how agents before PyNaCl made and kept their key
+    save_identity(state_dir, make_identity())
+    (state_dir / KEY_FILE).write_bytes(pkcs8(written))
+    message = signed_message("ag_test", "POST", "/api/v1/reports", 1714978800, b'{"envelopes": []}')
+    # Ed25519 signatures are deterministic: the same key signs the same message with the same bytes.
+    assert load_identity(state_dir).key.sign(message).signature == written.sign(message)
+
+
+def test_the_key_file_the_agent_writes_is_the_pkcs8_pem_cryptography_writes(state_dir: Path) -> None:
+    identity = make_identity()
+    save_identity(state_dir, identity)
+    written = (state_dir / KEY_FILE).read_bytes()
+    read = load_pem_private_key(written, password=None)
+    assert isinstance(read, Ed25519PrivateKey)
+    assert read.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == identity.key.verify_key.encode()
+    assert pkcs8(read) == written
+
+
+NOT_ED25519 = "not an Ed25519 private key"
+UNREADABLE = "not a readable PEM private key"
+WRONG_KEYS = {
+    "an RSA key": (lambda: pkcs8(rsa.generate_private_key(65537, 2048)), NOT_ED25519),
+    "an EC key": (lambda: ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()), NOT_ED25519),
+    "an X25519 key (same length, another algorithm)": (lambda: pkcs8(X25519PrivateKey.generate()), NOT_ED25519),
+    "an Ed25519 key cut short": (lambda: pem(pkcs8(Ed25519PrivateKey.generate(), Encoding.DER)[:-1]),
+                                 f"{UNREADABLE}: 47 bytes where an Ed25519 key has 48"),
+    "a passphrase-protected Ed25519 key": (lambda: Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"secret")), f"{UNREADABLE}: it is encrypted"),
+    "bad base64": (lambda: b"-----BEGIN PRIVATE KEY-----\nMC4C*QAw\n-----END PRIVATE KEY-----\n", UNREADABLE),
+    "garbage": (lambda: b"\x00\xff\x13 not a key", UNREADABLE),
+    "no END line": (lambda: b"-----BEGIN PRIVATE KEY-----\nMC4CAQAw", UNREADABLE),
+}
+
+
+@pytest.mark.parametrize("wrong", list(WRONG_KEYS))
+def test_a_key_file_without_a_usable_ed25519_key_is_damaged_and_says_why(state_dir: Path, wrong: str) -> None:
+    content, problem = WRONG_KEYS[wrong]
+    save_identity(state_dir, make_identity())
+    path = state_dir / KEY_FILE
+    path.write_bytes(content())
+    expected = f"{path} is damaged or unreadable ({problem}"
+    with pytest.raises(DamagedIdentity, match=f"^{re.escape(expected)}"):
         load_identity(state_dir)

@@ -51,5 +51,5 @@ def test_the_wheel_installs_the_agent_with_only_its_slim_dependencies(tmp_path: 
     templates = run(venv / "bin/python", "-c", find, cwd=tmp_path)
     assert Path(templates.strip()) == venv / "share/fieldpost/packaging", "install finds its service templates"
     installed = {p["name"].lower() for p in json.loads(run(venv / "bin/python", "-m", "pip", "list", "--format=json"))}
-    assert {"fieldpost", "psutil", "aiohttp", "apscheduler", "pydantic", "cryptography"} <= installed
+    assert {"fieldpost", "psutil", "aiohttp", "apscheduler", "pydantic", "cryptography", "pynacl"} <= installed
     assert installed & COLLECTOR_ONLY == set()

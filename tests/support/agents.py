@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import SigningKey
 
 from shared.clock import Clock, system_clock
 from shared.signing import enrol_request, sign_headers
@@ -35,7 +35,7 @@ class SimAgent:
     """
 
     hostname: str
-    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    key: SigningKey = field(default_factory=SigningKey.generate)
     agent_id: str = ""
     seq: int = 0
     clock: Clock = system_clock

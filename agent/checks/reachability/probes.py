@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import aiohttp
-from cryptography import x509
 from yarl import URL
 
 from shared.reachability import ProbeState
@@ -157,6 +156,9 @@ async def knock_probe(address: str, count: int = COUNT, wait: float = TIMEOUT) -
 
 async def certificate_days(host: str, port: int, now: datetime, wait: float = TIMEOUT) -> float:
     """Days until the server's TLS certificate expires (self-signed ones too: devices use them)."""
+    # Here, not at the top: only a target with tls_days needs it, and it costs the agent about 2 MiB.
+    from cryptography import x509
+
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
