@@ -87,7 +87,8 @@ async def test_any_report_the_schema_accepts_is_stored_and_read_back_equal(
         [stored] = await tx.observations(agent.agent_id, sent.kind, 1)
     assert stored.seq == envelope.seq
     assert stored.collected_at == sent.collected_at
-    assert parse_signal(stored.payload) == sent
+    # Kept as the kind keeps it: an encryption report's sealed recovery keys are stored apart, never with it.
+    assert parse_signal(stored.payload) == parse_signal(json.loads(sent.stored_json()))
     assert store_of(client).unreadable.count() == 0
     devices = await client.get("/api/v1/devices", headers=TECH)
     assert devices.status == 200
