@@ -214,9 +214,11 @@ async def bare_round(args: argparse.Namespace) -> Round:
 def summary(name: str, rounds: list[Round], ceiling: list[Round]) -> str:
     """Median throughput, CPU per upload (and its ratio to the ceiling's) and latencies of a server's rounds."""
     rate, cpu, p50, p99 = (statistics.median(r[n] for r in rounds) for n in range(4))
-    ratio = cpu / statistics.median(r[1] for r in ceiling)
+    ceiling_cpu = statistics.median(r[1] for r in ceiling)
+    # CPU time is counted in clock ticks: a run of a few uploads can leave the ceiling at zero.
+    ratio = f"{cpu / ceiling_cpu:.1f} x the ceiling" if ceiling_cpu else "ceiling below a clock tick: send more"
     latency = "" if math.isnan(p50) else f", report -> feed p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-    return f"  {name:28}{rate:7.0f} batches/s, {cpu:.2f} CPU-s per 1k uploads ({ratio:.1f} x the ceiling){latency}"
+    return f"  {name:28}{rate:7.0f} batches/s, {cpu:.2f} CPU-s per 1k uploads ({ratio}){latency}"
 
 
 async def main(args: argparse.Namespace) -> None:
